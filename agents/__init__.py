@@ -1,0 +1,12 @@
+"""faust agents: read a stream, call the statistics core, send what it found."""
+
+from driftline.agents.predictions import PredictionCounters, register_prediction_agent
+from driftline.agents.worker import BoundedShutdownWorker, build_worker_app, run_worker
+
+__all__ = [
+    "BoundedShutdownWorker",
+    "PredictionCounters",
+    "build_worker_app",
+    "register_prediction_agent",
+    "run_worker",
+]

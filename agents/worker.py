@@ -1,0 +1,76 @@
+"""``driftline worker``: the long-lived process, with a bounded shutdown."""
+
+import logging
+import os
+import threading
+from typing import Any, NoReturn
+
+import faust
+
+from driftline.agents.predictions import PredictionCounters, register_prediction_agent
+from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
+
+log = logging.getLogger(__name__)
+
+EXIT_SHUTDOWN_TIMEOUT = 75
+"""Exit code when a worker had to be stopped hard after the shutdown timeout."""
+
+
+def build_worker_app(settings: Settings) -> tuple[DriftlineApp, PredictionCounters]:
+    """The faust app with every driftline agent registered on it."""
+    dapp = create_app(settings)
+    counters = register_prediction_agent(dapp)
+    return dapp, counters
+
+
+class BoundedShutdownWorker(faust.Worker):
+    """A faust worker that exits at the latest ``shutdown_timeout`` after a signal.
+
+    faust stops gracefully on SIGTERM (committing offsets), but a consumer
+    stuck in a group join can keep it alive for minutes; an orchestrator
+    waiting on the process deserves a bound. Past it the process exits with
+    code 75 so the hard stop shows.
+    """
+
+    def __init__(self, *args: Any, shutdown_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shutdown_timeout = shutdown_timeout
+        self._watchdog: threading.Timer | None = None
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self.shutdown_timeout, self._force_exit)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _force_exit(self) -> None:
+        log.error(
+            "worker did not stop within %.1f s of the signal; exiting hard", self.shutdown_timeout
+        )
+        logging.shutdown()
+        os._exit(EXIT_SHUTDOWN_TIMEOUT)
+
+    def _on_sigterm(self) -> None:
+        self._arm_watchdog()
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm_watchdog()
+        super()._on_sigint()
+
+
+def run_worker(settings: Settings) -> NoReturn:
+    """Create missing topics, then run the worker until a signal stops it."""
+    ensure_topics(settings)
+    dapp, counters = build_worker_app(settings)
+
+    @dapp.app.timer(interval=30.0)  # type: ignore[untyped-decorator]
+    async def report_counters() -> None:
+        log.info("predictions: %s", counters)
+
+    worker = BoundedShutdownWorker(
+        dapp.app,
+        loglevel=settings.log_level,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+    )
+    worker.execute_from_commandline()

@@ -1,0 +1,109 @@
+"""``driftline demo``: a local broker, a worker and drifting traffic, end to end.
+
+Everything runs on this machine: the broker on 127.0.0.1, the worker as a
+child process, a simulated model whose feature ``x`` shifts half way, and a
+subscriber printing alerts as they arrive.
+"""
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from driftline.client import AlertSubscriber, Publisher
+from driftline.schemas import DriftAlert
+from driftline.simulate import simulated_predictions
+from driftline.streams.broker import KAFKA_VERSION, LocalKafkaBroker
+from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
+from driftline.worker_process import WorkerProcess
+
+
+def describe_alert(alert: DriftAlert) -> str:
+    """One readable line per alert."""
+    evidence = alert.evidence
+    where = (
+        f", partition {alert.source.partition} offset {alert.source.offset}" if alert.source else ""
+    )
+    return (
+        f"ALERT drift  model {alert.model_id} v{alert.model_version}  feature {alert.feature}: "
+        f"mean {evidence.mean_before:+.2f} -> {evidence.mean_after:+.2f} "
+        f"(ADWIN delta={evidence.delta:g}; change near event #{evidence.change_observation}, "
+        f"seen at event #{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
+    )
+
+
+def run_demo(
+    *,
+    events: int = 6_000,
+    rate: float = 500.0,
+    shift: float = 3.0,
+    linger: float = 10.0,
+    seed: int = 0,
+    say: Callable[[str], None] = print,
+) -> list[DriftAlert]:
+    """Run the demo; return the alerts it printed. Ctrl-C stops it cleanly."""
+    alerts: list[DriftAlert] = []
+    with tempfile.TemporaryDirectory(prefix="driftline-demo-") as scratch:
+        workdir = Path(scratch)
+        say(f"starting a local Apache Kafka {KAFKA_VERSION} broker on 127.0.0.1 ...")
+        with LocalKafkaBroker(data_dir=workdir / "kafka") as broker:
+            settings = Settings(
+                bootstrap_servers=broker.bootstrap_servers,
+                app_id="driftline-demo",
+                data_dir=workdir / "worker",
+                log_level="warning",
+            )
+            ensure_topics(settings)
+            say(f"broker ready at {broker.bootstrap_servers}; starting `driftline worker` ...")
+            with WorkerProcess(settings, workdir / "worker.log") as worker:
+                stop = threading.Event()
+                printer = threading.Thread(
+                    target=_print_alerts, args=(settings, alerts, stop, say), daemon=True
+                )
+                printer.start()
+                try:
+                    say(
+                        f"publishing {events} predictions at {rate:g}/s; feature x shifts from "
+                        f"N(0,1) to N({shift:g},1) at event #{events // 2 + 1}, y stays N(0,1)"
+                    )
+                    _publish(settings, events=events, rate=rate, shift=shift, seed=seed)
+                    say(f"all events published; watching for alerts for {linger:g} s more ...")
+                    time.sleep(linger)
+                except KeyboardInterrupt:
+                    say("interrupted; stopping ...")
+                finally:
+                    stop.set()
+                    printer.join(timeout=10)
+                    code = worker.stop()
+                    if code != 0:
+                        say(f"the worker exited with code {code}; its log:\n{worker.log_text()}")
+        say(f"done: {len(alerts)} alert(s) received; broker and worker stopped")
+    return alerts
+
+
+def _publish(settings: Settings, *, events: int, rate: float, shift: float, seed: int) -> None:
+    started = time.monotonic()
+    with Publisher(settings.bootstrap_servers, predictions_topic=settings.predictions_topic) as pub:
+        stream = simulated_predictions(events, shift_at=events // 2, shift=shift, seed=seed)
+        for index, event in enumerate(stream):
+            pub.publish(event)
+            ahead = (index + 1) / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def _print_alerts(
+    settings: Settings,
+    alerts: list[DriftAlert],
+    stop: threading.Event,
+    say: Callable[[str], None],
+) -> None:
+    with AlertSubscriber(
+        settings.bootstrap_servers, alerts_topic=settings.alerts_topic, from_beginning=True
+    ) as subscriber:
+        while not stop.is_set():
+            for alert in subscriber.poll(timeout=0.5):
+                alerts.append(alert)
+                say(describe_alert(alert))

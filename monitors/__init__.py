@@ -1,0 +1,11 @@
+"""The statistics core: Kafka-free, clock-free, deterministic monitors.
+
+Everything here is fed events one at a time (``update``) and read through
+properties, in the manner of River. Time comes from the events, never from
+a clock, so the same stream always gives the same findings.
+"""
+
+from driftline.monitors.drift import AdwinDriftDetector, DriftFinding
+from driftline.monitors.model import ModelMonitor
+
+__all__ = ["AdwinDriftDetector", "DriftFinding", "ModelMonitor"]

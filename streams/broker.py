@@ -1,0 +1,378 @@
+"""A real single-node Apache Kafka broker on 127.0.0.1, for tests and the demo.
+
+The broker's jars come from Maven Central through Maven (``kafka/pom.xml``)
+and are cached; each start formats fresh KRaft storage in a temporary
+directory, picks free ports, and waits until a real metadata request is
+answered. The JVM is stopped with the harness, and is told by the kernel to
+die with the Python process that started it, so it never outlives a test run.
+
+>>> with LocalKafkaBroker() as broker:  # doctest: +SKIP
+...     print(broker.bootstrap_servers)
+127.0.0.1:41234
+"""
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+KAFKA_VERSION = "4.1.1"
+"""The Apache Kafka version of the harness; docker-compose.yml uses the same."""
+
+CACHE_ENV = "DRIFTLINE_BROKER_CACHE"
+"""Environment variable naming the folder where broker jars are cached."""
+
+MIN_JAVA = 17
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be fetched, started or reached."""
+
+
+def default_cache_dir() -> Path:
+    """Where broker jars are cached: ``$DRIFTLINE_BROKER_CACHE``, else a folder
+    ignored by git in a source checkout, else the user's cache directory."""
+    if configured := os.environ.get(CACHE_ENV):
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "streams").is_dir():
+        return checkout / ".cache" / "kafka"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "driftline" / "kafka"
+
+
+def java_executable() -> str:
+    """The ``java`` to run the broker with, checked to be version 17 or newer."""
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not candidate or not Path(candidate).is_file():
+        raise BrokerError(
+            f"Java {MIN_JAVA} or newer is needed to run the local Kafka broker, and no `java` "
+            "was found on PATH or in JAVA_HOME. Install a JDK or JRE "
+            f"(for example `apt-get install openjdk-{MIN_JAVA}-jre-headless`), or point "
+            "JAVA_HOME at one."
+        )
+    result = subprocess.run(
+        [candidate, "-version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" style
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        raise BrokerError(
+            f"Kafka {KAFKA_VERSION} needs Java {MIN_JAVA} or newer, but {candidate} is "
+            f"version {major or 'unknown'}. Install a newer JDK or point JAVA_HOME at one."
+        )
+    return candidate
+
+
+def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -> Path:
+    """Return the folder of the broker's jars, fetching them with Maven once.
+
+    The jars land in a scratch folder first and are moved into place only
+    when Maven succeeded, so an interrupted download is never taken for a
+    cached one.
+    """
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
+    libs = cache_dir / version / "libs"
+    if (libs / f"kafka_2.13-{version}.jar").is_file():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError(
+            f"The Kafka {version} broker jars are not cached in {libs.parent}, and Maven "
+            "(`mvn`) is needed to fetch them from Maven Central. Install Maven (for "
+            "example `apt-get install maven`), or copy the jars of an Apache Kafka "
+            f"{version} distribution's libs/ folder into {libs}."
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as scratch:
+        pom = Path(scratch) / "pom.xml"
+        pom.write_bytes(resources.files("driftline.streams").joinpath("kafka/pom.xml").read_bytes())
+        command = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            f"-Dkafka.version={version}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={Path(scratch) / 'libs'}",
+        ]
+        log.info("fetching Kafka %s broker jars with Maven into %s", version, libs)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BrokerError(
+                f"Maven could not fetch the Kafka {version} broker jars (exit code "
+                f"{result.returncode}). Check that Maven Central is reachable and that "
+                f"version {version} exists. Maven said:\n{(result.stdout + result.stderr)[-3000:]}"
+            )
+        libs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(libs, ignore_errors=True)
+        (Path(scratch) / "libs").rename(libs)
+    return libs
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM this process when the process that started it dies."""
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class LocalKafkaBroker:
+    """A single-node KRaft Kafka broker on 127.0.0.1, started and stopped by us.
+
+    Parameters
+    ----------
+    version
+        Apache Kafka version; its jars are fetched with Maven and cached.
+    cache_dir
+        Where jars are cached (see :func:`default_cache_dir`).
+    data_dir
+        Folder for the broker's logs and data; a temporary one, removed on
+        stop, when not given.
+    port
+        Port of the client listener; a free one when 0.
+    heap
+        The JVM's maximum heap.
+    startup_timeout
+        Seconds to wait for the broker to answer a metadata request.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str = KAFKA_VERSION,
+        cache_dir: Path | None = None,
+        data_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        heap: str = "512m",
+        startup_timeout: float = 90.0,
+    ) -> None:
+        self.version = version
+        self.cache_dir = cache_dir
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port
+        self.heap = heap
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+        self._owns_workdir = False
+        self._bound_port = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` of the running broker's client listener."""
+        if self._process is None:
+            raise BrokerError("the broker is not running; call start() first")
+        return f"{self.host}:{self._bound_port}"
+
+    @property
+    def log_path(self) -> Path | None:
+        """The broker's own log file, for reading when something went wrong."""
+        return None if self._workdir is None else self._workdir / "logs" / "server.log"
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker's JVM is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> Self:
+        """Fetch the jars if needed, format storage, start the JVM, wait until ready."""
+        if self._process is not None:
+            raise BrokerError("the broker is already started")
+        java = java_executable()
+        libs = ensure_broker_jars(self.version, self.cache_dir)
+        if self.data_dir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="driftline-kafka-"))
+            self._owns_workdir = True
+        else:
+            self._workdir = self.data_dir
+            self._workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._launch(java, libs)
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        atexit.register(self.stop)
+        return self
+
+    def _launch(self, java: str, libs: Path) -> None:
+        assert self._workdir is not None
+        self._bound_port = self.port or free_port(self.host)
+        controller_port = free_port(self.host)
+        properties = self._workdir / "server.properties"
+        properties.write_text(self._server_properties(controller_port))
+        log4j = self._workdir / "log4j2.properties"
+        log4j.write_bytes(
+            resources.files("driftline.streams").joinpath("kafka/log4j2.properties").read_bytes()
+        )
+        logs = self._workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        jvm = [
+            java,
+            f"-Xmx{self.heap}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={logs}",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{libs}/*",
+        ]
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise BrokerError(
+                f"formatting the broker's KRaft storage failed:\n{fmt.stderr[-3000:]}"
+            )
+        console = (logs / "console.log").open("wb")
+        self._process = subprocess.Popen(
+            [*jvm, "kafka.Kafka", str(properties)],
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        console.close()
+
+    def _server_properties(self, controller_port: int) -> str:
+        assert self._workdir is not None
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self._bound_port},"
+            f"CONTROLLER://{self.host}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self._bound_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self._workdir / "data"),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.flush.interval.messages": "9223372036854775807",
+        }
+        return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _wait_until_ready(self) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        deadline = time.monotonic() + self.startup_timeout
+        last_error: Exception | None = None
+        # Wait for the port quietly first: a client's failed connects log errors.
+        while time.monotonic() < deadline and self.running and not self._port_open():
+            time.sleep(0.2)
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise BrokerError(
+                    f"the Kafka broker exited during start-up with code "
+                    f"{self._process.returncode if self._process else '?'}:\n{self._log_tail()}"
+                )
+            try:
+                admin = KafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers,
+                    request_timeout_ms=5_000,
+                    client_id="driftline-harness",
+                )
+                try:
+                    if admin.describe_cluster().get("brokers"):
+                        return
+                finally:
+                    admin.close()
+            except (KafkaError, OSError, ValueError) as error:
+                last_error = error
+            time.sleep(0.5)
+        raise BrokerError(
+            f"the Kafka broker did not answer a metadata request within "
+            f"{self.startup_timeout:.0f} s (last error: {last_error!r}):\n{self._log_tail()}"
+        )
+
+    def _port_open(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((self.host, self._bound_port), timeout=1.0),
+        ):
+            return True
+        return False
+
+    def _log_tail(self, lines: int = 40) -> str:
+        texts = []
+        for path in (
+            self.log_path,
+            self.log_path.with_name("console.log") if self.log_path else None,
+        ):
+            if path is not None and path.is_file():
+                texts.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(texts) or "(the broker wrote no log)"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the JVM (SIGTERM, then SIGKILL after ``timeout``) and clean up."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._owns_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+            self._owns_workdir = False
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,152 @@
+"""Worker settings, read once from ``DRIFTLINE_*`` environment variables.
+
+Typed, documented where declared and frozen after start-up: a setting that
+changes while a worker runs would make its alerts impossible to explain.
+A ``DRIFTLINE_`` variable that names no setting is refused, because a typo
+in a deployment file must not silently fall back to a default.
+"""
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "DRIFTLINE_"
+
+HARNESS_ENVIRONMENT = frozenset({"DRIFTLINE_BROKER_CACHE"})
+"""``DRIFTLINE_`` variables read by the local broker harness, not the worker."""
+
+
+class Settings(BaseSettings):
+    """Everything a ``driftline worker`` reads from its environment.
+
+    >>> Settings(bootstrap_servers="127.0.0.1:9092").broker_url
+    'kafka://127.0.0.1:9092'
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma-separated host:port pairs.",
+        pattern=r"^[^,\s]+:\d+(,[^,\s]+:\d+)*$",
+    )
+    app_id: str = Field(
+        default="driftline",
+        min_length=1,
+        description="Name of the worker group: workers with one app id share the work "
+        "(it is their Kafka consumer group).",
+    )
+    predictions_topic: str = Field(
+        default="driftline.predictions", min_length=1, description="Topic of prediction events."
+    )
+    alerts_topic: str = Field(
+        default="driftline.alerts", min_length=1, description="Topic drift alerts are sent to."
+    )
+    dead_letters_topic: str = Field(
+        default="driftline.dead-letters",
+        min_length=1,
+        description="Topic every input event that could not be used is sent to, with why.",
+    )
+    topic_partitions: PositiveInt = Field(
+        default=4,
+        description="Partitions of the topics the worker creates; the most workers that "
+        "can share one app id.",
+    )
+    topic_replication_factor: PositiveInt = Field(
+        default=1, description="Replication factor of the topics the worker creates."
+    )
+    max_message_bytes: PositiveInt = Field(
+        default=1_048_576, description="Larger input messages are dead-lettered as too_large."
+    )
+    adwin_delta: float = Field(
+        default=0.002,
+        gt=0,
+        lt=1,
+        description="Confidence of ADWIN's cuts: smaller means fewer false alarms, later alerts.",
+    )
+    max_features_per_model: PositiveInt = Field(
+        default=1_000, description="Features monitored per model version; later ones are ignored."
+    )
+    data_dir: Path = Field(
+        default=Path(".driftline"), description="Where the worker keeps its local state."
+    )
+    web_enabled: bool = Field(default=False, description="Serve faust's web endpoints.")
+    web_host: str = Field(default="127.0.0.1", description="Address the web server binds.")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the web server.")
+    commit_interval_seconds: PositiveFloat = Field(
+        default=2.8,
+        description="How often processed offsets are committed; on shutdown they always are.",
+    )
+    send_timeout_seconds: PositiveFloat = Field(
+        default=30.0, description="How long a send to Kafka may take before the worker gives up."
+    )
+    shutdown_timeout_seconds: PositiveFloat = Field(
+        default=8.0,
+        description="After SIGTERM or SIGINT, the worker exits at the latest after this long.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Worker log level."
+    )
+
+    @property
+    def broker_url(self) -> str:
+        """The bootstrap servers in faust's URL form."""
+        return ";".join(f"kafka://{server}" for server in self.bootstrap_servers.split(","))
+
+    @property
+    def bootstrap_server_list(self) -> list[str]:
+        """The bootstrap servers as a list, as kafka-python takes them."""
+        return self.bootstrap_servers.split(",")
+
+
+def environment_names() -> dict[str, str]:
+    """Map each environment variable the worker reads to its setting's name."""
+    return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that make a worker read exactly these settings.
+
+    >>> to_environment(Settings(topic_partitions=2))["DRIFTLINE_TOPIC_PARTITIONS"]
+    '2'
+    """
+    values = settings.model_dump(mode="json")
+    return {env_name: str(values[field]) for env_name, field in environment_names().items()}
+
+
+def unknown_environment_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Name each ``DRIFTLINE_`` variable that is no setting, with a suggestion.
+
+    >>> unknown_environment_variables({"DRIFTLINE_BOOTSTRAP_SERVER": "kafka:9092"})
+    ['DRIFTLINE_BOOTSTRAP_SERVER (did you mean DRIFTLINE_BOOTSTRAP_SERVERS?)']
+    """
+    environ = os.environ if environ is None else environ
+    known = environment_names().keys() | HARNESS_ENVIRONMENT
+    problems = []
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
+            close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+            problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return problems
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, refusing unknown ``DRIFTLINE_`` variables.
+
+    Raises ``ValueError`` naming each unknown variable, and pydantic's
+    ``ValidationError`` naming each invalid one.
+    """
+    unknown = unknown_environment_variables()
+    if unknown:
+        raise ValueError(
+            "unknown DRIFTLINE_ environment variables: "
+            + ", ".join(unknown)
+            + ". Settings are: "
+            + ", ".join(environment_names())
+        )
+    return Settings()

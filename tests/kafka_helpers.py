@@ -1,0 +1,63 @@
+"""Helpers for tests that read what a worker did on a real broker."""
+
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+
+def read_all(bootstrap_servers: str, topic: str, *, idle_ms: int = 2_000) -> list[bytes | None]:
+    """Every message value on ``topic``, from the beginning, in partition order."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=idle_ms,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """The next offset to be written, per partition of ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap_servers: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets ``group`` has committed on ``topic``, per partition."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def wait_until_caught_up(
+    bootstrap_servers: str, group: str, topic: str, *, timeout: float = 120.0
+) -> None:
+    """Wait until ``group`` has committed every message of ``topic``."""
+    target = {p: o for p, o in end_offsets(bootstrap_servers, topic).items() if o > 0}
+    deadline = time.monotonic() + timeout
+    committed: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        try:
+            committed = committed_offsets(bootstrap_servers, group, topic)
+        except KafkaError:  # e.g. the group coordinator is still starting
+            committed = {}
+        if all(committed.get(p, -1) >= o for p, o in target.items()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} did not catch up: committed {committed}, end {target}")
