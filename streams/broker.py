@@ -202,6 +202,11 @@ class LocalKafkaBroker:
         return None if self._workdir is None else self._workdir / "logs" / "server.log"
 
     @property
+    def pid(self) -> int | None:
+        """The process id of the broker's JVM while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the broker's JVM is alive."""
         return self._process is not None and self._process.poll() is None
