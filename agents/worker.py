@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import faust
 
-from driftline.agents.predictions import PredictionCounters, register_prediction_agent
+from driftline.agents.predictions import PredictionHandler, register_prediction_agent
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -16,11 +16,10 @@ EXIT_SHUTDOWN_TIMEOUT = 75
 """Exit code when a worker had to be stopped hard after the shutdown timeout."""
 
 
-def build_worker_app(settings: Settings) -> tuple[DriftlineApp, PredictionCounters]:
+def build_worker_app(settings: Settings) -> tuple[DriftlineApp, PredictionHandler]:
     """The faust app with every driftline agent registered on it."""
     dapp = create_app(settings)
-    counters = register_prediction_agent(dapp)
-    return dapp, counters
+    return dapp, register_prediction_agent(dapp)
 
 
 class BoundedShutdownWorker(faust.Worker):
@@ -62,11 +61,11 @@ class BoundedShutdownWorker(faust.Worker):
 def run_worker(settings: Settings) -> NoReturn:
     """Create missing topics, then run the worker until a signal stops it."""
     ensure_topics(settings)
-    dapp, counters = build_worker_app(settings)
+    dapp, predictions = build_worker_app(settings)
 
     @dapp.app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report_counters() -> None:
-        log.info("predictions: %s", counters)
+        log.info("predictions: %s", predictions.counters)
 
     worker = BoundedShutdownWorker(
         dapp.app,

@@ -11,16 +11,14 @@ def dead_letter(
     *,
     value: bytes | None,
     key: bytes | None,
-    topic: str,
-    partition: int,
-    offset: int,
+    source: KafkaPosition,
 ) -> DeadLetter:
     """The dead letter of one rejected message, carrying its original bytes.
 
     >>> from driftline.schemas import DeadLetterReason
     >>> letter = dead_letter(
     ...     Rejection(DeadLetterReason.INVALID_JSON, "not JSON"),
-    ...     value=b"{", key=b"m", topic="t", partition=0, offset=7,
+    ...     value=b"{", key=b"m", source=KafkaPosition(topic="t", partition=0, offset=7),
     ... )
     >>> letter.original, letter.key, letter.source.offset
     ('ew==', 'm', 7)
@@ -29,7 +27,7 @@ def dead_letter(
         reason=rejection.reason,
         message=rejection.message,
         field_path=rejection.field_path,
-        source=KafkaPosition(topic=topic, partition=partition, offset=offset),
+        source=source,
         key=None if key is None else key.decode("utf-8", errors="replace"),
         original=base64.b64encode(value or b"").decode("ascii"),
     )

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         description="How often processed offsets are committed; on shutdown they always are.",
     )
     send_timeout_seconds: PositiveFloat = Field(
-        default=30.0, description="How long a send to Kafka may take before the worker gives up."
+        default=30.0,
+        description="How long one try to send a message to Kafka may take before it is retried.",
     )
     shutdown_timeout_seconds: PositiveFloat = Field(
         default=8.0,

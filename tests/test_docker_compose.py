@@ -15,7 +15,9 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def worker_environment() -> dict[str, str]:
-    return {name: str(value) for name, value in COMPOSE["services"]["worker"]["environment"].items()}
+    return {
+        name: str(value) for name, value in COMPOSE["services"]["worker"]["environment"].items()
+    }
 
 
 def test_the_broker_image_is_the_harness_kafka_version():
@@ -53,7 +55,11 @@ def test_the_worker_is_given_longer_to_stop_than_its_own_shutdown_bound():
 
 @pytest.mark.parametrize(
     "folder",
-    sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()),
+    sorted(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "package-dir"
+        ].values()
+    ),
 )
 def test_the_image_copies_every_package_folder(folder):
     assert re.search(rf"^COPY {folder} {folder}$", (ROOT / "Dockerfile").read_text(), re.M)

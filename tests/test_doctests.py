@@ -44,6 +44,4 @@ def test_docstring_examples(name):
 
 
 def test_the_walk_finds_every_floor():
-    assert {"driftline.monitors.drift", "driftline.streams.broker", "driftline.cli"} <= set(
-        MODULES
-    )
+    assert {"driftline.monitors.drift", "driftline.streams.broker", "driftline.cli"} <= set(MODULES)

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaProducer
+from kafka_helpers import read_all
 
 from driftline.agents.alerts import drift_alert
 from driftline.client import AlertSubscriber, Publisher
@@ -12,7 +13,6 @@ from driftline.schemas import PredictionEvent
 from driftline.simulate import simulated_predictions
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
-from kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
 

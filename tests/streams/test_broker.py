@@ -109,7 +109,7 @@ def test_a_missing_java_is_reported_with_what_to_install(monkeypatch, tmp_path: 
 def test_an_old_java_is_refused(monkeypatch, tmp_path: Path):
     fake = tmp_path / "bin" / "java"
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(BrokerError, match="is version 11"):

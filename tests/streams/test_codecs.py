@@ -67,8 +67,9 @@ def test_no_bytes_make_decoding_raise(value):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -91,4 +92,6 @@ def test_no_json_document_makes_decoding_raise_or_lets_a_non_finite_value_throug
     result = decode_prediction(json.dumps(document).encode(), max_bytes=LIMIT * 4)
     assert isinstance(result, PredictionEvent | Rejection)
     if isinstance(result, PredictionEvent):
-        assert all(value == value and abs(value) != float("inf") for value in result.features.values())
+        assert all(
+            value == value and abs(value) != float("inf") for value in result.features.values()
+        )

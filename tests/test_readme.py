@@ -1,0 +1,24 @@
+"""The README must keep telling the truth about the commands and settings."""
+
+import re
+from pathlib import Path
+
+from driftline.streams.settings import HARNESS_ENVIRONMENT, environment_names
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_first_lines_give_the_demo_and_test_commands_and_ci_runs_the_latter():
+    first_lines = README.splitlines()[:4]
+    assert any(line.strip().startswith("make demo") for line in first_lines)
+    assert any(line.strip().startswith("make test") for line in first_lines)
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, re.M)
+    assert re.search(r"^test:", makefile, re.M)
+
+
+def test_every_setting_is_documented_and_no_other():
+    documented = set(re.findall(r"`(DRIFTLINE_[A-Z_]+)`", README))
+    assert documented == set(environment_names()) | HARNESS_ENVIRONMENT
