@@ -1,23 +1,9 @@
-from datetime import UTC, datetime
+from samples import a_feature_drift
 
 from driftline.agents.alerts import drift_alert, drift_alert_id
-from driftline.monitors.drift import DriftFinding
-from driftline.monitors.model import FeatureDrift
 from driftline.schemas import DriftAlert, KafkaPosition
 
-DRIFT = FeatureDrift(
-    feature="x",
-    event_id="e-9",
-    event_time=datetime(2026, 1, 1, tzinfo=UTC),
-    finding=DriftFinding(
-        observation=100,
-        mean_before=0.1,
-        mean_after=2.9,
-        window_before=70,
-        window_after=30,
-        delta=0.002,
-    ),
-)
+DRIFT = a_feature_drift("x", observation=100)
 
 
 def test_an_alert_carries_the_detector_evidence_and_where_it_was_seen():

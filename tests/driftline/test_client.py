@@ -1,14 +1,11 @@
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaProducer
 from kafka_helpers import read_all
+from samples import an_alert
 
-from driftline.agents.alerts import drift_alert
 from driftline.client import AlertSubscriber, Publisher
-from driftline.monitors.drift import DriftFinding
-from driftline.monitors.model import FeatureDrift
 from driftline.schemas import PredictionEvent
 from driftline.simulate import simulated_predictions
 from driftline.streams.settings import Settings
@@ -34,24 +31,7 @@ def test_the_subscriber_yields_alerts_and_skips_what_does_not_parse(
     kafka_broker, worker_settings: Settings
 ):
     ensure_topics(worker_settings)
-    alert = drift_alert(
-        "m",
-        "1",
-        FeatureDrift(
-            "x",
-            "e-1",
-            datetime(2026, 1, 1, tzinfo=UTC),
-            DriftFinding(
-                observation=10,
-                mean_before=0.0,
-                mean_after=1.0,
-                window_before=5,
-                window_after=5,
-                delta=0.002,
-            ),
-        ),
-        None,
-    )
+    alert = an_alert()
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
     producer.send(worker_settings.alerts_topic, value=b"not an alert")
     producer.send(worker_settings.alerts_topic, value=alert.model_dump_json().encode())
