@@ -6,6 +6,7 @@ import threading
 from typing import Any, NoReturn
 
 import faust
+from kafka.errors import KafkaError
 
 from driftline.agents.predictions import PredictionHandler, register_prediction_agent
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
@@ -58,9 +59,19 @@ class BoundedShutdownWorker(faust.Worker):
         super()._on_sigint()
 
 
+class WorkerStartupError(RuntimeError):
+    """The worker cannot start; the message says what to fix."""
+
+
 def run_worker(settings: Settings) -> NoReturn:
     """Create missing topics, then run the worker until a signal stops it."""
-    ensure_topics(settings)
+    try:
+        ensure_topics(settings)
+    except KafkaError as error:
+        raise WorkerStartupError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} to create the topics "
+            f"({error}); check DRIFTLINE_BOOTSTRAP_SERVERS and that the brokers are up"
+        ) from error
     dapp, predictions = build_worker_app(settings)
 
     @dapp.app.timer(interval=30.0)  # type: ignore[untyped-decorator]

@@ -22,7 +22,7 @@ def worker() -> None:
 
     Start more workers with the same DRIFTLINE_APP_ID to share the load.
     """
-    from driftline.agents.worker import run_worker
+    from driftline.agents.worker import WorkerStartupError, run_worker
     from driftline.streams.settings import load_settings
 
     try:
@@ -30,7 +30,11 @@ def worker() -> None:
     except (ValidationError, ValueError) as error:
         typer.echo(f"driftline worker: invalid settings: {error}", err=True)
         raise typer.Exit(2) from None
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except WorkerStartupError as error:
+        typer.echo(f"driftline worker: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

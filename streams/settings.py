@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     web_enabled: bool = Field(default=False, description="Serve faust's web endpoints.")
     web_host: str = Field(default="127.0.0.1", description="Address the web server binds.")
     web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the web server.")
+    startup_timeout_seconds: PositiveFloat = Field(
+        default=30.0,
+        description="How long the worker waits for Kafka at start-up before it gives up.",
+    )
     commit_interval_seconds: PositiveFloat = Field(
         default=2.8,
         description="How often processed offsets are committed; on shutdown they always are.",

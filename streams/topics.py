@@ -34,6 +34,7 @@ def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> lis
         bootstrap_servers=settings.bootstrap_server_list,
         client_id=f"{settings.app_id}-admin",
         request_timeout_ms=int(settings.send_timeout_seconds * 1000),
+        bootstrap_timeout_ms=int(settings.startup_timeout_seconds * 1000),
     )
     try:
         existing = set(admin.list_topics())

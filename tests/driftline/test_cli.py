@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from driftline.streams.broker import free_port
+
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -35,3 +37,16 @@ def test_the_worker_refuses_bad_settings_before_touching_kafka(name, value, expe
     assert result.returncode == 2
     assert "invalid settings" in result.stderr
     assert expected in result.stderr
+
+
+def test_the_worker_says_which_brokers_it_cannot_reach():
+    result = run_cli(
+        "worker",
+        env={
+            "DRIFTLINE_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+            "DRIFTLINE_STARTUP_TIMEOUT_SECONDS": "2",
+        },
+    )
+    assert result.returncode == 1
+    assert "cannot reach Kafka at 127.0.0.1:" in result.stderr
+    assert "check DRIFTLINE_BOOTSTRAP_SERVERS" in result.stderr

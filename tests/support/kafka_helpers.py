@@ -61,3 +61,23 @@ def wait_until_caught_up(
             return
         time.sleep(0.5)
     raise AssertionError(f"group {group} did not catch up: committed {committed}, end {target}")
+
+
+def group_assignments(bootstrap_servers: str, group: str, topic: str) -> list[set[int]]:
+    """The partitions of ``topic`` each member of ``group`` holds, once the group is stable."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        description = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    if description["group_state"] != "Stable":
+        return []
+    return [
+        {
+            partition
+            for assigned in member["member_assignment"]["assigned_partitions"]
+            if assigned["topic"] == topic
+            for partition in assigned["partitions"]
+        }
+        for member in description["members"]
+    ]
