@@ -15,7 +15,7 @@ from faust.types import StreamT
 
 from driftline.agents.alerts import drift_alert
 from driftline.monitors import AdwinDriftDetector, ModelMonitor
-from driftline.schemas import KafkaPosition, PredictionEvent
+from driftline.schemas import DeadLetterReason, KafkaPosition, PredictionEvent
 from driftline.streams import DriftlineApp, Rejection, dead_letter, decode_prediction, encode
 from driftline.streams.sending import send_until_accepted
 from driftline.streams.settings import Settings
@@ -69,8 +69,18 @@ class PredictionHandler:
         result = decode_prediction(value, max_bytes=self.settings.max_message_bytes)
         if isinstance(result, Rejection):
             return [self._dead_letter(result, value, key, source)]
+        monitor = self._monitor_for(result)
+        if monitor is None:
+            limit = Rejection(
+                DeadLetterReason.MODEL_LIMIT,
+                f"this worker already watches {self.settings.max_models} model versions, the "
+                f"most DRIFTLINE_MAX_MODELS allows; model {result.model_id} version "
+                f"{result.model_version} gets none of its memory. Raise the limit or start "
+                "more workers",
+            )
+            return [self._dead_letter(limit, value, key, source)]
         outputs = []
-        for drift in self._monitor_for(result).update(result):
+        for drift in monitor.update(result):
             alert = drift_alert(result.model_id, result.model_version, drift, source)
             outputs.append(Output(Destination.ALERTS, result.model_id.encode(), encode(alert)))
             self.counters.alerts += 1
@@ -94,10 +104,13 @@ class PredictionHandler:
         reasons[rejection.reason.value] = reasons.get(rejection.reason.value, 0) + 1
         return Output(Destination.DEAD_LETTERS, key, encode(letter))
 
-    def _monitor_for(self, event: PredictionEvent) -> ModelMonitor:
+    def _monitor_for(self, event: PredictionEvent) -> ModelMonitor | None:
+        """The event's model monitor, created on its first event; None past the limit."""
         key = (event.model_id, event.model_version)
         monitor = self._monitors.get(key)
         if monitor is None:
+            if len(self._monitors) >= self.settings.max_models:
+                return None
             delta = self.settings.adwin_delta
             monitor = self._monitors[key] = ModelMonitor(
                 event.model_id,

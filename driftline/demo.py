@@ -14,7 +14,12 @@ from pathlib import Path
 from driftline.client import AlertSubscriber, Publisher
 from driftline.schemas import DriftAlert
 from driftline.simulate import simulated_predictions
-from driftline.streams.broker import KAFKA_VERSION, LocalKafkaBroker
+from driftline.streams.broker import (
+    KAFKA_VERSION,
+    LocalKafkaBroker,
+    cached_broker_jars,
+    ensure_broker_jars,
+)
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
@@ -47,6 +52,12 @@ def run_demo(
     alerts: list[DriftAlert] = []
     with tempfile.TemporaryDirectory(prefix="driftline-demo-") as scratch:
         workdir = Path(scratch)
+        if cached_broker_jars() is None:
+            say(
+                f"fetching the Apache Kafka {KAFKA_VERSION} broker jars with Maven "
+                "(first run only) ..."
+            )
+            ensure_broker_jars()
         say(f"starting a local Apache Kafka {KAFKA_VERSION} broker on 127.0.0.1 ...")
         with LocalKafkaBroker(data_dir=workdir / "kafka") as broker:
             settings = Settings(

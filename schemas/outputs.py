@@ -74,6 +74,8 @@ class DeadLetterReason(StrEnum):
     """The value is not one well-formed JSON document."""
     INVALID_EVENT = "invalid_event"
     """Well-formed JSON that does not match the event schema."""
+    MODEL_LIMIT = "model_limit"
+    """The worker already watches as many model versions as it is allowed to."""
 
 
 class DeadLetter(WireModel):

@@ -84,6 +84,12 @@ def java_executable() -> str:
     return candidate
 
 
+def cached_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -> Path | None:
+    """The folder of the broker's cached jars, or None when they are not cached yet."""
+    libs = (default_cache_dir() if cache_dir is None else cache_dir) / version / "libs"
+    return libs if (libs / f"kafka_2.13-{version}.jar").is_file() else None
+
+
 def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -> Path:
     """Return the folder of the broker's jars, fetching them with Maven once.
 
@@ -91,10 +97,10 @@ def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = No
     when Maven succeeded, so an interrupted download is never taken for a
     cached one.
     """
+    if (cached := cached_broker_jars(version, cache_dir)) is not None:
+        return cached
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     libs = cache_dir / version / "libs"
-    if (libs / f"kafka_2.13-{version}.jar").is_file():
-        return libs
     mvn = shutil.which("mvn")
     if mvn is None:
         raise BrokerError(

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         lt=1,
         description="Confidence of ADWIN's cuts: smaller means fewer false alarms, later alerts.",
     )
+    max_models: PositiveInt = Field(
+        default=10_000,
+        description="Model versions one worker watches; events of further ones are "
+        "dead-lettered as model_limit.",
+    )
     max_features_per_model: PositiveInt = Field(
         default=1_000, description="Features monitored per model version; later ones are ignored."
     )

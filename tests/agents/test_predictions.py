@@ -40,6 +40,22 @@ def test_a_bad_message_becomes_a_dead_letter_with_its_bytes_and_position():
     assert handler.counters.dead_letter_reasons == {"invalid_event": 1}
 
 
+def test_models_beyond_the_limit_are_dead_lettered_not_given_memory():
+    handler = PredictionHandler(Settings(max_models=2))
+    outputs = []
+    for offset, model in enumerate(["a", "b", "c", "a"]):
+        [event] = simulated_predictions(1, shift_at=10, model_id=model)
+        outputs += handler.handle(
+            event.model_dump_json().encode(), model.encode(), position(offset)
+        )
+    [output] = outputs
+    letter = DeadLetter.model_validate_json(output.value)
+    assert letter.reason.value == "model_limit"
+    assert "DRIFTLINE_MAX_MODELS" in letter.message
+    assert letter.source.offset == 2
+    assert (handler.counters.processed, handler.counters.dead_lettered) == (3, 1)
+
+
 @settings(max_examples=300)
 @given(st.lists(st.binary(max_size=300) | st.none(), max_size=20))
 def test_every_message_ends_processed_or_dead_lettered(values):
