@@ -46,6 +46,10 @@ class BrokerError(RuntimeError):
     """The local broker could not be fetched, started or reached."""
 
 
+class _PortTakenError(Exception):
+    """The broker could not bind a port picked as free a moment before."""
+
+
 def default_cache_dir() -> Path:
     """Where broker jars are cached: ``$DRIFTLINE_BROKER_CACHE``, else a folder
     ignored by git in a source checkout, else the user's cache directory."""
@@ -145,8 +149,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the JVM binds: a port lingering in TIME_WAIT is free to it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM this process when the process that started it dies."""
+    """Ask Linux to SIGTERM this process when the process that started it dies.
+
+    Linux ties this to the thread that started the child: start brokers from
+    a thread that lives as long as they should (the main thread, in tests).
+    """
     with contextlib.suppress(Exception):
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
@@ -229,19 +248,36 @@ class LocalKafkaBroker:
         else:
             self._workdir = self.data_dir
             self._workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._launch(java, libs)
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
+        attempts = 1 if self.port else 3
+        for attempt in range(1, attempts + 1):
+            try:
+                self._launch(java, libs)
+                self._wait_until_ready()
+                break
+            except _PortTakenError:
+                # Another process took a port between our check and the JVM's bind.
+                self._stop_process()
+                if attempt == attempts:
+                    self.stop()
+                    raise BrokerError(
+                        f"port {self.port} on {self.host} is in use; stop what listens there "
+                        "or pick another port (0 picks a free one)"
+                        if self.port
+                        else f"no free ports on {self.host} after {attempts} tries"
+                    ) from None
+            except BaseException:
+                self.stop()
+                raise
         atexit.register(self.stop)
         return self
 
     def _launch(self, java: str, libs: Path) -> None:
         assert self._workdir is not None
+        if self.port and not _port_free(self.host, self.port):
+            raise _PortTakenError
         self._bound_port = self.port or free_port(self.host)
         controller_port = free_port(self.host)
+        shutil.rmtree(self._workdir / "data", ignore_errors=True)  # fresh storage every start
         properties = self._workdir / "server.properties"
         properties.write_text(self._server_properties(controller_port))
         log4j = self._workdir / "log4j2.properties"
@@ -316,14 +352,11 @@ class LocalKafkaBroker:
         deadline = time.monotonic() + self.startup_timeout
         last_error: Exception | None = None
         # Wait for the port quietly first: a client's failed connects log errors.
-        while time.monotonic() < deadline and self.running and not self._port_open():
+        while time.monotonic() < deadline and not self._port_open():
+            self._check_starting()
             time.sleep(0.2)
         while time.monotonic() < deadline:
-            if not self.running:
-                raise BrokerError(
-                    f"the Kafka broker exited during start-up with code "
-                    f"{self._process.returncode if self._process else '?'}:\n{self._log_tail()}"
-                )
+            self._check_starting()
             try:
                 admin = KafkaAdminClient(
                     bootstrap_servers=self.bootstrap_servers,
@@ -342,6 +375,17 @@ class LocalKafkaBroker:
             f"the Kafka broker did not answer a metadata request within "
             f"{self.startup_timeout:.0f} s (last error: {last_error!r}):\n{self._log_tail()}"
         )
+
+    def _check_starting(self) -> None:
+        """Raise if the broker failed to start: it exited, or could not bind its ports."""
+        log_tail = self._log_tail()
+        if "Address already in use" in log_tail:
+            raise _PortTakenError
+        if not self.running:
+            code = self._process.returncode if self._process else "?"
+            raise BrokerError(
+                f"the Kafka broker exited during start-up with code {code}:\n{log_tail}"
+            )
 
     def _port_open(self) -> bool:
         with (
@@ -363,6 +407,14 @@ class LocalKafkaBroker:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the JVM (SIGTERM, then SIGKILL after ``timeout``) and clean up."""
+        self._stop_process(timeout)
+        if self._owns_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+            self._owns_workdir = False
+        atexit.unregister(self.stop)
+
+    def _stop_process(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
@@ -371,11 +423,6 @@ class LocalKafkaBroker:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._owns_workdir and self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-            self._owns_workdir = False
-        atexit.unregister(self.stop)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -97,6 +98,16 @@ def test_the_jvm_dies_with_the_process_that_started_it(tmp_path: Path):
     parent.send_signal(signal.SIGKILL)  # no atexit, no cleanup: only the kernel can help
     parent.wait()
     assert wait_dead(jvm, 30), "the broker JVM outlived the process that started it"
+
+
+@pytest.mark.kafka
+def test_a_port_in_use_is_reported_by_number():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is in use"):
+            LocalKafkaBroker(port=port).start()
 
 
 def test_a_missing_java_is_reported_with_what_to_install(monkeypatch, tmp_path: Path):
