@@ -34,8 +34,8 @@ def describe_alert(alert: DriftAlert) -> str:
     return (
         f"ALERT drift  model {alert.model_id} v{alert.model_version}  feature {alert.feature}: "
         f"mean {evidence.mean_before:+.2f} -> {evidence.mean_after:+.2f} "
-        f"(ADWIN delta={evidence.delta:g}; change near event #{evidence.change_observation}, "
-        f"seen at event #{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
+        f"(ADWIN delta={evidence.delta:g}; changed at event #{evidence.change_observation}, "
+        f"detected at event #{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
     )
 
 

@@ -22,23 +22,23 @@ class KafkaPosition(WireModel):
 
 
 class DriftEvidence(WireModel):
-    """Why a detector says a feature's distribution changed.
+    """Why a detector says a feature's mean changed, and where.
 
-    ADWIN keeps a window of recent values and drops its older part when the
-    two parts' means differ by more than chance allows at confidence
-    ``delta``; the means and lengths of the window before and after that
-    cut are the evidence. The change is estimated to have happened
-    ``window_after`` observations before the one that raised the alert.
+    Observations are counted per model version and feature, from 1.
+    ``observations`` is the one that raised the alert; ``change_observation``
+    the estimated first observation after the change. ``mean_before``
+    summarises the ``values_before`` observations just before the change,
+    ``mean_after`` the ``values_after`` ones from it to the alert.
     """
 
     detector: Literal["adwin"]
-    delta: float = Field(gt=0, lt=1)
+    delta: float = Field(gt=0, lt=1, description="ADWIN's confidence parameter.")
     observations: NonNegativeInt
+    change_observation: NonNegativeInt
     mean_before: float
     mean_after: float
-    window_before: NonNegativeInt
-    window_after: NonNegativeInt
-    change_observation: NonNegativeInt
+    values_before: NonNegativeInt
+    values_after: NonNegativeInt
 
 
 class DriftAlert(WireModel):

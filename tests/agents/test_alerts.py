@@ -11,6 +11,7 @@ def test_an_alert_carries_the_detector_evidence_and_where_it_was_seen():
     alert = drift_alert("m", "1", DRIFT, source)
     assert (alert.model_id, alert.model_version, alert.feature) == ("m", "1", "x")
     assert alert.evidence.change_observation == 71
+    assert alert.evidence.values_after == 30
     assert alert.evidence.mean_after == 2.9
     assert alert.source == source
     assert DriftAlert.model_validate_json(alert.model_dump_json()) == alert

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from driftline.monitors.drift import AdwinDriftDetector
+from driftline.monitors.drift import AdwinDriftDetector, DriftFinding
 
 
 def detections(detector: AdwinDriftDetector, values) -> list[int]:
@@ -35,13 +35,15 @@ def test_the_evidence_matches_the_data_it_summarises():
     finding = detector.last_finding
     assert finding is not None
     assert finding.observation == first
-    # Before its first cut ADWIN's window holds every value seen: the two
-    # parts it reports must be exactly the values before and after the cut.
-    assert finding.window_before + finding.window_after == first
-    assert finding.mean_before == pytest.approx(values[: finding.window_before].mean())
-    assert finding.mean_after == pytest.approx(values[finding.window_before : first].mean())
-    assert finding.change_observation == finding.window_before + 1
-    assert 900 < finding.change_observation <= 1_001 + 64
+    # The two means summarise exactly the values on either side of the
+    # estimated change, within the detector's recent history.
+    change = finding.change_observation
+    assert finding.values_before + finding.values_after == detector.history
+    assert finding.mean_before == pytest.approx(
+        values[change - 1 - finding.values_before : change - 1].mean()
+    )
+    assert finding.mean_after == pytest.approx(values[change - 1 : first].mean())
+    assert abs(change - 1_001) <= 5, "a 3-sigma step is placed within a few values"
 
 
 def test_non_finite_values_are_refused_before_they_poison_the_window():
@@ -61,3 +63,23 @@ def test_invalid_parameters_are_refused(delta, clock):
 def test_parameters_are_stored_under_their_own_names():
     detector = AdwinDriftDetector(delta=0.01, clock=16)
     assert (detector.delta, detector.clock) == (0.01, 16)
+
+
+def first_finding(values) -> DriftFinding | None:
+    detector = AdwinDriftDetector()
+    for value in values:
+        detector.update(float(value))
+        if detector.drift_detected:
+            return detector.last_finding
+    return None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_change_point_of_a_one_sigma_shift_is_found_close_to_the_truth(seed):
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(0, 1, 3_000), rng.normal(1, 1, 1_000)])
+    finding = first_finding(values)
+    assert finding is not None
+    assert finding.observation > 3_000, "a detection before the shift is a false alarm"
+    assert abs(finding.change_observation - 3_001) <= 40
+    assert finding.mean_after - finding.mean_before == pytest.approx(1.0, abs=0.5)

@@ -16,10 +16,11 @@ def a_feature_drift(feature: str = "x", observation: int = 100) -> FeatureDrift:
         event_time=datetime(2026, 1, 1, tzinfo=UTC),
         finding=DriftFinding(
             observation=observation,
+            change_observation=observation - 29,
             mean_before=0.1,
             mean_after=2.9,
-            window_before=observation - 30,
-            window_after=30,
+            values_before=226,
+            values_after=30,
             delta=0.002,
         ),
     )
