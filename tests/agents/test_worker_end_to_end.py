@@ -87,19 +87,11 @@ def test_worker_dead_letters_bad_messages_and_keeps_going(
 
 
 def test_worker_stops_on_sigterm_within_ten_seconds_with_offsets_committed(
-    kafka_broker, tmp_path: Path
+    worker_settings: Settings, tmp_path: Path
 ):
     # Periodic commits are pushed far out, so only the commit on shutdown can
     # have stored the offsets checked below.
-    settings = Settings(
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        app_id=f"sigterm-{tmp_path.name[-12:]}",
-        predictions_topic=f"predictions-sigterm-{tmp_path.name[-12:]}",
-        alerts_topic=f"alerts-sigterm-{tmp_path.name[-12:]}",
-        dead_letters_topic=f"dead-letters-sigterm-{tmp_path.name[-12:]}",
-        data_dir=tmp_path / "worker",
-        commit_interval_seconds=600.0,
-    )
+    settings = worker_settings.model_copy(update={"commit_interval_seconds": 600.0})
     # The last message is invalid: once its dead letter appears, the worker
     # has processed everything before it on that partition.
     publish(settings, [*simulated(500, shift_at=10_000, seed=3), (b"demo-model", b"[")])
@@ -110,6 +102,9 @@ def test_worker_stops_on_sigterm_within_ten_seconds_with_offsets_committed(
         while not read_all(settings.bootstrap_servers, settings.dead_letters_topic, idle_ms=500):
             assert time.monotonic() < deadline, worker.log_text()
             assert worker.running, worker.log_text()
+        before_stop = committed_offsets(
+            settings.bootstrap_servers, settings.app_id, settings.predictions_topic
+        )
         stopping = time.monotonic()
         code = worker.stop(timeout=30)
         took = time.monotonic() - stopping
@@ -128,3 +123,4 @@ def test_worker_stops_on_sigterm_within_ten_seconds_with_offsets_committed(
         settings.bootstrap_servers, settings.app_id, settings.predictions_topic
     )
     assert {p: committed.get(p) for p in written} == written
+    assert {p: before_stop.get(p) for p in written} != written, "committed before the stop"
