@@ -1,6 +1,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from driftline.streams.settings import (
@@ -72,3 +74,25 @@ def test_to_environment_round_trips(monkeypatch, tmp_path: Path):
     for name, value in to_environment(original).items():
         monkeypatch.setenv(name, value)
     assert load_settings() == original
+
+
+setting_names = st.sampled_from(sorted(environment_names()))
+env_values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(setting_names, env_values, max_size=5))
+def test_any_environment_gives_settings_or_an_error_naming_the_setting(monkeypatch, environment):
+    with monkeypatch.context() as patched:
+        for name, value in environment.items():
+            patched.setenv(name, value)
+        try:
+            loaded = load_settings()
+        except ValidationError as error:
+            named = {str(e["loc"][0]) for e in error.errors()}
+            assert named <= {environment_names()[name] for name in environment}
+        else:
+            assert isinstance(loaded, Settings)
