@@ -13,9 +13,10 @@ from typing import Self
 from kafka import KafkaConsumer, KafkaProducer
 
 from driftline.schemas import DriftAlert, PredictionEvent
+from driftline.streams.settings import Settings
 
-DEFAULT_PREDICTIONS_TOPIC = "driftline.predictions"
-DEFAULT_ALERTS_TOPIC = "driftline.alerts"
+DEFAULT_PREDICTIONS_TOPIC: str = Settings.model_fields["predictions_topic"].default
+DEFAULT_ALERTS_TOPIC: str = Settings.model_fields["alerts_topic"].default
 
 
 class Publisher:

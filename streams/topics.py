@@ -6,7 +6,6 @@ topics explicitly at start-up with the configured partitions.
 """
 
 import logging
-from collections.abc import Iterable
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -22,14 +21,14 @@ def worker_topics(settings: Settings) -> list[str]:
     return [settings.predictions_topic, settings.alerts_topic, settings.dead_letters_topic]
 
 
-def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> list[str]:
+def ensure_topics(settings: Settings) -> list[str]:
     """Create each missing topic with the configured partitions; return those created.
 
     Existing topics are left as they are; one whose partition count differs
     from the setting is reported in the log, since it still works but caps
     how many workers can share the load.
     """
-    wanted = list(worker_topics(settings) if names is None else names)
+    wanted = worker_topics(settings)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_server_list,
         client_id=f"{settings.app_id}-admin",
