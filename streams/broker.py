@@ -142,6 +142,21 @@ def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = No
     return libs
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, as Kafka makes them.
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with ``-``, which
+    the storage tool's command line would take for an option.
+
+    >>> all(len(new_cluster_id()) == 22 and new_cluster_id()[0] != "-" for _ in range(200))
+    True
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -297,7 +312,7 @@ class LocalKafkaBroker:
             "-cp",
             f"{libs}/*",
         ]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
             capture_output=True,

@@ -17,6 +17,7 @@ from driftline.streams.broker import (
     LocalKafkaBroker,
     ensure_broker_jars,
     java_executable,
+    new_cluster_id,
 )
 
 
@@ -138,3 +139,11 @@ def test_cached_jars_are_used_without_maven(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert ensure_broker_jars() == libs
     assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
+
+
+def test_cluster_ids_never_look_like_an_option():
+    # One id in 64 would start with "-" if drawn naively; the storage tool
+    # then refused it and the broker failed to start now and then.
+    ids = [new_cluster_id() for _ in range(5_000)]
+    assert not [cluster_id for cluster_id in ids if cluster_id.startswith("-")]
+    assert len(set(ids)) == len(ids)
