@@ -1,8 +1,9 @@
 """Everything driftline reads from or writes to Kafka, as pydantic models.
 
 This package is the ground floor: it imports nothing else of driftline, so
-producers and consumers in Python can use it alone, and its JSON Schemas can
-be handed to producers in other languages.
+producers and consumers in Python can use it alone, and its JSON Schemas
+(``driftline schemas export DIR``) can be handed to producers in other
+languages.
 
 >>> from driftline.schemas import PredictionEvent
 >>> event = PredictionEvent.model_validate_json(
@@ -14,20 +15,64 @@ be handed to producers in other languages.
 0.5
 """
 
-from driftline.schemas.events import PredictionEvent
+from driftline.schemas._base import WireModel
+from driftline.schemas.events import (
+    FeatureEvent,
+    LabelEvent,
+    PredictionEvent,
+    PredictionInterval,
+)
 from driftline.schemas.outputs import (
+    Alert,
+    AlertKind,
+    AlertStatus,
+    DataQualityEvidence,
     DeadLetter,
     DeadLetterReason,
-    DriftAlert,
     DriftEvidence,
     KafkaPosition,
+    QualityCheck,
+    RetrainTrigger,
+    Severity,
+    TrainingWindow,
+    TriggerReason,
 )
+from driftline.schemas.registry import FeatureKind, FeatureSpec, ModelSpec, TaskType, registry_key
+
+WIRE_MODELS: dict[str, type[WireModel]] = {
+    "prediction-event": PredictionEvent,
+    "feature-event": FeatureEvent,
+    "label-event": LabelEvent,
+    "model-spec": ModelSpec,
+    "alert": Alert,
+    "retrain-trigger": RetrainTrigger,
+    "dead-letter": DeadLetter,
+}
+"""Every message on the wire by the name of its JSON Schema file."""
 
 __all__ = [
+    "WIRE_MODELS",
+    "Alert",
+    "AlertKind",
+    "AlertStatus",
+    "DataQualityEvidence",
     "DeadLetter",
     "DeadLetterReason",
-    "DriftAlert",
     "DriftEvidence",
+    "FeatureEvent",
+    "FeatureKind",
+    "FeatureSpec",
     "KafkaPosition",
+    "LabelEvent",
+    "ModelSpec",
     "PredictionEvent",
+    "PredictionInterval",
+    "QualityCheck",
+    "RetrainTrigger",
+    "Severity",
+    "TaskType",
+    "TrainingWindow",
+    "TriggerReason",
+    "WireModel",
+    "registry_key",
 ]

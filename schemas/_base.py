@@ -1,6 +1,9 @@
 """The one pydantic configuration every wire model shares."""
 
-from pydantic import BaseModel, ConfigDict
+from enum import StrEnum
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Strict
 
 
 class WireModel(BaseModel):
@@ -20,3 +23,13 @@ class WireModel(BaseModel):
         allow_inf_nan=False,
         populate_by_name=False,
     )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+Choice = Annotated[E, Strict(False)]
+"""An enumerated field that Python code may also set by value (``kind="numeric"``).
+
+Strict mode would take only enum members from Python; JSON carries the
+values either way, and nothing else is coerced.
+"""

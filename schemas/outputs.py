@@ -1,16 +1,18 @@
-"""Output messages: drift alerts and dead letters.
+"""Output messages: alerts, retraining triggers and dead letters.
 
 Consumers subscribe to these topics; every alert parses back into
-:class:`DriftAlert`, every unusable input event into :class:`DeadLetter`.
+:class:`Alert`, every trigger into :class:`RetrainTrigger`, every unusable
+input message into :class:`DeadLetter`.
 """
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, NonNegativeInt
+from pydantic import AwareDatetime, Field, NonNegativeInt, PositiveInt
 
-from driftline.schemas._base import WireModel
+from driftline.schemas._base import Choice, WireModel
 from driftline.schemas.events import Identifier
+from driftline.schemas.registry import Rate
 
 
 class KafkaPosition(WireModel):
@@ -19,6 +21,30 @@ class KafkaPosition(WireModel):
     topic: str
     partition: NonNegativeInt
     offset: NonNegativeInt
+
+
+class AlertKind(StrEnum):
+    """What an alert is about."""
+
+    DRIFT = "drift"
+    """A feature's distribution moved."""
+    DATA_QUALITY = "data_quality"
+    """A feature's values broke its spec more often than tolerated."""
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its life."""
+
+    OPEN = "open"
+    UPDATE = "update"
+    RESOLVE = "resolve"
+
+
+class Severity(StrEnum):
+    """How urgently someone should look."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
 
 
 class DriftEvidence(WireModel):
@@ -31,6 +57,7 @@ class DriftEvidence(WireModel):
     ``mean_after`` the ``values_after`` ones from it to the alert.
     """
 
+    kind: Literal["drift"] = "drift"
     detector: Literal["adwin"]
     delta: float = Field(gt=0, lt=1, description="ADWIN's confidence parameter.")
     observations: NonNegativeInt
@@ -41,28 +68,100 @@ class DriftEvidence(WireModel):
     values_after: NonNegativeInt
 
 
-class DriftAlert(WireModel):
-    """A feature of one model version drifted.
+class QualityCheck(StrEnum):
+    """One data-quality check of a feature against its spec."""
 
-    ``alert_id`` is derived from the model, version, feature and the
-    observation at which the drift was seen, so a replay of the same stream
+    MISSING = "missing"
+    """The value is null or absent."""
+    OUT_OF_RANGE = "out_of_range"
+    """A number below the feature's minimum or above its maximum."""
+    UNSEEN_CATEGORY = "unseen_category"
+    """A category the feature's spec does not list."""
+    TYPE_VIOLATION = "type_violation"
+    """A value of the wrong JSON type for the feature's kind (``"0.5"`` for a number)."""
+
+
+class DataQualityEvidence(WireModel):
+    """Why a data-quality check of a feature failed.
+
+    Within one window of ``window`` observations, ``violations`` of the
+    ``observations`` seen so far broke the check. Under the tolerated rate,
+    reaching ``threshold`` violations in one window has probability at most
+    ``alpha``; ``p_value`` is that probability for the count seen.
+    ``examples`` shows a few offending values, as JSON text.
+    """
+
+    kind: Literal["data_quality"] = "data_quality"
+    check: Choice[QualityCheck]
+    window: PositiveInt
+    window_index: NonNegativeInt = Field(description="Which window of the feature, from 0.")
+    observations: PositiveInt
+    violations: PositiveInt
+    rate: Rate
+    tolerated_rate: Rate
+    threshold: PositiveInt
+    alpha: float = Field(gt=0, lt=1)
+    p_value: Rate
+    examples: Annotated[list[str], Field(max_length=10)] = Field(default_factory=list)
+
+
+Evidence = Annotated[DriftEvidence | DataQualityEvidence, Field(discriminator="kind")]
+"""The evidence of an alert; its ``kind`` says which."""
+
+
+class Alert(WireModel):
+    """Something about one model version needs a person's attention.
+
+    ``alert_id`` is derived from the model, version, kind, feature and the
+    observation at which the problem was seen, so a replay of the same stream
     yields the same id and consumers can deduplicate on it.
     """
 
     schema_version: Literal[1] = 1
     alert_id: str
-    kind: Literal["drift"] = "drift"
+    kind: Choice[AlertKind]
+    status: Choice[AlertStatus] = AlertStatus.OPEN
+    severity: Choice[Severity] = Severity.WARNING
     model_id: Identifier
     model_version: Identifier
-    feature: Identifier
-    event_id: Identifier
+    feature: Identifier | None = None
+    summary: str = Field(description="One line for a person: what happened, in numbers.")
+    event_id: Identifier = Field(description="The event at which the problem was seen.")
     event_time: AwareDatetime
-    evidence: DriftEvidence
+    evidence: Evidence
     source: KafkaPosition | None = None
 
 
+class TrainingWindow(WireModel):
+    """Where the data to retrain on starts: from the estimated change on."""
+
+    start_event_time: AwareDatetime
+    start_positions: list[KafkaPosition] = Field(default_factory=list)
+
+
+class TriggerReason(WireModel):
+    """One signal that led to a retraining trigger."""
+
+    kind: Choice[AlertKind]
+    alert_id: str
+    summary: str
+
+
+class RetrainTrigger(WireModel):
+    """A model version should be retrained; acted on once per ``idempotency_key``."""
+
+    schema_version: Literal[1] = 1
+    trigger_id: str
+    idempotency_key: str
+    model_id: Identifier
+    model_version: Identifier
+    event_time: AwareDatetime = Field(description="Event time at which the trigger was decided.")
+    reasons: Annotated[list[TriggerReason], Field(min_length=1)]
+    training_window: TrainingWindow | None = None
+
+
 class DeadLetterReason(StrEnum):
-    """Why an event could not be used; each names what the producer must fix."""
+    """Why a message could not be used; each names what the producer must fix."""
 
     EMPTY = "empty"
     """A message with no value (a tombstone) on an input topic."""
@@ -71,24 +170,46 @@ class DeadLetterReason(StrEnum):
     INVALID_UTF8 = "invalid_utf8"
     """The value is not UTF-8 text."""
     INVALID_JSON = "invalid_json"
-    """The value is not one well-formed JSON document."""
+    """The value is not one well-formed JSON document (or is nested too deeply)."""
+    DUPLICATE_KEY = "duplicate_key"
+    """A JSON object names the same key twice, so its meaning is ambiguous."""
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
+    """A number too large to hold as a 64-bit float (such as ``1e400`` or a huge integer)."""
+    NON_FINITE_NUMBER = "non_finite_number"
+    """NaN or Infinity where a number belongs."""
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    """A ``schema_version`` this worker cannot read."""
     INVALID_EVENT = "invalid_event"
     """Well-formed JSON that does not match the event schema."""
+    UNKNOWN_MODEL = "unknown_model"
+    """No spec is registered for the event's model id and version."""
+    SPEC_VIOLATION = "spec_violation"
+    """The prediction does not fit the model's spec (a number from a classifier, say)."""
+    FUTURE_EVENT_TIME = "future_event_time"
+    """The event time is further ahead of the time Kafka recorded than allowed."""
+    LATE_EVENT = "late_event"
+    """The event is older than the window in which duplicates are recognised."""
+    UNKNOWN_PREDICTION = "unknown_prediction"
+    """A label or feature event for a prediction id not seen within the window."""
+    INVALID_SPEC = "invalid_spec"
+    """A message on the model registry topic that is not a valid model spec."""
     MODEL_LIMIT = "model_limit"
     """The worker already watches as many model versions as it is allowed to."""
 
 
 class DeadLetter(WireModel):
-    """An input event that could not be used, with the reason and the bytes.
+    """An input message that could not be used, with the reason and the bytes.
 
     ``original`` holds the message value exactly as received, base64-encoded,
     so the producer can see what was sent and it can be replayed once fixed.
     """
 
     schema_version: Literal[1] = 1
-    reason: DeadLetterReason
+    reason: Choice[DeadLetterReason]
     message: str
     field_path: str | None = None
     source: KafkaPosition
-    key: str | None = None
-    original: str = Field(description="The message value as received, base64-encoded.")
+    key: str | None = Field(default=None, description="The message key, if it was UTF-8.")
+    original: str | None = Field(
+        description="The message value as received, base64-encoded; null for a tombstone."
+    )

@@ -1,0 +1,182 @@
+"""The model registry: what each model version takes in and gives out.
+
+A :class:`ModelSpec` is registered per model id and version before that
+version's events are published. The worker refuses events of unregistered
+versions (it never creates state on demand), checks every event against its
+version's spec, and watches the data quality the spec describes.
+
+Specs travel on a compacted topic keyed by :meth:`ModelSpec.registry_key`,
+so the topic always holds the latest spec of every registered version; a
+null value (tombstone) under a key unregisters that version.
+"""
+
+import json
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, PositiveInt, model_validator
+
+from driftline.schemas._base import Choice, WireModel
+from driftline.schemas.events import ClassLabel, Identifier
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+"""A share of observations, from 0 to 1."""
+
+DEFAULT_TOLERATED_RATE = 0.01
+"""Share of violations a data-quality check tolerates unless the spec says otherwise."""
+
+
+class FeatureKind(StrEnum):
+    """What values a feature takes, and so which JSON type carries it."""
+
+    NUMERIC = "numeric"
+    """A JSON number."""
+    CATEGORICAL = "categorical"
+    """A JSON string, one of a set of categories."""
+    BOOLEAN = "boolean"
+    """A JSON ``true`` or ``false``."""
+
+
+class TaskType(StrEnum):
+    """What a model predicts."""
+
+    CLASSIFICATION = "classification"
+    """A class label (a string), optionally with class probabilities."""
+    REGRESSION = "regression"
+    """A number, optionally with a prediction interval."""
+
+
+class FeatureSpec(WireModel):
+    """One input feature of a model version: its kind, its valid values, its checks.
+
+    The ``max_*_rate`` fields are the share of a data-quality window's
+    observations that may violate a check before the worker alerts. A feature
+    that is not ``nullable`` tolerates 1% missing values by default; for a
+    ``nullable`` one missing values are only checked when
+    ``max_missing_rate`` is given.
+
+    >>> age = FeatureSpec(name="age", kind=FeatureKind.NUMERIC, minimum=0, maximum=130)
+    >>> age.tolerated_missing_rate
+    0.01
+    >>> FeatureSpec(name="plan", kind=FeatureKind.CATEGORICAL, minimum=0)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for FeatureSpec
+      Value error, feature 'plan' is categorical: minimum and maximum apply to numeric ...
+    """
+
+    name: Identifier
+    kind: Choice[FeatureKind]
+    nullable: bool = Field(default=False, description="Whether null or absent is a valid value.")
+    minimum: float | None = Field(default=None, description="Smallest valid value (numeric).")
+    maximum: float | None = Field(default=None, description="Largest valid value (numeric).")
+    categories: Annotated[list[ClassLabel], Field(min_length=1, max_length=10_000)] | None = Field(
+        default=None,
+        description="The valid categories (categorical); others count as unseen categories.",
+    )
+    monitor: bool = Field(default=True, description="Whether to watch this feature for drift.")
+    max_missing_rate: Rate | None = None
+    max_out_of_range_rate: Rate = DEFAULT_TOLERATED_RATE
+    max_unseen_category_rate: Rate = DEFAULT_TOLERATED_RATE
+    max_type_violation_rate: Rate = DEFAULT_TOLERATED_RATE
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        numeric = self.kind is FeatureKind.NUMERIC
+        if not numeric and (self.minimum is not None or self.maximum is not None):
+            raise ValueError(
+                f"feature {self.name!r} is {self.kind.value}: "
+                "minimum and maximum apply to numeric features only"
+            )
+        if self.kind is not FeatureKind.CATEGORICAL and self.categories is not None:
+            raise ValueError(
+                f"feature {self.name!r} is {self.kind.value}: "
+                "categories apply to categorical features only"
+            )
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(
+                f"feature {self.name!r}: minimum {self.minimum} is above maximum {self.maximum}"
+            )
+        if self.categories is not None and len(set(self.categories)) != len(self.categories):
+            raise ValueError(f"feature {self.name!r}: categories are listed more than once")
+        return self
+
+    @property
+    def tolerated_missing_rate(self) -> float | None:
+        """The missing-value share tolerated, or None when missing values are not checked."""
+        if self.max_missing_rate is not None:
+            return self.max_missing_rate
+        return None if self.nullable else DEFAULT_TOLERATED_RATE
+
+
+class ModelSpec(WireModel):
+    """One model version as registered: its task, classes and features.
+
+    >>> spec = ModelSpec.model_validate_json('''{
+    ...   "model_id": "churn", "model_version": "3", "task": "classification",
+    ...   "classes": ["stays", "leaves"],
+    ...   "features": [{"name": "tenure", "kind": "numeric", "minimum": 0},
+    ...                {"name": "plan", "kind": "categorical", "categories": ["free", "pro"]}]
+    ... }''')
+    >>> spec.feature("plan").categories
+    ['free', 'pro']
+    >>> spec.registry_key()
+    b'["churn","3"]'
+    """
+
+    schema_version: Literal[1] = 1
+    model_id: Identifier
+    model_version: Identifier
+    task: Choice[TaskType]
+    classes: Annotated[list[ClassLabel], Field(min_length=2, max_length=10_000)] | None = Field(
+        default=None,
+        description="The classes a classifier predicts; other labels are refused.",
+    )
+    features: Annotated[list[FeatureSpec], Field(max_length=10_000)] = Field(
+        description="The model's input features."
+    )
+    quality_window: PositiveInt = Field(
+        default=1_000,
+        le=1_000_000,
+        description="Observations per data-quality window: rates are checked over this many.",
+    )
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.task is TaskType.REGRESSION and self.classes is not None:
+            raise ValueError("a regression model has no classes")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes are listed more than once")
+        names = [feature.name for feature in self.features]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"features listed more than once: {', '.join(repeated)}")
+        return self
+
+    def feature(self, name: str) -> FeatureSpec:
+        """The spec of one feature; ``KeyError`` if the model has none of that name."""
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    def registry_key(self) -> bytes:
+        """The Kafka key of this spec on the registry topic."""
+        return registry_key(self.model_id, self.model_version)
+
+
+def registry_key(model_id: str, model_version: str) -> bytes:
+    """The registry topic's key for a model version: a JSON array, unambiguous in any language.
+
+    Written as JavaScript's ``JSON.stringify`` writes it (no spaces, UTF-8,
+    non-ASCII characters unescaped), so that keys built in other languages
+    compact together with these. Workers compare keys by their parsed value.
+
+    >>> registry_key("fraud/eu", "2")
+    b'["fraud/eu","2"]'
+    >>> registry_key("café", "1").decode()
+    '["café","1"]'
+    """
+    text = json.dumps([model_id, model_version], separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
