@@ -6,7 +6,7 @@ statistics core.
 
 from driftline.streams.app import DriftlineApp, create_app
 from driftline.streams.broker import KAFKA_VERSION, BrokerError, LocalKafkaBroker
-from driftline.streams.codecs import Rejection, decode_prediction, encode
+from driftline.streams.codecs import Rejection, decode, encode
 from driftline.streams.deadletters import dead_letter
 from driftline.streams.settings import Settings, load_settings
 from driftline.streams.topics import ensure_topics
@@ -20,7 +20,7 @@ __all__ = [
     "Settings",
     "create_app",
     "dead_letter",
-    "decode_prediction",
+    "decode",
     "encode",
     "ensure_topics",
     "load_settings",

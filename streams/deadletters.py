@@ -28,6 +28,16 @@ def dead_letter(
         message=rejection.message,
         field_path=rejection.field_path,
         source=source,
-        key=None if key is None else key.decode("utf-8", errors="replace"),
-        original=base64.b64encode(value or b"").decode("ascii"),
+        key=_text(key),
+        original=None if value is None else base64.b64encode(value).decode("ascii"),
     )
+
+
+def _text(key: bytes | None) -> str | None:
+    """The key as text when it is UTF-8; a key that is not cannot be shown as text."""
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
