@@ -1,0 +1,394 @@
+"""Data quality: how often each feature breaks its spec, checked window by window.
+
+Every feature value is classified against its :class:`FeatureSpec` (missing,
+wrong type, out of range, unseen category). Each check of each feature is a
+stream of yes/no outcomes whose violation count per window is compared with
+what the spec tolerates, at a fixed false-alarm probability per window.
+"""
+
+import json
+import math
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from scipy.stats import binom
+
+from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, QualityCheck
+from driftline.schemas.events import FeatureValue
+
+MAX_EXAMPLES = 5
+"""Distinct offending values a check keeps per window."""
+
+EXAMPLE_LENGTH = 100
+"""Characters of JSON text kept per example; an adversarial value can be huge."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValueCheck:
+    """What one feature value is, judged against its spec.
+
+    ``numeric`` is what drift detectors may use: the number of a valid
+    numeric value (out of range included: it is still a real value), 1.0 or
+    0.0 for a valid boolean, None otherwise. It is always finite.
+    ``category`` is the text of a valid categorical value, seen or not.
+    """
+
+    missing: bool = False
+    type_violation: bool = False
+    out_of_range: bool = False
+    unseen_category: bool = False
+    numeric: float | None = None
+    category: str | None = None
+
+    def violates(self, check: QualityCheck) -> bool:
+        """Whether this value fails ``check``."""
+        return {
+            QualityCheck.MISSING: self.missing,
+            QualityCheck.TYPE_VIOLATION: self.type_violation,
+            QualityCheck.OUT_OF_RANGE: self.out_of_range,
+            QualityCheck.UNSEEN_CATEGORY: self.unseen_category,
+        }[check]
+
+
+def classify_value(spec: FeatureSpec, value: FeatureValue, present: bool) -> ValueCheck:
+    """Classify one value of a feature; ``present`` says whether the event had it at all.
+
+    ``bool`` is a subclass of ``int`` in Python, so ``True`` is refused as a
+    number explicitly. Non-finite numbers are type violations: the wire
+    schema refuses them, and this keeps them from any detector should a
+    caller bypass it.
+
+    >>> age = FeatureSpec(name="age", kind=FeatureKind.NUMERIC, minimum=0)
+    >>> below = classify_value(age, -3.0, True)
+    >>> below.out_of_range, below.numeric
+    (True, -3.0)
+    >>> classify_value(age, True, True).type_violation
+    True
+    """
+    return _classify(spec, value, present, spec.categories)
+
+
+def _classify(
+    spec: FeatureSpec, value: object, present: bool, categories: Container[str] | None
+) -> ValueCheck:
+    """:func:`classify_value`, with the categories as any container (a set is faster)."""
+    if not present or value is None:
+        return ValueCheck(missing=True)
+    if spec.kind is FeatureKind.NUMERIC:
+        number = _finite_number(value)
+        if number is None:
+            return ValueCheck(type_violation=True)
+        below = spec.minimum is not None and number < spec.minimum
+        above = spec.maximum is not None and number > spec.maximum
+        return ValueCheck(out_of_range=below or above, numeric=number)
+    if spec.kind is FeatureKind.BOOLEAN:
+        if not isinstance(value, bool):
+            return ValueCheck(type_violation=True)
+        return ValueCheck(numeric=1.0 if value else 0.0)
+    if not isinstance(value, str):
+        return ValueCheck(type_violation=True)
+    unseen = categories is not None and value not in categories
+    return ValueCheck(unseen_category=unseen, category=value)
+
+
+def _finite_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    return float(binom.sf(k - 1, n, p))
+
+
+@lru_cache(maxsize=1024)
+def _threshold(window: int, tolerated_rate: float, alpha: float) -> int:
+    """The smallest count k >= 1 with P(X >= k) <= alpha, or window + 1 if none.
+
+    The tail shrinks as k grows, so a bisection finds it in a few dozen
+    evaluations even for a window of a million.
+    """
+    low, high = 1, window + 1
+    while low < high:
+        middle = (low + high) // 2
+        if _tail(middle, window, tolerated_rate) <= alpha:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+class RateCheck:
+    """One yes/no stream checked in tumbling windows against a tolerated rate.
+
+    Under the tolerated rate a window's violation count ``X`` is
+    Binomial(``window``, ``tolerated_rate``); the check alarms when a window
+    reaches ``threshold`` violations, the smallest count ``k`` with
+    ``P(X >= k) <= alpha``. It alarms on the update at which the count
+    reaches the threshold, without waiting for the window to end: counts only
+    grow within a window, so reaching it early is the same event as ending
+    at or above it, and the false-alarm probability per window is the same.
+    If not even a full window of violations is that unlikely (a tolerated
+    rate of 1, say), ``threshold`` is ``window + 1`` and the check never alarms.
+
+    After an alarm the check is ``alarming`` and stays quiet until a whole
+    window ends below the threshold, so a lasting problem alarms once, not
+    once per window; a recurrence after a clean window alarms again.
+
+    Examples
+    --------
+    >>> check = RateCheck(window=100, tolerated_rate=0.01, alpha=0.001)
+    >>> check.threshold
+    6
+    >>> for i in range(100):
+    ...     check.update(i % 10 == 0, example=str(i))
+    ...     if check.alarm:
+    ...         break
+    >>> check.observations, check.violations, check.examples
+    (51, 6, ('0', '10', '20', '30', '40'))
+    >>> round(check.p_value, 5)
+    0.00053
+    """
+
+    def __init__(self, window: int, tolerated_rate: float, alpha: float) -> None:
+        if window < 1:
+            raise ValueError(f"window must be a positive number of observations, got {window!r}")
+        if not 0.0 <= tolerated_rate <= 1.0:
+            raise ValueError(f"tolerated_rate must be in [0, 1], got {tolerated_rate!r}")
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        self.window = window
+        self.tolerated_rate = tolerated_rate
+        self.alpha = alpha
+        self.threshold = _threshold(window, tolerated_rate, alpha)
+        self._window_index = 0
+        self._observations = 0
+        self._violations = 0
+        self._examples: list[str] = []
+        self._alarm = False
+        self._alarming = False
+
+    def update(self, violated: bool, example: str | None = None) -> None:
+        """Count one observation; ``example`` shows the offending value when ``violated``."""
+        if self._observations == self.window:
+            # The previous window is over; it stays readable until now so
+            # that an alarm on its last observation reports it whole.
+            if self._violations < self.threshold:
+                self._alarming = False
+            self._window_index += 1
+            self._observations = self._violations = 0
+            self._examples.clear()
+        self._observations += 1
+        self._alarm = False
+        if not violated:
+            return
+        self._violations += 1
+        room = len(self._examples) < MAX_EXAMPLES
+        if example is not None and room and example not in self._examples:
+            self._examples.append(example)
+        if self._violations >= self.threshold and not self._alarming:
+            self._alarm = self._alarming = True
+
+    @property
+    def alarm(self) -> bool:
+        """Whether the last update raised an alarm."""
+        return self._alarm
+
+    @property
+    def alarming(self) -> bool:
+        """Whether an alarm was raised and no window has ended clean since."""
+        return self._alarming
+
+    @property
+    def window_index(self) -> int:
+        """Which window the current one is, from 0."""
+        return self._window_index
+
+    @property
+    def observations(self) -> int:
+        """Observations in the current window."""
+        return self._observations
+
+    @property
+    def violations(self) -> int:
+        """Violations in the current window."""
+        return self._violations
+
+    @property
+    def rate(self) -> float:
+        """Share of the current window's observations that were violations."""
+        return self._violations / self._observations if self._observations else 0.0
+
+    @property
+    def p_value(self) -> float:
+        """P(X >= violations) for a whole window at the tolerated rate."""
+        return min(1.0, max(0.0, _tail(self._violations, self.window, self.tolerated_rate)))
+
+    @property
+    def examples(self) -> tuple[str, ...]:
+        """Up to five distinct offending values of the current window, in order seen."""
+        return tuple(self._examples)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityFinding:
+    """A failed data-quality check of one feature: the evidence of one alarm.
+
+    Apart from ``feature`` the fields are those of
+    :class:`~driftline.schemas.DataQualityEvidence`, under the same names.
+    """
+
+    feature: str
+    check: QualityCheck
+    window: int
+    window_index: int
+    observations: int
+    violations: int
+    rate: float
+    tolerated_rate: float
+    threshold: int
+    alpha: float
+    p_value: float
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityUpdate:
+    """What one event showed: the alarms it raised and every spec feature's value, classified.
+
+    ``values`` holds one :class:`ValueCheck` per feature of the spec, so the
+    caller can feed the ``numeric`` values to drift detectors without
+    classifying again.
+    """
+
+    findings: list[QualityFinding]
+    values: dict[str, ValueCheck]
+
+
+class DataQualityMonitor:
+    """The data-quality checks of every feature of one model version.
+
+    Each feature gets a :class:`RateCheck` per check that applies to it:
+    missing values (when the spec tolerates a missing rate), type violations
+    (always), out of range (a numeric feature with bounds) and unseen
+    categories (a categorical feature with categories), with windows of
+    ``spec.quality_window`` events. With the default ``alpha``, a clean
+    feature raises a false alarm about once in 10,000 windows per check.
+
+    Feature names the spec does not know are counted in
+    ``unexpected_features`` and never stored, so a producer sending ever new
+    names cannot grow memory.
+
+    Examples
+    --------
+    A feature's missing rate jumps from 0 to 30% at event 5,000:
+
+    >>> import random
+    >>> from driftline.schemas import TaskType
+    >>> rng = random.Random(5)
+    >>> spec = ModelSpec(
+    ...     model_id="churn", model_version="3", task=TaskType.REGRESSION,
+    ...     features=[FeatureSpec(name="tenure", kind=FeatureKind.NUMERIC, minimum=0)],
+    ... )
+    >>> monitor = DataQualityMonitor(spec)
+    >>> for event in range(10_000):
+    ...     missing = event >= 5_000 and rng.random() < 0.3
+    ...     result = monitor.update({} if missing else {"tenure": rng.expovariate(0.1)})
+    ...     if result.findings:
+    ...         break
+    >>> finding = result.findings[0]
+    >>> event, finding.check.value, finding.violations, finding.threshold
+    (5078, 'missing', 25, 25)
+    """
+
+    def __init__(self, spec: ModelSpec, alpha: float = 1e-4) -> None:
+        self.spec = spec
+        self.alpha = alpha
+        self._features = {feature.name: feature for feature in spec.features}
+        self._categories = {
+            feature.name: frozenset(feature.categories)
+            for feature in spec.features
+            if feature.categories is not None
+        }
+        self._checks = {
+            feature.name: {
+                check: RateCheck(spec.quality_window, rate, alpha)
+                for check, rate in _tolerated_rates(feature).items()
+            }
+            for feature in spec.features
+        }
+        self._observations = 0
+        self._unexpected_features = 0
+
+    def update(self, features: Mapping[str, FeatureValue]) -> QualityUpdate:
+        """Check the features of one event; absent spec features count as missing."""
+        self._observations += 1
+        self._unexpected_features += sum(name not in self._features for name in features)
+        findings: list[QualityFinding] = []
+        values: dict[str, ValueCheck] = {}
+        for name, feature in self._features.items():
+            present = name in features
+            value = features.get(name)
+            values[name] = classified = _classify(
+                feature, value, present, self._categories.get(name)
+            )
+            for check, rate_check in self._checks[name].items():
+                violated = classified.violates(check)
+                example = _example(value) if violated and present and value is not None else None
+                rate_check.update(violated, example)
+                if rate_check.alarm:
+                    findings.append(_finding(name, check, rate_check))
+        return QualityUpdate(findings, values)
+
+    def rate_check(self, feature: str, check: QualityCheck) -> RateCheck:
+        """The check of one feature; ``KeyError`` if it does not apply to that feature."""
+        return self._checks[feature][check]
+
+    @property
+    def observations(self) -> int:
+        """How many events this monitor has checked."""
+        return self._observations
+
+    @property
+    def unexpected_features(self) -> int:
+        """Feature values seen under names the spec does not list (a count, not the names)."""
+        return self._unexpected_features
+
+
+def _tolerated_rates(feature: FeatureSpec) -> dict[QualityCheck, float]:
+    rates: dict[QualityCheck, float] = {}
+    if feature.tolerated_missing_rate is not None:
+        rates[QualityCheck.MISSING] = feature.tolerated_missing_rate
+    rates[QualityCheck.TYPE_VIOLATION] = feature.max_type_violation_rate
+    if feature.minimum is not None or feature.maximum is not None:
+        rates[QualityCheck.OUT_OF_RANGE] = feature.max_out_of_range_rate
+    if feature.categories is not None:
+        rates[QualityCheck.UNSEEN_CATEGORY] = feature.max_unseen_category_rate
+    return rates
+
+
+def _example(value: object) -> str:
+    return json.dumps(value)[:EXAMPLE_LENGTH]
+
+
+def _finding(feature: str, check: QualityCheck, rate_check: RateCheck) -> QualityFinding:
+    return QualityFinding(
+        feature=feature,
+        check=check,
+        window=rate_check.window,
+        window_index=rate_check.window_index,
+        observations=rate_check.observations,
+        violations=rate_check.violations,
+        rate=rate_check.rate,
+        tolerated_rate=rate_check.tolerated_rate,
+        threshold=rate_check.threshold,
+        alpha=rate_check.alpha,
+        p_value=rate_check.p_value,
+        examples=rate_check.examples,
+    )
