@@ -20,7 +20,11 @@ class DriftlineApp:
     app: faust.App
     settings: Settings
     predictions: TopicT
+    features: TopicT
+    labels: TopicT
+    models: TopicT
     alerts: TopicT
+    retrain_triggers: TopicT
     dead_letters: TopicT
 
 
@@ -57,7 +61,11 @@ def create_app(settings: Settings) -> DriftlineApp:
         app=app,
         settings=settings,
         predictions=_raw_topic(app, settings.predictions_topic),
+        features=_raw_topic(app, settings.features_topic),
+        labels=_raw_topic(app, settings.labels_topic),
+        models=_raw_topic(app, settings.models_topic),
         alerts=_raw_topic(app, settings.alerts_topic),
+        retrain_triggers=_raw_topic(app, settings.retrain_triggers_topic),
         dead_letters=_raw_topic(app, settings.dead_letters_topic),
     )
 

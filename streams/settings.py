@@ -44,8 +44,26 @@ class Settings(BaseSettings):
     predictions_topic: str = Field(
         default="driftline.predictions", min_length=1, description="Topic of prediction events."
     )
+    features_topic: str = Field(
+        default="driftline.features",
+        min_length=1,
+        description="Topic of feature events (inputs published apart from their prediction).",
+    )
+    labels_topic: str = Field(
+        default="driftline.labels", min_length=1, description="Topic of ground-truth label events."
+    )
+    models_topic: str = Field(
+        default="driftline.models",
+        min_length=1,
+        description="Compacted topic of model specs, keyed by model id and version.",
+    )
     alerts_topic: str = Field(
-        default="driftline.alerts", min_length=1, description="Topic drift alerts are sent to."
+        default="driftline.alerts", min_length=1, description="Topic alerts are sent to."
+    )
+    retrain_triggers_topic: str = Field(
+        default="driftline.retrain-triggers",
+        min_length=1,
+        description="Topic retraining triggers are sent to.",
     )
     dead_letters_topic: str = Field(
         default="driftline.dead-letters",
@@ -69,13 +87,37 @@ class Settings(BaseSettings):
         lt=1,
         description="Confidence of ADWIN's cuts: smaller means fewer false alarms, later alerts.",
     )
+    quality_alpha: float = Field(
+        default=1e-4,
+        gt=0,
+        lt=0.5,
+        description="Chance that a data-quality check alerts in one window when the feature "
+        "is exactly at its tolerated rate: the false-alarm rate per check and window.",
+    )
+    duplicate_window_seconds: PositiveFloat = Field(
+        default=3600.0,
+        description="Event ids are remembered for this long in event time, per model: a "
+        "repeat within it is a duplicate; an event older than it is dead-lettered as late_event.",
+    )
+    max_remembered_event_ids: PositiveInt = Field(
+        default=100_000,
+        description="Event ids remembered per model and input topic; beyond it the oldest are "
+        "forgotten and the duplicate window shrinks to what is remembered.",
+    )
+    max_future_seconds: PositiveFloat = Field(
+        default=600.0,
+        description="How far an event time may lie ahead of the time Kafka recorded for its "
+        "message; events further ahead are dead-lettered as future_event_time.",
+    )
     max_models: PositiveInt = Field(
         default=10_000,
         description="Model versions one worker watches; events of further ones are "
         "dead-lettered as model_limit.",
     )
     max_features_per_model: PositiveInt = Field(
-        default=1_000, description="Features monitored per model version; later ones are ignored."
+        default=1_000,
+        description="Features watched for drift per model version, in the spec's order; "
+        "later ones get data-quality checks only.",
     )
     data_dir: Path = Field(
         default=Path(".driftline"), description="Where the worker keeps its local state."

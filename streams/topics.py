@@ -2,10 +2,15 @@
 
 A broker that creates topics on first use picks its own partition count,
 and the worker's scale-out depends on that count, so the worker creates its
-topics explicitly at start-up with the configured partitions.
+topics explicitly at start-up. Input topics that carry events keyed by
+model id get the configured partitions (and so are co-partitioned: one
+worker gets a model's predictions, features and labels). The registry topic
+is compacted, so it keeps the latest spec of every model version for ever,
+and has one partition, so spec changes keep their order.
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -16,19 +21,43 @@ from driftline.streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    """How one topic is to be created."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_plans(settings: Settings) -> list[TopicPlan]:
+    """Every topic a worker consumes from or produces to, as it should be created."""
+    partitioned = [
+        settings.predictions_topic,
+        settings.features_topic,
+        settings.labels_topic,
+        settings.alerts_topic,
+        settings.retrain_triggers_topic,
+        settings.dead_letters_topic,
+    ]
+    plans = [TopicPlan(name, settings.topic_partitions) for name in partitioned]
+    plans.append(TopicPlan(settings.models_topic, 1, {"cleanup.policy": "compact"}))
+    return plans
+
+
 def worker_topics(settings: Settings) -> list[str]:
-    """The topics a worker consumes from or produces to."""
-    return [settings.predictions_topic, settings.alerts_topic, settings.dead_letters_topic]
+    """The names of the topics a worker consumes from or produces to."""
+    return [plan.name for plan in topic_plans(settings)]
 
 
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create each missing topic with the configured partitions; return those created.
+    """Create each missing topic as planned; return the names of those created.
 
     Existing topics are left as they are; one whose partition count differs
-    from the setting is reported in the log, since it still works but caps
-    how many workers can share the load.
+    from the plan is reported in the log, since it still works but caps how
+    many workers can share the load.
     """
-    wanted = worker_topics(settings)
+    plans = {plan.name: plan for plan in topic_plans(settings)}
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_server_list,
         client_id=f"{settings.app_id}-admin",
@@ -37,30 +66,33 @@ def ensure_topics(settings: Settings) -> list[str]:
     )
     try:
         existing = set(admin.list_topics())
-        missing = [name for name in wanted if name not in existing]
         created = []
-        for name in missing:
+        for plan in plans.values():
+            if plan.name in existing:
+                continue
             try:
                 admin.create_topics(
                     [
                         NewTopic(
-                            name,
-                            num_partitions=settings.topic_partitions,
+                            plan.name,
+                            num_partitions=plan.partitions,
                             replication_factor=settings.topic_replication_factor,
+                            topic_configs=plan.config,
                         )
                     ]
                 )
-                created.append(name)
+                created.append(plan.name)
             except TopicAlreadyExistsError:  # another worker was faster
                 pass
-        for description in admin.describe_topics([n for n in wanted if n in existing]):
+        for description in admin.describe_topics([name for name in plans if name in existing]):
             count = len(description.get("partitions", []))
-            if count and count != settings.topic_partitions:
+            wanted = plans[description["name"]].partitions
+            if count and count != wanted:
                 log.warning(
-                    "topic %s has %d partitions, not the configured %d",
-                    description["topic"],
+                    "topic %s has %d partitions, not the planned %d",
+                    description["name"],
                     count,
-                    settings.topic_partitions,
+                    wanted,
                 )
         return created
     finally:
