@@ -8,7 +8,8 @@ from typing import Any, NoReturn
 import faust
 from kafka.errors import KafkaError
 
-from driftline.agents.predictions import PredictionHandler, register_prediction_agent
+from driftline.agents.status import register_status_page
+from driftline.agents.wiring import Monitoring, register_agents
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -17,10 +18,12 @@ EXIT_SHUTDOWN_TIMEOUT = 75
 """Exit code when a worker had to be stopped hard after the shutdown timeout."""
 
 
-def build_worker_app(settings: Settings) -> tuple[DriftlineApp, PredictionHandler]:
+def build_worker_app(settings: Settings) -> tuple[DriftlineApp, Monitoring]:
     """The faust app with every driftline agent registered on it."""
     dapp = create_app(settings)
-    return dapp, register_prediction_agent(dapp)
+    monitoring = register_agents(dapp)
+    register_status_page(dapp.app, monitoring)
+    return dapp, monitoring
 
 
 class BoundedShutdownWorker(faust.Worker):
@@ -72,11 +75,16 @@ def run_worker(settings: Settings) -> NoReturn:
             f"cannot reach Kafka at {settings.bootstrap_servers} to create the topics "
             f"({error}); check DRIFTLINE_BOOTSTRAP_SERVERS and that the brokers are up"
         ) from error
-    dapp, predictions = build_worker_app(settings)
+    dapp, monitoring = build_worker_app(settings)
 
     @dapp.app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report_counters() -> None:
-        log.info("predictions: %s", predictions.counters)
+        counters = monitoring.intake.counters
+        for topic, counts in counters.topics.items():
+            if counts.consumed:
+                log.info("%s: %s", topic.value, counts)
+        registered = len(monitoring.registry)
+        log.info("alerts: %s; models registered: %d", dict(counters.alerts), registered)
 
     worker = BoundedShutdownWorker(
         dapp.app,

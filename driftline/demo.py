@@ -1,8 +1,9 @@
 """``driftline demo``: a local broker, a worker and drifting traffic, end to end.
 
 Everything runs on this machine: the broker on 127.0.0.1, the worker as a
-child process, a simulated model whose feature ``x`` shifts half way, and a
-subscriber printing alerts as they arrive.
+child process, a simulated model (registered with its spec first) whose
+feature ``x`` shifts half way and whose feature ``y`` starts going missing
+three quarters of the way, and a subscriber printing alerts as they arrive.
 """
 
 import tempfile
@@ -12,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from driftline.client import AlertSubscriber, Publisher
-from driftline.schemas import DriftAlert
-from driftline.simulate import simulated_predictions
+from driftline.schemas import Alert, DataQualityEvidence, DriftEvidence, RetrainTrigger
+from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.broker import (
     KAFKA_VERSION,
     LocalKafkaBroker,
@@ -25,17 +26,29 @@ from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
 
 
-def describe_alert(alert: DriftAlert) -> str:
-    """One readable line per alert."""
+def describe_alert(alert: Alert | RetrainTrigger) -> str:
+    """One readable line per alert (or retraining trigger)."""
+    if isinstance(alert, RetrainTrigger):
+        reasons = "; ".join(reason.summary for reason in alert.reasons)
+        return f"TRIGGER retrain  model {alert.model_id} v{alert.model_version}: {reasons}"
     evidence = alert.evidence
     where = (
         f", partition {alert.source.partition} offset {alert.source.offset}" if alert.source else ""
     )
+    head = f"ALERT {alert.kind.value}  model {alert.model_id} v{alert.model_version}"
+    if isinstance(evidence, DriftEvidence):
+        return (
+            f"{head}  feature {alert.feature}: "
+            f"mean {evidence.mean_before:+.2f} -> {evidence.mean_after:+.2f} "
+            f"(ADWIN delta={evidence.delta:g}; changed at event #{evidence.change_observation}, "
+            f"detected at event #{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
+        )
+    assert isinstance(evidence, DataQualityEvidence)
     return (
-        f"ALERT drift  model {alert.model_id} v{alert.model_version}  feature {alert.feature}: "
-        f"mean {evidence.mean_before:+.2f} -> {evidence.mean_after:+.2f} "
-        f"(ADWIN delta={evidence.delta:g}; changed at event #{evidence.change_observation}, "
-        f"detected at event #{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
+        f"{head}  feature {alert.feature}: {evidence.check.value} in {evidence.violations} of "
+        f"{evidence.observations} values ({evidence.rate:.0%}; tolerated "
+        f"{evidence.tolerated_rate:.0%}, p={evidence.p_value:.1e}; {alert.event_time:%H:%M:%S}"
+        f"{where})"
     )
 
 
@@ -47,9 +60,9 @@ def run_demo(
     linger: float = 10.0,
     seed: int = 0,
     say: Callable[[str], None] = print,
-) -> list[DriftAlert]:
+) -> list[Alert | RetrainTrigger]:
     """Run the demo; return the alerts it printed. Ctrl-C stops it cleanly."""
-    alerts: list[DriftAlert] = []
+    alerts: list[Alert | RetrainTrigger] = []
     with tempfile.TemporaryDirectory(prefix="driftline-demo-") as scratch:
         workdir = Path(scratch)
         if cached_broker_jars() is None:
@@ -76,8 +89,10 @@ def run_demo(
                 printer.start()
                 try:
                     say(
-                        f"publishing {events} predictions at {rate:g}/s; feature x shifts from "
-                        f"N(0,1) to N({shift:g},1) at event #{events // 2 + 1}, y stays N(0,1)"
+                        f"registering model demo-model v1, then publishing {events} predictions "
+                        f"at {rate:g}/s: feature x shifts from N(0,1) to N({shift:g},1) at event "
+                        f"#{events // 2 + 1}; y stays N(0,1) but 30% of its values go missing "
+                        f"from event #{events * 3 // 4 + 1}"
                     )
                     _publish(settings, events=events, rate=rate, shift=shift, seed=seed)
                     say(f"all events published; watching for alerts for {linger:g} s more ...")
@@ -96,8 +111,15 @@ def run_demo(
 
 def _publish(settings: Settings, *, events: int, rate: float, shift: float, seed: int) -> None:
     started = time.monotonic()
-    with Publisher(settings.bootstrap_servers, predictions_topic=settings.predictions_topic) as pub:
-        stream = simulated_predictions(events, shift_at=events // 2, shift=shift, seed=seed)
+    with Publisher(
+        settings.bootstrap_servers,
+        predictions_topic=settings.predictions_topic,
+        models_topic=settings.models_topic,
+    ) as pub:
+        pub.register(simulated_model_spec())
+        stream = simulated_predictions(
+            events, shift_at=events // 2, shift=shift, seed=seed, missing_from=events * 3 // 4
+        )
         for index, event in enumerate(stream):
             pub.publish(event)
             ahead = (index + 1) / rate - (time.monotonic() - started)
@@ -107,12 +129,15 @@ def _publish(settings: Settings, *, events: int, rate: float, shift: float, seed
 
 def _print_alerts(
     settings: Settings,
-    alerts: list[DriftAlert],
+    alerts: list[Alert | RetrainTrigger],
     stop: threading.Event,
     say: Callable[[str], None],
 ) -> None:
     with AlertSubscriber(
-        settings.bootstrap_servers, alerts_topic=settings.alerts_topic, from_beginning=True
+        settings.bootstrap_servers,
+        alerts_topic=settings.alerts_topic,
+        retrain_triggers_topic=settings.retrain_triggers_topic,
+        from_beginning=True,
     ) as subscriber:
         while not stop.is_set():
             for alert in subscriber.poll(timeout=0.5):

@@ -9,8 +9,8 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 from kafka_helpers import group_assignments, read_all, wait_until_caught_up
 
-from driftline.schemas import DriftAlert
-from driftline.simulate import simulated_predictions
+from driftline.schemas import Alert
+from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
@@ -66,6 +66,13 @@ def test_two_workers_share_the_partitions_and_every_model_is_watched_whole(
         # Published only once both hold partitions, so no model moves mid-stream.
         models = models_on_every_partition(worker_settings.topic_partitions)
         producer = KafkaProducer(bootstrap_servers=worker_settings.bootstrap_servers, acks="all")
+        for model in models.values():
+            spec = simulated_model_spec(model_id=model)
+            producer.send(
+                worker_settings.models_topic,
+                key=spec.registry_key(),
+                value=spec.model_dump_json().encode(),
+            )
         for seed, model in enumerate(models.values()):
             for event in simulated_predictions(2_000, shift_at=1_000, seed=seed, model_id=model):
                 producer.send(
@@ -85,7 +92,7 @@ def test_two_workers_share_the_partitions_and_every_model_is_watched_whole(
     assert codes == [0, 0]
 
     alerts = [
-        DriftAlert.model_validate_json(value or b"")
+        Alert.model_validate_json(value or b"")
         for value in read_all(worker_settings.bootstrap_servers, worker_settings.alerts_topic)
     ]
     assert {alert.model_id for alert in alerts} == set(models.values())

@@ -8,8 +8,8 @@ import pytest
 from kafka import KafkaProducer
 from kafka_helpers import committed_offsets, end_offsets, read_all, wait_until_caught_up
 
-from driftline.schemas import DeadLetter, DriftAlert
-from driftline.simulate import simulated_predictions
+from driftline.schemas import Alert, DeadLetter
+from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
@@ -18,8 +18,13 @@ pytestmark = pytest.mark.kafka
 
 
 def publish(settings: Settings, values: list[tuple[bytes, bytes | None]]) -> None:
+    """Register the simulated model, then publish these predictions."""
     ensure_topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    spec = simulated_model_spec()
+    producer.send(
+        settings.models_topic, key=spec.registry_key(), value=spec.model_dump_json().encode()
+    )
     for key, value in values:
         producer.send(settings.predictions_topic, key=key, value=value)
     producer.flush()
@@ -45,7 +50,7 @@ def test_worker_alerts_on_the_drifting_feature_only(worker_settings: Settings, t
         assert worker.running, worker.log_text()
 
     raw_alerts = read_all(worker_settings.bootstrap_servers, worker_settings.alerts_topic)
-    alerts = [DriftAlert.model_validate_json(value or b"") for value in raw_alerts]
+    alerts = [Alert.model_validate_json(value or b"") for value in raw_alerts]
     assert all(json.loads(value or b"")["kind"] == "drift" for value in raw_alerts)
     features = [alert.feature for alert in alerts]
     assert "x" in features, worker.log_text()
@@ -83,7 +88,7 @@ def test_worker_dead_letters_bad_messages_and_keeps_going(
         "invalid_utf8",
     ]
     alerts = read_all(worker_settings.bootstrap_servers, worker_settings.alerts_topic)
-    assert {DriftAlert.model_validate_json(a or b"").feature for a in alerts} == {"x"}
+    assert {Alert.model_validate_json(a or b"").feature for a in alerts} == {"x"}
 
 
 def test_worker_stops_on_sigterm_within_ten_seconds_with_offsets_committed(

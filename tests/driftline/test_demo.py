@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.kafka
 
 
-def test_the_demo_prints_alerts_for_the_shifted_feature_and_stops_everything():
+def test_the_demo_prints_the_drift_of_x_and_the_missing_values_of_y_and_stops_everything():
     result = subprocess.run(
         [
             sys.executable,
@@ -32,5 +32,11 @@ def test_the_demo_prints_alerts_for_the_shifted_feature_and_stops_everything():
     assert result.returncode == 0, result.stdout + result.stderr
     alert_lines = [line for line in result.stdout.splitlines() if line.startswith("ALERT")]
     assert alert_lines, result.stdout
-    assert all("feature x:" in line for line in alert_lines), alert_lines
+    drift = [line for line in alert_lines if line.startswith("ALERT drift")]
+    quality = [line for line in alert_lines if line.startswith("ALERT data_quality")]
+    assert drift, result.stdout
+    assert all("feature x:" in line for line in drift), alert_lines
+    assert quality, result.stdout
+    assert all("feature y: missing" in line for line in quality), alert_lines
+    assert len(drift) + len(quality) == len(alert_lines), alert_lines
     assert "broker and worker stopped" in result.stdout

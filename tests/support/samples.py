@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from driftline.agents.alerts import drift_alert
 from driftline.monitors.drift import DriftFinding
 from driftline.monitors.model import FeatureDrift
-from driftline.schemas import DriftAlert, KafkaPosition
+from driftline.schemas import Alert, KafkaPosition
 
 
 def a_feature_drift(feature: str = "x", observation: int = 100) -> FeatureDrift:
@@ -26,6 +26,6 @@ def a_feature_drift(feature: str = "x", observation: int = 100) -> FeatureDrift:
     )
 
 
-def an_alert(source: KafkaPosition | None = None) -> DriftAlert:
+def an_alert(source: KafkaPosition | None = None) -> Alert:
     """The alert of :func:`a_feature_drift` for model ``m`` version ``1``."""
     return drift_alert("m", "1", a_feature_drift(), source)

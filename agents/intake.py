@@ -1,0 +1,398 @@
+"""Every consumed message, accounted for: processed, dead-lettered or a duplicate.
+
+:class:`Intake` holds the decisions the agents make about each message and
+knows nothing of faust, so it can be tested message by message. For each
+input topic it validates the bytes, checks the event against its model's
+registered spec, recognises repeats, feeds the model's monitor and turns
+what the monitor found into alerts. Each message ends in exactly one of
+three counts: processed, dead-lettered (with a reason) or duplicate.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from driftline.agents.alerts import drift_alert, quality_alert
+from driftline.agents.outputs import Destination, Output
+from driftline.agents.registry import (
+    ModelKey,
+    ModelRegistry,
+    read_registry_message,
+)
+from driftline.monitors import AdwinDriftDetector, ModelMonitor
+from driftline.monitors.dedup import Arrival, RecentEventIds
+from driftline.schemas import (
+    Alert,
+    DeadLetterReason,
+    FeatureEvent,
+    KafkaPosition,
+    LabelEvent,
+    ModelSpec,
+    PredictionEvent,
+    TaskType,
+)
+from driftline.streams import Rejection, dead_letter, encode
+from driftline.streams.codecs import decode
+from driftline.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+InputEvent = PredictionEvent | FeatureEvent | LabelEvent
+
+
+class InputTopic(StrEnum):
+    """The topics driftline consumes."""
+
+    PREDICTIONS = "predictions"
+    FEATURES = "features"
+    LABELS = "labels"
+    MODELS = "models"
+
+
+EVENT_TYPES: dict[InputTopic, type[InputEvent]] = {
+    InputTopic.PREDICTIONS: PredictionEvent,
+    InputTopic.FEATURES: FeatureEvent,
+    InputTopic.LABELS: LabelEvent,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InputMessage:
+    """One consumed message: its bytes, where it was, and when Kafka recorded it."""
+
+    topic: InputTopic
+    value: bytes | None
+    key: bytes | None
+    source: KafkaPosition
+    timestamp: float | None = None
+    """Kafka's timestamp of the message, in Unix seconds, when it has one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A message whose bytes are a valid event, not yet checked against its model."""
+
+    message: InputMessage
+    event: InputEvent
+
+
+@dataclass
+class TopicCounters:
+    """What became of the messages consumed from one topic."""
+
+    consumed: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def accounted(self) -> int:
+        """Messages with an outcome; equals ``consumed`` between messages."""
+        return self.processed + self.dead_lettered + self.duplicates
+
+
+@dataclass
+class IntakeCounters:
+    """Counts per input topic, and alerts raised by kind."""
+
+    topics: dict[InputTopic, TopicCounters] = field(
+        default_factory=lambda: {topic: TopicCounters() for topic in InputTopic}
+    )
+    alerts: Counter[str] = field(default_factory=Counter)
+    labels_matched: int = 0
+
+
+class Intake:
+    """Decides, for each consumed message, what it leads to.
+
+    Events of a model version are only processed once the version's spec is
+    registered (see :class:`~driftline.agents.registry.ModelRegistry`); a
+    worker never creates state for a model it was not told about. Monitors
+    are created on a version's first event and dropped when its spec
+    changes, so they always check against the current spec.
+    """
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.counters = IntakeCounters()
+        self._monitors: dict[ModelKey, ModelMonitor] = {}
+        self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
+        self._max_future = timedelta(seconds=settings.max_future_seconds)
+        registry.on_change = self.forget
+
+    def handle(self, message: InputMessage) -> list[Output]:
+        """The messages one consumed message leads to; never raises on bad input."""
+        decoded = self.read(message)
+        return decoded if isinstance(decoded, list) else self.process(decoded)
+
+    def read(self, message: InputMessage) -> Decoded | list[Output]:
+        """Count and validate one message; a dead letter if its bytes are no valid event.
+
+        Messages on the registry topic are validated completely here.
+        """
+        counters = self.counters.topics[message.topic]
+        counters.consumed += 1
+        max_bytes = self.settings.max_message_bytes
+        if message.topic is InputTopic.MODELS:
+            registration = read_registry_message(message.key, message.value, max_bytes=max_bytes)
+            if isinstance(registration, Rejection):
+                return [self._dead_letter(message, registration)]
+            counters.processed += 1
+            return []
+        event = decode(EVENT_TYPES[message.topic], message.value, max_bytes=max_bytes)
+        if isinstance(event, Rejection):
+            return [self._dead_letter(message, event)]
+        return Decoded(message, event)
+
+    def knows_model_of(self, decoded: Decoded) -> bool:
+        """Whether the event's model (and version, where it names one) is registered."""
+        event = decoded.event
+        if isinstance(event, LabelEvent):
+            return self.registry.has_model(event.model_id)
+        return self.registry.spec(event.model_id, event.model_version) is not None
+
+    def process(self, decoded: Decoded) -> list[Output]:
+        """Check a valid event against its model and feed it to the model's monitor."""
+        message, event = decoded.message, decoded.event
+        rejection = self._unknown_model(event) or self._too_far_ahead(event, message)
+        if rejection is not None:
+            return [self._dead_letter(message, rejection)]
+        if isinstance(event, LabelEvent):
+            return self._process_label(message, event)
+        spec = self.registry.spec(event.model_id, event.model_version)
+        assert spec is not None
+        if isinstance(event, PredictionEvent):
+            violation = prediction_violation(spec, event)
+            if violation is not None:
+                return [self._dead_letter(message, violation)]
+        monitor = self._monitor_for(spec)
+        if monitor is None:
+            return [self._dead_letter(message, self._model_limit(spec))]
+        arrival = self._arrive(message, event)
+        if arrival is not None:
+            return arrival
+        findings = monitor.update(event)
+        outputs = [
+            self._alert(drift_alert(event.model_id, event.model_version, drift, message.source))
+            for drift in findings.drifts
+        ]
+        outputs += [
+            self._alert(
+                quality_alert(
+                    event.model_id,
+                    event.model_version,
+                    finding,
+                    event_id=event.event_id,
+                    event_time=event.event_time,
+                    source=message.source,
+                )
+            )
+            for finding in findings.quality
+        ]
+        self.counters.topics[message.topic].processed += 1
+        return outputs
+
+    @property
+    def monitor_count(self) -> int:
+        """How many model versions have a monitor (state) in this worker."""
+        return len(self._monitors)
+
+    def forget(self, model: ModelKey) -> None:
+        """Drop the state of a model version whose spec changed or went away."""
+        if self._monitors.pop(model, None) is not None:
+            log.info("model %s version %s: monitor reset for its new spec", *model)
+        if not self.registry.has_model(model[0]):
+            for topic in InputTopic:
+                self._recent.pop((topic, model[0]), None)
+
+    def _process_label(self, message: InputMessage, label: LabelEvent) -> list[Output]:
+        arrival = self._arrive(message, label)
+        if arrival is not None:
+            return arrival
+        predictions = self._recent.get((InputTopic.PREDICTIONS, label.model_id))
+        if predictions is None or predictions.event_time_of(label.prediction_id) is None:
+            window = timedelta(seconds=self.settings.duplicate_window_seconds)
+            return [
+                self._dead_letter(
+                    message,
+                    Rejection(
+                        DeadLetterReason.UNKNOWN_PREDICTION,
+                        f"no prediction {label.prediction_id!r} of model {label.model_id} was "
+                        f"seen within the last {window} of event time; publish each label "
+                        "after its prediction, on the same model id key",
+                        field_path="prediction_id",
+                    ),
+                )
+            ]
+        self.counters.labels_matched += 1
+        self.counters.topics[message.topic].processed += 1
+        return []
+
+    def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
+        """None for a new event; otherwise what a duplicate or late event leads to."""
+        topic = message.topic
+        recent = self._recent.get((topic, event.model_id))
+        if recent is None:
+            recent = self._recent[(topic, event.model_id)] = RecentEventIds(
+                window=timedelta(seconds=self.settings.duplicate_window_seconds),
+                max_ids=self.settings.max_remembered_event_ids,
+            )
+        arrival = recent.arrive(event.event_id, event.event_time)
+        if arrival is Arrival.NEW:
+            return None
+        if arrival is Arrival.DUPLICATE:
+            self.counters.topics[topic].duplicates += 1
+            return []
+        horizon = recent.horizon
+        assert horizon is not None
+        late = Rejection(
+            DeadLetterReason.LATE_EVENT,
+            f"event_time {event.event_time.isoformat()} is at or before "
+            f"{horizon.isoformat()}, the start of the window in which this worker recognises "
+            f"repeated {topic.value} of model {event.model_id}, so it cannot tell whether it is "
+            "a duplicate; publish events promptly, or raise DRIFTLINE_DUPLICATE_WINDOW_SECONDS "
+            "(and DRIFTLINE_MAX_REMEMBERED_EVENT_IDS)",
+            field_path="event_time",
+        )
+        return [self._dead_letter(message, late)]
+
+    def _unknown_model(self, event: InputEvent) -> Rejection | None:
+        if isinstance(event, LabelEvent):
+            if self.registry.has_model(event.model_id):
+                return None
+            return Rejection(
+                DeadLetterReason.UNKNOWN_MODEL,
+                f"no version of model {event.model_id!r} is registered; register its spec "
+                "before publishing labels for it",
+                field_path="model_id",
+            )
+        if self.registry.spec(event.model_id, event.model_version) is not None:
+            return None
+        return Rejection(
+            DeadLetterReason.UNKNOWN_MODEL,
+            f"no spec is registered for model {event.model_id!r} version "
+            f"{event.model_version!r}; register it (driftline models register SPEC_FILE, or "
+            "Publisher.register) before publishing its events",
+            field_path="model_version" if self.registry.has_model(event.model_id) else "model_id",
+        )
+
+    def _too_far_ahead(self, event: InputEvent, message: InputMessage) -> Rejection | None:
+        if message.timestamp is None or message.timestamp <= 0:
+            return None
+        recorded = datetime.fromtimestamp(message.timestamp, tz=UTC)
+        if event.event_time <= recorded + self._max_future:
+            return None
+        return Rejection(
+            DeadLetterReason.FUTURE_EVENT_TIME,
+            f"event_time {event.event_time.isoformat()} is "
+            f"{event.event_time - recorded} after the time Kafka recorded the message "
+            f"({recorded.isoformat()}); at most {self._max_future} is allowed. Check the "
+            "producer's clock and time zone, or raise DRIFTLINE_MAX_FUTURE_SECONDS",
+            field_path="event_time",
+        )
+
+    def _model_limit(self, spec: ModelSpec) -> Rejection:
+        return Rejection(
+            DeadLetterReason.MODEL_LIMIT,
+            f"this worker already watches {self.settings.max_models} model versions, the most "
+            f"DRIFTLINE_MAX_MODELS allows; model {spec.model_id} version {spec.model_version} "
+            "gets none of its memory. Raise the limit or start more workers",
+        )
+
+    def _monitor_for(self, spec: ModelSpec) -> ModelMonitor | None:
+        """The version's monitor, created on its first event; None past the limit."""
+        key = (spec.model_id, spec.model_version)
+        monitor = self._monitors.get(key)
+        if monitor is None:
+            if len(self._monitors) >= self.settings.max_models:
+                return None
+            delta = self.settings.adwin_delta
+            monitor = self._monitors[key] = ModelMonitor(
+                spec,
+                detector_factory=lambda: AdwinDriftDetector(delta=delta),
+                max_monitored_features=self.settings.max_features_per_model,
+                quality_alpha=self.settings.quality_alpha,
+            )
+            log.info("monitoring model %s version %s", *key)
+        return monitor
+
+    def _alert(self, alert: Alert) -> Output:
+        self.counters.alerts[alert.kind.value] += 1
+        log.warning(
+            "%s alert: model %s version %s: %s",
+            alert.kind.value,
+            alert.model_id,
+            alert.model_version,
+            alert.summary,
+        )
+        return Output(Destination.ALERTS, alert.model_id.encode("utf-8"), encode(alert))
+
+    def _dead_letter(self, message: InputMessage, rejection: Rejection) -> Output:
+        letter = dead_letter(rejection, value=message.value, key=message.key, source=message.source)
+        counters = self.counters.topics[message.topic]
+        counters.dead_lettered += 1
+        counters.dead_letter_reasons[rejection.reason.value] += 1
+        return Output(Destination.DEAD_LETTERS, message.key, encode(letter))
+
+
+def prediction_violation(spec: ModelSpec, event: PredictionEvent) -> Rejection | None:
+    """Why a prediction does not fit its model's spec, or None when it does.
+
+    >>> from datetime import UTC, datetime
+    >>> spec = ModelSpec(model_id="m", model_version="1", task="regression", features=[])
+    >>> event = PredictionEvent(model_id="m", model_version="1", event_id="e",
+    ...     event_time=datetime(2026, 1, 1, tzinfo=UTC), prediction="yes")
+    >>> prediction_violation(spec, event).message
+    "model m version 1 is a regression model: its prediction must be a number, not 'yes'"
+    """
+    name = f"model {spec.model_id} version {spec.model_version}"
+    if spec.task is TaskType.REGRESSION:
+        if isinstance(event.prediction, str):
+            return _violation(
+                f"{name} is a regression model: its prediction must be a number, "
+                f"not {event.prediction!r}",
+                "prediction",
+            )
+        if event.probabilities is not None:
+            return _violation(
+                f"{name} is a regression model: send an interval, not class probabilities",
+                "probabilities",
+            )
+        return None
+    if isinstance(event.prediction, float):
+        return _violation(
+            f"{name} is a classifier: its prediction must be a class label (a string), not "
+            f"{event.prediction!r}; send scores as class probabilities",
+            "prediction",
+        )
+    if event.interval is not None:
+        return _violation(f"{name} is a classifier: it has no prediction interval", "interval")
+    if spec.classes is None:
+        return None
+    classes = set(spec.classes)
+    if event.prediction is not None and event.prediction not in classes:
+        return _violation(
+            f"{name} predicts one of {_listing(spec.classes)}; got {event.prediction!r}",
+            "prediction",
+        )
+    unknown = sorted(set(event.probabilities or ()) - classes)
+    if unknown:
+        return _violation(
+            f"{name} has the classes {_listing(spec.classes)}; probabilities name "
+            f"{_listing(unknown)}",
+            f"probabilities.{unknown[0]}",
+        )
+    return None
+
+
+def _violation(message: str, field_path: str) -> Rejection:
+    return Rejection(DeadLetterReason.SPEC_VIOLATION, message, field_path=field_path)
+
+
+def _listing(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(repr(name) for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

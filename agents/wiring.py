@@ -1,0 +1,89 @@
+"""The faust side: one agent per input topic, all deciding through one :class:`Intake`.
+
+Agents read raw bytes and validate each message themselves, so every
+consumed message ends as processed, dead-lettered or a counted duplicate,
+never as an exception that faust would log and drop together with the
+event. Each agent runs with concurrency 1: with more, faust can commit an
+offset past an event still being processed.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from faust.types import StreamT, TopicT
+
+from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
+from driftline.agents.outputs import Destination
+from driftline.agents.registry import ModelRegistry, RegistryFollower
+from driftline.schemas import KafkaPosition
+from driftline.streams import DriftlineApp
+from driftline.streams.sending import send_until_accepted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    """What the agents share: the decisions, the registry, and its follower."""
+
+    intake: Intake
+    registry: ModelRegistry
+    follower: RegistryFollower
+
+
+def register_agents(dapp: DriftlineApp) -> Monitoring:
+    """Declare the registry follower and one agent per input topic on the app."""
+    registry = ModelRegistry()
+    monitoring = Monitoring(
+        intake=Intake(dapp.settings, registry),
+        registry=registry,
+        follower=RegistryFollower(dapp.settings, registry),
+    )
+
+    @dapp.app.task  # type: ignore[untyped-decorator]
+    async def follow_registry() -> None:
+        await monitoring.follower.run()
+
+    inputs = {
+        InputTopic.PREDICTIONS: dapp.predictions,
+        InputTopic.FEATURES: dapp.features,
+        InputTopic.LABELS: dapp.labels,
+        InputTopic.MODELS: dapp.models,
+    }
+    for topic, channel in inputs.items():
+        _register_input_agent(dapp, topic, channel, monitoring)
+    return monitoring
+
+
+def _register_input_agent(
+    dapp: DriftlineApp, topic: InputTopic, channel: TopicT, monitoring: Monitoring
+) -> None:
+    outputs_to = {Destination.ALERTS: dapp.alerts, Destination.DEAD_LETTERS: dapp.dead_letters}
+    timeout = dapp.settings.send_timeout_seconds
+    intake, follower = monitoring.intake, monitoring.follower
+
+    async def consume(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            record = event.message
+            message = InputMessage(
+                topic=topic,
+                value=record.value,
+                key=record.key,
+                source=KafkaPosition(
+                    topic=record.topic, partition=record.partition, offset=record.offset
+                ),
+                timestamp=record.timestamp,
+            )
+            decoded = intake.read(message)
+            if isinstance(decoded, Decoded):
+                if not intake.knows_model_of(decoded):
+                    await follower.sync(published_before=message.timestamp)
+                outputs = intake.process(decoded)
+            else:
+                outputs = decoded
+            for output in outputs:
+                await send_until_accepted(
+                    outputs_to[output.destination], output.key, output.value, timeout=timeout
+                )
+
+    dapp.app.agent(channel, name=f"driftline.{topic.value}", concurrency=1)(consume)

@@ -1,0 +1,265 @@
+"""The intake's decisions, message by message, without Kafka."""
+
+import base64
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.agents.intake import InputMessage, InputTopic, Intake
+from driftline.agents.outputs import Destination, Output
+from driftline.agents.registry import ModelRegistry, Registration, Unregistration
+from driftline.schemas import (
+    Alert,
+    DeadLetter,
+    FeatureEvent,
+    KafkaPosition,
+    LabelEvent,
+    ModelSpec,
+    PredictionEvent,
+)
+from driftline.simulate import START, simulated_model_spec, simulated_predictions
+from driftline.streams.settings import Settings
+
+SPEC = simulated_model_spec()
+
+
+def intake_with(*specs: ModelSpec, **overrides: object) -> Intake:
+    registry = ModelRegistry()
+    intake = Intake(Settings(**overrides), registry)
+    for spec in specs:
+        registry.apply(Registration(spec))
+    return intake
+
+
+def message(
+    topic: InputTopic, value: bytes | None, offset: int = 0, *, key: bytes | None = b"demo-model"
+) -> InputMessage:
+    return InputMessage(
+        topic=topic,
+        value=value,
+        key=key,
+        source=KafkaPosition(topic=topic.value, partition=0, offset=offset),
+        timestamp=(START + timedelta(days=1)).timestamp(),
+    )
+
+
+def feed(intake: Intake, topic: InputTopic, events: list, start: int = 0) -> list[Output]:
+    outputs: list[Output] = []
+    for offset, event in enumerate(events, start):
+        outputs += intake.handle(message(topic, event.model_dump_json().encode(), offset))
+    return outputs
+
+
+def letters(outputs: list[Output]) -> list[DeadLetter]:
+    return [
+        DeadLetter.model_validate_json(o.value)
+        for o in outputs
+        if o.destination is Destination.DEAD_LETTERS
+    ]
+
+
+def alerts(outputs: list[Output]) -> list[Alert]:
+    return [
+        Alert.model_validate_json(o.value) for o in outputs if o.destination is Destination.ALERTS
+    ]
+
+
+def prediction(index: int, **changes: object) -> PredictionEvent:
+    [event] = simulated_predictions(1, shift_at=10, start=START + timedelta(seconds=index))
+    return event.model_copy(update={"event_id": f"e{index}", **changes})
+
+
+def test_drifting_traffic_yields_alerts_for_the_drifting_feature_only():
+    intake = intake_with(SPEC)
+    events = list(simulated_predictions(4_000, shift_at=2_000, seed=4))
+    found = alerts(feed(intake, InputTopic.PREDICTIONS, events))
+    assert {alert.feature for alert in found} == {"x"}
+    assert {alert.kind.value for alert in found} == {"drift"}
+    assert all(alert.source and alert.source.offset >= 2_000 for alert in found)
+    counters = intake.counters.topics[InputTopic.PREDICTIONS]
+    assert (counters.processed, counters.dead_lettered, counters.duplicates) == (4_000, 0, 0)
+    assert intake.counters.alerts["drift"] == len(found)
+
+
+def test_a_jump_in_missing_values_raises_a_data_quality_alert_for_that_feature():
+    intake = intake_with(SPEC)
+    events = list(simulated_predictions(6_000, shift_at=10**9, missing_from=3_000, seed=2))
+    found = alerts(feed(intake, InputTopic.PREDICTIONS, events))
+    assert [(a.kind.value, a.feature, a.evidence.check.value) for a in found] == [
+        ("data_quality", "y", "missing")
+    ]
+    assert found[0].source is not None
+    assert found[0].source.offset >= 3_000
+    assert found[0].evidence.rate > found[0].evidence.tolerated_rate
+
+
+def test_a_clean_stream_raises_no_data_quality_alert():
+    intake = intake_with(SPEC)
+    events = list(simulated_predictions(20_000, shift_at=10**9, seed=3))
+    assert alerts(feed(intake, InputTopic.PREDICTIONS, events)) == []
+
+
+def test_events_of_an_unregistered_model_are_dead_lettered_until_it_is_registered():
+    intake = intake_with()
+    [letter] = letters(feed(intake, InputTopic.PREDICTIONS, [prediction(0)]))
+    assert letter.reason.value == "unknown_model"
+    assert letter.field_path == "model_id"
+    assert "register" in letter.message
+    intake.registry.apply(Registration(SPEC))
+    assert feed(intake, InputTopic.PREDICTIONS, [prediction(0)]) == []
+    intake.registry.apply(Unregistration(("demo-model", "1")))
+    [letter] = letters(feed(intake, InputTopic.PREDICTIONS, [prediction(1)]))
+    assert letter.reason.value == "unknown_model"
+
+
+def test_a_prediction_that_breaks_the_spec_is_dead_lettered_with_the_field():
+    intake = intake_with(SPEC)
+    [letter] = letters(feed(intake, InputTopic.PREDICTIONS, [prediction(0, prediction="yes")]))
+    assert (letter.reason.value, letter.field_path) == ("spec_violation", "prediction")
+    assert "regression" in letter.message
+
+
+def test_a_repeated_event_is_counted_as_a_duplicate_and_not_processed_again():
+    intake = intake_with(SPEC)
+    assert feed(intake, InputTopic.PREDICTIONS, [prediction(0), prediction(1), prediction(0)]) == []
+    counters = intake.counters.topics[InputTopic.PREDICTIONS]
+    assert (counters.consumed, counters.processed, counters.duplicates) == (3, 2, 1)
+
+
+def test_an_event_older_than_the_duplicate_window_is_late():
+    intake = intake_with(SPEC, duplicate_window_seconds=60)
+    old = prediction(0)
+    later = prediction(1, event_time=old.event_time + timedelta(minutes=5))
+    [letter] = letters(feed(intake, InputTopic.PREDICTIONS, [later, old]))
+    assert (letter.reason.value, letter.field_path) == ("late_event", "event_time")
+    assert "DRIFTLINE_DUPLICATE_WINDOW_SECONDS" in letter.message
+
+
+def test_an_event_time_far_after_the_kafka_timestamp_is_refused():
+    intake = intake_with(SPEC, max_future_seconds=600)
+    future = prediction(0, event_time=START + timedelta(days=400))
+    [letter] = letters(feed(intake, InputTopic.PREDICTIONS, [future]))
+    assert (letter.reason.value, letter.field_path) == ("future_event_time", "event_time")
+
+
+def test_labels_are_matched_to_predictions_seen_and_refused_otherwise():
+    intake = intake_with(SPEC)
+    feed(intake, InputTopic.PREDICTIONS, [prediction(0)])
+
+    def label(prediction_id: str, model_id: str = "demo-model") -> LabelEvent:
+        return LabelEvent(
+            model_id=model_id,
+            event_id=f"label-{prediction_id}-{model_id}",
+            prediction_id=prediction_id,
+            event_time=START + timedelta(hours=1),
+            label=0.5,
+        )
+
+    outputs = feed(intake, InputTopic.LABELS, [label("e0"), label("nope"), label("e0", "other")])
+    assert [(x.reason.value, x.field_path) for x in letters(outputs)] == [
+        ("unknown_prediction", "prediction_id"),
+        ("unknown_model", "model_id"),
+    ]
+    assert intake.counters.labels_matched == 1
+
+
+def test_feature_events_feed_the_same_monitor_as_inline_features():
+    intake = intake_with(SPEC)
+    events = [
+        FeatureEvent(
+            model_id="demo-model",
+            model_version="1",
+            event_id=f"f-{p.event_id}",
+            prediction_id=p.event_id,
+            event_time=p.event_time,
+            features=p.features or {},
+        )
+        for p in simulated_predictions(4_000, shift_at=2_000, seed=4)
+    ]
+    assert {alert.feature for alert in alerts(feed(intake, InputTopic.FEATURES, events))} == {"x"}
+    assert intake.counters.topics[InputTopic.FEATURES].processed == 4_000
+
+
+def test_registry_messages_are_validated_and_bad_ones_dead_lettered():
+    intake = intake_with()
+    good = message(InputTopic.MODELS, SPEC.model_dump_json().encode(), key=SPEC.registry_key())
+    wrong_key = message(InputTopic.MODELS, SPEC.model_dump_json().encode(), key=b"demo-model")
+    tombstone = message(InputTopic.MODELS, None, key=SPEC.registry_key())
+    broken = message(InputTopic.MODELS, b'{"model_id": "m"}', key=b'["m","1"]')
+    outputs = [o for m in (good, wrong_key, tombstone, broken) for o in intake.handle(m)]
+    assert [x.reason.value for x in letters(outputs)] == ["invalid_spec", "invalid_spec"]
+    assert "publish it under" in letters(outputs)[0].message
+    assert intake.counters.topics[InputTopic.MODELS].processed == 2
+
+
+def test_models_beyond_the_limit_are_dead_lettered_not_given_memory():
+    specs = [simulated_model_spec(model_id=name) for name in "abc"]
+    intake = intake_with(*specs, max_models=2)
+    outputs: list[Output] = []
+    for offset, model in enumerate("abca"):
+        [event] = simulated_predictions(1, shift_at=10, model_id=model)
+        value = event.model_dump_json().encode()
+        outputs += intake.handle(message(InputTopic.PREDICTIONS, value, offset))
+    [letter] = letters(outputs)
+    assert letter.reason.value == "model_limit"
+    assert "DRIFTLINE_MAX_MODELS" in letter.message
+    assert letter.source.offset == 2
+
+
+def test_a_changed_spec_starts_its_model_afresh():
+    intake = intake_with(SPEC)
+    feed(intake, InputTopic.PREDICTIONS, list(simulated_predictions(100, shift_at=10**9)))
+    assert intake.monitor_count == 1
+    intake.registry.apply(Registration(SPEC.model_copy(update={"description": "retrained"})))
+    assert intake.monitor_count == 0
+
+
+def test_a_dead_letter_carries_the_bytes_key_and_position():
+    intake = intake_with(SPEC)
+    [output] = intake.handle(message(InputTopic.PREDICTIONS, b'{"model_id": 3}', 17, key=b"k"))
+    [letter] = letters([output])
+    assert output.key == b"k"
+    assert letter.reason.value == "invalid_event"
+    assert base64.b64decode(letter.original or "") == b'{"model_id": 3}'
+    assert letter.source == KafkaPosition(topic="predictions", partition=0, offset=17)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(InputTopic)), st.binary(max_size=300) | st.none()),
+        max_size=20,
+    )
+)
+def test_every_message_ends_processed_dead_lettered_or_duplicate(values):
+    intake = intake_with(SPEC)
+    for offset, (topic, value) in enumerate(values):
+        intake.handle(message(topic, value, offset))
+    for topic in InputTopic:
+        counters = intake.counters.topics[topic]
+        assert counters.accounted == counters.consumed
+    assert sum(c.consumed for c in intake.counters.topics.values()) == len(values)
+
+
+feature_values = (
+    st.none()
+    | st.booleans()
+    | st.text(max_size=5)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+valid_predictions = st.builds(
+    lambda index, features: prediction(index, features=features),
+    st.integers(min_value=0, max_value=50),
+    st.dictionaries(st.sampled_from(["x", "y", "z"]), feature_values, max_size=3),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(valid_predictions, max_size=30))
+def test_valid_events_with_any_feature_values_are_processed_or_counted_as_duplicates(events):
+    intake = intake_with(SPEC)
+    assert letters(feed(intake, InputTopic.PREDICTIONS, events)) == []
+    counters = intake.counters.topics[InputTopic.PREDICTIONS]
+    assert counters.processed + counters.duplicates == len(events)
+    assert counters.processed == len({event.event_id for event in events})
