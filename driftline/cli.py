@@ -1,12 +1,18 @@
 """The ``driftline`` command."""
 
+import contextlib
 import logging
 import sys
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from driftline.client import Publisher
 
 app = typer.Typer(
     help="driftline: watch ML models' Kafka streams for drift.",
@@ -14,6 +20,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+models_app = typer.Typer(
+    help="Register model versions' specs, or unregister them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+schemas_app = typer.Typer(
+    help="The JSON Schemas of the messages on the wire.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(schemas_app, name="schemas")
+
+DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+DEFAULT_MODELS_TOPIC = "driftline.models"
 
 
 @app.command()
@@ -104,6 +125,114 @@ def simulate(
             publisher.publish(event)
         publisher.flush()
     typer.echo(f"published {events} events to {topic}")
+
+
+@models_app.command("register")
+def models_register(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="YAML (.yaml, .yml) or TOML (.toml) files of model specs.", metavar="FILE"
+        ),
+    ],
+    bootstrap_servers: Annotated[
+        str, typer.Option(help="Kafka bootstrap servers.")
+    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    topic: Annotated[str, typer.Option(help="Model registry topic.")] = DEFAULT_MODELS_TOPIC,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
+    ] = 30.0,
+) -> None:
+    """Register every model spec in each FILE (one spec, or a list under `models:`).
+
+    All files are checked first: if one is invalid, nothing is registered.
+    A spec replaces the one registered before for the same model id and version.
+    """
+    from driftline.specfiles import SpecFileError, load_spec_files
+
+    try:
+        loaded = load_spec_files(files)
+    except SpecFileError as error:
+        typer.echo(f"driftline models register: {error}", err=True)
+        raise typer.Exit(2) from None
+    with _publisher("models register", bootstrap_servers, topic, timeout) as publisher:
+        for _, spec in loaded:
+            publisher.register(spec)
+        publisher.flush(timeout=timeout)
+    for path, spec in loaded:
+        typer.echo(f"registered model {spec.model_id} version {spec.model_version} from {path}")
+
+
+@models_app.command("unregister")
+def models_unregister(
+    model_id: Annotated[str, typer.Argument(help="Model id.")],
+    model_version: Annotated[str, typer.Argument(help="Model version.")],
+    bootstrap_servers: Annotated[
+        str, typer.Option(help="Kafka bootstrap servers.")
+    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    topic: Annotated[str, typer.Option(help="Model registry topic.")] = DEFAULT_MODELS_TOPIC,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
+    ] = 30.0,
+) -> None:
+    """Unregister one model version: workers stop watching it and refuse its events."""
+    with _publisher("models unregister", bootstrap_servers, topic, timeout) as publisher:
+        publisher.unregister(model_id, model_version)
+        publisher.flush(timeout=timeout)
+    typer.echo(f"unregistered model {model_id} version {model_version}")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write them; created when missing.", file_okay=False, metavar="DIR"
+        ),
+    ],
+) -> None:
+    """Write the JSON Schema (draft 2020-12) of each wire message to DIR/<name>.schema.json.
+
+    Producers in other languages can validate their messages against them.
+    """
+    from driftline.schema_export import export_json_schemas
+
+    try:
+        written = export_json_schemas(directory)
+    except OSError as error:
+        typer.echo(f"driftline schemas export: {error}", err=True)
+        raise typer.Exit(1) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@contextlib.contextmanager
+def _publisher(
+    command: str, bootstrap_servers: str, models_topic: str, timeout: float
+) -> Iterator["Publisher"]:
+    """A publisher to the registry topic; a Kafka failure ends the command with code 1."""
+    from kafka.errors import KafkaError, KafkaTimeoutError
+
+    from driftline.client import Publisher, PublishError
+
+    try:
+        with Publisher(
+            bootstrap_servers,
+            models_topic=models_topic,
+            bootstrap_timeout_ms=int(timeout * 1000),
+            max_block_ms=int(timeout * 1000),
+        ) as publisher:
+            yield publisher
+    except (KafkaError, PublishError) as error:
+        hint = ""
+        if isinstance(error, KafkaTimeoutError):
+            hint = " (is Kafka reachable there, and does the topic exist?)"
+        typer.echo(
+            f"driftline {command}: could not publish to {models_topic} at {bootstrap_servers}"
+            f"{hint}: {error}",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -1,28 +1,96 @@
 """A small client for producers and subscribers, on kafka-python.
 
->>> publisher = Publisher("127.0.0.1:9092")  # doctest: +SKIP
->>> publisher.publish(event)                  # doctest: +SKIP
->>> for alert in AlertSubscriber("127.0.0.1:9092"):  # doctest: +SKIP
-...     print(alert.feature)
+Register a model version, publish its events, and make sure they were sent:
+
+>>> from datetime import UTC, datetime
+>>> from pathlib import Path
+>>> from driftline.specfiles import load_specs
+>>> with Publisher("127.0.0.1:9092") as publisher:  # doctest: +SKIP
+...     publisher.register(load_specs(Path("examples/churn-model.yaml"))[0])
+...     publisher.publish_prediction({
+...         "model_id": "churn", "model_version": "3", "event_id": "e-1",
+...         "event_time": datetime.now(UTC), "prediction": "stays",
+...         "features": {"tenure_months": 14, "monthly_spend": 9.5, "plan": "pro",
+...                      "has_support_ticket": False, "referral_code": None},
+...     })
+...     publisher.flush()  # raises PublishError if any message was not delivered
+
+Follow the alerts and retraining triggers the workers send:
+
+>>> with AlertSubscriber("127.0.0.1:9092", group_id="pager") as subscriber:  # doctest: +SKIP
+...     for message in subscriber:
+...         if isinstance(message, Alert):
+...             print(message.summary)
+...         else:
+...             print("retrain", message.model_id, message.model_version)
 """
 
-from collections.abc import Iterator
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaTimeoutError
+from pydantic import BaseModel, ValidationError
 
-from driftline.schemas import DriftAlert, PredictionEvent
+from driftline.schemas import (
+    Alert,
+    FeatureEvent,
+    LabelEvent,
+    ModelSpec,
+    PredictionEvent,
+    RetrainTrigger,
+    registry_key,
+)
+from driftline.specfiles import validate_as_json
 from driftline.streams.settings import Settings
 
 DEFAULT_PREDICTIONS_TOPIC: str = Settings.model_fields["predictions_topic"].default
+DEFAULT_FEATURES_TOPIC: str = Settings.model_fields["features_topic"].default
+DEFAULT_LABELS_TOPIC: str = Settings.model_fields["labels_topic"].default
+DEFAULT_MODELS_TOPIC: str = Settings.model_fields["models_topic"].default
 DEFAULT_ALERTS_TOPIC: str = Settings.model_fields["alerts_topic"].default
+DEFAULT_RETRAIN_TRIGGERS_TOPIC: str = Settings.model_fields["retrain_triggers_topic"].default
+
+Model = TypeVar("Model", bound=BaseModel)
+
+InputEvent = PredictionEvent | FeatureEvent | LabelEvent
+"""An event a model's producer publishes."""
+
+Output = Alert | RetrainTrigger
+"""A message the workers send for people and pipelines to act on."""
+
+
+class PublishError(Exception):
+    """Messages handed to a :class:`Publisher` were not delivered.
+
+    ``errors`` holds each failed message's error, in the order they were
+    noticed; ``undelivered`` counts those messages, including any still
+    unacknowledged when the wait ended.
+    """
+
+    def __init__(self, message: str, errors: list[BaseException], undelivered: int) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.undelivered = undelivered
 
 
 class Publisher:
-    """Publishes prediction events, keyed by model id so each model stays in order.
+    """Publishes events and model specs, each to its topic, keyed so each model stays in order.
 
-    Events are pydantic objects, so they were validated when they were made.
+    Events go to their topic keyed by ``model_id``; a spec goes to the model
+    registry topic keyed by :meth:`ModelSpec.registry_key`. Sends are
+    asynchronous: :meth:`flush` waits until the broker has acknowledged every
+    message and raises :class:`PublishError` if any was not delivered, so a
+    producer never takes a lost message for a sent one. Errors the producer
+    notices at once (a message too large, a topic whose metadata cannot be
+    had) are raised by the publishing call itself.
+
+    ``producer_config`` goes to kafka-python's ``KafkaProducer``.
     """
 
     def __init__(
@@ -30,9 +98,18 @@ class Publisher:
         bootstrap_servers: str,
         *,
         predictions_topic: str = DEFAULT_PREDICTIONS_TOPIC,
-        **producer_config: object,
+        features_topic: str = DEFAULT_FEATURES_TOPIC,
+        labels_topic: str = DEFAULT_LABELS_TOPIC,
+        models_topic: str = DEFAULT_MODELS_TOPIC,
+        **producer_config: Any,
     ) -> None:
         self.predictions_topic = predictions_topic
+        self.features_topic = features_topic
+        self.labels_topic = labels_topic
+        self.models_topic = models_topic
+        self._lock = threading.Lock()
+        self._pending: deque[Any] = deque()
+        self._errors: list[BaseException] = []
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers.split(","),
             acks="all",
@@ -40,21 +117,101 @@ class Publisher:
             **producer_config,
         )
 
-    def publish(self, event: PredictionEvent) -> None:
-        """Queue one event for sending; :meth:`flush` waits until all are sent."""
-        self._producer.send(
-            self.predictions_topic,
-            key=event.model_id.encode("utf-8"),
-            value=event.model_dump_json().encode("utf-8"),
+    def topic_of(self, event: InputEvent) -> str:
+        """The topic an event is published to."""
+        if isinstance(event, PredictionEvent):
+            return self.predictions_topic
+        if isinstance(event, FeatureEvent):
+            return self.features_topic
+        if isinstance(event, LabelEvent):
+            return self.labels_topic
+        raise TypeError(
+            f"cannot publish a {type(event).__name__}: "
+            "events are PredictionEvent, FeatureEvent or LabelEvent objects"
         )
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until every queued event is acknowledged by the broker."""
-        self._producer.flush(timeout=timeout)
+    def publish(self, event: InputEvent) -> None:
+        """Queue one event for its topic, keyed by its model id; :meth:`flush` waits for it."""
+        self._send(self.topic_of(event), event.model_id.encode("utf-8"), _json(event))
 
-    def close(self) -> None:
-        """Send what is queued and close the connection."""
-        self._producer.close(timeout=30)
+    def publish_prediction(self, event: PredictionEvent | Mapping[str, Any]) -> PredictionEvent:
+        """Validate (a mapping is validated as its JSON would be) and queue a prediction.
+
+        Raises pydantic's ``ValidationError`` for an invalid mapping, before
+        anything is sent. A ``datetime`` in the mapping stands for its ISO
+        8601 text. Returns the event as published.
+        """
+        validated = _validated(PredictionEvent, event)
+        self.publish(validated)
+        return validated
+
+    def publish_features(self, event: FeatureEvent | Mapping[str, Any]) -> FeatureEvent:
+        """Validate and queue a feature event, as :meth:`publish_prediction` does."""
+        validated = _validated(FeatureEvent, event)
+        self.publish(validated)
+        return validated
+
+    def publish_label(self, event: LabelEvent | Mapping[str, Any]) -> LabelEvent:
+        """Validate and queue a label event, as :meth:`publish_prediction` does."""
+        validated = _validated(LabelEvent, event)
+        self.publish(validated)
+        return validated
+
+    def register(self, spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
+        """Queue a model version's spec for the registry topic; it replaces an earlier one.
+
+        A mapping is validated as its JSON would be (pydantic's
+        ``ValidationError`` before anything is sent). Returns the spec.
+        """
+        validated = _validated(ModelSpec, spec)
+        self._send(self.models_topic, validated.registry_key(), _json(validated))
+        return validated
+
+    def unregister(self, model_id: str, model_version: str) -> None:
+        """Queue a tombstone that unregisters a model version."""
+        self._send(self.models_topic, registry_key(model_id, model_version), None)
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait until the broker acknowledged every queued message.
+
+        Raises :class:`PublishError` naming how many messages since the last
+        flush were not delivered, or were not acknowledged within ``timeout``
+        seconds, with their errors; each failure is reported once.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with contextlib.suppress(KafkaTimeoutError):  # counted below, message by message
+            self._producer.flush(timeout=timeout)
+        with self._lock:
+            pending, self._pending = self._pending, deque()
+        waiting: deque[Any] = deque()
+        failed: list[BaseException] = []
+        for future in pending:
+            if not future.is_done:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with contextlib.suppress(Exception):  # the future's state says what happened
+                    future.get(timeout=remaining)
+            if not future.is_done:
+                waiting.append(future)
+            elif future.failed():
+                failed.append(future.exception)
+        with self._lock:
+            self._pending.extendleft(reversed(waiting))
+            errors, self._errors = [*self._errors, *failed], []
+        if errors or waiting:
+            parts = []
+            if errors:
+                parts.append(f"{len(errors)} message(s) were not delivered (first: {errors[0]!r})")
+            if waiting:
+                parts.append(f"{len(waiting)} message(s) were not acknowledged within {timeout} s")
+            raise PublishError("; ".join(parts), errors, len(errors) + len(waiting))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued, close the connection, and raise :class:`PublishError` as
+        :meth:`flush` does if anything was not delivered."""
+        try:
+            self.flush(timeout=timeout)
+        finally:
+            self._producer.close(timeout=timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -65,15 +222,35 @@ class Publisher:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+        else:  # the caller already fails; do not wait long, nor hide its error
+            self._producer.close(timeout=5)
+
+    def _send(self, topic: str, key: bytes, value: bytes | None) -> None:
+        future = self._producer.send(topic, key=key, value=value)
+        with self._lock:
+            self._pending.append(future)
+            # Forget the delivered ones, remembering the failed, so a long-lived
+            # publisher that rarely flushes keeps only what is in flight.
+            while self._pending and self._pending[0].is_done:
+                done = self._pending.popleft()
+                if done.failed():
+                    self._errors.append(done.exception)
 
 
 class AlertSubscriber:
-    """Iterates over drift alerts as schema objects, as they arrive.
+    """Iterates over alerts and retraining triggers as schema objects, as they arrive.
 
-    Iteration ends after ``idle_timeout`` seconds without a new alert (never,
-    when it is None). Alerts that do not parse are skipped and counted in
-    ``unreadable``: a subscriber must not die on one bad message.
+    Each message is parsed by the topic it came from: :class:`Alert` from
+    ``alerts_topic``, :class:`RetrainTrigger` from ``retrain_triggers_topic``
+    (followed unless ``include_triggers`` is False). Iteration ends after
+    ``idle_timeout`` seconds without a new message (never, when it is None).
+    Messages that do not parse are skipped and counted in ``unreadable``: a
+    subscriber must not die on one bad message.
+
+    With a ``group_id``, subscribers share the messages and the group's
+    committed position is kept; without one, each subscriber sees them all.
     """
 
     def __init__(
@@ -81,36 +258,49 @@ class AlertSubscriber:
         bootstrap_servers: str,
         *,
         alerts_topic: str = DEFAULT_ALERTS_TOPIC,
+        retrain_triggers_topic: str = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
         group_id: str | None = None,
         from_beginning: bool = False,
         idle_timeout: float | None = None,
+        include_triggers: bool = True,
     ) -> None:
         self.unreadable = 0
+        self._models: dict[str, type[Alert] | type[RetrainTrigger]] = {alerts_topic: Alert}
+        if include_triggers:
+            if retrain_triggers_topic == alerts_topic:
+                raise ValueError("alerts and retraining triggers need topics of their own")
+            self._models[retrain_triggers_topic] = RetrainTrigger
         self._consumer = KafkaConsumer(
-            alerts_topic,
+            *self._models,
             bootstrap_servers=bootstrap_servers.split(","),
             group_id=group_id,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=group_id is not None,
-            consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
+            consumer_timeout_ms=(
+                float("inf") if idle_timeout is None else max(1, int(idle_timeout * 1000))
+            ),
         )
 
-    def __iter__(self) -> Iterator[DriftAlert]:
+    def __iter__(self) -> Iterator[Output]:
         for record in self._consumer:
-            alert = self._parse(record.value)
-            if alert is not None:
-                yield alert
+            message = self._parse(record.topic, record.value)
+            if message is not None:
+                yield message
 
-    def poll(self, timeout: float = 1.0) -> list[DriftAlert]:
-        """The alerts that arrive within ``timeout`` seconds (maybe none)."""
+    def poll(self, timeout: float = 1.0) -> list[Output]:
+        """The messages that arrive within ``timeout`` seconds (maybe none)."""
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
-        parsed = (self._parse(r.value) for records in batches.values() for r in records)
-        return [alert for alert in parsed if alert is not None]
+        parsed = (self._parse(r.topic, r.value) for records in batches.values() for r in records)
+        return [message for message in parsed if message is not None]
 
-    def _parse(self, value: bytes | None) -> DriftAlert | None:
+    def _parse(self, topic: str, value: bytes | None) -> Output | None:
+        model = self._models.get(topic)
+        if model is None or value is None:
+            self.unreadable += 1
+            return None
         try:
-            return DriftAlert.model_validate_json(value or b"")
-        except ValueError:
+            return model.model_validate_json(value)
+        except ValidationError:
             self.unreadable += 1
             return None
 
@@ -128,3 +318,15 @@ class AlertSubscriber:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _validated(model: type[Model], value: Model | Mapping[str, Any]) -> Model:
+    if isinstance(value, model):
+        return value
+    if isinstance(value, BaseModel):
+        raise TypeError(f"expected a {model.__name__} or a mapping, not a {type(value).__name__}")
+    return validate_as_json(model, value, datetimes=True)
+
+
+def _json(message: BaseModel) -> bytes:
+    return message.model_dump_json().encode("utf-8")
