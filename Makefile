@@ -33,7 +33,7 @@ lint: $(STAMP) typecheck
 # mypy cannot follow the editable install's folder mapping, so it checks a
 # regular install of the package in a scratch folder.
 typecheck: $(STAMP)
-	rm -rf .cache/typecheck
+	rm -rf .cache/typecheck build
 	$(BIN)/python -m pip install --quiet --no-deps --target .cache/typecheck .
 	cd .cache/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p driftline
 
