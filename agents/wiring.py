@@ -7,6 +7,7 @@ event. Each agent runs with concurrency 1: with more, faust can commit an
 offset past an event still being processed.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -42,7 +43,15 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
 
     @dapp.app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
-        await monitoring.follower.run()
+        # A follower that died would leave every new model unknown: restart it.
+        while True:
+            try:
+                await monitoring.follower.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading the registry topic failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
 
     inputs = {
         InputTopic.PREDICTIONS: dapp.predictions,
