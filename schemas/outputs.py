@@ -47,25 +47,50 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-class DriftEvidence(WireModel):
-    """Why a detector says a feature's mean changed, and where.
+class DistributionSummary(WireModel):
+    """A distribution in a few numbers: quantiles of a numeric one, shares of a categorical one."""
 
-    Observations are counted per model version and feature, from 1.
-    ``observations`` is the one that raised the alert; ``change_observation``
-    the estimated first observation after the change. ``mean_before``
-    summarises the ``values_before`` observations just before the change,
-    ``mean_after`` the ``values_after`` ones from it to the alert.
+    count: NonNegativeInt
+    quantiles: dict[str, float] | None = Field(
+        default=None, description='Quantiles by probability ("0.05", "0.5", ...), numeric only.'
+    )
+    shares: dict[str, Rate] | None = Field(
+        default=None, description="Share of each category (the largest ones), categorical only."
+    )
+
+
+class DriftEvidence(WireModel):
+    """Why a drift test says a feature (or the model's inputs together) moved, and where.
+
+    ``test`` fired because its ``statistic`` reached ``threshold``, the
+    threshold that gives this test ``expected_events_between_false_alarms``
+    when nothing changes (its share of the model's false-alarm budget).
+    Observations are counted per model version and subject, from 1:
+    ``observations`` is the one that raised the alert, ``change_observation``
+    the estimated first one after the change, seen at ``change_event_time``
+    and at ``change_positions`` on Kafka (so the drifted data can be read
+    again). ``reference`` summarises the reference distribution, ``current``
+    the values from the change on; ``distances`` gives distribution distances
+    between the two (Kolmogorov-Smirnov, PSI, Wasserstein, Jensen-Shannon)
+    where they apply.
     """
 
     kind: Literal["drift"] = "drift"
-    detector: Literal["adwin"]
-    delta: float = Field(gt=0, lt=1, description="ADWIN's confidence parameter.")
+    test: str = Field(description='The test that fired, such as "location_cusum".')
+    direction: str | None = Field(
+        default=None, description='"up" or "down", or the category whose share moved.'
+    )
+    statistic: float
+    threshold: float
+    p_value: Rate | None = None
+    expected_events_between_false_alarms: float = Field(gt=0)
     observations: NonNegativeInt
     change_observation: NonNegativeInt
-    mean_before: float
-    mean_after: float
-    values_before: NonNegativeInt
-    values_after: NonNegativeInt
+    change_event_time: AwareDatetime | None = None
+    change_positions: list[KafkaPosition] = Field(default_factory=list)
+    reference: DistributionSummary
+    current: DistributionSummary
+    distances: dict[str, float] = Field(default_factory=dict)
 
 
 class QualityCheck(StrEnum):
@@ -193,6 +218,8 @@ class DeadLetterReason(StrEnum):
     """A label or feature event for a prediction id not seen within the window."""
     INVALID_SPEC = "invalid_spec"
     """A message on the model registry topic that is not a valid model spec."""
+    INVALID_REFERENCE = "invalid_reference"
+    """A message on the references topic that is not a valid reference profile."""
     MODEL_LIMIT = "model_limit"
     """The worker already watches as many model versions as it is allowed to."""
 

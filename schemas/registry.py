@@ -109,6 +109,37 @@ class FeatureSpec(WireModel):
         return None if self.nullable else DEFAULT_TOLERATED_RATE
 
 
+class DriftPolicy(WireModel):
+    """How a model version is watched for drift, and how many false alarms it may raise.
+
+    ``expected_events_between_false_alarms`` is the whole model's budget: the
+    worker splits it across the model's features and tests (a test's share
+    of the false-alarm rate is the rate divided by the number of tests), so a
+    model with more features raises no more false alarms in total.
+    """
+
+    expected_events_between_false_alarms: float = Field(
+        default=1_000_000.0,
+        ge=1_000.0,
+        description="Events of this model version between two false drift alarms, on average "
+        "at least, when nothing changes.",
+    )
+    warmup_events: PositiveInt = Field(
+        default=2_000,
+        ge=100,
+        le=100_000,
+        description="Without a registered reference profile, the first this many events of the "
+        "version become its reference (they are checked for data quality, not for drift).",
+    )
+    multivariate: bool = Field(
+        default=True,
+        description="Also watch the numeric features together (their joint distribution).",
+    )
+    prediction: bool = Field(
+        default=True, description="Also watch the predictions (scores or classes) for drift."
+    )
+
+
 class ModelSpec(WireModel):
     """One model version as registered: its task, classes and features.
 
@@ -140,6 +171,7 @@ class ModelSpec(WireModel):
         le=1_000_000,
         description="Observations per data-quality window: rates are checked over this many.",
     )
+    drift: DriftPolicy = Field(default_factory=DriftPolicy)
     description: Annotated[str, Field(max_length=10_000)] | None = None
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from driftline.schemas import (
     DataQualityEvidence,
     DeadLetter,
     DeadLetterReason,
+    DistributionSummary,
     DriftEvidence,
     KafkaPosition,
     QualityCheck,
@@ -24,14 +25,18 @@ from driftline.schemas import (
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 DRIFT = DriftEvidence(
-    detector="adwin",
-    delta=0.002,
+    test="location_cusum",
+    direction="up",
+    statistic=13.1,
+    threshold=12.5,
+    expected_events_between_false_alarms=4e6,
     observations=100,
     change_observation=71,
-    mean_before=0.1,
-    mean_after=2.9,
-    values_before=226,
-    values_after=30,
+    change_event_time=WHEN,
+    change_positions=[KafkaPosition(topic="t", partition=0, offset=70)],
+    reference=DistributionSummary(count=2000, quantiles={"0.5": 0.1}),
+    current=DistributionSummary(count=30, quantiles={"0.5": 2.9}),
+    distances={"ks": 0.9},
 )
 
 QUALITY = DataQualityEvidence(
