@@ -1,130 +1,410 @@
-"""One monitor per model version: data quality and drift of all its features."""
+"""One monitor per model version: data quality and drift of all its features.
 
-from collections.abc import Callable
+Every event's features are checked against the model's spec (data quality);
+the values that pass feed the drift tests. Drift is measured against a
+reference profile: the one registered for the version, or else one built
+from the version's first ``warmup_events`` events. The false-alarm budget
+of the spec's drift policy is split evenly across the model's drift
+subjects (each feature, the predictions, the features together), so a model
+with more features raises no more false alarms in total.
+"""
+
+import zlib
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from driftline.monitors.drift import AdwinDriftDetector, DriftFinding
-from driftline.monitors.quality import DataQualityMonitor, QualityFinding
-from driftline.schemas import FeatureEvent, FeatureKind, ModelSpec, PredictionEvent
+import numpy as np
+from scipy import stats
 
-DRIFT_KINDS = frozenset({FeatureKind.NUMERIC, FeatureKind.BOOLEAN})
-"""Feature kinds whose values a mean detector can watch (booleans as 0 and 1)."""
+from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftAlarm, NumericDrift
+from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.quality import DataQualityMonitor, QualityFinding
+from driftline.monitors.reference import CategoricalReference, NumericReference, build_reference
+from driftline.schemas import (
+    CategoricalCounts,
+    DistributionSummary,
+    FeatureEvent,
+    KafkaPosition,
+    ModelSpec,
+    NumericSketch,
+    PredictionEvent,
+    ReferenceProfile,
+    TaskType,
+)
+
+PREDICTION = "(prediction)"
+"""The drift subject of a model's predictions (a score, a value or a class)."""
+
+MULTIVARIATE = "(multivariate)"
+"""The drift subject of a model's numeric features taken together."""
+
+EVENT_MEMORY = 4_096
+"""Recent events whose time and Kafka position are kept to place a change point."""
+
+Detector = NumericDrift | CategoricalDrift | MultivariateDrift
 
 
 @dataclass(frozen=True, slots=True)
-class FeatureDrift:
-    """A drift of one feature, found while processing one event."""
+class DriftFinding:
+    """A drift of one subject, found while processing one event, with its evidence."""
 
-    feature: str
+    subject: str
+    alarm: DriftAlarm
     event_id: str
     event_time: datetime
-    finding: DriftFinding
+    change_event_time: datetime | None
+    change_position: KafkaPosition | None
+    reference: DistributionSummary
+    current: DistributionSummary
+    distances: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelFindings:
     """What one event revealed about its model version."""
 
-    drifts: list[FeatureDrift] = field(default_factory=list)
+    drifts: list[DriftFinding] = field(default_factory=list)
     quality: list[QualityFinding] = field(default_factory=list)
 
 
-class ModelMonitor:
-    """Checks every event of one model version against its spec, and watches for drift.
+@dataclass
+class _Subject:
+    """One drift subject: its detector, and what is needed to place and latch its alarms."""
 
-    Each event's features go through the data-quality checks of the
-    :class:`~driftline.schemas.ModelSpec`; the values that pass as numbers
-    (booleans as 0 and 1) of the features marked ``monitor`` feed one drift
-    detector each. Detectors exist for the spec's features only, created up
-    front, at most ``max_monitored_features`` of them: a producer sending new
-    feature names cannot make a worker's memory grow.
+    name: str
+    detector: Detector
+    observed_at: deque[int]
+    """The model's event numbers of the detector's recent observations."""
+    latched: bool = False
+    quiet: int = 0
+
+
+class ModelMonitor:
+    """Checks every event of one model version against its spec and watches it for drift.
+
+    Parameters
+    ----------
+    spec
+        The model version's spec: features, kinds and drift policy.
+    reference
+        The version's registered reference profile; without one, the first
+        ``spec.drift.warmup_events`` events become the reference.
+    max_monitored_features
+        At most this many features are watched for drift (in the spec's
+        order); a spec with more gets data-quality checks for the rest.
+    quality_alpha
+        False-alarm probability of each data-quality check per window.
+
+    After a subject alarms it stays latched (no new alarm) until it has
+    been quiet for ``spec.drift.warmup_events`` events, so a lasting change
+    is reported once rather than again after every few dozen events.
 
     Examples
     --------
     >>> import random
     >>> from datetime import UTC, datetime
-    >>> from driftline.schemas import FeatureSpec, TaskType
+    >>> from driftline.schemas import FeatureSpec
     >>> spec = ModelSpec(
-    ...     model_id="churn", model_version="3", task=TaskType.REGRESSION,
+    ...     model_id="churn", model_version="3", task="regression",
     ...     features=[FeatureSpec(name="x", kind="numeric"), FeatureSpec(name="y", kind="numeric")],
     ... )
     >>> rng = random.Random(1)
     >>> monitor = ModelMonitor(spec)
     >>> drifts = []
-    >>> for i in range(3000):
+    >>> for i in range(6000):
     ...     event = PredictionEvent(
     ...         model_id="churn", model_version="3", event_id=f"e{i}",
     ...         event_time=datetime(2026, 1, 1, tzinfo=UTC),
-    ...         features={"x": rng.gauss(0 if i < 1500 else 3, 1), "y": rng.gauss(0, 1)},
+    ...         features={"x": rng.gauss(0 if i < 4000 else 1, 1), "y": rng.gauss(0, 1)},
     ...     )
     ...     drifts.extend(monitor.update(event).drifts)
-    >>> sorted({d.feature for d in drifts})
-    ['x']
-    >>> drifts[0].event_id
-    'e1535'
+    >>> [(d.subject, d.alarm.test, d.event_id) for d in drifts]
+    [('x', 'location_cusum', 'e4032'), ('(multivariate)', 'multivariate_cusum', 'e4101')]
     """
 
     def __init__(
         self,
         spec: ModelSpec,
         *,
-        detector_factory: Callable[[], AdwinDriftDetector] = AdwinDriftDetector,
+        reference: ReferenceProfile | None = None,
         max_monitored_features: int = 1_000,
         quality_alpha: float = 1e-4,
     ) -> None:
         self.spec = spec
-        self.detector_factory = detector_factory
         self.max_monitored_features = max_monitored_features
         self.quality_alpha = quality_alpha
         self._quality = DataQualityMonitor(spec, alpha=quality_alpha)
-        watchable = [f.name for f in spec.features if f.monitor and f.kind in DRIFT_KINDS]
-        self._detectors = {name: detector_factory() for name in watchable[:max_monitored_features]}
-        self._features_unmonitored = len(watchable) - len(self._detectors)
+        self._watched = [f.name for f in spec.features if f.monitor][:max_monitored_features]
         self._events = 0
+        self._recent_events: deque[tuple[datetime, KafkaPosition | None]] = deque(
+            maxlen=EVENT_MEMORY
+        )
+        self._warmup: dict[str, list[object]] | None = None
+        self._subjects: list[_Subject] = []
+        self.reference: ReferenceProfile | None = None
+        if reference is None:
+            self._warmup = {name: [] for name in [*self._watched, PREDICTION]}
+        else:
+            self._start(reference)
 
-    def update(self, event: PredictionEvent | FeatureEvent) -> ModelFindings:
-        """Feed one event of this model version; return what it revealed.
+    # Feeding events.
 
-        An event without features (they may come separately) changes nothing.
+    def update(
+        self, event: PredictionEvent | FeatureEvent, position: KafkaPosition | None = None
+    ) -> ModelFindings:
+        """Feed one event of this model version (at ``position`` on Kafka); return what it revealed.
+
+        Feature events carry inputs only; prediction events may carry both.
         """
         if (event.model_id, event.model_version) != (self.spec.model_id, self.spec.model_version):
             raise ValueError(
                 f"event of {event.model_id}/{event.model_version} fed to the monitor of "
                 f"{self.spec.model_id}/{self.spec.model_version}"
             )
-        if event.features is None:
+        prediction = _prediction_value(self.spec, event)
+        if event.features is None and prediction is None:
             return ModelFindings()
         self._events += 1
-        checked = self._quality.update(event.features)
-        drifts: list[FeatureDrift] = []
-        for name, detector in self._detectors.items():
-            value = checked.values[name].numeric
-            if value is None:
-                continue
-            detector.update(value)
-            if detector.drift_detected and detector.last_finding is not None:
-                drifts.append(
-                    FeatureDrift(name, event.event_id, event.event_time, detector.last_finding)
+        self._recent_events.append((event.event_time, position))
+        quality: list[QualityFinding] = []
+        values: dict[str, object] = {}
+        if event.features is not None:
+            checked = self._quality.update(event.features)
+            quality = checked.findings
+            for name in self._watched:
+                value = checked.values[name]
+                values[name] = value.numeric if value.numeric is not None else value.category
+        if prediction is not None:
+            values[PREDICTION] = prediction
+        if self._warmup is not None:
+            # The reference builder checks raw values itself, as it does for training data.
+            raw = dict(event.features or {})
+            self._collect(
+                {**{name: raw.get(name) for name in self._watched}, PREDICTION: prediction}
+            )
+            return ModelFindings(quality=quality)
+        return ModelFindings(drifts=self._watch(values, event), quality=quality)
+
+    def _collect(self, values: Mapping[str, object]) -> None:
+        assert self._warmup is not None
+        for name, column in self._warmup.items():
+            column.append(values.get(name))
+        if self._events >= self.spec.drift.warmup_events:
+            columns, self._warmup = self._warmup, None
+            self._start(self._warmup_reference(columns))
+
+    def _warmup_reference(self, columns: dict[str, list[object]]) -> ReferenceProfile:
+        profile = build_reference(
+            self.spec,
+            {name: column for name, column in columns.items() if name != PREDICTION},
+            source=f"warmup:{self._events} events",
+            ordered=True,
+        )
+        predictions = [v for v in columns[PREDICTION] if v is not None]
+        if not predictions:
+            return profile
+        sketch: NumericSketch | CategoricalCounts
+        if self.spec.task is TaskType.REGRESSION:
+            sketch = NumericReference.from_values(
+                np.asarray(predictions, dtype=np.float64)
+            ).to_sketch()
+        else:
+            sketch = CategoricalReference.from_values([str(v) for v in predictions]).to_counts()
+        return profile.model_copy(update={"features": {**profile.features, PREDICTION: sketch}})
+
+    def _watch(
+        self, values: Mapping[str, object], event: PredictionEvent | FeatureEvent
+    ) -> list[DriftFinding]:
+        scores: dict[str, float] = {}
+        findings: list[DriftFinding] = []
+        for subject in self._subjects:
+            detector = subject.detector
+            before = detector.observations
+            if isinstance(detector, MultivariateDrift):
+                alarmed = detector.update(scores)
+            else:
+                value = values.get(subject.name)
+                if value is None:
+                    continue
+                if isinstance(detector, NumericDrift):
+                    alarmed = isinstance(value, float) and detector.update(value)
+                    if detector.observations > before and detector.last_score is not None:
+                        scores[subject.name] = detector.last_score
+                else:
+                    alarmed = detector.update(str(value))
+            if detector.observations > before:
+                subject.observed_at.append(self._events)
+            finding = self._latch(subject, alarmed, event)
+            if finding is not None:
+                findings.append(finding)
+        return findings
+
+    def _latch(
+        self, subject: _Subject, alarmed: bool, event: PredictionEvent | FeatureEvent
+    ) -> DriftFinding | None:
+        """Report an alarm unless the subject is latched by an earlier one."""
+        if not alarmed:
+            if subject.latched:
+                subject.quiet += 1
+                if subject.quiet >= self.spec.drift.warmup_events:
+                    subject.latched = False
+            return None
+        was_latched = subject.latched
+        subject.latched, subject.quiet = True, 0
+        if was_latched:
+            return None
+        alarm = subject.detector.last_alarm
+        assert alarm is not None
+        change_time, change_position = self._place(subject, alarm)
+        reference, current, distances = _evidence(subject.detector, alarm)
+        return DriftFinding(
+            subject=subject.name,
+            alarm=alarm,
+            event_id=event.event_id,
+            event_time=event.event_time,
+            change_event_time=change_time,
+            change_position=change_position,
+            reference=reference,
+            current=current,
+            distances=distances,
+        )
+
+    def _place(
+        self, subject: _Subject, alarm: DriftAlarm
+    ) -> tuple[datetime | None, KafkaPosition | None]:
+        """The event time and Kafka position of the alarm's estimated change point."""
+        observed = subject.detector.observations
+        index = alarm.change_observation - (observed - len(subject.observed_at)) - 1
+        index = min(max(index, 0), len(subject.observed_at) - 1)
+        event_number = subject.observed_at[index]
+        slot = event_number - (self._events - len(self._recent_events)) - 1
+        if not 0 <= slot < len(self._recent_events):
+            return None, None
+        return self._recent_events[slot]
+
+    # Building the detectors.
+
+    def _start(self, reference: ReferenceProfile) -> None:
+        """Build one detector per drift subject the reference covers, splitting the budget."""
+        self.reference = reference
+        policy = self.spec.drift
+        sketches = reference.features
+        plans: list[tuple[str, NumericSketch | CategoricalCounts]] = [
+            (name, sketches[name]) for name in self._watched if name in sketches
+        ]
+        if policy.prediction and PREDICTION in sketches:
+            plans.append((PREDICTION, sketches[PREDICTION]))
+        numeric = [name for name, sketch in plans if isinstance(sketch, NumericSketch)]
+        together = [name for name in reference.correlation_features if name in numeric]
+        multivariate = (
+            policy.multivariate and reference.correlation is not None and len(together) >= 2
+        )
+        units = len(plans) + (1 if multivariate else 0)
+        arl = policy.expected_events_between_false_alarms * max(units, 1)
+        for name, sketch in plans:
+            detector: Detector
+            if isinstance(sketch, NumericSketch):
+                detector = NumericDrift(
+                    NumericReference.from_sketch(sketch),
+                    arl=arl,
+                    serial_rho=min(max(reference.serial_correlation.get(name, 0.0), 0.0), 0.95),
+                    seed=zlib.crc32(
+                        f"{self.spec.model_id}/{self.spec.model_version}/{name}".encode()
+                    ),
                 )
-        return ModelFindings(drifts=drifts, quality=checked.findings)
+            else:
+                detector = CategoricalDrift(CategoricalReference.from_counts(sketch), arl=arl)
+            self._subjects.append(_Subject(name, detector, deque(maxlen=detector.history)))
+        if multivariate and reference.correlation is not None:
+            indices = [reference.correlation_features.index(name) for name in together]
+            matrix = np.asarray(reference.correlation)[np.ix_(indices, indices)]
+            rhos = [
+                min(max(reference.serial_correlation.get(name, 0.0), 0.0), 0.95)
+                for name in together
+            ]
+            factor = float(np.mean([(1 + r * r) / (1 - r * r) for r in rhos]))
+            # Tuned to the inflation of s that a one-sd shift of a few features brings.
+            inflation = min(2.0, max(1.2, 1 + 4 / len(together)))
+            detector = MultivariateDrift(
+                together, matrix, arl=arl, inflation=inflation, variance_factor=factor
+            )
+            self._subjects.append(_Subject(MULTIVARIATE, detector, deque(maxlen=detector.history)))
+
+    # What the monitor is doing.
 
     @property
     def events(self) -> int:
-        """How many events with features this monitor has processed."""
+        """How many events with features or a prediction this monitor has processed."""
         return self._events
 
     @property
-    def monitored_features(self) -> list[str]:
-        """The features watched for drift, in the spec's order."""
-        return list(self._detectors)
+    def warming_up(self) -> bool:
+        """Whether the monitor is still collecting its reference from the first events."""
+        return self._warmup is not None
 
     @property
-    def features_unmonitored(self) -> int:
-        """Features marked for monitoring that got no detector: past the limit."""
-        return self._features_unmonitored
+    def drift_subjects(self) -> list[str]:
+        """What is watched for drift: features, then the predictions and the features together."""
+        return [subject.name for subject in self._subjects]
+
+    @property
+    def monitored_features(self) -> list[str]:
+        """The features watched for drift once a reference is known, in the spec's order."""
+        return list(self._watched)
 
     @property
     def unexpected_features(self) -> int:
         """Feature values received under names the spec does not know."""
         return self._quality.unexpected_features
+
+
+def _prediction_value(spec: ModelSpec, event: PredictionEvent | FeatureEvent) -> object:
+    """The prediction as a drift subject: a number for a regressor, a class for a classifier."""
+    if not isinstance(event, PredictionEvent) or event.prediction is None:
+        return None
+    if spec.task is TaskType.REGRESSION:
+        return event.prediction if isinstance(event.prediction, float) else None
+    return event.prediction if isinstance(event.prediction, str) else None
+
+
+def _evidence(
+    detector: Detector, alarm: DriftAlarm
+) -> tuple[DistributionSummary, DistributionSummary, dict[str, float]]:
+    """Reference and current summaries, and distances, for one alarm."""
+    current = alarm.current
+    if isinstance(detector, NumericDrift):
+        values = np.asarray(current, dtype=np.float64)
+        reference = DistributionSummary(
+            count=detector.reference.count,
+            quantiles=dict(
+                zip(map(str, QUANTILES), detector.reference.quantiles(list(QUANTILES)), strict=True)
+            ),
+        )
+        now = DistributionSummary(
+            count=len(values),
+            quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES},
+        )
+        return reference, now, detector.distances(values)
+    if isinstance(detector, CategoricalDrift):
+        reference = DistributionSummary(
+            count=detector.reference.count, shares=detector.reference_shares()
+        )
+        now = DistributionSummary(count=len(current), shares=detector.current_shares(current))
+        return reference, now, detector.distances(current)
+    values = np.asarray(current, dtype=np.float64)
+    dimension = len(detector.features)
+    reference_quantiles = stats.chi2.ppf(list(QUANTILES), dimension)
+    reference = DistributionSummary(
+        count=0,
+        quantiles=dict(zip(map(str, QUANTILES), map(float, reference_quantiles), strict=True)),
+    )
+    now = DistributionSummary(
+        count=len(values), quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES}
+    )
+    return (
+        reference,
+        now,
+        {"mean_distance": float(values.mean()), "expected_mean": float(dimension)},
+    )

@@ -1,92 +1,154 @@
 import math
 import random
-from datetime import UTC, datetime
-from typing import ClassVar
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
-from driftline.monitors.drift import AdwinDriftDetector
-from driftline.monitors.model import ModelMonitor
-from driftline.schemas import FeatureEvent, FeatureKind, FeatureSpec, ModelSpec, PredictionEvent
+from driftline.monitors.model import MULTIVARIATE, PREDICTION, ModelMonitor
+from driftline.monitors.reference import build_reference
+from driftline.schemas import (
+    DriftPolicy,
+    FeatureEvent,
+    FeatureKind,
+    FeatureSpec,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+)
 
 TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def spec(*features: FeatureSpec) -> ModelSpec:
-    return ModelSpec(model_id="m", model_version="1", task="regression", features=list(features))
+def spec(*features: FeatureSpec, task: str = "regression", **drift: object) -> ModelSpec:
+    return ModelSpec(
+        model_id="m",
+        model_version="1",
+        task=task,
+        features=list(features),
+        drift=DriftPolicy(**drift),
+    )
 
 
 def numeric(name: str, **options: object) -> FeatureSpec:
     return FeatureSpec(name=name, kind=FeatureKind.NUMERIC, **options)
 
 
-def event(features: dict | None, index: int = 0, model: str = "m") -> PredictionEvent:
+def event(features: dict | None, index: int = 0, model: str = "m", **fields) -> PredictionEvent:
     return PredictionEvent(
-        model_id=model, model_version="1", event_id=f"e{index}", event_time=TIME, features=features
+        model_id=model,
+        model_version="1",
+        event_id=f"e{index}",
+        event_time=TIME + timedelta(seconds=index),
+        features=features,
+        **fields,
     )
 
 
-class RecordingDetector(AdwinDriftDetector):
-    seen: ClassVar[list[float]] = []
+def run(monitor: ModelMonitor, rows: list[dict], **fields) -> list:
+    drifts = []
+    for index, row in enumerate(rows):
+        position = KafkaPosition(topic="t", partition=1, offset=index)
+        drifts += monitor.update(event(row, index, **fields), position).drifts
+    return drifts
 
-    def update(self, value: float) -> None:
-        RecordingDetector.seen.append(value)
-        super().update(value)
 
-
-def test_only_the_drifting_feature_is_reported():
+def test_warm_up_then_only_the_drifting_feature_and_the_joint_test_alarm_once_each():
     rng = random.Random(5)
     monitor = ModelMonitor(spec(numeric("x"), numeric("y")))
-    drifts = []
-    for index in range(4_000):
-        x = rng.gauss(0 if index < 2_000 else 3, 1)
-        drifts += monitor.update(event({"x": x, "y": rng.gauss(0, 1)}, index)).drifts
-    assert {drift.feature for drift in drifts} == {"x"}
-    assert all(int(drift.event_id[1:]) >= 2_000 for drift in drifts)
-    assert monitor.events == 4_000
-    assert monitor.monitored_features == ["x", "y"]
+    rows = [{"x": rng.gauss(0 if i < 4_000 else 1, 1), "y": rng.gauss(0, 1)} for i in range(8_000)]
+    drifts = run(monitor, rows)
+    assert monitor.drift_subjects == ["x", "y", MULTIVARIATE]
+    assert {d.subject for d in drifts} == {"x", MULTIVARIATE}
+    assert len(drifts) == 2, "a lasting change is reported once per subject"
+    x = next(d for d in drifts if d.subject == "x")
+    assert int(x.event_id[1:]) >= 4_000
+    assert x.change_position is not None
+    assert abs(x.change_position.offset - 4_000) <= 60
+    assert x.change_event_time == TIME + timedelta(seconds=x.change_position.offset)
+    assert x.reference.quantiles is not None
+    assert x.current.quantiles is not None
+    assert x.current.quantiles["0.5"] > x.reference.quantiles["0.5"] + 0.5
 
 
-def test_a_boolean_feature_is_watched_as_the_share_of_true():
-    rng = random.Random(2)
-    monitor = ModelMonitor(spec(FeatureSpec(name="flag", kind=FeatureKind.BOOLEAN)))
+def test_no_drift_is_watched_during_the_warm_up():
+    monitor = ModelMonitor(spec(numeric("x"), warmup_events=500))
+    run(monitor, [{"x": float(i)} for i in range(499)])
+    assert monitor.warming_up
+    assert monitor.drift_subjects == []
+    run(monitor, [{"x": 1.0}])
+    assert not monitor.warming_up
+    assert monitor.reference is not None
+    assert monitor.reference.source == "warmup:500 events"
+
+
+def test_a_registered_reference_is_used_from_the_first_event():
+    rng = np.random.default_rng(3)
+    model = spec(numeric("x"), numeric("y"))
+    reference = build_reference(
+        model,
+        {"x": rng.normal(0, 1, 5_000).tolist(), "y": rng.normal(0, 1, 5_000).tolist()},
+        source="training",
+        ordered=False,
+    )
+    monitor = ModelMonitor(model, reference=reference)
+    assert not monitor.warming_up
+    drifts = run(monitor, [{"x": float(v), "y": 0.0} for v in rng.normal(2, 1, 300)])
+    assert "x" in {d.subject for d in drifts}
+
+
+def test_predictions_are_watched_too_as_classes_of_a_classifier():
+    rng = random.Random(8)
+    model = spec(numeric("x"), task="classification", multivariate=False)
+    monitor = ModelMonitor(model)
     drifts = []
     for index in range(6_000):
-        flag = rng.random() < (0.2 if index < 3_000 else 0.6)
-        drifts += monitor.update(event({"flag": flag}, index)).drifts
-    assert drifts
-    assert all(int(drift.event_id[1:]) >= 3_000 for drift in drifts)
+        share = 0.2 if index < 4_000 else 0.5
+        label = "yes" if rng.random() < share else "no"
+        drifts += monitor.update(event({"x": rng.gauss(0, 1)}, index, prediction=label)).drifts
+    assert [d.subject for d in drifts] == [PREDICTION]
+    assert drifts[0].alarm.test == "category_cusum"
+    assert drifts[0].current.shares is not None
 
 
-def test_unmonitored_categorical_and_past_the_limit_features_get_no_detector():
-    monitor = ModelMonitor(
-        spec(
-            numeric("a"),
-            numeric("b", monitor=False),
-            FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL),
-            numeric("d"),
-            numeric("e"),
-        ),
-        max_monitored_features=2,
-    )
-    assert monitor.monitored_features == ["a", "d"]
-    assert monitor.features_unmonitored == 1
+def test_categorical_features_drift_by_their_shares():
+    rng = random.Random(9)
+    model = spec(FeatureSpec(name="plan", kind=FeatureKind.CATEGORICAL), prediction=False)
+    rows = [
+        {"plan": rng.choices(["free", "pro"], [0.8, 0.2] if i < 4_000 else [0.5, 0.5])[0]}
+        for i in range(7_000)
+    ]
+    drifts = run(ModelMonitor(model), rows)
+    assert [d.subject for d in drifts] == ["plan"]
+    assert drifts[0].alarm.direction in {"pro up", "free down"}
+
+
+def test_the_budget_is_split_across_the_drift_subjects():
+    one = ModelMonitor(spec(numeric("a"), warmup_events=100))
+    four = ModelMonitor(spec(*(numeric(n) for n in "abcd"), warmup_events=100))
+    run(one, [{"a": float(i % 7)} for i in range(100)])
+    run(four, [{n: float((i * 3 + k) % 7) for k, n in enumerate("abcd")} for i in range(100)])
+    arl_one = one._subjects[0].detector.arl
+    arl_four = four._subjects[0].detector.arl
+    assert arl_four == pytest.approx(arl_one * 5)  # four features and their joint test
 
 
 def test_values_that_fail_their_checks_never_reach_a_detector():
-    # Values past the wire's checks too (model_construct skips validation).
-    monitor = ModelMonitor(spec(numeric("x")), detector_factory=RecordingDetector)
+    monitor = ModelMonitor(spec(numeric("x"), warmup_events=100))
+    run(monitor, [{"x": float(i % 10)} for i in range(100)])
+    detector = monitor._subjects[0].detector
+    before = detector.observations
     for index, value in enumerate([None, "0.5", True, math.inf, math.nan, 2.5]):
         unchecked = PredictionEvent.model_construct(
             model_id="m",
             model_version="1",
-            event_id=f"e{index}",
+            event_id=f"u{index}",
             event_time=TIME,
             features={"x": value},
+            prediction=None,
         )
         monitor.update(unchecked)
-    assert RecordingDetector.seen == [2.5]
-    assert monitor.events == 6
+    assert detector.observations == before + 1
 
 
 def test_names_outside_the_spec_are_counted_not_watched():
@@ -96,7 +158,7 @@ def test_names_outside_the_spec_are_counted_not_watched():
     assert monitor.monitored_features == ["x"]
 
 
-def test_an_event_without_features_changes_nothing():
+def test_an_event_without_features_or_prediction_changes_nothing():
     monitor = ModelMonitor(spec(numeric("x")))
     assert monitor.update(event(None)).quality == []
     assert monitor.events == 0

@@ -1,0 +1,423 @@
+"""Drift of one feature against its reference: sequential tests on reference-relative scores.
+
+A numeric value is first turned into its normal score against the
+feature's reference (the probability integral transform, then the standard
+normal quantile), so that with no change the scores are N(0, 1) whatever
+the feature's own shape: heavy tails, skew, ties or mixtures no longer
+matter. Two-sided CUSUMs then watch the scores' location and scale. A
+categorical value feeds one Bernoulli CUSUM per tracked category (and one
+for all others, unseen ones included). Each test's threshold comes from its
+share of the false-alarm budget (``arl``: expected events between false
+alarms of this feature when nothing changes), so the tests together keep it.
+
+Ties are broken with a deterministic sequence of uniforms (splitmix64 on a
+counter), so the same stream always gives the same alarms.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from driftline.monitors.reference import CategoricalReference, NumericReference
+from driftline.monitors.sequential import (
+    BernoulliCusum,
+    LocationCusum,
+    ScaleCusum,
+    SerialDependence,
+    location_threshold,
+    lorden_threshold,
+)
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+"""The quantiles that summarise a numeric distribution in alert evidence."""
+
+VARIANCE_FACTOR_EVERY = 256
+"""Observations between updates of the serial-dependence correction.
+
+Fixed blocks keep :meth:`NumericDrift.update_many` exactly equal to
+calling :meth:`NumericDrift.update` value by value.
+"""
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _uniform(counter: int, seed: int) -> float:
+    """The ``counter``-th uniform in [0, 1) of stream ``seed`` (splitmix64)."""
+    z = (seed + (counter + 1) * _GOLDEN) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    z ^= z >> 31
+    return (z >> 11) * 2.0**-53
+
+
+def _uniforms(start: int, count: int, seed: int) -> np.ndarray:
+    """``count`` uniforms from ``start`` on, equal to :func:`_uniform` one by one."""
+    counters = np.arange(start + 1, start + count + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + counters * np.uint64(_GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return np.asarray((z >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftAlarm:
+    """One test of one feature crossing its threshold.
+
+    ``observation`` counts the feature's values from 1 (the alarming one
+    included); ``change_observation`` is the estimated first value after the
+    change. ``current`` holds the values from the change on (at most the
+    detector's ``history``), for the evidence.
+    """
+
+    test: str
+    direction: str
+    statistic: float
+    threshold: float
+    arl: float
+    observation: int
+    change_observation: int
+    current: tuple[Any, ...]
+
+
+class NumericDrift:
+    """Location and scale drift of one numeric feature, on normal scores.
+
+    Parameters
+    ----------
+    reference
+        The feature's reference distribution.
+    arl
+        Expected values between false alarms of this feature when nothing
+        changes; each of its four one-sided tests gets a quarter of the rate.
+    shift
+        The location change, in reference standard deviations, the location
+        CUSUM is tuned to (it detects any, fastest near this one).
+    ratio
+        The variance ratio the scale CUSUM is tuned to (both ways).
+    serial_rho
+        Lag-1 autocorrelation of the scores known from the reference (an
+        ordered warm-up window); refined online from the stream.
+    seed
+        Seeds the uniforms that break ties.
+    history
+        Recent values kept to summarise the distribution after a change.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> detector = NumericDrift.from_reference_values(rng.normal(0, 1, 2_000), arl=1e6)
+    >>> stream = np.concatenate([rng.normal(0, 1, 5_000), rng.normal(1, 1, 1_000)])
+    >>> detector.update_many(stream)[:3]
+    [5036, 5071, 5107]
+
+    The mean moved at index 5,000: the first alarm comes 36 values later,
+    and alarms keep coming while the stream stays away from the reference.
+    """
+
+    TESTS = 4
+
+    def __init__(
+        self,
+        reference: NumericReference,
+        *,
+        arl: float,
+        shift: float = 0.5,
+        ratio: float = 2.0,
+        serial_rho: float = 0.0,
+        seed: int = 0,
+        history: int = 512,
+    ) -> None:
+        self.reference = reference
+        self.arl = arl
+        self.shift = shift
+        self.ratio = ratio
+        self.serial_rho = serial_rho
+        self.seed = seed
+        self.history = history
+        test_arl = arl * self.TESTS
+        self.location = LocationCusum(location_threshold(test_arl, shift), shift=shift)
+        self.scale = ScaleCusum(lorden_threshold(test_arl), ratio=ratio)
+        self.serial = SerialDependence(prior_rho=serial_rho)
+        self._apply_variance_factor()
+        self._observations = 0
+        self._recent: deque[float] = deque(maxlen=history)
+        self.last_score: float | None = None
+        self.last_alarm: DriftAlarm | None = None
+
+    @classmethod
+    def from_reference_values(
+        cls, values: ArrayLike, *, arl: float, seed: int = 0, **options: Any
+    ) -> "NumericDrift":
+        """A detector whose reference is these values (a warm-up window or training data)."""
+        return cls(NumericReference.from_values(values), arl=arl, seed=seed, **options)
+
+    @property
+    def observations(self) -> int:
+        """Values seen so far."""
+        return self._observations
+
+    def update(self, x: float) -> bool:
+        """Watch one value; True when it raises an alarm (the tests then start afresh)."""
+        score = self.reference.normal_score(x, _uniform(self._observations, self.seed))
+        self._observations += 1
+        self._recent.append(x)
+        self.last_score = score
+        self.serial.update(score)
+        self.location.update(score)
+        self.scale.update(score)
+        alarmed = self._check()
+        if self._observations % VARIANCE_FACTOR_EVERY == 0:
+            self._apply_variance_factor()
+        return alarmed
+
+    def update_many(self, xs: ArrayLike) -> list[int]:
+        """Watch values in order; the 0-based indices of the alarms among them.
+
+        Gives exactly the alarms (and the state) of calling :meth:`update` on
+        each value, but computes the scores and the CUSUMs with numpy.
+        """
+        values = np.asarray(xs, dtype=np.float64)
+        scores = self.reference.normal_scores(
+            values, _uniforms(self._observations, len(values), self.seed)
+        )
+        alarms: list[int] = []
+        start = 0
+        while start < len(values):
+            block_end = VARIANCE_FACTOR_EVERY - self._observations % VARIANCE_FACTOR_EVERY
+            end = min(len(values), start + block_end)
+            alarm = self._run_block(values, scores, start, end)
+            if alarm is None:
+                start = end
+            else:
+                alarms.append(alarm)
+                start = alarm + 1
+        return alarms
+
+    def _run_block(
+        self, values: np.ndarray, scores: np.ndarray, start: int, end: int
+    ) -> int | None:
+        """Feed ``scores[start:end]``, all within one variance-factor block; stop at an alarm."""
+        block = scores[start:end]
+        location_before, scale_before = self.location.to_state(), self.scale.to_state()
+        alarms = [self.location.update_many(block), self.scale.update_many(block)]
+        first = min((a for a in alarms if a is not None), default=None)
+        if first is not None:
+            # One test may have run past the other's alarm: replay both up to it.
+            self.location = LocationCusum.from_state(location_before)
+            self.scale = ScaleCusum.from_state(scale_before)
+            block = block[: first + 1]
+            self.location.update_many(block)
+            self.scale.update_many(block)
+        for score in block:
+            self.serial.update(float(score))
+        self._observations += len(block)
+        self._recent.extend(values[start : start + len(block)].tolist())
+        self.last_score = float(block[-1])
+        alarmed = self._check()
+        if self._observations % VARIANCE_FACTOR_EVERY == 0:
+            self._apply_variance_factor()
+        return start + len(block) - 1 if alarmed else None
+
+    def _check(self) -> bool:
+        """Record an alarm if a test crossed; start both tests afresh after one."""
+        fired: tuple[str, LocationCusum | ScaleCusum] | None = None
+        if self.location.drift_detected:
+            fired = ("location_cusum", self.location)
+        elif self.scale.drift_detected:
+            fired = ("scale_cusum", self.scale)
+        if fired is None:
+            return False
+        test, cusum = fired
+        since = max(1, self._observations - cusum.change_observation + 1)
+        recent = list(self._recent)[-since:]
+        self.last_alarm = DriftAlarm(
+            test=test,
+            direction="up" if cusum.direction > 0 else "down",
+            statistic=cusum.statistic,
+            threshold=cusum.threshold,
+            arl=self.arl * self.TESTS,
+            observation=self._observations,
+            change_observation=cusum.change_observation,
+            current=tuple(recent),
+        )
+        self.location.reset()
+        self.scale.reset()
+        return True
+
+    def _apply_variance_factor(self) -> None:
+        rho = self.serial.rho
+        self.location.variance_factor = (1 + rho) / (1 - rho)
+        self.scale.variance_factor = (1 + rho * rho) / (1 - rho * rho)
+
+    def distances(self, current: ArrayLike) -> dict[str, float]:
+        """How far ``current`` values lie from the reference: KS, PSI and Wasserstein.
+
+        KS and PSI are computed on the values' reference CDF (uniform under no
+        change; PSI over ten reference deciles), Wasserstein in the feature's
+        own units from the quantile functions.
+        """
+        values = np.asarray(current, dtype=np.float64)
+        if len(values) == 0:
+            return {}
+        u = self.reference.pit_many(values, np.full(len(values), 0.5))
+        ks = stats.kstest(u, "uniform")
+        shares = np.histogram(u, bins=10, range=(0.0, 1.0))[0] / len(u)
+        shares = np.clip(shares, 1e-4, None)
+        psi = float(np.sum((shares - 0.1) * np.log(shares / 0.1)))
+        grid = (np.arange(100) + 0.5) / 100
+        reference_quantiles = np.asarray(self.reference.quantiles(grid.tolist()))
+        wasserstein = float(np.mean(np.abs(np.quantile(values, grid) - reference_quantiles)))
+        return {
+            "ks": float(ks.statistic),
+            "ks_p_value": float(ks.pvalue),
+            "psi": psi,
+            "wasserstein": wasserstein,
+        }
+
+
+class CategoricalDrift:
+    """Drift of one categorical feature: a two-sided Bernoulli CUSUM per category.
+
+    The ``max_tracked`` most common reference categories are tracked one by
+    one; every other value, unseen categories included, counts for one
+    more group, "(other)". Each group's share is watched for a rise by
+    ``ratio`` and a fall by ``1 / ratio``; the ``2 * groups`` one-sided
+    tests share the feature's false-alarm budget ``arl``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(4)
+    >>> names = ["a", "b", "c", "d", "e"]
+    >>> before = [0.2, 0.2, 0.2, 0.2, 0.2]
+    >>> after = [0.35, 0.1625, 0.1625, 0.1625, 0.1625]
+    >>> reference = rng.choice(names, 2_000, p=before).tolist()
+    >>> detector = CategoricalDrift.from_reference_values(reference, arl=1e6)
+    >>> stream = rng.choice(names, 5_000, p=before).tolist() + rng.choice(
+    ...     names, 3_000, p=after).tolist()
+    >>> [i for i, value in enumerate(stream) if detector.update(value)][:1]
+    [5286]
+    >>> detector.last_alarm.direction
+    'a up'
+    """
+
+    OTHER = "(other)"
+
+    def __init__(
+        self,
+        reference: CategoricalReference,
+        *,
+        arl: float,
+        ratio: float = 1.5,
+        max_tracked: int = 20,
+        history: int = 512,
+    ) -> None:
+        self.reference = reference
+        self.arl = arl
+        self.ratio = ratio
+        self.max_tracked = max_tracked
+        self.history = history
+        shares = reference.shares
+        tracked = sorted((c for c in shares if shares[c] > 0), key=lambda c: (-shares[c], c))
+        self.tracked = tracked[:max_tracked]
+        floor = 0.5 / max(reference.count, 1)
+        other = max(1.0 - sum(shares[c] for c in self.tracked), floor)
+        groups = [*self.tracked, self.OTHER]
+        probabilities = [*(shares[c] for c in self.tracked), other]
+        self.test_arl = arl * 2 * len(groups)
+        threshold = lorden_threshold(self.test_arl)
+        self.cusums = {
+            group: BernoulliCusum(
+                p0=min(max(p, floor), 1 - floor), threshold=threshold, ratio=ratio
+            )
+            for group, p in zip(groups, probabilities, strict=True)
+        }
+        self._tracked = frozenset(self.tracked)
+        self._observations = 0
+        self._recent: deque[str] = deque(maxlen=history)
+        self.last_alarm: DriftAlarm | None = None
+
+    @classmethod
+    def from_reference_values(
+        cls, values: list[str], *, arl: float, seed: int = 0, **options: Any
+    ) -> "CategoricalDrift":
+        """A detector whose reference is these values; ``seed`` is accepted for symmetry."""
+        return cls(CategoricalReference.from_values(values), arl=arl, **options)
+
+    @property
+    def observations(self) -> int:
+        """Values seen so far."""
+        return self._observations
+
+    def group_of(self, category: str) -> str:
+        """The group a category counts in: itself when tracked, else "(other)"."""
+        return category if category in self._tracked else self.OTHER
+
+    def update(self, category: str) -> bool:
+        """Watch one value; True when it raises an alarm (all groups then start afresh)."""
+        self._observations += 1
+        self._recent.append(category)
+        group = self.group_of(category)
+        fired: tuple[str, BernoulliCusum] | None = None
+        for name, cusum in self.cusums.items():
+            cusum.update(1 if name == group else 0)
+            if fired is None and cusum.drift_detected:
+                fired = (name, cusum)
+        if fired is None:
+            return False
+        name, cusum = fired
+        since = max(1, self._observations - cusum.change_observation + 1)
+        self.last_alarm = DriftAlarm(
+            test="category_cusum",
+            direction=f"{name} {'up' if cusum.direction > 0 else 'down'}",
+            statistic=cusum.statistic,
+            threshold=cusum.threshold,
+            arl=self.test_arl,
+            observation=self._observations,
+            change_observation=cusum.change_observation,
+            current=tuple(list(self._recent)[-since:]),
+        )
+        for each in self.cusums.values():
+            each.reset()
+        return True
+
+    def current_shares(self, current: tuple[Any, ...]) -> dict[str, float]:
+        """The share of each group among ``current`` values."""
+        counts: dict[str, int] = {}
+        for category in current:
+            group = self.group_of(str(category))
+            counts[group] = counts.get(group, 0) + 1
+        total = max(len(current), 1)
+        return {group: counts.get(group, 0) / total for group in self.cusums}
+
+    def reference_shares(self) -> dict[str, float]:
+        """The reference share of each group."""
+        shares = self.reference.shares
+        tracked = {c: shares[c] for c in self.tracked}
+        return {**tracked, self.OTHER: max(0.0, 1.0 - sum(tracked.values()))}
+
+    def distances(self, current: tuple[Any, ...]) -> dict[str, float]:
+        """PSI, Jensen-Shannon distance and chi-square p-value of ``current`` vs the reference."""
+        if not current:
+            return {}
+        expected = np.clip(np.array(list(self.reference_shares().values())), 1e-4, None)
+        expected = expected / expected.sum()
+        observed_shares = np.array(list(self.current_shares(current).values()))
+        observed = np.clip(observed_shares, 1e-4, None)
+        psi = float(np.sum((observed - expected) * np.log(observed / expected)))
+        mixture = (observed + expected) / 2
+        js = float(
+            np.sqrt(
+                0.5 * np.sum(observed * np.log2(observed / mixture))
+                + 0.5 * np.sum(expected * np.log2(expected / mixture))
+            )
+        )
+        counts = observed_shares * len(current)
+        chi2 = stats.chisquare(counts, expected * counts.sum())
+        return {"psi": psi, "jensen_shannon": js, "chi2_p_value": float(chi2.pvalue)}

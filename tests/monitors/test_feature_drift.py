@@ -1,0 +1,156 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.monitors.feature_drift import (
+    CategoricalDrift,
+    NumericDrift,
+    _uniform,
+    _uniforms,
+)
+
+ARL = 1e6
+
+
+def reference(rng: np.random.Generator, sampler, size: int = 2_000) -> np.ndarray:
+    return np.asarray(sampler(rng, size), dtype=np.float64)
+
+
+def normal(rng, size):
+    return rng.normal(0.0, 1.0, size)
+
+
+def test_the_counter_uniforms_agree_one_by_one_and_in_bulk():
+    bulk = _uniforms(10, 1_000, seed=7)
+    assert bulk.tolist() == [_uniform(10 + i, 7) for i in range(1_000)]
+    assert bulk.min() >= 0.0
+    assert bulk.max() < 1.0
+    assert abs(bulk.mean() - 0.5) < 0.03
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        normal,
+        lambda rng, n: rng.standard_t(3, n),
+        lambda rng, n: rng.lognormal(0.0, 1.0, n),
+        lambda rng, n: rng.poisson(3, n).astype(float),
+        lambda rng, n: np.where(rng.random(n) < 0.3, rng.normal(-3, 0.5, n), rng.normal(2, 1, n)),
+    ],
+    ids=["normal", "student-t3", "lognormal", "poisson-ties", "mixture"],
+)
+def test_no_alarm_on_long_stationary_streams_of_any_shape(sampler):
+    alarms = 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        detector = NumericDrift.from_reference_values(reference(rng, sampler), arl=ARL, seed=seed)
+        alarms += len(detector.update_many(reference(rng, sampler, 50_000)))
+    assert alarms == 0
+
+
+@pytest.mark.parametrize(("shift", "most"), [(1.0, 60), (0.5, 150)])
+def test_mean_shifts_are_found_within_the_target_delay(shift, most):
+    delays = []
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        detector = NumericDrift.from_reference_values(normal(rng, 2_000), arl=ARL, seed=seed)
+        stream = np.concatenate([normal(rng, 3_000), normal(rng, 2_000) + shift])
+        after = [i - 3_000 for i in detector.update_many(stream) if i >= 3_000]
+        assert after, f"seed {seed}: missed"
+        delays.append(after[0])
+    assert np.median(delays) <= most
+
+
+def test_a_doubled_variance_is_found_by_the_scale_test():
+    delays = []
+    for seed in range(20):
+        rng = np.random.default_rng(200 + seed)
+        detector = NumericDrift.from_reference_values(normal(rng, 2_000), arl=ARL, seed=seed)
+        stream = np.concatenate([normal(rng, 3_000), normal(rng, 2_000) * np.sqrt(2.0)])
+        alarms = detector.update_many(stream)
+        assert alarms, f"seed {seed}: missed"
+        assert alarms[0] >= 3_000, f"seed {seed}: false alarm at {alarms[0]}"
+        delays.append(alarms[0] - 3_000)
+        assert detector.last_alarm is not None
+    assert np.median(delays) <= 200
+
+
+def test_an_alarm_says_which_test_fired_and_where_the_change_began():
+    rng = np.random.default_rng(9)
+    detector = NumericDrift.from_reference_values(normal(rng, 2_000), arl=ARL)
+    stream = np.concatenate([normal(rng, 1_000), normal(rng, 500) + 2.0])
+    first = next(i for i, x in enumerate(stream) if detector.update(float(x)))
+    assert first >= 1_000
+    alarm = detector.last_alarm
+    assert alarm is not None
+    assert (alarm.test, alarm.direction) == ("location_cusum", "up")
+    assert alarm.statistic >= alarm.threshold
+    assert abs(alarm.change_observation - 1_001) <= 10
+    assert len(alarm.current) == alarm.observation - alarm.change_observation + 1
+    distances = detector.distances(alarm.current)
+    assert distances["ks"] > 0.5
+    assert distances["wasserstein"] > 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=1, max_value=900))
+def test_update_many_equals_updating_value_by_value(seed, split):
+    rng = np.random.default_rng(seed)
+    ref = np.round(normal(rng, 500), 1)  # ties on purpose
+    stream = np.round(np.concatenate([normal(rng, 600), normal(rng, 400) + 1.5]), 1)
+    one = NumericDrift.from_reference_values(ref, arl=1e4, seed=seed)
+    bulk = NumericDrift.from_reference_values(ref, arl=1e4, seed=seed)
+    one_by_one = [i for i, x in enumerate(stream) if one.update(float(x))]
+    in_bulk = bulk.update_many(stream[:split]) + [
+        split + i for i in bulk.update_many(stream[split:])
+    ]
+    assert in_bulk == one_by_one
+    assert bulk.location.to_state() == one.location.to_state()
+    assert bulk.scale.to_state() == one.scale.to_state()
+
+
+def test_detector_state_is_plain_json():
+    rng = np.random.default_rng(1)
+    detector = NumericDrift.from_reference_values(normal(rng, 2_000), arl=ARL)
+    detector.update_many(normal(rng, 300))
+    for part in (detector.location, detector.scale):
+        assert json.loads(json.dumps(part.to_state())) == part.to_state()
+
+
+def categories(rng: np.random.Generator, shares: list[float], size: int) -> list[str]:
+    return rng.choice(list("abcde"), size, p=shares).tolist()
+
+
+BEFORE = [0.2, 0.2, 0.2, 0.2, 0.2]
+AFTER = [0.35, 0.1625, 0.1625, 0.1625, 0.1625]
+
+
+def test_a_category_share_moving_from_20_to_35_percent_is_found_within_2000_events():
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(300 + seed)
+        detector = CategoricalDrift.from_reference_values(categories(rng, BEFORE, 2_000), arl=ARL)
+        stream = categories(rng, BEFORE, 3_000) + categories(rng, AFTER, 2_000)
+        alarms = [i for i, value in enumerate(stream) if detector.update(value)]
+        assert not [i for i in alarms if i < 3_000], f"seed {seed}: false alarm"
+        found += bool(alarms)
+    assert found >= 19
+
+
+def test_no_categorical_alarm_on_a_long_stationary_stream_and_unseen_values_count_as_other():
+    rng = np.random.default_rng(4)
+    detector = CategoricalDrift.from_reference_values(categories(rng, BEFORE, 2_000), arl=ARL)
+    assert not any(detector.update(value) for value in categories(rng, BEFORE, 50_000))
+    assert detector.group_of("never-seen") == CategoricalDrift.OTHER
+    alarms = [i for i in range(3_000) if detector.update("never-seen" if i % 10 == 0 else "a")]
+    assert alarms
+    assert detector.last_alarm is not None
+    assert detector.last_alarm.test == "category_cusum"
+    assert set(detector.distances(detector.last_alarm.current)) == {
+        "psi",
+        "jensen_shannon",
+        "chi2_p_value",
+    }
