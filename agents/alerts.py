@@ -3,7 +3,7 @@
 import hashlib
 from datetime import datetime
 
-from driftline.monitors.model import FeatureDrift
+from driftline.monitors.model import DriftFinding
 from driftline.monitors.quality import QualityFinding
 from driftline.schemas import Alert, AlertKind, DataQualityEvidence, DriftEvidence, KafkaPosition
 
@@ -22,36 +22,56 @@ def alert_id(kind: AlertKind, model_id: str, model_version: str, *subject: str) 
 
 
 def drift_alert(
-    model_id: str, model_version: str, drift: FeatureDrift, source: KafkaPosition | None
+    model_id: str, model_version: str, drift: DriftFinding, source: KafkaPosition | None
 ) -> Alert:
-    """The alert for one feature drift, with the detector's evidence."""
-    finding = drift.finding
+    """The alert for one drift, with the test's evidence and where the change began."""
+    alarm = drift.alarm
+    subject = drift.subject
+    evidence = DriftEvidence(
+        test=alarm.test,
+        direction=alarm.direction,
+        statistic=alarm.statistic,
+        threshold=alarm.threshold,
+        expected_events_between_false_alarms=alarm.arl,
+        observations=alarm.observation,
+        change_observation=alarm.change_observation,
+        change_event_time=drift.change_event_time,
+        change_positions=[] if drift.change_position is None else [drift.change_position],
+        reference=drift.reference,
+        current=drift.current,
+        distances=drift.distances,
+    )
+    since = f" since {drift.change_event_time.isoformat()}" if drift.change_event_time else ""
     return Alert(
         alert_id=alert_id(
-            AlertKind.DRIFT, model_id, model_version, drift.feature, str(finding.observation)
+            AlertKind.DRIFT, model_id, model_version, subject, str(alarm.change_observation)
         ),
         kind=AlertKind.DRIFT,
         model_id=model_id,
         model_version=model_version,
-        feature=drift.feature,
+        feature=subject,
         summary=(
-            f"{drift.feature}: mean moved from {finding.mean_before:+.3g} to "
-            f"{finding.mean_after:+.3g} at observation {finding.change_observation}"
+            f"{subject}: {alarm.test} {alarm.direction}{since} "
+            f"(statistic {alarm.statistic:.1f} over threshold {alarm.threshold:.1f}; "
+            f"{_moved(drift)})"
         ),
         event_id=drift.event_id,
         event_time=drift.event_time,
-        evidence=DriftEvidence(
-            detector="adwin",
-            delta=finding.delta,
-            observations=finding.observation,
-            change_observation=finding.change_observation,
-            mean_before=finding.mean_before,
-            mean_after=finding.mean_after,
-            values_before=finding.values_before,
-            values_after=finding.values_after,
-        ),
+        evidence=evidence,
         source=source,
     )
+
+
+def _moved(drift: DriftFinding) -> str:
+    """The move in words: the median for numbers, the shares for categories."""
+    before, after = drift.reference, drift.current
+    if before.quantiles and after.quantiles and "0.5" in before.quantiles:
+        return f"median {before.quantiles['0.5']:.3g} -> {after.quantiles.get('0.5', 0.0):.3g}"
+    if before.shares and after.shares:
+        old, new = before.shares, after.shares
+        moved = max(new, key=lambda c: abs(new[c] - old.get(c, 0.0)))
+        return f"share of {moved} {old.get(moved, 0.0):.1%} -> {new[moved]:.1%}"
+    return f"{after.count} values since the change"
 
 
 def quality_alert(

@@ -20,8 +20,9 @@ from driftline.agents.registry import (
     ModelKey,
     ModelRegistry,
     read_registry_message,
+    registry_max_bytes,
 )
-from driftline.monitors import AdwinDriftDetector, ModelMonitor
+from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
 from driftline.schemas import (
     Alert,
@@ -49,6 +50,7 @@ class InputTopic(StrEnum):
     FEATURES = "features"
     LABELS = "labels"
     MODELS = "models"
+    REFERENCES = "references"
 
 
 EVENT_TYPES: dict[InputTopic, type[InputEvent]] = {
@@ -132,13 +134,20 @@ class Intake:
     def read(self, message: InputMessage) -> Decoded | list[Output]:
         """Count and validate one message; a dead letter if its bytes are no valid event.
 
-        Messages on the registry topic are validated completely here.
+        Messages on the registry and references topics are validated
+        completely here.
         """
         counters = self.counters.topics[message.topic]
         counters.consumed += 1
         max_bytes = self.settings.max_message_bytes
-        if message.topic is InputTopic.MODELS:
-            registration = read_registry_message(message.key, message.value, max_bytes=max_bytes)
+        if message.topic in (InputTopic.MODELS, InputTopic.REFERENCES):
+            references = message.topic is InputTopic.REFERENCES
+            registration = read_registry_message(
+                message.key,
+                message.value,
+                max_bytes=registry_max_bytes(self.settings, references),
+                references=references,
+            )
             if isinstance(registration, Rejection):
                 return [self._dead_letter(message, registration)]
             counters.processed += 1
@@ -175,7 +184,7 @@ class Intake:
         arrival = self._arrive(message, event)
         if arrival is not None:
             return arrival
-        findings = monitor.update(event)
+        findings = monitor.update(event, message.source)
         outputs = [
             self._alert(drift_alert(event.model_id, event.model_version, drift, message.source))
             for drift in findings.drifts
@@ -204,7 +213,7 @@ class Intake:
     def forget(self, model: ModelKey) -> None:
         """Drop the state of a model version whose spec changed or went away."""
         if self._monitors.pop(model, None) is not None:
-            log.info("model %s version %s: monitor reset for its new spec", *model)
+            log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
             for topic in InputTopic:
                 self._recent.pop((topic, model[0]), None)
@@ -310,10 +319,9 @@ class Intake:
         if monitor is None:
             if len(self._monitors) >= self.settings.max_models:
                 return None
-            delta = self.settings.adwin_delta
             monitor = self._monitors[key] = ModelMonitor(
                 spec,
-                detector_factory=lambda: AdwinDriftDetector(delta=delta),
+                reference=self.registry.reference(*key),
                 max_monitored_features=self.settings.max_features_per_model,
                 quality_alpha=self.settings.quality_alpha,
             )

@@ -1,4 +1,4 @@
-"""The model registry as every worker sees it: all specs, read from their topic.
+"""The model registry as every worker sees it: all specs and reference profiles.
 
 Every worker needs the spec of every model version whose events it may get,
 and partitions move between workers, so each worker reads the whole
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from driftline.schemas import DeadLetterReason, ModelSpec
+from driftline.schemas import DeadLetterReason, ModelSpec, ReferenceProfile
 from driftline.streams import Rejection
 from driftline.streams.codecs import decode
 from driftline.streams.settings import Settings
+from driftline.streams.topics import REFERENCE_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -51,46 +52,73 @@ class Unregistration:
     model: ModelKey
 
 
-RegistryMessage = Registration | Unregistration
+@dataclass(frozen=True, slots=True)
+class ReferenceRegistration:
+    """A model version's reference profile, registered or replaced."""
+
+    profile: ReferenceProfile
+
+    @property
+    def model(self) -> ModelKey:
+        """The model id and version the profile belongs to."""
+        return (self.profile.model_id, self.profile.model_version)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRemoval:
+    """A tombstone on the references topic: the version goes back to a warm-up reference."""
+
+    model: ModelKey
+
+
+RegistryMessage = Registration | Unregistration | ReferenceRegistration | ReferenceRemoval
 
 
 def read_registry_message(
-    key: bytes | None, value: bytes | None, *, max_bytes: int
+    key: bytes | None, value: bytes | None, *, max_bytes: int, references: bool = False
 ) -> RegistryMessage | Rejection:
-    """What one message on the registry topic says; never raises.
+    """What one message on the registry (or, with ``references``, references) topic says.
 
-    The key must be the spec's :func:`~driftline.schemas.registry_key` (as
-    parsed JSON: spacing and escapes may differ): compaction keeps the last
-    message per key, so a spec under another key would survive its own
-    unregistration.
+    Never raises. The key must be the model version's
+    :func:`~driftline.schemas.registry_key` (as parsed JSON: spacing and
+    escapes may differ): compaction keeps the last message per key, so a
+    message under another key would survive its own removal.
 
     >>> read_registry_message(b'["churn","3"]', None, max_bytes=1024)
     Unregistration(model=('churn', '3'))
     >>> read_registry_message(b'churn', None, max_bytes=1024).reason
     <DeadLetterReason.INVALID_SPEC: 'invalid_spec'>
     """
+    reason = DeadLetterReason.INVALID_REFERENCE if references else DeadLetterReason.INVALID_SPEC
+    what = "reference profile" if references else "spec"
     model = _model_of_key(key)
     if value is None:
         if model is None:
             return Rejection(
-                DeadLetterReason.INVALID_SPEC,
-                "a tombstone on the registry topic must carry the key of the model version it "
-                'unregisters, a JSON array such as ["churn","3"]',
+                reason,
+                f"a tombstone on the {what} topic must carry the key of the model version it "
+                'removes, a JSON array such as ["churn","3"]',
             )
-        return Unregistration(model)
-    spec = decode(ModelSpec, value, max_bytes=max_bytes)
-    if isinstance(spec, Rejection):
-        return spec
-    expected = spec.registry_key()
-    if model != (spec.model_id, spec.model_version):
+        return ReferenceRemoval(model) if references else Unregistration(model)
+    decoded: ModelSpec | ReferenceProfile | Rejection = (
+        decode(ReferenceProfile, value, max_bytes=max_bytes)
+        if references
+        else decode(ModelSpec, value, max_bytes=max_bytes)
+    )
+    if isinstance(decoded, Rejection):
+        return decoded
+    if model != (decoded.model_id, decoded.model_version):
         shown = "no key" if key is None else f"key {key.decode('utf-8', errors='replace')!r}"
+        expected = decoded.registry_key().decode()
         return Rejection(
-            DeadLetterReason.INVALID_SPEC,
-            f"the spec of model {spec.model_id} version {spec.model_version} was published with "
-            f"{shown}; publish it under {expected.decode()} so that compaction keeps the "
-            "latest spec of each version",
+            reason,
+            f"the {what} of model {decoded.model_id} version {decoded.model_version} was "
+            f"published with {shown}; publish it under {expected} so that compaction keeps "
+            "the latest one of each version",
         )
-    return Registration(spec)
+    if isinstance(decoded, ReferenceProfile):
+        return ReferenceRegistration(decoded)
+    return Registration(decoded)
 
 
 def _model_of_key(key: bytes | None) -> ModelKey | None:
@@ -105,21 +133,31 @@ def _model_of_key(key: bytes | None) -> ModelKey | None:
     return None
 
 
-class ModelRegistry:
-    """The specs of the registered model versions, by model id and version.
+def registry_max_bytes(settings: Settings, references: bool) -> int:
+    """The size limit of a message on the registry (or references) topic."""
+    return (
+        max(settings.max_message_bytes, REFERENCE_MAX_BYTES)
+        if references
+        else (settings.max_message_bytes)
+    )
 
-    ``on_change`` is called with the model id and version whenever a spec is
-    registered, replaced or unregistered, so state kept for the old spec can
-    be dropped.
+
+class ModelRegistry:
+    """The specs and reference profiles of the registered model versions.
+
+    ``on_change`` is called with the model id and version whenever a spec or
+    reference profile is registered, replaced or removed, so state kept for
+    the old one can be dropped.
     """
 
     def __init__(self, on_change: Callable[[ModelKey], None] | None = None) -> None:
         self.on_change = on_change
         self._specs: dict[ModelKey, ModelSpec] = {}
+        self._references: dict[ModelKey, ReferenceProfile] = {}
         self._versions: dict[str, set[str]] = {}
 
     def apply(self, message: RegistryMessage) -> None:
-        """Take one registration or unregistration into account."""
+        """Take one registration, removal or reference profile into account."""
         model = message.model
         if isinstance(message, Registration):
             if self._specs.get(model) == message.spec:
@@ -127,7 +165,7 @@ class ModelRegistry:
             self._specs[model] = message.spec
             self._versions.setdefault(model[0], set()).add(model[1])
             log.info("model %s version %s registered", *model)
-        else:
+        elif isinstance(message, Unregistration):
             if self._specs.pop(model, None) is None:
                 return
             versions = self._versions[model[0]]
@@ -135,8 +173,21 @@ class ModelRegistry:
             if not versions:
                 del self._versions[model[0]]
             log.info("model %s version %s unregistered", *model)
+        elif isinstance(message, ReferenceRegistration):
+            if self._references.get(model) == message.profile:
+                return
+            self._references[model] = message.profile
+            log.info("model %s version %s: reference profile registered", *model)
+        else:
+            if self._references.pop(model, None) is None:
+                return
+            log.info("model %s version %s: reference profile removed", *model)
         if self.on_change is not None:
             self.on_change(model)
+
+    def reference(self, model_id: str, model_version: str) -> ReferenceProfile | None:
+        """The registered reference profile of one model version, if any."""
+        return self._references.get((model_id, model_version))
 
     def spec(self, model_id: str, model_version: str) -> ModelSpec | None:
         """The spec of one model version, or None when it is not registered."""
@@ -153,8 +204,9 @@ class ModelRegistry:
 class RegistryFollower:
     """Keeps a :class:`ModelRegistry` up to date with the registry topic.
 
-    Reads every partition from the beginning with a consumer of its own (no
-    consumer group, nothing committed), for as long as the worker runs.
+    Reads every partition of the registry and references topics from the
+    beginning with a consumer of its own (no consumer group, nothing
+    committed), for as long as the worker runs.
     """
 
     def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
@@ -176,12 +228,16 @@ class RegistryFollower:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_bytes=max(settings.max_message_bytes * 2, 4 * 1024 * 1024),
-            max_partition_fetch_bytes=max(settings.max_message_bytes * 2, 1024 * 1024),
+            fetch_max_bytes=max(settings.max_message_bytes * 2, REFERENCE_MAX_BYTES * 2),
+            max_partition_fetch_bytes=max(settings.max_message_bytes * 2, REFERENCE_MAX_BYTES),
         )
         await consumer.start()
         try:
-            partitions = await self._wait_for_partitions(consumer)
+            partitions = [
+                partition
+                for topic in (settings.models_topic, settings.references_topic)
+                for partition in await self._wait_for_partitions(consumer, topic)
+            ]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             beginnings = await consumer.beginning_offsets(partitions)
@@ -192,7 +248,7 @@ class RegistryFollower:
                 batches = await consumer.getmany(timeout_ms=500)
                 for partition, records in batches.items():
                     for record in records:
-                        self._apply(record.key, record.value)
+                        self._apply(partition.topic, record.key, record.value)
                         self._next_offsets[partition] = record.offset + 1
                 self._progress.set()
                 self._progress.clear()
@@ -228,15 +284,22 @@ class RegistryFollower:
             await self._progress.wait()
         self._synced_at = started
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        message = read_registry_message(key, value, max_bytes=self.settings.max_message_bytes)
+    def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        references = topic == self.settings.references_topic
+        message = read_registry_message(
+            key,
+            value,
+            max_bytes=registry_max_bytes(self.settings, references),
+            references=references,
+        )
         if isinstance(message, Rejection):
             log.debug("registry message ignored (dead-lettered by the models agent)")
             return
         self.registry.apply(message)
 
-    async def _wait_for_partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        topic = self.settings.models_topic
+    async def _wait_for_partitions(
+        self, consumer: AIOKafkaConsumer, topic: str
+    ) -> list[TopicPartition]:
         while True:
             # The consumer tracks metadata only for the topics it is subscribed
             # to, and this one assigns itself partitions: ask the cluster.

@@ -58,6 +58,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         InputTopic.FEATURES: dapp.features,
         InputTopic.LABELS: dapp.labels,
         InputTopic.MODELS: dapp.models,
+        InputTopic.REFERENCES: dapp.references,
     }
     for topic, channel in inputs.items():
         _register_input_agent(dapp, topic, channel, monitoring)

@@ -23,6 +23,7 @@ class DriftlineApp:
     features: TopicT
     labels: TopicT
     models: TopicT
+    references: TopicT
     alerts: TopicT
     retrain_triggers: TopicT
     dead_letters: TopicT
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         features=_raw_topic(app, settings.features_topic),
         labels=_raw_topic(app, settings.labels_topic),
         models=_raw_topic(app, settings.models_topic),
+        references=_raw_topic(app, settings.references_topic),
         alerts=_raw_topic(app, settings.alerts_topic),
         retrain_triggers=_raw_topic(app, settings.retrain_triggers_topic),
         dead_letters=_raw_topic(app, settings.dead_letters_topic),

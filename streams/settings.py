@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Compacted topic of model specs, keyed by model id and version.",
     )
+    references_topic: str = Field(
+        default="driftline.references",
+        min_length=1,
+        description="Compacted topic of reference profiles, keyed by model id and version.",
+    )
     alerts_topic: str = Field(
         default="driftline.alerts", min_length=1, description="Topic alerts are sent to."
     )
@@ -80,12 +85,6 @@ class Settings(BaseSettings):
     )
     max_message_bytes: PositiveInt = Field(
         default=1_048_576, description="Larger input messages are dead-lettered as too_large."
-    )
-    adwin_delta: float = Field(
-        default=0.002,
-        gt=0,
-        lt=1,
-        description="Confidence of ADWIN's cuts: smaller means fewer false alarms, later alerts.",
     )
     quality_alpha: float = Field(
         default=1e-4,

@@ -4,9 +4,10 @@ A broker that creates topics on first use picks its own partition count,
 and the worker's scale-out depends on that count, so the worker creates its
 topics explicitly at start-up. Input topics that carry events keyed by
 model id get the configured partitions (and so are co-partitioned: one
-worker gets a model's predictions, features and labels). The registry topic
-is compacted, so it keeps the latest spec of every model version for ever,
-and has one partition, so spec changes keep their order.
+worker gets a model's predictions, features and labels). The registry and
+references topics are compacted, so they keep the latest spec and reference
+profile of every model version for ever, and have one partition each, so
+changes keep their order.
 """
 
 import logging
@@ -19,6 +20,9 @@ from kafka.errors import TopicAlreadyExistsError
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+REFERENCE_MAX_BYTES = 16 * 1024 * 1024
+"""Largest reference profile message: about 20 KB per numeric feature, so up to ~800 of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,13 @@ def topic_plans(settings: Settings) -> list[TopicPlan]:
     ]
     plans = [TopicPlan(name, settings.topic_partitions) for name in partitioned]
     plans.append(TopicPlan(settings.models_topic, 1, {"cleanup.policy": "compact"}))
+    plans.append(
+        TopicPlan(
+            settings.references_topic,
+            1,
+            {"cleanup.policy": "compact", "max.message.bytes": str(REFERENCE_MAX_BYTES)},
+        )
+    )
     return plans
 
 

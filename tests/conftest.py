@@ -33,6 +33,7 @@ def worker_settings(kafka_broker: LocalKafkaBroker, tmp_path: Path) -> Settings:
         features_topic=f"features-{suffix}",
         labels_topic=f"labels-{suffix}",
         models_topic=f"models-{suffix}",
+        references_topic=f"references-{suffix}",
         alerts_topic=f"alerts-{suffix}",
         retrain_triggers_topic=f"retrain-triggers-{suffix}",
         dead_letters_topic=f"dead-letters-{suffix}",

@@ -7,13 +7,18 @@ DRIFT = a_feature_drift("x", observation=100)
 DRIFT_KIND = AlertKind.DRIFT
 
 
-def test_an_alert_carries_the_detector_evidence_and_where_it_was_seen():
+def test_an_alert_carries_the_test_evidence_and_where_the_change_began():
     source = KafkaPosition(topic="p", partition=3, offset=41)
     alert = drift_alert("m", "1", DRIFT, source)
     assert (alert.model_id, alert.model_version, alert.feature) == ("m", "1", "x")
-    assert alert.evidence.change_observation == 71
-    assert alert.evidence.values_after == 30
-    assert alert.evidence.mean_after == 2.9
+    evidence = alert.evidence
+    assert evidence.kind == "drift"
+    assert (evidence.test, evidence.direction) == ("location_cusum", "up")
+    assert evidence.statistic > evidence.threshold
+    assert evidence.change_observation == 71
+    assert evidence.change_positions == [KafkaPosition(topic="p", partition=3, offset=70)]
+    assert evidence.current.quantiles == {"0.5": 2.9}
+    assert "median 0.1 -> 2.9" in alert.summary
     assert alert.source == source
     assert Alert.model_validate_json(alert.model_dump_json()) == alert
 
@@ -27,4 +32,4 @@ def test_alert_ids_depend_on_what_drifted_and_when_only():
         alert_id(AlertKind.DATA_QUALITY, "m", "1", "x", "100"),
     }
     assert len(ids) == 5
-    assert drift_alert("m", "1", DRIFT, None).alert_id == alert_id(DRIFT_KIND, "m", "1", "x", "100")
+    assert drift_alert("m", "1", DRIFT, None).alert_id == alert_id(DRIFT_KIND, "m", "1", "x", "71")

@@ -53,7 +53,7 @@ def test_the_broker_cache_variable_is_not_taken_for_a_typo():
     ("name", "value"),
     [
         ("DRIFTLINE_TOPIC_PARTITIONS", "0"),
-        ("DRIFTLINE_ADWIN_DELTA", "1.5"),
+        ("DRIFTLINE_QUALITY_ALPHA", "1.5"),
         ("DRIFTLINE_BOOTSTRAP_SERVERS", "kafka"),
         ("DRIFTLINE_LOG_LEVEL", "loud"),
     ],

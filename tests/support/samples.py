@@ -3,26 +3,34 @@
 from datetime import UTC, datetime
 
 from driftline.agents.alerts import drift_alert
-from driftline.monitors.drift import DriftFinding
-from driftline.monitors.model import FeatureDrift
-from driftline.schemas import Alert, KafkaPosition
+from driftline.monitors.feature_drift import DriftAlarm
+from driftline.monitors.model import DriftFinding
+from driftline.schemas import Alert, DistributionSummary, KafkaPosition
+
+TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def a_feature_drift(feature: str = "x", observation: int = 100) -> FeatureDrift:
-    """Feature ``feature`` moved from mean 0.1 to 2.9; the change began 30 values back."""
-    return FeatureDrift(
-        feature=feature,
-        event_id=f"e-{observation}",
-        event_time=datetime(2026, 1, 1, tzinfo=UTC),
-        finding=DriftFinding(
+def a_feature_drift(feature: str = "x", observation: int = 100) -> DriftFinding:
+    """Feature ``feature``'s median moved from 0.1 to 2.9; the change began 30 values back."""
+    return DriftFinding(
+        subject=feature,
+        alarm=DriftAlarm(
+            test="location_cusum",
+            direction="up",
+            statistic=16.2,
+            threshold=15.1,
+            arl=4e6,
             observation=observation,
             change_observation=observation - 29,
-            mean_before=0.1,
-            mean_after=2.9,
-            values_before=226,
-            values_after=30,
-            delta=0.002,
+            current=tuple(2.9 for _ in range(30)),
         ),
+        event_id=f"e-{observation}",
+        event_time=TIME,
+        change_event_time=TIME,
+        change_position=KafkaPosition(topic="p", partition=3, offset=observation - 30),
+        reference=DistributionSummary(count=2000, quantiles={"0.5": 0.1}),
+        current=DistributionSummary(count=30, quantiles={"0.5": 2.9}),
+        distances={"ks": 0.9},
     )
 
 
