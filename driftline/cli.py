@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from driftline.client import Publisher
+    from driftline.schemas import Alert
 
 app = typer.Typer(
     help="driftline: watch ML models' Kafka streams for drift.",
@@ -32,9 +33,16 @@ schemas_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(schemas_app, name="schemas")
+reference_app = typer.Typer(
+    help="Reference profiles: what a model version's data looked like when it was trained.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(reference_app, name="reference")
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DEFAULT_MODELS_TOPIC = "driftline.models"
+DEFAULT_REFERENCES_TOPIC = "driftline.references"
 
 
 @app.command()
@@ -206,21 +214,168 @@ def schemas_export(
         typer.echo(f"wrote {path}")
 
 
+@reference_app.command("build")
+def reference_build(
+    data: Annotated[
+        Path, typer.Argument(help="Training data: CSV, JSON Lines (.jsonl) or Parquet.")
+    ],
+    spec: Annotated[Path, typer.Option(help="The model's spec file (YAML or TOML).")],
+    model: Annotated[
+        str | None, typer.Option(help="Model id, when the spec file holds several.")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Model version, when the spec file holds several.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the profile's JSON to this file.")
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option(help="Publish the profile for the workers to use.")
+    ] = False,
+    ordered: Annotated[
+        bool, typer.Option(help="The rows are a stream in time order: keep their autocorrelation.")
+    ] = False,
+    bootstrap_servers: Annotated[
+        str, typer.Option(help="Kafka bootstrap servers (with --publish).")
+    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    topic: Annotated[
+        str, typer.Option(help="References topic (with --publish).")
+    ] = DEFAULT_REFERENCES_TOPIC,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
+    ] = 30.0,
+) -> None:
+    """Build a model version's reference profile from its training data.
+
+    The profile holds small sketches (quantiles, category counts, the
+    features' correlation), never rows. Workers measure drift against it;
+    without one they use the version's first events.
+    """
+    from driftline.reference_build import ReferenceBuildError, reference_build_command
+    from driftline.specfiles import SpecFileError
+
+    try:
+        profile = reference_build_command(
+            data, spec, output, model=model, version=version, ordered=ordered
+        )
+    except (SpecFileError, ReferenceBuildError) as error:
+        typer.echo(f"driftline reference build: {error}", err=True)
+        raise typer.Exit(2) from None
+    kinds = [sketch.kind for sketch in profile.features.values()]
+    typer.echo(
+        f"reference of model {profile.model_id} version {profile.model_version}: "
+        f"{profile.event_count} rows, {kinds.count('numeric')} numeric and "
+        f"{kinds.count('categorical')} categorical features"
+        + (f"; written to {output}" if output else "")
+    )
+    if publish:
+        with _publisher(
+            "reference build",
+            bootstrap_servers,
+            DEFAULT_MODELS_TOPIC,
+            timeout,
+            references=topic,
+            target=topic,
+        ) as publisher:
+            publisher.register_reference(profile)
+            publisher.flush(timeout=timeout)
+        typer.echo(f"published to {topic}")
+
+
+@app.command()
+def replay(
+    events: Annotated[
+        Path, typer.Argument(help="Recorded prediction events, one JSON object per line.")
+    ],
+    spec: Annotated[
+        list[Path],
+        typer.Option(help="Spec file (YAML or TOML) of the events' models; repeatable."),
+    ],
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(help="Reference profile (JSON, from `reference build`); repeatable."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each alert as one line of JSON.")
+    ] = False,
+    dead_letters: Annotated[
+        bool, typer.Option(help="Also print every event the worker would refuse, and why.")
+    ] = False,
+) -> None:
+    """Run recorded events through the worker's checks offline; print every alert it would raise.
+
+    A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
+    """
+    from driftline.replay import Replay
+    from driftline.schemas import Alert, ReferenceProfile
+    from driftline.specfiles import SpecFileError, load_spec_files
+
+    try:
+        specs = [loaded for _, loaded in load_spec_files(spec)]
+        references = [
+            ReferenceProfile.model_validate_json(path.read_bytes()) for path in reference or []
+        ]
+    except (SpecFileError, ValidationError, OSError) as error:
+        typer.echo(f"driftline replay: {error}", err=True)
+        raise typer.Exit(2) from None
+    run = Replay(specs, references=references)
+    try:
+        for output in run.feed_file(events):
+            if isinstance(output, Alert):
+                typer.echo(output.model_dump_json() if as_json else _alert_line(output))
+            elif dead_letters:
+                typer.echo(
+                    output.model_dump_json()
+                    if as_json
+                    else f"REFUSED line {output.source.offset + 1}: {output.reason.value}: "
+                    f"{output.message}"
+                )
+    except OSError as error:
+        typer.echo(f"driftline replay: {error}", err=True)
+        raise typer.Exit(2) from None
+    counts = run.counters
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(counts.dead_letter_reasons.items()))
+    typer.echo(
+        f"{counts.consumed} events: {counts.processed} processed, "
+        f"{counts.dead_lettered} refused{f' ({reasons})' if reasons else ''}, "
+        f"{counts.duplicates} duplicates; {sum(run.intake.counters.alerts.values())} alerts",
+        err=True,
+    )
+
+
+def _alert_line(alert: "Alert") -> str:
+    where = f" at line {alert.source.offset + 1}" if alert.source else ""
+    return (
+        f"ALERT {alert.kind.value} model {alert.model_id} v{alert.model_version}{where}: "
+        f"{alert.summary}"
+    )
+
+
 @contextlib.contextmanager
 def _publisher(
-    command: str, bootstrap_servers: str, models_topic: str, timeout: float
+    command: str,
+    bootstrap_servers: str,
+    models_topic: str,
+    timeout: float,
+    *,
+    references: str = DEFAULT_REFERENCES_TOPIC,
+    target: str | None = None,
 ) -> Iterator["Publisher"]:
-    """A publisher to the registry topic; a Kafka failure ends the command with code 1."""
+    """A publisher to the registry topic (or ``target``); a Kafka failure ends the command."""
     from kafka.errors import KafkaError, KafkaTimeoutError
 
+    target = target or models_topic
     from driftline.client import Publisher, PublishError
+    from driftline.streams.topics import REFERENCE_MAX_BYTES
 
     try:
         with Publisher(
             bootstrap_servers,
             models_topic=models_topic,
+            references_topic=references,
             bootstrap_timeout_ms=int(timeout * 1000),
             max_block_ms=int(timeout * 1000),
+            max_request_size=REFERENCE_MAX_BYTES,
         ) as publisher:
             yield publisher
     except (KafkaError, PublishError) as error:
@@ -228,7 +383,7 @@ def _publisher(
         if isinstance(error, KafkaTimeoutError):
             hint = " (is Kafka reachable there, and does the topic exist?)"
         typer.echo(
-            f"driftline {command}: could not publish to {models_topic} at {bootstrap_servers}"
+            f"driftline {command}: could not publish to {target} at {bootstrap_servers}"
             f"{hint}: {error}",
             err=True,
         )

@@ -43,6 +43,7 @@ from driftline.schemas import (
     LabelEvent,
     ModelSpec,
     PredictionEvent,
+    ReferenceProfile,
     RetrainTrigger,
     registry_key,
 )
@@ -53,6 +54,7 @@ DEFAULT_PREDICTIONS_TOPIC: str = Settings.model_fields["predictions_topic"].defa
 DEFAULT_FEATURES_TOPIC: str = Settings.model_fields["features_topic"].default
 DEFAULT_LABELS_TOPIC: str = Settings.model_fields["labels_topic"].default
 DEFAULT_MODELS_TOPIC: str = Settings.model_fields["models_topic"].default
+DEFAULT_REFERENCES_TOPIC: str = Settings.model_fields["references_topic"].default
 DEFAULT_ALERTS_TOPIC: str = Settings.model_fields["alerts_topic"].default
 DEFAULT_RETRAIN_TRIGGERS_TOPIC: str = Settings.model_fields["retrain_triggers_topic"].default
 
@@ -101,12 +103,14 @@ class Publisher:
         features_topic: str = DEFAULT_FEATURES_TOPIC,
         labels_topic: str = DEFAULT_LABELS_TOPIC,
         models_topic: str = DEFAULT_MODELS_TOPIC,
+        references_topic: str = DEFAULT_REFERENCES_TOPIC,
         **producer_config: Any,
     ) -> None:
         self.predictions_topic = predictions_topic
         self.features_topic = features_topic
         self.labels_topic = labels_topic
         self.models_topic = models_topic
+        self.references_topic = references_topic
         self._lock = threading.Lock()
         self._pending: deque[Any] = deque()
         self._errors: list[BaseException] = []
@@ -166,6 +170,13 @@ class Publisher:
         validated = _validated(ModelSpec, spec)
         self._send(self.models_topic, validated.registry_key(), _json(validated))
         return validated
+
+    def register_reference(self, profile: ReferenceProfile) -> None:
+        """Queue a model version's reference profile; it replaces an earlier one.
+
+        Workers then measure drift against it instead of a warm-up window.
+        """
+        self._send(self.references_topic, profile.registry_key(), _json(profile))
 
     def unregister(self, model_id: str, model_version: str) -> None:
         """Queue a tombstone that unregisters a model version."""

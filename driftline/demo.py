@@ -38,10 +38,9 @@ def describe_alert(alert: Alert | RetrainTrigger) -> str:
     head = f"ALERT {alert.kind.value}  model {alert.model_id} v{alert.model_version}"
     if isinstance(evidence, DriftEvidence):
         return (
-            f"{head}  feature {alert.feature}: "
-            f"mean {evidence.mean_before:+.2f} -> {evidence.mean_after:+.2f} "
-            f"(ADWIN delta={evidence.delta:g}; changed at event #{evidence.change_observation}, "
-            f"detected at event #{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
+            f"{head}  feature {alert.feature}: {alert.summary.split(': ', 1)[-1]} "
+            f"(changed at event #{evidence.change_observation}, detected at event "
+            f"#{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
         )
     assert isinstance(evidence, DataQualityEvidence)
     return (

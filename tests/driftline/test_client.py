@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import samples
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -24,7 +25,6 @@ from driftline.client import (
 from driftline.schemas import (
     Alert,
     AlertKind,
-    DriftEvidence,
     FeatureEvent,
     LabelEvent,
     ModelSpec,
@@ -99,26 +99,7 @@ def publisher_for(settings: Settings, **config) -> Publisher:
 
 
 def an_alert(alert_id: str = "a-1") -> Alert:
-    return Alert(
-        alert_id=alert_id,
-        kind=AlertKind.DRIFT,
-        model_id="m",
-        model_version="1",
-        feature="x",
-        summary="x moved from mean 0.1 to 2.9",
-        event_id="e-100",
-        event_time=WHEN,
-        evidence=DriftEvidence(
-            detector="adwin",
-            delta=0.002,
-            observations=100,
-            change_observation=71,
-            mean_before=0.1,
-            mean_after=2.9,
-            values_before=226,
-            values_after=30,
-        ),
-    )
+    return samples.an_alert().model_copy(update={"alert_id": alert_id})
 
 
 def a_trigger() -> RetrainTrigger:

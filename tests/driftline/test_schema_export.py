@@ -86,11 +86,28 @@ DEAD_LETTER = {
     "key": "churn",
     "original": None,
 }
+PROFILE = {
+    "model_id": "churn",
+    "model_version": "3",
+    "source": "file:train.csv",
+    "event_count": 10,
+    "features": {
+        "tenure": {
+            "kind": "numeric",
+            "count": 10,
+            "values": [1.0, 4.0, 9.0],
+            "cdf_below": [0.0, 0.4, 0.9],
+            "cdf_at": [0.1, 0.6, 1.0],
+        },
+        "plan": {"kind": "categorical", "count": 10, "counts": {"free": 6, "pro": 3}, "other": 1},
+    },
+}
 SAMPLES = {
     "prediction-event": PREDICTION,
     "feature-event": FEATURES,
     "label-event": LABEL,
     "model-spec": SPEC,
+    "reference-profile": PROFILE,
     "alert": ALERT,
     "retrain-trigger": TRIGGER,
     "dead-letter": DEAD_LETTER,
