@@ -153,10 +153,23 @@ class NumericDrift:
 
     @classmethod
     def from_reference_values(
-        cls, values: ArrayLike, *, arl: float, seed: int = 0, **options: Any
+        cls, values: ArrayLike, *, arl: float, seed: int = 0, ordered: bool = False, **options: Any
     ) -> "NumericDrift":
-        """A detector whose reference is these values (a warm-up window or training data)."""
-        return cls(NumericReference.from_values(values), arl=arl, seed=seed, **options)
+        """A detector whose reference is these values (a warm-up window or training data).
+
+        With ``ordered``, the values are a stream in time order (a warm-up
+        window), and their lag-1 autocorrelation starts the serial-dependence
+        correction, as the worker does.
+        """
+        array = np.asarray(values, dtype=np.float64)
+        reference = NumericReference.from_values(array)
+        if ordered and "serial_rho" not in options:
+            finite = array[np.isfinite(array)]
+            scores = reference.normal_scores(finite, _uniforms(0, len(finite), seed ^ 0x5EED))
+            if len(scores) > 30:
+                rho = float(np.corrcoef(scores[:-1], scores[1:])[0, 1])
+                options["serial_rho"] = min(max(rho, 0.0), 0.95) if np.isfinite(rho) else 0.0
+        return cls(reference, arl=arl, seed=seed, **options)
 
     @property
     def observations(self) -> int:

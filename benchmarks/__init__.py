@@ -1,0 +1,1 @@
+"""Benchmarks of driftline's detectors; see benchmarks/README.md."""
