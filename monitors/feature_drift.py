@@ -31,6 +31,7 @@ from driftline.monitors.sequential import (
     location_threshold,
     lorden_threshold,
 )
+from driftline.schemas import CategoricalCounts, NumericSketch
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles that summarise a numeric distribution in alert evidence."""
@@ -264,6 +265,44 @@ class NumericDrift:
         self.scale.reset()
         return True
 
+    def to_state(self) -> dict[str, Any]:
+        """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""
+        return {
+            "reference": self.reference.to_sketch().model_dump(mode="json"),
+            "arl": self.arl,
+            "shift": self.shift,
+            "ratio": self.ratio,
+            "serial_rho": self.serial_rho,
+            "seed": self.seed,
+            "history": self.history,
+            "location": self.location.to_state(),
+            "scale": self.scale.to_state(),
+            "serial": self.serial.to_state(),
+            "observations": self._observations,
+            "recent": list(self._recent),
+            "last_score": self.last_score,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "NumericDrift":
+        """The detector :meth:`to_state` described, going on exactly where it was."""
+        detector = cls(
+            NumericReference.from_sketch(NumericSketch.model_validate(state["reference"])),
+            arl=state["arl"],
+            shift=state["shift"],
+            ratio=state["ratio"],
+            serial_rho=state["serial_rho"],
+            seed=state["seed"],
+            history=state["history"],
+        )
+        detector.location = LocationCusum.from_state(state["location"])
+        detector.scale = ScaleCusum.from_state(state["scale"])
+        detector.serial = SerialDependence.from_state(state["serial"])
+        detector._observations = int(state["observations"])
+        detector._recent.extend(float(x) for x in state["recent"])
+        detector.last_score = state["last_score"]
+        return detector
+
     def _apply_variance_factor(self) -> None:
         rho = self.serial.rho
         self.location.variance_factor = (1 + rho) / (1 - rho)
@@ -399,6 +438,36 @@ class CategoricalDrift:
         for each in self.cusums.values():
             each.reset()
         return True
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""
+        return {
+            "reference": self.reference.to_counts().model_dump(mode="json"),
+            "arl": self.arl,
+            "ratio": self.ratio,
+            "max_tracked": self.max_tracked,
+            "history": self.history,
+            "cusums": {group: cusum.to_state() for group, cusum in self.cusums.items()},
+            "observations": self._observations,
+            "recent": list(self._recent),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "CategoricalDrift":
+        """The detector :meth:`to_state` described, going on exactly where it was."""
+        detector = cls(
+            CategoricalReference.from_counts(CategoricalCounts.model_validate(state["reference"])),
+            arl=state["arl"],
+            ratio=state["ratio"],
+            max_tracked=state["max_tracked"],
+            history=state["history"],
+        )
+        detector.cusums = {
+            group: BernoulliCusum.from_state(cusum) for group, cusum in state["cusums"].items()
+        }
+        detector._observations = int(state["observations"])
+        detector._recent.extend(str(c) for c in state["recent"])
+        return detector
 
     def current_shares(self, current: tuple[Any, ...]) -> dict[str, float]:
         """The share of each group among ``current`` values."""

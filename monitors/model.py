@@ -9,11 +9,13 @@ subjects (each feature, the predictions, the features together), so a model
 with more features raises no more false alarms in total.
 """
 
+import json
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -187,6 +189,25 @@ class ModelMonitor:
             return ModelFindings(quality=quality)
         return ModelFindings(drifts=self._watch(values, event), quality=quality)
 
+    def update_many(
+        self,
+        events: Sequence[PredictionEvent | FeatureEvent],
+        positions: Sequence[KafkaPosition | None] | None = None,
+    ) -> ModelFindings:
+        """Feed a batch of events in order; return everything they revealed, in order.
+
+        The same findings as :meth:`update` event by event. (Per-feature
+        detectors also take numpy columns directly: ``NumericDrift.update_many``.)
+        """
+        where = positions if positions is not None else [None] * len(events)
+        drifts: list[DriftFinding] = []
+        quality: list[QualityFinding] = []
+        for event, position in zip(events, where, strict=True):
+            found = self.update(event, position)
+            drifts += found.drifts
+            quality += found.quality
+        return ModelFindings(drifts=drifts, quality=quality)
+
     def _collect(self, values: Mapping[str, object]) -> None:
         assert self._warmup is not None
         for name, column in self._warmup.items():
@@ -309,13 +330,20 @@ class ModelMonitor:
                 detector = NumericDrift(
                     NumericReference.from_sketch(sketch),
                     arl=arl,
+                    shift=policy.location_shift,
+                    ratio=policy.scale_ratio,
                     serial_rho=min(max(reference.serial_correlation.get(name, 0.0), 0.0), 0.95),
                     seed=zlib.crc32(
                         f"{self.spec.model_id}/{self.spec.model_version}/{name}".encode()
                     ),
                 )
             else:
-                detector = CategoricalDrift(CategoricalReference.from_counts(sketch), arl=arl)
+                detector = CategoricalDrift(
+                    CategoricalReference.from_counts(sketch),
+                    arl=arl,
+                    ratio=policy.category_ratio,
+                    max_tracked=policy.tracked_categories,
+                )
             self._subjects.append(_Subject(name, detector, deque(maxlen=detector.history)))
         if multivariate and reference.correlation is not None:
             indices = [reference.correlation_features.index(name) for name in together]
@@ -331,6 +359,76 @@ class ModelMonitor:
                 together, matrix, arl=arl, inflation=inflation, variance_factor=factor
             )
             self._subjects.append(_Subject(MULTIVARIATE, detector, deque(maxlen=detector.history)))
+
+    # State as plain data, so it can be kept outside the process (never pickled).
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the monitor needs to go on, as plain JSON-ready data.
+
+        >>> from driftline.schemas import FeatureSpec
+        >>> spec = ModelSpec(model_id="m", model_version="1", task="regression",
+        ...                  features=[FeatureSpec(name="x", kind="numeric")])
+        >>> monitor = ModelMonitor(spec)
+        >>> import json
+        >>> copy = ModelMonitor.from_state(json.loads(json.dumps(monitor.to_state())))
+        >>> copy.events, copy.warming_up
+        (0, True)
+        """
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "reference": None if self.reference is None else self.reference.model_dump(mode="json"),
+            "max_monitored_features": self.max_monitored_features,
+            "quality_alpha": self.quality_alpha,
+            "events": self._events,
+            "recent_events": [
+                [time.isoformat(), None if position is None else position.model_dump(mode="json")]
+                for time, position in self._recent_events
+            ],
+            "warmup": self._warmup,
+            "quality": self._quality.to_state(),
+            "subjects": [
+                {
+                    "name": subject.name,
+                    "kind": type(subject.detector).__name__,
+                    "detector": subject.detector.to_state(),
+                    "observed_at": list(subject.observed_at),
+                    "latched": subject.latched,
+                    "quiet": subject.quiet,
+                }
+                for subject in self._subjects
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "ModelMonitor":
+        """The monitor :meth:`to_state` described, going on exactly where it was."""
+        monitor = cls(
+            ModelSpec.model_validate_json(json.dumps(state["spec"])),
+            max_monitored_features=state["max_monitored_features"],
+            quality_alpha=state["quality_alpha"],
+        )
+        if state["reference"] is not None:
+            monitor.reference = ReferenceProfile.model_validate_json(json.dumps(state["reference"]))
+        monitor._events = int(state["events"])
+        monitor._recent_events.extend(
+            (
+                datetime.fromisoformat(time),
+                None if position is None else KafkaPosition.model_validate(position),
+            )
+            for time, position in state["recent_events"]
+        )
+        monitor._warmup = state["warmup"]
+        monitor._quality.load_state(state["quality"])
+        kinds: dict[str, type[NumericDrift] | type[CategoricalDrift] | type[MultivariateDrift]] = {
+            kind.__name__: kind for kind in (NumericDrift, CategoricalDrift, MultivariateDrift)
+        }
+        for saved in state["subjects"]:
+            detector = kinds[saved["kind"]].from_state(saved["detector"])
+            observed_at: deque[int] = deque(saved["observed_at"], maxlen=detector.history)
+            monitor._subjects.append(
+                _Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
+            )
+        return monitor
 
     # What the monitor is doing.
 

@@ -11,6 +11,7 @@ mean, rise of a variance or change of correlation makes ``s`` larger.
 
 from collections import deque
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,34 @@ class MultivariateDrift:
         self._observations = 0
         self._recent: deque[float] = deque(maxlen=history)
         self.last_alarm: DriftAlarm | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""
+        return {
+            "features": self.features,
+            "correlation": self.correlation.tolist(),
+            "arl": self.arl,
+            "inflation": self.inflation,
+            "history": self.history,
+            "cusum": self.cusum.to_state(),
+            "observations": self._observations,
+            "recent": list(self._recent),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "MultivariateDrift":
+        """The detector :meth:`to_state` described, going on exactly where it was."""
+        detector = cls(
+            state["features"],
+            np.asarray(state["correlation"], dtype=np.float64),
+            arl=state["arl"],
+            inflation=state["inflation"],
+            history=state["history"],
+        )
+        detector.cusum = ChiSquareCusum.from_state(state["cusum"])
+        detector._observations = int(state["observations"])
+        detector._recent.extend(float(x) for x in state["recent"])
+        return detector
 
     @property
     def observations(self) -> int:

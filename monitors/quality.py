@@ -11,6 +11,7 @@ import math
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from scipy.stats import binom
 
@@ -174,6 +175,19 @@ class RateCheck:
         self._alarm = False
         self._alarming = False
 
+    _STATE = ("_window_index", "_observations", "_violations", "_examples", "_alarming")
+
+    def to_state(self) -> dict[str, Any]:
+        """The counts of the current window, as plain JSON-ready data."""
+        return {name.lstrip("_"): getattr(self, name) for name in self._STATE}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take up the counts :meth:`to_state` gave (parameters come from the constructor)."""
+        for name in self._STATE:
+            value = state[name.lstrip("_")]
+            setattr(self, name, list(value) if isinstance(value, list) else value)
+        self._alarm = False
+
     def update(self, violated: bool, example: str | None = None) -> None:
         """Count one observation; ``example`` shows the offending value when ``violated``."""
         if self._observations == self.window:
@@ -325,6 +339,25 @@ class DataQualityMonitor:
         }
         self._observations = 0
         self._unexpected_features = 0
+
+    def to_state(self) -> dict[str, Any]:
+        """The counts of every check, as plain JSON-ready data (the spec is kept apart)."""
+        return {
+            "observations": self._observations,
+            "unexpected_features": self._unexpected_features,
+            "checks": {
+                name: {check.value: rate.to_state() for check, rate in checks.items()}
+                for name, checks in self._checks.items()
+            },
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take up the counts :meth:`to_state` gave, for a monitor of the same spec."""
+        self._observations = int(state["observations"])
+        self._unexpected_features = int(state["unexpected_features"])
+        for name, checks in state["checks"].items():
+            for check, counts in checks.items():
+                self._checks[name][QualityCheck(check)].load_state(counts)
 
     def update(self, features: Mapping[str, FeatureValue]) -> QualityUpdate:
         """Check the features of one event; absent spec features count as missing."""

@@ -138,6 +138,31 @@ class DriftPolicy(WireModel):
     prediction: bool = Field(
         default=True, description="Also watch the predictions (scores or classes) for drift."
     )
+    location_shift: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=5.0,
+        description="The mean shift, in reference standard deviations, numeric tests are tuned "
+        "to: smaller finds small shifts sooner and large ones later.",
+    )
+    scale_ratio: float = Field(
+        default=2.0,
+        gt=1.0,
+        le=10.0,
+        description="The variance ratio (up or down) numeric scale tests are tuned to.",
+    )
+    category_ratio: float = Field(
+        default=1.5,
+        gt=1.0,
+        le=10.0,
+        description="The change of a category's share (times or divided by) categorical tests "
+        "are tuned to.",
+    )
+    tracked_categories: PositiveInt = Field(
+        default=20,
+        le=200,
+        description="Categories of a feature watched one by one; the rest are watched as one.",
+    )
 
 
 class ModelSpec(WireModel):

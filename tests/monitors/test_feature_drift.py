@@ -154,3 +154,20 @@ def test_no_categorical_alarm_on_a_long_stationary_stream_and_unseen_values_coun
         "jensen_shannon",
         "chi2_p_value",
     }
+
+
+def test_every_detector_goes_on_identically_after_a_json_round_trip_of_its_state():
+    rng = np.random.default_rng(12)
+    numeric = NumericDrift.from_reference_values(np.round(normal(rng, 2_000), 1), arl=1e4)
+    numbers = np.round(np.concatenate([normal(rng, 3_000), normal(rng, 3_000) + 1.0]), 1)
+    numeric.update_many(numbers[:2_500])
+    copy = NumericDrift.from_state(json.loads(json.dumps(numeric.to_state())))
+    assert copy.update_many(numbers[2_500:]) == numeric.update_many(numbers[2_500:])
+
+    categorical = CategoricalDrift.from_reference_values(categories(rng, BEFORE, 2_000), arl=1e4)
+    values = categories(rng, BEFORE, 2_000) + categories(rng, AFTER, 3_000)
+    for value in values[:2_500]:
+        categorical.update(value)
+    twin = CategoricalDrift.from_state(json.loads(json.dumps(categorical.to_state())))
+    rest = values[2_500:]
+    assert [twin.update(v) for v in rest] == [categorical.update(v) for v in rest]

@@ -181,3 +181,46 @@ def test_feature_events_are_monitored_like_inline_features():
 def test_an_event_of_another_model_is_refused():
     with pytest.raises(ValueError, match="fed to the monitor of m/1"):
         ModelMonitor(spec(numeric("x"))).update(event({"x": 1.0}, model="other"))
+
+
+@pytest.mark.parametrize("split", [1_000, 2_500, 4_200])
+def test_a_monitor_restored_from_its_json_state_finds_exactly_what_it_would_have(split):
+    import json
+
+    rng = random.Random(11)
+    model = spec(numeric("x"), numeric("y", maximum=3.0))
+    rows = [
+        {
+            "x": rng.gauss(0 if i < 4_000 else 1, 1),
+            "y": rng.gauss(0, 1) if rng.random() > 0.01 else None,
+        }
+        for i in range(6_000)
+    ]
+    whole = ModelMonitor(model)
+    expected = run(whole, rows)
+    first = ModelMonitor(model)
+    before = run(first, rows[:split])
+    restored = ModelMonitor.from_state(json.loads(json.dumps(first.to_state())))
+    after = []
+    for index, row in enumerate(rows[split:], split):
+        position = KafkaPosition(topic="t", partition=1, offset=index)
+        after += restored.update(event(row, index), position).drifts
+    assert [(d.subject, d.event_id, d.change_position) for d in before + after] == [
+        (d.subject, d.event_id, d.change_position) for d in expected
+    ]
+    assert expected
+
+
+def test_a_batch_gives_the_findings_of_its_events_one_by_one():
+    rng = random.Random(13)
+    model = spec(numeric("x"), numeric("y"))
+    rows = [{"x": rng.gauss(0 if i < 3_000 else 2, 1), "y": rng.gauss(0, 1)} for i in range(4_000)]
+    events = [event(row, index) for index, row in enumerate(rows)]
+    one = ModelMonitor(model)
+    single = [d.event_id for e in events for d in one.update(e).drifts]
+    batched = ModelMonitor(model).update_many(events[:1_500]).drifts
+    batch = ModelMonitor(model)
+    found = batch.update_many(events[:1_500]).drifts + batch.update_many(events[1_500:]).drifts
+    assert [d.event_id for d in found] == single
+    assert single
+    assert batched == []

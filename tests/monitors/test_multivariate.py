@@ -40,3 +40,19 @@ def test_events_missing_a_feature_are_skipped():
 def test_a_correlation_matrix_of_the_wrong_size_is_refused():
     with pytest.raises(ValueError, match="not 2x2"):
         MultivariateDrift(["a", "b"], CORRELATION, arl=1e6)
+
+
+def test_the_state_round_trips_through_json_and_goes_on_identically():
+    import json
+
+    rng = np.random.default_rng(6)
+    broken = CORRELATION.copy()
+    broken[0, 1] = broken[1, 0] = -0.8
+    stream = rows(rng, CORRELATION, 2_000) + rows(rng, broken, 2_000)
+    detector = MultivariateDrift(NAMES, CORRELATION, arl=1e4)
+    for row in stream[:1_500]:
+        detector.update(row)
+    twin = MultivariateDrift.from_state(json.loads(json.dumps(detector.to_state())))
+    rest = stream[1_500:]
+    assert [twin.update(row) for row in rest] == [detector.update(row) for row in rest]
+    assert any(twin.update(row) for row in rows(rng, broken, 2_000))
