@@ -4,12 +4,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+from kafka_helpers import read_all
 from typer.testing import CliRunner
 
 from driftline import cli
 from driftline.replay import Replay
 from driftline.schemas import DeadLetter, ReferenceProfile
 from driftline.simulate import simulated_model_spec, simulated_predictions
+from driftline.streams.topics import ensure_topics
 
 SPEC_YAML = """
 model_id: demo-model
@@ -94,3 +97,38 @@ def test_bad_inputs_are_refused_with_code_2_and_a_message(tmp_path):
     )
     assert missing.exit_code == 2
     assert "driftline reference build:" in missing.stderr
+
+
+@pytest.mark.kafka
+def test_reference_build_publishes_the_profile_under_its_version_key(worker_settings, tmp_path):
+    ensure_topics(worker_settings)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_YAML)
+    data = tmp_path / "train.jsonl"
+    rng = np.random.default_rng(2)
+    data.write_text(
+        "".join(json.dumps({"x": a, "y": b}) + "\n" for a, b in rng.normal(size=(500, 2)))
+    )
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "reference",
+            "build",
+            str(data),
+            "--spec",
+            str(spec),
+            "--publish",
+            "--bootstrap-servers",
+            worker_settings.bootstrap_servers,
+            "--topic",
+            worker_settings.references_topic,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    [value] = read_all(worker_settings.bootstrap_servers, worker_settings.references_topic)
+    profile = ReferenceProfile.model_validate_json(value or b"")
+    assert (profile.model_id, profile.model_version, profile.event_count) == (
+        "demo-model",
+        "1",
+        500,
+    )
