@@ -3,7 +3,7 @@
 import hashlib
 from datetime import datetime
 
-from driftline.monitors.model import DriftFinding
+from driftline.monitors.model import UNCERTAINTY, DriftFinding
 from driftline.monitors.quality import QualityFinding
 from driftline.schemas import Alert, AlertKind, DataQualityEvidence, DriftEvidence, KafkaPosition
 
@@ -27,6 +27,7 @@ def drift_alert(
     """The alert for one drift, with the test's evidence and where the change began."""
     alarm = drift.alarm
     subject = drift.subject
+    kind = AlertKind.UNCERTAINTY if subject == UNCERTAINTY else AlertKind.DRIFT
     evidence = DriftEvidence(
         test=alarm.test,
         direction=alarm.direction,
@@ -43,10 +44,8 @@ def drift_alert(
     )
     since = f" since {drift.change_event_time.isoformat()}" if drift.change_event_time else ""
     return Alert(
-        alert_id=alert_id(
-            AlertKind.DRIFT, model_id, model_version, subject, str(alarm.change_observation)
-        ),
-        kind=AlertKind.DRIFT,
+        alert_id=alert_id(kind, model_id, model_version, subject, str(alarm.change_observation)),
+        kind=kind,
         model_id=model_id,
         model_version=model_version,
         feature=subject,

@@ -25,8 +25,8 @@ class Replay:
     >>> run = Replay([simulated_model_spec()])
     >>> for alert in run.feed(lines):
     ...     print(alert.feature, alert.event_id)
-    x demo-model-1-3040
-    (prediction) demo-model-1-3049
+    x demo-model-1-3042
+    (prediction) demo-model-1-3051
     (multivariate) demo-model-1-3069
     >>> run.counters.processed
     5000

@@ -14,6 +14,7 @@ Ties are broken with a deterministic sequence of uniforms (splitmix64 on a
 counter), so the same stream always gives the same alarms.
 """
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,24 @@ def _uniforms(start: int, count: int, seed: int) -> np.ndarray:
     return np.asarray((z >> np.uint64(11)).astype(np.float64) * 2.0**-53)
 
 
+def reference_margin(count: int, shift: float) -> float:
+    """How much to raise a location threshold for a reference of ``count`` values.
+
+    Scores are measured against an estimated reference, whose own error
+    moves their mean by about ``1 / sqrt(count)`` for good; a bias ``b``
+    adds ``shift * b`` to every CUSUM increment and cuts the in-control run
+    length roughly by ``exp(-2 b h / shift)``. Raising the threshold by
+    ``1 / (1 - 2 b / shift)`` with ``b = 1 / sqrt(count)`` (one standard
+    error) keeps the false-alarm budget for most references at a small cost
+    in delay (about 9% for a 2,000-value warm-up, 4% for 10,000 values).
+
+    >>> round(reference_margin(2_000, 0.5), 3)
+    1.098
+    """
+    bias = 1.0 / math.sqrt(max(count, 1))
+    return 1.0 / max(1.0 - 2.0 * bias / shift, 0.5)
+
+
 @dataclass(frozen=True, slots=True)
 class DriftAlarm:
     """One test of one feature crossing its threshold.
@@ -116,9 +135,9 @@ class NumericDrift:
     >>> detector = NumericDrift.from_reference_values(rng.normal(0, 1, 2_000), arl=1e6)
     >>> stream = np.concatenate([rng.normal(0, 1, 5_000), rng.normal(1, 1, 1_000)])
     >>> detector.update_many(stream)[:3]
-    [5036, 5071, 5107]
+    [5038, 5074, 5129]
 
-    The mean moved at index 5,000: the first alarm comes 36 values later,
+    The mean moved at index 5,000: the first alarm comes 38 values later,
     and alarms keep coming while the stream stays away from the reference.
     """
 
@@ -143,7 +162,8 @@ class NumericDrift:
         self.seed = seed
         self.history = history
         test_arl = arl * self.TESTS
-        self.location = LocationCusum(location_threshold(test_arl, shift), shift=shift)
+        threshold = location_threshold(test_arl, shift) * reference_margin(reference.count, shift)
+        self.location = LocationCusum(threshold, shift=shift)
         self.scale = ScaleCusum(lorden_threshold(test_arl), ratio=ratio)
         self.serial = SerialDependence(prior_rho=serial_rho)
         self._apply_variance_factor()

@@ -24,6 +24,7 @@ from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftA
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
 from driftline.monitors.reference import CategoricalReference, NumericReference, build_reference
+from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import (
     CategoricalCounts,
     DistributionSummary,
@@ -38,6 +39,9 @@ from driftline.schemas import (
 
 PREDICTION = "(prediction)"
 """The drift subject of a model's predictions (a score, a value or a class)."""
+
+UNCERTAINTY = "(uncertainty)"
+"""The drift subject of how sure the model is (see :mod:`driftline.monitors.uncertainty`)."""
 
 MULTIVARIATE = "(multivariate)"
 """The drift subject of a model's numeric features taken together."""
@@ -123,7 +127,7 @@ class ModelMonitor:
     ...     )
     ...     drifts.extend(monitor.update(event).drifts)
     >>> [(d.subject, d.alarm.test, d.event_id) for d in drifts]
-    [('x', 'location_cusum', 'e4032'), ('(multivariate)', 'multivariate_cusum', 'e4101')]
+    [('x', 'location_cusum', 'e4035'), ('(multivariate)', 'multivariate_cusum', 'e4101')]
     """
 
     def __init__(
@@ -147,7 +151,7 @@ class ModelMonitor:
         self._subjects: list[_Subject] = []
         self.reference: ReferenceProfile | None = None
         if reference is None:
-            self._warmup = {name: [] for name in [*self._watched, PREDICTION]}
+            self._warmup = {name: [] for name in [*self._watched, PREDICTION, UNCERTAINTY]}
         else:
             self._start(reference)
 
@@ -166,7 +170,8 @@ class ModelMonitor:
                 f"{self.spec.model_id}/{self.spec.model_version}"
             )
         prediction = _prediction_value(self.spec, event)
-        if event.features is None and prediction is None:
+        unsure = uncertainty_of(self.spec, event)
+        if event.features is None and prediction is None and unsure is None:
             return ModelFindings()
         self._events += 1
         self._recent_events.append((event.event_time, position))
@@ -180,11 +185,17 @@ class ModelMonitor:
                 values[name] = value.numeric if value.numeric is not None else value.category
         if prediction is not None:
             values[PREDICTION] = prediction
+        if unsure is not None:
+            values[UNCERTAINTY] = unsure
         if self._warmup is not None:
             # The reference builder checks raw values itself, as it does for training data.
             raw = dict(event.features or {})
             self._collect(
-                {**{name: raw.get(name) for name in self._watched}, PREDICTION: prediction}
+                {
+                    **{name: raw.get(name) for name in self._watched},
+                    PREDICTION: prediction,
+                    UNCERTAINTY: unsure,
+                }
             )
             return ModelFindings(quality=quality)
         return ModelFindings(drifts=self._watch(values, event), quality=quality)
@@ -219,21 +230,23 @@ class ModelMonitor:
     def _warmup_reference(self, columns: dict[str, list[object]]) -> ReferenceProfile:
         profile = build_reference(
             self.spec,
-            {name: column for name, column in columns.items() if name != PREDICTION},
+            {n: column for n, column in columns.items() if n not in (PREDICTION, UNCERTAINTY)},
             source=f"warmup:{self._events} events",
             ordered=True,
         )
+        sketches: dict[str, NumericSketch | CategoricalCounts] = dict(profile.features)
         predictions = [v for v in columns[PREDICTION] if v is not None]
-        if not predictions:
-            return profile
-        sketch: NumericSketch | CategoricalCounts
-        if self.spec.task is TaskType.REGRESSION:
-            sketch = NumericReference.from_values(
-                np.asarray(predictions, dtype=np.float64)
-            ).to_sketch()
-        else:
-            sketch = CategoricalReference.from_values([str(v) for v in predictions]).to_counts()
-        return profile.model_copy(update={"features": {**profile.features, PREDICTION: sketch}})
+        if predictions and self.spec.task is TaskType.REGRESSION:
+            numbers = np.asarray(predictions, dtype=np.float64)
+            sketches[PREDICTION] = NumericReference.from_values(numbers).to_sketch()
+        elif predictions:
+            labels = [str(v) for v in predictions]
+            sketches[PREDICTION] = CategoricalReference.from_values(labels).to_counts()
+        unsure = [v for v in columns.get(UNCERTAINTY, []) if isinstance(v, float)]
+        if unsure:
+            numbers = np.asarray(unsure, dtype=np.float64)
+            sketches[UNCERTAINTY] = NumericReference.from_values(numbers).to_sketch()
+        return profile.model_copy(update={"features": sketches})
 
     def _watch(
         self, values: Mapping[str, object], event: PredictionEvent | FeatureEvent
@@ -317,6 +330,8 @@ class ModelMonitor:
         ]
         if policy.prediction and PREDICTION in sketches:
             plans.append((PREDICTION, sketches[PREDICTION]))
+        if policy.uncertainty and isinstance(sketches.get(UNCERTAINTY), NumericSketch):
+            plans.append((UNCERTAINTY, sketches[UNCERTAINTY]))
         numeric = [name for name, sketch in plans if isinstance(sketch, NumericSketch)]
         together = [name for name in reference.correlation_features if name in numeric]
         multivariate = (

@@ -30,6 +30,8 @@ class AlertKind(StrEnum):
     """A feature's distribution moved."""
     DATA_QUALITY = "data_quality"
     """A feature's values broke its spec more often than tolerated."""
+    UNCERTAINTY = "uncertainty"
+    """The model grew less (or more) sure of its predictions than in its reference."""
 
 
 class AlertStatus(StrEnum):

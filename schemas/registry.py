@@ -138,6 +138,11 @@ class DriftPolicy(WireModel):
     prediction: bool = Field(
         default=True, description="Also watch the predictions (scores or classes) for drift."
     )
+    uncertainty: bool = Field(
+        default=True,
+        description="Also watch how sure the model is: a classifier's margin between its two "
+        "most probable classes, a regressor's interval width.",
+    )
     location_shift: float = Field(
         default=0.5,
         gt=0.0,

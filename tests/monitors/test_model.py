@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from driftline.monitors.model import MULTIVARIATE, PREDICTION, ModelMonitor
+from driftline.monitors.model import MULTIVARIATE, PREDICTION, UNCERTAINTY, ModelMonitor
 from driftline.monitors.reference import build_reference
 from driftline.schemas import (
     DriftPolicy,
@@ -224,3 +224,59 @@ def test_a_batch_gives_the_findings_of_its_events_one_by_one():
     assert [d.event_id for d in found] == single
     assert single
     assert batched == []
+
+
+def classifier_events(count: int, low_share, seed: int) -> list[PredictionEvent]:
+    """A classifier whose margin is under 0.1 with probability ``low_share(index)``."""
+    rng = random.Random(seed)
+    events = []
+    for index in range(count):
+        low = rng.random() < low_share(index)
+        gap = rng.uniform(0.0, 0.1) if low else rng.uniform(0.3, 0.9)
+        top = (1 + gap) / 2
+        label = rng.choice(["yes", "no"])
+        other = "no" if label == "yes" else "yes"
+        events.append(
+            event(
+                {"x": rng.gauss(0, 1)},
+                index,
+                prediction=label,
+                probabilities={label: top, other: 1 - top},
+            )
+        )
+    return events
+
+
+def test_an_uncertainty_alert_fires_when_the_share_of_low_margin_predictions_doubles():
+    model = spec(numeric("x"), task="classification")
+    for seed in range(3):
+        events = classifier_events(8_000, lambda i: 0.1 if i < 5_000 else 0.2, seed)
+        drifts = ModelMonitor(model).update_many(events).drifts
+        assert [d.subject for d in drifts] == [UNCERTAINTY], seed
+        assert int(drifts[0].event_id[1:]) >= 5_000
+        assert drifts[0].alarm.direction == "down", "the margin shrinks"
+
+
+def test_no_uncertainty_alert_on_a_stationary_classifier():
+    model = spec(numeric("x"), task="classification")
+    for seed in range(3):
+        events = classifier_events(30_000, lambda i: 0.1, seed)
+        assert ModelMonitor(model).update_many(events).drifts == []
+
+
+def test_a_regressor_is_watched_by_its_interval_width():
+    rng = random.Random(3)
+    monitor = ModelMonitor(spec(numeric("x"), prediction=False))
+    drifts = []
+    for index in range(6_000):
+        width = rng.uniform(1.0, 2.0) * (1.0 if index < 4_000 else 1.6)
+        found = monitor.update(
+            event(
+                {"x": rng.gauss(0, 1)},
+                index,
+                prediction=0.0,
+                interval={"lower": 0.0, "upper": width},
+            )
+        )
+        drifts += found.drifts
+    assert [d.subject for d in drifts] == [UNCERTAINTY]
