@@ -33,3 +33,11 @@ def test_alert_ids_depend_on_what_drifted_and_when_only():
     }
     assert len(ids) == 5
     assert drift_alert("m", "1", DRIFT, None).alert_id == alert_id(DRIFT_KIND, "m", "1", "x", "71")
+
+
+def test_a_drift_of_the_models_uncertainty_is_an_uncertainty_alert():
+    uncertain = a_feature_drift("(uncertainty)", observation=100)
+    alert = drift_alert("m", "1", uncertain, None)
+    assert alert.kind is AlertKind.UNCERTAINTY
+    assert alert.evidence.kind == "drift"
+    assert alert.alert_id != drift_alert("m", "1", a_feature_drift("x", 100), None).alert_id
