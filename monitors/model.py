@@ -23,7 +23,13 @@ from scipy import stats
 from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftAlarm, NumericDrift
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
-from driftline.monitors.reference import CategoricalReference, NumericReference, build_reference
+from driftline.monitors.reference import (
+    CategoricalReference,
+    ModelReference,
+    NumericReference,
+    build_reference,
+)
+from driftline.monitors.sequential import MAX_RHO
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import (
     CategoricalCounts,
@@ -339,22 +345,27 @@ class ModelMonitor:
         )
         units = len(plans) + (1 if multivariate else 0)
         arl = policy.expected_events_between_false_alarms * max(units, 1)
-        for name, sketch in plans:
+        ready = ModelReference(reference)
+        rho = {
+            name: min(max(value, 0.0), MAX_RHO)
+            for name, value in reference.serial_correlation.items()
+        }
+        for name, _ in plans:
             detector: Detector
-            if isinstance(sketch, NumericSketch):
+            if name in ready.numeric:
                 detector = NumericDrift(
-                    NumericReference.from_sketch(sketch),
+                    ready.numeric[name],
                     arl=arl,
                     shift=policy.location_shift,
                     ratio=policy.scale_ratio,
-                    serial_rho=min(max(reference.serial_correlation.get(name, 0.0), 0.0), 0.95),
+                    serial_rho=rho.get(name, 0.0),
                     seed=zlib.crc32(
                         f"{self.spec.model_id}/{self.spec.model_version}/{name}".encode()
                     ),
                 )
             else:
                 detector = CategoricalDrift(
-                    CategoricalReference.from_counts(sketch),
+                    ready.categorical[name],
                     arl=arl,
                     ratio=policy.category_ratio,
                     max_tracked=policy.tracked_categories,
@@ -363,11 +374,8 @@ class ModelMonitor:
         if multivariate and reference.correlation is not None:
             indices = [reference.correlation_features.index(name) for name in together]
             matrix = np.asarray(reference.correlation)[np.ix_(indices, indices)]
-            rhos = [
-                min(max(reference.serial_correlation.get(name, 0.0), 0.0), 0.95)
-                for name in together
-            ]
-            factor = float(np.mean([(1 + r * r) / (1 - r * r) for r in rhos]))
+            squares = [rho.get(name, 0.0) ** 2 for name in together]
+            factor = float(np.mean([(1 + r2) / (1 - r2) for r2 in squares]))
             # Tuned to the inflation of s that a one-sd shift of a few features brings.
             inflation = min(2.0, max(1.2, 1 + 4 / len(together)))
             detector = MultivariateDrift(
