@@ -250,6 +250,13 @@ class RegistryFollower:
                     for record in records:
                         self._apply(partition.topic, record.key, record.value)
                         self._next_offsets[partition] = record.offset + 1
+                # Compaction can remove a partition's last records while its end
+                # offset stays: the consumer's position (taken after applying)
+                # moves past such gaps, the offsets of records read do not.
+                for partition in partitions:
+                    position = await consumer.position(partition)
+                    if position > self._next_offsets.get(partition, 0):
+                        self._next_offsets[partition] = position
                 self._progress.set()
                 self._progress.clear()
         finally:
