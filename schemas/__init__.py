@@ -32,7 +32,11 @@ from driftline.schemas.outputs import (
     DistributionSummary,
     DriftEvidence,
     KafkaPosition,
+    PerformanceBasis,
+    PerformanceEvidence,
+    PerformanceReport,
     QualityCheck,
+    ReportStage,
     RetrainTrigger,
     Severity,
     TrainingWindow,
@@ -44,6 +48,7 @@ from driftline.schemas.registry import (
     FeatureKind,
     FeatureSpec,
     ModelSpec,
+    PerformancePolicy,
     TaskType,
     registry_key,
 )
@@ -57,6 +62,7 @@ WIRE_MODELS: dict[str, type[WireModel]] = {
     "alert": Alert,
     "retrain-trigger": RetrainTrigger,
     "dead-letter": DeadLetter,
+    "performance-report": PerformanceReport,
 }
 """Every message on the wire by the name of its JSON Schema file."""
 
@@ -79,10 +85,15 @@ __all__ = [
     "LabelEvent",
     "ModelSpec",
     "NumericSketch",
+    "PerformanceBasis",
+    "PerformanceEvidence",
+    "PerformancePolicy",
+    "PerformanceReport",
     "PredictionEvent",
     "PredictionInterval",
     "QualityCheck",
     "ReferenceProfile",
+    "ReportStage",
     "RetrainTrigger",
     "Severity",
     "TaskType",

@@ -32,6 +32,10 @@ class AlertKind(StrEnum):
     """A feature's values broke its spec more often than tolerated."""
     UNCERTAINTY = "uncertainty"
     """The model grew less (or more) sure of its predictions than in its reference."""
+    PERFORMANCE = "performance"
+    """The model's realized performance, measured on labels, fell below its reference."""
+    ESTIMATED_PERFORMANCE = "estimated_performance"
+    """The performance estimated from the model's probabilities fell, before labels confirm it."""
 
 
 class AlertStatus(StrEnum):
@@ -132,7 +136,47 @@ class DataQualityEvidence(WireModel):
     examples: Annotated[list[str], Field(max_length=10)] = Field(default_factory=list)
 
 
-Evidence = Annotated[DriftEvidence | DataQualityEvidence, Field(discriminator="kind")]
+class PerformanceBasis(StrEnum):
+    """What a performance figure rests on."""
+
+    REALIZED = "realized"
+    """Predictions compared with their labels."""
+    ESTIMATED = "estimated"
+    """Calibrated class probabilities, before (or without) labels."""
+
+
+class PerformanceEvidence(WireModel):
+    """Why the model's performance is said to have fallen.
+
+    For the realized basis, ``test`` is a CUSUM on each labelled
+    prediction's error (wrong or right for a classifier, the absolute error
+    for a regressor) against the reference's, and ``statistic`` reached
+    ``threshold``, set for ``expected_events_between_false_alarms``. For the
+    estimated basis, ``current`` is one window's estimated accuracy and
+    ``threshold`` the floor it fell under: the reference minus the
+    policy's tolerance and the window's sampling spread.
+    """
+
+    kind: Literal["performance"] = "performance"
+    basis: Choice[PerformanceBasis]
+    metric: str = Field(description='What is measured: "accuracy", "error_rate" or "mae".')
+    reference: float = Field(description="The metric on the reference.")
+    current: float = Field(description="The metric since the estimated change, or in the window.")
+    test: str
+    statistic: float
+    threshold: float
+    expected_events_between_false_alarms: float = Field(gt=0)
+    observations: NonNegativeInt = Field(
+        description="Labelled predictions (realized) or predictions in the window (estimated)."
+    )
+    change_observation: NonNegativeInt | None = None
+    change_event_time: AwareDatetime | None = None
+    change_positions: list[KafkaPosition] = Field(default_factory=list)
+
+
+Evidence = Annotated[
+    DriftEvidence | DataQualityEvidence | PerformanceEvidence, Field(discriminator="kind")
+]
 """The evidence of an alert; its ``kind`` says which."""
 
 
@@ -187,6 +231,66 @@ class RetrainTrigger(WireModel):
     training_window: TrainingWindow | None = None
 
 
+class ReportStage(StrEnum):
+    """When a window's performance report was written."""
+
+    CLOSED = "closed"
+    """The window has all its predictions: estimates, and the labels that landed so far."""
+    SETTLED = "settled"
+    """Every prediction of the window is labelled or waited out the label retention."""
+
+
+class PerformanceReport(WireModel):
+    """A model version's performance over one window of predictions.
+
+    Each window is reported twice: when its last prediction arrives
+    (``closed``: the estimate, before most labels) and when its labels have
+    all landed or waited out the retention (``settled``: realized next to
+    estimated, and the estimate's error). Metrics are keyed by name:
+    ``accuracy``, ``precision``, ``recall``, ``f1``, ``log_loss``, ``roc_auc``
+    for classifiers (the last four for binary ones), ``mae`` and ``rmse`` for
+    regressors. ``report_id`` is stable across replays.
+    """
+
+    schema_version: Literal[1] = 1
+    report_id: str
+    model_id: Identifier
+    model_version: Identifier
+    window: NonNegativeInt = Field(description="Which window of the version, from 0.")
+    stage: Choice[ReportStage]
+    first_event_time: AwareDatetime
+    last_event_time: AwareDatetime
+    predictions: PositiveInt
+    labelled: NonNegativeInt
+    expired: NonNegativeInt = Field(
+        default=0, description="Predictions whose labels never came within the retention."
+    )
+    label_coverage: Rate = Field(description="Share of the window's predictions labelled so far.")
+    label_delay_seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Event-time delay of the labels that landed: "mean", "p50", "p90", "max".',
+    )
+    estimated: dict[str, float] = Field(default_factory=dict)
+    estimated_standard_error: float | None = Field(
+        default=None, description="Sampling spread of the window's accuracy, given the estimate."
+    )
+    realized: dict[str, float] = Field(
+        default_factory=dict, description="Over the window's labelled predictions."
+    )
+    estimation_error: dict[str, float] = Field(
+        default_factory=dict, description="Estimated minus realized, settled windows only."
+    )
+    since_reference: dict[str, float] = Field(
+        default_factory=dict,
+        description="Realized over every labelled prediction after the reference.",
+    )
+    uncertainty: dict[str, float] = Field(
+        default_factory=dict,
+        description='Summaries of how sure the model was: "margin_mean", "margin_p10", '
+        '"entropy_mean", "least_confidence_mean", "interval_width_mean", ...',
+    )
+
+
 class DeadLetterReason(StrEnum):
     """Why a message could not be used; each names what the producer must fix."""
 
@@ -216,14 +320,18 @@ class DeadLetterReason(StrEnum):
     """The event time is further ahead of the time Kafka recorded than allowed."""
     LATE_EVENT = "late_event"
     """The event is older than the window in which duplicates are recognised."""
-    UNKNOWN_PREDICTION = "unknown_prediction"
-    """A label or feature event for a prediction id not seen within the window."""
+    ORPHAN_LABEL = "orphan_label"
+    """A label whose prediction did not arrive within the label retention (in event time)."""
+    ALREADY_LABELLED = "already_labelled"
+    """A second label, under another event id, for a prediction that already has one."""
     INVALID_SPEC = "invalid_spec"
     """A message on the model registry topic that is not a valid model spec."""
     INVALID_REFERENCE = "invalid_reference"
     """A message on the references topic that is not a valid reference profile."""
     MODEL_LIMIT = "model_limit"
     """The worker already watches as many model versions as it is allowed to."""
+    PROCESSING_ERROR = "processing_error"
+    """The worker failed on a valid-looking message: a bug in driftline, to be reported."""
 
 
 class DeadLetter(WireModel):

@@ -170,6 +170,49 @@ class DriftPolicy(WireModel):
     )
 
 
+class PerformancePolicy(WireModel):
+    """How a model version's performance is measured on labels, and estimated before them.
+
+    The first ``reference_labels`` labelled predictions of a version are its
+    reference: they set the error rate the realized-performance test
+    compares against and calibrate the estimator that turns class
+    probabilities into expected accuracy. They should come from a time the
+    model was known to perform as intended.
+    """
+
+    window: PositiveInt = Field(
+        default=1_000,
+        ge=50,
+        le=1_000_000,
+        description="Predictions per performance window: estimated and realized performance, "
+        "label coverage and uncertainty are reported per window of this many predictions.",
+    )
+    reference_labels: PositiveInt = Field(
+        default=2_000,
+        ge=100,
+        le=1_000_000,
+        description="Labelled predictions that set the reference performance and calibrate "
+        "the estimator, counted from the version's first label.",
+    )
+    positive_class: ClassLabel | None = Field(
+        default=None,
+        description="For a binary classifier, the class precision, recall and F1 are about; "
+        "by default the second of its two classes.",
+    )
+    error_ratio: float = Field(
+        default=1.5,
+        gt=1.0,
+        le=10.0,
+        description="The rise of the error rate (times the reference's) the realized-performance "
+        "test is tuned to; larger rises are found sooner still.",
+    )
+    accuracy_tolerance: Rate = Field(
+        default=0.02,
+        description="How far the estimated accuracy of a window may fall below the reference "
+        "before an estimated-performance alert, beyond the window's own sampling spread.",
+    )
+
+
 class ModelSpec(WireModel):
     """One model version as registered: its task, classes and features.
 
@@ -202,6 +245,7 @@ class ModelSpec(WireModel):
         description="Observations per data-quality window: rates are checked over this many.",
     )
     drift: DriftPolicy = Field(default_factory=DriftPolicy)
+    performance: PerformancePolicy = Field(default_factory=PerformancePolicy)
     description: Annotated[str, Field(max_length=10_000)] | None = None
 
     @model_validator(mode="after")
@@ -210,6 +254,16 @@ class ModelSpec(WireModel):
             raise ValueError("a regression model has no classes")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ValueError("classes are listed more than once")
+        positive = self.performance.positive_class
+        if positive is not None and (self.classes is None or len(self.classes) != 2):
+            raise ValueError(
+                "performance.positive_class applies to binary classifiers: list exactly two classes"
+            )
+        if positive is not None and self.classes is not None and positive not in self.classes:
+            raise ValueError(
+                f"performance.positive_class {positive!r} is not one of the classes "
+                f"{', '.join(map(repr, self.classes))}"
+            )
         names = [feature.name for feature in self.features]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
@@ -222,6 +276,13 @@ class ModelSpec(WireModel):
             if feature.name == name:
                 return feature
         raise KeyError(name)
+
+    @property
+    def positive_class(self) -> str | None:
+        """The class binary metrics are about (the policy's, else the second), if binary."""
+        if self.classes is None or len(self.classes) != 2:
+            return None
+        return self.performance.positive_class or self.classes[1]
 
     def registry_key(self) -> bytes:
         """The Kafka key of this spec on the registry topic."""

@@ -26,6 +26,7 @@ class DriftlineApp:
     references: TopicT
     alerts: TopicT
     retrain_triggers: TopicT
+    performance: TopicT
     dead_letters: TopicT
 
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         references=_raw_topic(app, settings.references_topic),
         alerts=_raw_topic(app, settings.alerts_topic),
         retrain_triggers=_raw_topic(app, settings.retrain_triggers_topic),
+        performance=_raw_topic(app, settings.performance_topic),
         dead_letters=_raw_topic(app, settings.dead_letters_topic),
     )
 

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Topic retraining triggers are sent to.",
     )
+    performance_topic: str = Field(
+        default="driftline.performance",
+        min_length=1,
+        description="Topic per-window performance reports (estimated and realized) are sent to.",
+    )
     dead_letters_topic: str = Field(
         default="driftline.dead-letters",
         min_length=1,
@@ -102,6 +107,16 @@ class Settings(BaseSettings):
         default=100_000,
         description="Event ids remembered per model and input topic; beyond it the oldest are "
         "forgotten and the duplicate window shrinks to what is remembered.",
+    )
+    label_retention_seconds: PositiveFloat = Field(
+        default=7 * 24 * 3600.0,
+        description="How long, in event time, a prediction waits for its label and a label for "
+        "its prediction; a label still alone after it is dead-lettered as orphan_label.",
+    )
+    max_pending_labels: PositiveInt = Field(
+        default=1_000_000,
+        description="Predictions and labels one worker keeps waiting for their partner; past it "
+        "the oldest stop waiting early (a prediction as unlabelled, a label as an orphan).",
     )
     max_future_seconds: PositiveFloat = Field(
         default=600.0,

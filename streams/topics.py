@@ -42,6 +42,7 @@ def topic_plans(settings: Settings) -> list[TopicPlan]:
         settings.labels_topic,
         settings.alerts_topic,
         settings.retrain_triggers_topic,
+        settings.performance_topic,
         settings.dead_letters_topic,
     ]
     plans = [TopicPlan(name, settings.topic_partitions) for name in partitioned]

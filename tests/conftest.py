@@ -36,6 +36,7 @@ def worker_settings(kafka_broker: LocalKafkaBroker, tmp_path: Path) -> Settings:
         references_topic=f"references-{suffix}",
         alerts_topic=f"alerts-{suffix}",
         retrain_triggers_topic=f"retrain-triggers-{suffix}",
+        performance_topic=f"performance-{suffix}",
         dead_letters_topic=f"dead-letters-{suffix}",
         topic_partitions=4,
         data_dir=tmp_path / "worker",

@@ -102,6 +102,26 @@ PROFILE = {
         "plan": {"kind": "categorical", "count": 10, "counts": {"free": 6, "pro": 3}, "other": 1},
     },
 }
+REPORT = {
+    "report_id": "9f2c",
+    "model_id": "churn",
+    "model_version": "3",
+    "window": 4,
+    "stage": "settled",
+    "first_event_time": "2026-01-01T10:00:00Z",
+    "last_event_time": "2026-01-01T11:00:00Z",
+    "predictions": 1000,
+    "labelled": 950,
+    "expired": 50,
+    "label_coverage": 0.95,
+    "label_delay_seconds": {"mean": 3600.0, "p50": 3000.0, "p90": 7000.0, "max": 9000.0},
+    "estimated": {"accuracy": 0.81, "f1": 0.7},
+    "estimated_standard_error": 0.012,
+    "realized": {"accuracy": 0.79, "f1": 0.68, "roc_auc": 0.84},
+    "estimation_error": {"accuracy": 0.02, "f1": 0.02},
+    "since_reference": {"accuracy": 0.85},
+    "uncertainty": {"margin_mean": 0.4, "margin_p10": 0.05},
+}
 SAMPLES = {
     "prediction-event": PREDICTION,
     "feature-event": FEATURES,
@@ -111,6 +131,7 @@ SAMPLES = {
     "alert": ALERT,
     "retrain-trigger": TRIGGER,
     "dead-letter": DEAD_LETTER,
+    "performance-report": REPORT,
 }
 
 
