@@ -1,0 +1,407 @@
+"""Joining delayed ground-truth labels to their predictions, in event time.
+
+Labels arrive long after their predictions (sometimes before, when
+producers race), so whichever comes first waits in a store for its partner.
+Waiting is bounded in event time, never by a wall clock: an entry older than
+its model's watermark minus the retention expires. Each side (predictions,
+labels) has its own watermark, the latest event time it brought; the model's
+is the earlier of the two (of the one side seen, before the other's first
+event), so that a topic consumed ahead of the other expires nothing its
+lagging partner could still join.
+An expired prediction was never labelled (it lowers label coverage); an
+expired label is an orphan (dead-lettered, so it keeps its payload). Every
+label given ends as exactly one of: part of a :class:`Match`, an
+:class:`AlreadyLabelled`, an :class:`Expired`, or still pending; every
+prediction likewise, or else counted as repeated (its id was stored already).
+
+All durable state lives in an injectable ``MutableMapping[str, bytes]`` (a
+faust Table in the worker, whose writes go to a Kafka changelog; a dict in
+tests). Keys are compact JSON arrays, values JSON objects, event times
+integer microseconds since the epoch (an exact round trip):
+
+* ``[model_id, prediction_id]``: ``{"side": "prediction" | "label", "time",
+  "payload"}`` waits for its partner; ``{"side": "labelled", "time"}`` is the
+  marker left after a match;
+* ``[model_id]``: ``{"prediction", "label"}``, the watermark of each side
+  seen so far, written when one rises (one more write per such event), so
+  that a join rebuilt from the store goes on exactly as the one that wrote
+  it.
+"""
+
+import heapq
+from collections import Counter
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_LABELLED = "labelled"  # the side of a marker: the key's prediction was matched
+_Item = tuple[int, str, str]  # a heap item: (event time in microseconds, store key, side)
+
+
+class Side(StrEnum):
+    """Which half of a (prediction, label) pair an entry is."""
+
+    PREDICTION = "prediction"
+    LABEL = "label"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A prediction and its label, joined.
+
+    Payloads are the JSON objects given with the events; the one that waited
+    in the store comes back as ``orjson`` reads it, and its time in UTC.
+    """
+
+    model_id: str
+    prediction_id: str
+    prediction_time: datetime
+    prediction: dict[str, Any]
+    label_time: datetime
+    label: dict[str, Any]
+
+    @property
+    def delay(self) -> timedelta:
+        """How long the label took: ``label_time - prediction_time``.
+
+        Negative when the producers' clocks disagree: reported as is, not
+        clipped, so that the disagreement stays visible.
+        """
+        return self.label_time - self.prediction_time
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyLabelled:
+    """A second label for a prediction: not joined, the first label stays.
+
+    It comes after the prediction was matched, or while the first label
+    still waits for it (the first arrived first, so it keeps its place).
+    Rather than wait to become an orphan, it goes back to the caller, who
+    dead-letters or counts it.
+    """
+
+    model_id: str
+    prediction_id: str
+    event_time: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """An entry that waited out the retention without its partner.
+
+    ``evicted`` is True when the ``max_entries`` bound of :class:`LabelJoin`
+    pushed it out before the retention had passed it.
+    """
+
+    side: Side
+    model_id: str
+    prediction_id: str
+    event_time: datetime
+    payload: dict[str, Any]
+    evicted: bool = False
+
+
+_Outcome = Match | Literal["waits", "repeated"]
+
+
+class LabelJoin:
+    """Pairs predictions and labels by ``(model_id, prediction_id)``, whichever comes first.
+
+    The first of the two waits in ``store``; when the other arrives they are
+    returned as a :class:`Match`. Entries wait at most ``retention`` of event
+    time behind their model's watermark, the earlier of its predictions' and
+    its labels' (see :meth:`watermark`): call :meth:`advance` after each
+    event of a model to collect those that expired. After a match, a marker
+    stays under the key until the prediction's event time leaves the
+    retention, so that a second label is :class:`AlreadyLabelled` rather
+    than a future orphan, and a repeated prediction is not joined again.
+    Markers expire silently.
+
+    A prediction whose id is already stored (waiting, or matched) is
+    ignored: None is returned and :attr:`repeated_predictions` counted; the
+    first one stays. The caller deduplicates event ids before, so this is
+    rare: a producer reusing an id, or a repeat past the dedup window.
+
+    Lateness does not stop a join: an entry matches until the :meth:`advance`
+    that expires it. A late event without partner is stored all the same and
+    expires at the next :meth:`advance` if it is older than the watermark
+    minus the retention, so a late label is dead-lettered. Until a model's
+    first label, its predictions expire by their own side alone (and its
+    labels likewise until its first prediction): a first label older than
+    the watermark minus the retention finds its prediction already gone.
+
+    At most ``max_entries`` entries (waiting predictions, waiting labels and
+    markers, of all models) are stored. Past that, the oldest by event time
+    (then key) is evicted, whatever its model (a marker silently); it is
+    held in memory and handed out as :class:`Expired` by the next
+    :meth:`advance` of any model, so calling it after every event loses none.
+    Finding it costs one look per model.
+
+    The heaps of entries by event time, the watermarks and the counts are
+    derived from the store. The constructor does not read it (a faust Table
+    is not recovered yet then): call :meth:`rebuild` once it is filled.
+
+    Parameters
+    ----------
+    retention
+        How long, in event time behind the (earlier side's) watermark, an
+        entry waits.
+    store
+        Where the state lives; a new dict when None.
+    max_entries
+        The most entries stored at once, over all models.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> join = LabelJoin(retention=timedelta(hours=1))
+    >>> noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    >>> join.predicted("churn", "p1", noon, {"score": 0.9}) is None
+    True
+    >>> match = join.labelled("churn", "p1", noon + timedelta(minutes=5), {"label": 1})
+    >>> match.prediction, match.label, match.delay
+    ({'score': 0.9}, {'label': 1}, datetime.timedelta(seconds=300))
+    >>> join.labelled("churn", "p1", noon + timedelta(minutes=6), {"label": 0})
+    ... # doctest: +ELLIPSIS
+    AlreadyLabelled(model_id='churn', prediction_id='p1', ...)
+    >>> join.labelled("churn", "p9", noon, {"label": 0}) is None
+    True
+    >>> join.advance("churn"), join.pending_labels
+    ([], 1)
+
+    The predictions run two hours ahead, but the labels lag: p9 still waits.
+
+    >>> join.predicted("churn", "p2", noon + timedelta(hours=2), {"score": 0.1})
+    >>> join.watermark("churn").time(), join.advance("churn")
+    (datetime.time(12, 6), [])
+
+    Once the labels catch up too, p9 is an orphan.
+
+    >>> join.labelled("churn", "p2", noon + timedelta(hours=2, minutes=1), {"label": 0}).delay
+    datetime.timedelta(seconds=60)
+    >>> [(e.side.value, e.prediction_id, e.payload) for e in join.advance("churn")]
+    [('label', 'p9', {'label': 0})]
+    """
+
+    def __init__(
+        self,
+        retention: timedelta,
+        store: MutableMapping[str, bytes] | None = None,
+        max_entries: int = 1_000_000,
+    ) -> None:
+        if retention <= timedelta(0):
+            raise ValueError(f"retention must be positive, got {retention}")
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self.retention = retention
+        self.store: MutableMapping[str, bytes] = {} if store is None else store
+        self.max_entries = max_entries
+        self._retention_us = retention // _MICROSECOND
+        self._heaps: dict[str, list[_Item]] = {}
+        self._watermarks: dict[str, dict[str, int]] = {}
+        self._counts: Counter[str] = Counter()
+        self._evicted: list[Expired] = []
+        self.repeated_predictions = 0
+        """Predictions ignored because their id was stored already, since construction."""
+
+    def predicted(
+        self, model_id: str, prediction_id: str, event_time: datetime, payload: dict[str, Any]
+    ) -> Match | None:
+        """A prediction arrives: its match if its label waited, else None (it waits)."""
+        outcome = self._arrive(Side.PREDICTION, model_id, prediction_id, event_time, payload)
+        if outcome == "repeated":
+            self.repeated_predictions += 1
+        return outcome if isinstance(outcome, Match) else None
+
+    def labelled(
+        self, model_id: str, prediction_id: str, event_time: datetime, payload: dict[str, Any]
+    ) -> Match | AlreadyLabelled | None:
+        """A label arrives: its match if its prediction waited, else None (it waits)."""
+        outcome = self._arrive(Side.LABEL, model_id, prediction_id, event_time, payload)
+        if outcome == "repeated":
+            return AlreadyLabelled(model_id, prediction_id, event_time, payload)
+        return outcome if isinstance(outcome, Match) else None
+
+    def advance(self, model_id: str) -> list[Expired]:
+        """Remove and return what ``model_id``'s watermark has left behind, and all evictions.
+
+        Entries older than ``watermark - retention`` expire; evicted entries
+        of any model since the last call come along. The list is in order
+        of event time, then model and prediction id.
+        """
+        gone, self._evicted = self._evicted, []
+        heap = self._heaps.get(model_id, [])
+        horizon = self._horizon(model_id)
+        if horizon is not None:
+            while heap and heap[0][0] < horizon:
+                expired = self._remove(model_id, heapq.heappop(heap), evicted=False)
+                if expired is not None:
+                    gone.append(expired)
+        return sorted(gone, key=lambda e: (e.event_time, e.model_id, e.prediction_id))
+
+    def rebuild(self) -> None:
+        """Derive the heaps, watermarks and counts from the store alone.
+
+        A model's watermarks are the ones stored under ``[model_id]``;
+        without them (a store written otherwise), the latest event time stored
+        for the model (of an entry of either side, or a marker's prediction
+        time) approximates both. That is never later than the later side's
+        true watermark, but it can be later than the lagging side's: the
+        rebuilt join's watermark may then pass the true one, and entries
+        expire sooner. Evictions not yet handed out are kept.
+        """
+        self._heaps, self._watermarks, self._counts = {}, {}, Counter()
+        latest: dict[str, int] = {}
+        for key, value in self.store.items():
+            parts, data = orjson.loads(key), orjson.loads(value)
+            if len(parts) == 1:
+                self._watermarks[parts[0]] = {side: int(t) for side, t in data.items()}
+                continue
+            time = data["time"]
+            latest[parts[0]] = max(time, latest.get(parts[0], time))
+            if len(parts) == 2:
+                self._heaps.setdefault(parts[0], []).append((time, key, data["side"]))
+                self._counts[data["side"]] += 1
+        for model_id, time in latest.items():
+            self._watermarks.setdefault(
+                model_id, {Side.PREDICTION.value: time, Side.LABEL.value: time}
+            )
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
+
+    def watermark(self, model_id: str) -> datetime | None:
+        """How far both sides of ``model_id`` have come in event time; None before any event.
+
+        Each side (predictions, labels) has its own watermark, the latest
+        event time it brought; the join's is the earlier of the two (of the
+        one side seen, before the other's first event). So when one topic is
+        consumed ahead of the other, nothing expires before the slower one
+        has caught up: a label is not an orphan merely because its
+        prediction's topic lags.
+        """
+        horizon = self._horizon(model_id)
+        return None if horizon is None else _datetime(horizon + self._retention_us)
+
+    def _horizon(self, model_id: str) -> int | None:
+        """Entries older than this (in microseconds) have waited out the retention."""
+        marks = self._watermarks.get(model_id)
+        if not marks:
+            return None
+        return min(marks.values()) - self._retention_us
+
+    @property
+    def pending_predictions(self) -> int:
+        """Predictions waiting for their label."""
+        return self._counts[Side.PREDICTION]
+
+    @property
+    def pending_labels(self) -> int:
+        """Labels waiting for their prediction."""
+        return self._counts[Side.LABEL]
+
+    def __len__(self) -> int:
+        """Entries stored (waiting predictions and labels, and markers): what is bounded."""
+        return self._counts.total()
+
+    def _arrive(
+        self,
+        side: Side,
+        model_id: str,
+        prediction_id: str,
+        event_time: datetime,
+        payload: dict[str, Any],
+    ) -> _Outcome:
+        """Raise the model's watermark, then store the event, join it, or refuse it."""
+        time = _micros(event_time)
+        marks = self._watermarks.setdefault(model_id, {})
+        if time > marks.get(side.value, time - 1):
+            marks[side.value] = time
+            self.store[_key(model_id)] = orjson.dumps(marks)
+        key = _key(model_id, prediction_id)
+        raw = self.store.get(key)
+        if raw is None:
+            self._write(model_id, key, {"side": side, "time": time, "payload": payload}, None)
+            return "waits"
+        stored = orjson.loads(raw)
+        partner = Side.LABEL if side is Side.PREDICTION else Side.PREDICTION
+        if stored["side"] != partner:
+            return "repeated"
+        given, waited = (event_time, payload), (_datetime(stored["time"]), stored["payload"])
+        first, second = (given, waited) if side is Side.PREDICTION else (waited, given)
+        marker = {"side": _LABELLED, "time": _micros(first[0])}  # the prediction's time
+        self._write(model_id, key, marker, replacing=partner)
+        return Match(model_id, prediction_id, *first, *second)
+
+    def _write(self, model_id: str, key: str, value: dict[str, Any], replacing: str | None) -> None:
+        """Store an entry and index it, in place of a ``replacing`` one; evict past the bound."""
+        self.store[key] = orjson.dumps(value)
+        heapq.heappush(self._heaps.setdefault(model_id, []), (value["time"], key, value["side"]))
+        self._counts[value["side"]] += 1
+        if replacing is not None:
+            self._counts[replacing] -= 1
+        while len(self) > self.max_entries:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        """Remove the oldest entry of all models; keep it for :meth:`advance` unless a marker."""
+        tops = []
+        for model_id, heap in self._heaps.items():
+            while heap and self._live(heap[0]) is None:
+                heapq.heappop(heap)  # lazily invalidated: matched, expired or replaced
+            if heap:
+                tops.append((heap[0], model_id))
+        item, model_id = min(tops)
+        heapq.heappop(self._heaps[model_id])
+        horizon = self._horizon(model_id)
+        early = horizon is None or item[0] >= horizon
+        expired = self._remove(model_id, item, evicted=early)
+        if expired is not None:
+            self._evicted.append(expired)
+
+    def _live(self, item: _Item) -> dict[str, Any] | None:
+        """The stored entry a heap item stands for, or None if it is stale."""
+        time, key, side = item
+        raw = self.store.get(key)
+        if raw is None:
+            return None
+        data: dict[str, Any] = orjson.loads(raw)
+        return data if data["side"] == side and data["time"] == time else None
+
+    def _remove(self, model_id: str, item: _Item, evicted: bool) -> Expired | None:
+        """Delete the entry of a live heap item: an Expired, or None for a marker or stale item."""
+        data = self._live(item)
+        if data is None:
+            return None
+        time, key, side = item
+        del self.store[key]
+        self._counts[side] -= 1
+        if side == _LABELLED:
+            return None
+        prediction_id = orjson.loads(key)[1]
+        return Expired(
+            Side(side), model_id, prediction_id, _datetime(time), data["payload"], evicted
+        )
+
+
+def _key(*parts: str) -> str:
+    """A store key: the compact JSON array of ``parts``."""
+    return orjson.dumps(parts).decode()
+
+
+def _micros(moment: datetime) -> int:
+    """Microseconds since the epoch of a timezone-aware datetime (exact)."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"event times must be timezone-aware, got {moment}")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _datetime(micros: int) -> datetime:
+    """The UTC datetime of microseconds since the epoch (exact)."""
+    return _EPOCH + timedelta(microseconds=micros)

@@ -1,0 +1,457 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.monitors.labels import AlreadyLabelled, Expired, LabelJoin, Match, Side
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+RETENTION = timedelta(seconds=100)
+
+
+def at(seconds: float) -> datetime:
+    return START + timedelta(seconds=seconds)
+
+
+def micros(seconds: float) -> int:
+    """How ``at(seconds)`` is stored: microseconds since the epoch."""
+    return (at(seconds) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def test_a_label_after_its_prediction_is_matched_with_both_payloads():
+    join = LabelJoin(RETENTION)
+    assert join.predicted("m", "p1", at(10), {"score": 0.7}) is None
+    assert (join.pending_predictions, join.pending_labels) == (1, 0)
+    match = join.labelled("m", "p1", at(40), {"label": 1})
+    assert match == Match("m", "p1", at(10), {"score": 0.7}, at(40), {"label": 1})
+    assert match.delay == timedelta(seconds=30)
+    assert (join.pending_predictions, join.pending_labels) == (0, 0)
+
+
+def test_a_label_before_its_prediction_waits_and_is_matched_when_the_prediction_comes():
+    join = LabelJoin(RETENTION)
+    assert join.labelled("m", "p1", at(5), {"label": 0}) is None
+    assert (join.pending_predictions, join.pending_labels) == (0, 1)
+    match = join.predicted("m", "p1", at(8), {"score": 0.2})
+    assert match == Match("m", "p1", at(8), {"score": 0.2}, at(5), {"label": 0})
+    assert match.delay == timedelta(seconds=-3)  # the producers' clocks disagree
+    assert join.pending_labels == 0
+
+
+def test_an_orphan_label_expires_only_once_both_watermarks_pass_its_time_plus_retention():
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "orphan", at(10), {"label": 1})
+    join.predicted("m", "p1", at(110), {})
+    join.labelled("m", "p1", at(110), {})
+    assert join.watermark("m") == at(110)
+    assert join.advance("m") == []  # 10 is not older than 110 - 100
+    join.predicted("m", "p2", at(110.000001), {})
+    join.labelled("m", "p2", at(110.000001), {})
+    assert join.advance("m") == [Expired(Side.LABEL, "m", "orphan", at(10), {"label": 1})]
+    assert join.pending_labels == 0
+    assert join.advance("m") == []
+
+
+def test_a_prediction_never_labelled_expires_on_its_side():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {"score": 0.5})
+    join.predicted("m", "p2", at(200), {})
+    assert join.labelled("m", "p2", at(200), {"label": 1}) is not None
+    assert join.advance("m") == [Expired(Side.PREDICTION, "m", "p1", at(0), {"score": 0.5})]
+
+
+def test_the_effective_watermark_is_the_earlier_of_the_two_sides():
+    store: dict[str, bytes] = {}
+    join = LabelJoin(RETENTION, store=store)
+    join.labelled("m", "l1", at(50), {})
+    assert join.watermark("m") == at(50)  # only the label side seen yet
+    join.predicted("m", "p1", at(300), {})
+    assert join.watermark("m") == at(50)  # the labels lag
+    join.labelled("m", "l2", at(20), {})  # a late label does not lower its side
+    assert orjson.loads(store['["m"]']) == {"label": micros(50), "prediction": micros(300)}
+    join.labelled("m", "l3", at(400), {})
+    assert join.watermark("m") == at(300)  # now the predictions lag
+    assert orjson.loads(store['["m"]']) == {"label": micros(400), "prediction": micros(300)}
+
+
+def test_labels_consumed_far_ahead_of_predictions_wait_for_the_lagging_prediction_side():
+    # the worker's labels agent runs ahead of its predictions agent
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p0", at(0), {"score": 0.1})
+    join.labelled("m", "p1", at(10), {"label": 1})
+    join.labelled("m", "p2", at(10_000), {"label": 0})  # the label side is far past 10 + 100
+    assert join.watermark("m") == at(0)
+    assert join.advance("m") == []  # no orphan: the predictions have not caught up
+    assert (join.pending_predictions, join.pending_labels) == (1, 2)
+    match = join.predicted("m", "p1", at(20), {"score": 0.9})  # its prediction, at last
+    assert match == Match("m", "p1", at(20), {"score": 0.9}, at(10), {"label": 1})
+    assert join.advance("m") == []
+
+
+def test_predictions_consumed_far_ahead_of_labels_wait_for_the_lagging_label_side():
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "l0", at(0), {})
+    join.predicted("m", "p1", at(10), {"score": 0.9})
+    join.predicted("m", "p2", at(10_000), {})
+    assert join.advance("m") == []  # not unlabelled: the labels have not caught up
+    assert join.labelled("m", "p1", at(30), {"label": 1}) == Match(
+        "m", "p1", at(10), {"score": 0.9}, at(30), {"label": 1}
+    )
+
+
+def test_an_orphan_label_expires_once_the_lagging_prediction_side_also_passes_it():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p0", at(10), {})
+    join.labelled("m", "orphan", at(10), {"label": 1})
+    join.labelled("m", "l9", at(10_000), {})
+    assert join.advance("m") == []
+    join.predicted("m", "p1", at(110), {})
+    assert join.advance("m") == []  # 10 is not older than 110 - 100
+    join.predicted("m", "p2", at(110.000001), {})
+    assert join.advance("m") == [
+        Expired(Side.LABEL, "m", "orphan", at(10), {"label": 1}),
+        Expired(Side.PREDICTION, "m", "p0", at(10), {}),
+    ]
+    assert join.pending_labels == 1  # l9, far ahead, still waits
+
+
+def test_before_any_label_predictions_expire_by_the_prediction_side_alone():
+    # With no label seen for the model, nothing holds the predictions back: a
+    # model never labelled, or whose labels agent has not delivered its first
+    # label yet, loses its old predictions as unlabelled, and their labels, if
+    # they come later, are orphans. The first label (however old) then sets
+    # the label side, and the effective watermark falls back to it.
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {"score": 0.5})
+    join.predicted("m", "p2", at(200), {})
+    assert join.watermark("m") == at(200)
+    assert join.advance("m") == [Expired(Side.PREDICTION, "m", "p1", at(0), {"score": 0.5})]
+    assert join.labelled("m", "p1", at(5), {"label": 1}) is None  # too late: it waits
+    assert join.watermark("m") == at(5)
+    assert join.advance("m") == []
+    join.labelled("m", "p2", at(300), {"label": 0})
+    assert [(e.side, e.prediction_id) for e in join.advance("m")] == [(Side.LABEL, "p1")]
+
+
+def test_before_any_prediction_labels_expire_by_the_label_side_alone():
+    # the mirror image: a label side alone can make orphans
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "p1", at(0), {"label": 1})
+    join.labelled("m", "p2", at(200), {"label": 0})
+    assert join.advance("m") == [Expired(Side.LABEL, "m", "p1", at(0), {"label": 1})]
+
+
+def test_watermarks_are_per_model():
+    join = LabelJoin(RETENTION)
+    join.predicted("a", "p1", at(0), {})
+    join.predicted("b", "p1", at(1_000), {})
+    assert join.advance("a") == join.advance("b") == []
+    assert join.watermark("a") == at(0)
+    assert join.watermark("b") == at(1_000)
+    assert join.watermark("c") is None
+
+
+def test_a_second_label_after_a_match_is_already_labelled():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {})
+    assert isinstance(join.labelled("m", "p1", at(1), {"label": 1}), Match)
+    second = join.labelled("m", "p1", at(2), {"label": 0})
+    assert second == AlreadyLabelled("m", "p1", at(2), {"label": 0})
+    assert (join.pending_predictions, join.pending_labels, len(join)) == (0, 0, 1)
+
+
+def test_a_second_label_while_the_first_waits_is_already_labelled_and_the_first_stays():
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "p1", at(0), {"label": 1})
+    assert join.labelled("m", "p1", at(1), {"label": 0}) == AlreadyLabelled(
+        "m", "p1", at(1), {"label": 0}
+    )
+    assert join.pending_labels == 1
+    match = join.predicted("m", "p1", at(2), {})
+    assert match is not None
+    assert match.label == {"label": 1}
+
+
+def test_a_repeated_prediction_is_counted_keeps_the_first_and_is_never_rejoined():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {"v": 1})
+    assert join.predicted("m", "p1", at(3), {"v": 2}) is None
+    assert (join.repeated_predictions, join.pending_predictions) == (1, 1)
+    assert join.labelled("m", "p1", at(4), {}) == Match("m", "p1", at(0), {"v": 1}, at(4), {})
+    assert join.predicted("m", "p1", at(5), {"v": 3}) is None
+    assert (join.repeated_predictions, join.pending_predictions) == (2, 0)
+    # the marker was not overwritten: a later label is still already labelled
+    assert isinstance(join.labelled("m", "p1", at(6), {}), AlreadyLabelled)
+
+
+def test_the_marker_expires_silently_with_its_prediction_time():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {})
+    join.labelled("m", "p1", at(50), {})
+    join.predicted("m", "p2", at(101), {})
+    join.labelled("m", "q", at(101), {})
+    assert join.advance("m") == []  # the marker is gone, and it is not reported
+    assert len(join) == 2
+    # with the marker gone, a further label for p1 waits, then expires as an orphan
+    assert join.labelled("m", "p1", at(102), {"label": 1}) is None
+    join.predicted("m", "p3", at(300), {})
+    join.labelled("m", "p3", at(300), {})
+    expired = join.advance("m")
+    assert [(e.side, e.prediction_id) for e in expired] == [
+        (Side.PREDICTION, "p2"),
+        (Side.LABEL, "q"),
+        (Side.LABEL, "p1"),
+    ]
+
+
+def test_a_late_event_still_matches_a_waiting_partner():
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "p1", at(500), {})
+    join.predicted("m", "p0", at(1_000), {})
+    join.labelled("m", "l0", at(1_000), {})
+    assert join.advance("m") == [Expired(Side.LABEL, "m", "p1", at(500), {})]
+    join.predicted("m", "p2", at(950), {})
+    assert join.advance("m") == []
+    assert isinstance(join.labelled("m", "p2", at(10), {}), Match)  # far behind the watermark
+
+
+def test_a_late_event_without_partner_expires_at_the_next_advance():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p0", at(1_000), {})
+    join.labelled("m", "l0", at(1_000), {})
+    assert join.labelled("m", "late", at(10), {"label": 1}) is None
+    assert join.advance("m") == [Expired(Side.LABEL, "m", "late", at(10), {"label": 1})]
+    assert join.predicted("m", "late-p", at(20), {"score": 0}) is None
+    assert join.advance("m") == [Expired(Side.PREDICTION, "m", "late-p", at(20), {"score": 0})]
+
+
+def test_past_max_entries_the_oldest_of_all_models_is_evicted_and_handed_out_once():
+    join = LabelJoin(RETENTION, max_entries=2)
+    join.labelled("b", "old", at(5), {"label": 1})
+    join.predicted("a", "p1", at(7), {})
+    join.predicted("a", "p2", at(6), {})
+    assert len(join) == 2
+    evicted = Expired(Side.LABEL, "b", "old", at(5), {"label": 1}, evicted=True)
+    assert join.advance("a") == [evicted]  # handed out by any model's advance
+    assert join.advance("b") == []
+    assert join.pending_predictions == 2
+
+
+def test_advance_lists_in_event_time_order_even_after_several_events():
+    join = LabelJoin(RETENTION, max_entries=1)
+    join.labelled("b", "q", at(50), {})
+    join.predicted("a", "p", at(30), {})  # evicts itself: the oldest
+    join.labelled("b", "r", at(20), {})  # evicts itself too, without an advance between
+    assert join.advance("a") == [
+        Expired(Side.LABEL, "b", "r", at(20), {}, evicted=True),
+        Expired(Side.PREDICTION, "a", "p", at(30), {}, evicted=True),
+    ]
+
+
+def test_an_evicted_marker_is_dropped_silently():
+    join = LabelJoin(RETENTION, max_entries=1)
+    join.predicted("m", "p1", at(0), {})
+    join.labelled("m", "p1", at(1), {})
+    join.predicted("m", "p2", at(2), {})
+    assert join.advance("m") == []
+    assert len(join) == 1
+    assert join.pending_predictions == 1
+
+
+def test_a_new_entry_older_than_all_others_can_be_the_one_evicted():
+    join = LabelJoin(RETENTION, max_entries=1)
+    join.predicted("m", "p1", at(50), {})
+    join.labelled("m", "p0", at(40), {"label": 0})
+    assert join.advance("m") == [Expired(Side.LABEL, "m", "p0", at(40), {"label": 0}, True)]
+
+
+def test_the_state_is_json_text_keys_and_bytes_in_the_injected_store():
+    store: dict[str, bytes] = {}
+    join = LabelJoin(RETENTION, store=store)
+    join.predicted("mødel", "p1", at(0), {"score": 1})
+    assert set(store) == {'["mødel"]', '["mødel","p1"]'}
+    assert all(isinstance(value, bytes) for value in store.values())
+    assert orjson.loads(store['["mødel","p1"]'])["payload"] == {"score": 1}
+
+
+def test_event_times_round_trip_exactly_whatever_their_offset():
+    join = LabelJoin(RETENTION)
+    moment = datetime(2026, 3, 1, 9, 30, 15, 123_457, tzinfo=timezone(timedelta(hours=-5)))
+    join.predicted("m", "p1", moment, {})
+    match = join.labelled("m", "p1", moment + timedelta(microseconds=1), {})
+    assert match is not None
+    assert match.prediction_time == moment
+    assert match.delay == timedelta(microseconds=1)
+
+
+def test_a_store_without_watermarks_approximates_them_by_the_latest_stored_time():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(30), {})
+    join.predicted("m", "p2", at(80), {})
+    join.labelled("m", "p2", at(90), {})
+    store = {key: value for key, value in join.store.items() if key != '["m"]'}
+    rebuilt = LabelJoin(RETENTION, store=store)
+    rebuilt.rebuild()
+    assert join.watermark("m") == at(80)  # the prediction side: 80, the label side: 90
+    assert rebuilt.watermark("m") == at(80)  # the marker keeps the prediction's time
+
+
+def test_the_approximated_watermark_of_both_sides_can_pass_the_lagging_side():
+    # Both sides get the latest stored time, whichever side brought it: when
+    # one side lagged, the rebuilt watermark is later than the true one.
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(30), {})
+    join.labelled("m", "l1", at(500), {})
+    store = {key: value for key, value in join.store.items() if key != '["m"]'}
+    rebuilt = LabelJoin(RETENTION, store=store)
+    rebuilt.rebuild()
+    assert join.watermark("m") == at(30)
+    assert rebuilt.watermark("m") == at(500)
+    assert join.advance("m") == []
+    assert rebuilt.advance("m") == [Expired(Side.PREDICTION, "m", "p1", at(30), {})]
+
+
+def test_a_rebuilt_join_reads_both_stored_watermarks():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(30), {})
+    join.labelled("m", "l1", at(500), {})
+    rebuilt = LabelJoin(RETENTION, store=dict(join.store))
+    rebuilt.rebuild()
+    assert rebuilt.watermark("m") == join.watermark("m") == at(30)
+    assert rebuilt.advance("m") == []
+
+
+def test_naive_event_times_are_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        LabelJoin(RETENTION).predicted("m", "p", datetime(2026, 1, 1), {})
+
+
+@pytest.mark.parametrize(("retention", "max_entries"), [(timedelta(0), 1), (RETENTION, 0)])
+def test_invalid_bounds_are_refused(retention, max_entries):
+    with pytest.raises(ValueError, match="must be"):
+        LabelJoin(retention, max_entries=max_entries)
+
+
+# Property tests: streams of (side, model, prediction id, second) events.
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from([Side.PREDICTION, Side.LABEL]),
+        st.sampled_from(["a", "b"]),
+        st.integers(min_value=0, max_value=7).map(str),
+        st.integers(min_value=0, max_value=60),
+    ),
+    max_size=80,
+)
+retentions = st.integers(min_value=1, max_value=30).map(lambda s: timedelta(seconds=s))
+bounds = st.one_of(st.integers(min_value=1, max_value=8), st.just(1_000_000))
+
+
+def feed(join, index, event):
+    """Give one event to the join (its payload names it); what the join said."""
+    side, model, prediction_id, second = event
+    arrive = join.predicted if side is Side.PREDICTION else join.labelled
+    repeated = join.repeated_predictions
+    result = arrive(model, prediction_id, at(second), {"event": index})
+    if join.repeated_predictions != repeated:
+        assert join.repeated_predictions == repeated + 1
+        assert result is None
+        result = "repeated"
+    return result, join.advance(model)
+
+
+def finish(join):
+    """Advance both sides of both models far past everything, with fresh ids.
+
+    What expires, and what the ends' evictions hand out, by event index; the
+    ends are -1 (predictions) and -2 (labels), and they stay pending unless
+    evicted.
+    """
+    settled = []
+    for model in ("a", "b"):
+        assert join.predicted(model, "end", at(10_000), {"event": -1}) is None
+        assert join.labelled(model, "end-label", at(10_000), {"event": -2}) is None
+        settled += [e.payload["event"] for e in join.advance(model)]
+    return settled
+
+
+def accounted(index, result, expired):
+    """The event indices the outcome of event ``index`` settles."""
+    settled = [e.payload["event"] for e in expired]
+    if isinstance(result, Match):
+        settled += [result.prediction["event"], result.label["event"]]
+    elif isinstance(result, AlreadyLabelled):
+        settled.append(result.payload["event"])
+    elif result == "repeated":
+        settled.append(index)
+    return settled
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, retentions, bounds)
+def test_every_event_is_accounted_exactly_once(stream, retention, max_entries):
+    join = LabelJoin(retention, max_entries=max_entries)
+    settled: list[int] = []
+    for index, event in enumerate(stream):
+        settled += accounted(index, *feed(join, index, event))
+        assert len(join) <= max_entries
+    settled += finish(join)
+    assert sorted(e for e in settled if e >= 0) == list(range(len(stream)))
+    # the four ends stay pending, unless the bound evicted some of them
+    assert join.pending_predictions + settled.count(-1) == 2
+    assert join.pending_labels + settled.count(-2) == 2
+    assert len(join) == min(4, max_entries)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, retentions, bounds, st.data())
+def test_a_join_rebuilt_from_a_copy_of_its_store_continues_identically(
+    stream, retention, max_entries, data
+):
+    split = data.draw(st.integers(min_value=0, max_value=len(stream)))
+    join = LabelJoin(retention, max_entries=max_entries)
+    for index, event in enumerate(stream[:split]):
+        feed(join, index, event)
+    rebuilt = LabelJoin(retention, store=dict(join.store), max_entries=max_entries)
+    rebuilt.rebuild()
+    for index, event in enumerate(stream[split:], start=split):
+        assert feed(rebuilt, index, event) == feed(join, index, event)
+        assert (rebuilt.pending_predictions, rebuilt.pending_labels, len(rebuilt)) == (
+            join.pending_predictions,
+            join.pending_labels,
+            len(join),
+        )
+    assert rebuilt.store == join.store
+    assert [rebuilt.watermark(m) for m in "ab"] == [join.watermark(m) for m in "ab"]
+    assert finish(rebuilt) == finish(join)
+    assert rebuilt.store == join.store
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, retentions, st.integers(min_value=1, max_value=4))
+def test_a_bounded_join_is_an_unbounded_one_until_the_bound_forces_an_eviction(
+    stream, retention, max_entries
+):
+    tight = LabelJoin(retention, max_entries=max_entries)
+    roomy = LabelJoin(retention)
+    for index, (side, model, prediction_id, second) in enumerate(stream):
+        arrive = "predicted" if side is Side.PREDICTION else "labelled"
+        args = (model, prediction_id, at(second), {"event": index})
+        result = getattr(tight, arrive)(*args)
+        assert result == getattr(roomy, arrive)(*args)
+        forced = len(roomy) > max_entries
+        expired, roomy_expired = tight.advance(model), roomy.advance(model)
+        evicted = [e for e in expired if e.evicted]
+        if evicted or len(tight) != len(roomy):
+            # forced, and early: one entry (a marker goes silently) that the unbounded join keeps
+            assert forced
+            assert len(roomy) == len(tight) + 1
+            assert len(evicted) <= 1
+            assert not {e.payload["event"] for e in evicted} & {
+                e.payload["event"] for e in roomy_expired
+            }
+            return
+        assert expired == roomy_expired
+        assert len(tight) == len(roomy) <= max_entries
