@@ -234,11 +234,18 @@ class ModelMonitor:
             self._start(self._warmup_reference(columns))
 
     def _warmup_reference(self, columns: dict[str, list[object]]) -> ReferenceProfile:
-        profile = build_reference(
-            self.spec,
-            {n: column for n, column in columns.items() if n not in (PREDICTION, UNCERTAINTY)},
-            source=f"warmup:{self._events} events",
-            ordered=True,
+        features = {n: c for n, c in columns.items() if n not in (PREDICTION, UNCERTAINTY)}
+        source = f"warmup:{self._events} events"
+        profile = (
+            build_reference(self.spec, features, source=source, ordered=True)
+            if features
+            else ReferenceProfile(  # a model without monitored features
+                model_id=self.spec.model_id,
+                model_version=self.spec.model_version,
+                source=source,
+                event_count=self._events,
+                features={},
+            )
         )
         sketches: dict[str, NumericSketch | CategoricalCounts] = dict(profile.features)
         predictions = [v for v in columns[PREDICTION] if v is not None]

@@ -280,3 +280,19 @@ def test_a_regressor_is_watched_by_its_interval_width():
         )
         drifts += found.drifts
     assert [d.subject for d in drifts] == [UNCERTAINTY]
+
+
+def test_a_model_without_features_is_watched_by_its_predictions_alone():
+    classifier = ModelSpec(
+        model_id="m", model_version="1", task="classification", classes=["a", "b"], features=[]
+    )
+    monitor = ModelMonitor(classifier)
+    rng = random.Random(2)
+    found = []
+    for i in range(4_000):
+        share = 0.5 if i < 3_000 else 0.8
+        label = "a" if rng.random() < share else "b"
+        found += monitor.update(event(None, i, prediction=label)).drifts
+    assert not monitor.warming_up
+    assert [finding.subject for finding in found] == [PREDICTION]
+    assert int(found[0].event_id.removeprefix("e")) >= 3_000
