@@ -1,0 +1,188 @@
+"""Realized and estimated performance of one model version, without Kafka."""
+
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from driftline.monitors.performance import PerformanceMonitor, PredictionRecord
+from driftline.schemas import (
+    KafkaPosition,
+    ModelSpec,
+    PerformanceBasis,
+    PredictionEvent,
+    ReportStage,
+)
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def binary_spec(**performance: object) -> ModelSpec:
+    return ModelSpec(
+        model_id="m",
+        model_version="1",
+        task="classification",
+        classes=["no", "yes"],
+        features=[],
+        performance=performance,
+    )
+
+
+def prediction(i: int, p_yes: float) -> PredictionEvent:
+    return PredictionEvent(
+        model_id="m",
+        model_version="1",
+        event_id=f"e{i}",
+        event_time=START + timedelta(seconds=i),
+        prediction="yes" if p_yes >= 0.5 else "no",
+        probabilities={"yes": p_yes, "no": 1 - p_yes},
+    )
+
+
+def logistic_stream(
+    n: int, shift_at: int, seed: int, before: float = 1.5, after: float = 0.35
+) -> tuple[np.ndarray, np.ndarray]:
+    """A calibrated model's P(yes) and true labels; inputs crowd the boundary after ``shift_at``.
+
+    P(y | x) does not change (covariate shift): the model stays calibrated,
+    but more of its inputs are hard, so its accuracy falls.
+    """
+    rng = np.random.default_rng(seed)
+    spread = np.where(np.arange(n) < shift_at, before, after)
+    x = rng.normal(0.0, 1.0, n) * spread
+    p_yes = 1.0 / (1.0 + np.exp(-3.0 * x))
+    labels = rng.random(n) < p_yes
+    return p_yes, labels
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_estimated_accuracy_alerts_after_a_covariate_shift_before_labels_can_confirm_it(seed):
+    n, shift_at, delay, window = 20_000, 10_000, 4_000, 1_000
+    monitor = PerformanceMonitor(binary_spec(window=window))
+    p_yes, labels = logistic_stream(n, shift_at, seed)
+    waiting: deque[tuple[int, PredictionRecord]] = deque()
+    found = []
+    labelled_after_shift = []  # at each estimated alert
+    reports = []
+    for i in range(n):
+        record, result = monitor.predicted(prediction(i, float(p_yes[i])))
+        waiting.append((i, record))
+        while waiting and waiting[0][0] <= i - delay:
+            j, old = waiting.popleft()
+            label = "yes" if labels[j] else "no"
+            time = START + timedelta(seconds=i)
+            more = monitor.labelled(old, label, event_id=f"l{j}", label_time=time)
+            found += [(f, i) for f in more.findings]
+            reports += more.reports
+        for finding in result.findings:
+            found.append((finding, i))
+            labelled_after_shift.append(max(0, i - delay - shift_at))
+        reports += result.reports
+    estimated = [(f, i) for f, i in found if f.basis is PerformanceBasis.ESTIMATED]
+    assert len(estimated) == 1, [(f.basis, f.window, f.current) for f, _ in found]
+    finding, at = estimated[0]
+    assert shift_at < at <= shift_at + 2 * window
+    assert finding.current < finding.threshold < finding.reference
+    # No post-shift prediction had a label when the estimate raised the alarm.
+    assert labelled_after_shift == [0]
+    realized = [i for f, i in found if f.basis is PerformanceBasis.REALIZED]
+    assert all(i > at for i in realized)
+
+    settled = [r for r in reports if r.stage is ReportStage.SETTLED and r.estimated]
+    errors = [abs(r.estimation_error["accuracy"]) for r in settled]
+    assert len(settled) >= 10
+    assert float(np.mean(errors)) <= 0.03
+    before = [
+        r.realized["accuracy"]
+        for r in settled
+        if r.last_event_time < START + timedelta(seconds=shift_at)
+    ]
+    after = [
+        r.realized["accuracy"]
+        for r in settled
+        if r.first_event_time >= START + timedelta(seconds=shift_at)
+    ]
+    assert min(before) - max(after) > 0.1, "the shift must cost real accuracy"
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_stationary_calibrated_classifier_raises_no_performance_alert(seed):
+    monitor = PerformanceMonitor(binary_spec(window=500))
+    p_yes, labels = logistic_stream(30_000, 10**9, seed)
+    found = []
+    for i in range(len(p_yes)):
+        record, result = monitor.predicted(prediction(i, float(p_yes[i])))
+        found += result.findings
+        label = "yes" if labels[i] else "no"
+        found += monitor.labelled(
+            record, label, event_id=f"l{i}", label_time=record.event_time
+        ).findings
+    assert monitor.reference_ready
+    assert found == []
+
+
+def test_a_regressors_absolute_error_rising_raises_a_realized_alert():
+    spec = ModelSpec(model_id="m", model_version="1", task="regression", features=[])
+    monitor = PerformanceMonitor(spec)
+    rng = np.random.default_rng(8)
+    found = []
+    for i in range(8_000):
+        truth = float(rng.normal())
+        noise = rng.normal(0.0, 1.0 if i < 5_000 else 2.0)
+        event = PredictionEvent(
+            model_id="m",
+            model_version="1",
+            event_id=f"e{i}",
+            event_time=START + timedelta(seconds=i),
+            prediction=truth + float(noise),
+        )
+        record, _ = monitor.predicted(event)
+        found += monitor.labelled(
+            record, truth, event_id=f"l{i}", label_time=event.event_time
+        ).findings
+    [finding] = found
+    assert (finding.basis, finding.metric) == (PerformanceBasis.REALIZED, "mae")
+    assert int(finding.event_id.removeprefix("l")) >= 5_000
+    assert finding.current > finding.reference
+
+
+def test_a_window_is_reported_closed_then_settled_with_its_coverage_and_delays():
+    monitor = PerformanceMonitor(binary_spec(window=50, reference_labels=100))
+    records = []
+    for i in range(50):
+        record, result = monitor.predicted(prediction(i, 0.8))
+        records.append(record)
+    [closed] = result.reports
+    assert (closed.stage, closed.window, closed.predictions, closed.labelled) == (
+        ReportStage.CLOSED,
+        0,
+        50,
+        0,
+    )
+    assert closed.uncertainty["margin_mean"] == pytest.approx(0.6)
+    for k, record in enumerate(records[:40]):
+        time = record.event_time + timedelta(seconds=k % 7)
+        settled = monitor.labelled(record, "yes", event_id=f"l{k}", label_time=time).reports
+        assert settled == []
+    for record in records[40:49]:
+        assert monitor.unlabelled(record).reports == []
+    [report] = monitor.unlabelled(records[49]).reports
+    assert (report.stage, report.labelled, report.expired) == (ReportStage.SETTLED, 40, 10)
+    assert report.label_coverage == pytest.approx(0.8)
+    delays = [k % 7 for k in range(40)]
+    assert report.label_delay_seconds["max"] == max(delays)
+    assert report.label_delay_seconds["mean"] == pytest.approx(sum(delays) / 40)
+    assert report.realized["accuracy"] == 1.0
+    assert monitor.label_coverage == pytest.approx(0.8)
+
+
+def test_a_prediction_record_survives_its_json_payload():
+    record = PredictionRecord(
+        window=3,
+        event_time=START,
+        prediction="yes",
+        probabilities={"yes": 0.7, "no": 0.3},
+        position=KafkaPosition(topic="t", partition=1, offset=9),
+    )
+    assert PredictionRecord.from_payload(record.to_payload()) == record

@@ -1,0 +1,55 @@
+"""River's metrics as driftline reports them, checked against direct computation."""
+
+import numpy as np
+import pytest
+
+from driftline.monitors.window_metrics import RealizedMetrics, UncertaintySummary
+
+
+def test_binary_metrics_match_their_definitions():
+    rng = np.random.default_rng(3)
+    p_yes = rng.random(2_000)
+    truth = rng.random(2_000) < p_yes
+    predicted = p_yes >= 0.5
+    metrics = RealizedMetrics(classes=["no", "yes"], positive_class="yes")
+    for p, t, q in zip(p_yes, truth, predicted, strict=True):
+        metrics.update("yes" if t else "no", "yes" if q else "no", {"yes": p, "no": 1 - p})
+    values = metrics.values()
+    tp = int(np.sum(truth & predicted))
+    fp = int(np.sum(~truth & predicted))
+    fn = int(np.sum(truth & ~predicted))
+    assert values["accuracy"] == pytest.approx(np.mean(truth == predicted))
+    assert values["precision"] == pytest.approx(tp / (tp + fp))
+    assert values["recall"] == pytest.approx(tp / (tp + fn))
+    assert values["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    log_loss = -np.mean(np.where(truth, np.log(p_yes), np.log(1 - p_yes)))
+    assert values["log_loss"] == pytest.approx(log_loss)
+    assert 0.6 < values["roc_auc"] < 0.95  # River's ROC AUC is approximate
+
+
+def test_regression_metrics_and_an_empty_window():
+    metrics = RealizedMetrics(classes=None)
+    assert metrics.values() == {}
+    for label, prediction in [(1.0, 2.0), (0.0, -3.0), (2.0, 2.0)]:
+        metrics.update(label, prediction)
+    assert metrics.values() == pytest.approx({"mae": 4 / 3, "rmse": (10 / 3) ** 0.5})
+
+
+def test_multiclass_metrics_are_macro_averages_and_cross_entropy():
+    metrics = RealizedMetrics(classes=["a", "b", "c"])
+    metrics.update("a", "a", {"a": 0.5, "b": 0.25, "c": 0.25})
+    metrics.update("b", "c", {"a": 0.25, "b": 0.25, "c": 0.5})
+    values = metrics.values()
+    assert values["accuracy"] == 0.5
+    assert values["log_loss"] == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 2)
+    assert "roc_auc" not in values
+
+
+def test_uncertainty_summary_means_and_quantiles():
+    summary = UncertaintySummary()
+    for value in np.linspace(0.0, 1.0, 1_001):
+        summary.update({"margin": float(value)})
+    values = summary.values()
+    assert values["margin_mean"] == pytest.approx(0.5)
+    assert values["margin_p10"] == pytest.approx(0.1, abs=0.02)
+    assert values["margin_p90"] == pytest.approx(0.9, abs=0.02)
