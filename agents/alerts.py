@@ -4,8 +4,18 @@ import hashlib
 from datetime import datetime
 
 from driftline.monitors.model import UNCERTAINTY, DriftFinding
+from driftline.monitors.performance import PerformanceFinding
 from driftline.monitors.quality import QualityFinding
-from driftline.schemas import Alert, AlertKind, DataQualityEvidence, DriftEvidence, KafkaPosition
+from driftline.schemas import (
+    Alert,
+    AlertKind,
+    DataQualityEvidence,
+    DriftEvidence,
+    KafkaPosition,
+    PerformanceBasis,
+    PerformanceEvidence,
+    Severity,
+)
 
 
 def alert_id(kind: AlertKind, model_id: str, model_version: str, *subject: str) -> str:
@@ -117,6 +127,59 @@ def quality_alert(
         ),
         event_id=event_id,
         event_time=event_time,
+        evidence=evidence,
+        source=source,
+    )
+
+
+def performance_alert(
+    model_id: str, model_version: str, finding: PerformanceFinding, source: KafkaPosition | None
+) -> Alert:
+    """The alert for a fall in performance: realized on labels, or estimated before them.
+
+    A realized fall is critical (labels confirm it); an estimated one is a
+    warning that labels have yet to confirm.
+    """
+    realized = finding.basis is PerformanceBasis.REALIZED
+    kind = AlertKind.PERFORMANCE if realized else AlertKind.ESTIMATED_PERFORMANCE
+    evidence = PerformanceEvidence(
+        basis=finding.basis,
+        metric=finding.metric,
+        reference=finding.reference,
+        current=finding.current,
+        test=finding.test,
+        statistic=finding.statistic,
+        threshold=finding.threshold,
+        expected_events_between_false_alarms=finding.arl,
+        observations=finding.observations,
+        change_observation=finding.change_observation,
+        change_event_time=finding.change_event_time,
+        change_positions=[] if finding.change_position is None else [finding.change_position],
+    )
+    since = f" since {finding.change_event_time.isoformat()}" if finding.change_event_time else ""
+    if realized:
+        what = (
+            f"{finding.metric.replace('_', ' ')} {finding.reference:.3g} -> "
+            f"{finding.current:.3g}{since} on labels ({finding.test} "
+            f"{finding.statistic:.1f} over {finding.threshold:.1f})"
+        )
+        anchor = str(finding.change_observation)
+    else:
+        what = (
+            f"estimated {finding.metric} {finding.current:.1%} in window {finding.window}, "
+            f"under the floor {finding.threshold:.1%} (reference {finding.reference:.1%}); "
+            "labels have yet to confirm it"
+        )
+        anchor = str(finding.window)
+    return Alert(
+        alert_id=alert_id(kind, model_id, model_version, finding.metric, anchor),
+        kind=kind,
+        severity=Severity.CRITICAL if realized else Severity.WARNING,
+        model_id=model_id,
+        model_version=model_version,
+        summary=f"performance: {what}",
+        event_id=finding.event_id,
+        event_time=finding.event_time,
         evidence=evidence,
         source=source,
     )

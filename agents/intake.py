@@ -10,11 +10,14 @@ three counts: processed, dead-lettered (with a reason) or duplicate.
 
 import logging
 from collections import Counter
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from driftline.agents.alerts import drift_alert, quality_alert
+from driftline.agents.counters import TopicCounters
+from driftline.agents.labelling import LabelDesk, LabelMessage
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import (
     ModelKey,
@@ -81,22 +84,6 @@ class Decoded:
 
 
 @dataclass
-class TopicCounters:
-    """What became of the messages consumed from one topic."""
-
-    consumed: int = 0
-    processed: int = 0
-    dead_lettered: int = 0
-    duplicates: int = 0
-    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def accounted(self) -> int:
-        """Messages with an outcome; equals ``consumed`` between messages."""
-        return self.processed + self.dead_lettered + self.duplicates
-
-
-@dataclass
 class IntakeCounters:
     """Counts per input topic, and alerts raised by kind."""
 
@@ -104,7 +91,6 @@ class IntakeCounters:
         default_factory=lambda: {topic: TopicCounters() for topic in InputTopic}
     )
     alerts: Counter[str] = field(default_factory=Counter)
-    labels_matched: int = 0
 
 
 class Intake:
@@ -117,10 +103,24 @@ class Intake:
     changes, so they always check against the current spec.
     """
 
-    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        *,
+        label_store: MutableMapping[str, bytes] | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.counters = IntakeCounters()
+        self.labels = LabelDesk(
+            settings,
+            registry,
+            self.counters.topics[InputTopic.LABELS],
+            dead_letter=self._label_dead_letter,
+            alert=self._alert,
+            store=label_store,
+        )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
         self._max_future = timedelta(seconds=settings.max_future_seconds)
@@ -203,6 +203,10 @@ class Intake:
             for finding in findings.quality
         ]
         self.counters.topics[message.topic].processed += 1
+        if isinstance(event, PredictionEvent) and (
+            event.prediction is not None or event.probabilities
+        ):
+            outputs += self.labels.prediction(spec, event, message.source)
         return outputs
 
     @property
@@ -212,6 +216,7 @@ class Intake:
 
     def forget(self, model: ModelKey) -> None:
         """Drop the state of a model version whose spec changed or went away."""
+        self.labels.forget(model)
         if self._monitors.pop(model, None) is not None:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
@@ -222,24 +227,7 @@ class Intake:
         arrival = self._arrive(message, label)
         if arrival is not None:
             return arrival
-        predictions = self._recent.get((InputTopic.PREDICTIONS, label.model_id))
-        if predictions is None or predictions.event_time_of(label.prediction_id) is None:
-            window = timedelta(seconds=self.settings.duplicate_window_seconds)
-            return [
-                self._dead_letter(
-                    message,
-                    Rejection(
-                        DeadLetterReason.UNKNOWN_PREDICTION,
-                        f"no prediction {label.prediction_id!r} of model {label.model_id} was "
-                        f"seen within the last {window} of event time; publish each label "
-                        "after its prediction, on the same model id key",
-                        field_path="prediction_id",
-                    ),
-                )
-            ]
-        self.counters.labels_matched += 1
-        self.counters.topics[message.topic].processed += 1
-        return []
+        return self.labels.label(label, LabelMessage(message.value, message.key, message.source))
 
     def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
         """None for a new event; otherwise what a duplicate or late event leads to."""
@@ -338,6 +326,22 @@ class Intake:
             alert.summary,
         )
         return Output(Destination.ALERTS, alert.model_id.encode("utf-8"), encode(alert))
+
+    def failed(self, message: InputMessage, error: Exception) -> Output:
+        """The dead letter of a message the worker failed on, so it is never lost.
+
+        Only a bug gets here: bad input is dead-lettered by its own reason.
+        """
+        rejection = Rejection(
+            DeadLetterReason.PROCESSING_ERROR,
+            f"the worker failed on this message ({type(error).__name__}: {error}); this is a "
+            "bug in driftline, please report it with this dead letter",
+        )
+        return self._dead_letter(message, rejection)
+
+    def _label_dead_letter(self, message: LabelMessage, rejection: Rejection) -> Output:
+        as_input = InputMessage(InputTopic.LABELS, message.value, message.key, message.source)
+        return self._dead_letter(as_input, rejection)
 
     def _dead_letter(self, message: InputMessage, rejection: Rejection) -> Output:
         letter = dead_letter(rejection, value=message.value, key=message.key, source=message.source)

@@ -8,6 +8,7 @@ class Destination(StrEnum):
     """Which output topic a message goes to."""
 
     ALERTS = "alerts"
+    PERFORMANCE = "performance"
     DEAD_LETTERS = "dead_letters"
 
 

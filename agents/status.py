@@ -8,6 +8,7 @@ dead-lettered or counted as a duplicate.
 
 from typing import Any
 
+import numpy as np
 from faust.web import Request, Response, View
 
 from driftline.agents.wiring import Monitoring
@@ -23,14 +24,45 @@ def status_report(monitoring: Monitoring) -> dict[str, Any]:
                 "processed": counts.processed,
                 "dead_lettered": counts.dead_lettered,
                 "duplicates": counts.duplicates,
+                "waiting": counts.waiting,
                 "dead_letter_reasons": dict(sorted(counts.dead_letter_reasons.items())),
             }
             for topic, counts in counters.topics.items()
         },
         "alerts": dict(sorted(counters.alerts.items())),
-        "labels_matched": counters.labels_matched,
+        "labels": {
+            "orphaned": monitoring.intake.labels.counts.orphaned,
+            "predictions_unlabelled": monitoring.intake.labels.counts.predictions_unlabelled,
+            "waiting_in_join": len(monitoring.intake.labels.join),
+        },
+        "performance": [
+            {
+                "model_id": model_id,
+                "model_version": version,
+                "predictions": monitor.predictions,
+                "labelled": monitor.labelled_predictions,
+                "label_coverage": monitor.label_coverage,
+                "label_delay_seconds": delay_quantiles(monitor.label_delays),
+                "reference_ready": monitor.reference_ready,
+                "estimated": monitor.last_estimate,
+                "realized": monitor.last_realized,
+            }
+            for (model_id, version), monitor in sorted(monitoring.intake.labels.monitors.items())
+        ],
         "models_registered": len(monitoring.registry),
         "models_monitored": monitoring.intake.monitor_count,
+    }
+
+
+def delay_quantiles(delays: list[float]) -> dict[str, float]:
+    """Median, 90th percentile and largest of some label delays; empty without any."""
+    if not delays:
+        return {}
+    values = np.asarray(delays, dtype=np.float64)
+    return {
+        "p50": float(np.quantile(values, 0.5)),
+        "p90": float(np.quantile(values, 0.9)),
+        "max": float(values.max()),
     }
 
 

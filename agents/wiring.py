@@ -16,6 +16,7 @@ from faust.types import StreamT, TopicT
 from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination
 from driftline.agents.registry import ModelRegistry, RegistryFollower
+from driftline.agents.tables import TableStore, label_join_table
 from driftline.schemas import KafkaPosition
 from driftline.streams import DriftlineApp
 from driftline.streams.sending import send_until_accepted
@@ -35,8 +36,9 @@ class Monitoring:
 def register_agents(dapp: DriftlineApp) -> Monitoring:
     """Declare the registry follower and one agent per input topic on the app."""
     registry = ModelRegistry()
+    table = label_join_table(dapp)
     monitoring = Monitoring(
-        intake=Intake(dapp.settings, registry),
+        intake=Intake(dapp.settings, registry, label_store=TableStore(table)),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
     )
@@ -53,6 +55,11 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
                 log.exception("reading the registry topic failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
 
+    @table.on_recover  # type: ignore[untyped-decorator]
+    async def rebuild_label_join() -> None:
+        # The table holds what was waiting; the join's indexes are rebuilt from it.
+        monitoring.intake.labels.join.rebuild()
+
     inputs = {
         InputTopic.PREDICTIONS: dapp.predictions,
         InputTopic.FEATURES: dapp.features,
@@ -68,7 +75,11 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
 def _register_input_agent(
     dapp: DriftlineApp, topic: InputTopic, channel: TopicT, monitoring: Monitoring
 ) -> None:
-    outputs_to = {Destination.ALERTS: dapp.alerts, Destination.DEAD_LETTERS: dapp.dead_letters}
+    outputs_to = {
+        Destination.ALERTS: dapp.alerts,
+        Destination.PERFORMANCE: dapp.performance,
+        Destination.DEAD_LETTERS: dapp.dead_letters,
+    }
     timeout = dapp.settings.send_timeout_seconds
     intake, follower = monitoring.intake, monitoring.follower
 
@@ -84,13 +95,20 @@ def _register_input_agent(
                 ),
                 timestamp=record.timestamp,
             )
-            decoded = intake.read(message)
-            if isinstance(decoded, Decoded):
-                if not intake.knows_model_of(decoded):
-                    await follower.sync(published_before=message.timestamp)
-                outputs = intake.process(decoded)
-            else:
-                outputs = decoded
+            try:
+                decoded = intake.read(message)
+                if isinstance(decoded, Decoded):
+                    if not intake.knows_model_of(decoded):
+                        await follower.sync(published_before=message.timestamp)
+                    outputs = intake.process(decoded)
+                else:
+                    outputs = decoded
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # A bug must not kill the agent nor lose the message: dead-letter it.
+                log.exception("failed on %s", message.source)
+                outputs = [intake.failed(message, error)]
             for output in outputs:
                 await send_until_accepted(
                     outputs_to[output.destination], output.key, output.value, timeout=timeout

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 import faust
 from kafka.errors import KafkaError
 
+from driftline.agents.metrics import register_metrics_page
 from driftline.agents.status import register_status_page
 from driftline.agents.wiring import Monitoring, register_agents
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
@@ -23,6 +24,7 @@ def build_worker_app(settings: Settings) -> tuple[DriftlineApp, Monitoring]:
     dapp = create_app(settings)
     monitoring = register_agents(dapp)
     register_status_page(dapp.app, monitoring)
+    register_metrics_page(dapp.app, monitoring)
     return dapp, monitoring
 
 

@@ -301,13 +301,17 @@ def replay(
     dead_letters: Annotated[
         bool, typer.Option(help="Also print every event the worker would refuse, and why.")
     ] = False,
+    reports: Annotated[
+        bool,
+        typer.Option(help="Also print the performance report of every window (as JSON)."),
+    ] = False,
 ) -> None:
     """Run recorded events through the worker's checks offline; print every alert it would raise.
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
     """
     from driftline.replay import Replay
-    from driftline.schemas import Alert, ReferenceProfile
+    from driftline.schemas import Alert, DeadLetter, ReferenceProfile
     from driftline.specfiles import SpecFileError, load_spec_files
 
     try:
@@ -323,6 +327,9 @@ def replay(
         for output in run.feed_file(events):
             if isinstance(output, Alert):
                 typer.echo(output.model_dump_json() if as_json else _alert_line(output))
+            elif not isinstance(output, DeadLetter):
+                if reports:
+                    typer.echo(output.model_dump_json())
             elif dead_letters:
                 typer.echo(
                     output.model_dump_json()

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
 from driftline.client import AlertSubscriber, Publisher
 from driftline.schemas import Alert, DataQualityEvidence, DriftEvidence, RetrainTrigger
 from driftline.simulate import simulated_model_spec, simulated_predictions
@@ -94,7 +97,9 @@ def run_demo(
                         f"from event #{events * 3 // 4 + 1}"
                     )
                     _publish(settings, events=events, rate=rate, shift=shift, seed=seed)
-                    say(f"all events published; watching for alerts for {linger:g} s more ...")
+                    say("all events published; waiting for the worker to catch up ...")
+                    _wait_until_consumed(settings, timeout=120.0)
+                    say(f"watching for alerts for {linger:g} s more ...")
                     time.sleep(linger)
                 except KeyboardInterrupt:
                     say("interrupted; stopping ...")
@@ -106,6 +111,35 @@ def run_demo(
                         say(f"the worker exited with code {code}; its log:\n{worker.log_text()}")
         say(f"done: {len(alerts)} alert(s) received; broker and worker stopped")
     return alerts
+
+
+def _wait_until_consumed(settings: Settings, *, timeout: float) -> None:
+    """Wait until the worker group has committed every prediction published, or ``timeout``.
+
+    A slow machine then shows every alert instead of cutting the demo short.
+    """
+    deadline = time.monotonic() + timeout
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        partitions = [
+            TopicPartition(settings.predictions_topic, p)
+            for p in consumer.partitions_for_topic(settings.predictions_topic) or ()
+        ]
+        ends = consumer.end_offsets(partitions)
+        while time.monotonic() < deadline:
+            try:
+                committed = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
+            except KafkaError:
+                committed = {}
+            if all(
+                tp in committed and committed[tp].offset >= end for tp, end in ends.items() if end
+            ):
+                return
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+        admin.close()
 
 
 def _publish(settings: Settings, *, events: int, rate: float, shift: float, seed: int) -> None:

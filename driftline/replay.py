@@ -9,10 +9,18 @@ runs as in the worker, so the answers are the worker's, alert ids included.
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from driftline.agents.intake import InputMessage, InputTopic, Intake, TopicCounters
+from driftline.agents.counters import TopicCounters
+from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
-from driftline.schemas import Alert, DeadLetter, KafkaPosition, ModelSpec, ReferenceProfile
+from driftline.schemas import (
+    Alert,
+    DeadLetter,
+    KafkaPosition,
+    ModelSpec,
+    PerformanceReport,
+    ReferenceProfile,
+)
 from driftline.streams.settings import Settings
 
 
@@ -23,8 +31,9 @@ class Replay:
     >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
     >>> lines = (event.model_dump_json().encode() for event in events)
     >>> run = Replay([simulated_model_spec()])
-    >>> for alert in run.feed(lines):
-    ...     print(alert.feature, alert.event_id)
+    >>> for output in run.feed(lines):
+    ...     if isinstance(output, Alert):
+    ...         print(output.feature, output.event_id)
     x demo-model-1-3042
     (prediction) demo-model-1-3051
     (multivariate) demo-model-1-3069
@@ -57,7 +66,7 @@ class Replay:
         *,
         source: str = "replay",
         topic: InputTopic = InputTopic.PREDICTIONS,
-    ) -> Iterator[Alert | DeadLetter]:
+    ) -> Iterator[Alert | DeadLetter | PerformanceReport]:
         """Feed events, one JSON document per line; yield what the worker would send.
 
         Line ``n`` (from 0) stands at offset ``n`` of partition 0 of
@@ -78,10 +87,12 @@ class Replay:
             for output in self.intake.handle(message):
                 if output.destination is Destination.ALERTS:
                     yield Alert.model_validate_json(output.value)
+                elif output.destination is Destination.PERFORMANCE:
+                    yield PerformanceReport.model_validate_json(output.value)
                 else:
                     yield DeadLetter.model_validate_json(output.value)
 
-    def feed_file(self, path: Path) -> Iterator[Alert | DeadLetter]:
+    def feed_file(self, path: Path) -> Iterator[Alert | DeadLetter | PerformanceReport]:
         """:meth:`feed` over the lines of a JSON Lines file of prediction events."""
         with path.open("rb") as lines:
             yield from self.feed(lines, source=path.name)

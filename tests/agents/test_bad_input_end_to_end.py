@@ -21,7 +21,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka_helpers import read_all
 
-from driftline.schemas import Alert, DeadLetter
+from driftline.schemas import Alert, DeadLetter, LabelEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
@@ -176,7 +176,7 @@ def bad_cases(round_: int) -> list[BadCase]:
             "unsupported_schema_version",
         ),
         BadCase(
-            "label for an unknown prediction",
+            "label for a prediction never sent (an orphan once the label retention passes)",
             "labels_topic",
             encoded(
                 {
@@ -187,7 +187,7 @@ def bad_cases(round_: int) -> list[BadCase]:
                     "label": 1.0,
                 }
             ),
-            "unknown_prediction",
+            "orphan_label",
         ),
         BadCase(
             "invalid model spec",
@@ -228,7 +228,11 @@ def wait_for_status(
             report = status(settings)
         except OSError:
             report = {}
-        if report and all(report["topics"][t]["consumed"] >= n for t, n in produced.items()):
+        if (
+            report
+            and all(report["topics"][t]["consumed"] >= n for t, n in produced.items())
+            and report["topics"]["labels"]["waiting"] == 0
+        ):
             return report
         time.sleep(0.5)
     raise AssertionError(f"the worker did not consume everything: {report}\n{worker.log_text()}")
@@ -238,7 +242,12 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_drift_is_still_f
     worker_settings: Settings, tmp_path: Path
 ):
     settings = worker_settings.model_copy(
-        update={"max_message_bytes": MAX_BYTES, "web_enabled": True, "web_port": free_port()}
+        update={
+            "max_message_bytes": MAX_BYTES,
+            "web_enabled": True,
+            "web_port": free_port(),
+            "label_retention_seconds": 60.0,
+        }
     )
     ensure_topics(settings)
     producer = KafkaProducer(
@@ -283,6 +292,17 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_drift_is_still_f
                 )
                 duplicates_sent += 1
                 round_ += 1
+        # A label for the last prediction moves the labels' event time past the retention
+        # of the orphans, so they are dead-lettered.
+        last = stream[-1]
+        label = LabelEvent(
+            model_id=MODEL,
+            event_id="label-last",
+            prediction_id=last.event_id,
+            event_time=last.event_time,
+            label=1.0,
+        )
+        send("labels_topic", MODEL.encode(), label.model_dump_json().encode())
         producer.flush()
         producer.close()
         report = wait_for_status(settings, worker, produced)
@@ -293,7 +313,8 @@ def test_every_bad_message_is_dead_lettered_with_its_reason_and_drift_is_still_f
     for name, count in produced.items():
         counts = report["topics"][name]
         assert counts["consumed"] == count
-        assert counts["processed"] + counts["dead_lettered"] + counts["duplicates"] == count, name
+        outcomes = counts["processed"] + counts["dead_lettered"] + counts["duplicates"]
+        assert outcomes + counts["waiting"] == count, name
     assert report["topics"]["predictions"]["duplicates"] == duplicates_sent
 
     letters = [

@@ -146,25 +146,65 @@ def test_an_event_time_far_after_the_kafka_timestamp_is_refused():
     assert (letter.reason.value, letter.field_path) == ("future_event_time", "event_time")
 
 
-def test_labels_are_matched_to_predictions_seen_and_refused_otherwise():
+def label_event(
+    prediction_id: str, *, model_id: str = "demo-model", label: str | float = 0.5, hours: float = 1
+) -> LabelEvent:
+    return LabelEvent(
+        model_id=model_id,
+        event_id=f"label-{prediction_id}-{model_id}-{label}",
+        prediction_id=prediction_id,
+        event_time=START + timedelta(hours=hours),
+        label=label,
+    )
+
+
+def test_labels_join_their_predictions_and_the_rest_are_dead_lettered_with_a_reason():
+    intake = intake_with(SPEC, label_retention_seconds=7_200)
+    feed(intake, InputTopic.PREDICTIONS, [prediction(0)])
+    outputs = feed(
+        intake,
+        InputTopic.LABELS,
+        [
+            label_event("e0"),
+            label_event("nope"),
+            label_event("e0", model_id="other"),
+            label_event("e0", label=0.7),
+        ],
+    )
+    assert [(x.reason.value, x.field_path) for x in letters(outputs)] == [
+        ("unknown_model", "model_id"),
+        ("already_labelled", "prediction_id"),
+    ]
+    labels = intake.counters.topics[InputTopic.LABELS]
+    assert (labels.processed, labels.waiting) == (1, 1)
+    # The label for "nope" waits until both predictions and labels pass it by the retention.
+    later = feed(intake, InputTopic.PREDICTIONS, [prediction(4 * 3_600)], start=1)
+    assert not letters(later)
+    later = feed(intake, InputTopic.LABELS, [label_event("e14400", hours=4)], start=4)
+    [orphan] = letters(later)
+    assert (orphan.reason.value, orphan.source.offset) == ("orphan_label", 1)
+    assert base64.b64decode(orphan.original or "") == label_event("nope").model_dump_json().encode()
+    assert (labels.processed, labels.waiting, labels.dead_lettered) == (2, 0, 3)
+    assert labels.accounted == labels.consumed
+
+
+def test_a_label_may_arrive_before_its_prediction():
+    intake = intake_with(SPEC)
+    assert not feed(intake, InputTopic.LABELS, [label_event("e5", hours=0)])
+    labels = intake.counters.topics[InputTopic.LABELS]
+    assert (labels.processed, labels.waiting) == (0, 1)
+    feed(intake, InputTopic.PREDICTIONS, [prediction(5)])
+    assert (labels.processed, labels.waiting) == (1, 0)
+    [monitor] = intake.labels.monitors.values()
+    assert monitor.labelled_predictions == 1
+
+
+def test_a_label_of_the_wrong_type_for_its_model_is_dead_lettered():
     intake = intake_with(SPEC)
     feed(intake, InputTopic.PREDICTIONS, [prediction(0)])
-
-    def label(prediction_id: str, model_id: str = "demo-model") -> LabelEvent:
-        return LabelEvent(
-            model_id=model_id,
-            event_id=f"label-{prediction_id}-{model_id}",
-            prediction_id=prediction_id,
-            event_time=START + timedelta(hours=1),
-            label=0.5,
-        )
-
-    outputs = feed(intake, InputTopic.LABELS, [label("e0"), label("nope"), label("e0", "other")])
-    assert [(x.reason.value, x.field_path) for x in letters(outputs)] == [
-        ("unknown_prediction", "prediction_id"),
-        ("unknown_model", "model_id"),
-    ]
-    assert intake.counters.labels_matched == 1
+    [letter] = letters(feed(intake, InputTopic.LABELS, [label_event("e0", label="yes")]))
+    assert (letter.reason.value, letter.field_path) == ("spec_violation", "label")
+    assert "regression model" in letter.message
 
 
 def test_feature_events_feed_the_same_monitor_as_inline_features():

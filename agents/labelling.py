@@ -1,0 +1,269 @@
+"""Labels joined to their predictions, and the performance monitors they feed.
+
+A label may land long after its prediction, or, when producers race, before
+it. :class:`LabelDesk` keeps whichever comes first waiting in the label
+join's store (a faust table in the worker, so a restarted or rebalanced
+worker goes on where the last one stopped) for ``label_retention_seconds`` of
+event time. A joined pair feeds the version's
+:class:`~driftline.monitors.performance.PerformanceMonitor`; a prediction
+still alone at the end of the retention counts as never labelled; a label
+still alone is dead-lettered as ``orphan_label`` with its original bytes.
+
+Every label message ends as processed (joined), dead-lettered, a duplicate,
+or waiting; a waiting one later becomes processed or dead-lettered.
+"""
+
+import base64
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from driftline.agents.alerts import performance_alert
+from driftline.agents.counters import TopicCounters
+from driftline.agents.outputs import Destination, Output
+from driftline.agents.registry import ModelKey, ModelRegistry
+from driftline.monitors.labels import AlreadyLabelled, Expired, LabelJoin, Match, Side
+from driftline.monitors.performance import (
+    PerformanceFindings,
+    PerformanceMonitor,
+    PredictionRecord,
+)
+from driftline.schemas import (
+    Alert,
+    DeadLetterReason,
+    KafkaPosition,
+    LabelEvent,
+    ModelSpec,
+    PredictionEvent,
+    TaskType,
+)
+from driftline.streams import Rejection, encode
+from driftline.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelMessage:
+    """A label message as received: enough to dead-letter it long after it arrived."""
+
+    value: bytes | None
+    key: bytes | None
+    source: KafkaPosition
+
+
+DeadLetterSink = Callable[[LabelMessage, Rejection], Output]
+"""Counts a label message as dead-lettered and returns its dead letter."""
+
+AlertSink = Callable[[Alert], Output]
+"""Counts an alert and returns its message."""
+
+
+@dataclass
+class LabelCounts:
+    """What the join saw beyond the labels topic's counts."""
+
+    orphaned: int = 0
+    predictions_unlabelled: int = 0
+
+
+class LabelDesk:
+    """Joins labels to predictions by id and feeds each version's performance monitor."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        counters: TopicCounters,
+        *,
+        dead_letter: DeadLetterSink,
+        alert: AlertSink,
+        store: MutableMapping[str, bytes] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.counts = LabelCounts()
+        self.counters = counters
+        self._dead_letter = dead_letter
+        self._alert = alert
+        self.join = LabelJoin(
+            timedelta(seconds=settings.label_retention_seconds),
+            store=store,
+            max_entries=settings.max_pending_labels,
+        )
+        self._monitors: dict[ModelKey, PerformanceMonitor] = {}
+
+    @property
+    def monitors(self) -> dict[ModelKey, PerformanceMonitor]:
+        """The performance monitor of each model version seen, by model and version."""
+        return self._monitors
+
+    def prediction(
+        self, spec: ModelSpec, event: PredictionEvent, position: KafkaPosition | None
+    ) -> list[Output]:
+        """Count a prediction, join it to a waiting label, and expire what waited too long."""
+        monitor = self._monitor(spec)
+        record, found = monitor.predicted(event, position)
+        outputs = self._outputs(spec, found)
+        payload = {"version": spec.model_version, **record.to_payload()}
+        joined = self.join.predicted(event.model_id, event.event_id, event.event_time, payload)
+        if joined is not None:
+            self.counters.waiting -= 1
+            outputs += self._joined(joined)
+        return outputs + self._expire(event.model_id)
+
+    def label(self, label: LabelEvent, message: LabelMessage) -> list[Output]:
+        """Join one new label (counted as processed, waiting or dead-lettered); the outputs."""
+        payload = {
+            "event_id": label.event_id,
+            "label": label.label,
+            "value": None if message.value is None else _b64(message.value),
+            "key": None if message.key is None else _b64(message.key),
+            "source": message.source.model_dump(mode="json"),
+        }
+        result = self.join.labelled(label.model_id, label.prediction_id, label.event_time, payload)
+        if isinstance(result, AlreadyLabelled):
+            rejection = Rejection(
+                DeadLetterReason.ALREADY_LABELLED,
+                f"prediction {label.prediction_id!r} of model {label.model_id} already has a "
+                "label; send one label per prediction (a correction needs the prediction "
+                "published again under a new event id)",
+                field_path="prediction_id",
+            )
+            return [self._dead_letter(message, rejection)]
+        if result is None:
+            self.counters.waiting += 1
+            return self._expire(label.model_id)
+        return self._joined(result) + self._expire(label.model_id)
+
+    def forget(self, model: ModelKey) -> None:
+        """Drop the performance state of a version whose spec changed or went away."""
+        self._monitors.pop(model, None)
+
+    # Joining and expiring.
+
+    def _joined(self, match: Match) -> list[Output]:
+        """Feed a joined pair to its version's monitor, unless the label does not fit."""
+        message = _label_message(match.label)
+        version = str(match.prediction["version"])
+        spec = self.registry.spec(match.model_id, version)
+        if spec is None:
+            rejection = Rejection(
+                DeadLetterReason.UNKNOWN_MODEL,
+                f"the prediction this label is for belongs to model {match.model_id} version "
+                f"{version}, which is no longer registered",
+                field_path="prediction_id",
+            )
+            return [self._dead_letter(message, rejection)]
+        misfit = label_violation(spec, match.label["label"])
+        if misfit is not None:
+            return [self._dead_letter(message, misfit)]
+        self.counters.processed += 1
+        record = PredictionRecord.from_payload(match.prediction)
+        found = self._monitor(spec).labelled(
+            record,
+            match.label["label"],
+            event_id=str(match.label["event_id"]),
+            label_time=match.label_time,
+        )
+        return self._outputs(spec, found, source=message.source)
+
+    def _expire(self, model_id: str) -> list[Output]:
+        outputs: list[Output] = []
+        for expired in self.join.advance(model_id):
+            if expired.side is Side.LABEL:
+                self.counters.waiting -= 1
+                self.counts.orphaned += 1
+                outputs.append(self._dead_letter(_label_message(expired.payload), _orphan(expired)))
+                continue
+            self.counts.predictions_unlabelled += 1
+            spec = self.registry.spec(expired.model_id, str(expired.payload["version"]))
+            if spec is None:
+                continue
+            record = PredictionRecord.from_payload(expired.payload)
+            outputs += self._outputs(spec, self._monitor(spec).unlabelled(record))
+        return outputs
+
+    # Monitors and outputs.
+
+    def _monitor(self, spec: ModelSpec) -> PerformanceMonitor:
+        key = (spec.model_id, spec.model_version)
+        monitor = self._monitors.get(key)
+        if monitor is None or monitor.spec != spec:
+            monitor = self._monitors[key] = PerformanceMonitor(spec)
+        return monitor
+
+    def _outputs(
+        self, spec: ModelSpec, found: PerformanceFindings, source: KafkaPosition | None = None
+    ) -> list[Output]:
+        outputs = [
+            self._alert(performance_alert(spec.model_id, spec.model_version, finding, source))
+            for finding in found.findings
+        ]
+        for report in found.reports:
+            outputs.append(
+                Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), encode(report))
+            )
+        return outputs
+
+
+def label_violation(spec: ModelSpec, label: Any) -> Rejection | None:
+    """Why a label does not fit its prediction's model, or None when it does."""
+    name = f"model {spec.model_id} version {spec.model_version}"
+    if spec.task is TaskType.REGRESSION:
+        if isinstance(label, float):
+            return None
+        return Rejection(
+            DeadLetterReason.SPEC_VIOLATION,
+            f"{name} is a regression model: its label must be a number, not {label!r}",
+            field_path="label",
+        )
+    if not isinstance(label, str):
+        return Rejection(
+            DeadLetterReason.SPEC_VIOLATION,
+            f"{name} is a classifier: its label must be a class (a string), not {label!r}",
+            field_path="label",
+        )
+    if spec.classes is not None and label not in spec.classes:
+        return Rejection(
+            DeadLetterReason.SPEC_VIOLATION,
+            f"{name} has the classes {', '.join(map(repr, spec.classes[:10]))}; "
+            f"the label is {label!r}",
+            field_path="label",
+        )
+    return None
+
+
+def _orphan(expired: Expired) -> Rejection:
+    when = (
+        "was pushed out early: too many labels and predictions were waiting"
+        if (expired.evicted)
+        else "found no prediction within the label retention"
+    )
+    return Rejection(
+        DeadLetterReason.ORPHAN_LABEL,
+        f"this label for prediction {expired.prediction_id!r} of model {expired.model_id} "
+        f"(event time {_iso(expired.event_time)}) {when}; publish the prediction with that "
+        "event_id on the predictions topic, keyed by model id, or raise "
+        "DRIFTLINE_LABEL_RETENTION_SECONDS (and DRIFTLINE_MAX_PENDING_LABELS)",
+        field_path="prediction_id",
+    )
+
+
+def _label_message(payload: dict[str, Any]) -> LabelMessage:
+    value, key = payload.get("value"), payload.get("key")
+    return LabelMessage(
+        value=None if value is None else base64.b64decode(value),
+        key=None if key is None else base64.b64decode(key),
+        source=KafkaPosition.model_validate(payload["source"]),
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _iso(time: datetime) -> str:
+    return time.isoformat()
