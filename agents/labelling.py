@@ -191,7 +191,7 @@ class LabelDesk:
     def _monitor(self, spec: ModelSpec) -> PerformanceMonitor:
         key = (spec.model_id, spec.model_version)
         monitor = self._monitors.get(key)
-        if monitor is None or monitor.spec != spec:
+        if monitor is None or monitor.spec is not spec:  # a new spec starts afresh
             monitor = self._monitors[key] = PerformanceMonitor(spec)
         return monitor
 

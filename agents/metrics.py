@@ -113,8 +113,6 @@ def register_metrics_page(app: Any, monitoring: Monitoring) -> CollectorRegistry
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics(web: View, request: Request) -> Response:
-        return web.bytes(
-            generate_latest(registry), content_type="text/plain; version=0.0.4"
-        )
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
     return registry
