@@ -31,6 +31,7 @@ from driftline.schemas.outputs import (
     DeadLetterReason,
     DistributionSummary,
     DriftEvidence,
+    GroupEvidence,
     KafkaPosition,
     PerformanceBasis,
     PerformanceEvidence,
@@ -44,11 +45,13 @@ from driftline.schemas.outputs import (
 )
 from driftline.schemas.reference import CategoricalCounts, NumericSketch, ReferenceProfile
 from driftline.schemas.registry import (
+    AlertPolicy,
     DriftPolicy,
     FeatureKind,
     FeatureSpec,
     ModelSpec,
     PerformancePolicy,
+    RetrainPolicy,
     TaskType,
     registry_key,
 )
@@ -70,6 +73,7 @@ __all__ = [
     "WIRE_MODELS",
     "Alert",
     "AlertKind",
+    "AlertPolicy",
     "AlertStatus",
     "CategoricalCounts",
     "DataQualityEvidence",
@@ -81,6 +85,7 @@ __all__ = [
     "FeatureEvent",
     "FeatureKind",
     "FeatureSpec",
+    "GroupEvidence",
     "KafkaPosition",
     "LabelEvent",
     "ModelSpec",
@@ -94,6 +99,7 @@ __all__ = [
     "QualityCheck",
     "ReferenceProfile",
     "ReportStage",
+    "RetrainPolicy",
     "RetrainTrigger",
     "Severity",
     "TaskType",

@@ -174,8 +174,27 @@ class PerformanceEvidence(WireModel):
     change_positions: list[KafkaPosition] = Field(default_factory=list)
 
 
+class GroupEvidence(WireModel):
+    """What a model-level alert groups: the alerts of subjects that drifted together.
+
+    ``members`` lists the alert ids of the per-subject alerts, in the order
+    they opened, and ``subjects`` their features (or ``(prediction)``,
+    ``(uncertainty)``, ``(multivariate)``); ``open_members`` those still
+    open. The change began at ``change_event_time``, the earliest of the
+    members', at ``change_positions`` on Kafka.
+    """
+
+    kind: Literal["group"] = "group"
+    members: list[str]
+    subjects: list[str]
+    open_members: list[str] = Field(default_factory=list)
+    change_event_time: AwareDatetime | None = None
+    change_positions: list[KafkaPosition] = Field(default_factory=list)
+
+
 Evidence = Annotated[
-    DriftEvidence | DataQualityEvidence | PerformanceEvidence, Field(discriminator="kind")
+    DriftEvidence | DataQualityEvidence | PerformanceEvidence | GroupEvidence,
+    Field(discriminator="kind"),
 ]
 """The evidence of an alert; its ``kind`` says which."""
 
@@ -183,9 +202,14 @@ Evidence = Annotated[
 class Alert(WireModel):
     """Something about one model version needs a person's attention.
 
-    ``alert_id`` is derived from the model, version, kind, feature and the
-    observation at which the problem was seen, so a replay of the same stream
-    yields the same id and consumers can deduplicate on it.
+    An alert is sent when it opens, when it is updated (the problem goes on,
+    or grows), and when it resolves, always under the same ``alert_id``:
+    derived from the model, version, kind, subject and the observation at
+    which the problem began, so a replay of the same stream yields the same
+    ids. A consumer keyed on ``(alert_id, status)`` sees each change once.
+    Drift alerts of subjects that drifted together share a ``group_id``: the
+    id of the model-level alert (no ``feature``, ``group`` evidence) that
+    summarises them.
     """
 
     schema_version: Literal[1] = 1
@@ -201,6 +225,9 @@ class Alert(WireModel):
     event_time: AwareDatetime
     evidence: Evidence
     source: KafkaPosition | None = None
+    group_id: str | None = Field(
+        default=None, description="The model-level alert this alert belongs to, if any."
+    )
 
 
 class TrainingWindow(WireModel):
@@ -216,10 +243,17 @@ class TriggerReason(WireModel):
     kind: Choice[AlertKind]
     alert_id: str
     summary: str
+    evidence: Evidence | None = None
 
 
 class RetrainTrigger(WireModel):
-    """A model version should be retrained; acted on once per ``idempotency_key``."""
+    """A model version should be retrained; acted on once per ``idempotency_key``.
+
+    ``idempotency_key`` is derived from the model, version and the alert that
+    started the change, so a replay, or a second worker that sees the same
+    change, yields the same key. ``training_window`` starts at the estimated
+    change: train on data from there on.
+    """
 
     schema_version: Literal[1] = 1
     trigger_id: str

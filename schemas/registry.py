@@ -213,6 +213,92 @@ class PerformancePolicy(WireModel):
     )
 
 
+class AlertPolicy(WireModel):
+    """How alerts of a model version open, update, resolve and rest.
+
+    An alert opens when a test crosses its threshold (the enter threshold).
+    While the test keeps alarming the alert is updated, at most once per
+    ``update_every_events``. It resolves once the test has not alarmed for
+    ``resolve_after_events`` events and its statistic is under
+    ``exit_fraction`` of the threshold (hysteresis: a statistic hovering at
+    the threshold does not open and resolve by turns). After an alert of a
+    subject opens, that subject opens no new alert for ``cooldown_events``.
+    """
+
+    resolve_after_events: PositiveInt = Field(
+        default=2_000,
+        ge=10,
+        le=10_000_000,
+        description="Events of the version without an alarm after which an alert resolves, "
+        "once its test's statistic is also under the exit threshold.",
+    )
+    exit_fraction: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="The exit threshold as a share of the alarm threshold.",
+    )
+    cooldown_events: PositiveInt = Field(
+        default=10_000,
+        le=100_000_000,
+        description="After an alert of a subject opens, alarms of that subject within this many "
+        "events open no new alert: they update the open one, or are counted as suppressed.",
+    )
+    update_every_events: PositiveInt = Field(
+        default=1_000,
+        le=100_000_000,
+        description="An open alert whose test keeps alarming is updated at most once per this "
+        "many events.",
+    )
+    critical_psi: float = Field(
+        default=0.25,
+        gt=0.0,
+        description="A drift whose population stability index reaches this is critical "
+        "(0.25 is the customary mark of a major shift); below it, a warning.",
+    )
+    critical_rate_ratio: float = Field(
+        default=5.0,
+        gt=1.0,
+        description="A data-quality violation rate this many times the tolerated rate is "
+        "critical; below it, a warning.",
+    )
+
+
+class RetrainPolicy(WireModel):
+    """When a model version should be retrained: one trigger per change, never two.
+
+    A model-level drift alert still open after ``drift_sustained_events``, a
+    realized-performance alert, and (when enabled) an estimated-performance or
+    data-quality alert each trigger retraining; after a trigger the version
+    triggers nothing for ``cooldown_events``.
+    """
+
+    enabled: bool = Field(default=True, description="Whether to send retraining triggers.")
+    drift_sustained_events: PositiveInt = Field(
+        default=5_000,
+        le=100_000_000,
+        description="A model-level drift alert still open after this many events of the "
+        "version triggers retraining.",
+    )
+    on_performance: bool = Field(
+        default=True, description="A realized-performance alert (on labels) triggers retraining."
+    )
+    on_estimated_performance: bool = Field(
+        default=False,
+        description="An estimated-performance alert triggers retraining before labels confirm it.",
+    )
+    on_data_quality: bool = Field(
+        default=False,
+        description="A critical data-quality alert triggers retraining (usually the pipeline "
+        "needs fixing instead).",
+    )
+    cooldown_events: PositiveInt = Field(
+        default=100_000,
+        le=1_000_000_000,
+        description="After a trigger, the version triggers nothing for this many events.",
+    )
+
+
 class ModelSpec(WireModel):
     """One model version as registered: its task, classes and features.
 
@@ -246,6 +332,8 @@ class ModelSpec(WireModel):
     )
     drift: DriftPolicy = Field(default_factory=DriftPolicy)
     performance: PerformancePolicy = Field(default_factory=PerformancePolicy)
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    retraining: RetrainPolicy = Field(default_factory=RetrainPolicy)
     description: Annotated[str, Field(max_length=10_000)] | None = None
 
     @model_validator(mode="after")
