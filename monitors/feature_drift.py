@@ -193,6 +193,18 @@ class NumericDrift:
         return cls(reference, arl=arl, seed=seed, **options)
 
     @property
+    def pressure(self) -> float:
+        """How close the tests are to alarming: the largest statistic over its threshold.
+
+        0 when quiet, 1 at the alarm threshold; alerts resolve only once it stays
+        under an exit fraction (hysteresis).
+        """
+        return max(
+            self.location.statistic / self.location.threshold,
+            self.scale.statistic / self.scale.threshold,
+        )
+
+    @property
     def observations(self) -> int:
         """Values seen so far."""
         return self._observations
@@ -421,6 +433,11 @@ class CategoricalDrift:
     ) -> "CategoricalDrift":
         """A detector whose reference is these values; ``seed`` is accepted for symmetry."""
         return cls(CategoricalReference.from_values(values), arl=arl, **options)
+
+    @property
+    def pressure(self) -> float:
+        """The largest statistic over its threshold among the categories' tests."""
+        return max((c.statistic / c.threshold for c in self.cusums.values()), default=0.0)
 
     @property
     def observations(self) -> int:

@@ -39,6 +39,7 @@ from driftline.schemas import (
     ModelSpec,
     NumericSketch,
     PredictionEvent,
+    QualityCheck,
     ReferenceProfile,
     TaskType,
 )
@@ -74,11 +75,26 @@ class DriftFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftResolution:
+    """A subject that alarmed has stayed under its exit threshold long enough: it is back."""
+
+    subject: str
+    event_id: str
+    event_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ModelFindings:
-    """What one event revealed about its model version."""
+    """What one event revealed about its model version.
+
+    ``drifts`` are new alarms; ``repeats`` alarms of subjects already
+    alarming (the change goes on); ``resolved`` subjects that came back.
+    """
 
     drifts: list[DriftFinding] = field(default_factory=list)
     quality: list[QualityFinding] = field(default_factory=list)
+    repeats: list[DriftFinding] = field(default_factory=list)
+    resolved: list[DriftResolution] = field(default_factory=list)
 
 
 @dataclass
@@ -109,9 +125,11 @@ class ModelMonitor:
     quality_alpha
         False-alarm probability of each data-quality check per window.
 
-    After a subject alarms it stays latched (no new alarm) until it has
-    been quiet for ``spec.drift.warmup_events`` events, so a lasting change
-    is reported once rather than again after every few dozen events.
+    After a subject alarms it stays latched until it has raised no alarm for
+    ``spec.alerts.resolve_after_events`` of its observations and its tests'
+    statistics are under ``spec.alerts.exit_fraction`` of their thresholds:
+    alarms in between are repeats of the same change, not new ones, and the
+    subject then resolves (hysteresis between the enter and exit thresholds).
 
     Examples
     --------
@@ -204,7 +222,8 @@ class ModelMonitor:
                 }
             )
             return ModelFindings(quality=quality)
-        return ModelFindings(drifts=self._watch(values, event), quality=quality)
+        drifts, repeats, resolved = self._watch(values, event)
+        return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
 
     def update_many(
         self,
@@ -219,11 +238,15 @@ class ModelMonitor:
         where = positions if positions is not None else [None] * len(events)
         drifts: list[DriftFinding] = []
         quality: list[QualityFinding] = []
+        repeats: list[DriftFinding] = []
+        resolved: list[DriftResolution] = []
         for event, position in zip(events, where, strict=True):
             found = self.update(event, position)
             drifts += found.drifts
             quality += found.quality
-        return ModelFindings(drifts=drifts, quality=quality)
+            repeats += found.repeats
+            resolved += found.resolved
+        return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
 
     def _collect(self, values: Mapping[str, object]) -> None:
         assert self._warmup is not None
@@ -263,9 +286,12 @@ class ModelMonitor:
 
     def _watch(
         self, values: Mapping[str, object], event: PredictionEvent | FeatureEvent
-    ) -> list[DriftFinding]:
+    ) -> tuple[list[DriftFinding], list[DriftFinding], list[DriftResolution]]:
+        """New alarms, repeated alarms and resolutions of the drift subjects for one event."""
         scores: dict[str, float] = {}
         findings: list[DriftFinding] = []
+        repeats: list[DriftFinding] = []
+        resolved: list[DriftResolution] = []
         for subject in self._subjects:
             detector = subject.detector
             before = detector.observations
@@ -283,30 +309,35 @@ class ModelMonitor:
                     alarmed = detector.update(str(value))
             if detector.observations > before:
                 subject.observed_at.append(self._events)
-            finding = self._latch(subject, alarmed, event)
-            if finding is not None:
-                findings.append(finding)
-        return findings
+            outcome = self._latch(subject, alarmed, event)
+            if isinstance(outcome, DriftResolution):
+                resolved.append(outcome)
+            elif outcome is not None:
+                (repeats if outcome[1] else findings).append(outcome[0])
+        return findings, repeats, resolved
 
     def _latch(
         self, subject: _Subject, alarmed: bool, event: PredictionEvent | FeatureEvent
-    ) -> DriftFinding | None:
-        """Report an alarm unless the subject is latched by an earlier one."""
+    ) -> tuple[DriftFinding, bool] | DriftResolution | None:
+        """An alarm (and whether it repeats one still latched), a resolution, or nothing."""
+        policy = self.spec.alerts
         if not alarmed:
-            if subject.latched:
-                subject.quiet += 1
-                if subject.quiet >= self.spec.drift.warmup_events:
-                    subject.latched = False
-            return None
-        was_latched = subject.latched
+            if not subject.latched:
+                return None
+            subject.quiet += 1
+            if subject.quiet < policy.resolve_after_events:
+                return None
+            if subject.detector.pressure >= policy.exit_fraction:
+                return None  # quiet long enough, but not yet back under the exit threshold
+            subject.latched, subject.quiet = False, 0
+            return DriftResolution(subject.name, event.event_id, event.event_time)
+        repeat = subject.latched
         subject.latched, subject.quiet = True, 0
-        if was_latched:
-            return None
         alarm = subject.detector.last_alarm
         assert alarm is not None
         change_time, change_position = self._place(subject, alarm)
         reference, current, distances = _evidence(subject.detector, alarm)
-        return DriftFinding(
+        finding = DriftFinding(
             subject=subject.name,
             alarm=alarm,
             event_id=event.event_id,
@@ -317,6 +348,7 @@ class ModelMonitor:
             current=current,
             distances=distances,
         )
+        return finding, repeat
 
     def _place(
         self, subject: _Subject, alarm: DriftAlarm
@@ -481,6 +513,10 @@ class ModelMonitor:
     def monitored_features(self) -> list[str]:
         """The features watched for drift once a reference is known, in the spec's order."""
         return list(self._watched)
+
+    def quality_alarming(self, feature: str, check: QualityCheck) -> bool:
+        """Whether a feature's data-quality check alarmed and no window has ended clean since."""
+        return self._quality.rate_check(feature, check).alarming
 
     @property
     def unexpected_features(self) -> int:

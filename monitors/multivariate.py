@@ -107,6 +107,11 @@ class MultivariateDrift:
         return detector
 
     @property
+    def pressure(self) -> float:
+        """The test's statistic over its threshold: 1 at the alarm threshold."""
+        return self.cusum.statistic / self.cusum.threshold
+
+    @property
     def observations(self) -> int:
         """Events with a score for every feature seen so far."""
         return self._observations
