@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from driftline.agents.alerts import drift_alert, quality_alert
 from driftline.agents.counters import TopicCounters
 from driftline.agents.labelling import LabelDesk, LabelMessage
+from driftline.agents.lifecycle import AlertLifecycle
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import (
     ModelKey,
@@ -25,16 +25,20 @@ from driftline.agents.registry import (
     read_registry_message,
     registry_max_bytes,
 )
+from driftline.agents.retraining import RetrainDecider
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
 from driftline.schemas import (
     Alert,
+    AlertStatus,
     DeadLetterReason,
     FeatureEvent,
     KafkaPosition,
     LabelEvent,
     ModelSpec,
+    PerformanceEvidence,
     PredictionEvent,
+    RetrainTrigger,
     TaskType,
 )
 from driftline.streams import Rejection, dead_letter, encode
@@ -91,6 +95,10 @@ class IntakeCounters:
         default_factory=lambda: {topic: TopicCounters() for topic in InputTopic}
     )
     alerts: Counter[str] = field(default_factory=Counter)
+    """Alerts opened, by kind."""
+    alert_messages: Counter[str] = field(default_factory=Counter)
+    """Alert messages sent, by status (open, update, resolve)."""
+    triggers: int = 0
 
 
 class Intake:
@@ -118,10 +126,11 @@ class Intake:
             registry,
             self.counters.topics[InputTopic.LABELS],
             dead_letter=self._label_dead_letter,
-            alert=self._alert,
+            alert=self._performance_alert,
             store=label_store,
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
+        self._books: dict[ModelKey, tuple[AlertLifecycle, RetrainDecider]] = {}
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
         self._max_future = timedelta(seconds=settings.max_future_seconds)
         registry.on_change = self.forget
@@ -185,23 +194,12 @@ class Intake:
         if arrival is not None:
             return arrival
         findings = monitor.update(event, message.source)
-        outputs = [
-            self._alert(drift_alert(event.model_id, event.model_version, drift, message.source))
-            for drift in findings.drifts
-        ]
-        outputs += [
-            self._alert(
-                quality_alert(
-                    event.model_id,
-                    event.model_version,
-                    finding,
-                    event_id=event.event_id,
-                    event_time=event.event_time,
-                    source=message.source,
-                )
-            )
-            for finding in findings.quality
-        ]
+        life, decider = self._book_for(spec)
+        alerts = life.update(
+            findings, monitor.events, event, message.source, monitor.quality_alarming
+        )
+        outputs = [self._alert(alert) for alert in alerts]
+        outputs += [self._trigger(t) for t in decider.observe(alerts, monitor.events)]
         self.counters.topics[message.topic].processed += 1
         if isinstance(event, PredictionEvent) and (
             event.prediction is not None or event.probabilities
@@ -217,6 +215,7 @@ class Intake:
     def forget(self, model: ModelKey) -> None:
         """Drop the state of a model version whose spec changed or went away."""
         self.labels.forget(model)
+        self._books.pop(model, None)
         if self._monitors.pop(model, None) is not None:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
@@ -316,11 +315,49 @@ class Intake:
             log.info("monitoring model %s version %s", *key)
         return monitor
 
-    def _alert(self, alert: Alert) -> Output:
-        self.counters.alerts[alert.kind.value] += 1
+    def _book_for(self, spec: ModelSpec) -> tuple[AlertLifecycle, RetrainDecider]:
+        """The version's alert lifecycle and retraining policy state (fresh for a new spec)."""
+        key = (spec.model_id, spec.model_version)
+        book = self._books.get(key)
+        if book is None or book[0].spec is not spec:
+            book = self._books[key] = (AlertLifecycle(spec), RetrainDecider(spec))
+        return book
+
+    def _performance_alert(self, alert: Alert) -> list[Output]:
+        """A performance alert, through the version's lifecycle and retraining policy."""
+        spec = self.registry.spec(alert.model_id, alert.model_version)
+        if spec is None:
+            return [self._alert(alert)]
+        monitor = self._monitors.get((spec.model_id, spec.model_version))
+        now = monitor.events if monitor is not None else 0
+        life, decider = self._book_for(spec)
+        evidence = alert.evidence
+        subject = evidence.metric if isinstance(evidence, PerformanceEvidence) else alert.kind.value
+        sent = life.other(alert, now, subject)
+        triggers = decider.observe(sent, now)
+        return [self._alert(a) for a in sent] + [self._trigger(t) for t in triggers]
+
+    def _trigger(self, trigger: RetrainTrigger) -> Output:
+        self.counters.triggers += 1
         log.warning(
-            "%s alert: model %s version %s: %s",
+            "retraining trigger: model %s version %s: %s",
+            trigger.model_id,
+            trigger.model_version,
+            "; ".join(reason.summary for reason in trigger.reasons),
+        )
+        return Output(
+            Destination.RETRAIN_TRIGGERS, trigger.model_id.encode("utf-8"), encode(trigger)
+        )
+
+    def _alert(self, alert: Alert) -> Output:
+        if alert.status is AlertStatus.OPEN:
+            self.counters.alerts[alert.kind.value] += 1
+        self.counters.alert_messages[alert.status.value] += 1
+        log.warning(
+            "%s alert %s (%s): model %s version %s: %s",
             alert.kind.value,
+            alert.status.value,
+            alert.severity.value,
             alert.model_id,
             alert.model_version,
             alert.summary,

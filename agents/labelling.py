@@ -57,8 +57,8 @@ class LabelMessage:
 DeadLetterSink = Callable[[LabelMessage, Rejection], Output]
 """Counts a label message as dead-lettered and returns its dead letter."""
 
-AlertSink = Callable[[Alert], Output]
-"""Counts an alert and returns its message."""
+AlertSink = Callable[[Alert], list[Output]]
+"""Takes a performance alert through the version's lifecycle; the messages it leads to."""
 
 
 @dataclass
@@ -198,10 +198,11 @@ class LabelDesk:
     def _outputs(
         self, spec: ModelSpec, found: PerformanceFindings, source: KafkaPosition | None = None
     ) -> list[Output]:
-        outputs = [
-            self._alert(performance_alert(spec.model_id, spec.model_version, finding, source))
-            for finding in found.findings
-        ]
+        outputs: list[Output] = []
+        for finding in found.findings:
+            outputs += self._alert(
+                performance_alert(spec.model_id, spec.model_version, finding, source)
+            )
         for report in found.reports:
             outputs.append(
                 Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), encode(report))

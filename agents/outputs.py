@@ -9,6 +9,7 @@ class Destination(StrEnum):
 
     ALERTS = "alerts"
     PERFORMANCE = "performance"
+    RETRAIN_TRIGGERS = "retrain_triggers"
     DEAD_LETTERS = "dead_letters"
 
 

@@ -78,6 +78,7 @@ def _register_input_agent(
     outputs_to = {
         Destination.ALERTS: dapp.alerts,
         Destination.PERFORMANCE: dapp.performance,
+        Destination.RETRAIN_TRIGGERS: dapp.retrain_triggers,
         Destination.DEAD_LETTERS: dapp.dead_letters,
     }
     timeout = dapp.settings.send_timeout_seconds

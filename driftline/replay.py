@@ -20,8 +20,12 @@ from driftline.schemas import (
     ModelSpec,
     PerformanceReport,
     ReferenceProfile,
+    RetrainTrigger,
 )
 from driftline.streams.settings import Settings
+
+Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
+"""What a replay yields: every message the worker would send."""
 
 
 class Replay:
@@ -33,10 +37,16 @@ class Replay:
     >>> run = Replay([simulated_model_spec()])
     >>> for output in run.feed(lines):
     ...     if isinstance(output, Alert):
-    ...         print(output.feature, output.event_id)
-    x demo-model-1-3042
-    (prediction) demo-model-1-3051
-    (multivariate) demo-model-1-3069
+    ...         print(output.feature or "(model)", output.status.value, output.event_id)
+    x open demo-model-1-3042
+    (model) open demo-model-1-3042
+    (prediction) open demo-model-1-3051
+    (model) update demo-model-1-3051
+    (multivariate) open demo-model-1-3069
+    (model) update demo-model-1-3069
+    x update demo-model-1-4047
+    (prediction) update demo-model-1-4083
+    (multivariate) update demo-model-1-4157
     >>> run.counters.processed
     5000
     """
@@ -66,7 +76,7 @@ class Replay:
         *,
         source: str = "replay",
         topic: InputTopic = InputTopic.PREDICTIONS,
-    ) -> Iterator[Alert | DeadLetter | PerformanceReport]:
+    ) -> Iterator[Output]:
         """Feed events, one JSON document per line; yield what the worker would send.
 
         Line ``n`` (from 0) stands at offset ``n`` of partition 0 of
@@ -89,10 +99,12 @@ class Replay:
                     yield Alert.model_validate_json(output.value)
                 elif output.destination is Destination.PERFORMANCE:
                     yield PerformanceReport.model_validate_json(output.value)
+                elif output.destination is Destination.RETRAIN_TRIGGERS:
+                    yield RetrainTrigger.model_validate_json(output.value)
                 else:
                     yield DeadLetter.model_validate_json(output.value)
 
-    def feed_file(self, path: Path) -> Iterator[Alert | DeadLetter | PerformanceReport]:
+    def feed_file(self, path: Path) -> Iterator[Output]:
         """:meth:`feed` over the lines of a JSON Lines file of prediction events."""
         with path.open("rb") as lines:
             yield from self.feed(lines, source=path.name)

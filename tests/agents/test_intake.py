@@ -76,13 +76,18 @@ def test_drifting_traffic_yields_alerts_for_the_drifting_feature_only():
     intake = intake_with(SPEC)
     events = list(simulated_predictions(4_000, shift_at=2_000, seed=4))
     found = alerts(feed(intake, InputTopic.PREDICTIONS, events))
-    assert "x" in {alert.feature for alert in found}
-    assert {alert.feature for alert in found} <= DRIFT_OF_X
+    subjects = {alert.feature for alert in found if alert.feature is not None}
+    assert "x" in subjects
+    assert subjects <= DRIFT_OF_X
+    [group] = {alert.alert_id for alert in found if alert.feature is None}
+    assert {alert.group_id for alert in found if alert.feature is not None} == {group}
     assert {alert.kind.value for alert in found} == {"drift"}
     assert all(alert.source and alert.source.offset >= 2_000 for alert in found)
     counters = intake.counters.topics[InputTopic.PREDICTIONS]
     assert (counters.processed, counters.dead_lettered, counters.duplicates) == (4_000, 0, 0)
-    assert intake.counters.alerts["drift"] == len(found)
+    opened = [alert for alert in found if alert.status.value == "open"]
+    assert intake.counters.alerts["drift"] == len(opened)
+    assert len({alert.alert_id for alert in opened}) == len(opened) == len(subjects) + 1
 
 
 def test_a_jump_in_missing_values_raises_a_data_quality_alert_for_that_feature():
@@ -222,7 +227,7 @@ def test_feature_events_feed_the_same_monitor_as_inline_features():
     ]
     # Feature events carry no prediction: only x and the features together can move.
     found = {alert.feature for alert in alerts(feed(intake, InputTopic.FEATURES, events))}
-    assert found == {"x", "(multivariate)"}
+    assert found == {"x", "(multivariate)", None}  # None: the model-level alert
     assert intake.counters.topics[InputTopic.FEATURES].processed == 4_000
 
 

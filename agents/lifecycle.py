@@ -1,0 +1,383 @@
+"""Alerts in their life: opened, updated and resolved, grouped, cooled down, graded.
+
+The statistics core says when a test alarms, alarms again while a change
+goes on, and when a subject is back under its exit threshold (see
+:class:`~driftline.monitors.model.ModelMonitor`). :class:`AlertLifecycle`
+turns that into the messages a person wants, for one model version:
+
+* one ``open`` alert per change of a subject, under an id derived from the
+  change, so a replay yields the same id;
+* ``update`` messages while the change goes on, at most one per
+  ``spec.alerts.update_every_events``;
+* a ``resolve`` message once the subject is back;
+* no new ``open`` for a subject within ``spec.alerts.cooldown_events`` of its
+  last one, however its statistic flaps (such alarms update the open alert,
+  or are counted as suppressed);
+* one model-level alert that groups the drift alerts of subjects drifting
+  together: opened with the first, updated as others join or resolve,
+  resolved with the last;
+* a severity, ``critical`` for a large drift (PSI at least
+  ``spec.alerts.critical_psi``), a data-quality violation rate many times
+  the tolerated one, or a realized fall in performance; else ``warning``.
+
+Time is counted in the version's events, never by a clock.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from driftline.agents.alerts import alert_id, drift_alert, quality_alert
+from driftline.monitors.model import DriftFinding, ModelFindings
+from driftline.monitors.quality import QualityFinding
+from driftline.schemas import (
+    Alert,
+    AlertKind,
+    AlertStatus,
+    DriftEvidence,
+    FeatureEvent,
+    GroupEvidence,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+    QualityCheck,
+    Severity,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_LEVEL = "(model)"
+"""The subject of a model-level alert, in its id."""
+
+
+@dataclass
+class _Life:
+    """One subject's latest alert and when it last opened and was updated."""
+
+    alert: Alert
+    opened_at: int
+    updated_at: int
+    open: bool = True
+
+
+@dataclass
+class _Group:
+    """The model-level alert while any of its members is open."""
+
+    alert: Alert
+    members: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
+    open_members: list[str] = field(default_factory=list)
+    opened_at: int = 0
+
+
+QualityAlarming = Callable[[str, QualityCheck], bool]
+"""Whether a feature's data-quality check is still alarming (no clean window since)."""
+
+
+class AlertLifecycle:
+    """The alerts of one model version, from its monitor's findings.
+
+    Examples
+    --------
+    >>> import random
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from driftline.monitors import ModelMonitor
+    >>> from driftline.schemas import FeatureSpec
+    >>> spec = ModelSpec(model_id="m", model_version="1", task="regression",
+    ...                  features=[FeatureSpec(name="x", kind="numeric")],
+    ...                  drift={"multivariate": False, "prediction": False})
+    >>> monitor, life, rng = ModelMonitor(spec), AlertLifecycle(spec), random.Random(3)
+    >>> sent = []
+    >>> for i in range(12_000):
+    ...     x = rng.gauss(1.0 if 4_000 <= i < 6_000 else 0.0, 1.0)
+    ...     event = PredictionEvent(model_id="m", model_version="1", event_id=f"e{i}",
+    ...                             event_time=datetime(2026, 1, 1, tzinfo=UTC), features={"x": x})
+    ...     alerts = life.update(monitor.update(event), monitor.events, event, None)
+    ...     sent += [(a.feature or "(model)", a.status.value, a.event_id) for a in alerts]
+    >>> sent  # doctest: +NORMALIZE_WHITESPACE
+    [('x', 'open', 'e4039'), ('(model)', 'open', 'e4039'),
+     ('x', 'update', 'e5061'), ('x', 'resolve', 'e7976'), ('(model)', 'resolve', 'e7976')]
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.policy = spec.alerts
+        self.suppressed: Counter[str] = Counter()
+        """Alarms that opened no alert because their subject was cooling down, by subject."""
+        self._drifts: dict[str, _Life] = {}
+        self._quality: dict[tuple[str, QualityCheck], _Life] = {}
+        self._others: dict[tuple[AlertKind, str], _Life] = {}
+        self._group: _Group | None = None
+
+    def update(
+        self,
+        findings: ModelFindings,
+        now: int,
+        event: PredictionEvent | FeatureEvent,
+        source: KafkaPosition | None,
+        quality_alarming: QualityAlarming | None = None,
+    ) -> list[Alert]:
+        """The alert messages one event's findings lead to; ``now`` is the version's event count."""
+        sent: list[Alert] = []
+        for finding in findings.drifts:
+            sent += self._drift(finding, now, source, repeat=False)
+        for finding in findings.repeats:
+            sent += self._drift(finding, now, source, repeat=True)
+        for resolution in findings.resolved:
+            life = self._drifts.get(resolution.subject)
+            if life is not None and life.open:
+                life.open = False
+                sent.append(
+                    self._restate(
+                        life,
+                        AlertStatus.RESOLVE,
+                        f"{resolution.subject}: back under its exit threshold for "
+                        f"{self.policy.resolve_after_events} events",
+                        event,
+                        source,
+                    )
+                )
+                sent += self._leave_group(life.alert.alert_id, event, source)
+        for quality in findings.quality:
+            sent += self._data_quality(quality, now, event, source)
+        if quality_alarming is not None:
+            sent += self._quality_recoveries(quality_alarming, event, source)
+        return sent
+
+    def other(self, alert: Alert, now: int, subject: str) -> list[Alert]:
+        """An alert of another kind (performance): opened unless its subject cools down."""
+        key = (alert.kind, subject)
+        life = self._others.get(key)
+        if life is not None and now - life.opened_at < self.policy.cooldown_events:
+            self.suppressed[f"{alert.kind.value}:{subject}"] += 1
+            return []
+        self._others[key] = _Life(alert, now, now)
+        return [alert]
+
+    @property
+    def open_alerts(self) -> list[Alert]:
+        """The alerts open now (the latest message of each), model-level one first."""
+        group = [self._group.alert] if self._group is not None else []
+        lives = [*self._drifts.values(), *self._quality.values()]
+        return group + [life.alert for life in lives if life.open]
+
+    # Drift.
+
+    def _drift(
+        self, finding: DriftFinding, now: int, source: KafkaPosition | None, *, repeat: bool
+    ) -> list[Alert]:
+        spec = self.spec
+        life = self._drifts.get(finding.subject)
+        fresh = drift_alert(spec.model_id, spec.model_version, finding, source)
+        fresh = fresh.model_copy(update={"severity": self._drift_severity(fresh)})
+        if life is not None and life.open:
+            if now - life.updated_at < self.policy.update_every_events:
+                return []
+            life.updated_at = now
+            life.alert = fresh.model_copy(
+                update={
+                    "alert_id": life.alert.alert_id,
+                    "status": AlertStatus.UPDATE,
+                    "group_id": life.alert.group_id,
+                }
+            )
+            return [life.alert, *self._group_update(life.alert, fresh.event_id, source)]
+        if repeat or (life is not None and now - life.opened_at < self.policy.cooldown_events):
+            self.suppressed[finding.subject] += 1
+            log.info(
+                "%s: alarm within the cooldown of its last alert; no new alert", finding.subject
+            )
+            return []
+        group = self._group
+        opened_group = group is None
+        if group is None:
+            group = self._group = self._open_group(fresh, now)
+        alert = fresh.model_copy(update={"group_id": group.alert.alert_id})
+        self._drifts[finding.subject] = _Life(alert, now, now)
+        group.members.append(alert.alert_id)
+        group.subjects.append(finding.subject)
+        group.open_members.append(alert.alert_id)
+        status = AlertStatus.OPEN if opened_group else AlertStatus.UPDATE
+        return [alert, self._group_message(status, alert.event_id, alert.event_time, source)]
+
+    def _drift_severity(self, alert: Alert) -> Severity:
+        evidence = alert.evidence
+        if not isinstance(evidence, DriftEvidence):
+            return Severity.WARNING
+        psi = evidence.distances.get("psi")
+        mean, expected = (
+            evidence.distances.get("mean_distance"),
+            evidence.distances.get("expected_mean"),
+        )
+        large = (psi is not None and psi >= self.policy.critical_psi) or (
+            mean is not None and expected is not None and mean >= 2 * expected
+        )
+        return Severity.CRITICAL if large else Severity.WARNING
+
+    # The model-level alert.
+
+    def _open_group(self, first: Alert, now: int) -> _Group:
+        spec = self.spec
+        group_id = alert_id(
+            AlertKind.DRIFT, spec.model_id, spec.model_version, MODEL_LEVEL, first.alert_id
+        )
+        placeholder = first.model_copy(update={"alert_id": group_id, "feature": None})
+        return _Group(alert=placeholder, opened_at=now)
+
+    def _group_message(
+        self,
+        status: AlertStatus,
+        event_id: str,
+        event_time: datetime,
+        source: KafkaPosition | None,
+    ) -> Alert:
+        group = self._group
+        assert group is not None
+        members = [
+            life.alert for life in self._drifts.values() if life.alert.alert_id in group.members
+        ]
+        starts = [
+            (m.evidence.change_event_time, m.evidence.change_positions)
+            for m in members
+            if isinstance(m.evidence, DriftEvidence) and m.evidence.change_event_time is not None
+        ]
+        start_time, start_positions = min(starts, key=lambda s: s[0]) if starts else (None, [])
+        severity = (
+            Severity.CRITICAL
+            if any(
+                m.severity is Severity.CRITICAL for m in members if m.alert_id in group.open_members
+            )
+            else Severity.WARNING
+        )
+        open_subjects = [
+            subject
+            for subject, member in zip(group.subjects, group.members, strict=True)
+            if member in group.open_members
+        ]
+        verb = "resolved" if status is AlertStatus.RESOLVE else f"{len(open_subjects)} drifting"
+        group.alert = group.alert.model_copy(
+            update={
+                "status": status,
+                "severity": severity,
+                "summary": f"{len(group.subjects)} subjects drifted together "
+                f"({', '.join(group.subjects)}); {verb}",
+                "event_id": event_id,
+                "event_time": event_time,
+                "evidence": GroupEvidence(
+                    members=list(group.members),
+                    subjects=list(group.subjects),
+                    open_members=list(group.open_members),
+                    change_event_time=start_time,
+                    change_positions=list(start_positions),
+                ),
+                "source": source,
+                "group_id": None,
+            }
+        )
+        return group.alert
+
+    def _group_update(
+        self, member: Alert, event_id: str, source: KafkaPosition | None
+    ) -> list[Alert]:
+        """Refresh the group's severity when a member's grows; no message otherwise."""
+        group = self._group
+        if group is None or member.severity is group.alert.severity:
+            return []
+        if member.severity is not Severity.CRITICAL:
+            return []
+        return [self._group_message(AlertStatus.UPDATE, event_id, member.event_time, source)]
+
+    def _leave_group(
+        self, member_id: str, event: PredictionEvent | FeatureEvent, source: KafkaPosition | None
+    ) -> list[Alert]:
+        group = self._group
+        if group is None or member_id not in group.open_members:
+            return []
+        group.open_members.remove(member_id)
+        if group.open_members:
+            return [
+                self._group_message(AlertStatus.UPDATE, event.event_id, event.event_time, source)
+            ]
+        message = self._group_message(AlertStatus.RESOLVE, event.event_id, event.event_time, source)
+        self._group = None
+        return [message]
+
+    # Data quality.
+
+    def _data_quality(
+        self,
+        finding: QualityFinding,
+        now: int,
+        event: PredictionEvent | FeatureEvent,
+        source: KafkaPosition | None,
+    ) -> list[Alert]:
+        spec = self.spec
+        key = (finding.feature, finding.check)
+        fresh = quality_alert(
+            spec.model_id,
+            spec.model_version,
+            finding,
+            event_id=event.event_id,
+            event_time=event.event_time,
+            source=source,
+        )
+        critical = finding.rate >= self.policy.critical_rate_ratio * finding.tolerated_rate
+        fresh = fresh.model_copy(
+            update={"severity": Severity.CRITICAL if critical else Severity.WARNING}
+        )
+        life = self._quality.get(key)
+        if life is not None and life.open:
+            life.updated_at = now
+            life.alert = fresh.model_copy(
+                update={"alert_id": life.alert.alert_id, "status": AlertStatus.UPDATE}
+            )
+            return [life.alert]
+        if life is not None and now - life.opened_at < self.policy.cooldown_events:
+            self.suppressed[f"{finding.feature}:{finding.check.value}"] += 1
+            return []
+        self._quality[key] = _Life(fresh, now, now)
+        return [fresh]
+
+    def _quality_recoveries(
+        self,
+        alarming: QualityAlarming,
+        event: PredictionEvent | FeatureEvent,
+        source: KafkaPosition | None,
+    ) -> list[Alert]:
+        sent = []
+        for (feature, check), life in self._quality.items():
+            if life.open and not alarming(feature, check):
+                life.open = False
+                sent.append(
+                    self._restate(
+                        life,
+                        AlertStatus.RESOLVE,
+                        f"{feature}: {check.value.replace('_', ' ')} back within the tolerated "
+                        "rate for a whole window",
+                        event,
+                        source,
+                    )
+                )
+        return sent
+
+    def _restate(
+        self,
+        life: _Life,
+        status: AlertStatus,
+        summary: str,
+        event: PredictionEvent | FeatureEvent,
+        source: KafkaPosition | None,
+    ) -> Alert:
+        life.alert = life.alert.model_copy(
+            update={
+                "status": status,
+                "summary": summary,
+                "event_id": event.event_id,
+                "event_time": event.event_time,
+                "source": source,
+            }
+        )
+        return life.alert

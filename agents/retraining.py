@@ -1,0 +1,149 @@
+"""Retraining triggers: one per change, with the evidence and where to start training.
+
+:class:`RetrainDecider` watches one model version's alerts as
+:class:`~driftline.agents.lifecycle.AlertLifecycle` sends them, and
+decides, by the spec's :class:`~driftline.schemas.RetrainPolicy`, when the
+version should be retrained:
+
+* a model-level drift alert still open ``drift_sustained_events`` after it
+  opened (a passing blip is no reason to retrain);
+* a realized-performance alert (``on_performance``), an estimated one
+  (``on_estimated_performance``) or a critical data-quality one
+  (``on_data_quality``), as soon as it opens.
+
+A trigger carries its reasons with their evidence, a training window from
+the earliest estimated change on (event time and Kafka positions), and an
+idempotency key derived from the model, version and the alert that started
+the change: a replay, or another worker seeing the same change, yields the
+same key, and a consumer acts once per key. After a trigger the version
+sends none for ``cooldown_events``. Time is counted in the version's events.
+"""
+
+import hashlib
+from datetime import datetime
+
+from driftline.schemas import (
+    Alert,
+    AlertKind,
+    AlertStatus,
+    DataQualityEvidence,
+    DriftEvidence,
+    GroupEvidence,
+    KafkaPosition,
+    ModelSpec,
+    PerformanceEvidence,
+    RetrainTrigger,
+    Severity,
+    TrainingWindow,
+    TriggerReason,
+)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+class RetrainDecider:
+    """Decides when one model version should be retrained, from its alerts."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.policy = spec.retraining
+        self._group: Alert | None = None
+        self._group_opened_at = 0
+        self._members: dict[str, Alert] = {}
+        self._last_trigger_at: int | None = None
+        self._triggered_for: set[str] = set()
+
+    def observe(self, alerts: list[Alert], now: int) -> list[RetrainTrigger]:
+        """Take the alerts just sent; the triggers they (and the time passed) lead to."""
+        triggers: list[RetrainTrigger] = []
+        for alert in alerts:
+            if alert.kind is AlertKind.DRIFT and isinstance(alert.evidence, GroupEvidence):
+                if alert.status is AlertStatus.OPEN:
+                    self._group, self._group_opened_at = alert, now
+                elif alert.status is AlertStatus.RESOLVE:
+                    self._group = None
+                elif self._group is not None:
+                    self._group = alert
+            elif alert.group_id is not None:
+                self._members[alert.alert_id] = alert
+            elif alert.status is AlertStatus.OPEN and self._immediate(alert):
+                triggers += self._trigger([alert], alert, now)
+        return triggers + self.tick(now)
+
+    def tick(self, now: int) -> list[RetrainTrigger]:
+        """Triggers due by time alone: a model-level drift sustained long enough."""
+        group = self._group
+        if group is None or now - self._group_opened_at < self.policy.drift_sustained_events:
+            return []
+        evidence = group.evidence
+        assert isinstance(evidence, GroupEvidence)
+        members = [self._members[m] for m in evidence.members if m in self._members]
+        return self._trigger([group, *members], group, now)
+
+    def _immediate(self, alert: Alert) -> bool:
+        policy = self.policy
+        if alert.kind is AlertKind.PERFORMANCE:
+            return policy.on_performance
+        if alert.kind is AlertKind.ESTIMATED_PERFORMANCE:
+            return policy.on_estimated_performance
+        if alert.kind is AlertKind.DATA_QUALITY:
+            return policy.on_data_quality and alert.severity is Severity.CRITICAL
+        return False
+
+    def _trigger(self, reasons: list[Alert], cause: Alert, now: int) -> list[RetrainTrigger]:
+        if not self.policy.enabled or cause.alert_id in self._triggered_for:
+            return []
+        last = self._last_trigger_at
+        if last is not None and now - last < self.policy.cooldown_events:
+            return []
+        self._triggered_for.add(cause.alert_id)
+        self._last_trigger_at = now
+        spec = self.spec
+        key = _digest("retrain", spec.model_id, spec.model_version, cause.alert_id)
+        return [
+            RetrainTrigger(
+                trigger_id=_digest("trigger", key),
+                idempotency_key=key,
+                model_id=spec.model_id,
+                model_version=spec.model_version,
+                event_time=cause.event_time,
+                reasons=[
+                    TriggerReason(
+                        kind=alert.kind,
+                        alert_id=alert.alert_id,
+                        summary=alert.summary,
+                        evidence=alert.evidence,
+                    )
+                    for alert in reasons
+                ],
+                training_window=training_window(reasons),
+            )
+        ]
+
+
+def training_window(alerts: list[Alert]) -> TrainingWindow | None:
+    """From the earliest estimated change among the alerts on, with its Kafka positions.
+
+    Per partition, the earliest change position any alert gives.
+    """
+    times: list[datetime] = []
+    positions: dict[tuple[str, int], KafkaPosition] = {}
+    for alert in alerts:
+        evidence = alert.evidence
+        if isinstance(evidence, DriftEvidence | GroupEvidence | PerformanceEvidence):
+            if evidence.change_event_time is not None:
+                times.append(evidence.change_event_time)
+            for position in evidence.change_positions:
+                where = (position.topic, position.partition)
+                if where not in positions or position.offset < positions[where].offset:
+                    positions[where] = position
+        elif isinstance(evidence, DataQualityEvidence):
+            times.append(alert.event_time)
+    if not times:
+        return None
+    return TrainingWindow(
+        start_event_time=min(times),
+        start_positions=sorted(positions.values(), key=lambda p: (p.topic, p.partition)),
+    )

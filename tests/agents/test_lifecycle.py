@@ -1,0 +1,131 @@
+"""Alerts in their life, and retraining triggers, through the intake without Kafka."""
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from driftline.agents.intake import InputMessage, InputTopic, Intake
+from driftline.agents.outputs import Destination, Output
+from driftline.agents.registry import ModelRegistry, Registration
+from driftline.schemas import (
+    Alert,
+    FeatureSpec,
+    GroupEvidence,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+    RetrainTrigger,
+)
+from driftline.streams.settings import Settings
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+FEATURES = ["a", "b", "c", "d", "e"]
+
+
+def spec(**policies: object) -> ModelSpec:
+    return ModelSpec(
+        model_id="m",
+        model_version="1",
+        task="regression",
+        features=[FeatureSpec(name=name, kind="numeric") for name in FEATURES],
+        drift={"multivariate": False, "prediction": False, "uncertainty": False},
+        **policies,
+    )
+
+
+def run(model: ModelSpec, rows: np.ndarray) -> tuple[list[Alert], list[RetrainTrigger]]:
+    registry = ModelRegistry()
+    registry.apply(Registration(model))
+    intake = Intake(Settings(), registry)
+    outputs: list[Output] = []
+    for index, row in enumerate(rows):
+        event = PredictionEvent(
+            model_id="m",
+            model_version="1",
+            event_id=f"e{index}",
+            event_time=START + timedelta(seconds=index),
+            features=dict(zip(FEATURES, row.tolist(), strict=True)),
+        )
+        source = KafkaPosition(topic="predictions", partition=0, offset=index)
+        outputs += intake.handle(
+            InputMessage(InputTopic.PREDICTIONS, event.model_dump_json().encode(), b"m", source)
+        )
+    alerts = [
+        Alert.model_validate_json(o.value) for o in outputs if o.destination is Destination.ALERTS
+    ]
+    triggers = [
+        RetrainTrigger.model_validate_json(o.value)
+        for o in outputs
+        if o.destination is Destination.RETRAIN_TRIGGERS
+    ]
+    return alerts, triggers
+
+
+def stream(seed: int, length: int, shifted: dict[str, tuple[int, int]]) -> np.ndarray:
+    """Normal features; each named one shifted by 1.5 sd over [start, end)."""
+    rows = np.random.default_rng(seed).normal(size=(length, len(FEATURES)))
+    for name, (start, end) in shifted.items():
+        rows[start:end, FEATURES.index(name)] += 1.5
+    return rows
+
+
+def opened(alerts: list[Alert]) -> list[Alert]:
+    return [alert for alert in alerts if alert.status.value == "open"]
+
+
+def test_three_features_drifting_together_open_one_model_alert_resolve_and_trigger_once():
+    model = spec(retraining={"drift_sustained_events": 1_500})
+    drift = (4_000, 7_000)
+    alerts, triggers = run(model, stream(1, 12_000, dict.fromkeys(["a", "c", "e"], drift)))
+    members = [alert for alert in opened(alerts) if alert.feature is not None]
+    [group] = [alert for alert in opened(alerts) if alert.feature is None]
+    assert sorted(alert.feature or "" for alert in members) == ["a", "c", "e"]
+    assert {alert.group_id for alert in alerts if alert.feature is not None} == {group.alert_id}
+    resolved = [alert for alert in alerts if alert.status.value == "resolve"]
+    assert sorted(alert.feature or "(model)" for alert in resolved) == ["(model)", "a", "c", "e"]
+    assert all(int(alert.event_id[1:]) > drift[1] for alert in resolved)
+    final = resolved[-1]
+    assert final.alert_id == group.alert_id
+    assert isinstance(final.evidence, GroupEvidence)
+    assert final.evidence.open_members == []
+    assert sorted(final.evidence.subjects) == ["a", "c", "e"]
+
+    [trigger] = triggers
+    assert trigger.reasons[0].alert_id == group.alert_id
+    assert {reason.alert_id for reason in trigger.reasons[1:]} == {m.alert_id for m in members}
+    window = trigger.training_window
+    assert window is not None
+    assert abs((window.start_event_time - START).total_seconds() - drift[0]) < 200
+    [position] = window.start_positions
+    assert abs(position.offset - drift[0]) < 200
+
+    again, same = run(model, stream(1, 12_000, dict.fromkeys(["a", "c", "e"], drift)))
+    assert [(a.alert_id, a.status) for a in again] == [(a.alert_id, a.status) for a in alerts]
+    assert [t.idempotency_key for t in same] == [trigger.idempotency_key]
+
+
+def flapping(length: int, period: int) -> np.ndarray:
+    """Feature a shifts on and off every ``period`` events, the rest stay put."""
+    rows = stream(2, length, {})
+    on = (np.arange(length) // period) % 2 == 1
+    rows[on, 0] += 1.5
+    return rows
+
+
+def test_a_flapping_feature_opens_at_most_one_alert_per_cooldown():
+    length, period, cooldown = 40_000, 1_500, 15_000
+    quick = {"resolve_after_events": 300, "update_every_events": 500}
+    alerts, _ = run(spec(alerts={**quick, "cooldown_events": cooldown}), flapping(length, period))
+    opens = [int(a.event_id[1:]) for a in opened(alerts) if a.feature == "a"]
+    assert 1 <= len(opens) <= length // cooldown + 1
+    assert all(later - earlier >= cooldown for earlier, later in itertools.pairwise(opens))
+    # Without the cooldown the same stream opens an alert on almost every flap.
+    alerts, _ = run(spec(alerts={**quick, "cooldown_events": 1}), flapping(length, period))
+    assert len([a for a in opened(alerts) if a.feature == "a"]) > 5
+
+
+def test_no_alert_and_no_trigger_on_a_stationary_stream():
+    alerts, triggers = run(spec(), stream(3, 15_000, {}))
+    assert alerts == []
+    assert triggers == []
