@@ -1,19 +1,23 @@
 """The ``driftline`` command."""
 
 import contextlib
+import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+
     from driftline.client import Publisher
-    from driftline.schemas import Alert
+    from driftline.schemas import Alert, RetrainTrigger
 
 app = typer.Typer(
     help="driftline: watch ML models' Kafka streams for drift.",
@@ -39,10 +43,18 @@ reference_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(reference_app, name="reference")
+alerts_app = typer.Typer(
+    help="Follow the alerts and retraining triggers the workers send.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(alerts_app, name="alerts")
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DEFAULT_MODELS_TOPIC = "driftline.models"
 DEFAULT_REFERENCES_TOPIC = "driftline.references"
+DEFAULT_ALERTS_TOPIC = "driftline.alerts"
+DEFAULT_RETRAIN_TRIGGERS_TOPIC = "driftline.retrain-triggers"
 
 
 @app.command()
@@ -310,8 +322,9 @@ def replay(
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
     """
+    from driftline.alert_lines import output_line
     from driftline.replay import Replay
-    from driftline.schemas import Alert, DeadLetter, ReferenceProfile
+    from driftline.schemas import Alert, DeadLetter, ReferenceProfile, RetrainTrigger
     from driftline.specfiles import SpecFileError, load_spec_files
 
     try:
@@ -327,6 +340,8 @@ def replay(
         for output in run.feed_file(events):
             if isinstance(output, Alert):
                 typer.echo(output.model_dump_json() if as_json else _alert_line(output))
+            elif isinstance(output, RetrainTrigger):
+                typer.echo(output.model_dump_json() if as_json else output_line(output))
             elif not isinstance(output, DeadLetter):
                 if reports:
                     typer.echo(output.model_dump_json())
@@ -350,11 +365,223 @@ def replay(
     )
 
 
+@alerts_app.command("tail")
+def alerts_tail(
+    bootstrap_servers: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    alerts_topic: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_ALERTS_TOPIC", help="Alerts topic.")
+    ] = DEFAULT_ALERTS_TOPIC,
+    triggers_topic: Annotated[
+        str,
+        typer.Option(envvar="DRIFTLINE_RETRAIN_TRIGGERS_TOPIC", help="Retraining triggers topic."),
+    ] = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
+    from_beginning: Annotated[
+        bool,
+        typer.Option(
+            "--from-beginning", help="Start at the oldest message kept, not at the next new one."
+        ),
+    ] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(metavar="MODEL_ID", help="Only this model's messages; repeatable."),
+    ] = None,
+    max_messages: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Stop after printing N messages.")
+    ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, metavar="SECONDS", help="Stop after this long without a message to print."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each message as published: one JSON per line.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for Kafka at start before giving up.")
+    ] = 10.0,
+) -> None:
+    """Print alerts and retraining triggers as they arrive, one line each, until Ctrl-C.
+
+    Without --from-beginning only messages sent after the command started are
+    shown (and every message of a topic created since). Messages that are no
+    alert or trigger are skipped with a warning on stderr. No consumer group is
+    joined, so tailing never takes messages away from anyone.
+    """
+    from kafka.errors import KafkaError
+
+    if alerts_topic == triggers_topic:
+        typer.echo("driftline alerts tail: alerts and triggers need topics of their own", err=True)
+        raise typer.Exit(2)
+    consumer = None
+    try:
+        try:
+            consumer, waiting = _tail_consumer(
+                bootstrap_servers, [alerts_topic, triggers_topic], from_beginning, timeout
+            )
+        except KafkaError as error:
+            typer.echo(
+                f"driftline alerts tail: cannot reach Kafka at {bootstrap_servers} within "
+                f"{timeout:g} s (check --bootstrap-servers or DRIFTLINE_BOOTSTRAP_SERVERS): "
+                f"{error}",
+                err=True,
+            )
+            raise typer.Exit(2) from None
+        for topic in waiting:
+            typer.echo(
+                f"driftline alerts tail: topic {topic} does not exist yet; "
+                "its messages will show once it does",
+                err=True,
+            )
+        typer.echo(
+            f"driftline alerts tail: following {alerts_topic} and {triggers_topic} at "
+            f"{bootstrap_servers} ({'from the beginning' if from_beginning else 'new messages'}"
+            "; Ctrl-C stops)",
+            err=True,
+        )
+        _tail(
+            consumer,
+            alerts_topic=alerts_topic,
+            triggers_topic=triggers_topic,
+            from_beginning=from_beginning,
+            models=set(model or ()),
+            max_messages=max_messages,
+            idle_timeout=idle_timeout,
+            as_json=as_json,
+        )
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `driftline alerts tail | head`: the reader is gone
+        with contextlib.suppress(Exception):  # keep Python from failing to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KafkaError as error:
+        typer.echo(f"driftline alerts tail: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                consumer.close()
+
+
+def _tail_consumer(
+    bootstrap_servers: str, topics: list[str], from_beginning: bool, timeout: float
+) -> tuple["KafkaConsumer", list[str]]:
+    """A consumer of ``topics`` in no group, positioned where the tail starts; and the
+    topics that do not exist yet."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers.split(","),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        allow_auto_create_topics=False,  # a tail must never create a topic
+        metadata_max_age_ms=5_000,  # notice topics created after the start soon
+        bootstrap_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        consumer.subscribe(topics)
+        existing = {
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in consumer.partitions_for_topic(topic) or ()
+        }
+        deadline = time.monotonic() + timeout
+        while not existing <= consumer.assignment() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Resolve each partition's starting offset now, so "new" means sent after this point.
+        for partition in existing & consumer.assignment():
+            consumer.position(partition, timeout_ms=int(timeout * 1000))
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer, [t for t in topics if not any(p.topic == t for p in existing)]
+
+
+def _tail(
+    consumer: "KafkaConsumer",
+    *,
+    alerts_topic: str,
+    triggers_topic: str,
+    from_beginning: bool,
+    models: set[str],
+    max_messages: int | None,
+    idle_timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Print what ``consumer`` receives until ``max_messages`` or ``idle_timeout``."""
+    from driftline.alert_lines import output_line
+    from driftline.schemas import Alert, RetrainTrigger
+
+    schemas: dict[str, type[Alert] | type[RetrainTrigger]] = {
+        alerts_topic: Alert,
+        triggers_topic: RetrainTrigger,
+    }
+    known = consumer.assignment()
+    printed = 0
+    last = time.monotonic()
+    while True:
+        wait = 1.0
+        if idle_timeout is not None:
+            wait = min(wait, max(0.0, last + idle_timeout - time.monotonic()))
+        batches = consumer.poll(timeout_ms=int(wait * 1000))
+        created = consumer.assignment() - known
+        if created:  # partitions of topics created since the start: all their messages are new
+            known |= created
+            if not from_beginning:
+                consumer.seek_to_beginning(*created)
+                batches = {tp: rs for tp, rs in batches.items() if tp not in created}
+        for records in batches.values():
+            for record in records:
+                message = _tail_parse(schemas[record.topic], record)
+                if message is None or (models and message.model_id not in models):
+                    continue
+                typer.echo(_tail_json(record.value) if as_json else output_line(message))
+                printed += 1
+                last = time.monotonic()
+                if max_messages is not None and printed >= max_messages:
+                    return
+        if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+            return
+
+
+def _tail_parse(
+    schema: "type[Alert] | type[RetrainTrigger]", record: Any
+) -> "Alert | RetrainTrigger | None":
+    """The record's message, or None (and a warning) when it is not one."""
+    try:
+        return schema.model_validate_json(record.value or b"")
+    except ValidationError as error:
+        typer.echo(
+            f"driftline alerts tail: skipped a message at {record.topic}[{record.partition}]"
+            f"@{record.offset} that is no valid {schema.__name__} "
+            f"({error.error_count()} error(s), first: {_first_error(error)})",
+            err=True,
+        )
+        return None
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def _tail_json(value: bytes) -> str:
+    """The message as published, on one line (a multi-line JSON text is compacted)."""
+    text = value.decode("utf-8")
+    if "\n" in text or "\r" in text:
+        text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+    return text
+
+
 def _alert_line(alert: "Alert") -> str:
     where = f" at line {alert.source.offset + 1}" if alert.source else ""
     return (
-        f"ALERT {alert.kind.value} model {alert.model_id} v{alert.model_version}{where}: "
-        f"{alert.summary}"
+        f"ALERT {alert.kind.value} {alert.status.value} model {alert.model_id} "
+        f"v{alert.model_version}{where}: {alert.summary}"
     )
 
 
