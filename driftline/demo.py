@@ -15,8 +15,15 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from driftline.alert_lines import output_line
 from driftline.client import AlertSubscriber, Publisher
-from driftline.schemas import Alert, DataQualityEvidence, DriftEvidence, RetrainTrigger
+from driftline.schemas import (
+    Alert,
+    AlertStatus,
+    DataQualityEvidence,
+    DriftEvidence,
+    RetrainTrigger,
+)
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.broker import (
     KAFKA_VERSION,
@@ -30,28 +37,33 @@ from driftline.worker_process import WorkerProcess
 
 
 def describe_alert(alert: Alert | RetrainTrigger) -> str:
-    """One readable line per alert (or retraining trigger)."""
+    """One readable line per alert message (open, update, resolve) or retraining trigger."""
     if isinstance(alert, RetrainTrigger):
-        reasons = "; ".join(reason.summary for reason in alert.reasons)
-        return f"TRIGGER retrain  model {alert.model_id} v{alert.model_version}: {reasons}"
+        return f"TRIGGER retrain  {output_line(alert).split(' RETRAIN ', 1)[-1]}"
     evidence = alert.evidence
     where = (
         f", partition {alert.source.partition} offset {alert.source.offset}" if alert.source else ""
     )
-    head = f"ALERT {alert.kind.value}  model {alert.model_id} v{alert.model_version}"
-    if isinstance(evidence, DriftEvidence):
+    head = (
+        f"ALERT {alert.kind.value} {alert.status.value} {alert.severity.value}  "
+        f"model {alert.model_id} v{alert.model_version}"
+    )
+    if isinstance(evidence, DriftEvidence) and alert.status is not AlertStatus.RESOLVE:
         return (
             f"{head}  feature {alert.feature}: {alert.summary.split(': ', 1)[-1]} "
             f"(changed at event #{evidence.change_observation}, detected at event "
             f"#{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
         )
-    assert isinstance(evidence, DataQualityEvidence)
-    return (
-        f"{head}  feature {alert.feature}: {evidence.check.value} in {evidence.violations} of "
-        f"{evidence.observations} values ({evidence.rate:.0%}; tolerated "
-        f"{evidence.tolerated_rate:.0%}, p={evidence.p_value:.1e}; {alert.event_time:%H:%M:%S}"
-        f"{where})"
-    )
+    if isinstance(evidence, DataQualityEvidence) and alert.status is not AlertStatus.RESOLVE:
+        return (
+            f"{head}  feature {alert.feature}: {evidence.check.value} in {evidence.violations} of "
+            f"{evidence.observations} values ({evidence.rate:.0%}; tolerated "
+            f"{evidence.tolerated_rate:.0%}, p={evidence.p_value:.1e}; "
+            f"{alert.event_time:%H:%M:%S}{where})"
+        )
+    subject = alert.feature or "(model)"
+    summary = alert.summary.removeprefix(f"{subject}: ")
+    return f"{head}  feature {subject}: {summary} ({alert.event_time:%H:%M:%S}{where})"
 
 
 def run_demo(
