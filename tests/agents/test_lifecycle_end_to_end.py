@@ -1,0 +1,155 @@
+"""One abrupt drift of 3 features through a real worker: alerts in their life, one trigger.
+
+Then the same input topic is replayed from offset 0 by a worker of a fresh
+consumer group: it must send the same alert and trigger ids, so a consumer
+that deduplicates by id sees nothing new.
+"""
+
+import json
+import socket
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kafka import KafkaProducer
+from kafka_helpers import read_all
+
+from driftline.schemas import (
+    Alert,
+    FeatureSpec,
+    GroupEvidence,
+    ModelSpec,
+    PredictionEvent,
+    RetrainTrigger,
+)
+from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
+from driftline.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.kafka
+
+MODEL = "pricing"
+FEATURES = [f"f{i}" for i in range(6)]
+DRIFTING = ["f1", "f2", "f4"]
+BEFORE, DURING, AFTER = 3_000, 3_000, 4_000
+START = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def consumed(settings: Settings) -> int:
+    url = f"http://127.0.0.1:{settings.web_port}/status"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        report: dict[str, Any] = json.loads(response.read())
+    return int(report["topics"]["predictions"]["consumed"])
+
+
+def run_worker(settings: Settings, log: Path, total: int) -> None:
+    with WorkerProcess(settings, log) as worker:
+        deadline = time.monotonic() + 180
+        while True:
+            assert worker.running, worker.log_text()
+            try:
+                if consumed(settings) >= total:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, worker.log_text()
+            time.sleep(0.5)
+        time.sleep(1.0)  # let the last outputs go out before the worker stops
+
+
+def test_one_drift_of_three_features_one_model_alert_one_trigger_and_a_replay_repeats_the_ids(
+    worker_settings: Settings, tmp_path: Path
+):
+    settings = worker_settings.model_copy(update={"web_enabled": True, "web_port": free_port()})
+    ensure_topics(settings)
+    spec = ModelSpec(
+        model_id=MODEL,
+        model_version="2",
+        task="regression",
+        features=[FeatureSpec(name=name, kind="numeric") for name in FEATURES],
+        retraining={"drift_sustained_events": 1_500},
+    )
+    rows = np.random.default_rng(6).normal(size=(BEFORE + DURING + AFTER, len(FEATURES)))
+    for name in DRIFTING:
+        rows[BEFORE : BEFORE + DURING, FEATURES.index(name)] += 1.5
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer.send(
+        settings.models_topic, key=spec.registry_key(), value=spec.model_dump_json().encode()
+    )
+    for index, row in enumerate(rows):
+        event = PredictionEvent(
+            model_id=MODEL,
+            model_version="2",
+            event_id=f"e{index}",
+            event_time=START + timedelta(seconds=index),
+            features=dict(zip(FEATURES, row.tolist(), strict=True)),
+        )
+        producer.send(
+            settings.predictions_topic, key=MODEL.encode(), value=event.model_dump_json().encode()
+        )
+    producer.flush()
+    producer.close()
+
+    run_worker(settings, tmp_path / "first.log", len(rows))
+    first = [
+        Alert.model_validate_json(v or b"")
+        for v in read_all(settings.bootstrap_servers, settings.alerts_topic)
+    ]
+    triggers = [
+        RetrainTrigger.model_validate_json(v or b"")
+        for v in read_all(settings.bootstrap_servers, settings.retrain_triggers_topic)
+    ]
+
+    opened = [alert for alert in first if alert.status.value == "open"]
+    [group] = [alert for alert in opened if alert.feature is None]
+    per_feature = [alert for alert in opened if alert.feature in FEATURES]
+    assert sorted(alert.feature or "" for alert in per_feature) == DRIFTING
+    assert {alert.group_id for alert in first if alert.feature is not None} == {group.alert_id}
+    resolved = {alert.feature for alert in first if alert.status.value == "resolve"}
+    assert set(DRIFTING) | {None} <= resolved, [(a.feature, a.status.value) for a in first]
+    back = START + timedelta(seconds=BEFORE + DURING)
+    assert all(a.event_time > back for a in first if a.status.value == "resolve")
+    assert all(a.event_time >= START + timedelta(seconds=BEFORE) for a in first)
+    last = [a for a in first if a.alert_id == group.alert_id][-1]
+    assert last.status.value == "resolve"
+    assert isinstance(last.evidence, GroupEvidence)
+
+    [trigger] = triggers
+    assert (trigger.model_id, trigger.model_version) == (MODEL, "2")
+    assert trigger.reasons[0].alert_id == group.alert_id
+    assert {r.alert_id for r in trigger.reasons} >= {a.alert_id for a in per_feature}
+    assert trigger.training_window is not None
+    start = trigger.training_window.start_event_time
+    assert abs((start - START).total_seconds() - BEFORE) < 300
+    [position] = trigger.training_window.start_positions
+    assert position.topic == settings.predictions_topic
+
+    # The same input, from offset 0, by a fresh consumer group.
+    again = settings.model_copy(
+        update={"app_id": settings.app_id + "-replay", "web_port": free_port()}
+    )
+    run_worker(again, tmp_path / "replay.log", len(rows))
+    everything = [
+        Alert.model_validate_json(v or b"")
+        for v in read_all(settings.bootstrap_servers, settings.alerts_topic)
+    ]
+    replayed = everything[len(first) :]
+    assert [(a.alert_id, a.status) for a in replayed] == [(a.alert_id, a.status) for a in first]
+    seen = {(a.alert_id, a.status) for a in first}
+    assert [a for a in replayed if (a.alert_id, a.status) not in seen] == []
+    all_triggers = [
+        RetrainTrigger.model_validate_json(v or b"")
+        for v in read_all(settings.bootstrap_servers, settings.retrain_triggers_topic)
+    ]
+    assert [t.idempotency_key for t in all_triggers] == [trigger.idempotency_key] * 2
+    assert [t.trigger_id for t in all_triggers] == [trigger.trigger_id] * 2
