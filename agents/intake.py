@@ -28,14 +28,17 @@ from driftline.agents.registry import (
 from driftline.agents.retraining import RetrainDecider
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
+from driftline.monitors.performance import PerformanceResolution
 from driftline.schemas import (
     Alert,
+    AlertKind,
     AlertStatus,
     DeadLetterReason,
     FeatureEvent,
     KafkaPosition,
     LabelEvent,
     ModelSpec,
+    PerformanceBasis,
     PerformanceEvidence,
     PredictionEvent,
     RetrainTrigger,
@@ -127,6 +130,7 @@ class Intake:
             self.counters.topics[InputTopic.LABELS],
             dead_letter=self._label_dead_letter,
             alert=self._performance_alert,
+            resolve=self._performance_back,
             store=label_store,
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
@@ -336,6 +340,24 @@ class Intake:
         sent = life.other(alert, now, subject)
         triggers = decider.observe(sent, now)
         return [self._alert(a) for a in sent] + [self._trigger(t) for t in triggers]
+
+    def _performance_back(
+        self, spec: ModelSpec, back: PerformanceResolution, source: KafkaPosition | None
+    ) -> list[Output]:
+        """The resolve message of a performance alert whose performance came back."""
+        life, _ = self._book_for(spec)
+        realized = back.basis is PerformanceBasis.REALIZED
+        kind = AlertKind.PERFORMANCE if realized else AlertKind.ESTIMATED_PERFORMANCE
+        what = "on labels" if realized else "as estimated"
+        sent = life.resolve_other(
+            kind,
+            back.metric,
+            event_id=back.event_id,
+            event_time=back.event_time,
+            source=source,
+            summary=f"performance: {back.metric.replace('_', ' ')} back to its reference {what}",
+        )
+        return [self._alert(alert) for alert in sent]
 
     def _trigger(self, trigger: RetrainTrigger) -> Output:
         self.counters.triggers += 1

@@ -28,6 +28,7 @@ from driftline.monitors.labels import AlreadyLabelled, Expired, LabelJoin, Match
 from driftline.monitors.performance import (
     PerformanceFindings,
     PerformanceMonitor,
+    PerformanceResolution,
     PredictionRecord,
 )
 from driftline.schemas import (
@@ -60,6 +61,9 @@ DeadLetterSink = Callable[[LabelMessage, Rejection], Output]
 AlertSink = Callable[[Alert], list[Output]]
 """Takes a performance alert through the version's lifecycle; the messages it leads to."""
 
+ResolutionSink = Callable[[ModelSpec, PerformanceResolution, KafkaPosition | None], list[Output]]
+"""Takes a performance that came back through the version's lifecycle; the messages."""
+
 
 @dataclass
 class LabelCounts:
@@ -80,6 +84,7 @@ class LabelDesk:
         *,
         dead_letter: DeadLetterSink,
         alert: AlertSink,
+        resolve: ResolutionSink,
         store: MutableMapping[str, bytes] | None = None,
     ) -> None:
         self.settings = settings
@@ -88,6 +93,7 @@ class LabelDesk:
         self.counters = counters
         self._dead_letter = dead_letter
         self._alert = alert
+        self._resolve = resolve
         self.join = LabelJoin(
             timedelta(seconds=settings.label_retention_seconds),
             store=store,
@@ -203,6 +209,8 @@ class LabelDesk:
             outputs += self._alert(
                 performance_alert(spec.model_id, spec.model_version, finding, source)
             )
+        for resolution in found.resolved:
+            outputs += self._resolve(spec, resolution, source)
         for report in found.reports:
             outputs.append(
                 Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), encode(report))

@@ -151,17 +151,45 @@ class AlertLifecycle:
         """An alert of another kind (performance): opened unless its subject cools down."""
         key = (alert.kind, subject)
         life = self._others.get(key)
+        if life is not None and life.open:
+            return []  # the monitor latches; a second open would be a bug upstream
         if life is not None and now - life.opened_at < self.policy.cooldown_events:
             self.suppressed[f"{alert.kind.value}:{subject}"] += 1
             return []
         self._others[key] = _Life(alert, now, now)
         return [alert]
 
+    def resolve_other(
+        self,
+        kind: AlertKind,
+        subject: str,
+        *,
+        event_id: str,
+        event_time: datetime,
+        source: KafkaPosition | None,
+        summary: str,
+    ) -> list[Alert]:
+        """The resolve message of an open alert of another kind (performance), if one is open."""
+        life = self._others.get((kind, subject))
+        if life is None or not life.open:
+            return []
+        life.open = False
+        life.alert = life.alert.model_copy(
+            update={
+                "status": AlertStatus.RESOLVE,
+                "summary": summary,
+                "event_id": event_id,
+                "event_time": event_time,
+                "source": source,
+            }
+        )
+        return [life.alert]
+
     @property
     def open_alerts(self) -> list[Alert]:
         """The alerts open now (the latest message of each), model-level one first."""
         group = [self._group.alert] if self._group is not None else []
-        lives = [*self._drifts.values(), *self._quality.values()]
+        lives = [*self._drifts.values(), *self._quality.values(), *self._others.values()]
         return group + [life.alert for life in lives if life.open]
 
     # Drift.

@@ -113,14 +113,30 @@ class PerformanceFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class PerformanceResolution:
+    """Performance that fell is back: no realized alarm for ``reference_labels`` labels, or
+    a window's estimate back above its floor."""
+
+    basis: PerformanceBasis
+    metric: str
+    event_id: str
+    event_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PerformanceFindings:
     """What one prediction, label or expiry revealed."""
 
     findings: list[PerformanceFinding] = field(default_factory=list)
     reports: list[PerformanceReport] = field(default_factory=list)
+    resolved: list[PerformanceResolution] = field(default_factory=list)
 
     def __add__(self, other: "PerformanceFindings") -> "PerformanceFindings":
-        return PerformanceFindings(self.findings + other.findings, self.reports + other.reports)
+        return PerformanceFindings(
+            self.findings + other.findings,
+            self.reports + other.reports,
+            self.resolved + other.resolved,
+        )
 
 
 @dataclass
@@ -259,7 +275,7 @@ class PerformanceMonitor:
             window.delays.append(max(delay, 0.0))
             window.realized.update(label, record.prediction, record.probabilities)
         self._changes.append((record.event_time, record.position))
-        found = PerformanceFindings(findings=self._test(record, label, event_id, label_time))
+        found = self._test(record, label, event_id, label_time)
         if window is not None and window.settled:
             found += self._settle(window)
         return found
@@ -304,13 +320,13 @@ class PerformanceMonitor:
 
     def _test(
         self, record: PredictionRecord, label: str | float, event_id: str, label_time: datetime
-    ) -> list[PerformanceFinding]:
+    ) -> PerformanceFindings:
         error = _error(record, label)
         if error is None:
-            return []
+            return PerformanceFindings()
         if self._reference_error is None:
             self._learn(record, label, error)
-            return []
+            return PerformanceFindings()
         self._since_reference.update(label, record.prediction, record.probabilities)
         self._recent_errors.append(error)
         test = self._error_test
@@ -318,7 +334,7 @@ class PerformanceMonitor:
         if isinstance(test, BernoulliCusum):
             test.update(1 if error else 0)
             if not (test.drift_detected and test.direction > 0):
-                return self._quiet()
+                return self._quiet("error_rate", event_id, label_time)
             statistic, threshold = test.statistic, test.threshold
             change = test.change_observation
             current = self._current_error(test.observations - change + 1)
@@ -326,7 +342,7 @@ class PerformanceMonitor:
         else:
             alarm = test.last_alarm if test.update(error) else None
             if alarm is None or alarm.direction != "up":
-                return self._quiet()
+                return self._quiet("mae", event_id, label_time)
             statistic, threshold, change = (
                 alarm.statistic,
                 alarm.threshold,
@@ -339,37 +355,39 @@ class PerformanceMonitor:
         was_latched = self._latched_quiet is not None
         self._latched_quiet = 0
         if was_latched:
-            return []
+            return PerformanceFindings()
         back = test.observations - change
         change_time, change_position = (None, None)
         if 0 <= back < len(self._changes):
             change_time, change_position = self._changes[-1 - back]
-        return [
-            PerformanceFinding(
-                basis=PerformanceBasis.REALIZED,
-                metric=metric,
-                reference=self._reference_error,
-                current=current,
-                test=name,
-                statistic=statistic,
-                threshold=threshold,
-                arl=self.arl,
-                observations=self._labelled,
-                event_id=event_id,
-                event_time=label_time,
-                change_observation=change,
-                change_event_time=change_time,
-                change_position=change_position,
-            )
-        ]
+        finding = PerformanceFinding(
+            basis=PerformanceBasis.REALIZED,
+            metric=metric,
+            reference=self._reference_error,
+            current=current,
+            test=name,
+            statistic=statistic,
+            threshold=threshold,
+            arl=self.arl,
+            observations=self._labelled,
+            event_id=event_id,
+            event_time=label_time,
+            change_observation=change,
+            change_event_time=change_time,
+            change_position=change_position,
+        )
+        return PerformanceFindings(findings=[finding])
 
-    def _quiet(self) -> list[PerformanceFinding]:
-        """Count a label without alarm toward lifting the latch."""
-        if self._latched_quiet is not None:
-            self._latched_quiet += 1
-            if self._latched_quiet >= self.spec.performance.reference_labels:
-                self._latched_quiet = None
-        return []
+    def _quiet(self, metric: str, event_id: str, label_time: datetime) -> PerformanceFindings:
+        """Count a label without alarm toward lifting the latch; a resolution when it lifts."""
+        if self._latched_quiet is None:
+            return PerformanceFindings()
+        self._latched_quiet += 1
+        if self._latched_quiet < self.spec.performance.reference_labels:
+            return PerformanceFindings()
+        self._latched_quiet = None
+        back = PerformanceResolution(PerformanceBasis.REALIZED, metric, event_id, label_time)
+        return PerformanceFindings(resolved=[back])
 
     def _current_error(self, since: int) -> float:
         recent = self._recent_errors
@@ -426,7 +444,12 @@ class PerformanceMonitor:
         spread = estimator.reference_spread / math.sqrt(estimate.count)
         floor = estimator.reference_estimate - self.spec.performance.accuracy_tolerance - z * spread
         if accuracy >= floor:
-            self._estimate_latched = False
+            if self._estimate_latched:
+                self._estimate_latched = False
+                back = PerformanceResolution(
+                    PerformanceBasis.ESTIMATED, "accuracy", event.event_id, event.event_time
+                )
+                found += PerformanceFindings(resolved=[back])
             return found
         if self._estimate_latched:
             return found

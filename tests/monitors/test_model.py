@@ -296,3 +296,22 @@ def test_a_model_without_features_is_watched_by_its_predictions_alone():
     assert not monitor.warming_up
     assert [finding.subject for finding in found] == [PREDICTION]
     assert int(found[0].event_id.removeprefix("e")) >= 3_000
+
+
+def test_a_drift_that_ends_repeats_while_it_lasts_and_resolves_after_it():
+    monitor = ModelMonitor(spec(numeric("x"), multivariate=False, prediction=False))
+    rng = random.Random(5)
+    drifts, repeats, resolved = [], [], []
+    for i in range(12_000):
+        shifted = 4_000 <= i < 6_000
+        found = monitor.update(event({"x": rng.gauss(1.0 if shifted else 0.0, 1.0)}, i))
+        drifts += [int(f.event_id[1:]) for f in found.drifts]
+        repeats += [int(f.event_id[1:]) for f in found.repeats]
+        resolved += [(r.subject, int(r.event_id[1:])) for r in found.resolved]
+    [opened] = drifts
+    assert 4_000 < opened < 4_200
+    assert repeats
+    assert all(opened < at < 6_200 for at in repeats)
+    [(subject, at)] = resolved
+    assert subject == "x"
+    assert at >= max(repeats) + monitor.spec.alerts.resolve_after_events

@@ -186,3 +186,21 @@ def test_a_prediction_record_survives_its_json_payload():
         position=KafkaPosition(topic="t", partition=1, offset=9),
     )
     assert PredictionRecord.from_payload(record.to_payload()) == record
+
+
+def test_a_realized_fall_that_recovers_is_resolved_once_quiet_for_the_reference_labels():
+    monitor = PerformanceMonitor(binary_spec(reference_labels=500))
+    rng = np.random.default_rng(11)
+    findings, resolved = [], []
+    for i in range(12_000):
+        record, _ = monitor.predicted(prediction(i, 0.8))
+        accuracy = 0.7 if 4_000 <= i < 6_000 else 0.9
+        label = "yes" if rng.random() < accuracy else "no"
+        found = monitor.labelled(record, label, event_id=f"l{i}", label_time=record.event_time)
+        findings += [int(f.event_id[1:]) for f in found.findings]
+        resolved += [(r.basis, r.metric, int(r.event_id[1:])) for r in found.resolved]
+    [opened] = findings
+    assert 4_000 < opened < 4_600
+    [(basis, metric, at)] = resolved
+    assert (basis, metric) == (PerformanceBasis.REALIZED, "error_rate")
+    assert 6_000 < at < 6_000 + 2_000  # 500 labels after the last alarm of the fall
