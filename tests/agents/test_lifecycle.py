@@ -129,3 +129,38 @@ def test_no_alert_and_no_trigger_on_a_stationary_stream():
     alerts, triggers = run(spec(), stream(3, 15_000, {}))
     assert alerts == []
     assert triggers == []
+
+
+def test_a_data_quality_alert_resolves_after_a_clean_window():
+    model = spec()
+    registry = ModelRegistry()
+    registry.apply(Registration(model))
+    intake = Intake(Settings(), registry)
+    rng = np.random.default_rng(4)
+    alerts: list[Alert] = []
+    for index in range(8_000):
+        features: dict[str, float | None] = {name: float(rng.normal()) for name in FEATURES}
+        if 3_000 <= index < 5_000 and rng.random() < 0.3:
+            features["b"] = None
+        event = PredictionEvent(
+            model_id="m",
+            model_version="1",
+            event_id=f"e{index}",
+            event_time=START + timedelta(seconds=index),
+            features=features,
+        )
+        source = KafkaPosition(topic="predictions", partition=0, offset=index)
+        outputs = intake.handle(
+            InputMessage(InputTopic.PREDICTIONS, event.model_dump_json().encode(), b"m", source)
+        )
+        alerts += [
+            Alert.model_validate_json(o.value)
+            for o in outputs
+            if o.destination is Destination.ALERTS
+        ]
+    quality = [(a.feature, a.status.value, int(a.event_id[1:])) for a in alerts]
+    assert [(f, s) for f, s, _ in quality] == [("b", "open"), ("b", "resolve")]
+    (_, _, opened), (_, _, resolved) = quality
+    assert 3_000 < opened < 3_200
+    assert 5_000 < resolved <= 7_001  # the first window that ends clean
+    assert len({a.alert_id for a in alerts}) == 1
