@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
 from driftline.agents.labelling import LabelDesk, LabelMessage
-from driftline.agents.lifecycle import AlertLifecycle
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import (
     ModelKey,
@@ -25,7 +25,6 @@ from driftline.agents.registry import (
     read_registry_message,
     registry_max_bytes,
 )
-from driftline.agents.retraining import RetrainDecider
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
 from driftline.monitors.performance import PerformanceResolution
@@ -120,6 +119,7 @@ class Intake:
         registry: ModelRegistry,
         *,
         label_store: MutableMapping[str, bytes] | None = None,
+        alert_store: MutableMapping[str, bytes] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -134,7 +134,7 @@ class Intake:
             store=label_store,
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
-        self._books: dict[ModelKey, tuple[AlertLifecycle, RetrainDecider]] = {}
+        self.books = AlertBooks(alert_store)
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
         self._max_future = timedelta(seconds=settings.max_future_seconds)
         registry.on_change = self.forget
@@ -198,12 +198,13 @@ class Intake:
         if arrival is not None:
             return arrival
         findings = monitor.update(event, message.source)
-        life, decider = self._book_for(spec)
-        alerts = life.update(
-            findings, monitor.events, event, message.source, monitor.quality_alarming
-        )
+        life, decider = self.books.book_for(spec)
+        now = life.advance()
+        alerts = life.update(findings, now, event, message.source, monitor.quality_alarming)
+        triggers = decider.observe(alerts, now)
+        self.books.save(spec, changed=bool(alerts or triggers))
         outputs = [self._alert(alert) for alert in alerts]
-        outputs += [self._trigger(t) for t in decider.observe(alerts, monitor.events)]
+        outputs += [self._trigger(t) for t in triggers]
         self.counters.topics[message.topic].processed += 1
         if isinstance(event, PredictionEvent) and (
             event.prediction is not None or event.probabilities
@@ -219,7 +220,7 @@ class Intake:
     def forget(self, model: ModelKey) -> None:
         """Drop the state of a model version whose spec changed or went away."""
         self.labels.forget(model)
-        self._books.pop(model, None)
+        self.books.forget(model)
         if self._monitors.pop(model, None) is not None:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
@@ -319,33 +320,25 @@ class Intake:
             log.info("monitoring model %s version %s", *key)
         return monitor
 
-    def _book_for(self, spec: ModelSpec) -> tuple[AlertLifecycle, RetrainDecider]:
-        """The version's alert lifecycle and retraining policy state (fresh for a new spec)."""
-        key = (spec.model_id, spec.model_version)
-        book = self._books.get(key)
-        if book is None or book[0].spec is not spec:
-            book = self._books[key] = (AlertLifecycle(spec), RetrainDecider(spec))
-        return book
-
     def _performance_alert(self, alert: Alert) -> list[Output]:
         """A performance alert, through the version's lifecycle and retraining policy."""
         spec = self.registry.spec(alert.model_id, alert.model_version)
         if spec is None:
             return [self._alert(alert)]
-        monitor = self._monitors.get((spec.model_id, spec.model_version))
-        now = monitor.events if monitor is not None else 0
-        life, decider = self._book_for(spec)
+        life, decider = self.books.book_for(spec)
+        now = life.clock
         evidence = alert.evidence
         subject = evidence.metric if isinstance(evidence, PerformanceEvidence) else alert.kind.value
         sent = life.other(alert, now, subject)
         triggers = decider.observe(sent, now)
+        self.books.save(spec, changed=bool(sent or triggers))
         return [self._alert(a) for a in sent] + [self._trigger(t) for t in triggers]
 
     def _performance_back(
         self, spec: ModelSpec, back: PerformanceResolution, source: KafkaPosition | None
     ) -> list[Output]:
         """The resolve message of a performance alert whose performance came back."""
-        life, _ = self._book_for(spec)
+        life, _ = self.books.book_for(spec)
         realized = back.basis is PerformanceBasis.REALIZED
         kind = AlertKind.PERFORMANCE if realized else AlertKind.ESTIMATED_PERFORMANCE
         what = "on labels" if realized else "as estimated"
@@ -357,6 +350,7 @@ class Intake:
             source=source,
             summary=f"performance: {back.metric.replace('_', ' ')} back to its reference {what}",
         )
+        self.books.save(spec, changed=bool(sent))
         return [self._alert(alert) for alert in sent]
 
     def _trigger(self, trigger: RetrainTrigger) -> Output:

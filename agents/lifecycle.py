@@ -25,9 +25,10 @@ Time is counted in the version's events, never by a clock.
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from driftline.agents.alerts import alert_id, drift_alert, quality_alert
 from driftline.monitors.model import DriftFinding, ModelFindings
@@ -54,12 +55,36 @@ MODEL_LEVEL = "(model)"
 
 @dataclass
 class _Life:
-    """One subject's latest alert and when it last opened and was updated."""
+    """One subject's latest alert and when it last opened, was updated and alarmed."""
 
     alert: Alert
     opened_at: int
     updated_at: int
     open: bool = True
+    alarmed_at: int | None = None
+    restored_at: int | None = None
+    """When the alert was read back from saved state (a restart or a rebalance): the
+    monitor behind it started afresh, so only a new alarm or enough quiet tells its fate."""
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert.model_dump_json(),
+            "opened_at": self.opened_at,
+            "updated_at": self.updated_at,
+            "open": self.open,
+            "alarmed_at": self.alarmed_at if self.alarmed_at is not None else self.updated_at,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], clock: int) -> "_Life":
+        return cls(
+            alert=Alert.model_validate_json(state["alert"]),
+            opened_at=int(state["opened_at"]),
+            updated_at=int(state["updated_at"]),
+            open=bool(state["open"]),
+            alarmed_at=int(state["alarmed_at"]),
+            restored_at=clock,
+        )
 
 
 @dataclass
@@ -111,6 +136,13 @@ class AlertLifecycle:
         self._quality: dict[tuple[str, QualityCheck], _Life] = {}
         self._others: dict[tuple[AlertKind, str], _Life] = {}
         self._group: _Group | None = None
+        self.clock = 0
+        """Events of the version seen by this lifecycle (kept across restarts in its state)."""
+
+    def advance(self) -> int:
+        """Count one more event of the version; the new clock."""
+        self.clock += 1
+        return self.clock
 
     def update(
         self,
@@ -144,7 +176,32 @@ class AlertLifecycle:
         for quality in findings.quality:
             sent += self._data_quality(quality, now, event, source)
         if quality_alarming is not None:
-            sent += self._quality_recoveries(quality_alarming, event, source)
+            sent += self._quality_recoveries(quality_alarming, now, event, source)
+        sent += self._restored_quiet(now, event, source)
+        return sent
+
+    def _restored_quiet(
+        self, now: int, event: PredictionEvent | FeatureEvent, source: KafkaPosition | None
+    ) -> list[Alert]:
+        """Resolve drift alerts read back from saved state whose subject stayed quiet since."""
+        sent: list[Alert] = []
+        for subject, life in self._drifts.items():
+            if not life.open or life.restored_at is None:
+                continue
+            last = max(life.alarmed_at or 0, life.restored_at)
+            if now - last < self.policy.resolve_after_events:
+                continue
+            life.open = False
+            sent.append(
+                self._restate(
+                    life,
+                    AlertStatus.RESOLVE,
+                    f"{subject}: no alarm for {self.policy.resolve_after_events} events",
+                    event,
+                    source,
+                )
+            )
+            sent += self._leave_group(life.alert.alert_id, event, source)
         return sent
 
     def other(self, alert: Alert, now: int, subject: str) -> list[Alert]:
@@ -192,6 +249,60 @@ class AlertLifecycle:
         lives = [*self._drifts.values(), *self._quality.values(), *self._others.values()]
         return group + [life.alert for life in lives if life.open]
 
+    # State as plain data, kept across restarts and rebalances.
+
+    def to_state(self) -> dict[str, Any]:
+        """The open alerts, cooldowns and clock, as JSON-ready data."""
+        group = self._group
+        return {
+            "clock": self.clock,
+            "drifts": {subject: life.to_state() for subject, life in self._drifts.items()},
+            "quality": [
+                [feature, check.value, life.to_state()]
+                for (feature, check), life in self._quality.items()
+            ],
+            "others": [
+                [kind.value, subject, life.to_state()]
+                for (kind, subject), life in self._others.items()
+            ],
+            "group": None
+            if group is None
+            else {
+                "alert": group.alert.model_dump_json(),
+                "members": group.members,
+                "subjects": group.subjects,
+                "open_members": group.open_members,
+                "opened_at": group.opened_at,
+            },
+            "suppressed": dict(self.suppressed),
+        }
+
+    @classmethod
+    def from_state(cls, spec: ModelSpec, state: Mapping[str, Any]) -> "AlertLifecycle":
+        """The lifecycle :meth:`to_state` described, its alerts marked as read back."""
+        life = cls(spec)
+        clock = life.clock = int(state["clock"])
+        life._drifts = {s: _Life.from_state(v, clock) for s, v in state["drifts"].items()}
+        life._quality = {
+            (feature, QualityCheck(check)): _Life.from_state(v, clock)
+            for feature, check, v in state["quality"]
+        }
+        life._others = {
+            (AlertKind(kind), subject): _Life.from_state(v, clock)
+            for kind, subject, v in state["others"]
+        }
+        group = state["group"]
+        if group is not None:
+            life._group = _Group(
+                alert=Alert.model_validate_json(group["alert"]),
+                members=list(group["members"]),
+                subjects=list(group["subjects"]),
+                open_members=list(group["open_members"]),
+                opened_at=int(group["opened_at"]),
+            )
+        life.suppressed = Counter(state["suppressed"])
+        return life
+
     # Drift.
 
     def _drift(
@@ -202,6 +313,7 @@ class AlertLifecycle:
         fresh = drift_alert(spec.model_id, spec.model_version, finding, source)
         fresh = fresh.model_copy(update={"severity": self._drift_severity(fresh)})
         if life is not None and life.open:
+            life.alarmed_at, life.restored_at = now, None
             if now - life.updated_at < self.policy.update_every_events:
                 return []
             life.updated_at = now
@@ -224,7 +336,7 @@ class AlertLifecycle:
         if group is None:
             group = self._group = self._open_group(fresh, now)
         alert = fresh.model_copy(update={"group_id": group.alert.alert_id})
-        self._drifts[finding.subject] = _Life(alert, now, now)
+        self._drifts[finding.subject] = _Life(alert, now, now, alarmed_at=now)
         group.members.append(alert.alert_id)
         group.subjects.append(finding.subject)
         group.open_members.append(alert.alert_id)
@@ -358,7 +470,7 @@ class AlertLifecycle:
         )
         life = self._quality.get(key)
         if life is not None and life.open:
-            life.updated_at = now
+            life.updated_at, life.restored_at = now, None
             life.alert = fresh.model_copy(
                 update={"alert_id": life.alert.alert_id, "status": AlertStatus.UPDATE}
             )
@@ -372,11 +484,14 @@ class AlertLifecycle:
     def _quality_recoveries(
         self,
         alarming: QualityAlarming,
+        now: int,
         event: PredictionEvent | FeatureEvent,
         source: KafkaPosition | None,
     ) -> list[Alert]:
         sent = []
         for (feature, check), life in self._quality.items():
+            if life.restored_at is not None and now - life.restored_at <= self.spec.quality_window:
+                continue  # a fresh check must see a whole window before it can say it is clean
             if life.open and not alarming(feature, check):
                 life.open = False
                 sent.append(

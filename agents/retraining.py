@@ -20,7 +20,9 @@ sends none for ``cooldown_events``. Time is counted in the version's events.
 """
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from driftline.schemas import (
     Alert,
@@ -81,6 +83,29 @@ class RetrainDecider:
         assert isinstance(evidence, GroupEvidence)
         members = [self._members[m] for m in evidence.members if m in self._members]
         return self._trigger([group, *members], group, now)
+
+    def to_state(self) -> dict[str, Any]:
+        """What the decider remembers, as JSON-ready data."""
+        return {
+            "group": None if self._group is None else self._group.model_dump_json(),
+            "group_opened_at": self._group_opened_at,
+            "members": {key: alert.model_dump_json() for key, alert in self._members.items()},
+            "last_trigger_at": self._last_trigger_at,
+            "triggered_for": sorted(self._triggered_for),
+        }
+
+    @classmethod
+    def from_state(cls, spec: ModelSpec, state: Mapping[str, Any]) -> "RetrainDecider":
+        """The decider :meth:`to_state` described."""
+        decider = cls(spec)
+        group = state["group"]
+        decider._group = None if group is None else Alert.model_validate_json(group)
+        decider._group_opened_at = int(state["group_opened_at"])
+        decider._members = {k: Alert.model_validate_json(v) for k, v in state["members"].items()}
+        last = state["last_trigger_at"]
+        decider._last_trigger_at = None if last is None else int(last)
+        decider._triggered_for = set(state["triggered_for"])
+        return decider
 
     def _immediate(self, alert: Alert) -> bool:
         policy = self.policy

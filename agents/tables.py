@@ -1,10 +1,10 @@
-"""The label join's waiting predictions and labels, kept in a faust table.
+"""Worker state kept in faust tables: the label join, and each version's alert state.
 
 Every write goes to the table's changelog topic on the partition of the
 event being processed, which is the partition its model's predictions and
 labels share (both are keyed by model id). So when a partition moves to
-another worker, faust replays that part of the changelog there, and the
-label join goes on where it stopped.
+another worker, or a worker restarts, faust replays that part of the
+changelog, and the label join and the alerts go on where they stopped.
 """
 
 from collections.abc import Iterator, MutableMapping
@@ -13,7 +13,10 @@ from typing import Any
 from driftline.streams import DriftlineApp
 
 LABEL_JOIN_TABLE = "label-join"
-"""Name of the table; its changelog topic is ``<app id>-label-join-changelog``."""
+"""The label join's table; its changelog topic is ``<app id>-label-join-changelog``."""
+
+ALERT_STATE_TABLE = "alert-state"
+"""Each model version's open alerts, cooldowns and retraining state."""
 
 
 class TableStore(MutableMapping[str, bytes]):
@@ -52,10 +55,25 @@ class TableStore(MutableMapping[str, bytes]):
 
 def label_join_table(dapp: DriftlineApp) -> Any:
     """Declare the label join's table on the app, partitioned like the input topics."""
-    return dapp.app.Table(
+    return _raw_table(
+        dapp,
         LABEL_JOIN_TABLE,
+        "Predictions waiting for their labels and labels waiting for their predictions.",
+    )
+
+
+def alert_state_table(dapp: DriftlineApp) -> Any:
+    """Declare the table of each model version's alert state."""
+    return _raw_table(
+        dapp, ALERT_STATE_TABLE, "Open alerts, cooldowns and retraining state per model version."
+    )
+
+
+def _raw_table(dapp: DriftlineApp, name: str, help: str) -> Any:
+    return dapp.app.Table(
+        name,
         key_type=bytes,  # bytes keys and values travel raw
         value_type=bytes,
         partitions=dapp.settings.topic_partitions,
-        help="Predictions waiting for their labels and labels waiting for their predictions.",
+        help=help,
     )

@@ -16,7 +16,7 @@ from faust.types import StreamT, TopicT
 from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination
 from driftline.agents.registry import ModelRegistry, RegistryFollower
-from driftline.agents.tables import TableStore, label_join_table
+from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.schemas import KafkaPosition
 from driftline.streams import DriftlineApp
 from driftline.streams.sending import send_until_accepted
@@ -37,8 +37,14 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     """Declare the registry follower and one agent per input topic on the app."""
     registry = ModelRegistry()
     table = label_join_table(dapp)
+    alert_state = alert_state_table(dapp)
     monitoring = Monitoring(
-        intake=Intake(dapp.settings, registry, label_store=TableStore(table)),
+        intake=Intake(
+            dapp.settings,
+            registry,
+            label_store=TableStore(table),
+            alert_store=TableStore(alert_state),
+        ),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
     )

@@ -7,7 +7,8 @@ import numpy as np
 
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
-from driftline.agents.registry import ModelRegistry, Registration
+from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
+from driftline.monitors.reference import build_reference
 from driftline.schemas import (
     Alert,
     FeatureSpec,
@@ -164,3 +165,58 @@ def test_a_data_quality_alert_resolves_after_a_clean_window():
     assert 3_000 < opened < 3_200
     assert 5_000 < resolved <= 7_001  # the first window that ends clean
     assert len({a.alert_id for a in alerts}) == 1
+
+
+def test_a_restarted_worker_keeps_the_open_alerts_and_sends_no_second_open():
+    model = spec(retraining={"drift_sustained_events": 1_500})
+    training = np.random.default_rng(9).normal(size=(5_000, len(FEATURES)))
+    reference = build_reference(
+        model,
+        {n: training[:, i].tolist() for i, n in enumerate(FEATURES)},
+        source="test",
+        ordered=False,
+    )
+    rows = stream(5, 12_000, dict.fromkeys(["a", "c", "e"], (3_000, 7_000)))
+
+    def intake(store: dict[str, bytes]) -> Intake:
+        registry = ModelRegistry()
+        registry.apply(Registration(model))
+        registry.apply(ReferenceRegistration(reference))
+        return Intake(Settings(), registry, alert_store=store)
+
+    def feed(target: Intake, start: int, end: int) -> tuple[list[Alert], int]:
+        outputs: list[Output] = []
+        for index in range(start, end):
+            event = PredictionEvent(
+                model_id="m",
+                model_version="1",
+                event_id=f"e{index}",
+                event_time=START + timedelta(seconds=index),
+                features=dict(zip(FEATURES, rows[index].tolist(), strict=True)),
+            )
+            source = KafkaPosition(topic="predictions", partition=0, offset=index)
+            message = InputMessage(
+                InputTopic.PREDICTIONS, event.model_dump_json().encode(), b"m", source
+            )
+            outputs += target.handle(message)
+        alerts = [
+            Alert.model_validate_json(o.value)
+            for o in outputs
+            if o.destination is Destination.ALERTS
+        ]
+        triggers = sum(o.destination is Destination.RETRAIN_TRIGGERS for o in outputs)
+        return alerts, triggers
+
+    store: dict[str, bytes] = {}
+    before, triggered_before = feed(intake(store), 0, 5_000)
+    after, triggered_after = feed(intake(store), 5_000, 12_000)  # a new worker, same state
+    opens = opened(before + after)
+    assert sorted(a.feature or "(model)" for a in opens) == ["(model)", "a", "c", "e"]
+    assert opened(after) == []
+    resolves = [a for a in after if a.status.value == "resolve"]
+    assert {a.alert_id for a in resolves} == {a.alert_id for a in opens}
+    assert all(int(a.event_id[1:]) > 7_000 for a in resolves)
+    assert triggered_before + triggered_after == 1
+
+    uninterrupted, _ = feed(intake({}), 0, 12_000)
+    assert {a.alert_id for a in opened(uninterrupted)} == {a.alert_id for a in opens}
