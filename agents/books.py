@@ -5,12 +5,10 @@ rebalance, but the alerts they raised must not: an alert open before the
 restart stays open under the same id (a monitor that finds the same change
 again updates it rather than opening a second one), cooldowns still hold,
 and a change that already triggered retraining does not trigger again.
-:class:`AlertBooks` keeps that state in a store, any mapping of text to
-bytes that outlives the worker (the worker passes its memory for now, so
-this holds across a change of spec object, not yet across a restart; see
-the README), written when an event changed it and every ``SAVE_EVERY``
-events otherwise (so the version's event clock is off by at most that much
-when read back).
+:class:`AlertBooks` keeps that state in a store (a faust table in the
+worker, whose changelog survives the worker; a dict in tests), written when
+an event changed it and every ``SAVE_EVERY`` events otherwise (so the
+version's event clock is off by at most that much after a restart).
 """
 
 import hashlib

@@ -2,8 +2,9 @@
 
 A label may land long after its prediction, or, when producers race, before
 it. :class:`LabelDesk` keeps whichever comes first waiting in the label
-join's store (the worker's memory for now; any mapping of text to bytes
-will do) for ``label_retention_seconds`` of event time. A joined pair feeds the version's
+join's store (a faust table in the worker, so a restarted or rebalanced
+worker goes on where the last one stopped) for ``label_retention_seconds`` of
+event time. A joined pair feeds the version's
 :class:`~driftline.monitors.performance.PerformanceMonitor`; a prediction
 still alone at the end of the retention counts as never labelled; a label
 still alone is dead-lettered as ``orphan_label`` with its original bytes.

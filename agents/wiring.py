@@ -16,6 +16,7 @@ from faust.types import StreamT, TopicT
 from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination
 from driftline.agents.registry import ModelRegistry, RegistryFollower
+from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.schemas import KafkaPosition
 from driftline.streams import DriftlineApp
 from driftline.streams.sending import send_until_accepted
@@ -35,12 +36,15 @@ class Monitoring:
 def register_agents(dapp: DriftlineApp) -> Monitoring:
     """Declare the registry follower and one agent per input topic on the app."""
     registry = ModelRegistry()
-    # The label join and the alert state live in this worker's memory, in stores
-    # that could live elsewhere. Faust tables were tried and dropped: with
-    # faust-streaming 0.15.3, a worker restarting with a table to recover skipped
-    # the first batch of its stream and stopped committing (see README).
+    table = label_join_table(dapp)
+    alert_state = alert_state_table(dapp)
     monitoring = Monitoring(
-        intake=Intake(dapp.settings, registry),
+        intake=Intake(
+            dapp.settings,
+            registry,
+            label_store=TableStore(table),
+            alert_store=TableStore(alert_state),
+        ),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
     )
@@ -56,6 +60,11 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
             except Exception:
                 log.exception("reading the registry topic failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
+
+    @table.on_recover  # type: ignore[untyped-decorator]
+    async def rebuild_label_join() -> None:
+        # The table holds what was waiting; the join's indexes are rebuilt from it.
+        monitoring.intake.labels.join.rebuild()
 
     inputs = {
         InputTopic.PREDICTIONS: dapp.predictions,

@@ -14,10 +14,10 @@ label given ends as exactly one of: part of a :class:`Match`, an
 :class:`AlreadyLabelled`, an :class:`Expired`, or still pending; every
 prediction likewise, or else counted as repeated (its id was stored already).
 
-All durable state lives in an injectable ``MutableMapping[str, bytes]``
-(a changelog-backed table, say; the worker keeps a dict in memory for now).
-Keys are compact JSON arrays, values JSON objects, event times integer
-microseconds since the epoch (an exact round trip):
+All durable state lives in an injectable ``MutableMapping[str, bytes]`` (a
+faust Table in the worker, whose writes go to a Kafka changelog; a dict in
+tests). Keys are compact JSON arrays, values JSON objects, event times
+integer microseconds since the epoch (an exact round trip):
 
 * ``[model_id, prediction_id]``: ``{"side": "prediction" | "label", "time",
   "payload"}`` waits for its partner; ``{"side": "labelled", "time"}`` is the
@@ -145,8 +145,8 @@ class LabelJoin:
     Finding it costs one look per model.
 
     The heaps of entries by event time, the watermarks and the counts are
-    derived from the store. The constructor does not read it (a table may
-    not be recovered yet then): call :meth:`rebuild` once it is filled.
+    derived from the store. The constructor does not read it (a faust Table
+    is not recovered yet then): call :meth:`rebuild` once it is filled.
 
     Parameters
     ----------

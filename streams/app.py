@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 
+from driftline.streams.faust_fixes import fix_recovery
 from driftline.streams.settings import Settings
 
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> DriftlineApp:
     faust's defaults (all interfaces, table views on) would expose a worker's
     state to anyone who can reach it.
     """
+    fix_recovery()
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,

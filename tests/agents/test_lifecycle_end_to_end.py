@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import end_offsets, read_all, wait_until_caught_up
+from kafka_helpers import read_all, wait_until_caught_up
 
+from driftline.monitors.reference import build_reference
 from driftline.schemas import (
     Alert,
     FeatureSpec,
@@ -155,11 +156,9 @@ def test_one_drift_of_three_features_one_model_alert_one_trigger_and_a_replay_re
     assert [t.trigger_id for t in all_triggers] == [trigger.trigger_id] * 2
 
 
-def test_a_restarted_worker_reads_on_from_its_committed_offset_without_a_gap(
+def test_a_restarted_worker_reads_on_without_a_gap_and_goes_on_with_its_open_alerts(
     worker_settings: Settings, tmp_path: Path
 ):
-    # Guards the restart path: a worker whose state needed recovering once skipped the first
-    # batch of its input after a restart and stopped committing at the gap.
     settings = worker_settings.model_copy(update={"web_enabled": True, "web_port": free_port()})
     ensure_topics(settings)
     spec = ModelSpec(
@@ -167,14 +166,28 @@ def test_a_restarted_worker_reads_on_from_its_committed_offset_without_a_gap(
         model_version="3",
         task="regression",
         features=[FeatureSpec(name=name, kind="numeric") for name in FEATURES],
+        drift={"multivariate": False},
         retraining={"drift_sustained_events": 1_500},
     )
-    rows = np.random.default_rng(8).normal(size=(BEFORE + DURING + AFTER, len(FEATURES)))
+    rng = np.random.default_rng(8)
+    training = rng.normal(size=(5_000, len(FEATURES)))
+    reference = build_reference(
+        spec,
+        {name: training[:, i].tolist() for i, name in enumerate(FEATURES)},
+        source="test:training sample",
+        ordered=False,
+    )
+    rows = rng.normal(size=(BEFORE + DURING + AFTER, len(FEATURES)))
     for name in DRIFTING:
         rows[BEFORE : BEFORE + DURING, FEATURES.index(name)] += 1.5
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     producer.send(
         settings.models_topic, key=spec.registry_key(), value=spec.model_dump_json().encode()
+    )
+    producer.send(
+        settings.references_topic,
+        key=reference.registry_key(),
+        value=reference.model_dump_json().encode(),
     )
 
     def publish(start: int, end: int) -> None:
@@ -193,14 +206,25 @@ def test_a_restarted_worker_reads_on_from_its_committed_offset_without_a_gap(
             )
         producer.flush()
 
-    middle = BEFORE + DURING // 2  # stopped while alerts are open
+    middle = BEFORE + DURING // 2  # stopped while the drift goes on and its alerts are open
     publish(0, middle)
     run_worker(settings, tmp_path / "first.log", middle)
     publish(middle, len(rows))
     producer.close()
     restarted = settings.model_copy(update={"web_port": free_port()})
+    # The restarted worker recovers the alert state from its table first: faust then once
+    # skipped the first batch of input and stopped committing (see streams/faust_fixes.py).
     run_worker(restarted, tmp_path / "restarted.log", len(rows) - middle)
     wait_until_caught_up(settings.bootstrap_servers, settings.app_id, settings.predictions_topic)
-    assert sum(end_offsets(settings.bootstrap_servers, settings.predictions_topic).values()) == len(
-        rows
-    )
+
+    alerts = [
+        Alert.model_validate_json(v or b"")
+        for v in read_all(settings.bootstrap_servers, settings.alerts_topic)
+    ]
+    opened = [alert for alert in alerts if alert.status.value == "open"]
+    assert sorted(alert.feature or "(model)" for alert in opened) == ["(model)", *DRIFTING]
+    resolved = [alert for alert in alerts if alert.status.value == "resolve"]
+    assert {alert.alert_id for alert in resolved} == {alert.alert_id for alert in opened}
+    back = START + timedelta(seconds=BEFORE + DURING)
+    assert all(alert.event_time > back for alert in resolved)
+    assert len(read_all(settings.bootstrap_servers, settings.retrain_triggers_topic)) == 1
