@@ -166,8 +166,9 @@ class AlertLifecycle:
                     self._restate(
                         life,
                         AlertStatus.RESOLVE,
-                        f"{resolution.subject}: back under its exit threshold for "
-                        f"{self.policy.resolve_after_events} events",
+                        f"{resolution.subject}: no alarm for "
+                        f"{self.policy.resolve_after_events} events, and back under its exit "
+                        "threshold",
                         event,
                         source,
                     )
