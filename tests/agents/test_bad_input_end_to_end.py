@@ -9,9 +9,7 @@ and a drift injected after all that must still be detected.
 """
 
 import json
-import socket
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import read_all
+from kafka_helpers import free_port, read_all, worker_status
 
 from driftline.schemas import Alert, DeadLetter, LabelEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
@@ -205,16 +203,8 @@ def bad_cases(round_: int) -> list[BadCase]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def status(settings: Settings) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{settings.web_port}/status"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return dict(json.loads(response.read()))
+    return worker_status(settings.web_port)
 
 
 def wait_for_status(

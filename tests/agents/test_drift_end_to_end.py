@@ -1,17 +1,13 @@
 """Drift of 2 of 20 features through a real worker, against a registered reference profile."""
 
-import json
-import socket
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import read_all
+from kafka_helpers import free_port, read_all, worker_status
 
 from driftline.monitors.reference import build_reference
 from driftline.schemas import Alert, FeatureSpec, ModelSpec, PredictionEvent
@@ -28,17 +24,8 @@ BEFORE, AFTER = 3_000, 3_000
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def consumed(settings: Settings) -> int:
-    url = f"http://127.0.0.1:{settings.web_port}/status"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        report: dict[str, Any] = json.loads(response.read())
-    return int(report["topics"]["predictions"]["consumed"])
+    return int(worker_status(settings.web_port)["topics"]["predictions"]["consumed"])
 
 
 def test_two_drifting_features_of_twenty_raise_exactly_their_alerts_and_a_joint_one(

@@ -5,18 +5,14 @@ consumer group: it must send the same alert and trigger ids, so a consumer
 that deduplicates by id sees nothing new.
 """
 
-import json
-import socket
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import read_all, wait_until_caught_up
+from kafka_helpers import free_port, read_all, wait_until_caught_up, worker_status
 
 from driftline.monitors.reference import build_reference
 from driftline.schemas import (
@@ -40,17 +36,8 @@ BEFORE, DURING, AFTER = 3_000, 3_000, 4_000
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def consumed(settings: Settings) -> int:
-    url = f"http://127.0.0.1:{settings.web_port}/status"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        report: dict[str, Any] = json.loads(response.read())
-    return int(report["topics"]["predictions"]["consumed"])
+    return int(worker_status(settings.web_port)["topics"]["predictions"]["consumed"])
 
 
 def run_worker(settings: Settings, log: Path, total: int) -> None:

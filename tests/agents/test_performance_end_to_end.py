@@ -7,9 +7,7 @@ performance alert after the fall and none before, report per window exactly
 the label coverage and delays that were sent, and dead-letter the orphans.
 """
 
-import json
 import random
-import socket
 import time
 import urllib.request
 from collections import defaultdict
@@ -19,7 +17,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import read_all
+from kafka_helpers import free_port, read_all, worker_status
 
 from driftline.schemas import (
     Alert,
@@ -45,17 +43,8 @@ WINDOW = 1_000
 START = datetime(2026, 4, 1, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def status(settings: Settings) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{settings.web_port}/status"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        report: dict[str, Any] = json.loads(response.read())
-    return report
+    return worker_status(settings.web_port)
 
 
 def metrics_text(settings: Settings) -> str:

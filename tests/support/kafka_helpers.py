@@ -1,6 +1,10 @@
 """Helpers for tests that read what a worker did on a real broker."""
 
+import json
+import socket
 import time
+import urllib.request
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -81,3 +85,17 @@ def group_assignments(bootstrap_servers: str, group: str, topic: str) -> list[se
         }
         for member in description["members"]
     ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now, for a worker's web server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def worker_status(web_port: int) -> dict[str, Any]:
+    """The ``/status`` report of the worker whose web server listens on ``web_port``."""
+    url = f"http://127.0.0.1:{web_port}/status"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return dict(json.loads(response.read()))
