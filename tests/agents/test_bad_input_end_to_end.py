@@ -9,7 +9,6 @@ and a drift injected after all that must still be detected.
 """
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import free_port, read_all, worker_status
+from kafka_helpers import free_port, read_all, wait_for_worker
 
 from driftline.schemas import Alert, DeadLetter, LabelEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
@@ -203,29 +202,17 @@ def bad_cases(round_: int) -> list[BadCase]:
     ]
 
 
-def status(settings: Settings) -> dict[str, Any]:
-    return worker_status(settings.web_port)
-
-
 def wait_for_status(
     settings: Settings, worker: WorkerProcess, produced: dict[str, int]
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    report: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        assert worker.running, worker.log_text()
-        try:
-            report = status(settings)
-        except OSError:
-            report = {}
-        if (
-            report
-            and all(report["topics"][t]["consumed"] >= n for t, n in produced.items())
+    return wait_for_worker(
+        settings.web_port,
+        worker,
+        lambda report: (
+            all(report["topics"][t]["consumed"] >= n for t, n in produced.items())
             and report["topics"]["labels"]["waiting"] == 0
-        ):
-            return report
-        time.sleep(0.5)
-    raise AssertionError(f"the worker did not consume everything: {report}\n{worker.log_text()}")
+        ),
+    )
 
 
 def test_every_bad_message_is_dead_lettered_with_its_reason_and_drift_is_still_found(

@@ -1,13 +1,13 @@
 """Drift of 2 of 20 features through a real worker, against a registered reference profile."""
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import free_port, read_all, worker_status
+from kafka_helpers import free_port, read_all, wait_for_worker
 
 from driftline.monitors.reference import build_reference
 from driftline.schemas import Alert, FeatureSpec, ModelSpec, PredictionEvent
@@ -24,8 +24,8 @@ BEFORE, AFTER = 3_000, 3_000
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def consumed(settings: Settings) -> int:
-    return int(worker_status(settings.web_port)["topics"]["predictions"]["consumed"])
+def consumed(report: dict[str, Any]) -> int:
+    return int(report["topics"]["predictions"]["consumed"])
 
 
 def test_two_drifting_features_of_twenty_raise_exactly_their_alerts_and_a_joint_one(
@@ -80,16 +80,7 @@ def test_two_drifting_features_of_twenty_raise_exactly_their_alerts_and_a_joint_
                 shift_offset = sent.get(timeout=30).offset
         producer.flush()
         producer.close()
-        deadline = time.monotonic() + 180
-        while True:
-            assert worker.running, worker.log_text()
-            try:
-                if consumed(settings) >= BEFORE + AFTER:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, worker.log_text()
-            time.sleep(0.5)
+        wait_for_worker(settings.web_port, worker, lambda r: consumed(r) >= BEFORE + AFTER)
 
     alerts = [
         Alert.model_validate_json(value or b"")

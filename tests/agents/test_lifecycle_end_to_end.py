@@ -8,11 +8,12 @@ that deduplicates by id sees nothing new.
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import free_port, read_all, wait_until_caught_up, worker_status
+from kafka_helpers import free_port, read_all, wait_for_worker, wait_until_caught_up
 
 from driftline.monitors.reference import build_reference
 from driftline.schemas import (
@@ -36,22 +37,13 @@ BEFORE, DURING, AFTER = 3_000, 3_000, 4_000
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def consumed(settings: Settings) -> int:
-    return int(worker_status(settings.web_port)["topics"]["predictions"]["consumed"])
+def consumed(report: dict[str, Any]) -> int:
+    return int(report["topics"]["predictions"]["consumed"])
 
 
 def run_worker(settings: Settings, log: Path, total: int) -> None:
     with WorkerProcess(settings, log) as worker:
-        deadline = time.monotonic() + 180
-        while True:
-            assert worker.running, worker.log_text()
-            try:
-                if consumed(settings) >= total:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, worker.log_text()
-            time.sleep(0.5)
+        wait_for_worker(settings.web_port, worker, lambda r: consumed(r) >= total)
         time.sleep(1.0)  # let the last outputs go out before the worker stops
 
 

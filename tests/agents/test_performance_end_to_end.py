@@ -8,16 +8,14 @@ the label coverage and delays that were sent, and dead-letter the orphans.
 """
 
 import random
-import time
 import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import free_port, read_all, worker_status
+from kafka_helpers import free_port, read_all, wait_for_worker
 
 from driftline.schemas import (
     Alert,
@@ -41,10 +39,6 @@ ORPHANS = 30
 RETENTION = 1_200
 WINDOW = 1_000
 START = datetime(2026, 4, 1, tzinfo=UTC)
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    return worker_status(settings.web_port)
 
 
 def metrics_text(settings: Settings) -> str:
@@ -134,21 +128,15 @@ def test_accuracy_falling_from_90_to_70_percent_with_delayed_and_missing_labels(
         producer.close()
 
         expected_labels = labelled + ORPHANS
-        deadline = time.monotonic() + 240
-        while True:
-            assert worker.running, worker.log_text()
-            try:
-                report = status(settings)
-                topics = report["topics"]
-                if (
-                    topics["predictions"]["consumed"] >= PREDICTIONS
-                    and topics["labels"]["consumed"] >= expected_labels
-                ):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, worker.log_text()
-            time.sleep(0.5)
+        report = wait_for_worker(
+            settings.web_port,
+            worker,
+            lambda r: (
+                r["topics"]["predictions"]["consumed"] >= PREDICTIONS
+                and r["topics"]["labels"]["consumed"] >= expected_labels
+            ),
+            timeout=240,
+        )
         text = metrics_text(settings)
 
     predictions = report["topics"]["predictions"]

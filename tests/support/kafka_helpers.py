@@ -4,6 +4,7 @@ import json
 import socket
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -99,3 +100,28 @@ def worker_status(web_port: int) -> dict[str, Any]:
     url = f"http://127.0.0.1:{web_port}/status"
     with urllib.request.urlopen(url, timeout=5) as response:
         return dict(json.loads(response.read()))
+
+
+def wait_for_worker(
+    web_port: int,
+    worker: Any,
+    done: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 180.0,
+) -> dict[str, Any]:
+    """Poll a running worker's ``/status`` until ``done(report)``; the report that satisfied it.
+
+    Fails with the worker's log if it exits or ``timeout`` passes first.
+    """
+    deadline = time.monotonic() + timeout
+    report: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        assert worker.running, worker.log_text()
+        try:
+            report = worker_status(web_port)
+        except OSError:  # the web server is not up yet
+            report = {}
+        if report and done(report):
+            return report
+        time.sleep(0.5)
+    raise AssertionError(f"the worker did not get there: {report}\n{worker.log_text()}")
