@@ -16,6 +16,7 @@ counter), so the same stream always gives the same alarms.
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,21 +231,44 @@ class NumericDrift:
         each value, but computes the scores and the CUSUMs with numpy.
         """
         values = np.asarray(xs, dtype=np.float64)
-        scores = self.reference.normal_scores(
+        scores = self.scores_ahead(values)
+        alarms: list[int] = []
+        start = 0
+        while start < len(values):
+            hit = self.take_until_alarm(values[start:], scores[start:])
+            if hit is None:
+                break
+            alarms.append(start + hit)
+            start += hit + 1
+        return alarms
+
+    def scores_ahead(self, values: np.ndarray) -> np.ndarray:
+        """The normal scores the next ``len(values)`` values will get, changing nothing.
+
+        A value's score depends on its position in the stream (its tie-break
+        uniform), never on alarms, so a batch can be scored once up front.
+        """
+        return self.reference.normal_scores(
             values, _uniforms(self._observations, len(values), self.seed)
         )
-        alarms: list[int] = []
+
+    def take_until_alarm(self, values: np.ndarray, scores: np.ndarray) -> int | None:
+        """Feed values (scored by :meth:`scores_ahead`) up to the first alarm; its index.
+
+        Without an alarm every value is taken. After an alarm at index ``i``
+        the detector is exactly as :meth:`update` would leave it after
+        ``values[i]``: ``last_alarm`` describes it and the caller goes on
+        from ``i + 1``, scoring nothing again.
+        """
         start = 0
         while start < len(values):
             block_end = VARIANCE_FACTOR_EVERY - self._observations % VARIANCE_FACTOR_EVERY
             end = min(len(values), start + block_end)
             alarm = self._run_block(values, scores, start, end)
-            if alarm is None:
-                start = end
-            else:
-                alarms.append(alarm)
-                start = alarm + 1
-        return alarms
+            if alarm is not None:
+                return alarm
+            start = end
+        return None
 
     def _run_block(
         self, values: np.ndarray, scores: np.ndarray, start: int, end: int
@@ -261,8 +285,7 @@ class NumericDrift:
             block = block[: first + 1]
             self.location.update_many(block)
             self.scale.update_many(block)
-        for score in block:
-            self.serial.update(float(score))
+        self.serial.update_many(block)
         self._observations += len(block)
         self._recent.extend(values[start : start + len(block)].tolist())
         self.last_score = float(block[-1])
@@ -453,14 +476,55 @@ class CategoricalDrift:
         self._observations += 1
         self._recent.append(category)
         group = self.group_of(category)
-        fired: tuple[str, BernoulliCusum] | None = None
+        fired: str | None = None
         for name, cusum in self.cusums.items():
             cusum.update(1 if name == group else 0)
             if fired is None and cusum.drift_detected:
-                fired = (name, cusum)
+                fired = name
         if fired is None:
             return False
-        name, cusum = fired
+        self._fire(fired)
+        return True
+
+    def take_until_alarm(self, categories: Sequence[str]) -> int | None:
+        """Feed values in order up to the first alarm; its index, or None if all were taken.
+
+        Exactly what :meth:`update` value by value does, with each group's
+        CUSUM run on its column of 0/1 indicators by numpy: the group that
+        alarms first (the earlier one in ``cusums`` on a tie) wins, the others
+        are rewound to that value, and all then start afresh.
+        """
+        if not categories:
+            return None
+        index = {group: number for number, group in enumerate(self.cusums)}
+        other = index[self.OTHER]
+        codes = np.fromiter(
+            (index[c] if c in self._tracked else other for c in categories),
+            dtype=np.int64,
+            count=len(categories),
+        )
+        before = {name: cusum.snapshot() for name, cusum in self.cusums.items()}
+        first, fired = len(codes), None
+        for number, (name, cusum) in enumerate(self.cusums.items()):
+            hit = cusum.update_many(codes == number)
+            if hit is not None and hit < first:
+                first, fired = hit, name
+        if fired is None:
+            self._observations += len(codes)
+            self._recent.extend(categories)
+            return None
+        for number, (name, cusum) in enumerate(self.cusums.items()):
+            if cusum.observations != before[name][2] + first + 1:
+                cusum.restore(before[name])
+                cusum.update_many(codes[: first + 1] == number)
+        self._observations += first + 1
+        self._recent.extend(categories[: first + 1])
+        self._fire(fired)
+        return first
+
+    def _fire(self, name: str) -> None:
+        """Record the alarm of group ``name``'s CUSUM; start every group afresh."""
+        cusum = self.cusums[name]
         since = max(1, self._observations - cusum.change_observation + 1)
         self.last_alarm = DriftAlarm(
             test="category_cusum",
@@ -474,7 +538,6 @@ class CategoricalDrift:
         )
         for each in self.cusums.values():
             each.reset()
-        return True
 
     def to_state(self) -> dict[str, Any]:
         """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""

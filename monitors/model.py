@@ -13,14 +13,27 @@ import json
 import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftAlarm, NumericDrift
+from driftline.monitors.batch import BatchWatch
+from driftline.monitors.feature_drift import CategoricalDrift, DriftAlarm, NumericDrift
+from driftline.monitors.findings import (
+    EVENT_MEMORY,
+    MULTIVARIATE,
+    PREDICTION,
+    UNCERTAINTY,
+    Detector,
+    DriftFinding,
+    DriftResolution,
+    ModelFindings,
+    Subject,
+    change_event_number,
+    drift_finding,
+    prediction_value,
+)
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
 from driftline.monitors.reference import (
@@ -33,7 +46,6 @@ from driftline.monitors.sequential import MAX_RHO
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import (
     CategoricalCounts,
-    DistributionSummary,
     FeatureEvent,
     KafkaPosition,
     ModelSpec,
@@ -44,69 +56,15 @@ from driftline.schemas import (
     TaskType,
 )
 
-PREDICTION = "(prediction)"
-"""The drift subject of a model's predictions (a score, a value or a class)."""
-
-UNCERTAINTY = "(uncertainty)"
-"""The drift subject of how sure the model is (see :mod:`driftline.monitors.uncertainty`)."""
-
-MULTIVARIATE = "(multivariate)"
-"""The drift subject of a model's numeric features taken together."""
-
-EVENT_MEMORY = 4_096
-"""Recent events whose time and Kafka position are kept to place a change point."""
-
-Detector = NumericDrift | CategoricalDrift | MultivariateDrift
-
-
-@dataclass(frozen=True, slots=True)
-class DriftFinding:
-    """A drift of one subject, found while processing one event, with its evidence."""
-
-    subject: str
-    alarm: DriftAlarm
-    event_id: str
-    event_time: datetime
-    change_event_time: datetime | None
-    change_position: KafkaPosition | None
-    reference: DistributionSummary
-    current: DistributionSummary
-    distances: dict[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class DriftResolution:
-    """A subject that alarmed has stayed under its exit threshold long enough: it is back."""
-
-    subject: str
-    event_id: str
-    event_time: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ModelFindings:
-    """What one event revealed about its model version.
-
-    ``drifts`` are new alarms; ``repeats`` alarms of subjects already
-    alarming (the change goes on); ``resolved`` subjects that came back.
-    """
-
-    drifts: list[DriftFinding] = field(default_factory=list)
-    quality: list[QualityFinding] = field(default_factory=list)
-    repeats: list[DriftFinding] = field(default_factory=list)
-    resolved: list[DriftResolution] = field(default_factory=list)
-
-
-@dataclass
-class _Subject:
-    """One drift subject: its detector, and what is needed to place and latch its alarms."""
-
-    name: str
-    detector: Detector
-    observed_at: deque[int]
-    """The model's event numbers of the detector's recent observations."""
-    latched: bool = False
-    quiet: int = 0
+__all__ = [
+    "MULTIVARIATE",
+    "PREDICTION",
+    "UNCERTAINTY",
+    "DriftFinding",
+    "DriftResolution",
+    "ModelFindings",
+    "ModelMonitor",
+]
 
 
 class ModelMonitor:
@@ -172,7 +130,7 @@ class ModelMonitor:
             maxlen=EVENT_MEMORY
         )
         self._warmup: dict[str, list[object]] | None = None
-        self._subjects: list[_Subject] = []
+        self._subjects: list[Subject] = []
         self.reference: ReferenceProfile | None = None
         if reference is None:
             self._warmup = {name: [] for name in [*self._watched, PREDICTION, UNCERTAINTY]}
@@ -193,7 +151,7 @@ class ModelMonitor:
                 f"event of {event.model_id}/{event.model_version} fed to the monitor of "
                 f"{self.spec.model_id}/{self.spec.model_version}"
             )
-        prediction = _prediction_value(self.spec, event)
+        prediction = prediction_value(self.spec, event)
         unsure = uncertainty_of(self.spec, event)
         if event.features is None and prediction is None and unsure is None:
             return ModelFindings()
@@ -232,21 +190,46 @@ class ModelMonitor:
     ) -> ModelFindings:
         """Feed a batch of events in order; return everything they revealed, in order.
 
-        The same findings as :meth:`update` event by event. (Per-feature
-        detectors also take numpy columns directly: ``NumericDrift.update_many``.)
+        The same findings as :meth:`update` event by event, merged; see
+        :meth:`update_batch` for them event by event.
         """
-        where = positions if positions is not None else [None] * len(events)
         drifts: list[DriftFinding] = []
         quality: list[QualityFinding] = []
         repeats: list[DriftFinding] = []
         resolved: list[DriftResolution] = []
-        for event, position in zip(events, where, strict=True):
-            found = self.update(event, position)
+        for _, found in sorted(self.update_batch(events, positions).items()):
             drifts += found.drifts
             quality += found.quality
             repeats += found.repeats
             resolved += found.resolved
         return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
+
+    def update_batch(
+        self,
+        events: Sequence[PredictionEvent | FeatureEvent],
+        positions: Sequence[KafkaPosition | None] | None = None,
+    ) -> dict[int, ModelFindings]:
+        """Feed a batch of events in order; what each revealed, by its index in the batch.
+
+        Exactly the findings (and the state) of :meth:`update` event by event,
+        whatever the batch's size: data quality and the drift tests run on
+        numpy columns (see :class:`BatchWatch`); events that revealed nothing
+        are left out.
+        """
+        where = list(positions) if positions is not None else [None] * len(events)
+        if len(where) != len(events):
+            raise ValueError(f"{len(events)} events but {len(where)} positions")
+        found: dict[int, ModelFindings] = {}
+        index = 0
+        while index < len(events) and self._warmup is not None:
+            one = self.update(events[index], where[index])
+            if one.drifts or one.quality or one.repeats or one.resolved:
+                found[index] = one
+            index += 1
+        if index < len(events):
+            for offset, one in BatchWatch(self, events[index:], where[index:]).run().items():
+                found[index + offset] = one
+        return found
 
     def _collect(self, values: Mapping[str, object]) -> None:
         assert self._warmup is not None
@@ -317,7 +300,7 @@ class ModelMonitor:
         return findings, repeats, resolved
 
     def _latch(
-        self, subject: _Subject, alarmed: bool, event: PredictionEvent | FeatureEvent
+        self, subject: Subject, alarmed: bool, event: PredictionEvent | FeatureEvent
     ) -> tuple[DriftFinding, bool] | DriftResolution | None:
         """An alarm (and whether it repeats one still latched), a resolution, or nothing."""
         policy = self.spec.alerts
@@ -335,29 +318,13 @@ class ModelMonitor:
         subject.latched, subject.quiet = True, 0
         alarm = subject.detector.last_alarm
         assert alarm is not None
-        change_time, change_position = self._place(subject, alarm)
-        reference, current, distances = _evidence(subject.detector, alarm)
-        finding = DriftFinding(
-            subject=subject.name,
-            alarm=alarm,
-            event_id=event.event_id,
-            event_time=event.event_time,
-            change_event_time=change_time,
-            change_position=change_position,
-            reference=reference,
-            current=current,
-            distances=distances,
-        )
-        return finding, repeat
+        return drift_finding(subject, alarm, event, self._place(subject, alarm)), repeat
 
     def _place(
-        self, subject: _Subject, alarm: DriftAlarm
+        self, subject: Subject, alarm: DriftAlarm
     ) -> tuple[datetime | None, KafkaPosition | None]:
         """The event time and Kafka position of the alarm's estimated change point."""
-        observed = subject.detector.observations
-        index = alarm.change_observation - (observed - len(subject.observed_at)) - 1
-        index = min(max(index, 0), len(subject.observed_at) - 1)
-        event_number = subject.observed_at[index]
+        event_number = change_event_number(subject, alarm)
         slot = event_number - (self._events - len(self._recent_events)) - 1
         if not 0 <= slot < len(self._recent_events):
             return None, None
@@ -409,7 +376,7 @@ class ModelMonitor:
                     ratio=policy.category_ratio,
                     max_tracked=policy.tracked_categories,
                 )
-            self._subjects.append(_Subject(name, detector, deque(maxlen=detector.history)))
+            self._subjects.append(Subject(name, detector, deque(maxlen=detector.history)))
         if multivariate and reference.correlation is not None:
             indices = [reference.correlation_features.index(name) for name in together]
             matrix = np.asarray(reference.correlation)[np.ix_(indices, indices)]
@@ -420,7 +387,7 @@ class ModelMonitor:
             detector = MultivariateDrift(
                 together, matrix, arl=arl, inflation=inflation, variance_factor=factor
             )
-            self._subjects.append(_Subject(MULTIVARIATE, detector, deque(maxlen=detector.history)))
+            self._subjects.append(Subject(MULTIVARIATE, detector, deque(maxlen=detector.history)))
 
     # State as plain data, so it can be kept outside the process (never pickled).
 
@@ -488,7 +455,7 @@ class ModelMonitor:
             detector = kinds[saved["kind"]].from_state(saved["detector"])
             observed_at: deque[int] = deque(saved["observed_at"], maxlen=detector.history)
             monitor._subjects.append(
-                _Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
+                Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
             )
         return monitor
 
@@ -522,53 +489,3 @@ class ModelMonitor:
     def unexpected_features(self) -> int:
         """Feature values received under names the spec does not know."""
         return self._quality.unexpected_features
-
-
-def _prediction_value(spec: ModelSpec, event: PredictionEvent | FeatureEvent) -> object:
-    """The prediction as a drift subject: a number for a regressor, a class for a classifier."""
-    if not isinstance(event, PredictionEvent) or event.prediction is None:
-        return None
-    if spec.task is TaskType.REGRESSION:
-        return event.prediction if isinstance(event.prediction, float) else None
-    return event.prediction if isinstance(event.prediction, str) else None
-
-
-def _evidence(
-    detector: Detector, alarm: DriftAlarm
-) -> tuple[DistributionSummary, DistributionSummary, dict[str, float]]:
-    """Reference and current summaries, and distances, for one alarm."""
-    current = alarm.current
-    if isinstance(detector, NumericDrift):
-        values = np.asarray(current, dtype=np.float64)
-        reference = DistributionSummary(
-            count=detector.reference.count,
-            quantiles=dict(
-                zip(map(str, QUANTILES), detector.reference.quantiles(list(QUANTILES)), strict=True)
-            ),
-        )
-        now = DistributionSummary(
-            count=len(values),
-            quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES},
-        )
-        return reference, now, detector.distances(values)
-    if isinstance(detector, CategoricalDrift):
-        reference = DistributionSummary(
-            count=detector.reference.count, shares=detector.reference_shares()
-        )
-        now = DistributionSummary(count=len(current), shares=detector.current_shares(current))
-        return reference, now, detector.distances(current)
-    values = np.asarray(current, dtype=np.float64)
-    dimension = len(detector.features)
-    reference_quantiles = stats.chi2.ppf(list(QUANTILES), dimension)
-    reference = DistributionSummary(
-        count=0,
-        quantiles=dict(zip(map(str, QUANTILES), map(float, reference_quantiles), strict=True)),
-    )
-    now = DistributionSummary(
-        count=len(values), quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES}
-    )
-    return (
-        reference,
-        now,
-        {"mean_distance": float(values.mean()), "expected_mean": float(dimension)},
-    )

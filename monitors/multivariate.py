@@ -122,18 +122,37 @@ class MultivariateDrift:
             z = np.fromiter((scores[name] for name in self.features), np.float64)
         except KeyError:
             return None
-        return float(z @ self._precision @ z)
+        return float(self.distances(z[np.newaxis, :])[0])
+
+    def distances(self, z: np.ndarray) -> np.ndarray:
+        """``z' R^-1 z`` of each row of ``z`` (one column per feature, in ``features`` order).
+
+        Summed in a fixed order with elementwise operations, so a row's
+        distance is the same to the bit whatever else is in the batch.
+        """
+        weighted = z[:, 0:1] * self._precision[0]
+        for row in range(1, len(self.features)):
+            weighted += z[:, row : row + 1] * self._precision[row]
+        total = weighted[:, 0] * z[:, 0]
+        for column in range(1, len(self.features)):
+            total += weighted[:, column] * z[:, column]
+        return np.asarray(total)
 
     def update(self, scores: Mapping[str, float]) -> bool:
         """Watch one event's scores; True on an alarm. Events missing a score are skipped."""
         distance = self.distance(scores)
         if distance is None:
             return False
-        self._observations += 1
-        self._recent.append(distance)
-        self.cusum.update(distance)
-        if not self.cusum.drift_detected:
-            return False
+        return self.take_until_alarm(np.array([distance])) == 0
+
+    def take_until_alarm(self, distances: np.ndarray) -> int | None:
+        """Feed events' distances in order up to the first alarm; its index, or None."""
+        hit = self.cusum.update_many(distances)
+        taken = len(distances) if hit is None else hit + 1
+        self._observations += taken
+        self._recent.extend(distances[:taken].tolist())
+        if hit is None:
+            return None
         since = max(1, self._observations - self.cusum.change_observation + 1)
         self.last_alarm = DriftAlarm(
             test="multivariate_cusum",
@@ -146,4 +165,4 @@ class MultivariateDrift:
             current=tuple(list(self._recent)[-since:]),
         )
         self.cusum.reset()
-        return True
+        return hit

@@ -8,11 +8,12 @@ what the spec tolerates, at a fixed false-alarm probability per window.
 
 import json
 import math
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
+import numpy as np
 from scipy.stats import binom
 
 from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, QualityCheck
@@ -209,6 +210,57 @@ class RateCheck:
         if self._violations >= self.threshold and not self._alarming:
             self._alarm = self._alarming = True
 
+    def update_many(
+        self, violated: np.ndarray, example: Callable[[int], str | None]
+    ) -> list[tuple[int, "RateCheck | None"]]:
+        """:meth:`update` for each of a batch of outcomes, in order, at the cost of its violations.
+
+        Clean outcomes only move the counts (and close windows), so they are
+        taken in runs; each violation goes through :meth:`update`
+        (``example(i)`` shows the i-th value). Returns what happened, in
+        order: ``(i, copy)`` for an alarm on the i-th outcome, with a copy of
+        the check as :meth:`update` left it then, and ``(i, None)`` where the
+        i-th outcome closed a window that ended the alarming state.
+        """
+        marks: list[tuple[int, RateCheck | None]] = []
+        taken = 0
+        for hit in np.flatnonzero(violated).tolist():
+            self._take_clean(hit - taken, taken, marks)
+            was_alarming = self._alarming
+            self.update(True, example(hit))
+            if self._alarm:
+                marks.append((hit, self._copy()))
+            elif was_alarming and not self._alarming:
+                marks.append((hit, None))
+            taken = hit + 1
+        self._take_clean(len(violated) - taken, taken, marks)
+        return marks
+
+    def _copy(self) -> "RateCheck":
+        copy = object.__new__(RateCheck)
+        copy.__dict__.update(self.__dict__)
+        copy._examples = list(self._examples)
+        return copy
+
+    def _take_clean(
+        self, count: int, first: int, marks: list[tuple[int, "RateCheck | None"]]
+    ) -> None:
+        """``count`` clean outcomes, the first of them the batch's ``first``-th."""
+        at = first
+        while count > 0:
+            if self._observations == self.window:
+                if self._violations < self.threshold and self._alarming:
+                    self._alarming = False
+                    marks.append((at, None))
+                self._window_index += 1
+                self._observations = self._violations = 0
+                self._examples.clear()
+            step = min(self.window - self._observations, count)
+            self._observations += step
+            self._alarm = False
+            count -= step
+            at += step
+
     @property
     def alarm(self) -> bool:
         """Whether the last update raised an alarm."""
@@ -283,6 +335,42 @@ class QualityUpdate:
 
     findings: list[QualityFinding]
     values: dict[str, ValueCheck]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityBatch:
+    """What a batch of events showed, for :meth:`DataQualityMonitor.update_many`.
+
+    ``findings`` maps an event's index in the batch to its alarms (in the
+    order :meth:`DataQualityMonitor.update` gives them). ``numeric`` holds a
+    column per numeric or boolean feature (NaN where the value is not a
+    valid number), ``categories`` a list per categorical feature (None where
+    the value is not a valid category): what drift detectors may use.
+    """
+
+    findings: dict[int, list[QualityFinding]]
+    numeric: dict[str, "np.ndarray"]
+    categories: dict[str, list[str | None]]
+    clears: dict[tuple[str, QualityCheck], list[int]]
+    """Per check, the batch indices at which a window closed that ended its alarming state."""
+    alarms: dict[tuple[str, QualityCheck], list[int]]
+    """Per check, the batch indices at which it alarmed (it is alarming from there on)."""
+
+    def alarming_after(self, before: bool, feature: str, check: QualityCheck, index: int) -> bool:
+        """Whether a check is alarming after the ``index``-th event, given it was ``before``.
+
+        An alarm and a clear at the same event mean the window closed clean,
+        then the event's violation alarmed anew: alarming.
+        """
+        key = (feature, check)
+        alarmed = max((i for i in self.alarms.get(key, ()) if i <= index), default=-1)
+        cleared = max((i for i in self.clears.get(key, ()) if i <= index), default=-1)
+        if alarmed < 0 and cleared < 0:
+            return before
+        return alarmed >= cleared
+
+
+_ABSENT = object()
 
 
 class DataQualityMonitor:
@@ -379,6 +467,102 @@ class DataQualityMonitor:
                     findings.append(_finding(name, check, rate_check))
         return QualityUpdate(findings, values)
 
+    def update_many(self, batch: Sequence[Mapping[str, FeatureValue]]) -> QualityBatch:
+        """:meth:`update` for each event's features in order, feature by feature in columns.
+
+        The same alarms, counts and values as :meth:`update` event by event;
+        values of the common kinds (a float for a numeric feature, a string
+        for a categorical one) are classified without a call per value.
+        """
+        known = self._features.keys()
+        self._observations += len(batch)
+        self._unexpected_features += sum(
+            len(features.keys() - known) for features in batch if not features.keys() <= known
+        )
+        found: list[tuple[int, int, int, QualityFinding]] = []
+        numeric: dict[str, np.ndarray] = {}
+        categories: dict[str, list[str | None]] = {}
+        clears: dict[tuple[str, QualityCheck], list[int]] = {}
+        alarms: dict[tuple[str, QualityCheck], list[int]] = {}
+        for order, (name, feature) in enumerate(self._features.items()):
+            column = [features.get(name, _ABSENT) for features in batch]
+            violations = self._classify_column(feature, column, numeric, categories)
+            for rank, (check, rate_check) in enumerate(self._checks[name].items()):
+                marks = rate_check.update_many(violations[check], partial(_column_example, column))
+                for i, alarmed in marks:
+                    if alarmed is None:
+                        clears.setdefault((name, check), []).append(i)
+                    else:
+                        alarms.setdefault((name, check), []).append(i)
+                        found.append((i, order, rank, _finding(name, check, alarmed)))
+        findings: dict[int, list[QualityFinding]] = {}
+        for i, _, _, finding in sorted(found, key=lambda item: item[:3]):
+            findings.setdefault(i, []).append(finding)
+        return QualityBatch(findings, numeric, categories, clears, alarms)
+
+    def _classify_column(
+        self,
+        feature: FeatureSpec,
+        column: list[object],
+        numeric: dict[str, np.ndarray],
+        categories: dict[str, list[str | None]],
+    ) -> dict[QualityCheck, np.ndarray]:
+        """Each check's violations over one feature's column; its usable values into the maps."""
+        size = len(column)
+        missing = np.zeros(size, dtype=bool)
+        wrong = np.zeros(size, dtype=bool)
+        out = np.zeros(size, dtype=bool)
+        unseen = np.zeros(size, dtype=bool)
+        common = (
+            float
+            if feature.kind is FeatureKind.NUMERIC
+            else (bool if feature.kind is FeatureKind.BOOLEAN else str)
+        )
+        odd = [i for i, value in enumerate(column) if type(value) is not common]
+        if feature.kind is FeatureKind.CATEGORICAL:
+            texts: list[str | None] = list(column)  # type: ignore[arg-type]
+            allowed = self._categories.get(feature.name)
+            if allowed is not None:
+                unseen[[i for i, v in enumerate(column) if type(v) is str and v not in allowed]] = (
+                    True
+                )
+        else:
+            numbers = np.full(size, np.nan)
+            if len(odd) < size:
+                fine = np.ones(size, dtype=bool)
+                fine[odd] = False
+                numbers[fine] = [column[i] for i in np.flatnonzero(fine).tolist()]
+        for i in odd:
+            checked = _classify(feature, column[i], column[i] is not _ABSENT, None)
+            missing[i], wrong[i] = checked.missing, checked.type_violation
+            if feature.kind is FeatureKind.CATEGORICAL:
+                texts[i] = checked.category
+                unseen[i] = checked.category is not None and (
+                    allowed is not None and checked.category not in allowed
+                )
+            else:
+                numbers[i] = np.nan if checked.numeric is None else checked.numeric
+        if feature.kind is FeatureKind.CATEGORICAL:
+            categories[feature.name] = texts
+        else:
+            if feature.kind is FeatureKind.NUMERIC:
+                finite = np.isfinite(numbers)
+                bad = ~finite & ~missing & ~wrong
+                wrong |= bad
+                numbers[bad] = np.nan
+                with np.errstate(invalid="ignore"):
+                    if feature.minimum is not None:
+                        out |= numbers < feature.minimum
+                    if feature.maximum is not None:
+                        out |= numbers > feature.maximum
+            numeric[feature.name] = numbers
+        return {
+            QualityCheck.MISSING: missing,
+            QualityCheck.TYPE_VIOLATION: wrong,
+            QualityCheck.OUT_OF_RANGE: out,
+            QualityCheck.UNSEEN_CATEGORY: unseen,
+        }
+
     def rate_check(self, feature: str, check: QualityCheck) -> RateCheck:
         """The check of one feature; ``KeyError`` if it does not apply to that feature."""
         return self._checks[feature][check]
@@ -404,6 +588,11 @@ def _tolerated_rates(feature: FeatureSpec) -> dict[QualityCheck, float]:
     if feature.categories is not None:
         rates[QualityCheck.UNSEEN_CATEGORY] = feature.max_unseen_category_rate
     return rates
+
+
+def _column_example(column: list[object], index: int) -> str | None:
+    value = column[index]
+    return None if value is _ABSENT or value is None else _example(value)
 
 
 def _example(value: object) -> str:

@@ -276,6 +276,24 @@ class _Cusum(ABC):
                 return index
         return None
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """The statistics as they are now, for :meth:`restore`: a cheap copy, not a state."""
+        return (
+            list(self._sums),
+            list(self._starts),
+            self._observations,
+            self._drift_detected,
+            self._direction,
+            self._change_observation,
+        )
+
+    def restore(self, snapshot: tuple[Any, ...]) -> None:
+        """Go back to the statistics :meth:`snapshot` copied (parameters are unchanged)."""
+        sums, starts, observations, detected, direction, change = snapshot
+        self._sums, self._starts = list(sums), list(starts)
+        self._observations, self._drift_detected = observations, detected
+        self._direction, self._change_observation = direction, change
+
     def reset(self) -> None:
         """Restart every side from zero, as after an alarm; ``observations`` keeps counting."""
         self._sums = [0] * len(self._sums)

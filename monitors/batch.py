@@ -1,0 +1,279 @@
+"""A batch of one model version's events through its monitor, column by column.
+
+:meth:`ModelMonitor.update <driftline.monitors.model.ModelMonitor.update>`
+costs hundreds of microseconds an event, nearly all of it Python spent per
+value. :class:`BatchWatch` finds exactly the same things for a whole batch
+with numpy: data quality on one column per feature, each drift subject's
+normal scores and CUSUMs on its column, the multivariate distance on the
+matrix of scores. Python runs per alarm, per resolution and per
+data-quality violation, not per value.
+
+Exactness is the point: whatever the batch boundaries, the findings, their
+order and the monitor's state are those of the event-by-event path. Three
+things make that hold:
+
+* a detector consumes a batch up to its first alarm and stops there in the
+  state the scalar path would have (``take_until_alarm``), so the subject's
+  latch sees every alarm at the observation it happened;
+* a latched subject is checked for resolution only once it has been quiet
+  long enough, from then on one observation at a time (it resolves at the
+  first observation back under its exit threshold);
+* change points are placed from what the event-by-event path would have
+  remembered at the alarm (``observed_at`` grows as the subject goes, and
+  the monitor's recent events are looked up as of the alarming event).
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from driftline.monitors.feature_drift import CategoricalDrift, NumericDrift
+from driftline.monitors.findings import (
+    EVENT_MEMORY,
+    PREDICTION,
+    UNCERTAINTY,
+    DriftFinding,
+    DriftResolution,
+    ModelFindings,
+    Subject,
+    change_event_number,
+    drift_finding,
+    prediction_value,
+)
+from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.quality import QualityBatch
+from driftline.monitors.uncertainty import uncertainty_of
+from driftline.schemas import FeatureEvent, KafkaPosition, PredictionEvent
+
+if TYPE_CHECKING:
+    from driftline.monitors.model import ModelMonitor
+
+Event = PredictionEvent | FeatureEvent
+Outcome = tuple[DriftFinding, bool] | DriftResolution
+"""A subject's alarm (and whether it repeats one still latched), or its resolution."""
+
+
+class BatchWatch:
+    """One batch of a monitor's events, after its warm-up, watched column by column.
+
+    Build it with the monitor (whose reference is known), the events and
+    their Kafka positions, then :meth:`run` it once: it updates the monitor
+    and returns the findings of each event that revealed something, by the
+    event's index in the batch.
+    """
+
+    def __init__(
+        self,
+        monitor: "ModelMonitor",
+        events: Sequence[Event],
+        positions: Sequence[KafkaPosition | None],
+    ) -> None:
+        self.monitor = monitor
+        self.events = events
+        self.positions = positions
+        spec = monitor.spec
+        self.rows: list[int] = []
+        """Indices in the batch of the events the monitor counts (features or a prediction)."""
+        self.predictions: list[object] = []
+        self.unsure: list[float | None] = []
+        for index, event in enumerate(events):
+            if (event.model_id, event.model_version) != (spec.model_id, spec.model_version):
+                raise ValueError(
+                    f"event of {event.model_id}/{event.model_version} fed to the monitor of "
+                    f"{spec.model_id}/{spec.model_version}"
+                )
+            prediction = prediction_value(spec, event)
+            unsure = uncertainty_of(spec, event)
+            if event.features is None and prediction is None and unsure is None:
+                continue
+            self.rows.append(index)
+            self.predictions.append(prediction)
+            self.unsure.append(unsure)
+        self.events_before = monitor.events
+        self.recent_before = list(monitor._recent_events)
+        self.outcomes: list[tuple[int, int, Outcome]] = []
+        self.scores: dict[str, np.ndarray] = {}
+
+    def run(self) -> dict[int, ModelFindings]:
+        """Update the monitor with the batch; the findings of each event, by batch index."""
+        monitor, rows = self.monitor, self.rows
+        with_features = [j for j, row in enumerate(rows) if self.events[row].features is not None]
+        quality = monitor._quality.update_many(
+            [self.events[rows[j]].features or {} for j in with_features]
+        )
+        feature_rows = np.asarray(with_features, dtype=np.int64)
+        for order, subject in enumerate(monitor._subjects):
+            self._watch(order, subject, quality, feature_rows)
+        monitor._events += len(rows)
+        monitor._recent_events.extend(
+            (self.events[row].event_time, self.positions[row]) for row in rows
+        )
+        return self._findings(quality, with_features)
+
+    # One subject over the batch.
+
+    def _watch(
+        self, order: int, subject: Subject, quality: QualityBatch, feature_rows: np.ndarray
+    ) -> None:
+        """Run one subject over the batch, recording its alarms and resolution."""
+        detector = subject.detector
+        if isinstance(detector, MultivariateDrift):
+            self._watch_together(order, subject, detector)
+            return
+        ticks, values = self._column(subject.name, detector, quality, feature_rows)
+        if isinstance(detector, NumericDrift):
+            numbers = np.asarray(values, dtype=np.float64)
+            scores = detector.scores_ahead(numbers)
+            column = np.full(len(self.rows), np.nan)
+            column[ticks] = scores
+            self.scores[subject.name] = column
+
+            def feed(lo: int, hi: int) -> int | None:
+                hit = detector.take_until_alarm(numbers[lo:hi], scores[lo:hi])
+                return None if hit is None else lo + hit
+
+        else:
+            categories = [str(value) for value in values]
+            assert isinstance(detector, CategoricalDrift)
+
+            def feed(lo: int, hi: int) -> int | None:
+                hit = detector.take_until_alarm(categories[lo:hi])
+                return None if hit is None else lo + hit
+
+        self._latch(order, subject, ticks, np.ones(len(ticks), dtype=bool), feed)
+
+    def _watch_together(self, order: int, subject: Subject, detector: MultivariateDrift) -> None:
+        """The multivariate subject: every counted event is a tick, complete ones observations."""
+        matrix = np.column_stack([self.scores[name] for name in detector.features])
+        observed = np.isfinite(matrix).all(axis=1)
+        distances = detector.distances(matrix[observed])
+
+        def feed(lo: int, hi: int) -> int | None:
+            hit = detector.take_until_alarm(distances[lo:hi])
+            return None if hit is None else lo + hit
+
+        self._latch(order, subject, np.arange(len(self.rows)), observed, feed)
+
+    def _column(
+        self,
+        name: str,
+        detector: NumericDrift | CategoricalDrift,
+        quality: QualityBatch,
+        feature_rows: np.ndarray,
+    ) -> tuple[np.ndarray, list[object] | np.ndarray]:
+        """The counted events with a value for ``name`` (indices among ``rows``), and the values."""
+        if name in (PREDICTION, UNCERTAINTY):
+            column = self.predictions if name == PREDICTION else self.unsure
+            wanted = float if isinstance(detector, NumericDrift) else str
+            ticks = [j for j, value in enumerate(column) if isinstance(value, wanted)]
+            return np.asarray(ticks, dtype=np.int64), [column[j] for j in ticks]
+        numbers = quality.numeric.get(name)
+        if numbers is not None:
+            present = ~np.isnan(numbers)
+            values = numbers[present]
+            if isinstance(detector, CategoricalDrift):
+                return feature_rows[present], [float(value) for value in values]
+            return feature_rows[present], values
+        texts = quality.categories[name]
+        kept = [i for i, text in enumerate(texts) if text is not None]
+        if isinstance(detector, NumericDrift):
+            return np.zeros(0, dtype=np.int64), []
+        return feature_rows[kept], [texts[i] for i in kept]
+
+    def _latch(
+        self,
+        order: int,
+        subject: Subject,
+        ticks: np.ndarray,
+        observed: np.ndarray,
+        feed: Callable[[int, int], int | None],
+    ) -> None:
+        """The latch of :meth:`ModelMonitor._latch`, over a batch of ticks.
+
+        ``ticks`` are the counted events (indices among ``rows``) at which
+        the event-by-event path looks at the subject; ``observed`` marks
+        those whose value the detector takes; ``feed(lo, hi)`` feeds
+        observations ``lo`` to ``hi`` up to the first alarm and returns its
+        observation index.
+        """
+        policy = self.monitor.spec.alerts
+        before = np.concatenate([[0], np.cumsum(observed)])
+        """Observations among the first t ticks."""
+        tick_of = np.flatnonzero(observed)
+        first_event = self.events_before + 1
+        observation_events = first_event + ticks[observed]
+        tick = 0
+        while tick < len(ticks):
+            stepping = False
+            if subject.latched:
+                need = policy.resolve_after_events - subject.quiet - 1
+                stepping = need <= 0
+                end = tick + 1 if stepping else min(len(ticks), tick + need)
+            else:
+                end = len(ticks)
+            lo = int(before[tick])
+            hit = feed(lo, int(before[end]))
+            if hit is not None:
+                subject.observed_at.extend(observation_events[lo : hit + 1].tolist())
+                alarm_tick = int(tick_of[hit])
+                repeat = subject.latched
+                subject.latched, subject.quiet = True, 0
+                self._alarm(order, subject, int(ticks[alarm_tick]), repeat)
+                tick = alarm_tick + 1
+                continue
+            subject.observed_at.extend(observation_events[lo : int(before[end])].tolist())
+            if subject.latched:
+                subject.quiet += end - tick
+                back = subject.detector.pressure < policy.exit_fraction
+                if stepping and subject.quiet >= policy.resolve_after_events and back:
+                    subject.latched, subject.quiet = False, 0
+                    event = self.events[self.rows[int(ticks[tick])]]
+                    resolution = DriftResolution(subject.name, event.event_id, event.event_time)
+                    self.outcomes.append((int(ticks[tick]), order, resolution))
+            tick = end
+
+    def _alarm(self, order: int, subject: Subject, j: int, repeat: bool) -> None:
+        alarm = subject.detector.last_alarm
+        assert alarm is not None
+        event = self.events[self.rows[j]]
+        finding = drift_finding(
+            subject, alarm, event, self._recalled(change_event_number(subject, alarm), j)
+        )
+        self.outcomes.append((j, order, (finding, repeat)))
+
+    def _recalled(self, event_number: int, j: int) -> tuple[datetime | None, KafkaPosition | None]:
+        """Event time and position of a model event, as remembered at the ``j``-th counted one."""
+        alarm_number = self.events_before + j + 1
+        remembered = min(EVENT_MEMORY, len(self.recent_before) + j + 1)
+        if not alarm_number - remembered < event_number <= alarm_number:
+            return None, None
+        if event_number > self.events_before:
+            row = self.rows[event_number - self.events_before - 1]
+            return self.events[row].event_time, self.positions[row]
+        return self.recent_before[event_number - (self.events_before - len(self.recent_before)) - 1]
+
+    # Putting the findings together.
+
+    def _findings(
+        self, quality: QualityBatch, with_features: list[int]
+    ) -> dict[int, ModelFindings]:
+        """Each event's findings in the order the event-by-event path lists them."""
+        found: dict[int, ModelFindings] = {}
+
+        def of(j: int) -> ModelFindings:
+            row = self.rows[j]
+            if row not in found:
+                found[row] = ModelFindings()
+            return found[row]
+
+        for j, _, outcome in sorted(self.outcomes, key=lambda item: item[:2]):
+            if isinstance(outcome, DriftResolution):
+                of(j).resolved.append(outcome)
+            else:
+                finding, repeat = outcome
+                (of(j).repeats if repeat else of(j).drifts).append(finding)
+        for index, findings in quality.findings.items():
+            of(with_features[index]).quality.extend(findings)
+        return found

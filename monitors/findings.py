@@ -1,0 +1,172 @@
+"""What a model monitor finds, and the drift subjects it finds it on.
+
+Shared by the event-by-event path (:class:`~driftline.monitors.model.ModelMonitor`)
+and the batch path (:class:`~driftline.monitors.batch.BatchWatch`), which
+must find exactly the same things.
+"""
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from scipy import stats
+
+from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftAlarm, NumericDrift
+from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.quality import QualityFinding
+from driftline.schemas import (
+    DistributionSummary,
+    FeatureEvent,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+    TaskType,
+)
+
+PREDICTION = "(prediction)"
+"""The drift subject of a model's predictions (a score, a value or a class)."""
+
+UNCERTAINTY = "(uncertainty)"
+"""The drift subject of how sure the model is (see :mod:`driftline.monitors.uncertainty`)."""
+
+MULTIVARIATE = "(multivariate)"
+"""The drift subject of a model's numeric features taken together."""
+
+EVENT_MEMORY = 4_096
+"""Recent events whose time and Kafka position are kept to place a change point."""
+
+Detector = NumericDrift | CategoricalDrift | MultivariateDrift
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """A drift of one subject, found while processing one event, with its evidence."""
+
+    subject: str
+    alarm: DriftAlarm
+    event_id: str
+    event_time: datetime
+    change_event_time: datetime | None
+    change_position: KafkaPosition | None
+    reference: DistributionSummary
+    current: DistributionSummary
+    distances: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftResolution:
+    """A subject that alarmed has stayed under its exit threshold long enough: it is back."""
+
+    subject: str
+    event_id: str
+    event_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFindings:
+    """What one event revealed about its model version.
+
+    ``drifts`` are new alarms; ``repeats`` alarms of subjects already
+    alarming (the change goes on); ``resolved`` subjects that came back.
+    """
+
+    drifts: list[DriftFinding] = field(default_factory=list)
+    quality: list[QualityFinding] = field(default_factory=list)
+    repeats: list[DriftFinding] = field(default_factory=list)
+    resolved: list[DriftResolution] = field(default_factory=list)
+
+
+@dataclass
+class Subject:
+    """One drift subject: its detector, and what is needed to place and latch its alarms."""
+
+    name: str
+    detector: Detector
+    observed_at: deque[int]
+    """The model's event numbers of the detector's recent observations."""
+    latched: bool = False
+    quiet: int = 0
+
+
+def prediction_value(spec: ModelSpec, event: PredictionEvent | FeatureEvent) -> object:
+    """The prediction as a drift subject: a number for a regressor, a class for a classifier."""
+    if not isinstance(event, PredictionEvent) or event.prediction is None:
+        return None
+    if spec.task is TaskType.REGRESSION:
+        return event.prediction if isinstance(event.prediction, float) else None
+    return event.prediction if isinstance(event.prediction, str) else None
+
+
+def evidence(
+    detector: Detector, alarm: DriftAlarm
+) -> tuple[DistributionSummary, DistributionSummary, dict[str, float]]:
+    """Reference and current summaries, and distances, for one alarm."""
+    current = alarm.current
+    if isinstance(detector, NumericDrift):
+        values = np.asarray(current, dtype=np.float64)
+        reference = DistributionSummary(
+            count=detector.reference.count,
+            quantiles=dict(
+                zip(map(str, QUANTILES), detector.reference.quantiles(list(QUANTILES)), strict=True)
+            ),
+        )
+        now = DistributionSummary(
+            count=len(values),
+            quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES},
+        )
+        return reference, now, detector.distances(values)
+    if isinstance(detector, CategoricalDrift):
+        reference = DistributionSummary(
+            count=detector.reference.count, shares=detector.reference_shares()
+        )
+        now = DistributionSummary(count=len(current), shares=detector.current_shares(current))
+        return reference, now, detector.distances(current)
+    values = np.asarray(current, dtype=np.float64)
+    dimension = len(detector.features)
+    reference_quantiles = stats.chi2.ppf(list(QUANTILES), dimension)
+    reference = DistributionSummary(
+        count=0,
+        quantiles=dict(zip(map(str, QUANTILES), map(float, reference_quantiles), strict=True)),
+    )
+    now = DistributionSummary(
+        count=len(values), quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES}
+    )
+    return (
+        reference,
+        now,
+        {"mean_distance": float(values.mean()), "expected_mean": float(dimension)},
+    )
+
+
+def change_event_number(subject: Subject, alarm: DriftAlarm) -> int:
+    """The model's event number of an alarm's estimated change point.
+
+    As far back as the subject's ``observed_at`` reaches: an older change
+    point is placed at the oldest observation remembered.
+    """
+    observed = subject.detector.observations
+    index = alarm.change_observation - (observed - len(subject.observed_at)) - 1
+    index = min(max(index, 0), len(subject.observed_at) - 1)
+    return subject.observed_at[index]
+
+
+def drift_finding(
+    subject: Subject,
+    alarm: DriftAlarm,
+    event: PredictionEvent | FeatureEvent,
+    change: tuple[datetime | None, KafkaPosition | None],
+) -> DriftFinding:
+    """The finding of a subject's alarm on ``event``, its change point at ``change``."""
+    reference, current, distances = evidence(subject.detector, alarm)
+    return DriftFinding(
+        subject=subject.name,
+        alarm=alarm,
+        event_id=event.event_id,
+        event_time=event.event_time,
+        change_event_time=change[0],
+        change_position=change[1],
+        reference=reference,
+        current=current,
+        distances=distances,
+    )
