@@ -1,0 +1,176 @@
+"""Alert latency: from the produce of the event an alert names to the alert's arrival.
+
+A worker runs on topics of its own; predictions are published at a steady
+rate (half of what the worker was measured to process), and every model's
+feature f0 moves by 2 sd after its warm-up. A consumer on the alerts topic
+notes when each alert arrives; the latency of an alert is that time minus
+the time its ``event_id`` was handed to the producer. Both clocks are this
+process's wall clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from benchmarks.probes import GroupProbe, free_port, settled, worker_status
+from benchmarks.traffic import prediction_events, publish_specs, publisher_for
+from driftline.schemas import ModelSpec, PredictionEvent
+from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
+from driftline.worker_process import WorkerProcess
+
+SHIFT_SD = 2.0
+SETTLE_SECONDS = 2.0
+"""How long to keep listening for alerts once the worker has settled every event."""
+
+
+class AlertListener(threading.Thread):
+    """Reads the alerts topic from its beginning and notes each alert's arrival time."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        super().__init__(name="alert-listener", daemon=True)
+        self.arrivals: list[tuple[float, bytes]] = []
+        self._stopping = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        partitions = self._consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        self._consumer.assign(assigned)
+        self._consumer.seek_to_beginning(*assigned)
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                batches = self._consumer.poll(timeout_ms=100)
+                arrived = time.time()
+                for records in batches.values():
+                    self.arrivals.extend((arrived, record.value) for record in records)
+        finally:
+            self._consumer.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=10)
+
+
+def publish_paced(
+    settings: Settings, events: Iterable[PredictionEvent], rate: float
+) -> dict[str, float]:
+    """Publish the events at ``rate`` per second; the wall time each was handed over, by id."""
+    produced: dict[str, float] = {}
+    with publisher_for(settings) as publisher:
+        start = time.monotonic()
+        for index, event in enumerate(events):
+            delay = start + index / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            produced[event.event_id] = time.time()
+            publisher.publish(event)
+    return produced
+
+
+def latencies(arrivals: list[tuple[float, bytes]], produced: dict[str, float]) -> list[float]:
+    """Seconds from each named event's produce to its alert's arrival, in arrival order."""
+    found = []
+    for arrived, value in arrivals:
+        event_id = orjson.loads(value).get("event_id")
+        if event_id in produced:
+            found.append(arrived - produced[event_id])
+    return found
+
+
+def summary(seconds: list[float], alerts: int, rate: float, events: int) -> dict[str, Any]:
+    """p50, p99 and max of the latencies, with what they were measured on."""
+    values = np.asarray(seconds, dtype=np.float64)
+    quantile = (lambda q: float(np.quantile(values, q))) if len(values) else (lambda q: None)
+    return {
+        "rate_events_per_second": rate,
+        "events": events,
+        "alerts": alerts,
+        "alerts_timed": len(values),
+        "p50_seconds": quantile(0.5),
+        "p99_seconds": quantile(0.99),
+        "max_seconds": float(values.max()) if len(values) else None,
+    }
+
+
+def measure_alert_latency(
+    settings: Settings,
+    specs: list[ModelSpec],
+    *,
+    rate: float,
+    shifted_events: int,
+    log: Path,
+    timeout: float,
+) -> dict[str, Any]:
+    """Run a worker on ``settings``' own topics, publish drifting traffic at ``rate``, time alerts.
+
+    Each model gets its warm-up (the spec's ``warmup_events``), then
+    ``shifted_events`` events with f0 shifted by 2 sd.
+    """
+    ensure_topics(settings)
+    publish_specs(settings, specs)
+    warmup = specs[0].drift.warmup_events
+    count = len(specs) * (warmup + shifted_events)
+    events = prediction_events(specs, count, shift_at=warmup, shift=SHIFT_SD, seed=1_000)
+    listener = AlertListener(settings.bootstrap_servers, settings.alerts_topic)
+    listener.start()
+    try:
+        with WorkerProcess(settings, log) as worker:
+            _wait_until_assigned(worker, settings, timeout)
+            produced = publish_paced(settings, events, rate)
+            _wait_until_settled(worker, settings.web_port, count, timeout)
+            time.sleep(SETTLE_SECONDS)
+    finally:
+        listener.stop()
+    timed = latencies(listener.arrivals, produced)
+    return summary(timed, len(listener.arrivals), rate, count)
+
+
+def _wait_until_assigned(worker: WorkerProcess, settings: Settings, timeout: float) -> None:
+    """Wait until the worker holds every predictions partition, so none waits for it."""
+    everything = set(range(settings.topic_partitions))
+    deadline = time.monotonic() + timeout
+    with GroupProbe(settings.bootstrap_servers, settings.app_id) as group:
+        while group.holds(settings.predictions_topic) != everything:
+            if not worker.running or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker never took its partitions ({worker.log_path})")
+            time.sleep(0.2)
+
+
+def _wait_until_settled(worker: WorkerProcess, web_port: int, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (settled(worker_status(web_port)) or 0) < count:
+        if not worker.running or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not settle {count} events ({worker.log_path})")
+        time.sleep(0.2)
+
+
+def latency_settings(settings: Settings, workdir: Path) -> Settings:
+    """``settings`` with topics and a group of the latency run's own, and the status page on."""
+    name = f"{settings.app_id}-latency"
+    topics = {
+        field: f"{name}-{field.removesuffix('_topic')}"
+        for field in Settings.model_fields
+        if field.endswith("_topic")
+    }
+    return settings.model_copy(
+        update={
+            **topics,
+            "app_id": name,
+            "data_dir": workdir / "latency",
+            "web_enabled": True,
+            "web_port": free_port(),
+        }
+    )
