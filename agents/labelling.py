@@ -11,6 +11,18 @@ still alone is dead-lettered as ``orphan_label`` with its original bytes.
 
 Every label message ends as processed (joined), dead-lettered, a duplicate,
 or waiting; a waiting one later becomes processed or dead-lettered.
+
+A model's predictions wait in the store only once the model has had a label
+(see :mod:`driftline.monitors.labels`): before, the latest
+``held_before_first_label`` of them are held in memory only, so a model that
+never gets labels costs no table writes. What waits is only what the
+performance monitor needs, as a compact JSON array: for a prediction
+``[version, window, prediction, probabilities, [partition, offset(, topic)]]``
+(the probabilities as a list in the order of the spec's classes when it has
+them; the topic only when it is not the predictions topic; the event time is
+the join's own), for a label ``[event_id, label, value, key, [topic,
+partition, offset]]`` (the message's bytes in base64, to dead-letter it as it
+came). Objects written by earlier versions are still read.
 """
 
 import base64
@@ -86,6 +98,7 @@ class LabelDesk:
         alert: AlertSink,
         resolve: ResolutionSink,
         store: MutableMapping[str, bytes] | None = None,
+        held_before_first_label: int = 2_000,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -98,6 +111,7 @@ class LabelDesk:
             timedelta(seconds=settings.label_retention_seconds),
             store=store,
             max_entries=settings.max_pending_labels,
+            held_before_first_label=held_before_first_label,
         )
         self._monitors: dict[ModelKey, PerformanceMonitor] = {}
 
@@ -113,7 +127,7 @@ class LabelDesk:
         monitor = self._monitor(spec)
         record, found = monitor.predicted(event, position)
         outputs = self._outputs(spec, found)
-        payload = {"version": spec.model_version, **record.to_payload()}
+        payload = _prediction_payload(spec, record, self.settings.predictions_topic)
         joined = self.join.predicted(event.model_id, event.event_id, event.event_time, payload)
         if joined is not None:
             self.counters.waiting -= 1
@@ -122,13 +136,14 @@ class LabelDesk:
 
     def label(self, label: LabelEvent, message: LabelMessage) -> list[Output]:
         """Join one new label (counted as processed, waiting or dead-lettered); the outputs."""
-        payload = {
-            "event_id": label.event_id,
-            "label": label.label,
-            "value": None if message.value is None else _b64(message.value),
-            "key": None if message.key is None else _b64(message.key),
-            "source": message.source.model_dump(mode="json"),
-        }
+        source = message.source
+        payload = [
+            label.event_id,
+            label.label,
+            None if message.value is None else _b64(message.value),
+            None if message.key is None else _b64(message.key),
+            [source.topic, source.partition, source.offset],
+        ]
         result = self.join.labelled(label.model_id, label.prediction_id, label.event_time, payload)
         if isinstance(result, AlreadyLabelled):
             rejection = Rejection(
@@ -153,7 +168,7 @@ class LabelDesk:
     def _joined(self, match: Match) -> list[Output]:
         """Feed a joined pair to its version's monitor, unless the label does not fit."""
         message = _label_message(match.label)
-        version = str(match.prediction["version"])
+        version = _version(match.prediction)
         spec = self.registry.spec(match.model_id, version)
         if spec is None:
             rejection = Rejection(
@@ -163,16 +178,16 @@ class LabelDesk:
                 field_path="prediction_id",
             )
             return [self._dead_letter(message, rejection)]
-        misfit = label_violation(spec, match.label["label"])
+        event_id, label = _label_of(match.label)
+        misfit = label_violation(spec, label)
         if misfit is not None:
             return [self._dead_letter(message, misfit)]
         self.counters.processed += 1
-        record = PredictionRecord.from_payload(match.prediction)
+        record = _prediction_record(
+            spec, match.prediction, match.prediction_time, self.settings.predictions_topic
+        )
         found = self._monitor(spec).labelled(
-            record,
-            match.label["label"],
-            event_id=str(match.label["event_id"]),
-            label_time=match.label_time,
+            record, label, event_id=event_id, label_time=match.label_time
         )
         return self._outputs(spec, found, source=message.source)
 
@@ -185,10 +200,12 @@ class LabelDesk:
                 outputs.append(self._dead_letter(_label_message(expired.payload), _orphan(expired)))
                 continue
             self.counts.predictions_unlabelled += 1
-            spec = self.registry.spec(expired.model_id, str(expired.payload["version"]))
+            spec = self.registry.spec(expired.model_id, _version(expired.payload))
             if spec is None:
                 continue
-            record = PredictionRecord.from_payload(expired.payload)
+            record = _prediction_record(
+                spec, expired.payload, expired.event_time, self.settings.predictions_topic
+            )
             outputs += self._outputs(spec, self._monitor(spec).unlabelled(record))
         return outputs
 
@@ -256,17 +273,75 @@ def _orphan(expired: Expired) -> Rejection:
         f"this label for prediction {expired.prediction_id!r} of model {expired.model_id} "
         f"(event time {_iso(expired.event_time)}) {when}; publish the prediction with that "
         "event_id on the predictions topic, keyed by model id, or raise "
-        "DRIFTLINE_LABEL_RETENTION_SECONDS (and DRIFTLINE_MAX_PENDING_LABELS)",
+        "DRIFTLINE_LABEL_RETENTION_SECONDS (and DRIFTLINE_MAX_PENDING_LABELS). A model's "
+        "predictions wait for labels from its first label on: before it, only the latest "
+        "few are held, in memory",
         field_path="prediction_id",
     )
 
 
-def _label_message(payload: dict[str, Any]) -> LabelMessage:
-    value, key = payload.get("value"), payload.get("key")
+# What waits in the join: compact JSON arrays (see the module's docstring).
+
+
+def _prediction_payload(spec: ModelSpec, record: PredictionRecord, topic: str) -> list[Any]:
+    """What the join keeps of a prediction: only what the performance monitor needs."""
+    probabilities: Any = record.probabilities
+    classes = spec.classes
+    if probabilities and classes and probabilities.keys() <= set(classes):
+        probabilities = [probabilities.get(name) for name in classes]
+    position = record.position
+    at: list[Any] | None = None
+    if position is not None:
+        at = [position.partition, position.offset]
+        if position.topic != topic:
+            at.append(position.topic)
+    return [spec.model_version, record.window, record.prediction, probabilities, at]
+
+
+def _prediction_record(
+    spec: ModelSpec, payload: Any, event_time: datetime, topic: str
+) -> PredictionRecord:
+    """The record :func:`_prediction_payload` kept, at the prediction's event time."""
+    if isinstance(payload, dict):  # written by an earlier version
+        return PredictionRecord.from_payload(payload)
+    _, window, prediction, probabilities, at = payload
+    if isinstance(probabilities, list):
+        classes = spec.classes or []
+        probabilities = (
+            {name: p for name, p in zip(classes, probabilities, strict=True) if p is not None}
+            if len(classes) == len(probabilities)
+            else None  # the version's classes changed while it waited
+        )
+    position = None
+    if at is not None:
+        where = at[2] if len(at) > 2 else topic
+        position = KafkaPosition(topic=where, partition=at[0], offset=at[1])
+    return PredictionRecord(int(window), event_time, prediction, probabilities, position)
+
+
+def _version(payload: Any) -> str:
+    """The model version of a waiting prediction."""
+    return str(payload["version"] if isinstance(payload, dict) else payload[0])
+
+
+def _label_of(payload: Any) -> tuple[str, Any]:
+    """The event id and the label of a waiting label."""
+    if isinstance(payload, dict):  # written by an earlier version
+        return str(payload["event_id"]), payload["label"]
+    return str(payload[0]), payload[1]
+
+
+def _label_message(payload: Any) -> LabelMessage:
+    if isinstance(payload, dict):  # written by an earlier version
+        value, key = payload.get("value"), payload.get("key")
+        source = KafkaPosition.model_validate(payload["source"])
+    else:
+        _, _, value, key, (topic, partition, offset) = payload
+        source = KafkaPosition(topic=topic, partition=partition, offset=offset)
     return LabelMessage(
         value=None if value is None else base64.b64decode(value),
         key=None if key is None else base64.b64decode(key),
-        source=KafkaPosition.model_validate(payload["source"]),
+        source=source,
     )
 
 

@@ -14,18 +14,36 @@ label given ends as exactly one of: part of a :class:`Match`, an
 :class:`AlreadyLabelled`, an :class:`Expired`, or still pending; every
 prediction likewise, or else counted as repeated (its id was stored already).
 
+**Only models that have had a label fill the store.** Most predictions of a
+model that never gets labels would wait out the whole retention for nothing,
+each costing a store write (a changelog message in the worker) and memory.
+So until a model's first label, its predictions are held in memory only, at
+most ``held_before_first_label`` of them (the oldest are pushed out, as
+unlabelled, past that). The first label moves them into the store, and from
+then on the model's predictions wait there. The trade-off: a label whose
+prediction was pushed out before the model's first label, or held in memory
+by a worker that restarted before that first label, finds no prediction; it
+waits, and becomes an orphan, like any other label whose prediction never
+came. Whether a model has had a label is kept in the store (its label
+watermark), so it survives a restart.
+
 All durable state lives in an injectable ``MutableMapping[str, bytes]`` (a
 faust Table in the worker, whose writes go to a Kafka changelog; a dict in
-tests). Keys are compact JSON arrays, values JSON objects, event times
+tests). Keys are compact JSON arrays, values compact JSON, event times
 integer microseconds since the epoch (an exact round trip):
 
-* ``[model_id, prediction_id]``: ``{"side": "prediction" | "label", "time",
-  "payload"}`` waits for its partner; ``{"side": "labelled", "time"}`` is the
-  marker left after a match;
+* ``[model_id, prediction_id]``: ``["p" | "l", time, payload]``, a
+  prediction or a label waiting for its partner; ``["m", time]``, the marker
+  left after a match (at the prediction's time). Values written before this
+  format (objects ``{"side", "time", "payload"}``) are still read.
 * ``[model_id]``: ``{"prediction", "label"}``, the watermark of each side
   seen so far, written when one rises (one more write per such event), so
   that a join rebuilt from the store goes on exactly as the one that wrote
-  it.
+  it. Only models that have had a label have one: the ``label`` watermark
+  says they had.
+
+Values are copied to their exact size: ``orjson.dumps`` returns bytes with a
+4 KiB allocation behind them, and a store keeps each value for a long time.
 """
 
 import heapq
@@ -40,8 +58,9 @@ import orjson
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_LABELLED = "labelled"  # the side of a marker: the key's prediction was matched
-_Item = tuple[int, str, str]  # a heap item: (event time in microseconds, store key, side)
+_PREDICTION, _LABEL, _MARKER = "p", "l", "m"  # how an entry's side is stored
+_LEGACY_SIDES = {"prediction": _PREDICTION, "label": _LABEL, "labelled": _MARKER}
+_Item = tuple[int, str, str]  # a heap item: (event time in microseconds, store key, side code)
 
 
 class Side(StrEnum):
@@ -51,20 +70,24 @@ class Side(StrEnum):
     LABEL = "label"
 
 
+_CODES = {Side.PREDICTION: _PREDICTION, Side.LABEL: _LABEL}
+_SIDES = {_PREDICTION: Side.PREDICTION, _LABEL: Side.LABEL}
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A prediction and its label, joined.
 
-    Payloads are the JSON objects given with the events; the one that waited
-    in the store comes back as ``orjson`` reads it, and its time in UTC.
+    Payloads are the JSON values given with the events; the one that waited
+    comes back as ``orjson`` reads it, and its time in UTC.
     """
 
     model_id: str
     prediction_id: str
     prediction_time: datetime
-    prediction: dict[str, Any]
+    prediction: Any
     label_time: datetime
-    label: dict[str, Any]
+    label: Any
 
     @property
     def delay(self) -> timedelta:
@@ -89,22 +112,23 @@ class AlreadyLabelled:
     model_id: str
     prediction_id: str
     event_time: datetime
-    payload: dict[str, Any]
+    payload: Any
 
 
 @dataclass(frozen=True, slots=True)
 class Expired:
     """An entry that waited out the retention without its partner.
 
-    ``evicted`` is True when the ``max_entries`` bound of :class:`LabelJoin`
-    pushed it out before the retention had passed it.
+    ``evicted`` is True when a bound (``max_entries``, or
+    ``held_before_first_label`` for a model without a label yet) of
+    :class:`LabelJoin` pushed it out before the retention had passed it.
     """
 
     side: Side
     model_id: str
     prediction_id: str
     event_time: datetime
-    payload: dict[str, Any]
+    payload: Any
     evicted: bool = False
 
 
@@ -114,20 +138,26 @@ _Outcome = Match | Literal["waits", "repeated"]
 class LabelJoin:
     """Pairs predictions and labels by ``(model_id, prediction_id)``, whichever comes first.
 
-    The first of the two waits in ``store``; when the other arrives they are
-    returned as a :class:`Match`. Entries wait at most ``retention`` of event
-    time behind their model's watermark, the earlier of its predictions' and
-    its labels' (see :meth:`watermark`): call :meth:`advance` after each
-    event of a model to collect those that expired. After a match, a marker
-    stays under the key until the prediction's event time leaves the
-    retention, so that a second label is :class:`AlreadyLabelled` rather
-    than a future orphan, and a repeated prediction is not joined again.
-    Markers expire silently.
+    The first of the two waits; when the other arrives they are returned as
+    a :class:`Match`. Entries wait at most ``retention`` of event time
+    behind their model's watermark, the earlier of its predictions' and its
+    labels' (see :meth:`watermark`): call :meth:`advance` after each event
+    of a model to collect those that expired. After a match, a marker stays
+    under the key until the prediction's event time leaves the retention, so
+    that a second label is :class:`AlreadyLabelled` rather than a future
+    orphan, and a repeated prediction is not joined again. Markers expire
+    silently.
 
-    A prediction whose id is already stored (waiting, or matched) is
-    ignored: None is returned and :attr:`repeated_predictions` counted; the
-    first one stays. The caller deduplicates event ids before, so this is
-    rare: a producer reusing an id, or a repeat past the dedup window.
+    Entries wait in ``store`` once their model has had a label; before, its
+    predictions are held in memory only (see the module's docstring), at
+    most ``held_before_first_label`` per model: past it, the model's oldest
+    is pushed out as unlabelled (an :class:`Expired` with ``evicted``). They
+    are pending, counted and expired like stored ones; a restart loses them.
+
+    A prediction whose id is already waiting (or matched) is ignored: None
+    is returned and :attr:`repeated_predictions` counted; the first one
+    stays. The caller deduplicates event ids before, so this is rare: a
+    producer reusing an id, or a repeat past the dedup window.
 
     Lateness does not stop a join: an entry matches until the :meth:`advance`
     that expires it. A late event without partner is stored all the same and
@@ -137,12 +167,12 @@ class LabelJoin:
     labels likewise until its first prediction): a first label older than
     the watermark minus the retention finds its prediction already gone.
 
-    At most ``max_entries`` entries (waiting predictions, waiting labels and
-    markers, of all models) are stored. Past that, the oldest by event time
-    (then key) is evicted, whatever its model (a marker silently); it is
-    held in memory and handed out as :class:`Expired` by the next
-    :meth:`advance` of any model, so calling it after every event loses none.
-    Finding it costs one look per model.
+    At most ``max_entries`` entries (waiting predictions, held or stored,
+    waiting labels and markers, of all models) are kept. Past that, the
+    oldest by event time (then key) is evicted, whatever its model (a
+    marker silently); it is held in memory and handed out as
+    :class:`Expired` by the next :meth:`advance` of any model, so calling it
+    after every event loses none. Finding it costs one look per model.
 
     The heaps of entries by event time, the watermarks and the counts are
     derived from the store. The constructor does not read it (a faust Table
@@ -156,7 +186,10 @@ class LabelJoin:
     store
         Where the state lives; a new dict when None.
     max_entries
-        The most entries stored at once, over all models.
+        The most entries kept at once, over all models.
+    held_before_first_label
+        The most predictions held (in memory) per model that has had no
+        label yet.
 
     Examples
     --------
@@ -165,6 +198,8 @@ class LabelJoin:
     >>> noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
     >>> join.predicted("churn", "p1", noon, {"score": 0.9}) is None
     True
+    >>> join.store, join.held_predictions  # no label for churn yet: held in memory
+    ({}, 1)
     >>> match = join.labelled("churn", "p1", noon + timedelta(minutes=5), {"label": 1})
     >>> match.prediction, match.label, match.delay
     ({'score': 0.9}, {'label': 1}, datetime.timedelta(seconds=300))
@@ -195,24 +230,34 @@ class LabelJoin:
         retention: timedelta,
         store: MutableMapping[str, bytes] | None = None,
         max_entries: int = 1_000_000,
+        held_before_first_label: int = 2_000,
     ) -> None:
         if retention <= timedelta(0):
             raise ValueError(f"retention must be positive, got {retention}")
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if held_before_first_label < 0:
+            raise ValueError(
+                f"held_before_first_label must be at least 0, got {held_before_first_label}"
+            )
         self.retention = retention
         self.store: MutableMapping[str, bytes] = {} if store is None else store
         self.max_entries = max_entries
+        self.held_before_first_label = held_before_first_label
         self._retention_us = retention // _MICROSECOND
         self._heaps: dict[str, list[_Item]] = {}
         self._watermarks: dict[str, dict[str, int]] = {}
         self._counts: Counter[str] = Counter()
         self._evicted: list[Expired] = []
+        self._labelled_models: set[str] = set()
+        """Models that have had a label: their entries wait in the store."""
+        self._held: dict[str, dict[str, bytes]] = {}
+        """Entries of the models without a label yet, by model: memory only."""
         self.repeated_predictions = 0
         """Predictions ignored because their id was stored already, since construction."""
 
     def predicted(
-        self, model_id: str, prediction_id: str, event_time: datetime, payload: dict[str, Any]
+        self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
     ) -> Match | None:
         """A prediction arrives: its match if its label waited, else None (it waits)."""
         outcome = self._arrive(Side.PREDICTION, model_id, prediction_id, event_time, payload)
@@ -221,7 +266,7 @@ class LabelJoin:
         return outcome if isinstance(outcome, Match) else None
 
     def labelled(
-        self, model_id: str, prediction_id: str, event_time: datetime, payload: dict[str, Any]
+        self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
     ) -> Match | AlreadyLabelled | None:
         """A label arrives: its match if its prediction waited, else None (it waits)."""
         outcome = self._arrive(Side.LABEL, model_id, prediction_id, event_time, payload)
@@ -246,8 +291,12 @@ class LabelJoin:
                     gone.append(expired)
         return sorted(gone, key=lambda e: (e.event_time, e.model_id, e.prediction_id))
 
+    def had_label(self, model_id: str) -> bool:
+        """Whether a label of ``model_id`` ever arrived (so its predictions wait in the store)."""
+        return model_id in self._labelled_models
+
     def rebuild(self) -> None:
-        """Derive the heaps, watermarks and counts from the store alone.
+        """Derive the heaps, watermarks and counts from the store (and the held predictions).
 
         A model's watermarks are the ones stored under ``[model_id]``;
         without them (a store written otherwise), the latest event time stored
@@ -255,24 +304,45 @@ class LabelJoin:
         time) approximates both. That is never later than the later side's
         true watermark, but it can be later than the lagging side's: the
         rebuilt join's watermark may then pass the true one, and entries
-        expire sooner. Evictions not yet handed out are kept.
+        expire sooner. A model with a label watermark or any stored entry
+        has had a label. Evictions not yet handed out are kept, and so are
+        the predictions held in memory of models still without a label (a
+        model the store says had one has its held ones pushed out, as
+        unlabelled: its stored state, written elsewhere, wins).
         """
         self._heaps, self._watermarks, self._counts = {}, {}, Counter()
+        self._labelled_models = set()
         latest: dict[str, int] = {}
         for key, value in self.store.items():
-            parts, data = orjson.loads(key), orjson.loads(value)
+            parts = orjson.loads(key)
             if len(parts) == 1:
-                self._watermarks[parts[0]] = {side: int(t) for side, t in data.items()}
+                marks = orjson.loads(value)
+                self._watermarks[parts[0]] = {side: int(t) for side, t in marks.items()}
+                if Side.LABEL.value in marks:
+                    self._labelled_models.add(parts[0])
                 continue
-            time = data["time"]
-            latest[parts[0]] = max(time, latest.get(parts[0], time))
-            if len(parts) == 2:
-                self._heaps.setdefault(parts[0], []).append((time, key, data["side"]))
-                self._counts[data["side"]] += 1
+            if len(parts) != 2:
+                continue
+            code, time, _ = _decode(value)
+            model_id = parts[0]
+            self._labelled_models.add(model_id)
+            latest[model_id] = max(time, latest.get(model_id, time))
+            self._heaps.setdefault(model_id, []).append((time, key, code))
+            self._counts[code] += 1
         for model_id, time in latest.items():
             self._watermarks.setdefault(
                 model_id, {Side.PREDICTION.value: time, Side.LABEL.value: time}
             )
+        for model_id, held in list(self._held.items()):
+            if model_id in self._labelled_models:
+                del self._held[model_id]
+                self._evicted += _expired_all(model_id, held)
+                continue
+            heap = self._heaps.setdefault(model_id, [])
+            for key, value in held.items():
+                code, time, _ = _decode(value)
+                heap.append((time, key, code))
+                self._counts[code] += 1
         for heap in self._heaps.values():
             heapq.heapify(heap)
 
@@ -298,96 +368,155 @@ class LabelJoin:
 
     @property
     def pending_predictions(self) -> int:
-        """Predictions waiting for their label."""
-        return self._counts[Side.PREDICTION]
+        """Predictions waiting for their label (held in memory ones included)."""
+        return self._counts[_PREDICTION]
 
     @property
     def pending_labels(self) -> int:
         """Labels waiting for their prediction."""
-        return self._counts[Side.LABEL]
+        return self._counts[_LABEL]
+
+    @property
+    def held_predictions(self) -> int:
+        """Predictions of models without a label yet, held in memory only."""
+        return sum(len(held) for held in self._held.values())
 
     def __len__(self) -> int:
-        """Entries stored (waiting predictions and labels, and markers): what is bounded."""
+        """Entries kept (waiting predictions and labels, and markers): what is bounded."""
         return self._counts.total()
 
+    def _entries(self, model_id: str) -> MutableMapping[str, bytes]:
+        """Where the model's entries are: the store once it had a label, else memory."""
+        if model_id in self._labelled_models:
+            return self.store
+        return self._held.setdefault(model_id, {})
+
     def _arrive(
-        self,
-        side: Side,
-        model_id: str,
-        prediction_id: str,
-        event_time: datetime,
-        payload: dict[str, Any],
+        self, side: Side, model_id: str, prediction_id: str, event_time: datetime, payload: Any
     ) -> _Outcome:
         """Raise the model's watermark, then store the event, join it, or refuse it."""
         time = _micros(event_time)
         marks = self._watermarks.setdefault(model_id, {})
         if time > marks.get(side.value, time - 1):
             marks[side.value] = time
-            self.store[_key(model_id)] = orjson.dumps(marks)
+            if model_id in self._labelled_models:
+                self.store[_key(model_id)] = _dumps(marks)
+        if side is Side.LABEL and model_id not in self._labelled_models:
+            self._first_label(model_id)
+        entries = self._entries(model_id)
         key = _key(model_id, prediction_id)
-        raw = self.store.get(key)
+        raw = entries.get(key)
         if raw is None:
-            self._write(model_id, key, {"side": side, "time": time, "payload": payload}, None)
+            self._write(model_id, key, _CODES[side], time, payload, replacing=None)
             return "waits"
-        stored = orjson.loads(raw)
+        code, stored_time, stored_payload = _decode(raw)
         partner = Side.LABEL if side is Side.PREDICTION else Side.PREDICTION
-        if stored["side"] != partner:
+        if code != _CODES[partner]:
             return "repeated"
-        given, waited = (event_time, payload), (_datetime(stored["time"]), stored["payload"])
+        given, waited = (event_time, payload), (_datetime(stored_time), stored_payload)
         first, second = (given, waited) if side is Side.PREDICTION else (waited, given)
-        marker = {"side": _LABELLED, "time": _micros(first[0])}  # the prediction's time
-        self._write(model_id, key, marker, replacing=partner)
+        # The marker keeps the prediction's time.
+        self._write(model_id, key, _MARKER, _micros(first[0]), None, replacing=code)
         return Match(model_id, prediction_id, *first, *second)
 
-    def _write(self, model_id: str, key: str, value: dict[str, Any], replacing: str | None) -> None:
-        """Store an entry and index it, in place of a ``replacing`` one; evict past the bound."""
-        self.store[key] = orjson.dumps(value)
-        heapq.heappush(self._heaps.setdefault(model_id, []), (value["time"], key, value["side"]))
-        self._counts[value["side"]] += 1
+    def _first_label(self, model_id: str) -> None:
+        """The model's first label: from now on its entries wait in the store."""
+        self._labelled_models.add(model_id)
+        for key, value in self._held.pop(model_id, {}).items():
+            self.store[key] = value
+        self.store[_key(model_id)] = _dumps(self._watermarks[model_id])
+
+    def _write(
+        self,
+        model_id: str,
+        key: str,
+        code: str,
+        time: int,
+        payload: Any,
+        replacing: str | None,
+    ) -> None:
+        """Keep an entry and index it, in place of a ``replacing`` one; evict past the bounds."""
+        entries = self._entries(model_id)
+        entries[key] = _dumps([code, time] if code == _MARKER else [code, time, payload])
+        heapq.heappush(self._heaps.setdefault(model_id, []), (time, key, code))
+        self._counts[code] += 1
         if replacing is not None:
             self._counts[replacing] -= 1
         while len(self) > self.max_entries:
-            self._evict_oldest()
+            self._evict(min(self._tops())[1])
+        held = self._held.get(model_id)
+        while held is not None and len(held) > self.held_before_first_label:
+            self._evict(model_id)
 
-    def _evict_oldest(self) -> None:
-        """Remove the oldest entry of all models; keep it for :meth:`advance` unless a marker."""
+    def _tops(self) -> list[tuple[_Item, str]]:
+        """The oldest live item of each model that has one, with the model."""
         tops = []
         for model_id, heap in self._heaps.items():
-            while heap and self._live(heap[0]) is None:
+            while heap and self._live(model_id, heap[0]) is None:
                 heapq.heappop(heap)  # lazily invalidated: matched, expired or replaced
             if heap:
                 tops.append((heap[0], model_id))
-        item, model_id = min(tops)
-        heapq.heappop(self._heaps[model_id])
+        return tops
+
+    def _evict(self, model_id: str) -> None:
+        """Remove the model's oldest entry; keep it for :meth:`advance` unless a marker."""
+        heap = self._heaps[model_id]
+        while self._live(model_id, heap[0]) is None:
+            heapq.heappop(heap)
+        item = heapq.heappop(heap)
         horizon = self._horizon(model_id)
         early = horizon is None or item[0] >= horizon
         expired = self._remove(model_id, item, evicted=early)
         if expired is not None:
             self._evicted.append(expired)
 
-    def _live(self, item: _Item) -> dict[str, Any] | None:
+    def _live(self, model_id: str, item: _Item) -> tuple[str, int, Any] | None:
         """The stored entry a heap item stands for, or None if it is stale."""
-        time, key, side = item
-        raw = self.store.get(key)
+        time, key, code = item
+        raw = self._entries(model_id).get(key)
         if raw is None:
             return None
-        data: dict[str, Any] = orjson.loads(raw)
-        return data if data["side"] == side and data["time"] == time else None
+        entry = _decode(raw)
+        return entry if entry[0] == code and entry[1] == time else None
 
     def _remove(self, model_id: str, item: _Item, evicted: bool) -> Expired | None:
         """Delete the entry of a live heap item: an Expired, or None for a marker or stale item."""
-        data = self._live(item)
-        if data is None:
+        entry = self._live(model_id, item)
+        if entry is None:
             return None
-        time, key, side = item
-        del self.store[key]
-        self._counts[side] -= 1
-        if side == _LABELLED:
+        time, key, code = item
+        del self._entries(model_id)[key]
+        self._counts[code] -= 1
+        if code == _MARKER:
             return None
         prediction_id = orjson.loads(key)[1]
-        return Expired(
-            Side(side), model_id, prediction_id, _datetime(time), data["payload"], evicted
-        )
+        return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
+
+
+def _expired_all(model_id: str, held: dict[str, bytes]) -> list[Expired]:
+    """All held entries of a model, pushed out early."""
+    expired = []
+    for key, value in held.items():
+        code, time, payload = _decode(value)
+        if code in _SIDES:
+            side = _SIDES[code]
+            expired.append(
+                Expired(side, model_id, orjson.loads(key)[1], _datetime(time), payload, True)
+            )
+    return expired
+
+
+def _decode(raw: bytes) -> tuple[str, int, Any]:
+    """An entry's side code, event time and payload (None for a marker)."""
+    data = orjson.loads(raw)
+    if isinstance(data, dict):  # written before the compact format
+        return _LEGACY_SIDES[data["side"]], int(data["time"]), data.get("payload")
+    return data[0], int(data[1]), data[2] if len(data) > 2 else None
+
+
+def _dumps(value: Any) -> bytes:
+    """``value`` as compact JSON, in bytes of their exact size (see the module's docstring)."""
+    return bytes(memoryview(orjson.dumps(value)))
 
 
 def _key(*parts: str) -> str:

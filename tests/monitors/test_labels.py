@@ -270,10 +270,132 @@ def test_a_new_entry_older_than_all_others_can_be_the_one_evicted():
 def test_the_state_is_json_text_keys_and_bytes_in_the_injected_store():
     store: dict[str, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
-    join.predicted("mødel", "p1", at(0), {"score": 1})
-    assert set(store) == {'["mødel"]', '["mødel","p1"]'}
+    join.labelled("mødel", "p0", at(0), {"label": 0})
+    join.predicted("mødel", "p1", at(1), {"score": 1})
+    join.predicted("mødel", "p0", at(2), {"score": 0})
+    assert set(store) == {'["mødel"]', '["mødel","p0"]', '["mødel","p1"]'}
     assert all(isinstance(value, bytes) for value in store.values())
-    assert orjson.loads(store['["mødel","p1"]'])["payload"] == {"score": 1}
+    assert orjson.loads(store['["mødel","p1"]']) == ["p", micros(1), {"score": 1}]
+    assert orjson.loads(store['["mødel","p0"]']) == ["m", micros(2)]  # the marker
+    assert orjson.loads(store['["mødel"]']) == {"label": micros(0), "prediction": micros(2)}
+
+
+def test_entries_written_before_the_compact_format_are_still_read():
+    old = {
+        '["m"]': orjson.dumps({"prediction": micros(20), "label": micros(15)}),
+        '["m","p1"]': orjson.dumps({"side": "prediction", "time": micros(10), "payload": [1]}),
+        '["m","p2"]': orjson.dumps({"side": "labelled", "time": micros(12)}),
+        '["m","p3"]': orjson.dumps({"side": "label", "time": micros(15), "payload": [3]}),
+    }
+    join = LabelJoin(RETENTION, store=old)
+    join.rebuild()
+    assert (join.pending_predictions, join.pending_labels, len(join)) == (1, 1, 3)
+    assert join.labelled("m", "p1", at(16), [4]) == Match("m", "p1", at(10), [1], at(16), [4])
+    assert isinstance(join.labelled("m", "p2", at(17), [5]), AlreadyLabelled)
+    assert join.predicted("m", "p3", at(18), [6]) == Match("m", "p3", at(18), [6], at(15), [3])
+
+
+# Models without a label: their predictions are held in memory only.
+
+
+def test_a_model_without_a_label_writes_nothing_to_the_store():
+    store: dict[str, bytes] = {}
+    join = LabelJoin(RETENTION, store=store)
+    for i in range(50):
+        join.predicted("m", f"p{i}", at(i), {"score": i})
+        join.advance("m")
+    assert store == {}
+    assert not join.had_label("m")
+    assert (join.pending_predictions, join.held_predictions, len(join)) == (50, 50, 50)
+
+
+def test_the_first_label_moves_the_held_predictions_into_the_store_and_joins():
+    store: dict[str, bytes] = {}
+    join = LabelJoin(RETENTION, store=store)
+    join.predicted("m", "p1", at(1), {"score": 1})
+    join.predicted("m", "p2", at(2), {"score": 2})
+    assert join.labelled("m", "p2", at(3), {"label": 1}) == Match(
+        "m", "p2", at(2), {"score": 2}, at(3), {"label": 1}
+    )
+    assert join.had_label("m")
+    assert join.held_predictions == 0
+    assert set(store) == {'["m"]', '["m","p1"]', '["m","p2"]'}
+    assert join.labelled("m", "p1", at(4), {"label": 0}) is not None
+    join.predicted("m", "p3", at(5), {"score": 3})
+    assert '["m","p3"]' in store  # from now on the predictions wait in the store
+
+
+def test_past_the_held_bound_the_oldest_held_prediction_is_pushed_out_as_unlabelled():
+    join = LabelJoin(RETENTION, held_before_first_label=2)
+    join.predicted("m", "p1", at(3), {"score": 1})
+    join.predicted("m", "p0", at(1), {"score": 0})
+    join.predicted("m", "p2", at(5), {"score": 2})
+    assert join.advance("m") == [Expired(Side.PREDICTION, "m", "p0", at(1), {"score": 0}, True)]
+    assert join.held_predictions == 2
+    # its label finds no prediction: it waits, then expires as an orphan
+    assert join.labelled("m", "p0", at(6), {"label": 1}) is None
+    assert join.labelled("m", "p1", at(7), {"label": 1}) is not None
+    join.predicted("m", "p9", at(200), {})
+    join.labelled("m", "l9", at(200), {})
+    assert [(e.side, e.prediction_id) for e in join.advance("m")] == [
+        (Side.PREDICTION, "p2"),
+        (Side.LABEL, "p0"),
+    ]
+
+
+def test_held_predictions_do_not_push_out_the_waiting_predictions_of_labelled_models():
+    join = LabelJoin(RETENTION, held_before_first_label=1)
+    join.labelled("labelled", "l0", at(0), {})
+    join.predicted("labelled", "p1", at(1), {})
+    for i in range(5):
+        join.predicted("quiet", f"q{i}", at(2 + i), {})
+    assert join.held_predictions == 1
+    assert join.pending_predictions == 2
+    assert [e.prediction_id for e in join.advance("quiet")] == ["q0", "q1", "q2", "q3"]
+
+
+def test_whether_a_model_had_a_label_survives_a_rebuild():
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "l1", at(0), {})
+    join.predicted("quiet", "q1", at(0), {})
+    rebuilt = LabelJoin(RETENTION, store=dict(join.store))
+    rebuilt.rebuild()
+    assert rebuilt.had_label("m")
+    assert not rebuilt.had_label("quiet")
+    rebuilt.predicted("m", "p2", at(1), {})
+    assert '["m","p2"]' in rebuilt.store
+
+
+def test_a_restart_before_the_first_label_loses_the_held_predictions_and_their_labels_orphan():
+    # The trade-off of holding predictions in memory before a model's first label.
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {"score": 1})
+    rebuilt = LabelJoin(RETENTION, store=dict(join.store))
+    rebuilt.rebuild()
+    assert rebuilt.pending_predictions == 0
+    assert rebuilt.labelled("m", "p1", at(10), {"label": 1}) is None
+    rebuilt.predicted("m", "p2", at(200), {})
+    rebuilt.labelled("m", "p2", at(200), {})
+    assert rebuilt.advance("m") == [Expired(Side.LABEL, "m", "p1", at(10), {"label": 1})]
+
+
+def test_a_rebuild_keeps_held_predictions_of_models_still_without_a_label():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {"score": 1})
+    join.rebuild()  # a rebalance: the store recovered again
+    assert (join.pending_predictions, join.held_predictions) == (1, 1)
+    assert join.labelled("m", "p1", at(1), {}) == Match("m", "p1", at(0), {"score": 1}, at(1), {})
+
+
+def test_a_rebuild_pushes_out_held_predictions_of_a_model_the_store_says_had_a_label():
+    join = LabelJoin(RETENTION)
+    join.predicted("m", "p1", at(0), {"score": 1})
+    elsewhere = LabelJoin(RETENTION, store=join.store)
+    elsewhere.labelled("m", "l1", at(0), {})  # another worker's label, in the shared store
+    join.rebuild()
+    assert join.had_label("m")
+    assert join.advance("m") == [Expired(Side.PREDICTION, "m", "p1", at(0), {"score": 1}, True)]
+    assert (join.pending_predictions, join.held_predictions, join.pending_labels) == (0, 0, 1)
 
 
 def test_event_times_round_trip_exactly_whatever_their_offset():
@@ -410,6 +532,9 @@ def test_every_event_is_accounted_exactly_once(stream, retention, max_entries):
 def test_a_join_rebuilt_from_a_copy_of_its_store_continues_identically(
     stream, retention, max_entries, data
 ):
+    # Both models have had a label, so everything waits in the store (held
+    # predictions are lost by a restart: see the test above).
+    stream = [(Side.LABEL, model, "first", 0) for model in "ab"] + stream
     split = data.draw(st.integers(min_value=0, max_value=len(stream)))
     join = LabelJoin(retention, max_entries=max_entries)
     for index, event in enumerate(stream[:split]):
