@@ -30,6 +30,7 @@ from driftline.monitors.sequential import (
     LocationCusum,
     ScaleCusum,
     SerialDependence,
+    advance_together,
     location_threshold,
     lorden_threshold,
 )
@@ -275,16 +276,9 @@ class NumericDrift:
     ) -> int | None:
         """Feed ``scores[start:end]``, all within one variance-factor block; stop at an alarm."""
         block = scores[start:end]
-        location_before, scale_before = self.location.to_state(), self.scale.to_state()
-        alarms = [self.location.update_many(block), self.scale.update_many(block)]
-        first = min((a for a in alarms if a is not None), default=None)
+        first = advance_together([self.location, self.scale], [block, block])
         if first is not None:
-            # One test may have run past the other's alarm: replay both up to it.
-            self.location = LocationCusum.from_state(location_before)
-            self.scale = ScaleCusum.from_state(scale_before)
             block = block[: first + 1]
-            self.location.update_many(block)
-            self.scale.update_many(block)
         self.serial.update_many(block)
         self._observations += len(block)
         self._recent.extend(values[start : start + len(block)].tolist())
@@ -503,20 +497,13 @@ class CategoricalDrift:
             dtype=np.int64,
             count=len(categories),
         )
-        before = {name: cusum.snapshot() for name, cusum in self.cusums.items()}
-        first, fired = len(codes), None
-        for number, (name, cusum) in enumerate(self.cusums.items()):
-            hit = cusum.update_many(codes == number)
-            if hit is not None and hit < first:
-                first, fired = hit, name
-        if fired is None:
+        groups = list(self.cusums.values())
+        first = advance_together(groups, [codes == number for number in range(len(groups))])
+        if first is None:
             self._observations += len(codes)
             self._recent.extend(categories)
             return None
-        for number, (name, cusum) in enumerate(self.cusums.items()):
-            if cusum.observations != before[name][2] + first + 1:
-                cusum.restore(before[name])
-                cusum.update_many(codes[: first + 1] == number)
+        fired = next(name for name, cusum in self.cusums.items() if cusum.drift_detected)
         self._observations += first + 1
         self._recent.extend(categories[: first + 1])
         self._fire(fired)

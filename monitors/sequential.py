@@ -276,24 +276,6 @@ class _Cusum(ABC):
                 return index
         return None
 
-    def snapshot(self) -> tuple[Any, ...]:
-        """The statistics as they are now, for :meth:`restore`: a cheap copy, not a state."""
-        return (
-            list(self._sums),
-            list(self._starts),
-            self._observations,
-            self._drift_detected,
-            self._direction,
-            self._change_observation,
-        )
-
-    def restore(self, snapshot: tuple[Any, ...]) -> None:
-        """Go back to the statistics :meth:`snapshot` copied (parameters are unchanged)."""
-        sums, starts, observations, detected, direction, change = snapshot
-        self._sums, self._starts = list(sums), list(starts)
-        self._observations, self._drift_detected = observations, detected
-        self._direction, self._change_observation = direction, change
-
     def reset(self) -> None:
         """Restart every side from zero, as after an alarm; ``observations`` keeps counting."""
         self._sums = [0] * len(self._sums)
@@ -389,6 +371,102 @@ class _Cusum(ABC):
         detector._direction = direction
         detector._change_observation = change
         return detector
+
+
+def advance_together(cusums: Sequence[_Cusum], values: Sequence[npt.ArrayLike]) -> int | None:
+    """Feed several CUSUMs the same observations up to the first alarm of any of them.
+
+    ``values[i]`` holds what ``cusums[i]`` takes of each observation, as its
+    :meth:`~_Cusum.update_many` would. Returns the index of the first
+    observation at which a side of any CUSUM crossed its threshold, or None
+    once all are taken. Every CUSUM is then exactly as :meth:`~_Cusum.update`,
+    observation by observation up to and including that one, leaves it (so
+    more than one may report ``drift_detected``). All sides run as one 2-D
+    numpy computation: the cost of one CUSUM, not of each.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(5)
+    >>> z = np.concatenate([rng.normal(0, 1, 1000), rng.normal(1, 1, 1000)])
+    >>> location = LocationCusum(threshold=location_threshold(4e6, 0.5))
+    >>> scale = ScaleCusum(threshold=lorden_threshold(4e6))
+    >>> advance_together([location, scale], [z, z])
+    1025
+    >>> location.drift_detected, scale.drift_detected, scale.observations
+    (True, False, 1026)
+    """
+    features = [cusum._features(v) for cusum, v in zip(cusums, values, strict=True)]
+    size = len(features[0]) if features else 0
+    if any(len(g) != size for g in features):
+        raise ValueError("advance_together takes the same number of observations for each CUSUM")
+    begin = 0
+    while begin < size:
+        end = min(size, begin + _BLOCK)
+        hit = _advance_block(cusums, [g[begin:end] for g in features])
+        if hit is not None:
+            return begin + hit
+        begin = end
+    return None
+
+
+def _advance_block(cusums: Sequence[_Cusum], features: list[npt.NDArray[np.float64]]) -> int | None:
+    """:func:`advance_together` on at most ``_BLOCK`` observations, by cumulative sums."""
+    owners = [(cusum, side) for cusum in cusums for side in range(len(cusum._coefficients))]
+    a = np.array([c._coefficients[side][0] for c, side in owners])[:, np.newaxis]
+    b = np.array([c._coefficients[side][1] for c, side in owners])[:, np.newaxis]
+    g = np.vstack([features[i] for i, cusum in enumerate(cusums) for _ in cusum._coefficients])
+    with np.errstate(over="ignore", invalid="ignore"):
+        steps = np.clip(a * g + b, -_STEP_LIMIT, _STEP_LIMIT)
+    ticks = np.rint(steps * _UNIT).astype(np.int64)
+    before = np.array([c._sums[side] for c, side in owners], dtype=np.int64)
+    limits = np.array([c._limit for c, _ in owners], dtype=np.int64)
+    cumulative = np.cumsum(ticks, axis=1)
+    low = np.minimum.accumulate(cumulative, axis=1)
+    np.minimum(low, -before[:, np.newaxis], out=low)
+    sums = cumulative - low
+    if int(sums.max()) > _CEILING:
+        return _advance_stepwise(cusums, ticks)
+    above = sums > limits[:, np.newaxis]
+    crossed = above.copy()
+    crossed[:, 0] &= before <= limits
+    crossed[:, 1:] &= ~above[:, :-1]
+    anywhere = crossed.any(axis=0)
+    first = int(np.argmax(anywhere)) if anywhere.any() else None
+    last = first if first is not None else ticks.shape[1] - 1
+    row = 0
+    for cusum in cusums:
+        alarm = -1
+        observed = cusum._observations
+        for side in range(len(cusum._coefficients)):
+            now = int(sums[row, last])
+            if now == 0:
+                cusum._starts[side] = None
+            else:
+                zeros = np.flatnonzero(sums[row, :last] == 0)
+                if zeros.size:
+                    cusum._starts[side] = observed + int(zeros[-1]) + 2
+                elif cusum._sums[side] == 0:
+                    cusum._starts[side] = observed + 1
+            cusum._sums[side] = now
+            if first is not None and alarm < 0 and crossed[row, first]:
+                alarm = side
+            row += 1
+        cusum._observations = observed + last + 1
+        cusum._record(alarm)
+    return first
+
+
+def _advance_stepwise(cusums: Sequence[_Cusum], ticks: npt.NDArray[np.int64]) -> int | None:
+    """The block one observation at a time: a statistic reached the ceiling."""
+    for index, column in enumerate(ticks.T.tolist()):
+        row, alarmed = 0, False
+        for cusum in cusums:
+            sides = len(cusum._coefficients)
+            cusum._advance(column[row : row + sides])
+            alarmed = alarmed or cusum.drift_detected
+            row += sides
+        if alarmed:
+            return index
+    return None
 
 
 def _is_int(value: object) -> bool:
