@@ -1,0 +1,137 @@
+"""take_batches: batches in fetch order, and at-least-once through a kill -9 on a real broker."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from kafka_helpers import committed_offsets, end_offsets, read_all, wait_until_caught_up
+
+from driftline.streams.batching import RecordFeed
+from driftline.streams.settings import Settings, to_environment
+from driftline.streams.topics import ensure_topics
+
+BATCH_WORKER = Path(__file__).resolve().parents[1] / "support" / "batch_worker.py"
+
+
+@given(
+    chunks=st.lists(st.lists(st.integers(), min_size=1, max_size=20), max_size=10),
+    count=st.integers(min_value=1, max_value=50),
+)
+def test_a_feed_gives_back_its_records_in_order_at_most_count_at_a_time(
+    chunks: list[list[int]], count: int
+):
+    async def drain() -> list[list[int]]:
+        feed = RecordFeed(frozenset({"t"}), maxsize=10_000)
+        for chunk in chunks:
+            await feed.put(list(chunk))  # type: ignore[arg-type]
+        taken: list[list[Any]] = []
+        while len(feed):
+            taken.append(feed.take(count))
+        return taken
+
+    taken = asyncio.run(drain())
+    assert [record for batch in taken for record in batch] == [r for c in chunks for r in c]
+    assert all(1 <= len(batch) <= count for batch in taken)
+    assert all(len(batch) == count for batch in taken[:-1])
+
+
+def test_a_cleared_feed_is_empty_and_takes_records_again() -> None:
+    async def scenario() -> tuple[int, list[Any]]:
+        feed = RecordFeed(frozenset({"t"}), maxsize=2)
+        await feed.put([1, 2])  # type: ignore[list-item]
+        feed.clear()
+        emptied = len(feed)
+        await asyncio.wait_for(feed.put([3]), 1)  # room again: does not block
+        return emptied, feed.take(5)
+
+    assert asyncio.run(scenario()) == (0, [3])
+
+
+def test_waiting_returns_after_within_with_fewer_records_than_asked() -> None:
+    async def scenario() -> int:
+        feed = RecordFeed(frozenset({"t"}), maxsize=100)
+        await feed.put([1])  # type: ignore[list-item]
+        await asyncio.wait_for(feed.wait(50, within=0.05), 5)
+        return len(feed.take(50))
+
+    assert asyncio.run(scenario()) == 1
+
+
+def start_batch_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    environment.update(to_environment(settings))
+    environment["PYTHONSAFEPATH"] = "1"
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, str(BATCH_WORKER), "--pause", "0.2", "--max-records", "100"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=environment,
+        )
+
+
+@pytest.mark.kafka
+def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
+    worker_settings: Settings, tmp_path: Path
+):
+    # Commits every 0.1 s: a batch acked before its sends were done would be
+    # committed while the worker pauses in it, and lost to the kill.
+    settings = worker_settings.model_copy(update={"commit_interval_seconds": 0.1})
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    for index in range(3_000):
+        producer.send(settings.predictions_topic, key=str(index % 7).encode(), value=b"%d" % index)
+    producer.flush()
+    producer.close()
+    written = {
+        p: o for p, o in end_offsets(settings.bootstrap_servers, settings.predictions_topic).items()
+    }
+    log = tmp_path / "worker.log"
+
+    first = start_batch_worker(settings, log)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(committed_so_far(settings).values()) < 500:
+            assert first.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.3)
+        time.sleep(0.15)  # within the next batch's pause
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    at_kill = committed_offsets(*group_of(settings))
+    assert sum(at_kill.values()) < sum(written.values()), "killed after the end: no test"
+
+    second = start_batch_worker(settings, log)
+    try:
+        wait_until_caught_up(*group_of(settings), timeout=60)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+
+    copies = read_all(settings.bootstrap_servers, settings.alerts_topic)
+    seen = {int((copy or b"").split(b":")[2]) for copy in copies}
+    assert seen == set(range(3_000)), f"missing: {sorted(set(range(3_000)) - seen)[:20]}"
+    assert committed_offsets(*group_of(settings)) == {p: o for p, o in written.items() if o}
+
+
+def committed_so_far(settings: Settings) -> dict[int, int]:
+    try:
+        return committed_offsets(*group_of(settings))
+    except KafkaError:  # the group coordinator is still starting
+        return {}
+
+
+def group_of(settings: Settings) -> tuple[str, str, str]:
+    return settings.bootstrap_servers, settings.app_id, settings.predictions_topic

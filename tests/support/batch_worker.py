@@ -1,0 +1,46 @@
+"""A worker that reads the predictions topic with take_batches and copies each record out.
+
+Run as a script by tests/streams/test_batching.py, with the worker's
+``DRIFTLINE_*`` environment: for every record of a batch it sends
+``"<partition>:<offset>:<value>"`` to the alerts topic, after a pause
+(``--pause`` seconds per batch) that makes a kill land mid-batch, and awaits
+every send before asking for the next batch.
+"""
+
+import argparse
+import asyncio
+from typing import Any
+
+import faust
+
+from driftline.streams import create_app, load_settings
+from driftline.streams.batching import take_batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pause", type=float, default=0.2)
+    parser.add_argument("--max-records", type=int, default=100)
+    args = parser.parse_args()
+    dapp = create_app(load_settings())
+    # A killed member holds its partitions until its session times out:
+    # the broker's shortest, so a restart takes over within seconds.
+    dapp.app.conf.broker_session_timeout = 6.0
+    dapp.app.conf.broker_heartbeat_interval = 1.0
+    output = dapp.alerts
+
+    @dapp.app.agent(dapp.predictions)  # type: ignore[untyped-decorator]
+    async def copy(stream: faust.StreamT[Any]) -> None:
+        async for batch in take_batches(stream, max_records=args.max_records, within=0.1):
+            await asyncio.sleep(args.pause)
+            sent = [
+                await output.send(value=f"{m.partition}:{m.offset}:".encode() + m.value)
+                for m in batch
+            ]
+            await asyncio.gather(*sent)
+
+    faust.Worker(dapp.app, loglevel="info").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
