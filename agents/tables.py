@@ -10,6 +10,8 @@ changelog, and the label join and the alerts go on where they stopped.
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from faust.streams import current_event
+
 from driftline.streams import DriftlineApp
 
 LABEL_JOIN_TABLE = "label-join"
@@ -23,34 +25,123 @@ class TableStore(MutableMapping[str, bytes]):
     """A faust table of raw bytes seen as a mapping of text keys to bytes.
 
     Keys travel as UTF-8 bytes so that a recovered table (whose keys come
-    back from Kafka as bytes) and a live one agree. Writes and deletes must
-    happen while an agent processes an event, as faust requires.
+    back from Kafka as bytes) and a live one agree.
+
+    With ``write_behind``, writes and deletes are buffered: reads see them at
+    once, and :meth:`flush` writes the net change of each key to the table
+    once (one changelog message per key and batch, not per event). A key
+    set several times goes out with its last value; a key set to the value
+    the table already holds, or set and deleted while the table never had
+    it, not at all; a delete of a key the table has goes out as a delete.
+    Each buffered write remembers the partition of the event being processed
+    when it was made (faust's current event), and goes to that partition of
+    the changelog whenever it is flushed, so a batch spanning partitions, or
+    a flush by another agent, puts each key where a restart or a rebalance
+    looks for it. A write made outside an event goes through the table's
+    own path at flush time (which then needs a current event).
+
+    Without ``write_behind`` every write and delete goes to the table at
+    once; :meth:`flush` has nothing to do. Either way, the table must be
+    written while an agent processes an event, as faust requires.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, *, write_behind: bool = False) -> None:
         self.table = table
+        self.write_behind = write_behind
+        self._pending: dict[str, tuple[bytes | None, int | None]] = {}
+        """Buffered changes by key: the value (None: deleted) and its event's partition."""
 
     def __getitem__(self, key: str) -> bytes:
+        pending = self._pending.get(key)
+        if pending is not None:
+            if pending[0] is None:
+                raise KeyError(key)
+            return pending[0]
         value = self.table[key.encode("utf-8")]
         if value is None:
             raise KeyError(key)
         return bytes(value)
 
     def __setitem__(self, key: str, value: bytes) -> None:
-        self.table[key.encode("utf-8")] = value
+        if self.write_behind:
+            self._pending[key] = (value, _current_partition())
+        else:
+            self.table[key.encode("utf-8")] = value
 
     def __delitem__(self, key: str) -> None:
-        del self.table[key.encode("utf-8")]
+        if not self.write_behind:
+            del self.table[key.encode("utf-8")]
+            return
+        if key not in self:
+            raise KeyError(key)
+        self._pending[key] = (None, _current_partition())
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.encode("utf-8") in self.table
+        if not isinstance(key, str):
+            return False
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending[0] is not None
+        return key.encode("utf-8") in self.table
 
     def __iter__(self) -> Iterator[str]:
-        for key in list(self.table.keys()):
-            yield key.decode("utf-8") if isinstance(key, bytes) else str(key)
+        for raw in list(self.table.keys()):
+            key = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            if key not in self._pending:
+                yield key
+        for key, (value, _) in list(self._pending.items()):
+            if value is not None:
+                yield key
 
     def __len__(self) -> int:
-        return len(self.table)
+        change = 0
+        for key, (value, _) in self._pending.items():
+            change += (value is not None) - (key.encode("utf-8") in self.table)
+        return len(self.table) + change
+
+    @property
+    def pending(self) -> int:
+        """Keys with a buffered change, not yet flushed."""
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write the buffered net change of each key to the table; how many keys were written.
+
+        Call it at the end of each batch, while the agent still processes an
+        event. A change the table fails to take stays buffered, with those
+        not reached yet.
+        """
+        written = 0
+        for key, (value, partition) in list(self._pending.items()):
+            raw = key.encode("utf-8")
+            held = self.table.get(raw) if raw in self.table else None
+            if held != value:  # a delete of a key the table lacks, or the same value: nothing
+                self._write(raw, value, partition)
+                written += 1
+            del self._pending[key]
+        return written
+
+    def _write(self, raw: bytes, value: bytes | None, partition: int | None) -> None:
+        send_changelog = getattr(self.table, "send_changelog", None)
+        if partition is None or send_changelog is None:
+            if value is None:
+                del self.table[raw]
+            else:
+                self.table[raw] = value
+            return
+        # What faust's own write does, to the partition of the buffered write's event.
+        if value is None:
+            send_changelog(partition, raw, None, value_serializer="raw")
+            del self.table.data[raw]
+        else:
+            send_changelog(partition, raw, value)
+            self.table.data[raw] = value
+
+
+def _current_partition() -> int | None:
+    """The partition of the event the agent processes now, if any."""
+    event = current_event()
+    return None if event is None else int(event.message.partition)
 
 
 def label_join_table(dapp: DriftlineApp) -> Any:

@@ -1,0 +1,202 @@
+"""The table store's write-behind buffer, with dicts standing in for faust tables."""
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from faust.streams import _current_event
+from hypothesis import given
+from hypothesis import strategies as st
+
+from driftline.agents.tables import TableStore
+
+
+class CountingTable(dict[bytes, bytes]):
+    """A dict that counts the writes and deletes it is given (a changelog message each)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.messages: list[tuple[bytes, bytes | None]] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.messages.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.messages.append((key, None))
+        super().__delitem__(key)
+
+
+@dataclass
+class ChangelogTable:
+    """What TableStore uses of a faust table: its data, and sends to its changelog."""
+
+    data: dict[bytes, bytes] = field(default_factory=dict)
+    sent: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None, **_: Any) -> None:
+        self.sent.append((partition, key, value))
+
+    def __getitem__(self, key: bytes) -> bytes:
+        return self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def keys(self) -> Any:
+        return self.data.keys()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class _Event:
+    def __init__(self, partition: int) -> None:
+        self.message = type("Message", (), {"partition": partition})()
+
+
+@contextmanager
+def processing(partition: int) -> Iterator[None]:
+    """As if an agent were processing an event of ``partition``."""
+    event = _Event(partition)
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def test_reads_see_buffered_writes_and_deletes_before_the_flush():
+    table = CountingTable({b"old": b"1", b"gone": b"2"})
+    store = TableStore(table, write_behind=True)
+    store["new"] = b"3"
+    store["old"] = b"4"
+    del store["gone"]
+    assert (store["new"], store["old"], "gone" in store, store.get("gone")) == (
+        b"3",
+        b"4",
+        False,
+        None,
+    )
+    assert sorted(store) == ["new", "old"]
+    assert len(store) == 2
+    assert table.messages == []
+    assert store.flush() == 3
+    assert table == {b"old": b"4", b"new": b"3"}
+
+
+def test_a_key_written_five_times_in_a_batch_is_written_once():
+    table = CountingTable()
+    store = TableStore(table, write_behind=True)
+    for value in range(5):
+        store["k"] = str(value).encode()
+    assert store.flush() == 1
+    assert table.messages == [(b"k", b"4")]
+    assert store.flush() == 0
+
+
+def test_a_new_key_written_then_deleted_in_a_batch_is_never_written():
+    table = CountingTable()
+    store = TableStore(table, write_behind=True)
+    store["k"] = b"1"
+    del store["k"]
+    assert store.flush() == 0
+    assert table.messages == []
+
+
+def test_a_key_the_table_had_written_then_deleted_is_deleted_from_the_table():
+    table = CountingTable({b"k": b"1"})
+    store = TableStore(table, write_behind=True)
+    store["k"] = b"2"
+    del store["k"]
+    assert store.flush() == 1
+    assert table.messages == [(b"k", None)]
+    assert table == {}
+
+
+def test_a_key_set_back_to_the_value_the_table_holds_is_not_written():
+    table = CountingTable({b"k": b"1"})
+    store = TableStore(table, write_behind=True)
+    store["k"] = b"2"
+    store["k"] = b"1"
+    assert store.flush() == 0
+
+
+def test_deleting_a_missing_key_raises_as_a_mapping_does():
+    store = TableStore(CountingTable(), write_behind=True)
+    with pytest.raises(KeyError):
+        del store["k"]
+    store["k"] = b"1"
+    del store["k"]
+    with pytest.raises(KeyError):
+        del store["k"]
+
+
+def test_without_write_behind_every_write_goes_to_the_table_at_once():
+    table = CountingTable()
+    store = TableStore(table)
+    store["k"] = b"1"
+    store["k"] = b"2"
+    assert table.messages == [(b"k", b"1"), (b"k", b"2")]
+    assert store.flush() == 0
+
+
+def test_each_flushed_key_goes_to_the_changelog_partition_of_its_event():
+    table = ChangelogTable(data={b"gone": b"0"})
+    store = TableStore(table, write_behind=True)
+    with processing(partition=2):
+        store["a"] = b"1"
+        store["b"] = b"1"
+    with processing(partition=5):
+        store["b"] = b"2"  # the last write's event decides
+        del store["gone"]
+    with processing(partition=0):  # the flush happens during another partition's event
+        assert store.flush() == 3
+    assert sorted(table.sent) == [(2, b"a", b"1"), (5, b"b", b"2"), (5, b"gone", None)]
+    assert table.data == {b"a": b"1", b"b": b"2"}
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), st.sampled_from("abcd"), st.binary(max_size=2)),
+        st.tuples(st.just("delete"), st.sampled_from("abcd"), st.none()),
+        st.tuples(st.just("flush"), st.none(), st.none()),
+    ),
+    max_size=60,
+)
+tables = st.dictionaries(st.sampled_from("abcd"), st.binary(max_size=2))
+
+
+@given(tables, operations)
+def test_a_buffered_store_reads_as_a_dict_and_flushes_only_net_changes(initial, ops):
+    table = CountingTable({key.encode(): value for key, value in initial.items()})
+    store = TableStore(table, write_behind=True)
+    model = dict(initial)
+    flushed = dict(initial)  # what the table held at the last flush
+    for op, key, value in ops:
+        if op == "set":
+            store[key] = model[key] = value
+        elif op == "delete":
+            if key in model:
+                del store[key]
+                del model[key]
+            else:
+                with pytest.raises(KeyError):
+                    del store[key]
+        else:
+            table.messages.clear()
+            written = store.flush()
+            changed = {k for k in model.keys() | flushed.keys() if model.get(k) != flushed.get(k)}
+            assert sorted(k.decode() for k, _ in table.messages) == sorted(changed)
+            assert written == len(changed)
+            flushed = dict(model)
+            assert table == {k.encode(): v for k, v in model.items()}
+        assert dict(store.items()) == model
+        assert len(store) == len(model)
+        assert all((k in store) == (k in model) for k in "abcd")
