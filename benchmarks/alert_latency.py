@@ -130,12 +130,14 @@ def measure_alert_latency(
         with WorkerProcess(settings, log) as worker:
             _wait_until_assigned(worker, settings, timeout)
             produced = publish_paced(settings, events, rate)
+            last_produced = time.time()
             _wait_until_settled(worker, settings.web_port, count, timeout)
+            behind = time.time() - last_produced
             time.sleep(SETTLE_SECONDS)
     finally:
         listener.stop()
     timed = latencies(listener.arrivals, produced)
-    return summary(timed, len(listener.arrivals), rate, count)
+    return summary(timed, len(listener.arrivals), rate, count) | {"behind_at_end_seconds": behind}
 
 
 def _wait_until_assigned(worker: WorkerProcess, settings: Settings, timeout: float) -> None:

@@ -124,11 +124,9 @@ def layout_settings(bootstrap_servers: str, name: str, workdir: Path) -> Setting
         for field in Settings.model_fields
         if field.endswith("_topic")
     }
-    return Settings(
-        bootstrap_servers=bootstrap_servers,
-        app_id=prefix,
-        data_dir=workdir / prefix,
-        **topics,
+    return Settings.model_validate(
+        {"bootstrap_servers": bootstrap_servers, "app_id": prefix, "data_dir": workdir / prefix}
+        | topics
     )
 
 
@@ -379,7 +377,7 @@ def layout_table(figures: dict[str, Any], repeats: int) -> list[str]:
         lines.append(
             f"{PATH_TITLES[path]:<34} {number(summary['events_per_second']):>10} "
             f"{number(summary['cpu_us_per_event'], 1):>13} "
-            f"{number(summary['startup_seconds'], 1):>10}"
+            f"{number(summary['startup_seconds'], 2):>10}"
         )
         errors = [run["error"] for run in summary["runs"] if "error" in run]
         lines += [f"    failed: {error}" for error in errors[:1]]
@@ -396,7 +394,9 @@ def latency_line(latency: dict[str, Any]) -> str:
     return (
         f"alert latency at {latency['rate_events_per_second']:,.0f} events/s: "
         f"p50 {number(latency['p50_seconds'], 3)} s, p99 {number(latency['p99_seconds'], 3)} s, "
-        f"max {number(latency['max_seconds'], 3)} s over {latency['alerts_timed']} alerts"
+        f"max {number(latency['max_seconds'], 3)} s over {latency['alerts_timed']} alerts; "
+        f"the worker settled the last event {latency['behind_at_end_seconds']:.1f} s after "
+        "its produce"
     )
 
 

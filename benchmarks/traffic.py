@@ -55,7 +55,7 @@ SCALING = Layout("100-models", "100 models x 20 numeric features", models=100)
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (the client's too) gives this key."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def model_ids(layout: Layout, partitions: int) -> list[str]:
