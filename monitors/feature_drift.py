@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.reference import CategoricalReference, NumericReference
 from driftline.monitors.sequential import (
     BernoulliCusum,
@@ -314,10 +315,15 @@ class NumericDrift:
         self.scale.reset()
         return True
 
-    def to_state(self) -> dict[str, Any]:
-        """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""
-        return {
-            "reference": self.reference.to_sketch().model_dump(mode="json"),
+    def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
+        """Everything the detector needs to go on, as plain JSON-ready data (no pickle).
+
+        Without ``with_reference`` the reference sketch is left out, for an
+        owner that keeps it anyway (a model monitor keeps its profile): give
+        it back to :meth:`from_state`. Recent values are packed exactly
+        (see :mod:`driftline.monitors.packing`).
+        """
+        state: dict[str, Any] = {
             "arl": self.arl,
             "shift": self.shift,
             "ratio": self.ratio,
@@ -328,15 +334,28 @@ class NumericDrift:
             "scale": self.scale.to_state(),
             "serial": self.serial.to_state(),
             "observations": self._observations,
-            "recent": list(self._recent),
+            "recent": pack_floats(self._recent),
             "last_score": self.last_score,
         }
+        if with_reference:
+            state["reference"] = self.reference.to_sketch().model_dump(mode="json")
+        return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "NumericDrift":
-        """The detector :meth:`to_state` described, going on exactly where it was."""
+    def from_state(
+        cls, state: dict[str, Any], reference: NumericReference | None = None
+    ) -> "NumericDrift":
+        """The detector :meth:`to_state` described, going on exactly where it was.
+
+        ``reference`` is the one the detector had, for a state written
+        without it; by default the state's own.
+        """
+        if reference is None:
+            reference = NumericReference.from_sketch(
+                NumericSketch.model_validate(state["reference"])
+            )
         detector = cls(
-            NumericReference.from_sketch(NumericSketch.model_validate(state["reference"])),
+            reference,
             arl=state["arl"],
             shift=state["shift"],
             ratio=state["ratio"],
@@ -348,7 +367,7 @@ class NumericDrift:
         detector.scale = ScaleCusum.from_state(state["scale"])
         detector.serial = SerialDependence.from_state(state["serial"])
         detector._observations = int(state["observations"])
-        detector._recent.extend(float(x) for x in state["recent"])
+        detector._recent.extend(unpack_floats(state["recent"]))
         detector.last_score = state["last_score"]
         return detector
 
@@ -526,10 +545,13 @@ class CategoricalDrift:
         for each in self.cusums.values():
             each.reset()
 
-    def to_state(self) -> dict[str, Any]:
-        """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""
-        return {
-            "reference": self.reference.to_counts().model_dump(mode="json"),
+    def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
+        """Everything the detector needs to go on, as plain JSON-ready data (no pickle).
+
+        Without ``with_reference`` the reference counts are left out, for an
+        owner that keeps them anyway: give them back to :meth:`from_state`.
+        """
+        state: dict[str, Any] = {
             "arl": self.arl,
             "ratio": self.ratio,
             "max_tracked": self.max_tracked,
@@ -538,12 +560,25 @@ class CategoricalDrift:
             "observations": self._observations,
             "recent": list(self._recent),
         }
+        if with_reference:
+            state["reference"] = self.reference.to_counts().model_dump(mode="json")
+        return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "CategoricalDrift":
-        """The detector :meth:`to_state` described, going on exactly where it was."""
+    def from_state(
+        cls, state: dict[str, Any], reference: CategoricalReference | None = None
+    ) -> "CategoricalDrift":
+        """The detector :meth:`to_state` described, going on exactly where it was.
+
+        ``reference`` is the one the detector had, for a state written
+        without it; by default the state's own.
+        """
+        if reference is None:
+            reference = CategoricalReference.from_counts(
+                CategoricalCounts.model_validate(state["reference"])
+            )
         detector = cls(
-            CategoricalReference.from_counts(CategoricalCounts.model_validate(state["reference"])),
+            reference,
             arl=state["arl"],
             ratio=state["ratio"],
             max_tracked=state["max_tracked"],

@@ -35,6 +35,14 @@ from driftline.monitors.findings import (
     prediction_value,
 )
 from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.packing import (
+    pack_ints,
+    pack_positions,
+    pack_times,
+    unpack_ints,
+    unpack_positions,
+    unpack_times,
+)
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
 from driftline.monitors.reference import (
     CategoricalReference,
@@ -394,6 +402,12 @@ class ModelMonitor:
     def to_state(self) -> dict[str, Any]:
         """Everything the monitor needs to go on, as plain JSON-ready data.
 
+        The reference profile is kept once: the detectors' states leave out
+        their reference (sketch, counts or correlation), which
+        :meth:`from_state` rebuilds from the profile as :meth:`_start` built
+        it. Recent values, event numbers, times and positions are packed
+        exactly (see :mod:`driftline.monitors.packing`).
+
         >>> from driftline.schemas import FeatureSpec
         >>> spec = ModelSpec(model_id="m", model_version="1", task="regression",
         ...                  features=[FeatureSpec(name="x", kind="numeric")])
@@ -409,18 +423,18 @@ class ModelMonitor:
             "max_monitored_features": self.max_monitored_features,
             "quality_alpha": self.quality_alpha,
             "events": self._events,
-            "recent_events": [
-                [time.isoformat(), None if position is None else position.model_dump(mode="json")]
-                for time, position in self._recent_events
-            ],
+            "recent_events": {
+                "times": pack_times([time for time, _ in self._recent_events]),
+                "positions": pack_positions([position for _, position in self._recent_events]),
+            },
             "warmup": self._warmup,
             "quality": self._quality.to_state(),
             "subjects": [
                 {
                     "name": subject.name,
                     "kind": type(subject.detector).__name__,
-                    "detector": subject.detector.to_state(),
-                    "observed_at": list(subject.observed_at),
+                    "detector": subject.detector.to_state(with_reference=False),
+                    "observed_at": pack_ints(subject.observed_at),
                     "latched": subject.latched,
                     "quiet": subject.quiet,
                 }
@@ -439,21 +453,18 @@ class ModelMonitor:
         if state["reference"] is not None:
             monitor.reference = ReferenceProfile.model_validate_json(json.dumps(state["reference"]))
         monitor._events = int(state["events"])
+        recent = state["recent_events"]
         monitor._recent_events.extend(
-            (
-                datetime.fromisoformat(time),
-                None if position is None else KafkaPosition.model_validate(position),
-            )
-            for time, position in state["recent_events"]
+            zip(unpack_times(recent["times"]), unpack_positions(recent["positions"]), strict=True)
         )
         monitor._warmup = state["warmup"]
         monitor._quality.load_state(state["quality"])
-        kinds: dict[str, type[NumericDrift] | type[CategoricalDrift] | type[MultivariateDrift]] = {
-            kind.__name__: kind for kind in (NumericDrift, CategoricalDrift, MultivariateDrift)
-        }
+        ready = None if monitor.reference is None else ModelReference(monitor.reference)
         for saved in state["subjects"]:
-            detector = kinds[saved["kind"]].from_state(saved["detector"])
-            observed_at: deque[int] = deque(saved["observed_at"], maxlen=detector.history)
+            detector = _detector_from_state(saved["kind"], saved["detector"], saved["name"], ready)
+            observed_at: deque[int] = deque(
+                unpack_ints(saved["observed_at"]), maxlen=detector.history
+            )
             monitor._subjects.append(
                 Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
             )
@@ -489,3 +500,25 @@ class ModelMonitor:
     def unexpected_features(self) -> int:
         """Feature values received under names the spec does not know."""
         return self._quality.unexpected_features
+
+
+def _detector_from_state(
+    kind: str, state: dict[str, Any], name: str, ready: ModelReference | None
+) -> Detector:
+    """A detector restored by :meth:`ModelMonitor.from_state`, with its reference rebuilt
+    from the monitor's profile as :meth:`ModelMonitor._start` gave it (unless the state
+    carries its own)."""
+    if kind == MultivariateDrift.__name__:
+        correlation = None
+        if "correlation" not in state and ready is not None:
+            profile = ready.profile
+            indices = [profile.correlation_features.index(f) for f in state["features"]]
+            correlation = np.asarray(profile.correlation)[np.ix_(indices, indices)]
+        return MultivariateDrift.from_state(state, correlation)
+    if kind == NumericDrift.__name__:
+        numeric = None if "reference" in state or ready is None else ready.numeric[name]
+        return NumericDrift.from_state(state, numeric)
+    if kind == CategoricalDrift.__name__:
+        categorical = None if "reference" in state or ready is None else ready.categorical[name]
+        return CategoricalDrift.from_state(state, categorical)
+    raise ValueError(f"unknown detector kind {kind!r}")

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from driftline.monitors.feature_drift import DriftAlarm
+from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
 
 RIDGE = 1e-3
@@ -78,32 +80,48 @@ class MultivariateDrift:
         self._recent: deque[float] = deque(maxlen=history)
         self.last_alarm: DriftAlarm | None = None
 
-    def to_state(self) -> dict[str, Any]:
-        """Everything the detector needs to go on, as plain JSON-ready data (no pickle)."""
-        return {
+    def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
+        """Everything the detector needs to go on, as plain JSON-ready data (no pickle).
+
+        Without ``with_reference`` the correlation matrix is left out, for an
+        owner that keeps it anyway (a model monitor's reference profile):
+        give it back to :meth:`from_state`. Recent distances are packed
+        exactly (see :mod:`driftline.monitors.packing`).
+        """
+        state: dict[str, Any] = {
             "features": self.features,
-            "correlation": self.correlation.tolist(),
             "arl": self.arl,
             "inflation": self.inflation,
             "history": self.history,
             "cusum": self.cusum.to_state(),
             "observations": self._observations,
-            "recent": list(self._recent),
+            "recent": pack_floats(self._recent),
         }
+        if with_reference:
+            state["correlation"] = self.correlation.tolist()
+        return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "MultivariateDrift":
-        """The detector :meth:`to_state` described, going on exactly where it was."""
+    def from_state(
+        cls, state: dict[str, Any], correlation: ArrayLike | None = None
+    ) -> "MultivariateDrift":
+        """The detector :meth:`to_state` described, going on exactly where it was.
+
+        ``correlation`` is the matrix the detector was built with, for a
+        state written without it; by default the state's own.
+        """
         detector = cls(
             state["features"],
-            np.asarray(state["correlation"], dtype=np.float64),
+            np.asarray(
+                state["correlation"] if correlation is None else correlation, dtype=np.float64
+            ),
             arl=state["arl"],
             inflation=state["inflation"],
             history=state["history"],
         )
         detector.cusum = ChiSquareCusum.from_state(state["cusum"])
         detector._observations = int(state["observations"])
-        detector._recent.extend(float(x) for x in state["recent"])
+        detector._recent.extend(unpack_floats(state["recent"]))
         return detector
 
     @property

@@ -171,3 +171,25 @@ def test_every_detector_goes_on_identically_after_a_json_round_trip_of_its_state
     twin = CategoricalDrift.from_state(json.loads(json.dumps(categorical.to_state())))
     rest = values[2_500:]
     assert [twin.update(v) for v in rest] == [categorical.update(v) for v in rest]
+
+
+def test_a_state_without_its_reference_goes_on_identically_given_the_reference_back():
+    rng = np.random.default_rng(13)
+    numeric = NumericDrift.from_reference_values(normal(rng, 2_000), arl=1e4)
+    numbers = np.concatenate([normal(rng, 3_000), normal(rng, 3_000) + 1.0])
+    numeric.update_many(numbers[:2_500])
+    state = json.loads(json.dumps(numeric.to_state(with_reference=False)))
+    assert "reference" not in state
+    copy = NumericDrift.from_state(state, numeric.reference)
+    assert copy.update_many(numbers[2_500:]) == numeric.update_many(numbers[2_500:])
+    assert copy.to_state() == numeric.to_state()
+
+    categorical = CategoricalDrift.from_reference_values(categories(rng, BEFORE, 2_000), arl=1e4)
+    values = categories(rng, BEFORE, 2_000) + categories(rng, AFTER, 3_000)
+    for value in values[:2_500]:
+        categorical.update(value)
+    state = json.loads(json.dumps(categorical.to_state(with_reference=False)))
+    assert "reference" not in state
+    twin = CategoricalDrift.from_state(state, categorical.reference)
+    rest = values[2_500:]
+    assert [twin.update(v) for v in rest] == [categorical.update(v) for v in rest]

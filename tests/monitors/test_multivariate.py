@@ -56,3 +56,21 @@ def test_the_state_round_trips_through_json_and_goes_on_identically():
     rest = stream[1_500:]
     assert [twin.update(row) for row in rest] == [detector.update(row) for row in rest]
     assert any(twin.update(row) for row in rows(rng, broken, 2_000))
+
+
+def test_a_state_without_its_correlation_goes_on_identically_given_it_back():
+    import json
+
+    rng = np.random.default_rng(7)
+    broken = CORRELATION.copy()
+    broken[0, 1] = broken[1, 0] = -0.8
+    stream = rows(rng, CORRELATION, 2_000) + rows(rng, broken, 2_000)
+    detector = MultivariateDrift(NAMES, CORRELATION, arl=1e4)
+    for row in stream[:1_500]:
+        detector.update(row)
+    state = json.loads(json.dumps(detector.to_state(with_reference=False)))
+    assert "correlation" not in state
+    twin = MultivariateDrift.from_state(state, CORRELATION)
+    rest = stream[1_500:]
+    assert [twin.update(row) for row in rest] == [detector.update(row) for row in rest]
+    assert twin.to_state() == detector.to_state()

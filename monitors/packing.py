@@ -1,0 +1,182 @@
+"""Compact, exact JSON forms of the long sequences in monitor states.
+
+A monitor keeps hundreds of recent values per detector (for the evidence of
+an alert) and thousands of event times and positions (to place a change).
+As plain JSON lists they make up most of a serialised state. These forms
+are smaller and still exact, so that a monitor restored from its state
+behaves exactly like the one that wrote it:
+
+* floats: their IEEE 754 doubles, little-endian, in base64 (about 10.7
+  characters a value, whatever its digits);
+* integers: the first, then the differences between neighbours, a run of
+  equal differences written as ``[difference, count]`` (event numbers that
+  follow each other, or times a fixed step apart, take a few characters in
+  all);
+* timezone-aware times: microseconds since the epoch and UTC offsets in
+  microseconds, as integers;
+* Kafka positions: a list of the topics, and per position the index of its
+  topic (-1 for none), its partition and its offset, as integers.
+
+Unpacking also takes the plain lists the states held before.
+"""
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from driftline.schemas import KafkaPosition
+
+PackedInts = list[int | list[int]]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def pack_floats(values: Iterable[float]) -> str:
+    """``values`` as base64 of little-endian doubles (exact).
+
+    >>> pack_floats([1.5, -0.1])
+    'AAAAAAAA+D+amZmZmZm5vw=='
+    """
+    array = np.fromiter(values, dtype="<f8")
+    return base64.b64encode(array.tobytes()).decode("ascii")
+
+
+def unpack_floats(packed: str | Sequence[float]) -> list[float]:
+    """The floats :func:`pack_floats` packed (or a plain list of them, as it is).
+
+    >>> unpack_floats(pack_floats([1.5, -0.1, 1e-300]))
+    [1.5, -0.1, 1e-300]
+    """
+    if not isinstance(packed, str):
+        return [float(x) for x in packed]
+    array = np.frombuffer(base64.b64decode(packed), dtype="<f8")
+    return [float(x) for x in array.tolist()]
+
+
+def pack_ints(values: Iterable[int]) -> PackedInts:
+    """``values`` as their first, then differences, runs of equal ones as ``[d, count]``.
+
+    >>> pack_ints([7, 8, 9, 10, 20, 19])
+    [7, [1, 3], 10, -1]
+    >>> pack_ints([])
+    []
+    """
+    packed: PackedInts = []
+    previous: int | None = None
+    run_step, run_length = 0, 0
+    for value in values:
+        if previous is None:
+            packed.append(value)
+        else:
+            step = value - previous
+            if run_length and step == run_step:
+                run_length += 1
+            else:
+                _close_run(packed, run_step, run_length)
+                run_step, run_length = step, 1
+        previous = value
+    _close_run(packed, run_step, run_length)
+    return packed
+
+
+def unpack_ints(packed: Sequence[int | Sequence[int]]) -> list[int]:
+    """The integers :func:`pack_ints` packed.
+
+    >>> unpack_ints([7, [1, 3], 10, -1])
+    [7, 8, 9, 10, 20, 19]
+    """
+    values: list[int] = []
+    for item in packed:
+        if isinstance(item, int):
+            values.append(item if not values else values[-1] + item)
+            continue
+        step, count = item
+        start = values[-1]
+        values.extend(start + step * k for k in range(1, count + 1))
+    return values
+
+
+def pack_times(times: Sequence[datetime]) -> dict[str, PackedInts]:
+    """Timezone-aware times as integers: microseconds since the epoch, and UTC offsets.
+
+    >>> from datetime import timezone
+    >>> moments = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s) for s in range(4)]
+    >>> pack_times(moments)
+    {'micros': [1767225600000000, [1000000, 3]], 'offsets': [0, [0, 3]]}
+    >>> unpack_times(pack_times(moments)) == moments
+    True
+    """
+    return {
+        "micros": pack_ints((time - _EPOCH) // _MICROSECOND for time in times),
+        "offsets": pack_ints(_offset(time) // _MICROSECOND for time in times),
+    }
+
+
+def unpack_times(packed: dict[str, Any]) -> list[datetime]:
+    """The times :func:`pack_times` packed, each with its own UTC offset."""
+    zones: dict[int, timezone] = {}
+    times = []
+    for micros, offset in zip(
+        unpack_ints(packed["micros"]), unpack_ints(packed["offsets"]), strict=True
+    ):
+        zone = zones.get(offset)
+        if zone is None:
+            zone = zones[offset] = timezone(timedelta(microseconds=offset))
+        times.append((_EPOCH + timedelta(microseconds=micros)).astimezone(zone))
+    return times
+
+
+def pack_positions(positions: Sequence[KafkaPosition | None]) -> dict[str, Any]:
+    """Kafka positions (or None) as a list of topics and three integer sequences.
+
+    >>> packed = pack_positions([KafkaPosition(topic="t", partition=2, offset=o)
+    ...                          for o in (10, 11, 12)] + [None])
+    >>> packed["topics"], packed["offset"]
+    (['t'], [10, [1, 2], -12])
+    >>> unpack_positions(packed)[-2:]
+    [KafkaPosition(topic='t', partition=2, offset=12), None]
+    """
+    topics: dict[str, int] = {}
+    for position in positions:
+        if position is not None:
+            topics.setdefault(position.topic, len(topics))
+    return {
+        "topics": list(topics),
+        "topic": pack_ints(-1 if p is None else topics[p.topic] for p in positions),
+        "partition": pack_ints(0 if p is None else p.partition for p in positions),
+        "offset": pack_ints(0 if p is None else p.offset for p in positions),
+    }
+
+
+def unpack_positions(packed: dict[str, Any]) -> list[KafkaPosition | None]:
+    """The positions :func:`pack_positions` packed."""
+    topics = packed["topics"]
+    return [
+        None
+        if topic < 0
+        else KafkaPosition(topic=topics[topic], partition=partition, offset=offset)
+        for topic, partition, offset in zip(
+            unpack_ints(packed["topic"]),
+            unpack_ints(packed["partition"]),
+            unpack_ints(packed["offset"]),
+            strict=True,
+        )
+    ]
+
+
+def _offset(time: datetime) -> timedelta:
+    offset = time.utcoffset()
+    if offset is None:
+        raise ValueError(f"times must be timezone-aware, got {time}")
+    return offset
+
+
+def _close_run(packed: PackedInts, step: int, length: int) -> None:
+    if length == 1:
+        packed.append(step)
+    elif length > 1:
+        packed.append([step, length])
