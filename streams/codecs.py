@@ -226,7 +226,8 @@ these models having no aliases and refusing unknown fields) and one per
 entry of a mapping. A repeated key is kept once, so the count is at most
 the number of distinct keys of the text. A model left out here, or a field
 added to one without being counted, only sends its messages to the full
-duplicate check.
+duplicate check; but a count above what the text gives (a validator that
+fills in a field the message left out, say) would let repeated keys through.
 """
 
 _JSON_WHITESPACE: Final = b" \t\n\r"

@@ -405,3 +405,24 @@ def test_decode_many_gives_what_decode_gives_each_value():
         DeadLetterReason.DUPLICATE_KEY,
         DeadLetterReason.INVALID_EVENT,
     ]
+
+
+def models_within(model: type[BaseModel]) -> set[type[BaseModel]]:
+    found = {model}
+    for field in model.model_fields.values():
+        for part in getattr(field.annotation, "__args__", ()) or (field.annotation,):
+            if isinstance(part, type) and issubclass(part, BaseModel):
+                found |= models_within(part)
+    return found
+
+
+@pytest.mark.parametrize("model", list(codecs._KEPT_KEYS), ids=lambda model: model.__name__)
+def test_a_counted_event_keeps_only_the_keys_it_is_given(model):
+    """The key count relies on this: no aliases, no unknown fields, nothing filled in before."""
+    for part in models_within(model):
+        assert part.model_config.get("extra") == "forbid"
+        assert all(field.alias is None for field in part.model_fields.values())
+        validators = part.__pydantic_decorators__.model_validators.values()
+        assert all(validator.info.mode == "after" for validator in validators)
+        field_validators = part.__pydantic_decorators__.field_validators.values()
+        assert all(validator.info.mode == "after" for validator in field_validators)
