@@ -319,12 +319,13 @@ def _follow(
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"the worker took over {timeout:.0f} s ({worker.log_path})")
         report = read_status(settings.web_port) or report
-        committed = group.committed(settings.predictions_topic)
+        seen_at, cpu = time.monotonic() - started, cpu_seconds(worker.pid)
         progress = settled(report)
         if progress is None:  # no status page: the commits are the only progress to see
+            committed = group.committed(settings.predictions_topic)
             ends = ends_by_topic[settings.predictions_topic]
             progress = sum(min(committed.get(p, 0), end) for p, end in ends.items())
-        mark = Mark(time.monotonic() - started, progress, cpu_seconds(worker.pid))
+        mark = Mark(seen_at, progress, cpu)
         if progress == 0:
             idle = mark
         if first is None and progress > 0:
