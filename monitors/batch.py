@@ -45,7 +45,7 @@ from driftline.monitors.findings import (
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import QualityBatch
 from driftline.monitors.uncertainty import uncertainty_of
-from driftline.schemas import FeatureEvent, KafkaPosition, PredictionEvent
+from driftline.schemas import FeatureEvent, KafkaPosition, PredictionEvent, QualityCheck
 
 if TYPE_CHECKING:
     from driftline.monitors.model import ModelMonitor
@@ -106,11 +106,22 @@ class BatchWatch:
         feature_rows = np.asarray(with_features, dtype=np.int64)
         for order, subject in enumerate(monitor._subjects):
             self._watch(order, subject, quality, feature_rows)
+        self.quality = quality
+        self.with_features = with_features
         monitor._events += len(rows)
         monitor._recent_events.extend(
             (self.events[row].event_time, self.positions[row]) for row in rows
         )
         return self._findings(quality, with_features)
+
+    def quality_changes(self) -> dict[tuple[str, QualityCheck], list[tuple[int, bool]]]:
+        """Per data-quality check, the batch indices at which it began or stopped alarming."""
+        rows, with_features = self.rows, self.with_features
+        changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]] = {}
+        for state, marks in ((False, self.quality.clears), (True, self.quality.alarms)):
+            for key, indices in marks.items():
+                changes.setdefault(key, []).extend((rows[with_features[i]], state) for i in indices)
+        return {key: sorted(marks) for key, marks in changes.items()}
 
     # One subject over the batch.
 

@@ -5,7 +5,9 @@ and the batch path (:class:`~driftline.monitors.batch.BatchWatch`), which
 must find exactly the same things.
 """
 
+import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +23,7 @@ from driftline.schemas import (
     KafkaPosition,
     ModelSpec,
     PredictionEvent,
+    QualityCheck,
     TaskType,
 )
 
@@ -75,6 +78,34 @@ class ModelFindings:
     quality: list[QualityFinding] = field(default_factory=list)
     repeats: list[DriftFinding] = field(default_factory=list)
     resolved: list[DriftResolution] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFindings:
+    """What a batch of events revealed about its model version, event by event.
+
+    ``findings`` maps an event's index in the batch to what it revealed
+    (events that revealed nothing are left out). :meth:`quality_alarming`
+    says which data-quality checks were alarming right after a given event,
+    as the event-by-event path would have read them then.
+    """
+
+    findings: dict[int, ModelFindings]
+    quality_before: dict[tuple[str, QualityCheck], bool]
+    """Whether each check was alarming before the batch."""
+    quality_changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]]
+    """Per check, where in the batch its alarming state changed, in order."""
+
+    def quality_alarming(self, index: int) -> Callable[[str, QualityCheck], bool]:
+        """Whether a feature's check is alarming right after the ``index``-th event."""
+
+        def alarming(feature: str, check: QualityCheck) -> bool:
+            key = (feature, check)
+            changes = self.quality_changes.get(key, [])
+            at = bisect.bisect_right(changes, (index, True))
+            return changes[at - 1][1] if at else self.quality_before[key]
+
+        return alarming
 
 
 @dataclass

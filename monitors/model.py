@@ -25,6 +25,7 @@ from driftline.monitors.findings import (
     MULTIVARIATE,
     PREDICTION,
     UNCERTAINTY,
+    BatchFindings,
     Detector,
     DriftFinding,
     DriftResolution,
@@ -63,6 +64,9 @@ from driftline.schemas import (
     ReferenceProfile,
     TaskType,
 )
+
+SMALL_BATCH = 16
+"""Batches smaller than this go event by event: numpy's fixed costs would outweigh its speed."""
 
 __all__ = [
     "MULTIVARIATE",
@@ -205,7 +209,7 @@ class ModelMonitor:
         quality: list[QualityFinding] = []
         repeats: list[DriftFinding] = []
         resolved: list[DriftResolution] = []
-        for _, found in sorted(self.update_batch(events, positions).items()):
+        for _, found in sorted(self.update_batch(events, positions).findings.items()):
             drifts += found.drifts
             quality += found.quality
             repeats += found.repeats
@@ -216,28 +220,41 @@ class ModelMonitor:
         self,
         events: Sequence[PredictionEvent | FeatureEvent],
         positions: Sequence[KafkaPosition | None] | None = None,
-    ) -> dict[int, ModelFindings]:
+    ) -> BatchFindings:
         """Feed a batch of events in order; what each revealed, by its index in the batch.
 
         Exactly the findings (and the state) of :meth:`update` event by event,
-        whatever the batch's size: data quality and the drift tests run on
-        numpy columns (see :class:`BatchWatch`); events that revealed nothing
-        are left out.
+        whatever the batch's size: after the warm-up, data quality and the
+        drift tests run on numpy columns (see
+        :class:`~driftline.monitors.batch.BatchWatch`).
         """
         where = list(positions) if positions is not None else [None] * len(events)
         if len(where) != len(events):
             raise ValueError(f"{len(events)} events but {len(where)} positions")
+        before = self._quality.alarming_checks()
+        changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]] = {}
         found: dict[int, ModelFindings] = {}
-        index = 0
-        while index < len(events) and self._warmup is not None:
+        index, now = 0, before
+        while index < len(events) and (
+            self._warmup is not None or len(events) - index < SMALL_BATCH
+        ):
             one = self.update(events[index], where[index])
             if one.drifts or one.quality or one.repeats or one.resolved:
                 found[index] = one
+            if one.quality or any(now.values()):
+                after = self._quality.alarming_checks()
+                for key, state in after.items():
+                    if state != now[key]:
+                        changes.setdefault(key, []).append((index, state))
+                now = after
             index += 1
         if index < len(events):
-            for offset, one in BatchWatch(self, events[index:], where[index:]).run().items():
+            watch = BatchWatch(self, events[index:], where[index:])
+            for offset, one in watch.run().items():
                 found[index + offset] = one
-        return found
+            for key, marks in watch.quality_changes().items():
+                changes.setdefault(key, []).extend((index + i, state) for i, state in marks)
+        return BatchFindings(found, before, changes)
 
     def _collect(self, values: Mapping[str, object]) -> None:
         assert self._warmup is not None

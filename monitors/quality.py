@@ -563,6 +563,14 @@ class DataQualityMonitor:
             QualityCheck.UNSEEN_CATEGORY: unseen,
         }
 
+    def alarming_checks(self) -> dict[tuple[str, QualityCheck], bool]:
+        """Whether each feature's each check is alarming now (no clean window since its alarm)."""
+        return {
+            (name, check): rate_check.alarming
+            for name, checks in self._checks.items()
+            for check, rate_check in checks.items()
+        }
+
     def rate_check(self, feature: str, check: QualityCheck) -> RateCheck:
         """The check of one feature; ``KeyError`` if it does not apply to that feature."""
         return self._checks[feature][check]

@@ -1,0 +1,162 @@
+"""The batch path finds exactly what the event-by-event path finds, wherever batches end."""
+
+import functools
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.monitors.model import ModelFindings, ModelMonitor
+from driftline.schemas import FeatureEvent, FeatureSpec, KafkaPosition, ModelSpec, PredictionEvent
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+LENGTH = 4_000
+
+SPEC = ModelSpec(
+    model_id="m",
+    model_version="1",
+    task="classification",
+    classes=["a", "b", "c"],
+    features=[
+        FeatureSpec(name="x", kind="numeric", minimum=-6, maximum=6),
+        FeatureSpec(name="y", kind="numeric", nullable=True, max_missing_rate=0.05),
+        FeatureSpec(name="z", kind="numeric"),
+        FeatureSpec(name="k", kind="categorical", categories=["p", "q", "r", "s"]),
+        FeatureSpec(name="b", kind="boolean"),
+    ],
+    quality_window=100,
+    drift={"warmup_events": 400},
+    alerts={"resolve_after_events": 150},
+)
+
+
+def stream(seed: int) -> list[PredictionEvent | FeatureEvent]:
+    """Drifts that come and go, in location, scale, shares and a boolean; bad values; gaps."""
+    rng = random.Random(seed)
+    events: list[PredictionEvent | FeatureEvent] = []
+    for i in range(LENGTH):
+        drifting = 1_200 <= i < 2_000 or 2_600 <= i < 2_900
+        features: dict[str, float | str | bool | None] = {
+            "x": rng.gauss(1.2 if drifting else 0.0, 1.0),
+            "y": rng.gauss(0.0, 2.0 if drifting and seed % 2 else 1.0),
+            "z": float(rng.randint(0, 3)),  # ties
+            "k": rng.choices("pqrs", [0.4, 0.2, 0.2, 0.2] if drifting else [0.1, 0.2, 0.3, 0.4])[0],
+            "b": rng.random() < (0.75 if drifting else 0.5),
+        }
+        if rng.random() < 0.03:
+            features["y"] = None
+        if 3_100 <= i < 3_300 and rng.random() < 0.4:
+            features["x"] = rng.choice([9.0, "nine", True, None])
+        if rng.random() < 0.01:
+            del features["z"]
+        if rng.random() < 0.005:
+            features["k"] = "unheard-of"
+        if rng.random() < 0.003:
+            features["extra"] = 1.0
+        probabilities = rng.choice(
+            [{"a": 0.6, "b": 0.3, "c": 0.1}, {"a": 0.2, "b": 0.3, "c": 0.5}]
+            if not drifting
+            else [{"a": 0.4, "b": 0.35, "c": 0.25}]
+        )
+        time = START + timedelta(seconds=i)
+        if rng.random() < 0.05:
+            events.append(
+                FeatureEvent(
+                    model_id="m",
+                    model_version="1",
+                    event_id=f"e{i}",
+                    event_time=time,
+                    prediction_id=f"p{i}",
+                    features=features,
+                )
+            )
+        else:
+            events.append(
+                PredictionEvent(
+                    model_id="m",
+                    model_version="1",
+                    event_id=f"e{i}",
+                    event_time=time,
+                    features=None if rng.random() < 0.02 else features,
+                    prediction=max(probabilities, key=probabilities.__getitem__),
+                    probabilities=probabilities,
+                )
+            )
+    return events
+
+
+def positions() -> list[KafkaPosition]:
+    return [KafkaPosition(topic="predictions", partition=0, offset=i) for i in range(LENGTH)]
+
+
+def seen(found: ModelFindings) -> tuple[object, ...]:
+    """Everything a finding says, comparable."""
+    return (
+        found.drifts,
+        found.quality,
+        found.repeats,
+        found.resolved,
+    )
+
+
+@functools.cache
+def one_by_one(seed: int) -> tuple[dict[int, tuple[object, ...]], list[tuple[bool, ...]], str]:
+    """Findings, data-quality alarming after each event, and final state, event by event."""
+    monitor = ModelMonitor(SPEC)
+    checks = list(monitor._quality.alarming_checks())
+    findings: dict[int, tuple[object, ...]] = {}
+    alarming: list[tuple[bool, ...]] = []
+    for index, (event, position) in enumerate(zip(stream(seed), positions(), strict=True)):
+        found = monitor.update(event, position)
+        if found.drifts or found.quality or found.repeats or found.resolved:
+            findings[index] = seen(found)
+        alarming.append(tuple(monitor.quality_alarming(f, c) for f, c in checks))
+    return findings, alarming, json.dumps(monitor.to_state(), sort_keys=True)
+
+
+def test_the_streams_exercise_alarms_repeats_resolutions_and_data_quality():
+    findings, alarming, _ = one_by_one(0)
+    everything = list(findings.values())
+    assert sum(len(drifts) for drifts, *_ in everything) >= 2
+    assert sum(len(repeats) for _, _, repeats, _ in everything) >= 2
+    assert sum(len(resolved) for *_, resolved in everything) >= 2
+    assert sum(len(quality) for _, quality, *_ in everything) >= 1
+    assert any(any(states) for states in alarming)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.sampled_from([0, 1]),
+    sizes=st.lists(st.sampled_from([1, 2, 15, 16, 17, 99, 256, 700, 2_500]), min_size=1),
+)
+def test_batch_boundaries_change_no_finding_no_alarming_state_and_no_state(seed, sizes):
+    expected, alarming, state = one_by_one(seed)
+    events, where = stream(seed), positions()
+    monitor = ModelMonitor(SPEC)
+    checks = list(monitor._quality.alarming_checks())
+    found: dict[int, tuple[object, ...]] = {}
+    states: list[tuple[bool, ...]] = []
+    start, turn = 0, 0
+    while start < LENGTH:
+        size = sizes[turn % len(sizes)]
+        batch = monitor.update_batch(events[start : start + size], where[start : start + size])
+        for index, findings in batch.findings.items():
+            found[start + index] = seen(findings)
+        for index in range(len(events[start : start + size])):
+            states.append(tuple(batch.quality_alarming(index)(f, c) for f, c in checks))
+        start, turn = start + size, turn + 1
+    assert found == expected
+    assert states == alarming
+    assert json.dumps(monitor.to_state(), sort_keys=True) == state
+
+
+def test_a_batch_refuses_events_of_another_model_version():
+    monitor = ModelMonitor(SPEC)
+    other = PredictionEvent(
+        model_id="m", model_version="2", event_id="e", event_time=START, prediction="a"
+    )
+    with pytest.raises(ValueError, match="fed to the monitor of m/1"):
+        monitor.update_batch([*stream(0)[:20], other])
