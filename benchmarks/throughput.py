@@ -36,6 +36,7 @@ import contextlib
 import importlib.util
 import json
 import math
+import signal
 import statistics
 import tempfile
 import time
@@ -484,6 +485,11 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
     return options, args
 
 
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    """Leave through the context managers, so the broker stops and scratch files go."""
+    sys.exit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     options, args = parse_options(argv)
     figures = run(options, args.bootstrap_servers)
@@ -494,4 +500,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     main()
