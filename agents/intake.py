@@ -10,7 +10,7 @@ three counts: processed, dead-lettered (with a reason) or duplicate.
 
 import logging
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,6 +27,7 @@ from driftline.agents.registry import (
 )
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
+from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.schemas import (
     Alert,
@@ -43,7 +44,7 @@ from driftline.schemas import (
     RetrainTrigger,
     TaskType,
 )
-from driftline.streams import Rejection, dead_letter, encode
+from driftline.streams import Rejection, dead_letter
 from driftline.streams.codecs import decode
 from driftline.streams.settings import Settings
 
@@ -103,6 +104,32 @@ class IntakeCounters:
     triggers: int = 0
 
 
+_NOTHING = ModelFindings()
+"""What most events reveal (shared, never changed)."""
+
+
+@dataclass
+class _VersionBatch:
+    """The valid events of one model version in a batch, with their places in it."""
+
+    spec: ModelSpec
+    monitor: ModelMonitor
+    indices: list[int] = field(default_factory=list)
+    items: list[Decoded] = field(default_factory=list)
+
+    def add(self, index: int, decoded: Decoded) -> None:
+        self.indices.append(index)
+        self.items.append(decoded)
+
+    @property
+    def events(self) -> list[PredictionEvent | FeatureEvent]:
+        return [item.event for item in self.items]  # type: ignore[misc]
+
+    @property
+    def positions(self) -> list[KafkaPosition | None]:
+        return [item.message.source for item in self.items]
+
+
 class Intake:
     """Decides, for each consumed message, what it leads to.
 
@@ -137,12 +164,17 @@ class Intake:
         self.books = AlertBooks(alert_store)
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
         self._max_future = timedelta(seconds=settings.max_future_seconds)
+        self._stores = [store for store in (label_store, alert_store) if store is not None]
+        self._partition: int | None = None
         registry.on_change = self.forget
 
     def handle(self, message: InputMessage) -> list[Output]:
         """The messages one consumed message leads to; never raises on bad input."""
-        decoded = self.read(message)
-        return decoded if isinstance(decoded, list) else self.process(decoded)
+        return self.handle_batch([message])
+
+    def handle_batch(self, messages: Sequence[InputMessage]) -> list[Output]:
+        """The messages a batch of consumed messages leads to, in the batch's order."""
+        return self.process_batch([self.read(message) for message in messages])
 
     def read(self, message: InputMessage) -> Decoded | list[Output]:
         """Count and validate one message; a dead letter if its bytes are no valid event.
@@ -179,6 +211,39 @@ class Intake:
 
     def process(self, decoded: Decoded) -> list[Output]:
         """Check a valid event against its model and feed it to the model's monitor."""
+        return self.process_batch([decoded])
+
+    def process_batch(self, items: Sequence[Decoded | list[Output]]) -> list[Output]:
+        """Process what :meth:`read` made of a batch of messages; the outputs, in order.
+
+        Each event is checked on its own (model, spec, repeats) in the
+        batch's order; the valid events of each model version then go through
+        its monitor together (:meth:`ModelMonitor.update_batch`), and the
+        version's alert state is saved once. The outputs are those of
+        processing the messages one by one, in the same order.
+        """
+        outputs: list[list[Output]] = [item if isinstance(item, list) else [] for item in items]
+        versions: dict[ModelKey, _VersionBatch] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, list):
+                continue
+            self._at(item.message)
+            accepted = self._check(item)
+            if isinstance(accepted, list):
+                outputs[index] = accepted
+                continue
+            spec, monitor = accepted
+            key = (spec.model_id, spec.model_version)
+            batch = versions.get(key)
+            if batch is None:
+                batch = versions[key] = _VersionBatch(spec, monitor)
+            batch.add(index, item)
+        for batch in versions.values():
+            self._watch(batch, outputs)
+        return [output for some in outputs for output in some]
+
+    def _check(self, decoded: Decoded) -> tuple[ModelSpec, ModelMonitor] | list[Output]:
+        """A valid event's version and monitor; else what the event leads to on its own."""
         message, event = decoded.message, decoded.event
         rejection = self._unknown_model(event) or self._too_far_ahead(event, message)
         if rejection is not None:
@@ -197,20 +262,56 @@ class Intake:
         arrival = self._arrive(message, event)
         if arrival is not None:
             return arrival
-        findings = monitor.update(event, message.source)
+        return spec, monitor
+
+    def _watch(self, batch: "_VersionBatch", outputs: list[list[Output]]) -> None:
+        """Feed one version's events to its monitor, then its lifecycle event by event."""
+        spec = batch.spec
+        found = batch.monitor.update_batch(batch.events, batch.positions)
         life, decider = self.books.book_for(spec)
-        now = life.advance()
-        alerts = life.update(findings, now, event, message.source, monitor.quality_alarming)
-        triggers = decider.observe(alerts, now)
-        self.books.save(spec, changed=bool(alerts or triggers))
-        outputs = [self._alert(alert) for alert in alerts]
-        outputs += [self._trigger(t) for t in triggers]
-        self.counters.topics[message.topic].processed += 1
-        if isinstance(event, PredictionEvent) and (
-            event.prediction is not None or event.probabilities
-        ):
-            outputs += self.labels.prediction(spec, event, message.source)
-        return outputs
+        counters = self.counters.topics
+        watching = life.watching
+        for number, (index, decoded) in enumerate(zip(batch.indices, batch.items, strict=True)):
+            message, event = decoded.message, decoded.event
+            self._at(message)
+            now = life.advance()
+            findings = found.findings.get(number)
+            alerts: list[Alert] = []
+            if findings is not None or watching:
+                alarming = found.quality_alarming(number)
+                alerts = life.update(findings or _NOTHING, now, event, message.source, alarming)
+                watching = life.watching
+            triggers = decider.observe(alerts, now)
+            sent = [self._alert(alert) for alert in alerts]
+            sent += [self._trigger(t) for t in triggers]
+            counters[message.topic].processed += 1
+            if isinstance(event, PredictionEvent) and (
+                event.prediction is not None or event.probabilities
+            ):
+                sent += self.labels.prediction(spec, event, message.source)
+            outputs[index] = sent
+        self.books.save(spec, changed=True)
+
+    def _at(self, message: InputMessage) -> None:
+        """Tell the stores which input partition the writes that follow belong to."""
+        partition = message.source.partition
+        if partition != self._partition:
+            self._partition = partition
+            for store in self._stores:
+                if hasattr(store, "partition"):
+                    store.partition = partition
+
+    def flush_state(self) -> None:
+        """Write what the last batch changed to the stores that buffer their writes.
+
+        A faust table store buffers them, so that a key changed many times
+        in a batch reaches the changelog once; the agent calls this after
+        each batch, before the batch's offsets can be committed.
+        """
+        for store in self._stores:
+            flush = getattr(store, "flush", None)
+            if flush is not None:
+                flush()
 
     @property
     def monitor_count(self) -> int:
@@ -361,9 +462,7 @@ class Intake:
             trigger.model_version,
             "; ".join(reason.summary for reason in trigger.reasons),
         )
-        return Output(
-            Destination.RETRAIN_TRIGGERS, trigger.model_id.encode("utf-8"), encode(trigger)
-        )
+        return Output(Destination.RETRAIN_TRIGGERS, trigger.model_id.encode("utf-8"), trigger)
 
     def _alert(self, alert: Alert) -> Output:
         if alert.status is AlertStatus.OPEN:
@@ -378,7 +477,7 @@ class Intake:
             alert.model_version,
             alert.summary,
         )
-        return Output(Destination.ALERTS, alert.model_id.encode("utf-8"), encode(alert))
+        return Output(Destination.ALERTS, alert.model_id.encode("utf-8"), alert)
 
     def failed(self, message: InputMessage, error: Exception) -> Output:
         """The dead letter of a message the worker failed on, so it is never lost.
@@ -401,7 +500,7 @@ class Intake:
         counters = self.counters.topics[message.topic]
         counters.dead_lettered += 1
         counters.dead_letter_reasons[rejection.reason.value] += 1
-        return Output(Destination.DEAD_LETTERS, message.key, encode(letter))
+        return Output(Destination.DEAD_LETTERS, message.key, letter)
 
 
 def prediction_violation(spec: ModelSpec, event: PredictionEvent) -> Rejection | None:

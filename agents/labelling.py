@@ -52,7 +52,7 @@ from driftline.schemas import (
     PredictionEvent,
     TaskType,
 )
-from driftline.streams import Rejection, encode
+from driftline.streams import Rejection
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ class LabelDesk:
             outputs += self._resolve(spec, resolution, source)
         for report in found.reports:
             outputs.append(
-                Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), encode(report))
+                Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), report)
             )
         return outputs
 

@@ -181,6 +181,19 @@ class AlertLifecycle:
         sent += self._restored_quiet(now, event, source)
         return sent
 
+    @property
+    def watching(self) -> bool:
+        """Whether an event without findings may still lead to a message.
+
+        It may while a data-quality alert is open (it resolves when its check
+        stops alarming) or a drift alert read back from saved state is open
+        (it resolves after enough quiet events); otherwise :meth:`update`
+        of an event without findings sends nothing, and a batch can skip it.
+        """
+        return any(life.open for life in self._quality.values()) or any(
+            life.open and life.restored_at is not None for life in self._drifts.values()
+        )
+
     def _restored_quiet(
         self, now: int, event: PredictionEvent | FeatureEvent, source: KafkaPosition | None
     ) -> list[Alert]:

@@ -1,7 +1,13 @@
-"""What the agents send: messages for output topics, already serialized."""
+"""What the agents send: typed messages for output topics, encoded only at the edge."""
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from driftline.schemas import Alert, DeadLetter, PerformanceReport, RetrainTrigger
+from driftline.streams import encode
+
+OutputMessage = Alert | DeadLetter | PerformanceReport | RetrainTrigger
+"""A message the worker sends."""
 
 
 class Destination(StrEnum):
@@ -15,8 +21,13 @@ class Destination(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One message to send, as bytes, with its key."""
+    """One message to send, with its key; the send loop encodes it."""
 
     destination: Destination
     key: bytes | None
-    value: bytes
+    message: OutputMessage
+
+    @property
+    def value(self) -> bytes:
+        """The message as the bytes that go on the wire."""
+        return encode(self.message)

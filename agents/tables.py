@@ -33,8 +33,9 @@ class TableStore(MutableMapping[str, bytes]):
     set several times goes out with its last value; a key set to the value
     the table already holds, or set and deleted while the table never had
     it, not at all; a delete of a key the table has goes out as a delete.
-    Each buffered write remembers the partition of the event being processed
-    when it was made (faust's current event), and goes to that partition of
+    Each buffered write remembers the partition of the message being
+    processed when it was made (faust's current event, else :attr:`partition`,
+    which a batch-reading agent sets per message), and goes to that partition of
     the changelog whenever it is flushed, so a batch spanning partitions, or
     a flush by another agent, puts each key where a restart or a rebalance
     looks for it. A write made outside an event goes through the table's
@@ -50,6 +51,8 @@ class TableStore(MutableMapping[str, bytes]):
         self.write_behind = write_behind
         self._pending: dict[str, tuple[bytes | None, int | None]] = {}
         """Buffered changes by key: the value (None: deleted) and its event's partition."""
+        self.partition: int | None = None
+        """The input partition of the message being processed, where there is no faust event."""
 
     def __getitem__(self, key: str) -> bytes:
         pending = self._pending.get(key)
@@ -64,7 +67,7 @@ class TableStore(MutableMapping[str, bytes]):
 
     def __setitem__(self, key: str, value: bytes) -> None:
         if self.write_behind:
-            self._pending[key] = (value, _current_partition())
+            self._pending[key] = (value, self._partition())
         else:
             self.table[key.encode("utf-8")] = value
 
@@ -74,7 +77,7 @@ class TableStore(MutableMapping[str, bytes]):
             return
         if key not in self:
             raise KeyError(key)
-        self._pending[key] = (None, _current_partition())
+        self._pending[key] = (None, self._partition())
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
@@ -121,6 +124,11 @@ class TableStore(MutableMapping[str, bytes]):
             del self._pending[key]
         return written
 
+    def _partition(self) -> int | None:
+        """The partition of the message the agent processes now, if known."""
+        event = current_event()
+        return self.partition if event is None else int(event.message.partition)
+
     def _write(self, raw: bytes, value: bytes | None, partition: int | None) -> None:
         send_changelog = getattr(self.table, "send_changelog", None)
         if partition is None or send_changelog is None:
@@ -136,12 +144,6 @@ class TableStore(MutableMapping[str, bytes]):
         else:
             send_changelog(partition, raw, value)
             self.table.data[raw] = value
-
-
-def _current_partition() -> int | None:
-    """The partition of the event the agent processes now, if any."""
-    event = current_event()
-    return None if event is None else int(event.message.partition)
 
 
 def label_join_table(dapp: DriftlineApp) -> Any:

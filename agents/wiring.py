@@ -5,20 +5,30 @@ consumed message ends as processed, dead-lettered or a counted duplicate,
 never as an exception that faust would log and drop together with the
 event. Each agent runs with concurrency 1: with more, faust can commit an
 offset past an event still being processed.
+
+The event topics are read in batches (:func:`~driftline.streams.batching.take_batches`):
+a batch is decoded, checked and fed to each model version's monitor at
+once, its outputs are sent in order, the state it changed is written, and
+only then are its offsets acked, so a crash replays at most the batches in
+flight (alert ids are deterministic, so a replay repeats ids, never invents
+new alerts).
 """
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from faust.types import StreamT, TopicT
 
 from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
-from driftline.agents.outputs import Destination
+from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.schemas import KafkaPosition
-from driftline.streams import DriftlineApp
+from driftline.streams import DriftlineApp, encode
+from driftline.streams.batching import take_batches
 from driftline.streams.sending import send_until_accepted
 
 log = logging.getLogger(__name__)
@@ -42,8 +52,8 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         intake=Intake(
             dapp.settings,
             registry,
-            label_store=TableStore(table),
-            alert_store=TableStore(alert_state),
+            label_store=TableStore(table, write_behind=True),
+            alert_store=TableStore(alert_state, write_behind=True),
         ),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
@@ -78,47 +88,90 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     return monitoring
 
 
+BATCHED_TOPICS = frozenset({InputTopic.PREDICTIONS, InputTopic.FEATURES, InputTopic.LABELS})
+"""Input topics read in batches; the registry topics stay event by event (they are small)."""
+
+
 def _register_input_agent(
     dapp: DriftlineApp, topic: InputTopic, channel: TopicT, monitoring: Monitoring
 ) -> None:
-    outputs_to = {
-        Destination.ALERTS: dapp.alerts,
-        Destination.PERFORMANCE: dapp.performance,
-        Destination.RETRAIN_TRIGGERS: dapp.retrain_triggers,
-        Destination.DEAD_LETTERS: dapp.dead_letters,
-    }
-    timeout = dapp.settings.send_timeout_seconds
+    """One agent for ``topic``: batches of messages in, their outputs sent, then acked."""
+    settings = dapp.settings
+    sender = OutputSender(dapp)
     intake, follower = monitoring.intake, monitoring.follower
 
-    async def consume(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            record = event.message
-            message = InputMessage(
-                topic=topic,
-                value=record.value,
-                key=record.key,
-                source=KafkaPosition(
-                    topic=record.topic, partition=record.partition, offset=record.offset
-                ),
-                timestamp=record.timestamp,
-            )
-            try:
-                decoded = intake.read(message)
-                if isinstance(decoded, Decoded):
-                    if not intake.knows_model_of(decoded):
-                        await follower.sync(published_before=message.timestamp)
-                    outputs = intake.process(decoded)
-                else:
-                    outputs = decoded
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # A bug must not kill the agent nor lose the message: dead-letter it.
-                log.exception("failed on %s", message.source)
-                outputs = [intake.failed(message, error)]
-            for output in outputs:
-                await send_until_accepted(
-                    outputs_to[output.destination], output.key, output.value, timeout=timeout
-                )
+    async def process(records: Sequence[Any]) -> None:
+        messages = [_input_message(topic, record) for record in records]
+        try:
+            items = [intake.read(message) for message in messages]
+            unknown = [
+                item.message.timestamp or 0.0
+                for item in items
+                if isinstance(item, Decoded) and not intake.knows_model_of(item)
+            ]
+            if unknown:
+                await follower.sync(published_before=max(unknown))
+            outputs = intake.process_batch(items)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug must not kill the agent nor lose a message: go one by one,
+            # and dead-letter the messages the worker fails on.
+            log.exception("failed on a batch of %d %s; retrying one by one", len(messages), topic)
+            outputs = [output for message in messages for output in _one_by_one(intake, message)]
+        await sender.send_all(outputs)
+        intake.flush_state()
 
+    async def consume_batches(stream: StreamT[bytes]) -> None:
+        async for batch in take_batches(
+            stream, max_records=settings.batch_max_events, within=settings.batch_max_wait_seconds
+        ):
+            await process(batch)
+
+    async def consume_events(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await process([event.message])
+
+    consume = consume_batches if topic in BATCHED_TOPICS else consume_events
     dapp.app.agent(channel, name=f"driftline.{topic.value}", concurrency=1)(consume)
+
+
+def _input_message(topic: InputTopic, record: Any) -> InputMessage:
+    return InputMessage(
+        topic=topic,
+        value=record.value,
+        key=record.key,
+        source=KafkaPosition(topic=record.topic, partition=record.partition, offset=record.offset),
+        timestamp=record.timestamp,
+    )
+
+
+def _one_by_one(intake: Intake, message: InputMessage) -> list[Output]:
+    try:
+        return intake.handle(message)
+    except Exception as error:
+        log.exception("failed on %s", message.source)
+        return [intake.failed(message, error)]
+
+
+class OutputSender:
+    """Sends the outputs of a batch to their topics, in order, encoded here and only here."""
+
+    def __init__(self, dapp: DriftlineApp) -> None:
+        self.topics = {
+            Destination.ALERTS: dapp.alerts,
+            Destination.PERFORMANCE: dapp.performance,
+            Destination.RETRAIN_TRIGGERS: dapp.retrain_triggers,
+            Destination.DEAD_LETTERS: dapp.dead_letters,
+        }
+        self.timeout = dapp.settings.send_timeout_seconds
+
+    async def send_all(self, outputs: Sequence[Output]) -> None:
+        """Hand every output to the producer, in order; faust flushes it before committing."""
+        for output in outputs:
+            await send_until_accepted(
+                self.topics[output.destination],
+                output.key,
+                encode(output.message),
+                timeout=self.timeout,
+            )

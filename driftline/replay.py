@@ -11,7 +11,6 @@ from pathlib import Path
 
 from driftline.agents.counters import TopicCounters
 from driftline.agents.intake import InputMessage, InputTopic, Intake
-from driftline.agents.outputs import Destination
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
 from driftline.schemas import (
     Alert,
@@ -57,9 +56,13 @@ class Replay:
         *,
         references: list[ReferenceProfile] | None = None,
         settings: Settings | None = None,
+        batch_size: int | None = None,
     ) -> None:
+        self.settings = settings or Settings()
+        self.batch_size = batch_size or self.settings.batch_max_events
+        """Events taken at a time, as a worker takes a batch (it changes no answer)."""
         registry = ModelRegistry()
-        self.intake = Intake(settings or Settings(), registry)
+        self.intake = Intake(self.settings, registry)
         for spec in specs:
             registry.apply(Registration(spec))
         for profile in references or []:
@@ -79,30 +82,35 @@ class Replay:
     ) -> Iterator[Output]:
         """Feed events, one JSON document per line; yield what the worker would send.
 
+        Events go through the worker's batch path, ``batch_size`` at a time.
+
         Line ``n`` (from 0) stands at offset ``n`` of partition 0 of
         ``source``, so evidence positions point back into the file. Recorded
         events carry no Kafka timestamp, so their times are not checked
         against one.
         """
+        batch: list[InputMessage] = []
         for offset, line in enumerate(lines):
             value = line.rstrip(b"\r\n")
             if not value.strip():
                 continue
-            message = InputMessage(
-                topic=topic,
-                value=value,
-                key=None,
-                source=KafkaPosition(topic=source, partition=0, offset=offset),
+            batch.append(
+                InputMessage(
+                    topic=topic,
+                    value=value,
+                    key=None,
+                    source=KafkaPosition(topic=source, partition=0, offset=offset),
+                )
             )
-            for output in self.intake.handle(message):
-                if output.destination is Destination.ALERTS:
-                    yield Alert.model_validate_json(output.value)
-                elif output.destination is Destination.PERFORMANCE:
-                    yield PerformanceReport.model_validate_json(output.value)
-                elif output.destination is Destination.RETRAIN_TRIGGERS:
-                    yield RetrainTrigger.model_validate_json(output.value)
-                else:
-                    yield DeadLetter.model_validate_json(output.value)
+            if len(batch) >= self.batch_size:
+                yield from self._process(batch)
+                batch = []
+        yield from self._process(batch)
+
+    def _process(self, batch: list[InputMessage]) -> Iterator[Output]:
+        """What the worker would send for one batch of messages, as it would take them."""
+        for output in self.intake.handle_batch(batch):
+            yield output.message
 
     def feed_file(self, path: Path) -> Iterator[Output]:
         """:meth:`feed` over the lines of a JSON Lines file of prediction events."""

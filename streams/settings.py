@@ -147,6 +147,18 @@ class Settings(BaseSettings):
         default=2.8,
         description="How often processed offsets are committed; on shutdown they always are.",
     )
+    batch_max_events: PositiveInt = Field(
+        default=1_000,
+        le=100_000,
+        description="Most messages an agent takes in one batch: its state is written and its "
+        "offsets become committable once per batch.",
+    )
+    batch_max_wait_seconds: PositiveFloat = Field(
+        default=0.05,
+        le=10.0,
+        description="Longest an agent waits for a batch to fill once its first message came: "
+        "the most a quiet stream's events wait before they are processed.",
+    )
     send_timeout_seconds: PositiveFloat = Field(
         default=30.0,
         description="How long one try to send a message to Kafka may take before it is retried.",
