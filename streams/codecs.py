@@ -55,14 +55,14 @@ What pydantic-core does, and how it is mapped:
 - Nesting deeper than about 200 levels is ``json_invalid`` "recursion limit
   exceeded".
 - A repeated key is silently resolved to its last value. For the input
-  events, a message that validates is known to repeat no key when it names
-  no more keys than the validated event holds (see
-  :func:`_holds_every_key`), which costs a few per cent of validating; any
-  other message that validates is parsed once more by :mod:`json` to find
-  repeated keys (numbers kept as text, which costs about as much again as
-  validating). A message that fails validation is parsed once more as well,
-  to find repeated keys and tell overflowing numbers from ``NaN`` and
-  ``Infinity``.
+  events, a message that validates is known to repeat no key when its text,
+  whitespace deleted, holds no more ``":`` than the validated event holds
+  keys (see :func:`_holds_every_key`); counting costs about a fifth of
+  validating. Any other message that validates is parsed once more by
+  :mod:`json` to find repeated keys (numbers kept as text, which costs about
+  as much again as validating). A message that fails validation is parsed
+  once more as well, to find repeated keys and tell overflowing numbers from
+  ``NaN`` and ``Infinity``.
 - ``schema_version`` ``true`` and ``1.0`` are accepted as 1: a strict
   ``Literal[1]`` still matches values equal to 1.
 - A value of a union type (a feature value, a prediction) that fits none of
