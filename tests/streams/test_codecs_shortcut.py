@@ -235,7 +235,7 @@ def mutate(draw: st.DrawFn, tree: Obj, mutations: list[str]) -> None:
 def write_string(draw: st.DrawFn, text: str) -> str:
     style = draw(st.sampled_from(["plain", "plain", "ascii", "escaped"]))
     if style == "escaped":
-        units = text.encode("utf-16-be")
+        units = text.encode("utf-16-be", "surrogatepass")
         codes = (int.from_bytes(units[at : at + 2], "big") for at in range(0, len(units), 2))
         return '"' + "".join(f"\\u{code:04x}" for code in codes) + '"'
     return json.dumps(text, ensure_ascii=style == "ascii")
