@@ -115,19 +115,17 @@ class _VersionBatch:
     spec: ModelSpec
     monitor: ModelMonitor
     indices: list[int] = field(default_factory=list)
-    items: list[Decoded] = field(default_factory=list)
+    messages: list[InputMessage] = field(default_factory=list)
+    events: list[PredictionEvent | FeatureEvent] = field(default_factory=list)
 
-    def add(self, index: int, decoded: Decoded) -> None:
+    def add(self, index: int, message: InputMessage, event: PredictionEvent | FeatureEvent) -> None:
         self.indices.append(index)
-        self.items.append(decoded)
-
-    @property
-    def events(self) -> list[PredictionEvent | FeatureEvent]:
-        return [item.event for item in self.items]  # type: ignore[misc]
+        self.messages.append(message)
+        self.events.append(event)
 
     @property
     def positions(self) -> list[KafkaPosition | None]:
-        return [item.message.source for item in self.items]
+        return [message.source for message in self.messages]
 
 
 class Intake:
@@ -233,11 +231,13 @@ class Intake:
                 outputs[index] = accepted
                 continue
             spec, monitor = accepted
+            event = item.event
+            assert not isinstance(event, LabelEvent)  # labels were processed by _check
             key = (spec.model_id, spec.model_version)
             batch = versions.get(key)
             if batch is None:
                 batch = versions[key] = _VersionBatch(spec, monitor)
-            batch.add(index, item)
+            batch.add(index, item.message, event)
         for batch in versions.values():
             self._watch(batch, outputs)
         return [output for some in outputs for output in some]
@@ -271,8 +271,8 @@ class Intake:
         life, decider = self.books.book_for(spec)
         counters = self.counters.topics
         watching = life.watching
-        for number, (index, decoded) in enumerate(zip(batch.indices, batch.items, strict=True)):
-            message, event = decoded.message, decoded.event
+        rows = zip(batch.indices, batch.messages, batch.events, strict=True)
+        for number, (index, message, event) in enumerate(rows):
             self._at(message)
             now = life.advance()
             findings = found.findings.get(number)

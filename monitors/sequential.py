@@ -854,13 +854,12 @@ class SerialDependence:
             differences = np.diff(values)
             squares = np.minimum(differences * differences, MAX_SQUARED_DIFFERENCE)
         if differences.size:
-            decay = [1.0, -self._decay]
-            total, _ = lfilter([1.0], decay, squares, zi=[self._decay * self._total])
-            weight, _ = lfilter(
-                [1.0], decay, np.ones_like(differences), zi=[self._decay * self._weight]
-            )
-            self._total = float(total[-1])
-            self._weight = float(weight[-1])
+            # Both sums in one filter call: row 0 the squares, row 1 the weights.
+            rows = np.vstack([squares, np.ones_like(differences)])
+            start = [[self._decay * self._total], [self._decay * self._weight]]
+            sums, _ = lfilter([1.0], [1.0, -self._decay], rows, axis=1, zi=start)
+            self._total = float(sums[0, -1])
+            self._weight = float(sums[1, -1])
         self._last = float(values[-1])
         self._observations += taken
 
