@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -484,8 +485,10 @@ class DataQualityMonitor:
         categories: dict[str, list[str | None]] = {}
         clears: dict[tuple[str, QualityCheck], list[int]] = {}
         alarms: dict[tuple[str, QualityCheck], list[int]] = {}
-        for order, (name, feature) in enumerate(self._features.items()):
-            column = [features.get(name, _ABSENT) for features in batch]
+        columns = _columns(batch, tuple(self._features))
+        for order, ((name, feature), column) in enumerate(
+            zip(self._features.items(), columns, strict=True)
+        ):
             violations = self._classify_column(feature, column, numeric, categories)
             for rank, (check, rate_check) in enumerate(self._checks[name].items()):
                 marks = rate_check.update_many(violations[check], partial(_column_example, column))
@@ -503,7 +506,7 @@ class DataQualityMonitor:
     def _classify_column(
         self,
         feature: FeatureSpec,
-        column: list[object],
+        column: Sequence[object],
         numeric: dict[str, np.ndarray],
         categories: dict[str, list[str | None]],
     ) -> dict[QualityCheck, np.ndarray]:
@@ -518,14 +521,19 @@ class DataQualityMonitor:
             if feature.kind is FeatureKind.NUMERIC
             else (bool if feature.kind is FeatureKind.BOOLEAN else str)
         )
-        odd = [i for i, value in enumerate(column) if type(value) is not common]
+        kinds = set(map(type, column))
+        odd = (
+            [] if kinds <= {common} else [i for i, v in enumerate(column) if type(v) is not common]
+        )
         if feature.kind is FeatureKind.CATEGORICAL:
             texts: list[str | None] = list(column)  # type: ignore[arg-type]
             allowed = self._categories.get(feature.name)
-            if allowed is not None:
+            if allowed is not None and not set(column) <= allowed:
                 unseen[[i for i, v in enumerate(column) if type(v) is str and v not in allowed]] = (
                     True
                 )
+        elif not odd:
+            numbers = np.array(column, dtype=np.float64)
         else:
             numbers = np.full(size, np.nan)
             if len(odd) < size:
@@ -598,7 +606,32 @@ def _tolerated_rates(feature: FeatureSpec) -> dict[QualityCheck, float]:
     return rates
 
 
-def _column_example(column: list[object], index: int) -> str | None:
+def _columns(
+    batch: Sequence[Mapping[str, FeatureValue]], names: tuple[str, ...]
+) -> list[Sequence[object]]:
+    """One column per name over the batch's events, ``_ABSENT`` where an event lacks it."""
+    if not names:
+        return []
+    if len(names) == 1:
+        return [[features.get(names[0], _ABSENT) for features in batch]]
+    getter = itemgetter(*names)
+
+    def row(features: Mapping[str, FeatureValue]) -> tuple[object, ...]:
+        try:
+            return tuple(getter(features))
+        except KeyError:
+            return tuple(features.get(name, _ABSENT) for name in names)
+
+    try:
+        rows = list(map(getter, batch))  # every event has every feature: the common case
+    except KeyError:
+        rows = [row(features) for features in batch]
+    if not rows:
+        return [[] for _ in names]
+    return list(zip(*rows, strict=True))
+
+
+def _column_example(column: Sequence[object], index: int) -> str | None:
     value = column[index]
     return None if value is _ABSENT or value is None else _example(value)
 
