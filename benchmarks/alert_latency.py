@@ -80,19 +80,29 @@ def publish_paced(
     return produced
 
 
-def latencies(arrivals: list[tuple[float, bytes]], produced: dict[str, float]) -> list[float]:
-    """Seconds from each named event's produce to its alert's arrival, in arrival order."""
+def latencies(
+    arrivals: list[tuple[float, bytes]], produced: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Each alert whose named event was published here, with its latency, in arrival order."""
     found = []
     for arrived, value in arrivals:
-        event_id = orjson.loads(value).get("event_id")
+        alert = orjson.loads(value)
+        event_id = alert.get("event_id")
         if event_id in produced:
-            found.append(arrived - produced[event_id])
+            found.append(
+                {
+                    "event_id": event_id,
+                    "feature": alert.get("feature"),
+                    "status": alert.get("status"),
+                    "latency_seconds": arrived - produced[event_id],
+                }
+            )
     return found
 
 
-def summary(seconds: list[float], alerts: int, rate: float, events: int) -> dict[str, Any]:
-    """p50, p99 and max of the latencies, with what they were measured on."""
-    values = np.asarray(seconds, dtype=np.float64)
+def summary(timed: list[dict[str, Any]], alerts: int, rate: float, events: int) -> dict[str, Any]:
+    """p50, p99 and max of the latencies, with what they were measured on, and each alert."""
+    values = np.asarray([alert["latency_seconds"] for alert in timed], dtype=np.float64)
     quantile = (lambda q: float(np.quantile(values, q))) if len(values) else (lambda q: None)
     return {
         "rate_events_per_second": rate,
@@ -102,6 +112,7 @@ def summary(seconds: list[float], alerts: int, rate: float, events: int) -> dict
         "p50_seconds": quantile(0.5),
         "p99_seconds": quantile(0.99),
         "max_seconds": float(values.max()) if len(values) else None,
+        "timed": timed,
     }
 
 

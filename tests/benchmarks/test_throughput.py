@@ -91,6 +91,8 @@ def test_alert_latency_times_alerts_of_published_events(layout_figures):
     assert 0 < latency["alerts_timed"] <= latency["alerts"]
     assert 0 < latency["p50_seconds"] <= latency["p99_seconds"] <= latency["max_seconds"]
     assert latency["behind_at_end_seconds"] > 0
+    assert len(latency["timed"]) == latency["alerts_timed"]
+    assert {alert["feature"] for alert in latency["timed"]} >= {"f0"}  # the shifted feature
     half_rate = layout_figures["paths"]["c"]["events_per_second"] / 2
     assert math.isclose(latency["rate_events_per_second"], half_rate)
 
