@@ -104,8 +104,10 @@ class BatchWatch:
             [self.events[rows[j]].features or {} for j in with_features]
         )
         feature_rows = np.asarray(with_features, dtype=np.int64)
+        columns = self._numeric_columns(quality, feature_rows)
+        ahead = self._run_ahead(columns)
         for order, subject in enumerate(monitor._subjects):
-            self._watch(order, subject, quality, feature_rows)
+            self._watch(order, subject, quality, feature_rows, columns.get(order), ahead)
         self.quality = quality
         self.with_features = with_features
         monitor._events += len(rows)
@@ -125,27 +127,75 @@ class BatchWatch:
 
     # One subject over the batch.
 
+    def _numeric_columns(
+        self, quality: QualityBatch, feature_rows: np.ndarray
+    ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each numeric subject's ticks, values and normal scores, by the subject's order."""
+        columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for order, subject in enumerate(self.monitor._subjects):
+            detector = subject.detector
+            if not isinstance(detector, NumericDrift):
+                continue
+            ticks, values = self._column(subject.name, detector, quality, feature_rows)
+            numbers = np.asarray(values, dtype=np.float64)
+            scores = detector.scores_ahead(numbers)
+            column = np.full(len(self.rows), np.nan)
+            column[ticks] = scores
+            self.scores[subject.name] = column
+            columns[order] = (ticks, numbers, scores)
+        return columns
+
+    def _run_ahead(
+        self, columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> dict[int, int | None]:
+        """Run the numeric subjects not latched side by side up to their first alarms.
+
+        What the first ``feed`` of each would find (the whole batch, up to
+        the first alarm), by the subject's order: such a subject's latch
+        starts by feeding the whole batch, so it may as well be fed together.
+        """
+        subjects = self.monitor._subjects
+        together = [
+            order
+            for order, (ticks, _, _) in columns.items()
+            if not subjects[order].latched and len(ticks)
+        ]
+        detectors = [subjects[order].detector for order in together]
+        hits = NumericDrift.take_together(
+            detectors,  # type: ignore[arg-type]
+            [columns[order][1] for order in together],
+            [columns[order][2] for order in together],
+        )
+        return dict(zip(together, hits, strict=True))
+
     def _watch(
-        self, order: int, subject: Subject, quality: QualityBatch, feature_rows: np.ndarray
+        self,
+        order: int,
+        subject: Subject,
+        quality: QualityBatch,
+        feature_rows: np.ndarray,
+        numeric: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        ahead: dict[int, int | None],
     ) -> None:
         """Run one subject over the batch, recording its alarms and resolution."""
         detector = subject.detector
         if isinstance(detector, MultivariateDrift):
             self._watch_together(order, subject, detector)
             return
-        ticks, values = self._column(subject.name, detector, quality, feature_rows)
         if isinstance(detector, NumericDrift):
-            numbers = np.asarray(values, dtype=np.float64)
-            scores = detector.scores_ahead(numbers)
-            column = np.full(len(self.rows), np.nan)
-            column[ticks] = scores
-            self.scores[subject.name] = column
+            assert numeric is not None
+            ticks, numbers, scores = numeric
+            first = [order in ahead]
 
             def feed(lo: int, hi: int) -> int | None:
+                if first[0]:  # taken already, side by side with the other features
+                    first[0] = False
+                    return ahead[order]
                 hit = detector.take_until_alarm(numbers[lo:hi], scores[lo:hi])
                 return None if hit is None else lo + hit
 
         else:
+            ticks, values = self._column(subject.name, detector, quality, feature_rows)
             categories = [str(value) for value in values]
             assert isinstance(detector, CategoricalDrift)
 

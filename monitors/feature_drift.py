@@ -31,6 +31,7 @@ from driftline.monitors.sequential import (
     LocationCusum,
     ScaleCusum,
     SerialDependence,
+    advance_groups,
     advance_together,
     location_threshold,
     lorden_threshold,
@@ -272,6 +273,62 @@ class NumericDrift:
             start = end
         return None
 
+    @staticmethod
+    def take_together(
+        detectors: Sequence["NumericDrift"],
+        values: Sequence[np.ndarray],
+        scores: Sequence[np.ndarray],
+    ) -> list[int | None]:
+        """:meth:`take_until_alarm` of each detector on its own values, run side by side.
+
+        Detectors whose variance-factor blocks line up (the same observation
+        count modulo ``VARIANCE_FACTOR_EVERY`` and as many values) advance
+        block by block in one 2-D computation; each stops at its own first
+        alarm, in exactly the state :meth:`take_until_alarm` would leave.
+        """
+        results: list[int | None] = [None] * len(detectors)
+        lined_up: dict[tuple[int, int], list[int]] = {}
+        for number, detector in enumerate(detectors):
+            phase = detector._observations % VARIANCE_FACTOR_EVERY
+            lined_up.setdefault((phase, len(values[number])), []).append(number)
+        for (phase, size), active in lined_up.items():
+            start = 0
+            while start < size and active:
+                end = min(size, start + VARIANCE_FACTOR_EVERY - phase)
+                phase = 0
+                blocks = [scores[number][start:end] for number in active]
+                firsts = advance_groups(
+                    [[detectors[n].location, detectors[n].scale] for n in active],
+                    [[block, block] for block in blocks],
+                )
+                whole = [n for n, first in zip(active, firsts, strict=True) if first is None]
+                if whole:
+                    SerialDependence.update_together(
+                        [detectors[n].serial for n in whole],
+                        np.vstack([scores[n][start:end] for n in whole]),
+                    )
+                for number, first in zip(active, firsts, strict=True):
+                    detector = detectors[number]
+                    taken = end - start if first is None else first + 1
+                    if first is not None:
+                        detector.serial.update_many(scores[number][start : start + taken])
+                    if detector._taken(values[number], scores[number], start, taken):
+                        results[number] = start + taken - 1
+                active = whole
+                start = end
+        return results
+
+    def _taken(self, values: np.ndarray, scores: np.ndarray, start: int, count: int) -> bool:
+        """Count ``count`` values from ``start`` as taken (the tests and the serial estimate
+        already took them); whether the last raised an alarm."""
+        self._observations += count
+        self._recent.extend(values[start : start + count].tolist())
+        self.last_score = float(scores[start + count - 1])
+        alarmed = self._check()
+        if self._observations % VARIANCE_FACTOR_EVERY == 0:
+            self._apply_variance_factor()
+        return alarmed
+
     def _run_block(
         self, values: np.ndarray, scores: np.ndarray, start: int, end: int
     ) -> int | None:
@@ -281,12 +338,7 @@ class NumericDrift:
         if first is not None:
             block = block[: first + 1]
         self.serial.update_many(block)
-        self._observations += len(block)
-        self._recent.extend(values[start : start + len(block)].tolist())
-        self.last_score = float(block[-1])
-        alarmed = self._check()
-        if self._observations % VARIANCE_FACTOR_EVERY == 0:
-            self._apply_variance_factor()
+        alarmed = self._taken(values, scores, start, len(block))
         return start + len(block) - 1 if alarmed else None
 
     def _check(self) -> bool:

@@ -394,65 +394,108 @@ def advance_together(cusums: Sequence[_Cusum], values: Sequence[npt.ArrayLike]) 
     >>> location.drift_detected, scale.drift_detected, scale.observations
     (True, False, 1026)
     """
-    features = [cusum._features(v) for cusum, v in zip(cusums, values, strict=True)]
-    size = len(features[0]) if features else 0
-    if any(len(g) != size for g in features):
+    arrays = [np.asarray(v) for v in values]
+    size = len(arrays[0]) if arrays else 0
+    if any(len(v) != size for v in arrays):
         raise ValueError("advance_together takes the same number of observations for each CUSUM")
     begin = 0
     while begin < size:
         end = min(size, begin + _BLOCK)
-        hit = _advance_block(cusums, [g[begin:end] for g in features])
+        hit = advance_groups([cusums], [[v[begin:end] for v in arrays]])[0]
         if hit is not None:
             return begin + hit
         begin = end
     return None
 
 
-def _advance_block(cusums: Sequence[_Cusum], features: list[npt.NDArray[np.float64]]) -> int | None:
-    """:func:`advance_together` on at most ``_BLOCK`` observations, by cumulative sums."""
-    owners = [(cusum, side) for cusum in cusums for side in range(len(cusum._coefficients))]
-    a = np.array([c._coefficients[side][0] for c, side in owners])[:, np.newaxis]
-    b = np.array([c._coefficients[side][1] for c, side in owners])[:, np.newaxis]
-    g = np.vstack([features[i] for i, cusum in enumerate(cusums) for _ in cusum._coefficients])
+def advance_groups(
+    groups: Sequence[Sequence[_Cusum]], values: Sequence[Sequence[npt.ArrayLike]]
+) -> list[int | None]:
+    """:func:`advance_together` for several groups of CUSUMs at once, each on its own values.
+
+    Each group stops at its own first alarm, exactly as
+    :func:`advance_together` of that group alone would (the groups are
+    independent; a block of at most ``_BLOCK`` observations, of the same
+    length for all). One 2-D numpy computation serves every side of every
+    group: many features' tests cost about what one feature's do.
+    """
+    owners = [
+        (group, cusum, side)
+        for group, cusums in enumerate(groups)
+        for cusum in cusums
+        for side in range(len(cusum._coefficients))
+    ]
+    a = np.array([c._coefficients[side][0] for _, c, side in owners])[:, np.newaxis]
+    b = np.array([c._coefficients[side][1] for _, c, side in owners])[:, np.newaxis]
+    g = np.vstack(
+        [
+            features
+            for cusums, taken in zip(groups, values, strict=True)
+            for cusum, raw in zip(cusums, taken, strict=True)
+            for features in [cusum._features(raw)] * len(cusum._coefficients)
+        ]
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         steps = np.clip(a * g + b, -_STEP_LIMIT, _STEP_LIMIT)
     ticks = np.rint(steps * _UNIT).astype(np.int64)
-    before = np.array([c._sums[side] for c, side in owners], dtype=np.int64)
-    limits = np.array([c._limit for c, _ in owners], dtype=np.int64)
+    before = np.array([c._sums[side] for _, c, side in owners], dtype=np.int64)
+    limits = np.array([c._limit for _, c, _ in owners], dtype=np.int64)
     cumulative = np.cumsum(ticks, axis=1)
     low = np.minimum.accumulate(cumulative, axis=1)
     np.minimum(low, -before[:, np.newaxis], out=low)
     sums = cumulative - low
     if int(sums.max()) > _CEILING:
-        return _advance_stepwise(cusums, ticks)
+        return [
+            _advance_stepwise(cusums, _rows(ticks, owners, number))
+            for number, cusums in enumerate(groups)
+        ]
     above = sums > limits[:, np.newaxis]
     crossed = above.copy()
     crossed[:, 0] &= before <= limits
     crossed[:, 1:] &= ~above[:, :-1]
-    anywhere = crossed.any(axis=0)
-    first = int(np.argmax(anywhere)) if anywhere.any() else None
-    last = first if first is not None else ticks.shape[1] - 1
+    size = ticks.shape[1]
+    starts = np.flatnonzero(np.diff([-1] + [group for group, _, _ in owners]))
+    anywhere = np.add.reduceat(crossed, starts, axis=0) > 0
+    hit = anywhere.any(axis=1)
+    firsts = np.where(hit, np.argmax(anywhere, axis=1), -1)
+    owner_rows = np.array([group for group, _, _ in owners])
+    lasts = np.where(hit, firsts, size - 1)[owner_rows]
+    ends = sums[np.arange(len(owners)), lasts].tolist()
+    zeros = (sums == 0) & (np.arange(size) < lasts[:, np.newaxis])
+    last_zeros = np.where(
+        zeros.any(axis=1), size - 1 - np.argmax(zeros[:, ::-1], axis=1), -1
+    ).tolist()
     row = 0
-    for cusum in cusums:
-        alarm = -1
-        observed = cusum._observations
-        for side in range(len(cusum._coefficients)):
-            now = int(sums[row, last])
-            if now == 0:
-                cusum._starts[side] = None
-            else:
-                zeros = np.flatnonzero(sums[row, :last] == 0)
-                if zeros.size:
-                    cusum._starts[side] = observed + int(zeros[-1]) + 2
+    results: list[int | None] = []
+    for number, cusums in enumerate(groups):
+        first = int(firsts[number]) if firsts[number] >= 0 else None
+        last = first if first is not None else size - 1
+        for cusum in cusums:
+            alarm = -1
+            observed = cusum._observations
+            for side in range(len(cusum._coefficients)):
+                now = ends[row]
+                if now == 0:
+                    cusum._starts[side] = None
+                elif last_zeros[row] >= 0:
+                    cusum._starts[side] = observed + last_zeros[row] + 2
                 elif cusum._sums[side] == 0:
                     cusum._starts[side] = observed + 1
-            cusum._sums[side] = now
-            if first is not None and alarm < 0 and crossed[row, first]:
-                alarm = side
-            row += 1
-        cusum._observations = observed + last + 1
-        cusum._record(alarm)
-    return first
+                cusum._sums[side] = now
+                if first is not None and alarm < 0 and crossed[row, first]:
+                    alarm = side
+                row += 1
+            cusum._observations = observed + last + 1
+            cusum._record(alarm)
+        results.append(first)
+    return results
+
+
+def _rows(
+    ticks: npt.NDArray[np.int64], owners: list[tuple[int, _Cusum, int]], group: int
+) -> npt.NDArray[np.int64]:
+    """The rows of ``ticks`` that belong to one group."""
+    return ticks[[row for row, (owner, _, _) in enumerate(owners) if owner == group]]
 
 
 def _advance_stepwise(cusums: Sequence[_Cusum], ticks: npt.NDArray[np.int64]) -> int | None:
@@ -498,6 +541,13 @@ def _finite_array(xs: npt.ArrayLike) -> npt.NDArray[np.float64]:
     values = np.asarray(xs, dtype=np.float64)
     if values.ndim != 1:
         raise ValueError(f"update_many takes a one-dimensional array, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("sequential detectors take finite values only")
+    return values
+
+
+def _finite_matrix(xs: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    values = np.asarray(xs, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("sequential detectors take finite values only")
     return values
@@ -862,6 +912,43 @@ class SerialDependence:
             self._weight = float(sums[1, -1])
         self._last = float(values[-1])
         self._observations += taken
+
+    @staticmethod
+    def update_together(estimates: Sequence["SerialDependence"], zs: npt.ArrayLike) -> None:
+        """:meth:`update_many` of each estimate on its row of ``zs``, in one filter call.
+
+        The estimates must share one half-life and have taken a score before
+        (each continues from its own last one); any other goes on its own.
+        """
+        rows = np.asarray(zs, dtype=np.float64)
+        joint = [
+            number
+            for number, estimate in enumerate(estimates)
+            if estimate._last is not None and estimate.halflife == estimates[0].halflife
+        ]
+        for number, estimate in enumerate(estimates):
+            if number not in joint:
+                estimate.update_many(rows[number])
+        if not joint or rows.shape[1] == 0:
+            return
+        values = np.column_stack(
+            [[estimates[number]._last for number in joint], _finite_matrix(rows[joint])]
+        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            differences = np.diff(values, axis=1)
+            squares = np.minimum(differences * differences, MAX_SQUARED_DIFFERENCE)
+        decay = estimates[joint[0]]._decay
+        stacked = np.vstack([squares, np.ones_like(squares)])
+        start = [[decay * estimates[number]._total] for number in joint] + [
+            [decay * estimates[number]._weight] for number in joint
+        ]
+        sums, _ = lfilter([1.0], [1.0, -decay], stacked, axis=1, zi=start)
+        for row, number in enumerate(joint):
+            estimate = estimates[number]
+            estimate._total = float(sums[row, -1])
+            estimate._weight = float(sums[len(joint) + row, -1])
+            estimate._last = float(values[row, -1])
+            estimate._observations += rows.shape[1]
 
     @property
     def rho(self) -> float:
