@@ -44,6 +44,9 @@ integer microseconds since the epoch (an exact round trip):
 
 Values are copied to their exact size: ``orjson.dumps`` returns bytes with a
 4 KiB allocation behind them, and a store keeps each value for a long time.
+Predictions held in memory (before their model's first label) are kept as
+the Python objects given, never encoded: they are encoded once, if their
+model's first label moves them into the store.
 """
 
 import heapq
@@ -61,6 +64,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _PREDICTION, _LABEL, _MARKER = "p", "l", "m"  # how an entry's side is stored
 _LEGACY_SIDES = {"prediction": _PREDICTION, "label": _LABEL, "labelled": _MARKER}
 _Item = tuple[int, str, str]  # a heap item: (event time in microseconds, store key, side code)
+_Entry = tuple[str, int, Any]  # an entry: (side code, event time in microseconds, payload)
 
 
 class Side(StrEnum):
@@ -70,8 +74,9 @@ class Side(StrEnum):
     LABEL = "label"
 
 
-_CODES = {Side.PREDICTION: _PREDICTION, Side.LABEL: _LABEL}
 _SIDES = {_PREDICTION: Side.PREDICTION, _LABEL: Side.LABEL}
+_SIDE_NAMES = {_PREDICTION: Side.PREDICTION.value, _LABEL: Side.LABEL.value}
+"""How each side's watermark is named in the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,8 @@ class Match:
     """A prediction and its label, joined.
 
     Payloads are the JSON values given with the events; the one that waited
-    comes back as ``orjson`` reads it, and its time in UTC.
+    comes back as ``orjson`` reads it from the store (or as it was given,
+    if it was held in memory), and its time in UTC.
     """
 
     model_id: str
@@ -132,7 +138,7 @@ class Expired:
     evicted: bool = False
 
 
-_Outcome = Match | Literal["waits", "repeated"]
+_Outcome = Match | Literal["repeated"] | None  # None: it waits
 
 
 class LabelJoin:
@@ -248,11 +254,14 @@ class LabelJoin:
         self._heaps: dict[str, list[_Item]] = {}
         self._watermarks: dict[str, dict[str, int]] = {}
         self._counts: Counter[str] = Counter()
+        self._size = 0
+        """Entries kept, over all sides: the sum of ``_counts``, kept up to date."""
         self._evicted: list[Expired] = []
         self._labelled_models: set[str] = set()
         """Models that have had a label: their entries wait in the store."""
-        self._held: dict[str, dict[str, bytes]] = {}
-        """Entries of the models without a label yet, by model: memory only."""
+        self._held: dict[str, dict[str, _Entry]] = {}
+        """Entries of the models without a label yet, by model: memory only, not encoded."""
+        self._watermark_keys: dict[str, str] = {}
         self.repeated_predictions = 0
         """Predictions ignored because their id was stored already, since construction."""
 
@@ -260,16 +269,19 @@ class LabelJoin:
         self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
     ) -> Match | None:
         """A prediction arrives: its match if its label waited, else None (it waits)."""
-        outcome = self._arrive(Side.PREDICTION, model_id, prediction_id, event_time, payload)
+        outcome = self._arrive(_PREDICTION, model_id, prediction_id, event_time, payload)
+        if outcome is None:
+            return None
         if outcome == "repeated":
             self.repeated_predictions += 1
-        return outcome if isinstance(outcome, Match) else None
+            return None
+        return outcome
 
     def labelled(
         self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
     ) -> Match | AlreadyLabelled | None:
         """A label arrives: its match if its prediction waited, else None (it waits)."""
-        outcome = self._arrive(Side.LABEL, model_id, prediction_id, event_time, payload)
+        outcome = self._arrive(_LABEL, model_id, prediction_id, event_time, payload)
         if outcome == "repeated":
             return AlreadyLabelled(model_id, prediction_id, event_time, payload)
         return outcome if isinstance(outcome, Match) else None
@@ -282,13 +294,19 @@ class LabelJoin:
         of event time, then model and prediction id.
         """
         gone, self._evicted = self._evicted, []
-        heap = self._heaps.get(model_id, [])
-        horizon = self._horizon(model_id)
-        if horizon is not None:
+        heap = self._heaps.get(model_id)
+        marks = self._watermarks.get(model_id)
+        if heap and marks:
+            horizon = min(marks.values()) - self._retention_us
             while heap and heap[0][0] < horizon:
-                expired = self._remove(model_id, heapq.heappop(heap), evicted=False)
-                if expired is not None:
-                    gone.append(expired)
+                item = heapq.heappop(heap)
+                entry = self._live(model_id, item)
+                if entry is not None:
+                    expired = self._remove(model_id, item, entry, evicted=False)
+                    if expired is not None:
+                        gone.append(expired)
+        if len(gone) < 2:
+            return gone
         return sorted(gone, key=lambda e: (e.event_time, e.model_id, e.prediction_id))
 
     def had_label(self, model_id: str) -> bool:
@@ -311,6 +329,7 @@ class LabelJoin:
         unlabelled: its stored state, written elsewhere, wins).
         """
         self._heaps, self._watermarks, self._counts = {}, {}, Counter()
+        self._size = 0
         self._labelled_models = set()
         latest: dict[str, int] = {}
         for key, value in self.store.items():
@@ -329,6 +348,7 @@ class LabelJoin:
             latest[model_id] = max(time, latest.get(model_id, time))
             self._heaps.setdefault(model_id, []).append((time, key, code))
             self._counts[code] += 1
+            self._size += 1
         for model_id, time in latest.items():
             self._watermarks.setdefault(
                 model_id, {Side.PREDICTION.value: time, Side.LABEL.value: time}
@@ -339,10 +359,10 @@ class LabelJoin:
                 self._evicted += _expired_all(model_id, held)
                 continue
             heap = self._heaps.setdefault(model_id, [])
-            for key, value in held.items():
-                code, time, _ = _decode(value)
+            for key, (code, time, _) in held.items():
                 heap.append((time, key, code))
                 self._counts[code] += 1
+                self._size += 1
         for heap in self._heaps.values():
             heapq.heapify(heap)
 
@@ -383,70 +403,138 @@ class LabelJoin:
 
     def __len__(self) -> int:
         """Entries kept (waiting predictions and labels, and markers): what is bounded."""
-        return self._counts.total()
+        return self._size
 
-    def _entries(self, model_id: str) -> MutableMapping[str, bytes]:
-        """Where the model's entries are: the store once it had a label, else memory."""
+    def _get(self, model_id: str, key: str) -> _Entry | None:
+        """The model's entry under ``key``: in the store once it had a label, else in memory."""
         if model_id in self._labelled_models:
-            return self.store
-        return self._held.setdefault(model_id, {})
+            raw = self.store.get(key)
+            return None if raw is None else _decode(raw)
+        held = self._held.get(model_id)
+        return None if held is None else held.get(key)
+
+    def _put(self, model_id: str, key: str, entry: _Entry) -> None:
+        """Keep an entry where the model's entries are (encoded only in the store)."""
+        if model_id in self._labelled_models:
+            self.store[key] = _encode(entry)
+        else:
+            held = self._held.get(model_id)
+            if held is None:
+                held = self._held[model_id] = {}
+            held[key] = entry
+
+    def _delete(self, model_id: str, key: str) -> None:
+        if model_id in self._labelled_models:
+            del self.store[key]
+        else:
+            del self._held[model_id][key]
+
+    def _watermark_key(self, model_id: str) -> str:
+        key = self._watermark_keys.get(model_id)
+        if key is None:
+            key = self._watermark_keys[model_id] = _key(model_id)
+        return key
 
     def _arrive(
-        self, side: Side, model_id: str, prediction_id: str, event_time: datetime, payload: Any
+        self, code: str, model_id: str, prediction_id: str, event_time: datetime, payload: Any
     ) -> _Outcome:
-        """Raise the model's watermark, then store the event, join it, or refuse it."""
+        """Raise the model's watermark, then store the event, join it, or refuse it.
+
+        ``code`` says which side the event is (``_PREDICTION`` or ``_LABEL``).
+        """
         time = _micros(event_time)
-        marks = self._watermarks.setdefault(model_id, {})
-        if time > marks.get(side.value, time - 1):
-            marks[side.value] = time
-            if model_id in self._labelled_models:
-                self.store[_key(model_id)] = _dumps(marks)
-        if side is Side.LABEL and model_id not in self._labelled_models:
+        labelled = model_id in self._labelled_models
+        marks = self._watermarks.get(model_id)
+        if marks is None:
+            marks = self._watermarks[model_id] = {}
+        side = _SIDE_NAMES[code]
+        if time > marks.get(side, time - 1):
+            marks[side] = time
+            if labelled:
+                self.store[self._watermark_key(model_id)] = _dumps(marks)
+        if code == _LABEL and not labelled:
             self._first_label(model_id)
-        entries = self._entries(model_id)
+            labelled = True
         key = _key(model_id, prediction_id)
-        raw = entries.get(key)
-        if raw is None:
-            self._write(model_id, key, _CODES[side], time, payload, replacing=None)
-            return "waits"
-        code, stored_time, stored_payload = _decode(raw)
-        partner = Side.LABEL if side is Side.PREDICTION else Side.PREDICTION
-        if code != _CODES[partner]:
+        stored = self._get(model_id, key)
+        if stored is None:
+            if labelled:
+                self._write(model_id, key, (code, time, payload), replacing=None)
+            else:
+                self._hold(model_id, key, time, payload)
+            return None
+        stored_code, stored_time, stored_payload = stored
+        if stored_code != (_LABEL if code == _PREDICTION else _PREDICTION):
             return "repeated"
         given, waited = (event_time, payload), (_datetime(stored_time), stored_payload)
-        first, second = (given, waited) if side is Side.PREDICTION else (waited, given)
-        # The marker keeps the prediction's time.
-        self._write(model_id, key, _MARKER, _micros(first[0]), None, replacing=code)
+        first, second = (given, waited) if code == _PREDICTION else (waited, given)
+        marker_time = time if code == _PREDICTION else stored_time  # the prediction's
+        self._write(model_id, key, (_MARKER, marker_time, None), replacing=stored_code)
         return Match(model_id, prediction_id, *first, *second)
 
     def _first_label(self, model_id: str) -> None:
         """The model's first label: from now on its entries wait in the store."""
         self._labelled_models.add(model_id)
-        for key, value in self._held.pop(model_id, {}).items():
-            self.store[key] = value
-        self.store[_key(model_id)] = _dumps(self._watermarks[model_id])
+        for key, entry in self._held.pop(model_id, {}).items():
+            self.store[key] = _encode(entry)
+        self.store[self._watermark_key(model_id)] = _dumps(self._watermarks[model_id])
 
-    def _write(
-        self,
-        model_id: str,
-        key: str,
-        code: str,
-        time: int,
-        payload: Any,
-        replacing: str | None,
-    ) -> None:
+    def _write(self, model_id: str, key: str, entry: _Entry, replacing: str | None) -> None:
         """Keep an entry and index it, in place of a ``replacing`` one; evict past the bounds."""
-        entries = self._entries(model_id)
-        entries[key] = _dumps([code, time] if code == _MARKER else [code, time, payload])
-        heapq.heappush(self._heaps.setdefault(model_id, []), (time, key, code))
+        code, time, _ = entry
+        self._put(model_id, key, entry)
+        heap = self._heaps.get(model_id)
+        if heap is None:
+            heap = self._heaps[model_id] = []
+        heapq.heappush(heap, (time, key, code))
         self._counts[code] += 1
-        if replacing is not None:
+        if replacing is None:
+            self._size += 1
+        else:
             self._counts[replacing] -= 1
-        while len(self) > self.max_entries:
+        while self._size > self.max_entries:
             self._evict(min(self._tops())[1])
         held = self._held.get(model_id)
         while held is not None and len(held) > self.held_before_first_label:
             self._evict(model_id)
+
+    def _hold(self, model_id: str, key: str, time: int, payload: Any) -> None:
+        """:meth:`_write` of a new prediction of a model without a label yet, in memory.
+
+        The common case, a model that never gets labels, holding as many
+        predictions as it may: the oldest (maybe this one) is pushed out in
+        one step of the heap.
+        """
+        held = self._held.get(model_id)
+        if held is None:
+            held = self._held[model_id] = {}
+        heap = self._heaps.get(model_id)
+        if heap is None:
+            heap = self._heaps[model_id] = []
+        entry = (_PREDICTION, time, payload)
+        held[key] = entry
+        self._counts[_PREDICTION] += 1
+        self._size += 1
+        item = (time, key, _PREDICTION)
+        if self._size > self.max_entries or len(held) <= self.held_before_first_label:
+            heapq.heappush(heap, item)
+            while self._size > self.max_entries:
+                self._evict(min(self._tops())[1])
+            while len(held) > self.held_before_first_label:
+                self._evict(model_id)
+            return
+        while heap and _live_in(held, heap[0]) is None:
+            heapq.heappop(heap)  # lazily invalidated
+        oldest = heapq.heappushpop(heap, item)
+        gone = held.pop(oldest[1])
+        self._counts[_PREDICTION] -= 1
+        self._size -= 1
+        marks = self._watermarks.get(model_id)
+        early = not marks or oldest[0] >= min(marks.values()) - self._retention_us
+        prediction_id = orjson.loads(oldest[1])[1]
+        self._evicted.append(
+            Expired(Side.PREDICTION, model_id, prediction_id, _datetime(oldest[0]), gone[2], early)
+        )
 
     def _tops(self) -> list[tuple[_Item, str]]:
         """The oldest live item of each model that has one, with the model."""
@@ -461,43 +549,47 @@ class LabelJoin:
     def _evict(self, model_id: str) -> None:
         """Remove the model's oldest entry; keep it for :meth:`advance` unless a marker."""
         heap = self._heaps[model_id]
-        while self._live(model_id, heap[0]) is None:
+        while (entry := self._live(model_id, heap[0])) is None:
             heapq.heappop(heap)
         item = heapq.heappop(heap)
-        horizon = self._horizon(model_id)
-        early = horizon is None or item[0] >= horizon
-        expired = self._remove(model_id, item, evicted=early)
+        marks = self._watermarks.get(model_id)
+        early = not marks or item[0] >= min(marks.values()) - self._retention_us
+        expired = self._remove(model_id, item, entry, evicted=early)
         if expired is not None:
             self._evicted.append(expired)
 
-    def _live(self, model_id: str, item: _Item) -> tuple[str, int, Any] | None:
-        """The stored entry a heap item stands for, or None if it is stale."""
+    def _live(self, model_id: str, item: _Item) -> _Entry | None:
+        """The entry a heap item stands for, or None if it is stale."""
         time, key, code = item
-        raw = self._entries(model_id).get(key)
-        if raw is None:
-            return None
-        entry = _decode(raw)
-        return entry if entry[0] == code and entry[1] == time else None
-
-    def _remove(self, model_id: str, item: _Item, evicted: bool) -> Expired | None:
-        """Delete the entry of a live heap item: an Expired, or None for a marker or stale item."""
-        entry = self._live(model_id, item)
+        entry = self._get(model_id, key)
         if entry is None:
             return None
+        return entry if entry[0] == code and entry[1] == time else None
+
+    def _remove(self, model_id: str, item: _Item, entry: _Entry, evicted: bool) -> Expired | None:
+        """Delete the live entry of a heap item: an Expired, or None for a marker."""
         time, key, code = item
-        del self._entries(model_id)[key]
+        self._delete(model_id, key)
         self._counts[code] -= 1
+        self._size -= 1
         if code == _MARKER:
             return None
         prediction_id = orjson.loads(key)[1]
         return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
 
 
-def _expired_all(model_id: str, held: dict[str, bytes]) -> list[Expired]:
+def _live_in(held: dict[str, _Entry], item: _Item) -> _Entry | None:
+    """The held entry a heap item stands for, or None if it is stale."""
+    entry = held.get(item[1])
+    if entry is None or entry[0] != item[2] or entry[1] != item[0]:
+        return None
+    return entry
+
+
+def _expired_all(model_id: str, held: dict[str, _Entry]) -> list[Expired]:
     """All held entries of a model, pushed out early."""
     expired = []
-    for key, value in held.items():
-        code, time, payload = _decode(value)
+    for key, (code, time, payload) in held.items():
         if code in _SIDES:
             side = _SIDES[code]
             expired.append(
@@ -512,6 +604,12 @@ def _decode(raw: bytes) -> tuple[str, int, Any]:
     if isinstance(data, dict):  # written before the compact format
         return _LEGACY_SIDES[data["side"]], int(data["time"]), data.get("payload")
     return data[0], int(data[1]), data[2] if len(data) > 2 else None
+
+
+def _encode(entry: _Entry) -> bytes:
+    """An entry as the store keeps it (see the module's docstring)."""
+    code, time, payload = entry
+    return _dumps([code, time] if code == _MARKER else [code, time, payload])
 
 
 def _dumps(value: Any) -> bytes:
