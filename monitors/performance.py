@@ -24,12 +24,13 @@ differences of event times.
 import hashlib
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 from driftline.monitors.estimation import ConfidenceEstimator, EstimatedWindow
@@ -125,11 +126,15 @@ class PerformanceResolution:
 
 @dataclass(frozen=True, slots=True)
 class PerformanceFindings:
-    """What one prediction, label or expiry revealed."""
+    """What one prediction, label or expiry revealed (never changed once returned)."""
 
     findings: list[PerformanceFinding] = field(default_factory=list)
     reports: list[PerformanceReport] = field(default_factory=list)
     resolved: list[PerformanceResolution] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """Whether it holds anything to send."""
+        return bool(self.findings or self.reports or self.resolved)
 
     def __add__(self, other: "PerformanceFindings") -> "PerformanceFindings":
         return PerformanceFindings(
@@ -229,33 +234,62 @@ class PerformanceMonitor:
         self, event: PredictionEvent, position: KafkaPosition | None = None
     ) -> tuple[PredictionRecord, PerformanceFindings]:
         """Count one prediction into its window; the record for the label join, and findings."""
-        index = self._predictions // self.window
-        self._predictions += 1
-        window = self._windows.get(index)
-        if window is None:
-            window = self._windows[index] = _Window(
-                index, event.event_time, event.event_time, self._metrics()
-            )
-        window.predictions += 1
-        window.first_time = min(window.first_time, event.event_time)
-        window.last_time = max(window.last_time, event.event_time)
-        prediction = _predicted_class(event) if self._classifier else event.prediction
-        probabilities = dict(event.probabilities) if event.probabilities else None
-        window.uncertainty.update(_uncertainty_measures(event))
-        estimator = self._estimator
-        if (
-            estimator is not None
-            and estimator.ready
-            and probabilities
-            and isinstance(prediction, str)
-        ):
-            window.estimate.add(estimator.expect(probabilities, prediction))
-        record = PredictionRecord(index, event.event_time, prediction, probabilities, position)
-        found = PerformanceFindings()
-        if window.predictions >= self.window:
-            window.closed = True
-            found += self._close(window, event)
-        return record, found + self._settle_overflow()
+        return next(self.predicted_many([event], [position]))
+
+    def predicted_many(
+        self,
+        events: Sequence[PredictionEvent],
+        positions: Sequence[KafkaPosition | None],
+    ) -> Iterator[tuple[PredictionRecord, PerformanceFindings]]:
+        """:meth:`predicted` for each event in turn, lazily: each event's record and findings.
+
+        An event is counted when its pair is taken from the iterator, so a
+        caller that feeds labels or expiries between two events (the label
+        join does) gets what :meth:`predicted` one by one would give: a
+        window's closing report counts what was labelled before its last
+        prediction. What does not depend on that (each prediction's
+        uncertainty measures) is worked out for all the events at once.
+        """
+        measures = _uncertainty_columns(events)
+        first = self._predictions
+        window = self._windows.get(first // self.window)
+        for number, (event, position) in enumerate(zip(events, positions, strict=True)):
+            index = self._predictions // self.window
+            self._predictions += 1
+            time = event.event_time
+            if window is None or window.index != index:
+                window = self._windows.get(index)
+            if window is None:
+                window = self._windows[index] = _Window(index, time, time, self._metrics())
+            if number == 0 or self._predictions - 1 == index * self.window:
+                # this event starts the batch's run of the window: its measures, at once
+                end = min(len(events), (index + 1) * self.window - first)
+                for name, (at, values) in measures.items():
+                    lo, hi = np.searchsorted(at, (number, end))
+                    window.uncertainty.update_many(name, values[lo:hi])
+            window.predictions += 1
+            if time < window.first_time:
+                window.first_time = time
+            if time > window.last_time:
+                window.last_time = time
+            prediction = _predicted_class(event) if self._classifier else event.prediction
+            probabilities = dict(event.probabilities) if event.probabilities else None
+            estimator = self._estimator
+            if (
+                estimator is not None
+                and estimator.ready
+                and probabilities
+                and isinstance(prediction, str)
+            ):
+                window.estimate.add(estimator.expect(probabilities, prediction))
+            record = PredictionRecord(index, time, prediction, probabilities, position)
+            found = _NOTHING
+            if window.predictions >= self.window:
+                window.closed = True
+                found = self._close(window, event)
+            if len(self._windows) > MAX_OPEN_WINDOWS:
+                found = found + self._settle_overflow()
+            yield record, found
 
     def labelled(
         self,
@@ -282,12 +316,16 @@ class PerformanceMonitor:
 
     def unlabelled(self, record: PredictionRecord) -> PerformanceFindings:
         """A prediction's label did not land within the retention."""
+        return self.unlabelled_in(record.window)
+
+    def unlabelled_in(self, window_index: int) -> PerformanceFindings:
+        """A prediction of window ``window_index`` whose label did not land in the retention."""
         self._expired += 1
-        window = self._windows.get(record.window)
+        window = self._windows.get(window_index)
         if window is None:
-            return PerformanceFindings()
+            return _NOTHING
         window.expired += 1
-        return self._settle(window) if window.settled else PerformanceFindings()
+        return self._settle(window) if window.settled else _NOTHING
 
     # Reading what it measured.
 
@@ -428,6 +466,7 @@ class PerformanceMonitor:
     # Windows.
 
     def _close(self, window: _Window, event: PredictionEvent) -> PerformanceFindings:
+        window.uncertainty.seal()  # its last prediction is in
         found = PerformanceFindings(reports=[self._report(window, ReportStage.CLOSED)])
         if window.settled:
             found += self._settle(window)
@@ -483,6 +522,7 @@ class PerformanceMonitor:
         while len(self._windows) > MAX_OPEN_WINDOWS:
             oldest = self._windows[min(self._windows)]
             oldest.closed = True
+            oldest.uncertainty.seal()
             found += self._settle(oldest)
         return found
 
@@ -575,6 +615,58 @@ def _error(record: PredictionRecord, label: str | float) -> float | None:
     if isinstance(record.prediction, float) and isinstance(label, float):
         return abs(label - record.prediction)
     return None
+
+
+_NOTHING = PerformanceFindings()
+"""What most predictions reveal (shared: findings are never changed once returned)."""
+
+
+def _uncertainty_columns(
+    events: Sequence[PredictionEvent],
+) -> dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]]:
+    """:func:`_uncertainty_measures` of many events, by measure: (event numbers, values).
+
+    Each measure lists only the events it applies to, in their order.
+    Probabilities are taken in rows of as many classes as they name, so
+    that events naming many classes do not widen the others.
+    """
+    rows: dict[int, tuple[list[int], list[list[float]]]] = {}
+    widths: tuple[list[int], list[float]] = ([], [])
+    for number, event in enumerate(events):
+        probabilities = event.probabilities
+        if probabilities and len(probabilities) >= 2:
+            at, values = rows.setdefault(len(probabilities), ([], []))
+            at.append(number)
+            values.append(list(probabilities.values()))
+        interval = event.interval
+        if interval is not None:
+            widths[0].append(number)
+            widths[1].append(interval.upper - interval.lower)
+    columns: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
+    if rows:
+        parts = [
+            (np.asarray(at, dtype=np.intp), np.asarray(values, dtype=np.float64))
+            for at, values in rows.values()
+        ]
+        numbers = np.concatenate([part for part, _ in parts])
+        order = np.argsort(numbers, kind="stable")
+        top2 = np.concatenate([np.sort(p, axis=1)[:, -2:] for _, p in parts])[order]
+        logs = np.concatenate(
+            [
+                np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=1)
+                for _, p in parts
+            ]
+        )[order]
+        numbers = numbers[order]
+        columns["margin"] = (numbers, top2[:, 1] - top2[:, 0])
+        columns["entropy"] = (numbers, -logs)
+        columns["least_confidence"] = (numbers, 1.0 - top2[:, 1])
+    if widths[0]:
+        columns["interval_width"] = (
+            np.asarray(widths[0], dtype=np.intp),
+            np.asarray(widths[1], dtype=np.float64),
+        )
+    return columns
 
 
 def _uncertainty_measures(event: PredictionEvent) -> dict[str, float]:

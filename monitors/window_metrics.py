@@ -1,12 +1,13 @@
-"""Realized metrics and uncertainty summaries over a set of predictions, with River.
+"""Realized metrics and uncertainty summaries over a set of predictions.
 
 :class:`RealizedMetrics` compares predictions with their labels: accuracy,
 precision, recall, F1, log loss and ROC AUC for a classifier (the last four
 of a binary one's positive class; macro averages and cross-entropy for more
-classes), MAE and RMSE for a regressor. :class:`UncertaintySummary` keeps
-means and quantiles of how sure the model was. Both are River ``metrics``
-and ``stats`` under the hood, so one instance per window (or one since the
-reference) costs a few small objects.
+classes), MAE and RMSE for a regressor, with River's ``metrics``, so one
+instance per window (or one since the reference) costs a few small objects.
+:class:`UncertaintySummary` keeps means and quantiles of how sure the model
+was, from the values themselves, so that it takes them in arrays as well as
+one by one.
 
 >>> metrics = RealizedMetrics(classes=["stays", "leaves"], positive_class="leaves")
 >>> metrics.update("leaves", "leaves", {"stays": 0.2, "leaves": 0.8})
@@ -16,11 +17,13 @@ reference) costs a few small objects.
 """
 
 import math
+from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from river import metrics as river_metrics
-from river import stats
 
 metrics: Any = river_metrics  # River's metric constructors are untyped
 
@@ -107,29 +110,84 @@ class RealizedMetrics:
 
 
 class UncertaintySummary:
-    """Means and quantiles of how sure a model was over a set of predictions."""
+    """Means and quantiles of how sure a model was over a set of predictions.
+
+    The values themselves are kept, and summarised (exact means, linearly
+    interpolated quantiles, with numpy) when read, so the summary depends
+    only on the values and their order, never on whether they came one by
+    one (:meth:`update`) or in arrays (:meth:`update_many`). Past
+    ``UNCERTAINTY_SAMPLE`` values of a measure, a systematic sample of them
+    is kept instead (every 2nd, then every 4th, ... value), which bounds the
+    memory of a large window. :meth:`seal` summarises once and lets the
+    values go: a window waiting for its labels keeps only its summary.
+    """
 
     def __init__(self) -> None:
-        self._means: dict[str, stats.Mean] = {}
-        self._quantiles: dict[str, list[stats.Quantile]] = {}
+        self._values: dict[str, array[float]] = {}
+        self._seen: dict[str, int] = {}
+        self._strides: dict[str, int] = {}
+        self._sealed: dict[str, float] | None = None
 
     def update(self, measures: Mapping[str, float]) -> None:
         """Add one prediction's measures (``margin``, ``entropy``, ... by name)."""
         for name, value in measures.items():
-            if name not in self._means:
-                self._means[name] = stats.Mean()
-                self._quantiles[name] = [stats.Quantile(q) for q in UNCERTAINTY_QUANTILES]
-            self._means[name].update(value)
-            for quantile in self._quantiles[name]:
-                quantile.update(value)
+            kept = self._values.get(name)
+            if kept is None or self._strides[name] > 1 or self._sealed is not None:
+                self.update_many(name, np.array([value], dtype=np.float64))
+                continue
+            kept.append(value)
+            self._seen[name] += 1
+            if len(kept) > UNCERTAINTY_SAMPLE:
+                self._thin(name)
+
+    def update_many(self, name: str, values: npt.NDArray[np.float64]) -> None:
+        """Add one measure of several predictions, in their order."""
+        if self._sealed is not None:
+            raise ValueError("a sealed summary takes no more values")
+        if not len(values):
+            return
+        kept = self._values.get(name)
+        if kept is None:
+            kept = self._values[name] = array("d")
+            self._seen[name], self._strides[name] = 0, 1
+        seen, stride = self._seen[name], self._strides[name]
+        kept.frombytes(np.ascontiguousarray(values[(-seen) % stride :: stride]).tobytes())
+        self._seen[name] = seen + len(values)
+        while len(kept) > UNCERTAINTY_SAMPLE:
+            kept = self._thin(name)
+
+    def _thin(self, name: str) -> "array[float]":
+        """Keep every other value kept so far (those at multiples of twice the stride)."""
+        kept = self._values[name] = self._values[name][::2]
+        self._strides[name] *= 2
+        return kept
 
     def values(self) -> dict[str, float]:
         """``<measure>_mean`` and ``<measure>_p10`` (p50, p90) for each measure seen."""
+        if self._sealed is not None:
+            return dict(self._sealed)
         out: dict[str, float] = {}
-        for name, mean in self._means.items():
-            out[f"{name}_mean"] = float(mean.get())
-            for q, quantile in zip(UNCERTAINTY_QUANTILES, self._quantiles[name], strict=True):
-                value = quantile.get()
-                if value is not None:
-                    out[f"{name}_p{round(q * 100)}"] = float(value)
+        for name in sorted(self._values, key=_measure_order):
+            kept = np.frombuffer(self._values[name], dtype=np.float64)
+            out[f"{name}_mean"] = float(kept.mean())
+            quantiles = np.quantile(kept, UNCERTAINTY_QUANTILES)
+            for q, value in zip(UNCERTAINTY_QUANTILES, quantiles, strict=True):
+                out[f"{name}_p{round(q * 100)}"] = float(value)
         return out
+
+    def seal(self) -> None:
+        """Summarise now and drop the values: no more will come."""
+        if self._sealed is None:
+            self._sealed = self.values()
+            self._values, self._seen, self._strides = {}, {}, {}
+
+
+UNCERTAINTY_SAMPLE = 65_536
+"""Values of a measure a summary keeps; past it, a systematic sample of them."""
+
+_MEASURES = ("margin", "entropy", "least_confidence", "interval_width")
+"""The order in which measures are summarised (any other after them, by name)."""
+
+
+def _measure_order(name: str) -> tuple[int, str]:
+    return (_MEASURES.index(name) if name in _MEASURES else len(_MEASURES), name)

@@ -6,7 +6,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from driftline.monitors.performance import PerformanceMonitor, PredictionRecord
+from driftline.monitors.performance import (
+    PerformanceMonitor,
+    PredictionRecord,
+    _uncertainty_columns,
+    _uncertainty_measures,
+)
 from driftline.schemas import (
     KafkaPosition,
     ModelSpec,
@@ -204,3 +209,34 @@ def test_a_realized_fall_that_recovers_is_resolved_once_quiet_for_the_reference_
     [(basis, metric, at)] = resolved
     assert (basis, metric) == (PerformanceBasis.REALIZED, "error_rate")
     assert 6_000 < at < 6_000 + 2_000  # 500 labels after the last alarm of the fall
+
+
+def test_uncertainty_measures_of_many_events_are_those_of_each_event():
+    rng = np.random.default_rng(4)
+    events = []
+    for i in range(300):
+        classes = [f"c{k}" for k in range(int(rng.integers(1, 6)))]
+        weights = rng.dirichlet(np.ones(len(classes)))
+        weights[rng.random(len(classes)) < 0.2] = 0.0
+        weights = weights / weights.sum() if weights.sum() else np.eye(len(classes))[0]
+        events.append(
+            PredictionEvent(
+                model_id="m",
+                model_version="1",
+                event_id=f"e{i}",
+                event_time=START,
+                probabilities=None
+                if i % 7 == 0
+                else dict(zip(classes, weights.tolist(), strict=True)),
+                interval=None if i % 3 else {"lower": float(i), "upper": float(i) + rng.random()},
+            )
+        )
+    columns = _uncertainty_columns(events)
+    expected: dict[str, list[tuple[int, float]]] = {}
+    for number, event in enumerate(events):
+        for name, value in _uncertainty_measures(event).items():
+            expected.setdefault(name, []).append((number, value))
+    assert set(columns) == set(expected)
+    for name, (numbers, values) in columns.items():
+        assert numbers.tolist() == [number for number, _ in expected[name]]
+        assert values == pytest.approx([value for _, value in expected[name]], abs=1e-12)

@@ -1,8 +1,14 @@
 """River's metrics as driftline reports them, checked against direct computation."""
 
+import math
+from unittest.mock import patch
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from driftline.monitors import window_metrics
 from driftline.monitors.window_metrics import RealizedMetrics, UncertaintySummary
 
 
@@ -53,3 +59,27 @@ def test_uncertainty_summary_means_and_quantiles():
     assert values["margin_mean"] == pytest.approx(0.5)
     assert values["margin_p10"] == pytest.approx(0.1, abs=0.02)
     assert values["margin_p90"] == pytest.approx(0.9, abs=0.02)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=1, max_size=300),
+    st.lists(st.integers(min_value=1, max_value=80), max_size=20),
+    st.sampled_from([4, 16, 65_536]),
+)
+def test_a_summary_does_not_depend_on_how_its_values_came(values, cuts, sample):
+    one_by_one, in_arrays = UncertaintySummary(), UncertaintySummary()
+    with patch.object(window_metrics, "UNCERTAINTY_SAMPLE", sample):
+        for value in values:
+            one_by_one.update({"margin": value})
+        start = 0
+        for size in [*cuts, len(values)]:
+            in_arrays.update_many("margin", np.asarray(values[start : start + size]))
+            start += size
+    assert in_arrays.values() == one_by_one.values()
+    kept = values[:: 1 << max(0, math.ceil(math.log2(len(values) / sample)))]
+    assert in_arrays.values()["margin_mean"] == pytest.approx(float(np.mean(kept)))
+    one_by_one.seal()
+    assert one_by_one.values() == in_arrays.values()
+    with pytest.raises(ValueError, match="sealed"):
+        one_by_one.update({"margin": 0.0})
