@@ -12,6 +12,14 @@ still alone is dead-lettered as ``orphan_label`` with its original bytes.
 Every label message ends as processed (joined), dead-lettered, a duplicate,
 or waiting; a waiting one later becomes processed or dead-lettered.
 
+Predictions come in batches (:meth:`LabelDesk.predictions`). What a batch
+reveals is worked out first (:meth:`LabelDesk.join_predictions`: counting,
+joining, expiring, event by event exactly as one at a time, since each event
+can settle a window or expire what waited), and only then taken through the
+version's lifecycle (:meth:`LabelDesk.release`), so that the caller can
+release each event's share right after that event's own drift alerts, in
+the order a one-at-a-time worker would have produced them.
+
 A model's predictions wait in the store only once the model has had a label
 (see :mod:`driftline.monitors.labels`): before, the latest
 ``held_before_first_label`` of them are held in memory only, so a model that
@@ -27,7 +35,7 @@ came). Objects written by earlier versions are still read.
 
 import base64
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +85,27 @@ ResolutionSink = Callable[[ModelSpec, PerformanceResolution, KafkaPosition | Non
 """Takes a performance that came back through the version's lifecycle; the messages."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Revealed:
+    """Performance findings of a version, not yet through its lifecycle."""
+
+    spec: ModelSpec
+    found: PerformanceFindings
+    source: KafkaPosition | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A label message to dead-letter, not yet counted."""
+
+    message: LabelMessage
+    rejection: Rejection
+
+
+PendingOutputs = list[_Revealed | _Refused]
+"""What one prediction led to, before :meth:`LabelDesk.release` makes it messages."""
+
+
 @dataclass
 class LabelCounts:
     """What the join saw beyond the labels topic's counts."""
@@ -124,15 +153,67 @@ class LabelDesk:
         self, spec: ModelSpec, event: PredictionEvent, position: KafkaPosition | None
     ) -> list[Output]:
         """Count a prediction, join it to a waiting label, and expire what waited too long."""
+        return self.predictions(spec, [event], [position])[0]
+
+    def predictions(
+        self,
+        spec: ModelSpec,
+        events: Sequence[PredictionEvent],
+        positions: Sequence[KafkaPosition | None],
+    ) -> list[list[Output]]:
+        """:meth:`prediction` for each event of one version, in order; each event's outputs.
+
+        The outputs are those of calling :meth:`prediction` event by event.
+        A caller that takes other alerts of the version through its
+        lifecycle between these events should call :meth:`join_predictions`
+        first and :meth:`release` each event's share at its place instead.
+        """
+        return [self.release(pending) for pending in self.join_predictions(spec, events, positions)]
+
+    def join_predictions(
+        self,
+        spec: ModelSpec,
+        events: Sequence[PredictionEvent],
+        positions: Sequence[KafkaPosition | None],
+    ) -> list[PendingOutputs]:
+        """Count, join and expire a batch of one version's predictions; each one's findings.
+
+        Event by event, exactly as :meth:`prediction` would, but nothing goes
+        through the version's lifecycle yet: :meth:`release` each event's
+        share, in order, to get its messages. The performance monitor and the
+        join do not depend on the lifecycle, so releasing later changes
+        nothing they find.
+        """
         monitor = self._monitor(spec)
-        record, found = monitor.predicted(event, position)
-        outputs = self._outputs(spec, found)
-        payload = _prediction_payload(spec, record, self.settings.predictions_topic)
-        joined = self.join.predicted(event.model_id, event.event_id, event.event_time, payload)
-        if joined is not None:
-            self.counters.waiting -= 1
-            outputs += self._joined(joined)
-        return outputs + self._expire(event.model_id)
+        join = self.join
+        model_id = spec.model_id
+        payloads = _PayloadWriter(spec, self.settings.predictions_topic)
+        revealed: list[PendingOutputs] = []
+        for (record, found), event in zip(
+            monitor.predicted_many(events, positions), events, strict=True
+        ):
+            pending: PendingOutputs = []
+            if found:
+                pending.append(_Revealed(spec, found, None))
+            joined = join.predicted(model_id, event.event_id, event.event_time, payloads(record))
+            if joined is not None:
+                self.counters.waiting -= 1
+                pending += self._joined(joined)
+            expired = join.advance(model_id)
+            if expired:
+                pending += self._expired(expired)
+            revealed.append(pending)
+        return revealed
+
+    def release(self, pending: PendingOutputs) -> list[Output]:
+        """The messages of what one prediction (or label) led to, through the lifecycle."""
+        outputs: list[Output] = []
+        for item in pending:
+            if isinstance(item, _Refused):
+                outputs.append(self._dead_letter(item.message, item.rejection))
+            else:
+                outputs += self._outputs(item.spec, item.found, source=item.source)
+        return outputs
 
     def label(self, label: LabelEvent, message: LabelMessage) -> list[Output]:
         """Join one new label (counted as processed, waiting or dead-lettered); the outputs."""
@@ -156,8 +237,9 @@ class LabelDesk:
             return [self._dead_letter(message, rejection)]
         if result is None:
             self.counters.waiting += 1
-            return self._expire(label.model_id)
-        return self._joined(result) + self._expire(label.model_id)
+            return self.release(self._expired(self.join.advance(label.model_id)))
+        pending = self._joined(result) + self._expired(self.join.advance(label.model_id))
+        return self.release(pending)
 
     def forget(self, model: ModelKey) -> None:
         """Drop the performance state of a version whose spec changed or went away."""
@@ -165,7 +247,7 @@ class LabelDesk:
 
     # Joining and expiring.
 
-    def _joined(self, match: Match) -> list[Output]:
+    def _joined(self, match: Match) -> PendingOutputs:
         """Feed a joined pair to its version's monitor, unless the label does not fit."""
         message = _label_message(match.label)
         version = _version(match.prediction)
@@ -177,11 +259,11 @@ class LabelDesk:
                 f"{version}, which is no longer registered",
                 field_path="prediction_id",
             )
-            return [self._dead_letter(message, rejection)]
+            return [_Refused(message, rejection)]
         event_id, label = _label_of(match.label)
         misfit = label_violation(spec, label)
         if misfit is not None:
-            return [self._dead_letter(message, misfit)]
+            return [_Refused(message, misfit)]
         self.counters.processed += 1
         record = _prediction_record(
             spec, match.prediction, match.prediction_time, self.settings.predictions_topic
@@ -189,25 +271,25 @@ class LabelDesk:
         found = self._monitor(spec).labelled(
             record, label, event_id=event_id, label_time=match.label_time
         )
-        return self._outputs(spec, found, source=message.source)
+        return [_Revealed(spec, found, message.source)] if found else []
 
-    def _expire(self, model_id: str) -> list[Output]:
-        outputs: list[Output] = []
-        for expired in self.join.advance(model_id):
+    def _expired(self, gone: list[Expired]) -> PendingOutputs:
+        """Count what the join expired: orphan labels, and predictions never labelled."""
+        pending: PendingOutputs = []
+        for expired in gone:
             if expired.side is Side.LABEL:
                 self.counters.waiting -= 1
                 self.counts.orphaned += 1
-                outputs.append(self._dead_letter(_label_message(expired.payload), _orphan(expired)))
+                pending.append(_Refused(_label_message(expired.payload), _orphan(expired)))
                 continue
             self.counts.predictions_unlabelled += 1
             spec = self.registry.spec(expired.model_id, _version(expired.payload))
             if spec is None:
                 continue
-            record = _prediction_record(
-                spec, expired.payload, expired.event_time, self.settings.predictions_topic
-            )
-            outputs += self._outputs(spec, self._monitor(spec).unlabelled(record))
-        return outputs
+            found = self._monitor(spec).unlabelled_in(_window_of(expired.payload))
+            if found:
+                pending.append(_Revealed(spec, found, None))
+        return pending
 
     # Monitors and outputs.
 
@@ -229,9 +311,7 @@ class LabelDesk:
         for resolution in found.resolved:
             outputs += self._resolve(spec, resolution, source)
         for report in found.reports:
-            outputs.append(
-                Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), report)
-            )
+            outputs.append(Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), report))
         return outputs
 
 
@@ -285,17 +365,32 @@ def _orphan(expired: Expired) -> Rejection:
 
 def _prediction_payload(spec: ModelSpec, record: PredictionRecord, topic: str) -> list[Any]:
     """What the join keeps of a prediction: only what the performance monitor needs."""
-    probabilities: Any = record.probabilities
-    classes = spec.classes
-    if probabilities and classes and probabilities.keys() <= set(classes):
-        probabilities = [probabilities.get(name) for name in classes]
-    position = record.position
-    at: list[Any] | None = None
-    if position is not None:
-        at = [position.partition, position.offset]
-        if position.topic != topic:
-            at.append(position.topic)
-    return [spec.model_version, record.window, record.prediction, probabilities, at]
+    return _PayloadWriter(spec, topic)(record)
+
+
+class _PayloadWriter:
+    """:func:`_prediction_payload` for the records of one version, its classes looked up once."""
+
+    __slots__ = ("classes", "known", "topic", "version")
+
+    def __init__(self, spec: ModelSpec, topic: str) -> None:
+        self.version = spec.model_version
+        self.classes = spec.classes
+        self.known = frozenset(spec.classes or ())
+        self.topic = topic
+
+    def __call__(self, record: PredictionRecord) -> list[Any]:
+        probabilities: Any = record.probabilities
+        classes = self.classes
+        if probabilities and classes and probabilities.keys() <= self.known:
+            probabilities = [probabilities.get(name) for name in classes]
+        position = record.position
+        at: list[Any] | None = None
+        if position is not None:
+            at = [position.partition, position.offset]
+            if position.topic != self.topic:
+                at.append(position.topic)
+        return [self.version, record.window, record.prediction, probabilities, at]
 
 
 def _prediction_record(
@@ -317,6 +412,11 @@ def _prediction_record(
         where = at[2] if len(at) > 2 else topic
         position = KafkaPosition(topic=where, partition=at[0], offset=at[1])
     return PredictionRecord(int(window), event_time, prediction, probabilities, position)
+
+
+def _window_of(payload: Any) -> int:
+    """The performance window of a waiting prediction."""
+    return int(payload["window"] if isinstance(payload, dict) else payload[1])
 
 
 def _version(payload: Any) -> str:

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.agents.counters import TopicCounters
@@ -168,3 +168,158 @@ def test_a_waiting_prediction_comes_back_as_the_record_it_was(drawn):
         record.probabilities,
         record.position,
     )
+
+
+# A batch of predictions gives what the same predictions give one by one.
+
+SMALL = PerformancePolicy(window=50, reference_labels=100)
+BATCHED_CLASSIFIER = CLASSIFIER.model_copy(update={"performance": SMALL})
+BATCHED_REGRESSOR = REGRESSOR.model_copy(update={"performance": SMALL})
+
+
+def recording_desk(spec: ModelSpec, held: int) -> tuple[LabelDesk, list[object]]:
+    """A desk whose sinks record what goes through them, in order, and return it."""
+    registry = ModelRegistry()
+    registry.apply(Registration(spec))
+    calls: list[object] = []
+
+    def dead_letter(message: LabelMessage, rejection: Rejection) -> Output:
+        calls.append(("letter", message, rejection.reason, rejection.message))
+        return LETTER
+
+    def alert(alert: object) -> list[Output]:
+        calls.append(("alert", alert))
+        return []
+
+    def resolve(spec: ModelSpec, back: object, source: object) -> list[Output]:
+        calls.append(("resolve", back, source))
+        return []
+
+    desk = LabelDesk(
+        Settings(label_retention_seconds=40.0, max_pending_labels=300),
+        registry,
+        TopicCounters(),
+        dead_letter=dead_letter,
+        alert=alert,
+        resolve=resolve,
+        held_before_first_label=held,
+    )
+    return desk, calls
+
+
+@st.composite
+def prediction_events(draw: st.DrawFn, spec: ModelSpec, index: int) -> PredictionEvent:
+    second = index + draw(st.integers(min_value=-5, max_value=5))
+    if spec.task.value == "regression":
+        return PredictionEvent(
+            model_id=spec.model_id,
+            model_version=spec.model_version,
+            event_id=f"p{draw(st.integers(min_value=0, max_value=index + 3))}",
+            event_time=START + timedelta(seconds=second),
+            prediction=draw(st.floats(min_value=-10, max_value=10)),
+            interval=draw(st.one_of(st.none(), st.just({"lower": -1.0, "upper": 2.5}))),
+        )
+    p = draw(st.floats(min_value=0.0, max_value=1.0))
+    probabilities = draw(
+        st.sampled_from(
+            [
+                None,
+                {"repaid": p, "defaulted": 1 - p},
+                {"repaid": p, "defaulted": (1 - p) / 2, "late": (1 - p) / 2},
+                {"late": 1.0},
+            ]
+        )
+    )
+    return PredictionEvent(
+        model_id=spec.model_id,
+        model_version=spec.model_version,
+        event_id=f"p{draw(st.integers(min_value=0, max_value=index + 3))}",
+        event_time=START + timedelta(seconds=second),
+        prediction=draw(st.sampled_from(["repaid", "defaulted", None])),
+        probabilities=probabilities,
+    )
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[ModelSpec, int, list[list[PredictionEvent] | LabelEvent]]:
+    """Batches of predictions of one version, with labels between them."""
+    spec = draw(st.sampled_from([BATCHED_CLASSIFIER, BATCHED_REGRESSOR]))
+    held = draw(st.sampled_from([0, 3, 2_000]))
+    steps: list[list[PredictionEvent] | LabelEvent] = []
+    index = 0
+    for _ in range(draw(st.integers(min_value=1, max_value=12))):
+        if draw(st.booleans()):
+            size = draw(st.integers(min_value=0, max_value=60))
+            steps.append([draw(prediction_events(spec, index + i)) for i in range(size)])
+            index += size
+        for _ in range(draw(st.integers(min_value=0, max_value=40))):
+            target = draw(st.integers(min_value=0, max_value=index + 3))
+            label: str | float = (
+                draw(st.sampled_from(["repaid", "defaulted", "late", "unknown"]))
+                if spec.task.value == "classification"
+                else draw(st.floats(min_value=-10, max_value=10))
+            )
+            steps.append(
+                LabelEvent(
+                    model_id=spec.model_id,
+                    event_id=f"l{len(steps)}",
+                    prediction_id=f"p{target}",
+                    event_time=START + timedelta(seconds=target + draw(st.integers(0, 30))),
+                    label=label,
+                )
+            )
+    return spec, held, steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams())
+def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
+    spec, held, steps = drawn
+    single, single_calls = recording_desk(spec, held)
+    batched, batched_calls = recording_desk(spec, held)
+    direct, _ = recording_desk(spec, held)
+    offset = 0
+    for step in steps:
+        if isinstance(step, LabelEvent):
+            source = KafkaPosition(topic="driftline.labels", partition=0, offset=offset)
+            message = LabelMessage(step.model_dump_json().encode(), b"k", source)
+            offset += 1
+            assert single.label(step, message) == batched.label(step, message)
+            direct.label(step, message)
+            continue
+        positions = [
+            KafkaPosition(topic=TOPIC, partition=0, offset=offset + i) for i in range(len(step))
+        ]
+        offset += len(step)
+        one_by_one = []
+        for event, position in zip(step, positions, strict=True):
+            before = len(single_calls)
+            outputs = single.prediction(spec, event, position)
+            one_by_one.append((outputs, single_calls[before:]))
+        # released event by event, as the intake does, each after its own drift alerts
+        before = len(batched_calls)
+        pending = batched.join_predictions(spec, step, positions)
+        assert len(batched_calls) == before  # nothing went through the sinks yet
+        at_once = []
+        for share in pending:
+            before = len(batched_calls)
+            at_once.append((batched.release(share), batched_calls[before:]))
+        assert at_once == one_by_one
+        assert direct.predictions(spec, step, positions) == [out for out, _ in one_by_one]
+    assert batched_calls == single_calls
+    assert batched.counts == single.counts
+    assert vars(batched.counters) == vars(single.counters)
+    assert batched.join.store == single.join.store
+    assert (len(batched.join), batched.join.held_predictions) == (
+        len(single.join),
+        single.join.held_predictions,
+    )
+    key = (spec.model_id, spec.model_version)
+    if key in single.monitors:
+        a, b = single.monitors[key], batched.monitors[key]
+        assert (a.predictions, a.labelled_predictions, a.last_realized, a.last_estimate) == (
+            b.predictions,
+            b.labelled_predictions,
+            b.last_realized,
+            b.last_estimate,
+        )
