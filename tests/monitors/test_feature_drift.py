@@ -112,6 +112,36 @@ def test_update_many_equals_updating_value_by_value(seed, split):
     assert bulk.scale.to_state() == one.scale.to_state()
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=10_000),
+    st.lists(st.integers(min_value=0, max_value=600), min_size=1, max_size=5),
+)
+def test_detectors_taken_together_stop_where_each_alone_would(seed, already):
+    rng = np.random.default_rng(seed)
+    ref = np.round(normal(rng, 500), 1)  # ties on purpose
+
+    def detector() -> NumericDrift:
+        return NumericDrift.from_reference_values(ref, arl=1e4, seed=seed)
+
+    together, alone = [detector() for _ in already], [detector() for _ in already]
+    for count, a, b in zip(already, together, alone, strict=True):
+        past = normal(rng, count)  # detectors at different points of their blocks
+        a.update_many(past)
+        b.update_many(past)
+    streams = [
+        np.round(np.concatenate([normal(rng, 700), normal(rng, 300) + rng.uniform(0, 2)]), 1)
+        for _ in already
+    ]
+    scores = [d.scores_ahead(x) for d, x in zip(together, streams, strict=True)]
+    hits = NumericDrift.take_together(together, streams, scores)
+    assert hits == [
+        d.take_until_alarm(x, d.scores_ahead(x)) for d, x in zip(alone, streams, strict=True)
+    ]
+    for a, b in zip(together, alone, strict=True):
+        assert json.dumps(a.to_state()) == json.dumps(b.to_state())
+
+
 def test_detector_state_is_plain_json():
     rng = np.random.default_rng(1)
     detector = NumericDrift.from_reference_values(normal(rng, 2_000), arl=ARL)
