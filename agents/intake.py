@@ -14,10 +14,11 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TypeGuard
 
 from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
-from driftline.agents.labelling import LabelDesk, LabelMessage
+from driftline.agents.labelling import LabelDesk, LabelMessage, PendingOutputs
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import (
     ModelKey,
@@ -104,6 +105,13 @@ class IntakeCounters:
     triggers: int = 0
 
 
+def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]:
+    """Whether an event is a prediction whose performance can be judged once labelled."""
+    return isinstance(event, PredictionEvent) and (
+        event.prediction is not None or bool(event.probabilities)
+    )
+
+
 _NOTHING = ModelFindings()
 """What most events reveal (shared, never changed)."""
 
@@ -157,6 +165,7 @@ class Intake:
             alert=self._performance_alert,
             resolve=self._performance_back,
             store=label_store,
+            held_before_first_label=settings.held_predictions_before_first_label,
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
         self.books = AlertBooks(alert_store)
@@ -271,6 +280,7 @@ class Intake:
         life, decider = self.books.book_for(spec)
         counters = self.counters.topics
         watching = life.watching
+        pending = iter(self._join_predictions(batch))
         rows = zip(batch.indices, batch.messages, batch.events, strict=True)
         for number, (index, message, event) in enumerate(rows):
             self._at(message)
@@ -285,12 +295,37 @@ class Intake:
             sent = [self._alert(alert) for alert in alerts]
             sent += [self._trigger(t) for t in triggers]
             counters[message.topic].processed += 1
-            if isinstance(event, PredictionEvent) and (
-                event.prediction is not None or event.probabilities
-            ):
-                sent += self.labels.prediction(spec, event, message.source)
+            if _judged(event):
+                sent += self.labels.release(next(pending))
             outputs[index] = sent
         self.books.save(spec, changed=True)
+
+    def _join_predictions(self, batch: "_VersionBatch") -> list[PendingOutputs]:
+        """Join a version's predictions to their labels, a run of one partition at a time.
+
+        What each leads to is released later, at its event's place among the
+        version's alerts. Runs keep every join write on its event's partition.
+        """
+        pending: list[PendingOutputs] = []
+        judged: list[tuple[InputMessage, PredictionEvent]] = []
+        for message, event in zip(batch.messages, batch.events, strict=True):
+            if _judged(event):
+                judged.append((message, event))
+        start = 0
+        while start < len(judged):
+            partition = judged[start][0].source.partition
+            end = start + 1
+            while end < len(judged) and judged[end][0].source.partition == partition:
+                end += 1
+            self._at(judged[start][0])
+            run = judged[start:end]
+            pending += self.labels.join_predictions(
+                batch.spec,
+                [event for _, event in run],
+                [message.source for message, _ in run],
+            )
+            start = end
+        return pending
 
     def _at(self, message: InputMessage) -> None:
         """Tell the stores which input partition the writes that follow belong to."""

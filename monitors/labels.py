@@ -5,9 +5,9 @@ producers race), so whichever comes first waits in a store for its partner.
 Waiting is bounded in event time, never by a wall clock: an entry older than
 its model's watermark minus the retention expires. Each side (predictions,
 labels) has its own watermark, the latest event time it brought; the model's
-is the earlier of the two (of the one side seen, before the other's first
-event), so that a topic consumed ahead of the other expires nothing its
-lagging partner could still join.
+is the earlier of the two (for a side the model has not seen yet, how far
+that side has come for any model), so that a topic consumed ahead of the
+other expires nothing its lagging partner could still join.
 An expired prediction was never labelled (it lowers label coverage); an
 expired label is an orphan (dead-lettered, so it keeps its payload). Every
 label given ends as exactly one of: part of a :class:`Match`, an
@@ -253,6 +253,8 @@ class LabelJoin:
         self._retention_us = retention // _MICROSECOND
         self._heaps: dict[str, list[_Item]] = {}
         self._watermarks: dict[str, dict[str, int]] = {}
+        self._furthest: dict[str, int] = {}
+        """Each side's watermark over all models: how far that topic has been read."""
         self._counts: Counter[str] = Counter()
         self._size = 0
         """Entries kept, over all sides: the sum of ``_counts``, kept up to date."""
@@ -295,9 +297,8 @@ class LabelJoin:
         """
         gone, self._evicted = self._evicted, []
         heap = self._heaps.get(model_id)
-        marks = self._watermarks.get(model_id)
-        if heap and marks:
-            horizon = min(marks.values()) - self._retention_us
+        horizon = self._horizon(model_id) if heap else None
+        if heap and horizon is not None:
             while heap and heap[0][0] < horizon:
                 item = heapq.heappop(heap)
                 entry = self._live(model_id, item)
@@ -329,6 +330,7 @@ class LabelJoin:
         unlabelled: its stored state, written elsewhere, wins).
         """
         self._heaps, self._watermarks, self._counts = {}, {}, Counter()
+        self._furthest = {}
         self._size = 0
         self._labelled_models = set()
         latest: dict[str, int] = {}
@@ -337,6 +339,8 @@ class LabelJoin:
             if len(parts) == 1:
                 marks = orjson.loads(value)
                 self._watermarks[parts[0]] = {side: int(t) for side, t in marks.items()}
+                for side, t in marks.items():
+                    self._furthest[side] = max(self._furthest.get(side, int(t)), int(t))
                 if Side.LABEL.value in marks:
                     self._labelled_models.add(parts[0])
                 continue
@@ -380,11 +384,22 @@ class LabelJoin:
         return None if horizon is None else _datetime(horizon + self._retention_us)
 
     def _horizon(self, model_id: str) -> int | None:
-        """Entries older than this (in microseconds) have waited out the retention."""
+        """Entries older than this (in microseconds) have waited out the retention.
+
+        A side the model has not seen yet counts as far as that side has come
+        for any model: before a model's first label, its predictions wait
+        until the labels topic as a whole is past them, so a worker whose
+        labels agent lags its predictions agent (a backlog, a batch ahead)
+        does not give up on predictions whose labels it has not read yet.
+        With no event at all on a side, nothing expires by time.
+        """
         marks = self._watermarks.get(model_id)
         if not marks:
             return None
-        return min(marks.values()) - self._retention_us
+        sides = [marks.get(side, self._furthest.get(side)) for side in _SIDE_NAMES.values()]
+        if None in sides:
+            return None
+        return min(side for side in sides if side is not None) - self._retention_us
 
     @property
     def pending_predictions(self) -> int:
@@ -448,6 +463,8 @@ class LabelJoin:
         if marks is None:
             marks = self._watermarks[model_id] = {}
         side = _SIDE_NAMES[code]
+        if time > self._furthest.get(side, time - 1):
+            self._furthest[side] = time
         if time > marks.get(side, time - 1):
             marks[side] = time
             if labelled:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DRIFTLINE_"
@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         default=1_000_000,
         description="Predictions and labels one worker keeps waiting for their partner; past it "
         "the oldest stop waiting early (a prediction as unlabelled, a label as an orphan).",
+    )
+    held_predictions_before_first_label: NonNegativeInt = Field(
+        default=10_000,
+        description="Predictions held in memory per model that has had no label yet (they "
+        "wait in the label join only from its first label on); past it the oldest count as "
+        "never labelled, and a label for one of them later becomes an orphan.",
     )
     max_future_seconds: PositiveFloat = Field(
         default=600.0,

@@ -66,7 +66,7 @@ def test_the_effective_watermark_is_the_earlier_of_the_two_sides():
     store: dict[str, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
     join.labelled("m", "l1", at(50), {})
-    assert join.watermark("m") == at(50)  # only the label side seen yet
+    assert join.watermark("m") is None  # no prediction read yet, of any model: nothing expires
     join.predicted("m", "p1", at(300), {})
     assert join.watermark("m") == at(50)  # the labels lag
     join.labelled("m", "l2", at(20), {})  # a late label does not lower its side
@@ -74,6 +74,30 @@ def test_the_effective_watermark_is_the_earlier_of_the_two_sides():
     join.labelled("m", "l3", at(400), {})
     assert join.watermark("m") == at(300)  # now the predictions lag
     assert orjson.loads(store['["m"]']) == {"label": micros(400), "prediction": micros(300)}
+
+
+def test_before_a_models_first_label_its_predictions_wait_for_the_labels_topic_as_a_whole():
+    # the worker's predictions agent runs far ahead of its labels agent
+    join = LabelJoin(RETENTION)
+    join.labelled("other", "q0", at(0), {"label": 1})  # the labels topic has reached 0
+    for second in range(0, 10_000, 10):
+        join.predicted("m", f"p{second}", at(second), {"score": 0.5})
+    assert join.advance("m") == []  # labels are not read past 0 yet: no prediction gives up
+    assert join.labelled("m", "p0", at(5), {"label": 0}) is not None  # its label, at last
+    join.labelled("m", "p20", at(9_000), {"label": 1})  # the labels catch up
+    gone = {e.prediction_id for e in join.advance("m")}
+    assert {"p10", "p8000"} <= gone
+    assert "p9990" not in gone
+
+
+def test_a_model_without_labels_lets_its_predictions_go_as_the_labels_topic_passes_them():
+    join = LabelJoin(RETENTION, held_before_first_label=100_000)
+    for second in range(0, 1_000, 10):
+        join.predicted("m", f"p{second}", at(second), {"score": 0.5})
+    assert join.advance("m") == []  # no label read at all: nothing to wait for, nothing expires
+    join.labelled("other", "q", at(500), {"label": 1})
+    gone = {e.prediction_id for e in join.advance("m")}
+    assert gone == {f"p{second}" for second in range(0, 500 - 100, 10)}
 
 
 def test_labels_consumed_far_ahead_of_predictions_wait_for_the_lagging_prediction_side():
@@ -117,34 +141,20 @@ def test_an_orphan_label_expires_once_the_lagging_prediction_side_also_passes_it
     assert join.pending_labels == 1  # l9, far ahead, still waits
 
 
-def test_before_any_label_predictions_expire_by_the_prediction_side_alone():
-    # With no label seen for the model, nothing holds the predictions back: a
-    # model never labelled, or whose labels agent has not delivered its first
-    # label yet, loses its old predictions as unlabelled, and their labels, if
-    # they come later, are orphans. The first label (however old) then sets
-    # the label side, and the effective watermark falls back to it.
-    join = LabelJoin(RETENTION)
-    join.predicted("m", "p1", at(0), {"score": 0.5})
-    join.predicted("m", "p2", at(200), {})
-    assert join.watermark("m") == at(200)
-    assert join.advance("m") == [Expired(Side.PREDICTION, "m", "p1", at(0), {"score": 0.5})]
-    assert join.labelled("m", "p1", at(5), {"label": 1}) is None  # too late: it waits
-    assert join.watermark("m") == at(5)
-    assert join.advance("m") == []
-    join.labelled("m", "p2", at(300), {"label": 0})
-    assert [(e.side, e.prediction_id) for e in join.advance("m")] == [(Side.LABEL, "p1")]
-
-
-def test_before_any_prediction_labels_expire_by_the_label_side_alone():
-    # the mirror image: a label side alone can make orphans
+def test_before_any_prediction_is_read_labels_wait_and_then_go_as_predictions_pass_them():
+    # the mirror image: labels read before any prediction at all wait, whatever their age
     join = LabelJoin(RETENTION)
     join.labelled("m", "p1", at(0), {"label": 1})
     join.labelled("m", "p2", at(200), {"label": 0})
+    assert join.advance("m") == []
+    join.predicted("other", "q", at(200), {})  # the predictions topic has reached 200
     assert join.advance("m") == [Expired(Side.LABEL, "m", "p1", at(0), {"label": 1})]
 
 
 def test_watermarks_are_per_model():
     join = LabelJoin(RETENTION)
+    join.labelled("a", "l1", at(5_000), {})
+    join.labelled("b", "l1", at(5_000), {})
     join.predicted("a", "p1", at(0), {})
     join.predicted("b", "p1", at(1_000), {})
     assert join.advance("a") == join.advance("b") == []
