@@ -539,7 +539,8 @@ class DataQualityMonitor:
             if len(odd) < size:
                 fine = np.ones(size, dtype=bool)
                 fine[odd] = False
-                numbers[fine] = [column[i] for i in np.flatnonzero(fine).tolist()]
+                kept = [column[i] for i in np.flatnonzero(fine).tolist()]
+                numbers[fine] = np.array(kept, dtype=np.float64)
         for i in odd:
             checked = _classify(feature, column[i], column[i] is not _ABSENT, None)
             missing[i], wrong[i] = checked.missing, checked.type_violation

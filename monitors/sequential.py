@@ -931,9 +931,8 @@ class SerialDependence:
                 estimate.update_many(rows[number])
         if not joint or rows.shape[1] == 0:
             return
-        values = np.column_stack(
-            [[estimates[number]._last for number in joint], _finite_matrix(rows[joint])]
-        )
+        lasts = np.array([estimates[number]._last for number in joint], dtype=np.float64)
+        values: npt.NDArray[np.float64] = np.column_stack([lasts, _finite_matrix(rows[joint])])
         with np.errstate(over="ignore", invalid="ignore"):
             differences = np.diff(values, axis=1)
             squares = np.minimum(differences * differences, MAX_SQUARED_DIFFERENCE)
