@@ -46,10 +46,15 @@ class AlertBooks:
         self._books[key] = book
         return book
 
-    def save(self, spec: ModelSpec, *, changed: bool) -> None:
-        """Write the version's state if an event changed it, or every ``SAVE_EVERY`` events."""
+    def save(self, spec: ModelSpec, *, changed: bool, since: int | None = None) -> None:
+        """Write the version's state if events changed it, or every ``SAVE_EVERY`` events.
+
+        ``since`` is the version's clock before the events (a batch) this
+        save is for; without it, they were one event.
+        """
         life, decider = self.book_for(spec)
-        if not changed and life.clock % SAVE_EVERY:
+        before = life.clock - 1 if since is None else since
+        if not changed and before // SAVE_EVERY == life.clock // SAVE_EVERY:
             return
         self.store[_key(spec)] = orjson.dumps(
             {

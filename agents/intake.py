@@ -279,7 +279,7 @@ class Intake:
         found = batch.monitor.update_batch(batch.events, batch.positions)
         life, decider = self.books.book_for(spec)
         counters = self.counters.topics
-        watching = life.watching
+        watching, since, changed = life.watching, life.clock, False
         pending = iter(self._join_predictions(batch))
         rows = zip(batch.indices, batch.messages, batch.events, strict=True)
         for number, (index, message, event) in enumerate(rows):
@@ -292,13 +292,14 @@ class Intake:
                 alerts = life.update(findings or _NOTHING, now, event, message.source, alarming)
                 watching = life.watching
             triggers = decider.observe(alerts, now)
+            changed = changed or bool(alerts or triggers)
             sent = [self._alert(alert) for alert in alerts]
             sent += [self._trigger(t) for t in triggers]
             counters[message.topic].processed += 1
             if _judged(event):
                 sent += self.labels.release(next(pending))
             outputs[index] = sent
-        self.books.save(spec, changed=True)
+        self.books.save(spec, changed=changed, since=since)
 
     def _join_predictions(self, batch: "_VersionBatch") -> list[PendingOutputs]:
         """Join a version's predictions to their labels, a run of one partition at a time.
