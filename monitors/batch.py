@@ -96,8 +96,52 @@ class BatchWatch:
         self.outcomes: list[tuple[int, int, Outcome]] = []
         self.scores: dict[str, np.ndarray] = {}
 
-    def run(self) -> dict[int, ModelFindings]:
-        """Update the monitor with the batch; the findings of each event, by batch index."""
+    def collect(self) -> tuple[int, dict[int, ModelFindings]]:
+        """Collect the warm-up reference from the batch's first events, as far as it goes.
+
+        Data quality runs on the counted events up to the one that completes
+        the warm-up (the reference is then built and the detectors started);
+        returns how many of the batch's events that took, and their findings.
+        """
+        monitor = self.monitor
+        warmup = monitor._warmup
+        assert warmup is not None
+        need = monitor.spec.drift.warmup_events - monitor.events
+        if 0 < need <= len(self.rows):
+            self.rows = self.rows[:need]
+            taken = self.rows[-1] + 1
+        else:
+            taken = len(self.events)
+        rows = self.rows
+        with_features = [j for j, row in enumerate(rows) if self.events[row].features is not None]
+        quality = monitor._quality.update_many(
+            [self.events[rows[j]].features or {} for j in with_features]
+        )
+        features = [self.events[row].features for row in rows]
+        for name, column in warmup.items():
+            if name == PREDICTION:
+                column.extend(self.predictions[: len(rows)])
+            elif name == UNCERTAINTY:
+                column.extend(self.unsure[: len(rows)])
+            else:
+                column.extend(None if given is None else given.get(name) for given in features)
+        self._account(quality, with_features)
+        if monitor.events >= monitor.spec.drift.warmup_events:
+            monitor._warmup = None
+            monitor._start(monitor._warmup_reference(warmup))
+        return taken, self._findings(quality, with_features)
+
+    def _account(self, quality: QualityBatch, with_features: list[int]) -> None:
+        """Count the batch's events as the monitor's, and remember them to place changes."""
+        self.quality = quality
+        self.with_features = with_features
+        self.monitor._events += len(self.rows)
+        self.monitor._recent_events.extend(
+            (self.events[row].event_time, self.positions[row]) for row in self.rows
+        )
+
+    def run(self) -> tuple[int, dict[int, ModelFindings]]:
+        """Update the monitor with the whole batch; its length, and each event's findings."""
         monitor, rows = self.monitor, self.rows
         with_features = [j for j, row in enumerate(rows) if self.events[row].features is not None]
         quality = monitor._quality.update_many(
@@ -108,13 +152,8 @@ class BatchWatch:
         ahead = self._run_ahead(columns)
         for order, subject in enumerate(monitor._subjects):
             self._watch(order, subject, quality, feature_rows, columns.get(order), ahead)
-        self.quality = quality
-        self.with_features = with_features
-        monitor._events += len(rows)
-        monitor._recent_events.extend(
-            (self.events[row].event_time, self.positions[row]) for row in rows
-        )
-        return self._findings(quality, with_features)
+        self._account(quality, with_features)
+        return len(self.events), self._findings(quality, with_features)
 
     def quality_changes(self) -> dict[tuple[str, QualityCheck], list[tuple[int, bool]]]:
         """Per data-quality check, the batch indices at which it began or stopped alarming."""

@@ -234,11 +234,32 @@ class ModelMonitor:
         before = self._quality.alarming_checks()
         changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]] = {}
         found: dict[int, ModelFindings] = {}
-        index, now = 0, before
-        while index < len(events) and (
-            self._warmup is not None or len(events) - index < SMALL_BATCH
-        ):
-            one = self.update(events[index], where[index])
+        index = 0
+        while index < len(events):
+            if len(events) - index < SMALL_BATCH:
+                self._one_by_one(events[index:], where[index:], index, found, changes)
+                break
+            watch = BatchWatch(self, events[index:], where[index:])
+            taken, revealed = watch.collect() if self._warmup is not None else watch.run()
+            for offset, one in revealed.items():
+                found[index + offset] = one
+            for key, marks in watch.quality_changes().items():
+                changes.setdefault(key, []).extend((index + i, state) for i, state in marks)
+            index += taken
+        return BatchFindings(found, before, changes)
+
+    def _one_by_one(
+        self,
+        events: Sequence[PredictionEvent | FeatureEvent],
+        where: Sequence[KafkaPosition | None],
+        offset: int,
+        found: dict[int, ModelFindings],
+        changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]],
+    ) -> None:
+        """:meth:`update` each event, noting what :meth:`update_batch` reports of it."""
+        now = self._quality.alarming_checks()
+        for index, (event, position) in enumerate(zip(events, where, strict=True), offset):
+            one = self.update(event, position)
             if one.drifts or one.quality or one.repeats or one.resolved:
                 found[index] = one
             if one.quality or any(now.values()):
@@ -247,14 +268,6 @@ class ModelMonitor:
                     if state != now[key]:
                         changes.setdefault(key, []).append((index, state))
                 now = after
-            index += 1
-        if index < len(events):
-            watch = BatchWatch(self, events[index:], where[index:])
-            for offset, one in watch.run().items():
-                found[index + offset] = one
-            for key, marks in watch.quality_changes().items():
-                changes.setdefault(key, []).extend((index + i, state) for i, state in marks)
-        return BatchFindings(found, before, changes)
 
     def _collect(self, values: Mapping[str, object]) -> None:
         assert self._warmup is not None
