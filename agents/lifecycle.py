@@ -322,14 +322,12 @@ class AlertLifecycle:
     def _drift(
         self, finding: DriftFinding, now: int, source: KafkaPosition | None, *, repeat: bool
     ) -> list[Alert]:
-        spec = self.spec
         life = self._drifts.get(finding.subject)
-        fresh = drift_alert(spec.model_id, spec.model_version, finding, source)
-        fresh = fresh.model_copy(update={"severity": self._drift_severity(fresh)})
         if life is not None and life.open:
             life.alarmed_at, life.restored_at = now, None
             if now - life.updated_at < self.policy.update_every_events:
                 return []
+            fresh = self._fresh(finding, source)
             life.updated_at = now
             life.alert = fresh.model_copy(
                 update={
@@ -345,6 +343,7 @@ class AlertLifecycle:
                 "%s: alarm within the cooldown of its last alert; no new alert", finding.subject
             )
             return []
+        fresh = self._fresh(finding, source)
         group = self._group
         opened_group = group is None
         if group is None:
@@ -356,6 +355,12 @@ class AlertLifecycle:
         group.open_members.append(alert.alert_id)
         status = AlertStatus.OPEN if opened_group else AlertStatus.UPDATE
         return [alert, self._group_message(status, alert.event_id, alert.event_time, source)]
+
+    def _fresh(self, finding: DriftFinding, source: KafkaPosition | None) -> Alert:
+        """The alert a drift finding makes, graded (built only when it is to be sent)."""
+        spec = self.spec
+        fresh = drift_alert(spec.model_id, spec.model_version, finding, source)
+        return fresh.model_copy(update={"severity": self._drift_severity(fresh)})
 
     def _drift_severity(self, alert: Alert) -> Severity:
         evidence = alert.evidence

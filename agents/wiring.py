@@ -16,6 +16,7 @@ new alerts).
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,7 @@ def _register_input_agent(
     intake, follower = monitoring.intake, monitoring.follower
 
     async def process(records: Sequence[Any]) -> None:
+        started = time.perf_counter()
         messages = [_input_message(topic, record) for record in records]
         try:
             items = [intake.read(message) for message in messages]
@@ -121,6 +123,14 @@ def _register_input_agent(
             outputs = [output for message in messages for output in _one_by_one(intake, message)]
         await sender.send_all(outputs)
         intake.flush_state()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: a batch of %d in %.1f ms, %d outputs",
+                topic.value,
+                len(messages),
+                (time.perf_counter() - started) * 1e3,
+                len(outputs),
+            )
 
     async def consume_batches(stream: StreamT[bytes]) -> None:
         async for batch in take_batches(

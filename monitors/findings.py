@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -42,9 +43,20 @@ EVENT_MEMORY = 4_096
 Detector = NumericDrift | CategoricalDrift | MultivariateDrift
 
 
-@dataclass(frozen=True, slots=True)
+Evidence = tuple[DistributionSummary, DistributionSummary, dict[str, float]]
+"""Reference and current summaries, and distances, of one alarm."""
+
+
+@dataclass(frozen=True)
 class DriftFinding:
-    """A drift of one subject, found while processing one event, with its evidence."""
+    """A drift of one subject, found while processing one event, with its evidence.
+
+    The evidence (``reference``, ``current``, ``distances``) is computed from
+    the alarm on first use: during a lasting change a subject alarms again
+    every few dozen events, and most of those repeats open or update no
+    alert, so their evidence (quantiles, a KS test, PSI, Wasserstein) would
+    be work thrown away. Give ``evidence`` to fix it up front instead.
+    """
 
     subject: str
     alarm: DriftAlarm
@@ -52,9 +64,30 @@ class DriftFinding:
     event_time: datetime
     change_event_time: datetime | None
     change_position: KafkaPosition | None
-    reference: DistributionSummary
-    current: DistributionSummary
-    distances: dict[str, float]
+    detector: "Detector | None" = field(default=None, repr=False, compare=False)
+    evidence: Evidence | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _evidence(self) -> Evidence:
+        if self.evidence is not None:
+            return self.evidence
+        assert self.detector is not None, "a finding needs its detector or its evidence"
+        return evidence_of(self.detector, self.alarm)
+
+    @property
+    def reference(self) -> DistributionSummary:
+        """The reference distribution of the subject, summarised."""
+        return self._evidence[0]
+
+    @property
+    def current(self) -> DistributionSummary:
+        """The distribution since the estimated change, summarised."""
+        return self._evidence[1]
+
+    @property
+    def distances(self) -> dict[str, float]:
+        """How far the current values lie from the reference (KS, PSI, ...)."""
+        return self._evidence[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +162,7 @@ def prediction_value(spec: ModelSpec, event: PredictionEvent | FeatureEvent) -> 
     return event.prediction if isinstance(event.prediction, str) else None
 
 
-def evidence(
+def evidence_of(
     detector: Detector, alarm: DriftAlarm
 ) -> tuple[DistributionSummary, DistributionSummary, dict[str, float]]:
     """Reference and current summaries, and distances, for one alarm."""
@@ -189,7 +222,6 @@ def drift_finding(
     change: tuple[datetime | None, KafkaPosition | None],
 ) -> DriftFinding:
     """The finding of a subject's alarm on ``event``, its change point at ``change``."""
-    reference, current, distances = evidence(subject.detector, alarm)
     return DriftFinding(
         subject=subject.name,
         alarm=alarm,
@@ -197,7 +229,5 @@ def drift_finding(
         event_time=event.event_time,
         change_event_time=change[0],
         change_position=change[1],
-        reference=reference,
-        current=current,
-        distances=distances,
+        detector=subject.detector,
     )

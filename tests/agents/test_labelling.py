@@ -145,7 +145,9 @@ probability = st.floats(min_value=0.0, max_value=1.0)
 def records(draw: st.DrawFn) -> tuple[ModelSpec, PredictionRecord]:
     spec = draw(st.sampled_from([CLASSIFIER, OPEN_CLASSIFIER, REGRESSOR]))
     if spec is REGRESSOR:
-        prediction: str | float | None = draw(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)))
+        prediction: str | float | None = draw(
+            st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))
+        )
         probabilities = None
     else:
         prediction = draw(st.one_of(st.none(), st.sampled_from(CLASSES)))

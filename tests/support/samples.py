@@ -28,9 +28,11 @@ def a_feature_drift(feature: str = "x", observation: int = 100) -> DriftFinding:
         event_time=TIME,
         change_event_time=TIME,
         change_position=KafkaPosition(topic="p", partition=3, offset=observation - 30),
-        reference=DistributionSummary(count=2000, quantiles={"0.5": 0.1}),
-        current=DistributionSummary(count=30, quantiles={"0.5": 2.9}),
-        distances={"ks": 0.9},
+        evidence=(
+            DistributionSummary(count=2000, quantiles={"0.5": 0.1}),
+            DistributionSummary(count=30, quantiles={"0.5": 2.9}),
+            {"ks": 0.9},
+        ),
     )
 
 
