@@ -12,6 +12,7 @@ from driftline.agents.metrics import register_metrics_page
 from driftline.agents.status import register_status_page
 from driftline.agents.wiring import Monitoring, register_agents
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
+from driftline.streams.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def run_worker(settings: Settings) -> NoReturn:
         registered = len(monitoring.registry)
         log.info("alerts: %s; models registered: %d", dict(counters.alerts), registered)
 
+    tune_garbage_collector()
     worker = BoundedShutdownWorker(
         dapp.app,
         loglevel=settings.log_level,

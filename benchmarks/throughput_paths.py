@@ -10,6 +10,7 @@ its processing, timed from its first event, with start-up apart.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ from benchmarks.probes import GroupProbe, cpu_seconds, free_port, resident_bytes
 from benchmarks.probes import worker_status as read_status
 from driftline.replay import Replay
 from driftline.schemas import ModelSpec
+from driftline.streams.runtime import tune_garbage_collector
 from driftline.streams.settings import Settings, to_environment
 from driftline.worker_process import WorkerProcess
 
@@ -343,11 +345,20 @@ def _follow(
 
 
 def run_replay(bench: Bench, tag: str) -> PathRun:
-    """(d) :class:`driftline.replay.Replay` over the published values, in this process."""
-    started = (time.perf_counter(), time.process_time())
-    replay = Replay(bench.specs)
-    outputs = sum(1 for _ in replay.feed(bench.lines))
-    ended = (time.perf_counter(), time.process_time())
+    """(d) :class:`driftline.replay.Replay` over the published values, in this process.
+
+    With the garbage collector tuned as ``driftline replay`` tunes it, for this run only.
+    """
+    thresholds = gc.get_threshold()
+    tune_garbage_collector()
+    try:
+        started = (time.perf_counter(), time.process_time())
+        replay = Replay(bench.specs)
+        outputs = sum(1 for _ in replay.feed(bench.lines))
+        ended = (time.perf_counter(), time.process_time())
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     counters = replay.counters
     return PathRun(
         path="d",

@@ -326,6 +326,7 @@ def replay(
     from driftline.replay import Replay
     from driftline.schemas import Alert, DeadLetter, ReferenceProfile, RetrainTrigger
     from driftline.specfiles import SpecFileError, load_spec_files
+    from driftline.streams.runtime import tune_garbage_collector
 
     try:
         specs = [loaded for _, loaded in load_spec_files(spec)]
@@ -335,6 +336,7 @@ def replay(
     except (SpecFileError, ValidationError, OSError) as error:
         typer.echo(f"driftline replay: {error}", err=True)
         raise typer.Exit(2) from None
+    tune_garbage_collector()
     run = Replay(specs, references=references)
     try:
         for output in run.feed_file(events):

@@ -582,6 +582,12 @@ def build_reference(
 
 def _numbers(feature: FeatureSpec, column: Sequence[object]) -> Floats:
     """One float per row as drift detectors would see it; NaN where there is none."""
+    expected = bool if feature.kind is FeatureKind.BOOLEAN else float
+    if set(map(type, column)) <= {expected}:  # the common case, converted whole
+        numbers = np.array(column, dtype=np.float64)
+        if expected is float:
+            numbers[~np.isfinite(numbers)] = np.nan
+        return numbers
     numbers = np.full(len(column), np.nan)
     for row, value in enumerate(column):
         if feature.kind is FeatureKind.BOOLEAN:
