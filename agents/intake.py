@@ -135,6 +135,10 @@ class _VersionBatch:
     def positions(self) -> list[KafkaPosition | None]:
         return [message.source for message in self.messages]
 
+    @property
+    def key(self) -> ModelKey:
+        return (self.spec.model_id, self.spec.model_version)
+
 
 class Intake:
     """Decides, for each consumed message, what it leads to.
@@ -235,7 +239,12 @@ class Intake:
             if isinstance(item, list):
                 continue
             self._at(item.message)
-            accepted = self._check(item)
+            try:
+                accepted = self._check(item)
+            except Exception as error:  # a bug: this message alone is dead-lettered
+                log.exception("failed on %s", item.message.source)
+                outputs[index] = [self.failed(item.message, error)]
+                continue
             if isinstance(accepted, list):
                 outputs[index] = accepted
                 continue
@@ -248,7 +257,14 @@ class Intake:
                 batch = versions[key] = _VersionBatch(spec, monitor)
             batch.add(index, item.message, event)
         for batch in versions.values():
-            self._watch(batch, outputs)
+            try:
+                self._watch(batch, outputs)
+            except Exception as error:
+                # A bug: the version's events of this batch are dead-lettered (their
+                # bytes can be replayed); the other versions go on.
+                log.exception("failed on a batch of model %s version %s", *batch.key)
+                for index, message in zip(batch.indices, batch.messages, strict=True):
+                    outputs[index] = [self.failed(message, error)]
         return [output for some in outputs for output in some]
 
     def _check(self, decoded: Decoded) -> tuple[ModelSpec, ModelMonitor] | list[Output]:

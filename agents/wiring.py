@@ -116,11 +116,12 @@ def _register_input_agent(
             outputs = intake.process_batch(items)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # A bug must not kill the agent nor lose a message: go one by one,
-            # and dead-letter the messages the worker fails on.
-            log.exception("failed on a batch of %d %s; retrying one by one", len(messages), topic)
-            outputs = [output for message in messages for output in _one_by_one(intake, message)]
+        except Exception as error:
+            # The intake dead-letters what it fails on itself; getting here is a bug
+            # outside it. It must not kill the agent nor lose a message: each message
+            # of the batch is dead-lettered with the error (its bytes can be replayed).
+            log.exception("failed on a batch of %d %s", len(messages), topic)
+            outputs = [intake.failed(message, error) for message in messages]
         await sender.send_all(outputs)
         intake.flush_state()
         if log.isEnabledFor(logging.DEBUG):
@@ -154,14 +155,6 @@ def _input_message(topic: InputTopic, record: Any) -> InputMessage:
         source=KafkaPosition(topic=record.topic, partition=record.partition, offset=record.offset),
         timestamp=record.timestamp,
     )
-
-
-def _one_by_one(intake: Intake, message: InputMessage) -> list[Output]:
-    try:
-        return intake.handle(message)
-    except Exception as error:
-        log.exception("failed on %s", message.source)
-        return [intake.failed(message, error)]
 
 
 class OutputSender:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration, Unregistration
+from driftline.monitors import ModelMonitor
 from driftline.schemas import (
     Alert,
     DeadLetter,
@@ -313,3 +314,47 @@ def test_valid_events_with_any_feature_values_are_processed_or_counted_as_duplic
     counters = intake.counters.topics[InputTopic.PREDICTIONS]
     assert counters.processed + counters.duplicates == len(events)
     assert counters.processed == len({event.event_id for event in events})
+
+
+def test_a_batch_is_processed_as_its_messages_one_by_one():
+    events = list(simulated_predictions(3_000, shift_at=1_500, seed=6))
+    one, batched = intake_with(SPEC), intake_with(SPEC)
+    expected = feed(one, InputTopic.PREDICTIONS, events)
+    messages = [
+        message(InputTopic.PREDICTIONS, event.model_dump_json().encode(), offset)
+        for offset, event in enumerate(events)
+    ]
+    got: list[Output] = []
+    for start in range(0, len(messages), 700):
+        got += batched.handle_batch(messages[start : start + 700])
+    assert [o.value for o in got] == [o.value for o in expected]
+    assert (
+        batched.counters.topics[InputTopic.PREDICTIONS]
+        == one.counters.topics[InputTopic.PREDICTIONS]
+    )
+
+
+def test_a_bug_in_one_versions_batch_dead_letters_its_events_and_spares_the_others(monkeypatch):
+    other = SPEC.model_copy(update={"model_id": "other-model"})
+    intake = intake_with(SPEC, other)
+    healthy = [prediction(i) for i in range(40)]
+    broken = [prediction(i, model_id="other-model") for i in range(40, 60)]
+    original = ModelMonitor.update_batch
+
+    def update_batch(self, events, positions=None):
+        if self.spec.model_id == "other-model":
+            raise RuntimeError("a bug")
+        return original(self, events, positions)
+
+    monkeypatch.setattr(ModelMonitor, "update_batch", update_batch)
+    messages = [
+        message(InputTopic.PREDICTIONS, event.model_dump_json().encode(), offset)
+        for offset, event in enumerate(healthy + broken)
+    ]
+    outputs = intake.handle_batch(messages)
+    dead = letters(outputs)
+    assert [letter.reason.value for letter in dead] == ["processing_error"] * len(broken)
+    assert [letter.source.offset for letter in dead] == list(range(40, 60))
+    assert "RuntimeError: a bug" in dead[0].message
+    counts = intake.counters.topics[InputTopic.PREDICTIONS]
+    assert (counts.consumed, counts.processed, counts.dead_lettered) == (60, 40, 20)
