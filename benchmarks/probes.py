@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,16 +59,6 @@ def settled(report: dict[str, Any] | None, topic: str = "predictions") -> int | 
     if counts is None:
         return 0
     return int(counts["processed"]) + int(counts["dead_lettered"]) + int(counts["duplicates"])
-
-
-def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    """The next offset to be written, per partition of ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
 
 
 class GroupProbe:

@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 
 from benchmarks.alert_latency import latency_settings, measure_alert_latency
-from benchmarks.probes import end_offsets, free_port
+from benchmarks.probes import free_port
 from benchmarks.throughput_paths import (
     Bench,
     PathRun,
@@ -73,7 +73,7 @@ from driftline.monitors import ModelMonitor
 from driftline.schemas import ModelSpec
 from driftline.streams.broker import LocalKafkaBroker
 from driftline.streams.settings import Settings
-from driftline.streams.topics import ensure_topics
+from driftline.streams.topics import end_offsets, ensure_topics
 
 PATH_TITLES = {
     "a": "(a) aiokafka getmany + orjson",

@@ -10,6 +10,8 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from driftline.streams.topics import end_offsets
+
 
 def read_all(bootstrap_servers: str, topic: str, *, idle_ms: int = 2_000) -> list[bytes | None]:
     """Every message value on ``topic``, from the beginning, in partition order."""
@@ -26,16 +28,6 @@ def read_all(bootstrap_servers: str, topic: str, *, idle_ms: int = 2_000) -> lis
         consumer.assign(partitions)
         consumer.seek_to_beginning()
         return [record.value for record in consumer]
-    finally:
-        consumer.close()
-
-
-def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    """The next offset to be written, per partition of ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
     finally:
         consumer.close()
 
