@@ -154,10 +154,11 @@ class Settings(BaseSettings):
         description="How often processed offsets are committed; on shutdown they always are.",
     )
     batch_max_events: PositiveInt = Field(
-        default=1_000,
+        default=5_000,
         le=100_000,
         description="Most messages an agent takes in one batch: its state is written and its "
-        "offsets become committable once per batch.",
+        "offsets become committable once per batch. A batch is shared by the model versions "
+        "of the agent's partitions; a version's part should hold dozens of events.",
     )
     batch_max_wait_seconds: PositiveFloat = Field(
         default=0.05,
