@@ -92,7 +92,6 @@ class BatchWatch:
             self.predictions.append(prediction)
             self.unsure.append(unsure)
         self.events_before = monitor.events
-        self.recent_before = list(monitor._recent_events)
         self.outcomes: list[tuple[int, int, Outcome]] = []
         self.scores: dict[str, np.ndarray] = {}
 
@@ -345,14 +344,15 @@ class BatchWatch:
 
     def _recalled(self, event_number: int, j: int) -> tuple[datetime | None, KafkaPosition | None]:
         """Event time and position of a model event, as remembered at the ``j``-th counted one."""
+        before = self.monitor._recent_events  # as before the batch: it grows once it is done
         alarm_number = self.events_before + j + 1
-        remembered = min(EVENT_MEMORY, len(self.recent_before) + j + 1)
+        remembered = min(EVENT_MEMORY, len(before) + j + 1)
         if not alarm_number - remembered < event_number <= alarm_number:
             return None, None
         if event_number > self.events_before:
             row = self.rows[event_number - self.events_before - 1]
             return self.events[row].event_time, self.positions[row]
-        return self.recent_before[event_number - (self.events_before - len(self.recent_before)) - 1]
+        return before[event_number - (self.events_before - len(before)) - 1]
 
     # Putting the findings together.
 
