@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from benchmarks.probes import GroupProbe, free_port, settled, worker_status
+from benchmarks.probes import GroupProbe, free_port, own_topics, settled, worker_status
 from benchmarks.traffic import prediction_events, publish_specs, publisher_for
 from driftline.schemas import ModelSpec, PredictionEvent
 from driftline.streams.settings import Settings
@@ -173,11 +173,7 @@ def _wait_until_settled(worker: WorkerProcess, web_port: int, count: int, timeou
 def latency_settings(settings: Settings, workdir: Path) -> Settings:
     """``settings`` with topics and a group of the latency run's own, and the status page on."""
     name = f"{settings.app_id}-latency"
-    topics = {
-        field: f"{name}-{field.removesuffix('_topic')}"
-        for field in Settings.model_fields
-        if field.endswith("_topic")
-    }
+    topics = own_topics(name)
     return settings.model_copy(
         update={
             **topics,

@@ -17,6 +17,8 @@ from typing import Any, Self
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from driftline.streams.settings import Settings
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -110,3 +112,12 @@ class GroupProbe:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def own_topics(prefix: str) -> dict[str, str]:
+    """Every ``*_topic`` setting named ``<prefix>-<what>``, so a run never shares a topic."""
+    return {
+        field: f"{prefix}-{field.removesuffix('_topic')}"
+        for field in Settings.model_fields
+        if field.endswith("_topic")
+    }

@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 
 from benchmarks.alert_latency import latency_settings, measure_alert_latency
-from benchmarks.probes import free_port
+from benchmarks.probes import free_port, own_topics
 from benchmarks.throughput_paths import (
     Bench,
     PathRun,
@@ -120,11 +120,7 @@ def progress(message: str) -> None:
 def layout_settings(bootstrap_servers: str, name: str, workdir: Path) -> Settings:
     """Worker settings with topics named for this run only (a reused broker never mixes runs)."""
     prefix = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    topics = {
-        field: f"{prefix}-{field.removesuffix('_topic')}"
-        for field in Settings.model_fields
-        if field.endswith("_topic")
-    }
+    topics = own_topics(prefix)
     return Settings.model_validate(
         {"bootstrap_servers": bootstrap_servers, "app_id": prefix, "data_dir": workdir / prefix}
         | topics
