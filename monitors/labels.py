@@ -33,9 +33,18 @@ tests). Keys are compact JSON arrays, values compact JSON, event times
 integer microseconds since the epoch (an exact round trip):
 
 * ``[model_id, prediction_id]``: ``["p" | "l", time, payload]``, a
-  prediction or a label waiting for its partner; ``["m", time]``, the marker
-  left after a match (at the prediction's time). Values written before this
-  format (objects ``{"side", "time", "payload"}``) are still read.
+  prediction or a label waiting for its partner. Values written before this
+  format (objects ``{"side", "time", "payload"}``) are still read, and so
+  are markers written as ``["m", time]`` under their own key.
+* ``[model_id, "matched", n]``: markers, the predictions already joined to a
+  label, up to :data:`MARKS_PER_SEGMENT` per key: for each, the 64-bit
+  digest of its prediction id (:func:`~driftline.monitors.matched.digest`)
+  and the prediction's time, as little-endian int64 pairs. A marker costs
+  16 bytes there and 16 in memory (:class:`~driftline.monitors.matched.MatchedIds`)
+  instead of a key and a value of its own. The newest segment takes new
+  markers until it is full; a segment is rewritten when one of its markers
+  expires or is evicted, and deleted when none is left, so the store holds
+  exactly the markers the join remembers.
 * ``[model_id]``: ``{"prediction", "label"}``, the watermark of each side
   seen so far, written when one rises (one more write per such event), so
   that a join rebuilt from the store goes on exactly as the one that wrote
@@ -44,12 +53,14 @@ integer microseconds since the epoch (an exact round trip):
 
 Values are copied to their exact size: ``orjson.dumps`` returns bytes with a
 4 KiB allocation behind them, and a store keeps each value for a long time.
-Predictions held in memory (before their model's first label) are kept as
-the Python objects given, never encoded: they are encoded once, if their
-model's first label moves them into the store.
+Predictions held in memory (before their model's first label) are kept
+encoded as the store keeps them, about 80 bytes instead of several hundred
+as Python objects; their model's first label moves those bytes into the
+store as they are.
 """
 
 import heapq
+import struct
 from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -57,7 +68,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
+import numpy as np
 import orjson
+
+from driftline.monitors.matched import MatchedIds, digest
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -65,6 +79,23 @@ _PREDICTION, _LABEL, _MARKER = "p", "l", "m"  # how an entry's side is stored
 _LEGACY_SIDES = {"prediction": _PREDICTION, "label": _LABEL, "labelled": _MARKER}
 _Item = tuple[int, str, str]  # a heap item: (event time in microseconds, store key, side code)
 _Entry = tuple[str, int, Any]  # an entry: (side code, event time in microseconds, payload)
+_MATCHED = "matched"  # the middle part of a marker segment's key
+_MARK = struct.Struct("<qq")  # a marker in a segment: (digest, time)
+
+MARKS_PER_SEGMENT = 64
+"""Markers stored under one key: a segment is rewritten whenever one of its
+markers goes, so small segments keep that cheap, and 64 spread the cost of
+a key over many markers."""
+
+
+@dataclass(slots=True)
+class _Segment:
+    """Where some of a model's markers are stored, and their span of event time."""
+
+    key: str
+    count: int
+    earliest: int
+    latest: int
 
 
 class Side(StrEnum):
@@ -84,8 +115,8 @@ class Match:
     """A prediction and its label, joined.
 
     Payloads are the JSON values given with the events; the one that waited
-    comes back as ``orjson`` reads it from the store (or as it was given,
-    if it was held in memory), and its time in UTC.
+    comes back as ``orjson`` reads it from the store (or from memory, where
+    it is kept encoded likewise), and its time in UTC.
     """
 
     model_id: str
@@ -148,8 +179,8 @@ class LabelJoin:
     a :class:`Match`. Entries wait at most ``retention`` of event time
     behind their model's watermark, the earlier of its predictions' and its
     labels' (see :meth:`watermark`): call :meth:`advance` after each event
-    of a model to collect those that expired. After a match, a marker stays
-    under the key until the prediction's event time leaves the retention, so
+    of a model to collect those that expired. After a match, a marker (16
+    bytes, in a segment) stays until the prediction's event time leaves the retention, so
     that a second label is :class:`AlreadyLabelled` rather than a future
     orphan, and a repeated prediction is not joined again. Markers expire
     silently.
@@ -261,9 +292,15 @@ class LabelJoin:
         self._evicted: list[Expired] = []
         self._labelled_models: set[str] = set()
         """Models that have had a label: their entries wait in the store."""
-        self._held: dict[str, dict[str, _Entry]] = {}
+        self._held: dict[str, dict[str, bytes]] = {}
         """Entries of the models without a label yet, by model: memory only, not encoded."""
         self._watermark_keys: dict[str, str] = {}
+        self._matched: dict[str, MatchedIds] = {}
+        """Each model's markers: digests of its labelled prediction ids, with their times."""
+        self._segments: dict[str, dict[int, _Segment]] = {}
+        """Where each model's markers are stored, by segment number."""
+        self._segment_heaps: dict[str, list[tuple[int, int]]] = {}
+        """Each model's ``(earliest, number)`` of its segments, stale ones left in."""
         self.repeated_predictions = 0
         """Predictions ignored because their id was stored already, since construction."""
 
@@ -297,7 +334,9 @@ class LabelJoin:
         """
         gone, self._evicted = self._evicted, []
         heap = self._heaps.get(model_id)
-        horizon = self._horizon(model_id) if heap else None
+        horizon = self._horizon(model_id) if heap or model_id in self._matched else None
+        if horizon is not None and model_id in self._matched:
+            self._expire_marks(model_id, horizon)
         if heap and horizon is not None:
             while heap and heap[0][0] < horizon:
                 item = heapq.heappop(heap)
@@ -330,6 +369,7 @@ class LabelJoin:
         unlabelled: its stored state, written elsewhere, wins).
         """
         self._heaps, self._watermarks, self._counts = {}, {}, Counter()
+        self._matched, self._segments, self._segment_heaps = {}, {}, {}
         self._furthest = {}
         self._size = 0
         self._labelled_models = set()
@@ -343,6 +383,13 @@ class LabelJoin:
                     self._furthest[side] = max(self._furthest.get(side, int(t)), int(t))
                 if Side.LABEL.value in marks:
                     self._labelled_models.add(parts[0])
+                continue
+            if len(parts) == 3 and parts[1] == _MATCHED:
+                model_id = parts[0]
+                self._labelled_models.add(model_id)
+                time = self._load_segment(model_id, key, int(parts[2]), value)
+                if time is not None:
+                    latest[model_id] = max(time, latest.get(model_id, time))
                 continue
             if len(parts) != 2:
                 continue
@@ -363,12 +410,17 @@ class LabelJoin:
                 self._evicted += _expired_all(model_id, held)
                 continue
             heap = self._heaps.setdefault(model_id, [])
-            for key, (code, time, _) in held.items():
+            for key, raw in held.items():
+                code, time, _ = _decode(raw)
                 heap.append((time, key, code))
                 self._counts[code] += 1
                 self._size += 1
         for heap in self._heaps.values():
             heapq.heapify(heap)
+        for segment_heap in self._segment_heaps.values():
+            heapq.heapify(segment_heap)
+        for model_id, segments in self._segments.items():  # the newest last, as written
+            self._segments[model_id] = dict(sorted(segments.items()))
 
     def watermark(self, model_id: str) -> datetime | None:
         """How far both sides of ``model_id`` have come in event time; None before any event.
@@ -426,17 +478,18 @@ class LabelJoin:
             raw = self.store.get(key)
             return None if raw is None else _decode(raw)
         held = self._held.get(model_id)
-        return None if held is None else held.get(key)
+        raw = None if held is None else held.get(key)
+        return None if raw is None else _decode(raw)
 
     def _put(self, model_id: str, key: str, entry: _Entry) -> None:
-        """Keep an entry where the model's entries are (encoded only in the store)."""
+        """Keep an entry where the model's entries are: in the store, or held in memory."""
         if model_id in self._labelled_models:
             self.store[key] = _encode(entry)
         else:
             held = self._held.get(model_id)
             if held is None:
                 held = self._held[model_id] = {}
-            held[key] = entry
+            held[key] = _encode(entry)
 
     def _delete(self, model_id: str, key: str) -> None:
         if model_id in self._labelled_models:
@@ -475,8 +528,10 @@ class LabelJoin:
         key = _key(model_id, prediction_id)
         stored = self._get(model_id, key)
         if stored is None:
+            if labelled and self._is_marked(model_id, prediction_id):
+                return "repeated"
             if labelled:
-                self._write(model_id, key, (code, time, payload), replacing=None)
+                self._write(model_id, key, (code, time, payload))
             else:
                 self._hold(model_id, key, time, payload)
             return None
@@ -486,18 +541,20 @@ class LabelJoin:
         given, waited = (event_time, payload), (_datetime(stored_time), stored_payload)
         first, second = (given, waited) if code == _PREDICTION else (waited, given)
         marker_time = time if code == _PREDICTION else stored_time  # the prediction's
-        self._write(model_id, key, (_MARKER, marker_time, None), replacing=stored_code)
+        self._delete(model_id, key)
+        self._counts[stored_code] -= 1
+        self._mark(model_id, prediction_id, marker_time)
         return Match(model_id, prediction_id, *first, *second)
 
     def _first_label(self, model_id: str) -> None:
         """The model's first label: from now on its entries wait in the store."""
         self._labelled_models.add(model_id)
-        for key, entry in self._held.pop(model_id, {}).items():
-            self.store[key] = _encode(entry)
+        for key, raw in self._held.pop(model_id, {}).items():
+            self.store[key] = raw
         self.store[self._watermark_key(model_id)] = _dumps(self._watermarks[model_id])
 
-    def _write(self, model_id: str, key: str, entry: _Entry, replacing: str | None) -> None:
-        """Keep an entry and index it, in place of a ``replacing`` one; evict past the bounds."""
+    def _write(self, model_id: str, key: str, entry: _Entry) -> None:
+        """Keep a new entry and index it; evict past the bounds."""
         code, time, _ = entry
         self._put(model_id, key, entry)
         heap = self._heaps.get(model_id)
@@ -505,10 +562,7 @@ class LabelJoin:
             heap = self._heaps[model_id] = []
         heapq.heappush(heap, (time, key, code))
         self._counts[code] += 1
-        if replacing is None:
-            self._size += 1
-        else:
-            self._counts[replacing] -= 1
+        self._size += 1
         while self._size > self.max_entries:
             self._evict(min(self._tops())[1])
         held = self._held.get(model_id)
@@ -528,8 +582,7 @@ class LabelJoin:
         heap = self._heaps.get(model_id)
         if heap is None:
             heap = self._heaps[model_id] = []
-        entry = (_PREDICTION, time, payload)
-        held[key] = entry
+        held[key] = _encode((_PREDICTION, time, payload))
         self._counts[_PREDICTION] += 1
         self._size += 1
         item = (time, key, _PREDICTION)
@@ -543,7 +596,7 @@ class LabelJoin:
         while heap and _live_in(held, heap[0]) is None:
             heapq.heappop(heap)  # lazily invalidated
         oldest = heapq.heappushpop(heap, item)
-        gone = held.pop(oldest[1])
+        gone = _decode(held.pop(oldest[1]))
         self._counts[_PREDICTION] -= 1
         self._size -= 1
         marks = self._watermarks.get(model_id)
@@ -554,26 +607,143 @@ class LabelJoin:
         )
 
     def _tops(self) -> list[tuple[_Item, str]]:
-        """The oldest live item of each model that has one, with the model."""
+        """The oldest live item (or marker) of each model that has one, with the model.
+
+        A marker (of the segments) comes before an entry of the same time.
+        """
         tops = []
-        for model_id, heap in self._heaps.items():
-            while heap and self._live(model_id, heap[0]) is None:
-                heapq.heappop(heap)  # lazily invalidated: matched, expired or replaced
-            if heap:
-                tops.append((heap[0], model_id))
+        for model_id in self._heaps.keys() | self._matched.keys():
+            top = self._top(model_id)
+            if top is not None:
+                tops.append((top, model_id))
         return tops
+
+    def _top(self, model_id: str) -> _Item | None:
+        """The model's oldest live item, or its oldest marker as ``(time, "", "m")``."""
+        heap = self._heaps.get(model_id)
+        while heap and self._live(model_id, heap[0]) is None:
+            heapq.heappop(heap)  # lazily invalidated: matched, expired or replaced
+        matched = self._matched.get(model_id)
+        oldest = None if matched is None else matched.oldest()
+        mark = None if oldest is None else (oldest[0], "", _MARKER)
+        if heap and (mark is None or heap[0] < mark):
+            return heap[0]
+        return mark
 
     def _evict(self, model_id: str) -> None:
         """Remove the model's oldest entry; keep it for :meth:`advance` unless a marker."""
+        top = self._top(model_id)
+        assert top is not None
+        if top[1] == "":
+            self._evict_mark(model_id)
+            return
         heap = self._heaps[model_id]
-        while (entry := self._live(model_id, heap[0])) is None:
-            heapq.heappop(heap)
+        entry = self._live(model_id, heap[0])
+        assert entry is not None
         item = heapq.heappop(heap)
         marks = self._watermarks.get(model_id)
         early = not marks or item[0] >= min(marks.values()) - self._retention_us
         expired = self._remove(model_id, item, entry, evicted=early)
         if expired is not None:
             self._evicted.append(expired)
+
+    # Markers: the predictions already labelled, kept in segments (see the module's docstring).
+
+    def _is_marked(self, model_id: str, prediction_id: str) -> bool:
+        """Whether the prediction was joined to a label already (and the marker is kept)."""
+        matched = self._matched.get(model_id)
+        return matched is not None and matched.time_of(digest(prediction_id)) is not None
+
+    def _mark(self, model_id: str, prediction_id: str, time: int) -> None:
+        """Remember that a prediction (of ``time``) is labelled: in memory, and in a segment."""
+        key = digest(prediction_id)
+        matched = self._matched.get(model_id)
+        if matched is None:
+            matched = self._matched[model_id] = MatchedIds()
+        matched.add(key, time)
+        self._counts[_MARKER] += 1
+        segments = self._segments.get(model_id)
+        if segments is None:
+            segments = self._segments[model_id] = {}
+        number = next(reversed(segments), -1)
+        segment = segments.get(number)
+        if segment is None or segment.count >= MARKS_PER_SEGMENT:
+            number += 1
+            segment = segments[number] = _Segment(_key(model_id, _MATCHED, number), 0, time, time)
+            heapq.heappush(self._segment_heaps.setdefault(model_id, []), (time, number))
+            raw = b""
+        else:
+            raw = self.store[segment.key]
+        self.store[segment.key] = raw + _MARK.pack(key, time)
+        segment.count += 1
+        segment.latest = max(segment.latest, time)
+        if time < segment.earliest:
+            segment.earliest = time
+            heapq.heappush(self._segment_heaps[model_id], (time, number))
+
+    def _expire_marks(self, model_id: str, horizon: int) -> None:
+        """Forget the model's markers older than ``horizon``, in memory and in the store."""
+        removed = self._matched[model_id].remove_before(horizon)
+        if not removed:
+            return
+        self._counts[_MARKER] -= removed
+        self._size -= removed
+        heap, segments = self._segment_heaps[model_id], self._segments[model_id]
+        while heap and heap[0][0] < horizon:
+            earliest, number = heapq.heappop(heap)
+            segment = segments.get(number)
+            if segment is not None and segment.earliest == earliest:  # else stale
+                marks = _marks(self.store[segment.key])
+                self._rewrite(model_id, number, marks[marks[:, 1] >= horizon])
+
+    def _evict_mark(self, model_id: str) -> None:
+        """Forget the model's oldest marker, in memory and in the store (silently)."""
+        matched = self._matched[model_id]
+        oldest = matched.oldest()
+        assert oldest is not None
+        time, key = oldest
+        matched.remove(key)
+        self._counts[_MARKER] -= 1
+        self._size -= 1
+        for number, segment in self._segments[model_id].items():
+            if segment.earliest <= time <= segment.latest:
+                marks = _marks(self.store[segment.key])
+                hit = (marks[:, 0] == key) & (marks[:, 1] == time)
+                if hit.any():
+                    self._rewrite(model_id, number, marks[~hit])
+                    return
+        raise AssertionError(f"marker of {model_id} at {time} is in no segment")
+
+    def _rewrite(self, model_id: str, number: int, kept: np.ndarray) -> None:
+        """Store a segment's remaining markers, or delete it when none is left."""
+        segments = self._segments[model_id]
+        segment = segments[number]
+        if not len(kept):
+            del self.store[segment.key]
+            del segments[number]
+            return
+        self.store[segment.key] = kept.astype("<i8", copy=False).tobytes()
+        segment.count = len(kept)
+        segment.earliest, segment.latest = int(kept[:, 1].min()), int(kept[:, 1].max())
+        heapq.heappush(self._segment_heaps[model_id], (segment.earliest, number))
+
+    def _load_segment(self, model_id: str, key: str, number: int, raw: bytes) -> int | None:
+        """Take a stored segment's markers in (see :meth:`rebuild`); their latest time."""
+        marks = _marks(raw)
+        if not len(marks):
+            return None
+        matched = self._matched.get(model_id)
+        if matched is None:
+            matched = self._matched[model_id] = MatchedIds()
+        for mark, time in marks.tolist():
+            matched.add(mark, time)
+        times = marks[:, 1]
+        segment = _Segment(key, len(marks), int(times.min()), int(times.max()))
+        self._segments.setdefault(model_id, {})[number] = segment
+        self._segment_heaps.setdefault(model_id, []).append((segment.earliest, number))
+        self._counts[_MARKER] += len(marks)
+        self._size += len(marks)
+        return segment.latest
 
     def _live(self, model_id: str, item: _Item) -> _Entry | None:
         """The entry a heap item stands for, or None if it is stale."""
@@ -595,18 +765,20 @@ class LabelJoin:
         return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
 
 
-def _live_in(held: dict[str, _Entry], item: _Item) -> _Entry | None:
+def _live_in(held: dict[str, bytes], item: _Item) -> _Entry | None:
     """The held entry a heap item stands for, or None if it is stale."""
-    entry = held.get(item[1])
+    raw = held.get(item[1])
+    entry = None if raw is None else _decode(raw)
     if entry is None or entry[0] != item[2] or entry[1] != item[0]:
         return None
     return entry
 
 
-def _expired_all(model_id: str, held: dict[str, _Entry]) -> list[Expired]:
+def _expired_all(model_id: str, held: dict[str, bytes]) -> list[Expired]:
     """All held entries of a model, pushed out early."""
     expired = []
-    for key, (code, time, payload) in held.items():
+    for key, raw in held.items():
+        code, time, payload = _decode(raw)
         if code in _SIDES:
             side = _SIDES[code]
             expired.append(
@@ -634,7 +806,12 @@ def _dumps(value: Any) -> bytes:
     return bytes(memoryview(orjson.dumps(value)))
 
 
-def _key(*parts: str) -> str:
+def _marks(raw: bytes) -> np.ndarray:
+    """A segment's markers: rows of (digest, time)."""
+    return np.frombuffer(raw, dtype="<i8").reshape(-1, 2)
+
+
+def _key(*parts: str | int) -> str:
     """A store key: the compact JSON array of ``parts``."""
     return orjson.dumps(parts).decode()
 

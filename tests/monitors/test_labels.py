@@ -1,3 +1,4 @@
+import struct
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -5,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.monitors.labels import AlreadyLabelled, Expired, LabelJoin, Match, Side
+from driftline.monitors.labels import (
+    MARKS_PER_SEGMENT,
+    AlreadyLabelled,
+    Expired,
+    LabelJoin,
+    Match,
+    Side,
+)
+from driftline.monitors.matched import digest
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 RETENTION = timedelta(seconds=100)
@@ -283,11 +292,64 @@ def test_the_state_is_json_text_keys_and_bytes_in_the_injected_store():
     join.labelled("mødel", "p0", at(0), {"label": 0})
     join.predicted("mødel", "p1", at(1), {"score": 1})
     join.predicted("mødel", "p0", at(2), {"score": 0})
-    assert set(store) == {'["mødel"]', '["mødel","p0"]', '["mødel","p1"]'}
+    assert set(store) == {'["mødel"]', '["mødel","matched",0]', '["mødel","p1"]'}
     assert all(isinstance(value, bytes) for value in store.values())
     assert orjson.loads(store['["mødel","p1"]']) == ["p", micros(1), {"score": 1}]
-    assert orjson.loads(store['["mødel","p0"]']) == ["m", micros(2)]  # the marker
+    # the marker: p0's digest and its prediction's time, as little-endian int64s
+    assert store['["mødel","matched",0]'] == struct.pack("<qq", digest("p0"), micros(2))
     assert orjson.loads(store['["mødel"]']) == {"label": micros(0), "prediction": micros(2)}
+
+
+def test_markers_share_segments_which_shrink_and_go_as_their_markers_expire():
+    store: dict[str, bytes] = {}
+    join = LabelJoin(RETENTION, store=store)
+    count = MARKS_PER_SEGMENT + 3
+    for index in range(count):
+        join.predicted("m", f"p{index}", at(index), {})
+        assert isinstance(join.labelled("m", f"p{index}", at(index), {}), Match)
+    segments = sorted(key for key in store if "matched" in key)
+    assert segments == ['["m","matched",0]', '["m","matched",1]']
+    assert len(store['["m","matched",0]']) == 16 * MARKS_PER_SEGMENT
+    assert len(join) == count
+    # the watermark moves on by the retention plus 2 s: the markers of p0 and p1 expire
+    join.predicted("m", "later", at(RETENTION.total_seconds() + 2), {})
+    join.labelled("m", "later-label", at(RETENTION.total_seconds() + 2), {})
+    assert join.advance("m") == []  # silently
+    assert len(store['["m","matched",0]']) == 16 * (MARKS_PER_SEGMENT - 2)
+    assert len(join) == count - 2 + 2
+    assert join.predicted("m", "p0", at(0), {}) is None  # no marker any more: it waits
+    assert isinstance(join.labelled("m", "p2", at(3), {}), AlreadyLabelled)
+    join.predicted("m", "much-later", at(10 * RETENTION.total_seconds()), {})
+    join.labelled("m", "much-later-label", at(10 * RETENTION.total_seconds()), {})
+    expired = join.advance("m")
+    assert [e.prediction_id for e in expired] == ["p0", "later", "later-label"]
+    assert not [key for key in store if "matched" in key]
+    assert len(join) == 2  # the last two, waiting
+
+
+def test_a_rebuilt_join_knows_the_stored_markers():
+    join = LabelJoin(RETENTION)
+    for index in range(MARKS_PER_SEGMENT + 1):
+        join.predicted("m", f"p{index}", at(index), {})
+        join.labelled("m", f"p{index}", at(index), {})
+    rebuilt = LabelJoin(RETENTION, store=dict(join.store))
+    rebuilt.rebuild()
+    assert len(rebuilt) == len(join) == MARKS_PER_SEGMENT + 1
+    assert isinstance(rebuilt.labelled("m", "p5", at(70), {}), AlreadyLabelled)
+    assert rebuilt.predicted("m", "p5", at(70), {}) is None
+    assert rebuilt.repeated_predictions == 1
+    assert rebuilt.had_label("m")
+
+
+def test_markers_written_under_their_own_key_are_still_read():
+    old = {
+        '["m"]': orjson.dumps({"prediction": micros(20), "label": micros(15)}),
+        '["m","p1"]': orjson.dumps(["m", micros(12)]),
+    }
+    join = LabelJoin(RETENTION, store=old)
+    join.rebuild()
+    assert len(join) == 1
+    assert isinstance(join.labelled("m", "p1", at(16), {}), AlreadyLabelled)
 
 
 def test_entries_written_before_the_compact_format_are_still_read():
@@ -329,7 +391,7 @@ def test_the_first_label_moves_the_held_predictions_into_the_store_and_joins():
     )
     assert join.had_label("m")
     assert join.held_predictions == 0
-    assert set(store) == {'["m"]', '["m","p1"]', '["m","p2"]'}
+    assert set(store) == {'["m"]', '["m","p1"]', '["m","matched",0]'}  # p2: a marker
     assert join.labelled("m", "p1", at(4), {"label": 0}) is not None
     join.predicted("m", "p3", at(5), {"score": 3})
     assert '["m","p3"]' in store  # from now on the predictions wait in the store
