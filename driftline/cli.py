@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
+import driftline.blas  # noqa: F401  (before numpy loads: one BLAS thread)
+
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
