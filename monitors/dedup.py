@@ -6,12 +6,33 @@ every id forever would grow without bound, so ids are kept for a window of
 event time (and at most a number of them). An event older than what is
 remembered cannot be told apart from a duplicate, so it is reported as late
 instead of being counted blindly.
+
+A worker remembers an hour of events for every model and input topic,
+millions of ids in all, so each id is kept in about 30 bytes of numpy
+arrays rather than as a string in a dict (about 200 bytes); see
+:class:`RecentEventIds` for how.
 """
 
-from collections import deque
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+_MICROSECOND = timedelta(microseconds=1)
+_AWARE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_BEFORE_ANY_TIME = -(2**63)
+"""Microseconds since the epoch earlier than any datetime (year 1 is about -6.2e16)."""
+
+_ROOM_SHARE = 8
+"""Unmerged ids wait for a merge until they are an eighth of those remembered.
+
+A merge takes time in proportion to the ids remembered, so merging after a
+fixed share of them keeps its cost per arrival fixed (about 0.2 µs), while
+the unmerged ids, about 110 bytes each in a dict, add about 14 bytes per
+remembered id just before a merge, 7 on average.
+"""
 
 
 class Arrival(StrEnum):
@@ -25,10 +46,8 @@ class Arrival(StrEnum):
     """Older than the window: it can no longer be checked for duplicates."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    event_id: str
-    event_time: datetime
+# Module names, for speed: an enum member read from its class costs ~50 ns.
+_NEW, _DUPLICATE, _LATE = Arrival.NEW, Arrival.DUPLICATE, Arrival.LATE
 
 
 class RecentEventIds:
@@ -39,6 +58,39 @@ class RecentEventIds:
     At most ``max_ids`` ids are kept; when more arrive, the earliest
     arrivals are forgotten and everything up to their event time counts as
     late from then on, so a forgotten id can never pass as new.
+
+    How the ids are kept: an id is remembered as its 64-bit ``hash()``, its
+    event time as microseconds, in numpy arrays (24 to 38 bytes an id, 30
+    on average, where strings in a dict took about 200):
+
+    - the event times in arrival order, from the earliest arrival still
+      remembered (forgetting moves a start index, nothing is deleted);
+    - the hashes merged so far, sorted for a binary search, each with its
+      place in that order, so that a hash placed before the start is
+      forgotten;
+    - a bitmap of the merged hashes (16 to 32 bits per id), so that a new
+      id rarely needs the binary search (3 to 6 % of them do);
+    - a dict of the hashes that arrived since the last merge, by place.
+
+    A merge (when the dict holds ``merge_size`` hashes, or an eighth of
+    those remembered if more) sorts the dict into the merged hashes, drops
+    the forgotten ones and moves the event times to a new array with room
+    for the arrivals until the next merge. An arrival costs about as much
+    time as it did with strings in a dict, about 1.1 µs.
+
+    Two different ids with the same hash would make the later one look
+    like a duplicate: with ``n`` ids remembered, a new id collides with
+    probability ``n / 2**64`` and some pair of them with about
+    ``n**2 / 2**65`` (2.7e-10 for 100,000 ids). ``hash()`` of a str is
+    randomised per process, which is fine because the ids live in one
+    process's memory; a change that persists them must switch to a stable
+    hash (``hashlib.blake2b`` with an 8-byte digest costs about 0.5 µs an
+    id, hence not used here).
+
+    Times are compared as instants, all aware or all naive like the first
+    event's, as before. :meth:`event_time_of` and :attr:`horizon` give back
+    a datetime equal to the one given, in the watermark's time zone (the
+    same datetime when all events share one zone).
 
     Examples
     --------
@@ -51,64 +103,184 @@ class RecentEventIds:
     'new'
     >>> ids.arrive("c", noon).value
     'late'
+    >>> ids.horizon == noon + timedelta(hours=1), len(ids)
+    (True, 1)
+
+    A small ``merge_size`` merges often, which gives the same answers:
+
+    >>> few = RecentEventIds(window=timedelta(hours=1), max_ids=1000, merge_size=1)
+    >>> [few.arrive(i, noon).value for i in "abab"]
+    ['new', 'new', 'duplicate', 'duplicate']
+    >>> few.event_time_of("a") == noon, few.event_time_of("c")
+    (True, None)
     """
 
-    def __init__(self, window: timedelta, max_ids: int) -> None:
+    def __init__(self, window: timedelta, max_ids: int, *, merge_size: int = 1024) -> None:
         if window <= timedelta(0):
             raise ValueError(f"window must be positive, got {window}")
         if max_ids < 1:
             raise ValueError(f"max_ids must be at least 1, got {max_ids}")
+        if merge_size < 1:
+            raise ValueError(f"merge_size must be at least 1, got {merge_size}")
         self.window = window
         self.max_ids = max_ids
-        self._times: dict[str, datetime] = {}
-        self._arrivals: deque[_Seen] = deque()
+        self.merge_size = merge_size
+        self._window_us = window // _MICROSECOND
+        self._epoch = _AWARE_EPOCH
         self._watermark: datetime | None = None
-        self._forgotten_until: datetime | None = None
+        self._watermark_us = _BEFORE_ANY_TIME
+        self._forgotten_until_us = _BEFORE_ANY_TIME
+        self._horizon_us = _BEFORE_ANY_TIME
+        # Event times (µs) in arrival order; places [_start, _end) are remembered,
+        # and a merge is due when _end reaches _capacity, the length of _times.
+        self._times: npt.NDArray[np.int64] = np.empty(merge_size, np.int64)
+        self._start = 0
+        self._end = 0
+        self._capacity = merge_size
+        # Merged hashes, sorted, and the place of each in _times.
+        self._merged: npt.NDArray[np.int64] = np.empty(0, np.int64)
+        self._merged_places: npt.NDArray[np.signedinteger] = np.empty(0, np.int32)
+        self._merged_bits = bytes(8)
+        self._merged_bits_mask = 63
+        # Hashes that arrived since the last merge, by place in _times.
+        self._unmerged: dict[int, int] = {}
 
     def arrive(self, event_id: str, event_time: datetime) -> Arrival:
         """Record one event's arrival and say whether it is new, a duplicate or late."""
-        if self._is_late(event_time):
-            return Arrival.LATE
-        if event_id in self._times:
-            return Arrival.DUPLICATE
-        self._times[event_id] = event_time
-        self._arrivals.append(_Seen(event_id, event_time))
-        if self._watermark is None or event_time > self._watermark:
+        try:
+            time = (event_time - self._epoch) // _MICROSECOND
+        except TypeError:
+            if self._watermark is not None:
+                raise
+            time = (event_time - _NAIVE_EPOCH) // _MICROSECOND
+            self._epoch = _NAIVE_EPOCH
+        if time <= self._horizon_us:
+            return _LATE
+        key = hash(event_id)
+        place = self._unmerged.get(key)
+        if place is None:
+            bit = key & self._merged_bits_mask
+            if self._merged_bits[bit >> 3] >> (bit & 7) & 1 and self._merged_place(key) is not None:
+                return _DUPLICATE
+        elif place >= self._start:
+            return _DUPLICATE
+        end = self._end
+        if end == self._capacity:
+            self._merge()
+            end = self._end
+        self._times[end] = time
+        self._unmerged[key] = end
+        end += 1
+        self._end = end
+        if time > self._watermark_us:
             self._watermark = event_time
-        self._forget_old()
-        return Arrival.NEW
+            self._watermark_us = time
+            self._forget_old(end)
+        elif end - self._start > self.max_ids:
+            self._forget_old(end)
+        return _NEW
 
     def event_time_of(self, event_id: str) -> datetime | None:
         """The event time of a remembered id, or None when it is not remembered."""
-        return self._times.get(event_id)
+        key = hash(event_id)
+        place = self._unmerged.get(key)
+        if place is None:
+            place = self._merged_place(key)
+        elif place < self._start:
+            place = None
+        if place is None:
+            return None
+        return self._datetime(self._times.item(place))
 
     @property
     def horizon(self) -> datetime | None:
         """Events at or before this event time are late; None before any event."""
         if self._watermark is None:
             return None
-        horizon = self._watermark - self.window
-        if self._forgotten_until is not None and self._forgotten_until > horizon:
-            return self._forgotten_until
-        return horizon
+        if self._forgotten_until_us > self._watermark_us - self._window_us:
+            return self._datetime(self._forgotten_until_us)
+        return self._watermark - self.window
 
     def __len__(self) -> int:
-        return len(self._times)
+        return self._end - self._start
 
-    def _is_late(self, event_time: datetime) -> bool:
-        horizon = self.horizon
-        return horizon is not None and event_time <= horizon
+    def _merged_place(self, key: int) -> int | None:
+        """The place in arrival order of a remembered merged hash, or None."""
+        merged = self._merged
+        index = int(merged.searchsorted(key))
+        if index < len(merged) and merged.item(index) == key:
+            place: int = self._merged_places.item(index)
+            if place >= self._start:
+                return place
+        return None
 
-    def _forget_old(self) -> None:
+    def _forget_old(self, end: int) -> None:
         """Drop ids past the window, and the earliest arrivals past ``max_ids``."""
-        assert self._watermark is not None
-        expiry = self._watermark - self.window
-        while self._arrivals and (
-            len(self._arrivals) > self.max_ids or self._arrivals[0].event_time <= expiry
-        ):
-            seen = self._arrivals.popleft()
-            del self._times[seen.event_id]
-            if len(self._arrivals) >= self.max_ids and (
-                self._forgotten_until is None or seen.event_time > self._forgotten_until
-            ):
-                self._forgotten_until = seen.event_time
+        expiry = self._watermark_us - self._window_us
+        times = self._times
+        start = self._start
+        forgotten_until = self._forgotten_until_us
+        max_ids = self.max_ids
+        while start < end:
+            earliest: int = times.item(start)
+            remembered = end - start
+            if remembered <= max_ids and earliest > expiry:
+                break
+            start += 1
+            if remembered - 1 >= max_ids and earliest > forgotten_until:
+                forgotten_until = earliest
+        self._start = start
+        self._forgotten_until_us = forgotten_until
+        self._horizon_us = expiry if expiry >= forgotten_until else forgotten_until
+
+    def _merge(self) -> None:
+        """Sort the unmerged hashes in, drop forgotten ones, and make room for more arrivals."""
+        start, end = self._start, self._end
+        remembered = end - start
+        capacity = remembered + max(self.merge_size, remembered // _ROOM_SHARE)
+        largest_place = max(capacity, len(self._times))
+        place_type = np.int32 if largest_place <= np.iinfo(np.int32).max else np.int64
+
+        kept = self._merged_places >= start
+        merged = self._merged[kept]
+        merged_places = self._merged_places[kept]
+
+        count = len(self._unmerged)
+        new = np.fromiter(self._unmerged.keys(), np.int64, count)
+        new_places = np.fromiter(self._unmerged.values(), np.int64, count)
+        self._unmerged = {}
+        kept = new_places >= start
+        new, new_places = new[kept], new_places[kept]
+        order = new.argsort()
+        new, new_places = new[order], new_places[order]
+
+        # Where each new hash goes among the merged ones, and the rest in order.
+        goes_to = merged.searchsorted(new) + np.arange(len(new))
+        is_merged = np.ones(remembered, np.bool_)
+        is_merged[goes_to] = False
+        self._merged = np.empty(remembered, np.int64)
+        self._merged[goes_to] = new
+        self._merged[is_merged] = merged
+        self._merged_places = np.empty(remembered, place_type)
+        self._merged_places[goes_to] = new_places
+        self._merged_places[is_merged] = merged_places
+        self._merged_places -= start
+
+        times = np.empty(capacity, np.int64)
+        times[:remembered] = self._times[start:end]
+        self._times = times
+        self._capacity = capacity
+        self._start, self._end = 0, remembered
+
+        size = max(8, 1 << (2 * remembered - 1).bit_length())
+        bits = np.zeros(8 * size, np.bool_)
+        bits[self._merged & (8 * size - 1)] = True
+        self._merged_bits = np.packbits(bits, bitorder="little").tobytes()
+        self._merged_bits_mask = 8 * size - 1
+
+    def _datetime(self, time: int) -> datetime:
+        """The datetime of a time kept in microseconds, in the watermark's time zone."""
+        moment = self._epoch + timedelta(microseconds=time)
+        if moment.tzinfo is None or self._watermark is None:
+            return moment
+        return moment.astimezone(self._watermark.tzinfo)
