@@ -141,6 +141,7 @@ class LabelDesk:
             store=store,
             max_entries=settings.max_pending_labels,
             held_before_first_label=held_before_first_label,
+            max_held=settings.max_held_predictions,
         )
         self._monitors: dict[ModelKey, PerformanceMonitor] = {}
 

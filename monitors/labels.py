@@ -18,8 +18,9 @@ prediction likewise, or else counted as repeated (its id was stored already).
 model that never gets labels would wait out the whole retention for nothing,
 each costing a store write (a changelog message in the worker) and memory.
 So until a model's first label, its predictions are held in memory only, at
-most ``held_before_first_label`` of them (the oldest are pushed out, as
-unlabelled, past that). The first label moves them into the store, and from
+most ``held_before_first_label`` of them, and with many such models at most
+``max_held`` in all (the oldest are pushed out, as unlabelled, past that).
+The first label moves them into the store, and from
 then on the model's predictions wait there. The trade-off: a label whose
 prediction was pushed out before the model's first label, or held in memory
 by a worker that restarted before that first label, finds no prediction; it
@@ -187,7 +188,8 @@ class LabelJoin:
 
     Entries wait in ``store`` once their model has had a label; before, its
     predictions are held in memory only (see the module's docstring), at
-    most ``held_before_first_label`` per model: past it, the model's oldest
+    most ``held_before_first_label`` per model, and no more than an equal
+    share of ``max_held`` over all such models: past it, the model's oldest
     is pushed out as unlabelled (an :class:`Expired` with ``evicted``). They
     are pending, counted and expired like stored ones; a restart loses them.
 
@@ -227,6 +229,10 @@ class LabelJoin:
     held_before_first_label
         The most predictions held (in memory) per model that has had no
         label yet.
+    max_held
+        The most predictions held (in memory) over all models without a
+        label yet: each may hold an equal share, if that is less than
+        ``held_before_first_label``.
 
     Examples
     --------
@@ -268,6 +274,7 @@ class LabelJoin:
         store: MutableMapping[str, bytes] | None = None,
         max_entries: int = 1_000_000,
         held_before_first_label: int = 2_000,
+        max_held: int = 100_000,
     ) -> None:
         if retention <= timedelta(0):
             raise ValueError(f"retention must be positive, got {retention}")
@@ -277,10 +284,13 @@ class LabelJoin:
             raise ValueError(
                 f"held_before_first_label must be at least 0, got {held_before_first_label}"
             )
+        if max_held < 0:
+            raise ValueError(f"max_held must be at least 0, got {max_held}")
         self.retention = retention
         self.store: MutableMapping[str, bytes] = {} if store is None else store
         self.max_entries = max_entries
         self.held_before_first_label = held_before_first_label
+        self.max_held = max_held
         self._retention_us = retention // _MICROSECOND
         self._heaps: dict[str, list[_Item]] = {}
         self._watermarks: dict[str, dict[str, int]] = {}
@@ -566,8 +576,17 @@ class LabelJoin:
         while self._size > self.max_entries:
             self._evict(min(self._tops())[1])
         held = self._held.get(model_id)
-        while held is not None and len(held) > self.held_before_first_label:
+        while held is not None and len(held) > self._held_cap():
             self._evict(model_id)
+
+    def _held_cap(self) -> int:
+        """How many predictions each model without a label may hold now.
+
+        ``held_before_first_label``, or less when ``max_held`` shared out
+        among the models holding some is less: with many models that never
+        get labels, memory stays bounded in all, and each keeps its latest.
+        """
+        return min(self.held_before_first_label, self.max_held // max(1, len(self._held)))
 
     def _hold(self, model_id: str, key: str, time: int, payload: Any) -> None:
         """:meth:`_write` of a new prediction of a model without a label yet, in memory.
@@ -586,11 +605,12 @@ class LabelJoin:
         self._counts[_PREDICTION] += 1
         self._size += 1
         item = (time, key, _PREDICTION)
-        if self._size > self.max_entries or len(held) <= self.held_before_first_label:
+        cap = self._held_cap()
+        if self._size > self.max_entries or len(held) != cap + 1:  # else: one out, one in
             heapq.heappush(heap, item)
             while self._size > self.max_entries:
                 self._evict(min(self._tops())[1])
-            while len(held) > self.held_before_first_label:
+            while len(held) > cap:
                 self._evict(model_id)
             return
         while heap and _live_in(held, heap[0]) is None:

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         "wait in the label join only from its first label on); past it the oldest count as "
         "never labelled, and a label for one of them later becomes an orphan.",
     )
+    max_held_predictions: NonNegativeInt = Field(
+        default=100_000,
+        description="Predictions held in memory over all models that have had no label yet; "
+        "each such model holds at most an equal share of it (if less than "
+        "DRIFTLINE_HELD_PREDICTIONS_BEFORE_FIRST_LABEL), so memory stays bounded with many "
+        "models that never get labels.",
+    )
     max_future_seconds: PositiveFloat = Field(
         default=600.0,
         description="How far an event time may lie ahead of the time Kafka recorded for its "

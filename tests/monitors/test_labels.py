@@ -652,3 +652,25 @@ def test_a_bounded_join_is_an_unbounded_one_until_the_bound_forces_an_eviction(
             return
         assert expired == roomy_expired
         assert len(tight) == len(roomy) <= max_entries
+
+
+def test_models_without_a_label_share_max_held_and_each_keeps_its_latest():
+    join = LabelJoin(RETENTION, held_before_first_label=3, max_held=4)
+    for second in range(3):
+        join.predicted("a", f"a{second}", at(second), {})
+    assert join.held_predictions == 3  # alone, "a" holds its own cap
+    join.predicted("b", "b0", at(10), {})
+    join.predicted("b", "b1", at(11), {})
+    join.predicted("b", "b2", at(12), {})  # two models: 2 each
+    assert [(e.prediction_id, e.evicted) for e in join.advance("b")] == [("b0", True)]
+    join.predicted("a", "a3", at(3), {})
+    assert [e.prediction_id for e in join.advance("a")] == ["a0", "a1"]
+    assert join.held_predictions == 4
+    match = join.labelled("a", "a3", at(4), {})
+    assert isinstance(match, Match)
+    assert match.prediction_time == at(3)
+
+
+def test_max_held_must_not_be_negative():
+    with pytest.raises(ValueError, match="max_held"):
+        LabelJoin(RETENTION, max_held=-1)
