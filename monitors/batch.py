@@ -136,7 +136,8 @@ class BatchWatch:
         self.with_features = with_features
         self.monitor._events += len(self.rows)
         self.monitor._recent_events.extend(
-            (self.events[row].event_time, self.positions[row]) for row in self.rows
+            [self.events[row].event_time for row in self.rows],
+            [self.positions[row] for row in self.rows],
         )
 
     def run(self) -> tuple[int, dict[int, ModelFindings]]:
@@ -315,14 +316,14 @@ class BatchWatch:
             lo = int(before[tick])
             hit = feed(lo, int(before[end]))
             if hit is not None:
-                subject.observed_at.extend(observation_events[lo : hit + 1].tolist())
+                subject.observed_at.extend(observation_events[lo : hit + 1])
                 alarm_tick = int(tick_of[hit])
                 repeat = subject.latched
                 subject.latched, subject.quiet = True, 0
                 self._alarm(order, subject, int(ticks[alarm_tick]), repeat)
                 tick = alarm_tick + 1
                 continue
-            subject.observed_at.extend(observation_events[lo : int(before[end])].tolist())
+            subject.observed_at.extend(observation_events[lo : int(before[end])])
             if subject.latched:
                 subject.quiet += end - tick
                 back = subject.detector.pressure < policy.exit_fraction

@@ -26,6 +26,7 @@ from scipy import stats
 
 from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.reference import CategoricalReference, NumericReference
+from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import (
     BernoulliCusum,
     LocationCusum,
@@ -172,7 +173,7 @@ class NumericDrift:
         self.serial = SerialDependence(prior_rho=serial_rho)
         self._apply_variance_factor()
         self._observations = 0
-        self._recent: deque[float] = deque(maxlen=history)
+        self._recent = FloatRing(history)
         self.last_score: float | None = None
         self.last_alarm: DriftAlarm | None = None
 
@@ -322,7 +323,7 @@ class NumericDrift:
         """Count ``count`` values from ``start`` as taken (the tests and the serial estimate
         already took them); whether the last raised an alarm."""
         self._observations += count
-        self._recent.extend(values[start : start + count].tolist())
+        self._recent.extend(values[start : start + count])
         self.last_score = float(scores[start + count - 1])
         alarmed = self._check()
         if self._observations % VARIANCE_FACTOR_EVERY == 0:
@@ -352,7 +353,7 @@ class NumericDrift:
             return False
         test, cusum = fired
         since = max(1, self._observations - cusum.change_observation + 1)
-        recent = list(self._recent)[-since:]
+        recent = self._recent.last(since).tolist()
         self.last_alarm = DriftAlarm(
             test=test,
             direction="up" if cusum.direction > 0 else "down",
@@ -386,7 +387,7 @@ class NumericDrift:
             "scale": self.scale.to_state(),
             "serial": self.serial.to_state(),
             "observations": self._observations,
-            "recent": pack_floats(self._recent),
+            "recent": pack_floats(self._recent.values()),
             "last_score": self.last_score,
         }
         if with_reference:

@@ -6,7 +6,6 @@ must find exactly the same things.
 """
 
 import bisect
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ from scipy import stats
 from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftAlarm, NumericDrift
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import QualityFinding
+from driftline.monitors.rings import IntRing
 from driftline.schemas import (
     DistributionSummary,
     FeatureEvent,
@@ -147,7 +147,7 @@ class Subject:
 
     name: str
     detector: Detector
-    observed_at: deque[int]
+    observed_at: IntRing
     """The model's event numbers of the detector's recent observations."""
     latched: bool = False
     quiet: int = 0

@@ -11,7 +11,6 @@ with more features raises no more false alarms in total.
 
 import json
 import zlib
-from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -47,10 +46,12 @@ from driftline.monitors.packing import (
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
 from driftline.monitors.reference import (
     CategoricalReference,
+    CompactProfile,
     ModelReference,
     NumericReference,
     build_reference,
 )
+from driftline.monitors.rings import EventMemory, IntRing
 from driftline.monitors.sequential import MAX_RHO
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import (
@@ -138,12 +139,10 @@ class ModelMonitor:
         self._quality = DataQualityMonitor(spec, alpha=quality_alpha)
         self._watched = [f.name for f in spec.features if f.monitor][:max_monitored_features]
         self._events = 0
-        self._recent_events: deque[tuple[datetime, KafkaPosition | None]] = deque(
-            maxlen=EVENT_MEMORY
-        )
+        self._recent_events = EventMemory(EVENT_MEMORY)
         self._warmup: dict[str, list[object]] | None = None
         self._subjects: list[Subject] = []
-        self.reference: ReferenceProfile | None = None
+        self._reference: CompactProfile | None = None
         if reference is None:
             self._warmup = {name: [] for name in [*self._watched, PREDICTION, UNCERTAINTY]}
         else:
@@ -168,7 +167,7 @@ class ModelMonitor:
         if event.features is None and prediction is None and unsure is None:
             return ModelFindings()
         self._events += 1
-        self._recent_events.append((event.event_time, position))
+        self._recent_events.append(event.event_time, position)
         quality: list[QualityFinding] = []
         values: dict[str, object] = {}
         if event.features is not None:
@@ -372,7 +371,6 @@ class ModelMonitor:
 
     def _start(self, reference: ReferenceProfile) -> None:
         """Build one detector per drift subject the reference covers, splitting the budget."""
-        self.reference = reference
         policy = self.spec.drift
         sketches = reference.features
         plans: list[tuple[str, NumericSketch | CategoricalCounts]] = [
@@ -390,6 +388,7 @@ class ModelMonitor:
         units = len(plans) + (1 if multivariate else 0)
         arl = policy.expected_events_between_false_alarms * max(units, 1)
         ready = ModelReference(reference)
+        self._reference = CompactProfile(ready)
         rho = {
             name: min(max(value, 0.0), MAX_RHO)
             for name, value in reference.serial_correlation.items()
@@ -414,7 +413,7 @@ class ModelMonitor:
                     ratio=policy.category_ratio,
                     max_tracked=policy.tracked_categories,
                 )
-            self._subjects.append(Subject(name, detector, deque(maxlen=detector.history)))
+            self._subjects.append(Subject(name, detector, IntRing(detector.history)))
         if multivariate and reference.correlation is not None:
             indices = [reference.correlation_features.index(name) for name in together]
             matrix = np.asarray(reference.correlation)[np.ix_(indices, indices)]
@@ -425,7 +424,7 @@ class ModelMonitor:
             detector = MultivariateDrift(
                 together, matrix, arl=arl, inflation=inflation, variance_factor=factor
             )
-            self._subjects.append(Subject(MULTIVARIATE, detector, deque(maxlen=detector.history)))
+            self._subjects.append(Subject(MULTIVARIATE, detector, IntRing(detector.history)))
 
     # State as plain data, so it can be kept outside the process (never pickled).
 
@@ -447,15 +446,16 @@ class ModelMonitor:
         >>> copy.events, copy.warming_up
         (0, True)
         """
+        reference = self.reference
         return {
             "spec": self.spec.model_dump(mode="json"),
-            "reference": None if self.reference is None else self.reference.model_dump(mode="json"),
+            "reference": None if reference is None else reference.model_dump(mode="json"),
             "max_monitored_features": self.max_monitored_features,
             "quality_alpha": self.quality_alpha,
             "events": self._events,
             "recent_events": {
-                "times": pack_times([time for time, _ in self._recent_events]),
-                "positions": pack_positions([position for _, position in self._recent_events]),
+                "times": pack_times(self._recent_events.times()),
+                "positions": pack_positions(self._recent_events.positions()),
             },
             "warmup": self._warmup,
             "quality": self._quality.to_state(),
@@ -464,7 +464,7 @@ class ModelMonitor:
                     "name": subject.name,
                     "kind": type(subject.detector).__name__,
                     "detector": subject.detector.to_state(with_reference=False),
-                    "observed_at": pack_ints(subject.observed_at),
+                    "observed_at": pack_ints(subject.observed_at.tolist()),
                     "latched": subject.latched,
                     "quiet": subject.quiet,
                 }
@@ -480,27 +480,38 @@ class ModelMonitor:
             max_monitored_features=state["max_monitored_features"],
             quality_alpha=state["quality_alpha"],
         )
+        ready = None
         if state["reference"] is not None:
-            monitor.reference = ReferenceProfile.model_validate_json(json.dumps(state["reference"]))
+            ready = ModelReference(
+                ReferenceProfile.model_validate_json(json.dumps(state["reference"]))
+            )
+            monitor._reference = CompactProfile(ready)
         monitor._events = int(state["events"])
         recent = state["recent_events"]
         monitor._recent_events.extend(
-            zip(unpack_times(recent["times"]), unpack_positions(recent["positions"]), strict=True)
+            unpack_times(recent["times"]), unpack_positions(recent["positions"])
         )
         monitor._warmup = state["warmup"]
         monitor._quality.load_state(state["quality"])
-        ready = None if monitor.reference is None else ModelReference(monitor.reference)
         for saved in state["subjects"]:
             detector = _detector_from_state(saved["kind"], saved["detector"], saved["name"], ready)
-            observed_at: deque[int] = deque(
-                unpack_ints(saved["observed_at"]), maxlen=detector.history
-            )
+            observed_at = IntRing(detector.history, unpack_ints(saved["observed_at"]))
             monitor._subjects.append(
                 Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
             )
         return monitor
 
     # What the monitor is doing.
+
+    @property
+    def reference(self) -> ReferenceProfile | None:
+        """The reference profile the drift detectors measure against; None during the warm-up.
+
+        The registered profile, or the one built from the warm-up: built
+        again at each read from what the detectors keep of it (see
+        :class:`~driftline.monitors.reference.CompactProfile`).
+        """
+        return None if self._reference is None else self._reference.profile
 
     @property
     def events(self) -> int:

@@ -9,7 +9,6 @@ to it otherwise). A CUSUM watches ``s`` for inflation: any shift of the
 mean, rise of a variance or change of correlation makes ``s`` larger.
 """
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from numpy.typing import ArrayLike
 
 from driftline.monitors.feature_drift import DriftAlarm
 from driftline.monitors.packing import pack_floats, unpack_floats
+from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
 
 RIDGE = 1e-3
@@ -77,7 +77,7 @@ class MultivariateDrift:
         self.cusum = ChiSquareCusum(dimension, lorden_threshold(arl), inflation=inflation)
         self.cusum.variance_factor = variance_factor
         self._observations = 0
-        self._recent: deque[float] = deque(maxlen=history)
+        self._recent = FloatRing(history)
         self.last_alarm: DriftAlarm | None = None
 
     def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
@@ -95,7 +95,7 @@ class MultivariateDrift:
             "history": self.history,
             "cusum": self.cusum.to_state(),
             "observations": self._observations,
-            "recent": pack_floats(self._recent),
+            "recent": pack_floats(self._recent.values()),
         }
         if with_reference:
             state["correlation"] = self.correlation.tolist()
@@ -168,7 +168,7 @@ class MultivariateDrift:
         hit = self.cusum.update_many(distances)
         taken = len(distances) if hit is None else hit + 1
         self._observations += taken
-        self._recent.extend(distances[:taken].tolist())
+        self._recent.extend(distances[:taken])
         if hit is None:
             return None
         since = max(1, self._observations - self.cusum.change_observation + 1)
@@ -180,7 +180,7 @@ class MultivariateDrift:
             arl=self.arl,
             observation=self._observations,
             change_observation=self.cusum.change_observation,
-            current=tuple(list(self._recent)[-since:]),
+            current=tuple(self._recent.last(since).tolist()),
         )
         self.cusum.reset()
         return hit

@@ -1,0 +1,332 @@
+"""A monitor's long recent memories, in arrays of numbers instead of deques of Python objects.
+
+A model monitor remembers, per drift subject, the last few hundred values
+its detector saw (for the evidence of an alarm) and the model's event
+numbers they came at (to place a change point), and the time and Kafka
+position of the model's last few thousand events. In deques every number
+is a Python object: 32 bytes a float or an int with its slot, far more for
+a tuple of a time and a position. With a hundred model versions of twenty
+features that is most of a worker's memory. Here a number takes 8 bytes:
+
+* :class:`FloatRing` and :class:`IntRing` keep the last ``maxlen`` numbers,
+  like ``deque(maxlen=maxlen)``, and take a batch of them as one numpy copy;
+* :class:`EventMemory` keeps the last ``maxlen`` events' times and positions
+  as integers, and gives back ``(time, position)`` equal to those it was
+  given.
+"""
+
+from array import array
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from driftline.schemas import KafkaPosition
+
+Number = TypeVar("Number", int, float)
+
+_SMALLEST = 16
+"""Numbers a ring makes room for at first: a ring grows only as far as it is filled."""
+
+_EPOCH = datetime(1970, 1, 1)
+_UNSEEN = object()
+"""No tzinfo is this one: what :meth:`EventMemory.extend` compares the first time's with."""
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Ring(Generic[Number]):
+    """The last ``maxlen`` numbers appended, oldest first, as ``deque(maxlen=maxlen)`` keeps them.
+
+    The numbers live in one :class:`array.array` used as a circle: once
+    full, each new number overwrites the oldest. It starts small and doubles
+    as the ring fills, up to ``maxlen``. One number is appended or read in
+    Python, as fast as with a deque; many are written or read at once
+    through a numpy view of the same memory (:meth:`extend`, :meth:`last`).
+    """
+
+    __slots__ = ("_data", "_maxlen", "_size", "_start")
+
+    typecode = "d"
+    """The :mod:`array` type of the numbers, and ``dtype`` the same as numpy's."""
+    dtype: DTypeLike = np.float64
+
+    def __init__(self, maxlen: int, values: ArrayLike = ()) -> None:
+        if maxlen < 0:
+            raise ValueError(f"maxlen must be at least 0, got {maxlen}")
+        self._maxlen = maxlen
+        self._data = self._zeros(min(maxlen, _SMALLEST))
+        self._start = 0
+        """Where the oldest number is in ``_data``."""
+        self._size = 0
+        self.extend(values)
+
+    @property
+    def maxlen(self) -> int:
+        """How many numbers the ring keeps at most."""
+        return self._maxlen
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, value: Number) -> None:
+        """Add one number, forgetting the oldest when the ring is full."""
+        size, data = self._size, self._data
+        if size < len(data):
+            data[(self._start + size) % len(data)] = value
+            self._size = size + 1
+        elif size < self._maxlen:
+            self._reserve(size + 1)
+            self._data[size] = value
+            self._size = size + 1
+        elif size:  # full: the newest takes the oldest's place
+            data[self._start] = value
+            self._start = (self._start + 1) % size
+
+    def extend(self, values: ArrayLike) -> None:
+        """Add numbers in order (an array, or any sequence of numbers), as many appends would."""
+        new = np.asarray(values, dtype=self.dtype).ravel()
+        count = len(new)
+        if count == 0 or self._maxlen == 0:
+            return
+        if count >= self._maxlen:  # the newest of them are all that is kept
+            self._data = self._zeros(self._maxlen)
+            np.frombuffer(self._data, dtype=self.dtype)[:] = new[count - self._maxlen :]
+            self._start, self._size = 0, self._maxlen
+            return
+        self._reserve(self._size + count)
+        capacity = len(self._data)
+        end = (self._start + self._size) % capacity
+        first = min(count, capacity - end)
+        data = np.frombuffer(self._data, dtype=self.dtype)
+        data[end : end + first] = new[:first]
+        data[: count - first] = new[first:]
+        overwritten = max(self._size + count - capacity, 0)
+        self._start = (self._start + overwritten) % capacity
+        self._size = min(self._size + count, capacity)
+
+    def __getitem__(self, index: int) -> Number:
+        """The ``index``-th number from the oldest (from the newest when negative)."""
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError("ring index out of range")
+        value: Number = self._data[(self._start + index) % len(self._data)]
+        return value
+
+    def values(self) -> np.ndarray:
+        """The numbers, oldest first, as a new array."""
+        return self.last(self._size)
+
+    def last(self, count: int) -> np.ndarray:
+        """The newest ``count`` numbers (all of them if there are fewer), oldest first."""
+        count = min(max(count, 0), self._size)
+        data = np.frombuffer(self._data, dtype=self.dtype)
+        begin = (self._start + self._size - count) % len(data) if len(data) else 0
+        if begin + count <= len(data):
+            return data[begin : begin + count].copy()
+        return np.concatenate([data[begin:], data[: begin + count - len(data)]])
+
+    def tolist(self) -> list[Number]:
+        """The numbers, oldest first, as Python numbers."""
+        numbers: list[Number] = self.values().tolist()
+        return numbers
+
+    def __iter__(self) -> Iterator[Number]:
+        return iter(self.tolist())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.tolist()!r}, maxlen={self._maxlen})"
+
+    def _zeros(self, size: int) -> "array[Any]":
+        # Repeating one zero allocates exactly ``size`` numbers; extending would leave slack.
+        zero: array[Any] = array(self.typecode, bytes(np.dtype(self.dtype).itemsize))
+        return zero * size
+
+    def _reserve(self, size: int) -> None:
+        """Make room for ``size`` numbers (at most ``maxlen``), the oldest moved to the front."""
+        if min(size, self._maxlen) <= len(self._data):
+            return
+        data = self._zeros(min(self._maxlen, max(size, 2 * len(self._data))))
+        np.frombuffer(data, dtype=self.dtype)[: self._size] = self.values()
+        self._data, self._start = data, 0
+
+
+class FloatRing(Ring[float]):
+    """A :class:`Ring` of doubles: recent values of a detector, exactly as they came."""
+
+    __slots__ = ()
+    typecode = "d"
+    dtype = np.float64
+
+
+class IntRing(Ring[int]):
+    """A :class:`Ring` of 64-bit integers: event numbers, times, offsets."""
+
+    __slots__ = ()
+    typecode = "q"
+    dtype = np.int64
+
+
+class EventMemory:
+    """The time and Kafka position of each of the last ``maxlen`` events, oldest first.
+
+    Reading the ``i``-th gives ``(time, position)`` equal to what was given:
+    the same wall-clock time and ``fold``, with a ``tzinfo`` of the same
+    type, value and name (the first such one remembered), and a position
+    with the same topic, partition and offset, or None. Kept as integers: the
+    time in microseconds since 1970-01-01 on its own clock, a code for its
+    ``tzinfo`` and fold, the position's partition and offset, and an index
+    into the topics seen (-1 for no position). A worker reads few topics,
+    and events few time zones, so those lists stay short.
+
+    >>> from datetime import UTC
+    >>> memory = EventMemory(2)
+    >>> moments = [datetime(2026, 1, 1, second=s, tzinfo=UTC) for s in range(3)]
+    >>> memory.extend(moments, [None, *(KafkaPosition(topic="t", partition=0, offset=o)
+    ...                                  for o in (7, 8))])
+    >>> len(memory), memory[0] == (moments[1], KafkaPosition(topic="t", partition=0, offset=7))
+    (2, True)
+    """
+
+    __slots__ = (
+        "_clock",
+        "_last_zone",
+        "_offset",
+        "_partition",
+        "_topic",
+        "_topic_codes",
+        "_topics",
+        "_zone",
+        "_zone_codes",
+        "_zones",
+    )
+
+    def __init__(self, maxlen: int) -> None:
+        self._clock = IntRing(maxlen)
+        """Each time's microseconds since 1970-01-01, on its own (wall) clock."""
+        self._zone = IntRing(maxlen)
+        """Twice the index of each time's tzinfo in ``_zones``, plus its fold."""
+        self._topic = IntRing(maxlen)
+        """The index of each position's topic in ``_topics``; -1 for no position."""
+        self._partition = IntRing(maxlen)
+        self._offset = IntRing(maxlen)
+        self._zones: list[tzinfo | None] = []
+        self._zone_codes: dict[tuple[type, str, tzinfo | None], int] = {}
+        self._last_zone: tuple[object, int, datetime] = (_UNSEEN, 0, _EPOCH)
+        """The tzinfo object last seen, its code, and 1970-01-01 in it."""
+        self._topics: list[str] = []
+        self._topic_codes: dict[str, int] = {}
+
+    @property
+    def maxlen(self) -> int:
+        """How many events are remembered at most."""
+        return self._clock.maxlen
+
+    def __len__(self) -> int:
+        return len(self._clock)
+
+    def append(self, time: datetime, position: KafkaPosition | None) -> None:
+        """Remember one more event, forgetting the oldest when full."""
+        code, epoch = self._zone_of(time.tzinfo)
+        self._clock.append((time - epoch) // _MICROSECOND)
+        self._zone.append(2 * code + time.fold)
+        if position is None:
+            self._topic.append(-1)
+            self._partition.append(0)
+            self._offset.append(0)
+        else:
+            self._topic.append(self._topic_code(position.topic))
+            self._partition.append(position.partition)
+            self._offset.append(position.offset)
+
+    def extend(self, times: Sequence[datetime], positions: Sequence[KafkaPosition | None]) -> None:
+        """Remember events in order: their times and positions, as many appends would."""
+        if len(times) != len(positions):
+            raise ValueError(f"{len(times)} times but {len(positions)} positions")
+        clock: list[int] = []
+        zones: list[int] = []
+        last: object = _UNSEEN
+        code, epoch = 0, _EPOCH
+        for time in times:
+            zone = time.tzinfo
+            if zone is not last:  # most events of a batch share one tzinfo object
+                last = zone
+                code, epoch = self._zone_of(zone)
+            clock.append((time - epoch) // _MICROSECOND)
+            zones.append(2 * code + time.fold)
+        for topic in dict.fromkeys(p.topic for p in positions if p is not None):
+            self._topic_code(topic)
+        topics = self._topic_codes
+        self._clock.extend(clock)
+        self._zone.extend(zones)
+        self._topic.extend([-1 if p is None else topics[p.topic] for p in positions])
+        self._partition.extend([0 if p is None else p.partition for p in positions])
+        self._offset.extend([0 if p is None else p.offset for p in positions])
+
+    def __getitem__(self, index: int) -> tuple[datetime, KafkaPosition | None]:
+        """The time and position of the ``index``-th event from the oldest."""
+        return self.time(index), self.position(index)
+
+    def time(self, index: int) -> datetime:
+        """The time of the ``index``-th event from the oldest."""
+        return self._time(self._clock[index], self._zone[index])
+
+    def position(self, index: int) -> KafkaPosition | None:
+        """The Kafka position of the ``index``-th event from the oldest, if it had one."""
+        return self._position(self._topic[index], self._partition[index], self._offset[index])
+
+    def times(self) -> list[datetime]:
+        """Every time remembered, oldest first."""
+        return [
+            self._time(clock, zone)
+            for clock, zone in zip(self._clock.tolist(), self._zone.tolist(), strict=True)
+        ]
+
+    def positions(self) -> list[KafkaPosition | None]:
+        """Every position remembered, oldest first."""
+        return [
+            self._position(topic, partition, offset)
+            for topic, partition, offset in zip(
+                self._topic.tolist(), self._partition.tolist(), self._offset.tolist(), strict=True
+            )
+        ]
+
+    def __iter__(self) -> Iterator[tuple[datetime, KafkaPosition | None]]:
+        return zip(self.times(), self.positions(), strict=True)
+
+    def _time(self, clock: int, zone: int) -> datetime:
+        wall = _EPOCH + timedelta(microseconds=clock)
+        return wall.replace(tzinfo=self._zones[zone // 2], fold=zone % 2)
+
+    def _position(self, topic: int, partition: int, offset: int) -> KafkaPosition | None:
+        if topic < 0:
+            return None
+        return KafkaPosition(topic=self._topics[topic], partition=partition, offset=offset)
+
+    def _zone_of(self, zone: tzinfo | None) -> tuple[int, datetime]:
+        """The code of a time's tzinfo, and 1970-01-01 in that very tzinfo object.
+
+        A time minus that epoch is its wall-clock time since 1970: Python
+        subtracts two times of one tzinfo object on their wall clock.
+        """
+        last, code, epoch = self._last_zone
+        if zone is last:
+            return code, epoch
+        # Equal tzinfos of one type and name share a code: pydantic parses
+        # each "+02:00" into a tzinfo object of its own.
+        key = (type(zone), str(zone), zone)
+        known = self._zone_codes.get(key)
+        if known is None:
+            known = self._zone_codes[key] = len(self._zones)
+            self._zones.append(zone)
+        self._last_zone = (zone, known, _EPOCH.replace(tzinfo=zone))
+        return known, self._last_zone[2]
+
+    def _topic_code(self, topic: str) -> int:
+        code = self._topic_codes.get(topic)
+        if code is None:
+            code = self._topic_codes[topic] = len(self._topics)
+            self._topics.append(topic)
+        return code
