@@ -23,7 +23,6 @@ differences of event times.
 
 import hashlib
 import math
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +35,7 @@ from scipy import stats
 from driftline.monitors.estimation import ConfidenceEstimator, EstimatedWindow
 from driftline.monitors.feature_drift import NumericDrift
 from driftline.monitors.reference import NumericReference
+from driftline.monitors.rings import EventMemory, FloatRing
 from driftline.monitors.sequential import BernoulliCusum, lorden_threshold
 from driftline.monitors.uncertainty import entropy, least_confidence, margin
 from driftline.monitors.window_metrics import RealizedMetrics, UncertaintySummary
@@ -220,11 +220,11 @@ class PerformanceMonitor:
         self._reference_error: float | None = None
         self._error_test: BernoulliCusum | NumericDrift | None = None
         self._since_reference = self._metrics()
-        self._changes: deque[tuple[datetime, KafkaPosition | None]] = deque(maxlen=CHANGE_MEMORY)
+        self._changes = EventMemory(CHANGE_MEMORY)
         self._latched_quiet: int | None = None
         self._estimate_latched = False
-        self._delays: deque[float] = deque(maxlen=DELAY_MEMORY)
-        self._recent_errors: deque[float] = deque(maxlen=CHANGE_MEMORY)
+        self._delays = FloatRing(DELAY_MEMORY)
+        self._recent_errors = FloatRing(CHANGE_MEMORY)
         self.last_estimate: dict[str, float] = {}
         self.last_realized: dict[str, float] = {}
 
@@ -308,7 +308,7 @@ class PerformanceMonitor:
             window.labelled += 1
             window.delays.append(max(delay, 0.0))
             window.realized.update(label, record.prediction, record.probabilities)
-        self._changes.append((record.event_time, record.position))
+        self._changes.append(record.event_time, record.position)
         found = self._test(record, label, event_id, label_time)
         if window is not None and window.settled:
             found += self._settle(window)
@@ -347,7 +347,7 @@ class PerformanceMonitor:
     @property
     def label_delays(self) -> list[float]:
         """The latest label delays, in seconds of event time."""
-        return list(self._delays)
+        return self._delays.tolist()
 
     @property
     def reference_ready(self) -> bool:
@@ -430,7 +430,7 @@ class PerformanceMonitor:
     def _current_error(self, since: int) -> float:
         recent = self._recent_errors
         count = min(max(since, 1), len(recent))
-        return float(np.mean(list(recent)[-count:])) if recent else 0.0
+        return float(np.mean(recent.last(count))) if len(recent) else 0.0
 
     def _learn(self, record: PredictionRecord, label: str | float, error: float) -> None:
         """Collect one reference label; once all are in, calibrate and build the error test."""
