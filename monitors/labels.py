@@ -83,6 +83,10 @@ _Entry = tuple[str, int, Any]  # an entry: (side code, event time in microsecond
 _MATCHED = "matched"  # the middle part of a marker segment's key
 _MARK = struct.Struct("<qq")  # a marker in a segment: (digest, time)
 
+STALE_SWEEP_AT = 1_024
+"""A model's heap is swept of the items of matched entries once it has this many (and they
+are at least half of it)."""
+
 MARKS_PER_SEGMENT = 64
 """Markers stored under one key: a segment is rewritten whenever one of its
 markers goes, so small segments keep that cheap, and 64 spread the cost of
@@ -305,6 +309,8 @@ class LabelJoin:
         self._held: dict[str, dict[str, bytes]] = {}
         """Entries of the models without a label yet, by model: memory only, not encoded."""
         self._watermark_keys: dict[str, str] = {}
+        self._stale: dict[str, int] = {}
+        """Heap items of each model whose entry went without the item (at most), to sweep."""
         self._matched: dict[str, MatchedIds] = {}
         """Each model's markers: digests of its labelled prediction ids, with their times."""
         self._segments: dict[str, dict[int, _Segment]] = {}
@@ -380,6 +386,7 @@ class LabelJoin:
         """
         self._heaps, self._watermarks, self._counts = {}, {}, Counter()
         self._matched, self._segments, self._segment_heaps = {}, {}, {}
+        self._stale = {}
         self._furthest = {}
         self._size = 0
         self._labelled_models = set()
@@ -553,6 +560,7 @@ class LabelJoin:
         marker_time = time if code == _PREDICTION else stored_time  # the prediction's
         self._delete(model_id, key)
         self._counts[stored_code] -= 1
+        self._left_behind(model_id)
         self._mark(model_id, prediction_id, marker_time)
         return Match(model_id, prediction_id, *first, *second)
 
@@ -613,7 +621,7 @@ class LabelJoin:
             while len(held) > cap:
                 self._evict(model_id)
             return
-        while heap and _live_in(held, heap[0]) is None:
+        while heap and not _live_in(held, heap[0]):
             heapq.heappop(heap)  # lazily invalidated
         oldest = heapq.heappushpop(heap, item)
         gone = _decode(held.pop(oldest[1]))
@@ -666,6 +674,23 @@ class LabelJoin:
         expired = self._remove(model_id, item, entry, evicted=early)
         if expired is not None:
             self._evicted.append(expired)
+
+    def _left_behind(self, model_id: str) -> None:
+        """Count a heap item whose entry went (matched); sweep them out once they are many.
+
+        Such an item would otherwise stay until its time left the retention:
+        with labels a second behind their predictions, the heap of a busy
+        model would hold a week of them, ~180 bytes each. Sweeping when they
+        are more than half the heap costs each match under two reads.
+        """
+        stale = self._stale.get(model_id, 0) + 1
+        heap = self._heaps[model_id]
+        if stale < STALE_SWEEP_AT or 2 * stale < len(heap):
+            self._stale[model_id] = stale
+            return
+        heap[:] = [item for item in heap if self._live(model_id, item) is not None]
+        heapq.heapify(heap)
+        self._stale[model_id] = 0
 
     # Markers: the predictions already labelled, kept in segments (see the module's docstring).
 
@@ -785,13 +810,15 @@ class LabelJoin:
         return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
 
 
-def _live_in(held: dict[str, bytes], item: _Item) -> _Entry | None:
-    """The held entry a heap item stands for, or None if it is stale."""
-    raw = held.get(item[1])
-    entry = None if raw is None else _decode(raw)
-    if entry is None or entry[0] != item[2] or entry[1] != item[0]:
-        return None
-    return entry
+def _live_in(held: dict[str, bytes], item: _Item) -> bool:
+    """Whether the held entry a heap item stands for is still held.
+
+    Its key is enough: a held prediction leaves only by its own item's pop
+    (expired, evicted or pushed out), and a repeated id is refused, so an
+    item whose key is held is that entry's item, and none is stale
+    otherwise. (Matches make a model labelled, and its entries stored.)
+    """
+    return item[1] in held
 
 
 def _expired_all(model_id: str, held: dict[str, bytes]) -> list[Expired]:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftline.monitors import labels
 from driftline.monitors.labels import (
     MARKS_PER_SEGMENT,
     AlreadyLabelled,
@@ -674,3 +675,25 @@ def test_models_without_a_label_share_max_held_and_each_keeps_its_latest():
 def test_max_held_must_not_be_negative():
     with pytest.raises(ValueError, match="max_held"):
         LabelJoin(RETENTION, max_held=-1)
+
+
+def test_the_items_of_matched_entries_are_swept_from_the_heap():
+    join = LabelJoin(RETENTION)
+    for index in range(5 * labels.STALE_SWEEP_AT):
+        join.predicted("m", f"p{index}", at(index / 1_000), {})
+        join.labelled("m", f"p{index}", at(index / 1_000), {})
+    assert len(join._heaps["m"]) <= 2 * labels.STALE_SWEEP_AT  # not one per match
+
+
+@settings(max_examples=200, deadline=None)
+@given(events, retentions, bounds)
+def test_sweeping_the_heap_changes_no_answer(stream, retention, max_entries):
+    def run():
+        join = LabelJoin(retention, max_entries=max_entries)
+        answers = [feed(join, index, event) for index, event in enumerate(stream)]
+        return answers, finish(join), join.store
+
+    unswept = run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(labels, "STALE_SWEEP_AT", 1)
+        assert run() == unswept
