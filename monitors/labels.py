@@ -498,16 +498,6 @@ class LabelJoin:
         raw = None if held is None else held.get(key)
         return None if raw is None else _decode(raw)
 
-    def _put(self, model_id: str, key: str, entry: _Entry) -> None:
-        """Keep an entry where the model's entries are: in the store, or held in memory."""
-        if model_id in self._labelled_models:
-            self.store[key] = _encode(entry)
-        else:
-            held = self._held.get(model_id)
-            if held is None:
-                held = self._held[model_id] = {}
-            held[key] = _encode(entry)
-
     def _delete(self, model_id: str, key: str) -> None:
         if model_id in self._labelled_models:
             del self.store[key]
@@ -545,12 +535,12 @@ class LabelJoin:
         key = _key(model_id, prediction_id)
         stored = self._get(model_id, key)
         if stored is None:
-            if labelled and self._is_marked(model_id, prediction_id):
-                return "repeated"
-            if labelled:
-                self._write(model_id, key, (code, time, payload))
-            else:
+            if not labelled:
                 self._hold(model_id, key, time, payload)
+            elif self._is_marked(model_id, prediction_id):
+                return "repeated"
+            else:
+                self._write(model_id, key, (code, time, payload))
             return None
         stored_code, stored_time, stored_payload = stored
         if stored_code != (_LABEL if code == _PREDICTION else _PREDICTION):
@@ -572,9 +562,12 @@ class LabelJoin:
         self.store[self._watermark_key(model_id)] = _dumps(self._watermarks[model_id])
 
     def _write(self, model_id: str, key: str, entry: _Entry) -> None:
-        """Keep a new entry and index it; evict past the bounds."""
+        """Store a new entry of a model that had a label and index it; evict past the bound.
+
+        (A model without a label yet holds its predictions instead: :meth:`_hold`.)
+        """
         code, time, _ = entry
-        self._put(model_id, key, entry)
+        self.store[key] = _encode(entry)
         heap = self._heaps.get(model_id)
         if heap is None:
             heap = self._heaps[model_id] = []
@@ -583,9 +576,6 @@ class LabelJoin:
         self._size += 1
         while self._size > self.max_entries:
             self._evict(min(self._tops())[1])
-        held = self._held.get(model_id)
-        while held is not None and len(held) > self._held_cap():
-            self._evict(model_id)
 
     def _held_cap(self) -> int:
         """How many predictions each model without a label may hold now.
