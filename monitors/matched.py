@@ -7,8 +7,7 @@ joined again. Half the predictions of a busy labelled model are in that
 state at any time, so one Python entry each (a key string, a value, an
 index tuple: about 300 bytes) would dominate a worker's memory. Here a
 prediction id is kept as a 64-bit digest next to the prediction's time, in
-numpy arrays: sorted by digest for lookups, with the newest few in a dict
-until they are merged in.
+numpy arrays, with the newest few in a dict until they are merged in.
 
 Two different ids share a digest with probability 2⁻⁶⁴: among ``n`` ids
 remembered at once, a collision has probability about n²/2⁶⁵ (3·10⁻⁸ for a
@@ -21,7 +20,7 @@ import hashlib
 import numpy as np
 
 MERGE_EVERY = 2_048
-"""Digests added before they are merged into the sorted arrays."""
+"""Digests added before they are merged into the arrays (or an eighth of those kept, if more)."""
 
 
 def digest(prediction_id: str) -> int:
@@ -37,6 +36,16 @@ def digest(prediction_id: str) -> int:
 class MatchedIds:
     """Digests of labelled prediction ids, each with the prediction's event time (an int).
 
+    Markers leave in time order (the retention passes them, or the join's
+    bound evicts the oldest), once per event of a busy model, so that must
+    not cost a pass over all of them. Merged digests are kept in order of
+    ``(time, digest)``, forgotten ones before a start index, with a
+    permutation that sorts them by digest for lookups; digests added since
+    the last merge wait in a dict, their oldest known. Finding, dropping and
+    reading the oldest then take constant time; a merge sorts everything
+    again, which happens after a number of additions proportional to those
+    kept.
+
     Examples
     --------
     >>> matched = MatchedIds()
@@ -50,30 +59,48 @@ class MatchedIds:
     (1, 1, None)
     """
 
-    __slots__ = ("_keys", "_oldest", "_recent", "_times", "merge_every")
+    __slots__ = (
+        "_by_key",
+        "_dead",
+        "_keys",
+        "_recent",
+        "_recent_oldest",
+        "_sorted_keys",
+        "_start",
+        "_times",
+        "merge_every",
+    )
 
     def __init__(self, merge_every: int = MERGE_EVERY) -> None:
         if merge_every < 1:
             raise ValueError(f"merge_every must be at least 1, got {merge_every}")
         self.merge_every = merge_every
-        self._keys = np.empty(0, dtype=np.int64)
-        """Merged digests, sorted."""
         self._times = np.empty(0, dtype=np.int64)
-        """The event time of each merged digest."""
+        """Merged times, in order of (time, digest)."""
+        self._keys = np.empty(0, dtype=np.int64)
+        """The digest of each merged time."""
+        self._sorted_keys = np.empty(0, dtype=np.int64)
+        """The merged digests, sorted."""
+        self._by_key = np.empty(0, dtype=np.int64)
+        """Where each of ``_sorted_keys`` is in ``_times``."""
+        self._start = 0
+        """Merged entries before this one are forgotten."""
+        self._dead: set[int] = set()
+        """Merged entries at or after ``_start`` forgotten out of order (by :meth:`remove`)."""
         self._recent: dict[int, int] = {}
         """Digests not merged yet, with their times."""
-        self._oldest: tuple[int, int] | None = None
-        """``(time, digest)`` of the oldest, when known (None: to be found again)."""
+        self._recent_oldest: tuple[int, int] | None = None
+        """``(time, digest)`` of the oldest in ``_recent`` (None when it is empty)."""
 
     def __len__(self) -> int:
-        return int(self._keys.size) + len(self._recent)
+        return int(self._times.size) - self._start - len(self._dead) + len(self._recent)
 
     def add(self, key: int, time: int) -> None:
         """Remember a digest (not remembered yet) with its event time."""
         self._recent[key] = time
-        if self._oldest is not None and (time, key) < self._oldest:
-            self._oldest = (time, key)
-        if len(self._recent) >= self.merge_every:
+        if self._recent_oldest is None or (time, key) < self._recent_oldest:
+            self._recent_oldest = (time, key)
+        if len(self._recent) >= max(self.merge_every, (self._times.size - self._start) // 8):
             self._merge()
 
     def time_of(self, key: int) -> int | None:
@@ -81,64 +108,88 @@ class MatchedIds:
         time = self._recent.get(key)
         if time is not None:
             return time
-        keys = self._keys
-        if not keys.size:
-            return None
-        slot = int(np.searchsorted(keys, key))
-        if slot < keys.size and int(keys[slot]) == key:
-            return int(self._times[slot])
-        return None
+        at = self._merged_at(key)
+        return None if at is None else int(self._times[at])
 
     def remove(self, key: int) -> None:
-        """Forget one remembered digest."""
-        if self._recent.pop(key, None) is None:
-            slot = int(np.searchsorted(self._keys, key))
-            if slot >= self._keys.size or int(self._keys[slot]) != key:
-                raise KeyError(key)
-            self._keys = np.delete(self._keys, slot)
-            self._times = np.delete(self._times, slot)
-        self._oldest = None
+        """Forget one remembered digest (the oldest in constant time)."""
+        if key in self._recent:
+            del self._recent[key]
+            self._recent_oldest = _oldest_of(self._recent)
+            return
+        at = self._merged_at(key)
+        if at is None:
+            raise KeyError(key)
+        self._dead.add(at)
+        self._skip_dead()
 
     def oldest(self) -> tuple[int, int] | None:
         """``(time, digest)`` of the earliest remembered (least digest first); None when empty."""
-        if self._oldest is None and len(self):
-            candidates = []
-            if self._keys.size:
-                times = self._times
-                earliest = times.min()
-                slot = int(np.flatnonzero(times == earliest)[0])  # keys sorted: the least
-                candidates.append((int(earliest), int(self._keys[slot])))
-            if self._recent:
-                candidates.append(min((time, key) for key, time in self._recent.items()))
-            self._oldest = min(candidates)
-        return self._oldest
+        merged = None
+        if self._start < self._times.size:
+            merged = (int(self._times[self._start]), int(self._keys[self._start]))
+        if merged is None or (self._recent_oldest is not None and self._recent_oldest < merged):
+            return self._recent_oldest
+        return merged
 
     def remove_before(self, horizon: int) -> int:
         """Forget every digest whose time is before ``horizon``; how many were forgotten."""
-        oldest = self.oldest()
-        if oldest is None or oldest[0] >= horizon:
-            return 0
-        gone = [key for key, time in self._recent.items() if time < horizon]
-        for key in gone:
-            del self._recent[key]
-        keep = self._times >= horizon
-        removed = len(gone) + int(keep.size - np.count_nonzero(keep))
-        self._keys, self._times = self._keys[keep], self._times[keep]
-        self._oldest = None
+        removed = 0
+        if self._recent_oldest is not None and self._recent_oldest[0] < horizon:
+            gone = [key for key, time in self._recent.items() if time < horizon]
+            for key in gone:
+                del self._recent[key]
+            self._recent_oldest = _oldest_of(self._recent)
+            removed += len(gone)
+        if self._start < self._times.size and self._times[self._start] < horizon:
+            end = self._start + int(np.searchsorted(self._times[self._start :], horizon))
+            dead = {at for at in self._dead if at < end}
+            removed += end - self._start - len(dead)
+            self._dead -= dead
+            self._start = end
+            self._skip_dead()
         return removed
 
     def items(self) -> list[tuple[int, int]]:
         """Every ``(digest, time)`` remembered, by digest."""
         self._merge()
-        return list(zip(self._keys.tolist(), self._times.tolist(), strict=True))
+        keys, times = self._keys[self._start :], self._times[self._start :]
+        order = np.argsort(keys, kind="stable")
+        return list(zip(keys[order].tolist(), times[order].tolist(), strict=True))
+
+    def _merged_at(self, key: int) -> int | None:
+        """Where a remembered merged digest is in ``_times``, or None."""
+        sorted_keys = self._sorted_keys
+        if not sorted_keys.size:
+            return None
+        slot = int(np.searchsorted(sorted_keys, key))
+        if slot == sorted_keys.size or int(sorted_keys[slot]) != key:
+            return None
+        at = int(self._by_key[slot])
+        return None if at < self._start or at in self._dead else at
+
+    def _skip_dead(self) -> None:
+        while self._start in self._dead:
+            self._dead.discard(self._start)
+            self._start += 1
 
     def _merge(self) -> None:
-        if not self._recent:
-            return
-        keys = np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent))
-        times = np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent))
-        self._recent = {}
-        keys = np.concatenate([self._keys, keys])
-        times = np.concatenate([self._times, times])
-        order = np.argsort(keys, kind="stable")
-        self._keys, self._times = keys[order], times[order]
+        """Sort the merged digests still remembered and the recent ones together."""
+        live = np.arange(self._start, self._times.size, dtype=np.int64)
+        if self._dead:
+            live = live[~np.isin(live, np.fromiter(self._dead, dtype=np.int64))]
+        count = len(self._recent)
+        times = np.concatenate(
+            [self._times[live], np.fromiter(self._recent.values(), np.int64, count)]
+        )
+        keys = np.concatenate([self._keys[live], np.fromiter(self._recent.keys(), np.int64, count)])
+        order = np.lexsort((keys, times))
+        self._times, self._keys = times[order], keys[order]
+        self._by_key = np.argsort(self._keys, kind="stable")
+        self._sorted_keys = self._keys[self._by_key]
+        self._start, self._dead = 0, set()
+        self._recent, self._recent_oldest = {}, None
+
+
+def _oldest_of(recent: dict[int, int]) -> tuple[int, int] | None:
+    return min(((time, key) for key, time in recent.items()), default=None)
