@@ -41,30 +41,31 @@ def same_as_deque(ring: FloatRing | IntRing, kept: deque) -> None:
             ring[index]
 
 
-@given(st.integers(min_value=0, max_value=40), operations(floats))
-def test_a_float_ring_keeps_what_a_deque_of_that_maxlen_keeps(maxlen, steps):
-    ring, kept = FloatRing(maxlen), deque(maxlen=maxlen)
+def drive_both(ring, kept, steps, batch=lambda values: values):
+    """Give a ring and a deque the same appends and extends (a batch as ``batch`` makes it)."""
     for step, argument in steps:
         if step == "append":
             ring.append(argument)
             kept.append(argument)
         else:
-            ring.extend(np.asarray(argument, dtype=np.float64))
+            ring.extend(batch(argument))
             kept.extend(argument)
         same_as_deque(ring, kept)
+
+
+@given(st.integers(min_value=0, max_value=40), operations(floats))
+def test_a_float_ring_keeps_what_a_deque_of_that_maxlen_keeps(maxlen, steps):
+    drive_both(
+        FloatRing(maxlen),
+        deque(maxlen=maxlen),
+        steps,
+        lambda values: np.asarray(values, dtype=np.float64),
+    )
 
 
 @given(st.integers(min_value=0, max_value=40), operations(integers))
 def test_an_int_ring_keeps_what_a_deque_of_that_maxlen_keeps(maxlen, steps):
-    ring, kept = IntRing(maxlen), deque(maxlen=maxlen)
-    for step, argument in steps:
-        if step == "append":
-            ring.append(argument)
-            kept.append(argument)
-        else:
-            ring.extend(argument)
-            kept.extend(argument)
-        same_as_deque(ring, kept)
+    drive_both(IntRing(maxlen), deque(maxlen=maxlen), steps)
 
 
 def test_floats_come_back_bit_for_bit():
