@@ -44,6 +44,7 @@ from driftline.monitors.findings import (
 )
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import QualityBatch
+from driftline.monitors.scoring import ReferenceStack
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import FeatureEvent, KafkaPosition, PredictionEvent, QualityCheck
 
@@ -169,15 +170,28 @@ class BatchWatch:
     def _numeric_columns(
         self, quality: QualityBatch, feature_rows: np.ndarray
     ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Each numeric subject's ticks, values and normal scores, by the subject's order."""
-        columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        """Each numeric subject's ticks, values and normal scores, by the subject's order.
+
+        All of them scored in one pass (see :class:`ReferenceStack`): with few
+        events a model, scoring feature by feature would cost most of the batch.
+        """
+        numeric: list[tuple[int, Subject, NumericDrift, np.ndarray, np.ndarray]] = []
         for order, subject in enumerate(self.monitor._subjects):
             detector = subject.detector
-            if not isinstance(detector, NumericDrift):
-                continue
-            ticks, values = self._column(subject.name, detector, quality, feature_rows)
-            numbers = np.asarray(values, dtype=np.float64)
-            scores = detector.scores_ahead(numbers)
+            if isinstance(detector, NumericDrift):
+                ticks, values = self._column(subject.name, detector, quality, feature_rows)
+                numbers = np.asarray(values, dtype=np.float64)
+                numeric.append((order, subject, detector, ticks, numbers))
+        if not numeric:
+            return {}
+        detectors = [detector for _, _, detector, _, _ in numeric]
+        every_score = NumericDrift.scores_ahead_together(
+            detectors,
+            [numbers for *_, numbers in numeric],
+            ReferenceStack([detector.reference for detector in detectors]),
+        )
+        columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for (order, subject, _, ticks, numbers), scores in zip(numeric, every_score, strict=True):
             column = np.full(len(self.rows), np.nan)
             column[ticks] = scores
             self.scores[subject.name] = column

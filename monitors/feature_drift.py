@@ -27,12 +27,13 @@ from scipy import stats
 from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.reference import CategoricalReference, NumericReference
 from driftline.monitors.rings import FloatRing
+from driftline.monitors.scoring import ReferenceStack
 from driftline.monitors.sequential import (
     BernoulliCusum,
     LocationCusum,
     ScaleCusum,
     SerialDependence,
-    advance_groups,
+    advance_groups_on_features,
     advance_together,
     location_threshold,
     lorden_threshold,
@@ -67,6 +68,22 @@ def _uniforms(start: int, count: int, seed: int) -> np.ndarray:
     counters = np.arange(start + 1, start + count + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         z = np.uint64(seed) + counters * np.uint64(_GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return np.asarray((z >> np.uint64(11)).astype(np.float64) * 2.0**-53)
+
+
+def _uniforms_of_streams(
+    starts: Sequence[int], counts: Sequence[int], seeds: Sequence[int]
+) -> np.ndarray:
+    """:func:`_uniforms` of several streams at once, end to end: ``counts[k]`` uniforms of
+    stream ``seeds[k]`` from ``starts[k]`` on, each equal to :func:`_uniform`."""
+    total = int(sum(counts))
+    offsets = np.repeat(np.cumsum([0, *counts[:-1]]) - np.asarray(starts, dtype=np.int64), counts)
+    counters = (np.arange(1, total + 1, dtype=np.int64) - offsets).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.repeat(np.asarray(seeds, dtype=np.uint64), counts) + counters * np.uint64(_GOLDEN)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z ^= z >> np.uint64(31)
@@ -256,6 +273,25 @@ class NumericDrift:
             values, _uniforms(self._observations, len(values), self.seed)
         )
 
+    @staticmethod
+    def scores_ahead_together(
+        detectors: Sequence["NumericDrift"], values: Sequence[np.ndarray], stack: ReferenceStack
+    ) -> list[np.ndarray]:
+        """:meth:`scores_ahead` of each detector on its own values, in one pass.
+
+        ``stack`` holds the detectors' references in the same order (it is
+        kept by the caller: building it costs more than a batch's scoring).
+        """
+        if any(a.reference is not b for a, b in zip(detectors, stack.references, strict=True)):
+            raise ValueError("the stack must hold the detectors' own references, in order")
+        counts = [len(column) for column in values]
+        uniforms = _uniforms_of_streams(
+            [detector._observations for detector in detectors],
+            counts,
+            [detector.seed for detector in detectors],
+        )
+        return stack.normal_scores(values, np.split(uniforms, np.cumsum(counts)[:-1]))
+
     def take_until_alarm(self, values: np.ndarray, scores: np.ndarray) -> int | None:
         """Feed values (scored by :meth:`scores_ahead`) up to the first alarm; its index.
 
@@ -297,16 +333,21 @@ class NumericDrift:
             while start < size and active:
                 end = min(size, start + VARIANCE_FACTOR_EVERY - phase)
                 phase = 0
-                blocks = [scores[number][start:end] for number in active]
-                firsts = advance_groups(
-                    [[detectors[n].location, detectors[n].scale] for n in active],
-                    [[block, block] for block in blocks],
+                blocks = np.vstack([scores[number][start:end] for number in active])
+                if not np.isfinite(blocks).all():
+                    raise ValueError("sequential detectors take finite values only")
+                with np.errstate(over="ignore"):
+                    # A location CUSUM takes the scores, a scale CUSUM their squares.
+                    features = np.stack([blocks, blocks * blocks], axis=1).reshape(-1, end - start)
+                firsts = advance_groups_on_features(
+                    [[detectors[n].location, detectors[n].scale] for n in active], features
                 )
-                whole = [n for n, first in zip(active, firsts, strict=True) if first is None]
+                quiet = [row for row, first in enumerate(firsts) if first is None]
+                whole = [active[row] for row in quiet]
                 if whole:
                     SerialDependence.update_together(
                         [detectors[n].serial for n in whole],
-                        np.vstack([scores[n][start:end] for n in whole]),
+                        blocks if len(quiet) == len(active) else blocks[quiet],
                     )
                 for number, first in zip(active, firsts, strict=True):
                     detector = detectors[number]

@@ -66,7 +66,7 @@ from driftline.schemas import (
     TaskType,
 )
 
-SMALL_BATCH = 16
+SMALL_BATCH = 4
 """Batches smaller than this go event by event: numpy's fixed costs would outweigh its speed."""
 
 __all__ = [

@@ -175,6 +175,16 @@ class NumericReference:
         return self._count
 
     @property
+    def support(self) -> tuple[Floats, Floats, Floats]:
+        """The support points, and ``F(x-)`` and ``F(x)`` at each (shared arrays: read only)."""
+        return self._values, self._below, self._at
+
+    @property
+    def floor(self) -> float:
+        """The smallest PIT given, ``0.5 / count`` (the largest is ``1 - floor``)."""
+        return self._floor
+
+    @property
     def minimum(self) -> float:
         """The smallest value seen."""
         return self._points[0]

@@ -419,6 +419,25 @@ def advance_groups(
     length for all). One 2-D numpy computation serves every side of every
     group: many features' tests cost about what one feature's do.
     """
+    features = np.vstack(
+        [
+            cusum._features(raw)
+            for cusums, taken in zip(groups, values, strict=True)
+            for cusum, raw in zip(cusums, taken, strict=True)
+        ]
+    )
+    return advance_groups_on_features(groups, features)
+
+
+def advance_groups_on_features(
+    groups: Sequence[Sequence[_Cusum]], features: npt.NDArray[np.float64]
+) -> list[int | None]:
+    """:func:`advance_groups` given each CUSUM's ``g`` already: one row per CUSUM, in order.
+
+    For callers that can compute the rows of many CUSUMs in one step (the
+    scores and their squares of many features, say) instead of one
+    ``_features`` call per CUSUM.
+    """
     owners = [
         (group, cusum, side)
         for group, cusums in enumerate(groups)
@@ -427,14 +446,10 @@ def advance_groups(
     ]
     a = np.array([c._coefficients[side][0] for _, c, side in owners])[:, np.newaxis]
     b = np.array([c._coefficients[side][1] for _, c, side in owners])[:, np.newaxis]
-    g = np.vstack(
-        [
-            features
-            for cusums, taken in zip(groups, values, strict=True)
-            for cusum, raw in zip(cusums, taken, strict=True)
-            for features in [cusum._features(raw)] * len(cusum._coefficients)
-        ]
-    )
+    sides = [len(cusum._coefficients) for cusums in groups for cusum in cusums]
+    if features.shape[0] != len(sides):
+        raise ValueError(f"{len(sides)} CUSUMs but {features.shape[0]} rows of features")
+    g = np.repeat(features, sides, axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
         steps = np.clip(a * g + b, -_STEP_LIMIT, _STEP_LIMIT)
     ticks = np.rint(steps * _UNIT).astype(np.int64)

@@ -10,6 +10,7 @@ from driftline.monitors.feature_drift import (
     NumericDrift,
     _uniform,
     _uniforms,
+    _uniforms_of_streams,
 )
 
 ARL = 1e6
@@ -223,3 +224,14 @@ def test_a_state_without_its_reference_goes_on_identically_given_the_reference_b
     twin = CategoricalDrift.from_state(state, categorical.reference)
     rest = values[2_500:]
     assert [twin.update(v) for v in rest] == [categorical.update(v) for v in rest]
+
+
+def test_uniforms_of_several_streams_are_each_streams_own():
+    starts, counts, seeds = [0, 10, 2**40, 5], [3, 0, 7, 1], [1, 2, 2**63 + 5, 0]
+    together = _uniforms_of_streams(starts, counts, seeds).tolist()
+    expected = [
+        _uniform(start + i, seed)
+        for start, count, seed in zip(starts, counts, seeds, strict=True)
+        for i in range(count)
+    ]
+    assert together == expected

@@ -14,6 +14,8 @@ from driftline.monitors.sequential import (
     LocationCusum,
     ScaleCusum,
     SerialDependence,
+    advance_groups,
+    advance_groups_on_features,
     location_threshold,
     lorden_threshold,
 )
@@ -580,3 +582,22 @@ def test_serial_dependence_update_many_is_update_exactly(values, cuts, halflife)
     for begin, end in zip([0, *cuts], [*cuts, len(values)], strict=True):
         many.update_many(np.array(values[begin:end], dtype=float))
     assert many.to_state() == one.to_state()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_advancing_on_given_features_is_advancing_on_the_values(seed):
+    rng = np.random.default_rng(seed)
+    blocks = rng.normal(0.8, 1.3, size=(3, 200))
+
+    def groups():
+        return [[LocationCusum(4.0), ScaleCusum(3.0)] for _ in range(3)]
+
+    by_values, by_features = groups(), groups()
+    firsts = advance_groups(by_values, [[block, block] for block in blocks])
+    features = np.stack([blocks, blocks * blocks], axis=1).reshape(-1, 200)
+    assert advance_groups_on_features(by_features, features) == firsts
+    assert any(first is not None for first in firsts)
+    for one, other in zip(by_values, by_features, strict=True):
+        assert [c.to_state() for c in one] == [c.to_state() for c in other]
+    with pytest.raises(ValueError, match="6 CUSUMs but 5 rows"):
+        advance_groups_on_features(groups(), features[:5])

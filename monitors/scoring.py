@@ -1,0 +1,105 @@
+"""Normal scores of many numeric features' values in one pass.
+
+A batch of a model's events brings a few values of each of its numeric
+features. Scoring each feature on its own costs some twenty numpy calls a
+feature, whatever the number of values: with 20 features and 8 events that
+fixed cost is most of the batch. :class:`ReferenceStack` lays the features'
+references end to end, so that after one binary search per feature the
+PIT and the normal quantile of every value are a single vectorised
+computation, equal value by value to
+:meth:`~driftline.monitors.reference.NumericReference.normal_scores`.
+
+>>> import numpy as np
+>>> from driftline.monitors.reference import NumericReference
+>>> rng = np.random.default_rng(0)
+>>> references = [NumericReference.from_values(rng.normal(size=500)) for _ in range(3)]
+>>> stack = ReferenceStack(references)
+>>> xs = [rng.normal(size=4) for _ in range(3)]
+>>> vs = [rng.random(4) for _ in range(3)]
+>>> together = stack.normal_scores(xs, vs)
+>>> all((z == r.normal_scores(x, v)).all() for z, r, x, v in zip(together, references, xs, vs))
+True
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.special import ndtri
+
+from driftline.monitors.reference import Floats, NumericReference
+
+__all__ = ["ReferenceStack"]
+
+
+class ReferenceStack:
+    """Several numeric references side by side, each value scored against its own."""
+
+    def __init__(self, references: Sequence[NumericReference]) -> None:
+        if not references:
+            raise ValueError("a reference stack needs at least one reference")
+        self.references = list(references)
+        supports = [reference.support for reference in self.references]
+        sizes = np.array([values.size for values, _, _ in supports], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self._lasts = self._starts + sizes - 1
+        self._values = np.concatenate([values for values, _, _ in supports])
+        self._below = np.concatenate([below for _, below, _ in supports])
+        self._at = np.concatenate([at for _, _, at in supports])
+        self._floors = np.array([reference.floor for reference in self.references])
+        self._ceilings = 1.0 - self._floors
+
+    def normal_scores(self, xs: Sequence[Floats], vs: Sequence[Floats]) -> list[Floats]:
+        """The normal scores of ``xs[k]`` (tie-broken by ``vs[k]``) against reference ``k``.
+
+        Raises ``ValueError`` on NaN, on a ``v`` outside [0, 1], or when the
+        lists do not match the references one for one.
+        """
+        if not len(xs) == len(vs) == len(self.references):
+            raise ValueError(
+                f"{len(self.references)} references, {len(xs)} value arrays, {len(vs)} v arrays"
+            )
+        counts = [len(x) for x in xs]
+        if any(len(v) != count for v, count in zip(vs, counts, strict=True)):
+            raise ValueError("each value array needs a v array of its own length")
+        x = np.concatenate(xs).astype(np.float64, copy=False)
+        v = np.concatenate(vs).astype(np.float64, copy=False)
+        if np.isnan(x).any():
+            raise ValueError("the PIT of NaN is undefined")
+        if not ((v >= 0.0) & (v <= 1.0)).all():
+            raise ValueError("every v must be in [0, 1]")
+        owner = np.repeat(np.arange(len(counts)), counts)
+        local = np.concatenate(
+            [
+                np.searchsorted(reference.support[0], values, side="left")
+                for reference, values in zip(self.references, xs, strict=True)
+            ]
+        )
+        low, high = self._bounds(x, owner, local)
+        u = np.clip(low + v * (high - low), self._floors[owner], self._ceilings[owner])
+        scores = np.asarray(ndtri(u), dtype=np.float64)
+        return np.split(scores, np.cumsum(counts)[:-1])
+
+    def _bounds(self, x: Floats, owner: np.ndarray, local: np.ndarray) -> tuple[Floats, Floats]:
+        """``F(x-)`` and ``F(x)`` of each value under its reference, as ``NumericReference`` has
+        them with the share beyond the values seen spread over the values beyond."""
+        values, below, at = self._values, self._below, self._at
+        start, last = self._starts[owner], self._lasts[owner]
+        i = start + local  # where x would go among its own reference's points
+        right = np.minimum(i, last)
+        left = np.maximum(i - 1, start)
+        exact = (i <= last) & (values[right] == x)
+        x0, x1, f0, f1 = values[left], values[right], at[left], below[right]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            width = x1 - x0
+            fraction = np.where(
+                np.isinf(width), (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), (x - x0) / width
+            )
+            fraction = np.clip(fraction, 0.0, 1.0)
+            inside = np.minimum(f0 + fraction * (f1 - f0), f1)
+        low = np.where(exact, below[right], inside)
+        high = np.where(exact, at[right], inside)
+        under = (local == 0) & ~exact
+        over = i > last
+        low = np.where(under, 0.0, np.where(over, at[last], low))
+        high = np.where(under, below[start], np.where(over, 1.0, high))
+        return low, high
