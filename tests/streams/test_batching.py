@@ -16,7 +16,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka_helpers import committed_offsets, end_offsets, read_all, wait_until_caught_up
 
-from driftline.streams.batching import RecordFeed
+from driftline.streams.app import create_app
+from driftline.streams.batching import FETCH_MAX_WAIT_MS, RecordFeed
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
 
@@ -82,6 +83,20 @@ def start_batch_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]
 
 
 @pytest.mark.kafka
+def test_the_broker_holds_a_fetch_of_the_worker_briefly() -> None:
+    # faust asks the broker to hold fetches up to 1.5 s; after a slow batch that
+    # delayed every following event (see FETCH_MAX_WAIT_MS).
+    async def fetch_max_wait_ms() -> int:
+        app = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app
+        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        try:
+            return int(client._fetch_max_wait_ms)
+        finally:
+            await client.stop()  # never started: only closes its client
+
+    assert asyncio.run(fetch_max_wait_ms()) == FETCH_MAX_WAIT_MS == 100
+
+
 def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
     worker_settings: Settings, tmp_path: Path
 ):
