@@ -10,6 +10,7 @@ process's wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable
@@ -18,16 +19,19 @@ from typing import Any
 
 import numpy as np
 import orjson
+from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks.probes import GroupProbe, free_port, own_topics, settled, worker_status
-from benchmarks.traffic import prediction_events, publish_specs, publisher_for
+from benchmarks.traffic import prediction_events, publish_specs
 from driftline.schemas import ModelSpec, PredictionEvent
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
 
 SHIFT_SD = 2.0
+PACING_SLEEP_SECONDS = 0.001
+"""Shorter waits for an event's turn are skipped: the next sleep makes up for them."""
 SETTLE_SECONDS = 2.0
 """How long to keep listening for alerts once the worker has settled every event."""
 
@@ -64,19 +68,47 @@ class AlertListener(threading.Thread):
         self.join(timeout=10)
 
 
+def encoded(events: Iterable[PredictionEvent]) -> list[tuple[str, bytes, bytes]]:
+    """Each event's id, key and JSON value, made before the clock starts."""
+    return [
+        (event.event_id, event.model_id.encode(), event.model_dump_json().encode())
+        for event in events
+    ]
+
+
 def publish_paced(
-    settings: Settings, events: Iterable[PredictionEvent], rate: float
+    settings: Settings, messages: list[tuple[str, bytes, bytes]], rate: float
 ) -> dict[str, float]:
-    """Publish the events at ``rate`` per second; the wall time each was handed over, by id."""
+    """Publish encoded events at ``rate`` per second; the wall time each was handed over, by id.
+
+    The load generator shares the machine with the worker and the broker,
+    so it is kept lean: the values are encoded beforehand, and an aiokafka
+    producer sends them (kafka-python's pure-Python sender alone would take
+    most of a core at these rates, and slow the worker it measures).
+    """
+    return asyncio.run(
+        _publish_paced(settings.bootstrap_servers, settings.predictions_topic, messages, rate)
+    )
+
+
+async def _publish_paced(
+    bootstrap_servers: str, topic: str, messages: list[tuple[str, bytes, bytes]], rate: float
+) -> dict[str, float]:
     produced: dict[str, float] = {}
-    with publisher_for(settings) as publisher:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        deliveries = []
         start = time.monotonic()
-        for index, event in enumerate(events):
+        for index, (event_id, key, value) in enumerate(messages):
             delay = start + index / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            produced[event.event_id] = time.time()
-            publisher.publish(event)
+            if delay > PACING_SLEEP_SECONDS:
+                await asyncio.sleep(delay)
+            produced[event_id] = time.time()
+            deliveries.append(await producer.send(topic, value, key=key))
+        await asyncio.gather(*deliveries)  # every event is on the broker
+    finally:
+        await producer.stop()
     return produced
 
 
@@ -134,13 +166,13 @@ def measure_alert_latency(
     publish_specs(settings, specs)
     warmup = specs[0].drift.warmup_events
     count = len(specs) * (warmup + shifted_events)
-    events = prediction_events(specs, count, shift_at=warmup, shift=SHIFT_SD, seed=1_000)
+    messages = encoded(prediction_events(specs, count, shift_at=warmup, shift=SHIFT_SD, seed=1_000))
     listener = AlertListener(settings.bootstrap_servers, settings.alerts_topic)
     listener.start()
     try:
         with WorkerProcess(settings, log) as worker:
             _wait_until_assigned(worker, settings, timeout)
-            produced = publish_paced(settings, events, rate)
+            produced = publish_paced(settings, messages, rate)
             last_produced = time.time()
             _wait_until_settled(worker, settings.web_port, count, timeout)
             behind = time.time() - last_produced
