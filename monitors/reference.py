@@ -156,8 +156,9 @@ class NumericReference:
         """The sketch, for the wire: ``from_sketch(to_sketch())`` behaves exactly alike.
 
         Built anew at each call, equal to the sketch the reference was made from.
+        That sketch was validated, so this copy of its numbers is not again.
         """
-        return NumericSketch(
+        return NumericSketch.model_construct(
             count=self._count,
             values=self._points.tolist(),
             cdf_below=self._points_below.tolist(),
