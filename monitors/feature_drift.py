@@ -279,8 +279,8 @@ class NumericDrift:
     ) -> list[np.ndarray]:
         """:meth:`scores_ahead` of each detector on its own values, in one pass.
 
-        ``stack`` holds the detectors' references in the same order (it is
-        kept by the caller: building it costs more than a batch's scoring).
+        ``stack`` holds the detectors' references in the same order (the
+        caller builds it, and may keep it for as long as the references stay).
         """
         if any(a.reference is not b for a, b in zip(detectors, stack.references, strict=True)):
             raise ValueError("the stack must hold the detectors' own references, in order")
