@@ -298,33 +298,54 @@ class NumericReference:
         Beyond the values seen, they are the share of the reference beyond
         them when ``beyond`` (the PIT spreads ``x`` over it), else 0 and 1.
         """
-        values, below, at = self._values, self._below, self._at
-        last = values.size - 1
-        i = np.searchsorted(values, x, side="left")
-        right = np.minimum(i, last)
-        left = np.maximum(i - 1, 0)
-        exact = (i <= last) & (values[right] == x)
-        x0, x1, f0, f1 = values[left], values[right], at[left], below[right]
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            width = x1 - x0
-            fraction = np.where(
-                np.isinf(width), (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), (x - x0) / width
-            )
-            fraction = np.clip(fraction, 0.0, 1.0)
-            inside = np.minimum(f0 + fraction * (f1 - f0), f1)
-        low = np.where(exact, below[right], inside)
-        high = np.where(exact, at[right], inside)
-        under = (i == 0) & ~exact
-        over = i > last
-        low = np.where(under, 0.0, np.where(over, at[-1] if beyond else 1.0, low))
-        high = np.where(under, below[0] if beyond else 0.0, np.where(over, 1.0, high))
-        return low, high
+        places = np.searchsorted(self._values, x, side="left")
+        last = self._values.size - 1
+        return cdf_bounds(self.support, x, places, 0, last, beyond=beyond)
 
     def __repr__(self) -> str:
         return (
             f"NumericReference(count={self.count}, points={self._values.size}, "
             f"resolution={self.resolution})"
         )
+
+
+def cdf_bounds(
+    support: tuple[Floats, Floats, Floats],
+    x: Floats,
+    places: NDArray[np.intp],
+    start: int | NDArray[np.int64],
+    last: int | NDArray[np.int64],
+    *,
+    beyond: bool,
+) -> tuple[Floats, Floats]:
+    """``F(x-)`` and ``F(x)`` of each ``x`` under its CDF, as :meth:`NumericReference.pit` has them.
+
+    ``support`` holds one CDF's points, ``F(x-)`` and ``F(x)`` (or several
+    CDFs end to end); the points of each ``x``'s own CDF run from index
+    ``start`` to ``last`` (numbers, or one each), and ``places`` is where
+    ``x`` falls among them (``searchsorted``, left). Beyond the values seen,
+    the bounds are the share beyond them when ``beyond``, else 0 and 1.
+    """
+    values, below, at = support
+    i = start + places
+    right = np.minimum(i, last)
+    left = np.maximum(i - 1, start)
+    exact = (i <= last) & (values[right] == x)
+    x0, x1, f0, f1 = values[left], values[right], at[left], below[right]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        width = x1 - x0
+        fraction = np.where(
+            np.isinf(width), (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), (x - x0) / width
+        )
+        fraction = np.clip(fraction, 0.0, 1.0)
+        inside = np.minimum(f0 + fraction * (f1 - f0), f1)
+    low = np.where(exact, below[right], inside)
+    high = np.where(exact, at[right], inside)
+    under = (places == 0) & ~exact
+    over = i > last
+    low = np.where(under, 0.0, np.where(over, at[last] if beyond else 1.0, low))
+    high = np.where(under, below[start] if beyond else 0.0, np.where(over, 1.0, high))
+    return low, high
 
 
 def _check_resolution(resolution: int) -> None:

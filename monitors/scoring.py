@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import ndtri
 
-from driftline.monitors.reference import Floats, NumericReference
+from driftline.monitors.reference import Floats, NumericReference, cdf_bounds
 
 __all__ = ["ReferenceStack"]
 
@@ -68,38 +68,15 @@ class ReferenceStack:
         if not ((v >= 0.0) & (v <= 1.0)).all():
             raise ValueError("every v must be in [0, 1]")
         owner = np.repeat(np.arange(len(counts)), counts)
-        local = np.concatenate(
+        places = np.concatenate(
             [
                 np.searchsorted(reference.support[0], values, side="left")
                 for reference, values in zip(self.references, xs, strict=True)
             ]
         )
-        low, high = self._bounds(x, owner, local)
+        supports = (self._values, self._below, self._at)
+        starts, lasts = self._starts[owner], self._lasts[owner]
+        low, high = cdf_bounds(supports, x, places, starts, lasts, beyond=True)
         u = np.clip(low + v * (high - low), self._floors[owner], self._ceilings[owner])
         scores = np.asarray(ndtri(u), dtype=np.float64)
         return np.split(scores, np.cumsum(counts)[:-1])
-
-    def _bounds(self, x: Floats, owner: np.ndarray, local: np.ndarray) -> tuple[Floats, Floats]:
-        """``F(x-)`` and ``F(x)`` of each value under its reference, as ``NumericReference`` has
-        them with the share beyond the values seen spread over the values beyond."""
-        values, below, at = self._values, self._below, self._at
-        start, last = self._starts[owner], self._lasts[owner]
-        i = start + local  # where x would go among its own reference's points
-        right = np.minimum(i, last)
-        left = np.maximum(i - 1, start)
-        exact = (i <= last) & (values[right] == x)
-        x0, x1, f0, f1 = values[left], values[right], at[left], below[right]
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            width = x1 - x0
-            fraction = np.where(
-                np.isinf(width), (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), (x - x0) / width
-            )
-            fraction = np.clip(fraction, 0.0, 1.0)
-            inside = np.minimum(f0 + fraction * (f1 - f0), f1)
-        low = np.where(exact, below[right], inside)
-        high = np.where(exact, at[right], inside)
-        under = (local == 0) & ~exact
-        over = i > last
-        low = np.where(under, 0.0, np.where(over, at[last], low))
-        high = np.where(under, below[start], np.where(over, 1.0, high))
-        return low, high
