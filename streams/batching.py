@@ -16,8 +16,10 @@ per-record cost.
 What this does instead. :class:`BatchingConsumer` is faust's aiokafka
 consumer with one change in its fetch loop (``_drain_messages``): records of
 a topic read through :func:`take_batches` skip the conductor and are put, a
-fetched batch at a time, on that topic's :class:`RecordFeed`. Everything
-else stays faust's: the same consumer joins the group, its rebalance
+fetched batch at a time, on that topic's :class:`RecordFeed`. A full feed
+never blocks that loop: its partitions are taken out of fetching, as faust
+does for a full stream buffer, so one slow topic never starves another.
+Everything else stays faust's: the same consumer joins the group, its rebalance
 listener, table recovery and the changelogs run unchanged, other topics go
 through the conductor as before, read offsets and gaps are tracked the same
 way, and offsets are committed by faust's commit loop (every
@@ -50,8 +52,8 @@ including a kill -9 and restart).
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer as AIOKafkaClient
@@ -64,39 +66,68 @@ from faust.types import TP, AppT, Message, StreamT
 class RecordFeed:
     """Fetched records of some topics, waiting in fetch order for :func:`take_batches`.
 
-    Bounded: the fetch loop waits when ``maxsize`` records wait here, so a
-    slow agent holds back fetching instead of filling memory. Registered
-    with faust's flow control, which clears it on a rebalance, as it clears
-    the agents' queues.
+    Bounded without blocking the fetch loop: once ``maxsize`` records wait
+    here, ``on_full`` is called with the partitions they came from (the
+    consumer then stops fetching those, as faust does for a full stream
+    buffer), and ``on_drop`` once fewer than half wait again. A put is never
+    refused, so the overshoot is at most what one fetch brought. The fetch
+    loop serves all of the app's topics; waiting on one full feed would starve
+    the others (a labels agent held back would stall the predictions it waits
+    for). Registered with faust's flow control, which clears it on a
+    rebalance, as it clears the agents' queues.
     """
 
-    def __init__(self, topics: frozenset[str], maxsize: int) -> None:
+    def __init__(
+        self,
+        topics: frozenset[str],
+        maxsize: int,
+        *,
+        on_full: Callable[[set[TP]], None] = lambda partitions: None,
+        on_drop: Callable[[set[TP]], None] = lambda partitions: None,
+    ) -> None:
         self.topics = topics
         self.maxsize = maxsize
+        self.on_full = on_full
+        self.on_drop = on_drop
         self._chunks: deque[list[Message]] = deque()
         self._size = 0
         self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._waiting: Counter[TP] = Counter()
+        """Records waiting, by partition."""
+        self._held: set[TP] = set()
+        """The partitions ``on_full`` was called for, and ``on_drop`` not yet."""
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def full(self) -> bool:
+        """Whether fetching for this feed is held back now."""
+        return bool(self._held)
+
+    def waiting_in(self, topic: str, partition: int) -> int:
+        """How many records of this partition wait here."""
+        return self._waiting[TP(topic, partition)]  # equal to aiokafka's, and hashed alike
 
     def clear(self) -> None:
         """Forget every waiting record (faust's flow control calls it on a rebalance)."""
         self._chunks.clear()
         self._size = 0
+        self._waiting.clear()
         self._readable.clear()
-        self._writable.set()
+        self._release()
 
-    async def put(self, records: list[Message]) -> None:
-        """Add records, once fewer than ``maxsize`` are waiting."""
-        while self._size >= self.maxsize:
-            self._writable.clear()
-            await self._writable.wait()
+    def put(self, records: list[Message]) -> None:
+        """Add records; past ``maxsize`` waiting, hold back their partitions."""
         self._chunks.append(records)
         self._size += len(records)
+        self._waiting.update(record.tp for record in records)
         self._readable.set()
+        if self._size >= self.maxsize:
+            newly = self._waiting.keys() - self._held
+            if newly:
+                self._held |= newly
+                self.on_full(newly)
 
     async def wait(self, count: int, within: float) -> None:
         """Return once ``count`` records wait, or ``within`` seconds after one does."""
@@ -126,9 +157,16 @@ class RecordFeed:
                 taken.extend(chunk[:room])
                 self._chunks[0] = chunk[room:]
         self._size -= len(taken)
-        if self._size < self.maxsize:
-            self._writable.set()
+        self._waiting.subtract(record.tp for record in taken)
+        self._waiting = +self._waiting  # partitions with none left go
+        if self._size < self.maxsize // 2:
+            self._release()
         return taken
+
+    def _release(self) -> None:
+        if self._held:
+            held, self._held = self._held, set()
+            self.on_drop(held)
 
 
 FETCH_MAX_WAIT_MS = 100
@@ -163,12 +201,33 @@ class BatchingConsumer(AIOKafkaConsumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def waiting(self, topic: str, partition: int) -> int:
+        """Records of a partition fetched and waiting for its batch reader (0 without one)."""
+        feed = self._feeds.get(topic)
+        return 0 if feed is None else feed.waiting_in(topic, partition)
+
+    def unread(self, topic: str, partition: int) -> bool:
+        """Whether this worker holds the partition and the broker has records it has not read.
+
+        From the high-water mark of the last fetch against the last offset
+        read (after a seek, the offset to read next: at worst one record is
+        missed). Before the first fetch of an assigned partition, True.
+        """
+        tp = TP(topic, partition)
+        if tp not in self.assignment():
+            return False
+        highwater: int | None = self.highwater(tp)  # None before a fetch, whatever faust says
+        if highwater is None:
+            return True
+        read = self._read_offset[tp]
+        return bool(highwater > (-1 if read is None else read) + 1)
+
     def feed_for(self, topics: Iterable[str], maxsize: int) -> RecordFeed:
         """The feed of these topics, registered on first use (an agent restart reuses it)."""
         wanted = frozenset(topics)
         existing = {self._feeds.get(topic) for topic in wanted}
         if existing == {None}:
-            feed = RecordFeed(wanted, maxsize)
+            feed = RecordFeed(wanted, maxsize, on_full=self._hold, on_drop=self._release)
             self._feeds.update(dict.fromkeys(wanted, feed))
             self.app.flow_control.manage_queue(feed)  # type: ignore[arg-type]
             return feed
@@ -177,13 +236,23 @@ class BatchingConsumer(AIOKafkaConsumer):
             return found
         raise ValueError(f"topics {sorted(wanted)} overlap another batch reader's topics")
 
+    # A record's ``tp`` is aiokafka's TopicPartition; faust's partition sets hold its own TP.
+
+    def _hold(self, partitions: set[TP]) -> None:
+        for tp in partitions:  # fetched no more until released (not while recovering)
+            self.on_buffer_full(TP(tp.topic, tp.partition))
+
+    def _release(self, partitions: set[TP]) -> None:
+        for tp in partitions:
+            self.on_buffer_drop(TP(tp.topic, tp.partition))
+
     async def _deliver(self, feed: RecordFeed, records: list[Message]) -> None:
         # What the conductor waits for before delivering a record: flow
         # control (suspended while rebalancing) and room in the producer's
         # buffer (the agent's sends).
         await self.app.flow_control.acquire()
         await self.app.producer.buffer.wait_until_ebb()
-        await feed.put(records)
+        feed.put(records)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - see below
         # faust-streaming 0.15.3's ``Consumer._drain_messages``, with one

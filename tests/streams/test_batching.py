@@ -6,10 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka import KafkaProducer
@@ -17,11 +20,23 @@ from kafka.errors import KafkaError
 from kafka_helpers import committed_offsets, end_offsets, read_all, wait_until_caught_up
 
 from driftline.streams.app import create_app
-from driftline.streams.batching import FETCH_MAX_WAIT_MS, RecordFeed
+from driftline.streams.batching import FETCH_MAX_WAIT_MS, BatchingConsumer, RecordFeed
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
 
 BATCH_WORKER = Path(__file__).resolve().parents[1] / "support" / "batch_worker.py"
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a feed reads of a record: its partition."""
+
+    tp: TP
+    number: int = 0
+
+
+def records(numbers: list[int], partition: int = 0) -> list[Any]:
+    return [Record(TP("t", partition), number) for number in numbers]
 
 
 @given(
@@ -31,37 +46,61 @@ BATCH_WORKER = Path(__file__).resolve().parents[1] / "support" / "batch_worker.p
 def test_a_feed_gives_back_its_records_in_order_at_most_count_at_a_time(
     chunks: list[list[int]], count: int
 ):
-    async def drain() -> list[list[int]]:
-        feed = RecordFeed(frozenset({"t"}), maxsize=10_000)
-        for chunk in chunks:
-            await feed.put(list(chunk))  # type: ignore[arg-type]
-        taken: list[list[Any]] = []
-        while len(feed):
-            taken.append(feed.take(count))
-        return taken
-
-    taken = asyncio.run(drain())
-    assert [record for batch in taken for record in batch] == [r for c in chunks for r in c]
+    feed = RecordFeed(frozenset({"t"}), maxsize=10_000)
+    for chunk in chunks:
+        feed.put(records(chunk))
+    taken: list[list[Any]] = []
+    while len(feed):
+        taken.append(feed.take(count))
+    assert [r.number for batch in taken for r in batch] == [r for c in chunks for r in c]
     assert all(1 <= len(batch) <= count for batch in taken)
     assert all(len(batch) == count for batch in taken[:-1])
 
 
 def test_a_cleared_feed_is_empty_and_takes_records_again() -> None:
-    async def scenario() -> tuple[int, list[Any]]:
-        feed = RecordFeed(frozenset({"t"}), maxsize=2)
-        await feed.put([1, 2])  # type: ignore[list-item]
-        feed.clear()
-        emptied = len(feed)
-        await asyncio.wait_for(feed.put([3]), 1)  # room again: does not block
-        return emptied, feed.take(5)
+    feed = RecordFeed(frozenset({"t"}), maxsize=2)
+    feed.put(records([1, 2]))
+    feed.clear()
+    emptied = len(feed)
+    feed.put(records([3]))
+    assert (emptied, [r.number for r in feed.take(5)]) == (0, [3])
 
-    assert asyncio.run(scenario()) == (0, [3])
+
+def test_a_full_feed_holds_back_its_partitions_until_half_of_it_is_taken() -> None:
+    calls: list[tuple[str, set[TP]]] = []
+    feed = RecordFeed(
+        frozenset({"t"}),
+        maxsize=4,
+        on_full=lambda held: calls.append(("full", held)),
+        on_drop=lambda held: calls.append(("drop", held)),
+    )
+    feed.put(records([1, 2], partition=0))
+    assert calls == []
+    assert not feed.full
+    feed.put(records([3, 4, 5], partition=1))  # never refused: 5 wait
+    assert calls == [("full", {TP("t", 0), TP("t", 1)})]
+    assert feed.full
+    assert (feed.waiting_in("t", 0), feed.waiting_in("t", 1), feed.waiting_in("t", 2)) == (2, 3, 0)
+    feed.put(records([6], partition=1))
+    assert len(calls) == 1  # held already
+    feed.take(3)  # 3 left, of partition 1: more than half
+    assert len(calls) == 1
+    assert (feed.waiting_in("t", 0), feed.waiting_in("t", 1)) == (0, 3)
+    feed.take(2)  # 1 left
+    assert calls[1] == ("drop", {TP("t", 0), TP("t", 1)})
+    assert not feed.full
+    feed.put(records([7, 8, 9], partition=2))
+    assert calls[2] == ("full", {TP("t", 1), TP("t", 2)})  # those with records waiting
+    feed.clear()
+    assert calls[3] == ("drop", {TP("t", 1), TP("t", 2)})
+    assert len(feed) == 0
+    assert feed.waiting_in("t", 1) == 0
 
 
 def test_waiting_returns_after_within_with_fewer_records_than_asked() -> None:
     async def scenario() -> int:
         feed = RecordFeed(frozenset({"t"}), maxsize=100)
-        await feed.put([1])  # type: ignore[list-item]
+        feed.put(records([1]))
         await asyncio.wait_for(feed.wait(50, within=0.05), 5)
         return len(feed.take(50))
 
@@ -74,7 +113,12 @@ def start_batch_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]
     environment["PYTHONSAFEPATH"] = "1"
     with log.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, str(BATCH_WORKER), "--pause", "0.2", "--max-records", "100"],
+            # A feed of 200 records for 3,000: fetching is held back and resumed often.
+            [
+                sys.executable,
+                str(BATCH_WORKER),
+                *("--pause", "0.2", "--max-records", "100", "--buffer", "50"),
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -82,7 +126,6 @@ def start_batch_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]
         )
 
 
-@pytest.mark.kafka
 def test_the_broker_holds_a_fetch_of_the_worker_briefly() -> None:
     # faust asks the broker to hold fetches up to 1.5 s; after a slow batch that
     # delayed every following event (see FETCH_MAX_WAIT_MS).
@@ -97,6 +140,7 @@ def test_the_broker_holds_a_fetch_of_the_worker_briefly() -> None:
     assert asyncio.run(fetch_max_wait_ms()) == FETCH_MAX_WAIT_MS == 100
 
 
+@pytest.mark.kafka
 def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
     worker_settings: Settings, tmp_path: Path
 ):
@@ -150,3 +194,29 @@ def committed_so_far(settings: Settings) -> dict[int, int]:
 
 def group_of(settings: Settings) -> tuple[str, str, str]:
     return settings.bootstrap_servers, settings.app_id, settings.predictions_topic
+
+
+class ConsumerProbe(BatchingConsumer):
+    """The consumer's ``unread`` over a given assignment, high-water marks and read offsets."""
+
+    def __init__(self, assigned: set[TP], highwaters: dict[TP, int], read: dict[TP, int]) -> None:
+        self._assigned = assigned
+        self._highwaters = highwaters
+        self._read_offset = defaultdict(lambda: None, read)
+
+    def assignment(self) -> set[TP]:
+        return self._assigned
+
+    def highwater(self, tp: TP) -> Any:
+        return self._highwaters.get(tp)
+
+
+def test_unread_records_are_those_past_the_last_read_below_the_high_water_mark() -> None:
+    p0, p1, p2, p3 = (TP("t", n) for n in range(4))
+    probe = ConsumerProbe({p0, p1, p2, p3}, {p0: 10, p1: 10, p2: 0}, {p0: 9, p1: 5})
+    assert not probe.unread("t", 0)  # offsets 0..9 read
+    assert probe.unread("t", 1)  # 6..9 not yet
+    assert not probe.unread("t", 2)  # an empty partition
+    assert probe.unread("t", 3)  # not fetched yet: assume there is more
+    assert not probe.unread("t", 4)  # not this worker's
+    assert not probe.unread("other", 0)

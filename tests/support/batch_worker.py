@@ -4,7 +4,8 @@ Run as a script by tests/streams/test_batching.py, with the worker's
 ``DRIFTLINE_*`` environment: for every record of a batch it sends
 ``"<partition>:<offset>:<value>"`` to the alerts topic, after a pause
 (``--pause`` seconds per batch) that makes a kill land mid-batch, and awaits
-every send before asking for the next batch.
+every send before asking for the next batch. With a small ``--buffer`` the
+feed fills up again and again, so its partitions are held back and released.
 """
 
 import argparse
@@ -21,8 +22,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pause", type=float, default=0.2)
     parser.add_argument("--max-records", type=int, default=100)
+    parser.add_argument("--buffer", type=int, default=None, help="faust's stream_buffer_maxsize")
     args = parser.parse_args()
     dapp = create_app(load_settings())
+    if args.buffer is not None:  # a feed holds max(this, 2 * max-records) records
+        dapp.app.conf.stream_buffer_maxsize = args.buffer
     # A killed member holds its partitions until its session times out:
     # the broker's shortest, so a restart takes over within seconds.
     dapp.app.conf.broker_session_timeout = 6.0
