@@ -17,7 +17,7 @@ new alerts).
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,8 @@ from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.schemas import KafkaPosition
 from driftline.streams import DriftlineApp, encode
-from driftline.streams.batching import take_batches
+from driftline.streams.batching import BatchingConsumer, take_batches
+from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
 from driftline.streams.sending import send_until_accepted
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,13 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         # The table holds what was waiting; the join's indexes are rebuilt from it.
         monitoring.intake.labels.join.rebuild()
 
+    predicting: set[int] = set()
+    """Partitions of the predictions batch being processed now."""
+    pacer = InputPacer(
+        lead=dapp.settings.label_lead_seconds,
+        leader_backlog=lambda partition: partition in predicting or _unprocessed(dapp, partition),
+        max_wait=LABEL_MAX_WAIT_SECONDS,
+    )
     inputs = {
         InputTopic.PREDICTIONS: dapp.predictions,
         InputTopic.FEATURES: dapp.features,
@@ -85,8 +93,21 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         InputTopic.REFERENCES: dapp.references,
     }
     for topic, channel in inputs.items():
-        _register_input_agent(dapp, topic, channel, monitoring)
+        _register_input_agent(dapp, topic, channel, monitoring, pacer, predicting)
     return monitoring
+
+
+LABEL_MAX_WAIT_SECONDS = 10.0
+"""Longest a batch of labels waits for the predictions to come near (see :class:`InputPacer`)."""
+
+
+def _unprocessed(dapp: DriftlineApp, partition: int) -> bool:
+    """Whether predictions of this partition wait: on the broker, or fetched."""
+    consumer = dapp.app.consumer
+    if not isinstance(consumer, BatchingConsumer):
+        return False
+    topic = dapp.settings.predictions_topic
+    return consumer.waiting(topic, partition) > 0 or consumer.unread(topic, partition)
 
 
 BATCHED_TOPICS = frozenset({InputTopic.PREDICTIONS, InputTopic.FEATURES, InputTopic.LABELS})
@@ -94,7 +115,12 @@ BATCHED_TOPICS = frozenset({InputTopic.PREDICTIONS, InputTopic.FEATURES, InputTo
 
 
 def _register_input_agent(
-    dapp: DriftlineApp, topic: InputTopic, channel: TopicT, monitoring: Monitoring
+    dapp: DriftlineApp,
+    topic: InputTopic,
+    channel: TopicT,
+    monitoring: Monitoring,
+    pacer: InputPacer,
+    predicting: set[int],
 ) -> None:
     """One agent for ``topic``: batches of messages in, their outputs sent, then acked."""
     settings = dapp.settings
@@ -102,6 +128,20 @@ def _register_input_agent(
     intake, follower = monitoring.intake, monitoring.follower
 
     async def process(records: Sequence[Any]) -> None:
+        if topic is InputTopic.LABELS:
+            await pacer.wait_to_follow(earliest_by_partition(_times(records)))
+            await process_batch(records)
+        elif topic is InputTopic.PREDICTIONS:
+            predicting.update(record.partition for record in records)
+            try:
+                await process_batch(records)
+                pacer.leader_reached(latest_by_partition(_times(records)))
+            finally:
+                predicting.clear()
+        else:
+            await process_batch(records)
+
+    async def process_batch(records: Sequence[Any]) -> None:
         started = time.perf_counter()
         messages = [_input_message(topic, record) for record in records]
         try:
@@ -145,6 +185,11 @@ def _register_input_agent(
 
     consume = consume_batches if topic in BATCHED_TOPICS else consume_events
     dapp.app.agent(channel, name=f"driftline.{topic.value}", concurrency=1)(consume)
+
+
+def _times(records: Sequence[Any]) -> Iterator[tuple[int, float]]:
+    """Each record's partition and Kafka timestamp (seconds; 0 when it has none)."""
+    return ((record.partition, record.timestamp or 0.0) for record in records)
 
 
 def _input_message(topic: InputTopic, record: Any) -> InputMessage:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DRIFTLINE_"
@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         "each such model holds at most an equal share of it (if less than "
         "DRIFTLINE_HELD_PREDICTIONS_BEFORE_FIRST_LABEL), so memory stays bounded with many "
         "models that never get labels.",
+    )
+    label_lead_seconds: NonNegativeFloat = Field(
+        default=5.0,
+        description="How far ahead of the predictions read, in Kafka time, labels are read "
+        "while predictions have a backlog; labels further ahead wait to be read, so that a "
+        "backlog of labels does not pile up in the label join.",
     )
     max_future_seconds: PositiveFloat = Field(
         default=600.0,
