@@ -180,6 +180,15 @@ A shorter wait costs an idle worker a few small fetch requests a second.
 """
 
 
+GETMANY_TIMEOUT_SECONDS = 0.1
+"""How long one ``getmany`` of the fetch loop may wait (faust's loop waits 1 s).
+
+A ``getmany`` asks only for the partitions fetching is active for; one that
+started while a full feed held its partitions back would not see them
+released, and the agent would run dry for up to this long.
+"""
+
+
 class _ConsumerThread(AIOKafkaConsumerThread):
     """faust's consumer thread, whose aiokafka consumer waits at most ``FETCH_MAX_WAIT_MS``."""
 
@@ -280,7 +289,7 @@ class BatchingConsumer(AIOKafkaConsumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                ait = getmany(timeout=1.0)
+                ait = getmany(timeout=GETMANY_TIMEOUT_SECONDS)
                 await self.sleep(0)
                 if not self.should_stop:
                     fetched: dict[RecordFeed, list[Message]] = {}
