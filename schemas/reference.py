@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Annotated, Literal, Self
 
+import numpy as np
 from pydantic import (
     Field,
     NonNegativeInt,
@@ -94,13 +95,10 @@ class NumericSketch(WireModel):
                 f"values, cdf_below and cdf_at must be equally long, "
                 f"got {size}, {len(self.cdf_below)} and {len(self.cdf_at)}"
             )
-        values, below, at = self.values, self.cdf_below, self.cdf_at
-        if (
-            all(map(float.__lt__, values, values[1:]))
-            and all(map(float.__le__, below, at))
-            and all(map(float.__ge__, below[1:], at))
-        ):
-            return self  # the common case, checked fast; else find the first fault
+        values = np.array(self.values)
+        knots = np.column_stack([self.cdf_below, self.cdf_at]).ravel()  # F(v0-), F(v0), F(v1-), ...
+        if (values[1:] > values[:-1]).all() and (knots[1:] >= knots[:-1]).all():
+            return self  # the common case, checked in numpy; else find the first fault
         for i in range(size):
             if i and not self.values[i] > self.values[i - 1]:
                 raise ValueError(
