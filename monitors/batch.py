@@ -117,18 +117,17 @@ class BatchWatch:
         quality = monitor._quality.update_many(
             [self.events[rows[j]].features or {} for j in with_features]
         )
-        features = [self.events[row].features for row in rows]
-        for name, column in warmup.items():
-            if name == PREDICTION:
-                column.extend(self.predictions[: len(rows)])
-            elif name == UNCERTAINTY:
-                column.extend(self.unsure[: len(rows)])
-            else:
-                column.extend(None if given is None else given.get(name) for given in features)
+        features = [self.events[row].features or {} for row in rows]
+        warmup.extend(
+            {
+                **{name: [given.get(name) for given in features] for name in monitor._watched},
+                PREDICTION: self.predictions[: len(rows)],
+                UNCERTAINTY: self.unsure[: len(rows)],
+            }
+        )
         self._account(quality, with_features)
         if monitor.events >= monitor.spec.drift.warmup_events:
-            monitor._warmup = None
-            monitor._start(monitor._warmup_reference(warmup))
+            monitor._end_warmup()
         return taken, self._findings(quality, with_features)
 
     def _account(self, quality: QualityBatch, with_features: list[int]) -> None:

@@ -54,6 +54,7 @@ from driftline.monitors.reference import (
 from driftline.monitors.rings import EventMemory, IntRing
 from driftline.monitors.sequential import MAX_RHO
 from driftline.monitors.uncertainty import uncertainty_of
+from driftline.monitors.warmup import Column, WarmupColumns
 from driftline.schemas import (
     CategoricalCounts,
     FeatureEvent,
@@ -63,7 +64,6 @@ from driftline.schemas import (
     PredictionEvent,
     QualityCheck,
     ReferenceProfile,
-    TaskType,
 )
 
 SMALL_BATCH = 4
@@ -140,11 +140,11 @@ class ModelMonitor:
         self._watched = [f.name for f in spec.features if f.monitor][:max_monitored_features]
         self._events = 0
         self._recent_events = EventMemory(EVENT_MEMORY)
-        self._warmup: dict[str, list[object]] | None = None
+        self._warmup: WarmupColumns | None = None
         self._subjects: list[Subject] = []
         self._reference: CompactProfile | None = None
         if reference is None:
-            self._warmup = {name: [] for name in [*self._watched, PREDICTION, UNCERTAINTY]}
+            self._warmup = WarmupColumns(spec, self._watched)
         else:
             self._start(reference)
 
@@ -182,14 +182,7 @@ class ModelMonitor:
             values[UNCERTAINTY] = unsure
         if self._warmup is not None:
             # The reference builder checks raw values itself, as it does for training data.
-            raw = dict(event.features or {})
-            self._collect(
-                {
-                    **{name: raw.get(name) for name in self._watched},
-                    PREDICTION: prediction,
-                    UNCERTAINTY: unsure,
-                }
-            )
+            self._collect({**(event.features or {}), PREDICTION: prediction, UNCERTAINTY: unsure})
             return ModelFindings(quality=quality)
         drifts, repeats, resolved = self._watch(values, event)
         return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
@@ -270,13 +263,17 @@ class ModelMonitor:
 
     def _collect(self, values: Mapping[str, object]) -> None:
         assert self._warmup is not None
-        for name, column in self._warmup.items():
-            column.append(values.get(name))
+        self._warmup.append(values)
         if self._events >= self.spec.drift.warmup_events:
-            columns, self._warmup = self._warmup, None
-            self._start(self._warmup_reference(columns))
+            self._end_warmup()
 
-    def _warmup_reference(self, columns: dict[str, list[object]]) -> ReferenceProfile:
+    def _end_warmup(self) -> None:
+        """Build the reference from the warm-up's events and start the detectors on it."""
+        assert self._warmup is not None
+        columns, self._warmup = self._warmup.columns(), None
+        self._start(self._warmup_reference(columns))
+
+    def _warmup_reference(self, columns: Mapping[str, Column]) -> ReferenceProfile:
         features = {n: c for n, c in columns.items() if n not in (PREDICTION, UNCERTAINTY)}
         source = f"warmup:{self._events} events"
         profile = (
@@ -291,17 +288,19 @@ class ModelMonitor:
             )
         )
         sketches: dict[str, NumericSketch | CategoricalCounts] = dict(profile.features)
-        predictions = [v for v in columns[PREDICTION] if v is not None]
-        if predictions and self.spec.task is TaskType.REGRESSION:
-            numbers = np.asarray(predictions, dtype=np.float64)
-            sketches[PREDICTION] = NumericReference.from_values(numbers).to_sketch()
-        elif predictions:
-            labels = [str(v) for v in predictions]
-            sketches[PREDICTION] = CategoricalReference.from_values(labels).to_counts()
-        unsure = [v for v in columns.get(UNCERTAINTY, []) if isinstance(v, float)]
-        if unsure:
-            numbers = np.asarray(unsure, dtype=np.float64)
-            sketches[UNCERTAINTY] = NumericReference.from_values(numbers).to_sketch()
+        predictions = columns[PREDICTION]
+        if isinstance(predictions, np.ndarray):  # a regressor's
+            numbers = predictions[np.isfinite(predictions)]
+            if numbers.size:
+                sketches[PREDICTION] = NumericReference.from_values(numbers).to_sketch()
+        else:
+            labels = [label for label in predictions if label is not None]
+            if labels:
+                sketches[PREDICTION] = CategoricalReference.from_values(labels).to_counts()
+        unsure = np.asarray(columns[UNCERTAINTY], dtype=np.float64)
+        unsure = unsure[np.isfinite(unsure)]
+        if unsure.size:
+            sketches[UNCERTAINTY] = NumericReference.from_values(unsure).to_sketch()
         return profile.model_copy(update={"features": sketches})
 
     def _watch(
@@ -457,7 +456,7 @@ class ModelMonitor:
                 "times": pack_times(self._recent_events.times()),
                 "positions": pack_positions(self._recent_events.positions()),
             },
-            "warmup": self._warmup,
+            "warmup": None if self._warmup is None else self._warmup.to_state(),
             "quality": self._quality.to_state(),
             "subjects": [
                 {
@@ -491,7 +490,11 @@ class ModelMonitor:
         monitor._recent_events.extend(
             unpack_times(recent["times"]), unpack_positions(recent["positions"])
         )
-        monitor._warmup = state["warmup"]
+        if state["warmup"] is None:
+            monitor._warmup = None
+        else:
+            assert monitor._warmup is not None  # a monitor without a reference warms up
+            monitor._warmup.load_state(state["warmup"])
         monitor._quality.load_state(state["quality"])
         for saved in state["subjects"]:
             detector = _detector_from_state(saved["kind"], saved["detector"], saved["name"], ready)

@@ -108,17 +108,38 @@ class NumericReference:
     def __init__(self, sketch: NumericSketch, resolution: int = DEFAULT_RESOLUTION) -> None:
         _check_resolution(resolution)
         self.resolution = resolution
-        self._count = sketch.count
         # Not the sketch: its lists hold a Python float per point (32 bytes
         # with its slot), these arrays 8 bytes. :meth:`pit` bisects them in
         # Python, the vectorised methods read the same memory through numpy.
-        self._points = array("d", sketch.values)
-        self._points_below = array("d", sketch.cdf_below)
-        self._points_at = array("d", sketch.cdf_at)
+        self._adopt(
+            sketch.count,
+            array("d", sketch.values),
+            array("d", sketch.cdf_below),
+            array("d", sketch.cdf_at),
+        )
+
+    @classmethod
+    def _of_support(
+        cls, support: tuple[Floats, Floats, Floats], count: int, resolution: int
+    ) -> "NumericReference":
+        """The reference of a support :func:`_reduce` made: valid by construction, not checked."""
+        reference = cls.__new__(cls)
+        reference.resolution = resolution
+        points, below, at = (array("d", column.tobytes()) for column in support)
+        reference._adopt(count, points, below, at)
+        return reference
+
+    def _adopt(
+        self, count: int, points: "array[float]", below: "array[float]", at: "array[float]"
+    ) -> None:
+        self._count = count
+        self._points = points
+        self._points_below = below
+        self._points_at = at
         self._values = np.frombuffer(self._points, dtype=np.float64)
         self._below = np.frombuffer(self._points_below, dtype=np.float64)
         self._at = np.frombuffer(self._points_at, dtype=np.float64)
-        self._floor = 0.5 / sketch.count
+        self._floor = 0.5 / count
         self._ceiling = 1.0 - self._floor
 
     @classmethod
@@ -143,7 +164,7 @@ class NumericReference:
         half = np.where(atom, 0.0, 0.5)
         below = (below_count + half) / n
         at = (below_count + counts - half) / n
-        return cls(_reduce(distinct, below, at, n, resolution), resolution)
+        return cls._of_support(_reduce(distinct, below, at, n, resolution), n, resolution)
 
     @classmethod
     def from_sketch(
@@ -290,7 +311,9 @@ class NumericReference:
         b_below, b_at = other._bounds(points, beyond=False)
         below = (self.count * a_below + other.count * b_below) / count
         at = (self.count * a_at + other.count * b_at) / count
-        return NumericReference(_reduce(points, below, at, count, self.resolution), self.resolution)
+        return NumericReference._of_support(
+            _reduce(points, below, at, count, self.resolution), count, self.resolution
+        )
 
     def _bounds(self, x: Floats, *, beyond: bool) -> tuple[Floats, Floats]:
         """``F(x-)`` and ``F(x)`` at each ``x``, vectorised exactly as :meth:`pit` computes them.
@@ -364,12 +387,20 @@ def _probability_grid(resolution: int, count: int) -> Floats:
 
 def _reduce(
     values: Floats, below: Floats, at: Floats, count: int, resolution: int
-) -> NumericSketch:
-    """The sketch of a CDF given at many support points, keeping only some of them.
+) -> tuple[Floats, Floats, Floats]:
+    """The support of a CDF given at many support points, keeping only some of them.
 
     Kept are the point masses, the first point at or past each probability
     of the grid, and the smallest and largest values; the CDF at a kept
     point is unchanged, so reducing never moves ``F`` at a support point.
+
+    What a :class:`NumericSketch` requires holds by construction: ``values``
+    increase strictly (they are distinct and sorted), ``F(v-)`` and ``F(v)``
+    never decrease along them and stay in [0, 1] (clipped, accumulated,
+    rounded in order), and at most ``resolution`` point masses (each at
+    least ``1 / resolution``) and the grid's ``resolution + 1`` and tail
+    probabilities are kept, well within ``MAX_SKETCH_POINTS``. The sketch
+    made of it is validated where it goes out (a reference profile).
     """
     # Floating point may leave a share a hair outside [0, 1] or a hair lower
     # than the one before; the wire refuses both.
@@ -380,12 +411,7 @@ def _reduce(
     atoms = np.flatnonzero((at - below) * resolution >= 1.0 - _ATOM_TOLERANCE)
     picked = np.minimum(np.searchsorted(at, _probability_grid(resolution, count)), last)
     keep = np.unique(np.concatenate([atoms, picked, [0, last]]))
-    return NumericSketch(
-        count=count,
-        values=values[keep].tolist(),
-        cdf_below=below[keep].tolist(),
-        cdf_at=at[keep].tolist(),
-    )
+    return values[keep], below[keep], at[keep]
 
 
 class CategoricalReference:
@@ -594,7 +620,7 @@ class CompactProfile:
 
 def build_reference(
     spec: ModelSpec,
-    columns: Mapping[str, Sequence[object]],
+    columns: Mapping[str, Sequence[object] | Floats],
     *,
     source: str,
     ordered: bool,
@@ -611,7 +637,8 @@ def build_reference(
     feature, ``True`` and ``False`` as 1.0 and 0.0 for a boolean one (a
     numeric sketch), strings for a categorical one. Missing values and
     values of the wrong type are skipped; a feature with no value left is
-    left out of the profile.
+    left out of the profile. A column may also be a float array of numbers as
+    detectors take them, NaN where there is none (as a warm-up keeps them).
 
     The correlation matrix covers the first 50 numeric and boolean features
     of the spec that have a summary, when there are at least two: the
@@ -659,12 +686,7 @@ def build_reference(
     correlation = (
         _correlation(np.column_stack([scores[name] for name in correlated])) if correlated else None
     )
-    serial: dict[str, float] = {}
-    if ordered:
-        for name, z in scores.items():
-            rho = _serial_correlation(z[~np.isnan(z)])
-            if rho is not None:
-                serial[name] = rho
+    serial = _serial_correlations(scores) if ordered else {}
     return ReferenceProfile(
         model_id=spec.model_id,
         model_version=spec.model_version,
@@ -677,8 +699,12 @@ def build_reference(
     )
 
 
-def _numbers(feature: FeatureSpec, column: Sequence[object]) -> Floats:
+def _numbers(feature: FeatureSpec, column: Sequence[object] | Floats) -> Floats:
     """One float per row as drift detectors would see it; NaN where there is none."""
+    if isinstance(column, np.ndarray):  # numbers already
+        numbers = np.array(column, dtype=np.float64)
+        numbers[~np.isfinite(numbers)] = np.nan
+        return numbers
     expected = bool if feature.kind is FeatureKind.BOOLEAN else float
     if set(map(type, column)) <= {expected}:  # the common case, converted whole
         numbers = np.array(column, dtype=np.float64)
@@ -729,6 +755,35 @@ def _correlation(z: Floats) -> list[list[float]]:
     r = (r + r.T) / 2
     np.fill_diagonal(r, 1.0)
     return [[float(c) for c in row] for row in r]
+
+
+def _serial_correlations(scores: Mapping[str, Floats]) -> dict[str, float]:
+    """The lag-1 correlation of each feature's scores (NaN: missing), over its values in order.
+
+    Features without a missing value, the common case, are computed side by
+    side; a feature with too few values has none.
+    """
+    whole = [name for name, z in scores.items() if not np.isnan(z).any()]
+    serial: dict[str, float] = {}
+    if whole and len(scores[whole[0]]) >= MIN_PAIRS + 1:
+        z = np.column_stack([scores[name] for name in whole])
+        x, y = z[:-1], z[1:]
+        pairs = len(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_x, mean_y = x.sum(axis=0) / pairs, y.sum(axis=0) / pairs
+            covariance = (x * y).sum(axis=0) / pairs - mean_x * mean_y
+            variance_x = (x * x).sum(axis=0) / pairs - mean_x * mean_x
+            variance_y = (y * y).sum(axis=0) / pairs - mean_y * mean_y
+            r = covariance / np.sqrt(variance_x * variance_y)
+        usable = np.isfinite(r) & (variance_x > 0) & (variance_y > 0)
+        r = np.clip(np.where(usable, r, 0.0), -1.0, 1.0)
+        serial.update(zip(whole, r.tolist(), strict=True))
+    for name, z in scores.items():
+        if name not in serial:
+            rho = _serial_correlation(z[~np.isnan(z)])
+            if rho is not None:
+                serial[name] = rho
+    return {name: serial[name] for name in scores if name in serial}
 
 
 def _serial_correlation(z: Floats) -> float | None:

@@ -683,3 +683,34 @@ def test_a_model_reference_holds_each_features_reference():
     assert reference.numeric["x"].count == 3
     assert reference.categorical["c"].share("a") == pytest.approx(2 / 3)
     assert reference.profile is profile
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.integers(0, 60),
+    features=st.integers(1, 4),
+    missing=st.sets(st.integers(0, 3), max_size=2),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_serial_correlations_side_by_side_are_each_features_own(
+    rows: int, features: int, missing: set[int], seed: int
+) -> None:
+    from driftline.monitors.reference import _serial_correlation, _serial_correlations
+
+    rng = np.random.default_rng(seed)
+    scores = {}
+    for k in range(features):
+        z = rng.normal(size=rows).cumsum() * 0.1 + rng.normal(size=rows)
+        if k in missing and rows:
+            z[rng.random(rows) < 0.3] = np.nan
+        if k == 3:
+            z[:] = 1.0  # a constant: no variance
+        scores[f"f{k}"] = z
+    together = _serial_correlations(scores)
+    one_by_one = {
+        name: rho
+        for name, z in scores.items()
+        if (rho := _serial_correlation(z[~np.isnan(z)])) is not None
+    }
+    assert list(together) == list(one_by_one)
+    assert together == pytest.approx(one_by_one, abs=1e-12)
