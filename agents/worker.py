@@ -12,7 +12,11 @@ from driftline.agents.metrics import register_metrics_page
 from driftline.agents.status import register_status_page
 from driftline.agents.wiring import Monitoring, register_agents
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
-from driftline.streams.runtime import tune_garbage_collector
+from driftline.streams.runtime import (
+    MEMORY_RELEASE_SECONDS,
+    release_free_memory,
+    tune_garbage_collector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,10 @@ def run_worker(settings: Settings) -> NoReturn:
                 log.info("%s: %s", topic.value, counts)
         registered = len(monitoring.registry)
         log.info("alerts: %s; models registered: %d", dict(counters.alerts), registered)
+
+    @dapp.app.timer(interval=MEMORY_RELEASE_SECONDS)  # type: ignore[untyped-decorator]
+    async def release_memory() -> None:
+        release_free_memory()
 
     tune_garbage_collector()
     worker = BoundedShutdownWorker(
