@@ -27,6 +27,10 @@ Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
 """What a replay yields: every message the worker would send."""
 
 
+REPLAY_BATCH_EVENTS = 5_000
+"""Replay's batches, unless told: no alert waits on them, so they are larger than a worker's."""
+
+
 class Replay:
     """The worker's decisions over recorded events, with the specs and references given.
 
@@ -59,7 +63,7 @@ class Replay:
         batch_size: int | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.batch_size = batch_size or self.settings.batch_max_events
+        self.batch_size = batch_size or max(self.settings.batch_max_events, REPLAY_BATCH_EVENTS)
         """Events taken at a time, as a worker takes a batch (it changes no answer)."""
         registry = ModelRegistry()
         self.intake = Intake(self.settings, registry)
