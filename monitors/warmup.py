@@ -45,8 +45,9 @@ class WarmupColumns:
     Numeric and boolean features, a regressor's prediction and the
     uncertainty are columns of doubles: a number as a detector would take
     it (a boolean feature's ``True`` and ``False`` as 1.0 and 0.0, an
-    integer as a float), NaN where the event had none (missing, or of the
-    wrong type: the live checks report those, the reference skips them).
+    integer as a float), NaN where the event had none (missing, not finite,
+    or of the wrong type: the live checks report those, the reference skips
+    them).
     Categorical features and a classifier's prediction keep their strings
     (None for anything else).
     """
@@ -130,8 +131,10 @@ class WarmupColumns:
             return
         column = self._numbers[name]
         boolean = name in self._booleans
-        if not boolean and set(map(type, values)) <= {float}:  # the common case, taken in C
-            column.extend(values)  # type: ignore[arg-type]
+        if not boolean and set(map(type, values)) <= {float}:  # the common case, in numpy
+            numbers = np.array(values, dtype=np.float64)
+            numbers[~np.isfinite(numbers)] = np.nan
+            column.frombytes(numbers.tobytes())
         else:
             column.extend(_numbers(values, boolean=boolean))
 
@@ -143,8 +146,9 @@ def _numbers(values: Iterable[object], *, boolean: bool) -> Iterable[float]:
             yield (1.0 if value else 0.0) if isinstance(value, bool) else math.nan
         elif isinstance(value, int | float) and not isinstance(value, bool):
             try:
-                yield float(value)
+                number = float(value)
             except OverflowError:  # an integer beyond any float
-                yield math.nan
+                number = math.nan
+            yield number if math.isfinite(number) else math.nan
         else:
             yield math.nan

@@ -80,14 +80,16 @@ def test_the_reference_is_the_one_built_from_the_raw_values(
 
 def test_numbers_are_taken_as_a_detector_takes_them() -> None:
     warmup = WarmupColumns(SPEC, WATCHED)
-    for amount, vip in [(3, True), (2.5, False), (10**400, 1), (True, "yes"), ("7", None)]:
+    rows = [(3, True), (2.5, False), (10**400, 1), (True, "yes"), ("7", None), (math.inf, None)]
+    for amount, vip in rows:
         warmup.append({"amount": amount, "vip": vip, UNCERTAINTY: 0.5})
+    warmup.extend({"amount": [1.5, -math.inf]})
     columns = kept(warmup.columns())
-    assert columns["amount"] == [3.0, 2.5, None, None, None]
-    assert columns["vip"] == [1.0, 0.0, None, None, None]
-    assert columns["plan"] == [None] * 5
-    assert columns[PREDICTION] == [None] * 5
-    assert columns[UNCERTAINTY] == [0.5] * 5
+    assert columns["amount"] == [3.0, 2.5, None, None, None, None, 1.5, None]
+    assert columns["vip"] == [1.0, 0.0, None, None, None, None, None, None]
+    assert columns["plan"] == [None] * 8
+    assert columns[PREDICTION] == [None] * 8
+    assert columns[UNCERTAINTY] == [0.5] * 6 + [None] * 2
 
 
 def test_a_classifier_keeps_its_predicted_classes() -> None:
