@@ -33,7 +33,7 @@ from driftline.schemas.reference import (
     NumericSketch,
     ReferenceProfile,
 )
-from driftline.schemas.registry import FeatureKind, FeatureSpec, ModelSpec
+from driftline.schemas.registry import FeatureKind, ModelSpec
 
 Floats = NDArray[np.float64]
 
@@ -540,7 +540,7 @@ class ModelReference:
 
     Examples
     --------
-    >>> from driftline.schemas.registry import TaskType
+    >>> from driftline.schemas.registry import FeatureSpec, TaskType
     >>> spec = ModelSpec(
     ...     model_id="churn", model_version="3", task=TaskType.REGRESSION,
     ...     features=[FeatureSpec(name="tenure", kind=FeatureKind.NUMERIC),
@@ -583,7 +583,7 @@ class CompactProfile:
     point), the rest as it is, and :attr:`profile` builds the profile again,
     equal to the one given.
 
-    >>> from driftline.schemas.registry import TaskType
+    >>> from driftline.schemas.registry import FeatureSpec, TaskType
     >>> spec = ModelSpec(
     ...     model_id="churn", model_version="3", task=TaskType.REGRESSION,
     ...     features=[FeatureSpec(name="tenure", kind=FeatureKind.NUMERIC),
@@ -673,7 +673,7 @@ def build_reference(
                 reference = CategoricalReference.from_values(texts, max_categories=max_categories)
                 summaries[feature.name] = reference.to_counts()
             continue
-        numbers = _numbers(feature, column)
+        numbers = detector_numbers(column, boolean=feature.kind is FeatureKind.BOOLEAN)
         present = numbers[~np.isnan(numbers)]
         if present.size:
             sketch = NumericReference.from_values(present, resolution=resolution)
@@ -699,13 +699,23 @@ def build_reference(
     )
 
 
-def _numbers(feature: FeatureSpec, column: Sequence[object] | Floats) -> Floats:
-    """One float per row as drift detectors would see it; NaN where there is none."""
+def detector_numbers(column: Sequence[object] | Floats, *, boolean: bool) -> Floats:
+    """One float per row as drift detectors would see it; NaN where there is none.
+
+    A numeric value is a finite number (not a boolean), as a float; a
+    boolean one is ``True`` or ``False``, as 1.0 or 0.0. A float array is
+    taken as numbers already (its non-finite entries become NaN).
+
+    >>> detector_numbers([1, 2.5, "3", None, True, float("inf")], boolean=False).tolist()
+    [1.0, 2.5, nan, nan, nan, nan]
+    >>> detector_numbers([True, False, 1], boolean=True).tolist()
+    [1.0, 0.0, nan]
+    """
     if isinstance(column, np.ndarray):  # numbers already
         numbers = np.array(column, dtype=np.float64)
         numbers[~np.isfinite(numbers)] = np.nan
         return numbers
-    expected = bool if feature.kind is FeatureKind.BOOLEAN else float
+    expected = bool if boolean else float
     if set(map(type, column)) <= {expected}:  # the common case, converted whole
         numbers = np.array(column, dtype=np.float64)
         if expected is float:
@@ -713,7 +723,7 @@ def _numbers(feature: FeatureSpec, column: Sequence[object] | Floats) -> Floats:
         return numbers
     numbers = np.full(len(column), np.nan)
     for row, value in enumerate(column):
-        if feature.kind is FeatureKind.BOOLEAN:
+        if boolean:
             if isinstance(value, bool):
                 numbers[row] = 1.0 if value else 0.0
         elif isinstance(value, int | float) and not isinstance(value, bool):

@@ -7,7 +7,9 @@ warming up at once, as after a worker starts, that was some 140 MB of
 small objects, and the allocator kept most of it after the references were
 built. :class:`WarmupColumns` keeps each numeric column as 8-byte doubles,
 already converted as the reference builder converts raw values, so that
-building the reference reads them without a pass over Python objects.
+building the reference reads them without a pass over Python objects
+(the conversion is the builder's own,
+:func:`~driftline.monitors.reference.detector_numbers`).
 
 >>> from driftline.schemas import FeatureSpec, ModelSpec
 >>> spec = ModelSpec(model_id="m", model_version="1", task="classification", features=[
@@ -25,13 +27,14 @@ building the reference reads them without a pass over Python objects.
 
 import math
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from driftline.monitors.findings import PREDICTION, UNCERTAINTY
+from driftline.monitors.reference import detector_numbers
 from driftline.schemas import FeatureKind, ModelSpec, TaskType
 
 __all__ = ["WarmupColumns"]
@@ -129,26 +132,5 @@ class WarmupColumns:
         if name in self._texts:
             self._texts[name].extend(value if isinstance(value, str) else None for value in values)
             return
-        column = self._numbers[name]
-        boolean = name in self._booleans
-        if not boolean and set(map(type, values)) <= {float}:  # the common case, in numpy
-            numbers = np.array(values, dtype=np.float64)
-            numbers[~np.isfinite(numbers)] = np.nan
-            column.frombytes(numbers.tobytes())
-        else:
-            column.extend(_numbers(values, boolean=boolean))
-
-
-def _numbers(values: Iterable[object], *, boolean: bool) -> Iterable[float]:
-    """Each value as a detector would take it, NaN where it would take none."""
-    for value in values:
-        if boolean:
-            yield (1.0 if value else 0.0) if isinstance(value, bool) else math.nan
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an integer beyond any float
-                number = math.nan
-            yield number if math.isfinite(number) else math.nan
-        else:
-            yield math.nan
+        numbers = detector_numbers(values, boolean=name in self._booleans)
+        self._numbers[name].frombytes(numbers.tobytes())
