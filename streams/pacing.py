@@ -87,7 +87,7 @@ class InputPacer:
         return time.monotonic() - started
 
     def _any_ahead(self, earliest: Mapping[int, float]) -> bool:
-        return any(self.ahead(partition, time) for partition, time in earliest.items())
+        return any(self.ahead(partition, stamp) for partition, stamp in earliest.items())
 
 
 _RECHECK_SECONDS = 0.1

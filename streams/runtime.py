@@ -40,9 +40,8 @@ def release_free_memory() -> bool:
     300,000 predictions, the worker's resident memory was 531 MiB without
     it and 444 MiB with it every 5 seconds, at no measurable cost in speed: a
     call takes ~3 ms on a 400 MB heap (~50 ms the one time it hands back
-    500 MB freed at once).
-    Other C libraries (musl, macOS) have no such call; there this does
-    nothing and says so.
+    500 MB freed at once). Other C libraries (musl, macOS) have no such
+    call; there this does nothing and says so.
     """
     trim = _malloc_trim()
     if trim is None:
