@@ -113,6 +113,7 @@ class Side(StrEnum):
 _SIDES = {_PREDICTION: Side.PREDICTION, _LABEL: Side.LABEL}
 _SIDE_NAMES = {_PREDICTION: Side.PREDICTION.value, _LABEL: Side.LABEL.value}
 """How each side's watermark is named in the store."""
+_PREDICTIONS_SEEN, _LABELS_SEEN = _SIDE_NAMES[_PREDICTION], _SIDE_NAMES[_LABEL]
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,10 +466,15 @@ class LabelJoin:
         marks = self._watermarks.get(model_id)
         if not marks:
             return None
-        sides = [marks.get(side, self._furthest.get(side)) for side in _SIDE_NAMES.values()]
-        if None in sides:
+        predictions = marks.get(_PREDICTIONS_SEEN)
+        if predictions is None:
+            predictions = self._furthest.get(_PREDICTIONS_SEEN)
+        labels = marks.get(_LABELS_SEEN)
+        if labels is None:
+            labels = self._furthest.get(_LABELS_SEEN)
+        if predictions is None or labels is None:
             return None
-        return min(side for side in sides if side is not None) - self._retention_us
+        return min(predictions, labels) - self._retention_us
 
     @property
     def pending_predictions(self) -> int:
@@ -584,7 +590,7 @@ class LabelJoin:
         among the models holding some is less: with many models that never
         get labels, memory stays bounded in all, and each keeps its latest.
         """
-        return min(self.held_before_first_label, self.max_held // max(1, len(self._held)))
+        return min(self.held_before_first_label, self.max_held // (len(self._held) or 1))
 
     def _hold(self, model_id: str, key: str, time: int, payload: Any) -> None:
         """:meth:`_write` of a new prediction of a model without a label yet, in memory.
@@ -599,24 +605,23 @@ class LabelJoin:
         heap = self._heaps.get(model_id)
         if heap is None:
             heap = self._heaps[model_id] = []
-        held[key] = _encode((_PREDICTION, time, payload))
-        self._counts[_PREDICTION] += 1
-        self._size += 1
         item = (time, key, _PREDICTION)
         cap = self._held_cap()
-        if self._size > self.max_entries or len(held) != cap + 1:  # else: one out, one in
+        if self._size >= self.max_entries or len(held) != cap:  # else: one in, one out
+            held[key] = _encode((_PREDICTION, time, payload))
+            self._counts[_PREDICTION] += 1
+            self._size += 1
             heapq.heappush(heap, item)
             while self._size > self.max_entries:
                 self._evict(min(self._tops())[1])
             while len(held) > cap:
                 self._evict(model_id)
             return
+        held[key] = _encode((_PREDICTION, time, payload))
         while heap and not _live_in(held, heap[0]):
             heapq.heappop(heap)  # lazily invalidated
         oldest = heapq.heappushpop(heap, item)
         gone = _decode(held.pop(oldest[1]))
-        self._counts[_PREDICTION] -= 1
-        self._size -= 1
         marks = self._watermarks.get(model_id)
         early = not marks or oldest[0] >= min(marks.values()) - self._retention_us
         prediction_id = orjson.loads(oldest[1])[1]
