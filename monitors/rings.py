@@ -169,17 +169,26 @@ class IntRing(Ring[int]):
     dtype = np.int64
 
 
+class CodeRing(Ring[int]):
+    """A :class:`Ring` of 32-bit integers: small codes that index a list kept beside it."""
+
+    __slots__ = ()
+    typecode = "i"
+    dtype = np.intc
+
+
 class EventMemory:
     """The time and Kafka position of each of the last ``maxlen`` events, oldest first.
 
     Reading the ``i``-th gives ``(time, position)`` equal to what was given:
     the same wall-clock time and ``fold``, with a ``tzinfo`` of the same
     type, value and name (the first such one remembered), and a position
-    with the same topic, partition and offset, or None. Kept as integers: the
-    time in microseconds since 1970-01-01 on its own clock, a code for its
-    ``tzinfo`` and fold, the position's partition and offset, and an index
-    into the topics seen (-1 for no position). A worker reads few topics,
-    and events few time zones, so those lists stay short.
+    with the same topic, partition and offset, or None. Kept as integers, 20
+    bytes an event: the time in microseconds since 1970-01-01 on its own
+    clock, the position's offset, and a code for the rest (the time's
+    ``tzinfo`` and fold, the position's topic and partition), an index into
+    the combinations seen. A worker reads few topics and partitions, and
+    events come in few time zones, so that list stays short.
 
     >>> from datetime import UTC
     >>> memory = EventMemory(2)
@@ -194,11 +203,11 @@ class EventMemory:
         "_clock",
         "_last_zone",
         "_offset",
-        "_partition",
-        "_topic",
+        "_place",
+        "_place_codes",
+        "_places",
         "_topic_codes",
         "_topics",
-        "_zone",
         "_zone_codes",
         "_zones",
     )
@@ -206,12 +215,15 @@ class EventMemory:
     def __init__(self, maxlen: int) -> None:
         self._clock = IntRing(maxlen)
         """Each time's microseconds since 1970-01-01, on its own (wall) clock."""
-        self._zone = IntRing(maxlen)
-        """Twice the index of each time's tzinfo in ``_zones``, plus its fold."""
-        self._topic = IntRing(maxlen)
-        """The index of each position's topic in ``_topics``; -1 for no position."""
-        self._partition = IntRing(maxlen)
         self._offset = IntRing(maxlen)
+        """Each position's offset (0 for no position)."""
+        self._place = CodeRing(maxlen)
+        """Each event's index in ``_places``."""
+        self._places: list[tuple[int, int, int]] = []
+        """The combinations seen of: twice the index of a time's tzinfo in ``_zones``
+        plus its fold; the index of a position's topic in ``_topics`` (-1 for no
+        position); the position's partition (0 for none)."""
+        self._place_codes: dict[tuple[int, int, int], int] = {}
         self._zones: list[tzinfo | None] = []
         self._zone_codes: dict[tuple[type, str, tzinfo | None], int] = {}
         self._last_zone: tuple[object, int, datetime] = (_UNSEEN, 0, _EPOCH)
@@ -231,14 +243,12 @@ class EventMemory:
         """Remember one more event, forgetting the oldest when full."""
         code, epoch = self._zone_of(time.tzinfo)
         self._clock.append((time - epoch) // _MICROSECOND)
-        self._zone.append(2 * code + time.fold)
         if position is None:
-            self._topic.append(-1)
-            self._partition.append(0)
+            self._place.append(self._place_code((2 * code + time.fold, -1, 0)))
             self._offset.append(0)
         else:
-            self._topic.append(self._topic_code(position.topic))
-            self._partition.append(position.partition)
+            topic = self._topic_code(position.topic)
+            self._place.append(self._place_code((2 * code + time.fold, topic, position.partition)))
             self._offset.append(position.offset)
 
     def extend(self, times: Sequence[datetime], positions: Sequence[KafkaPosition | None]) -> None:
@@ -259,10 +269,15 @@ class EventMemory:
         for topic in dict.fromkeys(p.topic for p in positions if p is not None):
             self._topic_code(topic)
         topics = self._topic_codes
+        codes = self._place_codes
+        places = [
+            (zone, -1, 0) if p is None else (zone, topics[p.topic], p.partition)
+            for zone, p in zip(zones, positions, strict=True)
+        ]
+        for place in dict.fromkeys(places):
+            self._place_code(place)
         self._clock.extend(clock)
-        self._zone.extend(zones)
-        self._topic.extend([-1 if p is None else topics[p.topic] for p in positions])
-        self._partition.extend([0 if p is None else p.partition for p in positions])
+        self._place.extend([codes[place] for place in places])
         self._offset.extend([0 if p is None else p.offset for p in positions])
 
     def __getitem__(self, index: int) -> tuple[datetime, KafkaPosition | None]:
@@ -271,26 +286,27 @@ class EventMemory:
 
     def time(self, index: int) -> datetime:
         """The time of the ``index``-th event from the oldest."""
-        return self._time(self._clock[index], self._zone[index])
+        return self._time(self._clock[index], self._places[self._place[index]][0])
 
     def position(self, index: int) -> KafkaPosition | None:
         """The Kafka position of the ``index``-th event from the oldest, if it had one."""
-        return self._position(self._topic[index], self._partition[index], self._offset[index])
+        _, topic, partition = self._places[self._place[index]]
+        return self._position(topic, partition, self._offset[index])
 
     def times(self) -> list[datetime]:
         """Every time remembered, oldest first."""
+        places = self._places
         return [
-            self._time(clock, zone)
-            for clock, zone in zip(self._clock.tolist(), self._zone.tolist(), strict=True)
+            self._time(clock, places[place][0])
+            for clock, place in zip(self._clock.tolist(), self._place.tolist(), strict=True)
         ]
 
     def positions(self) -> list[KafkaPosition | None]:
         """Every position remembered, oldest first."""
+        places = self._places
         return [
-            self._position(topic, partition, offset)
-            for topic, partition, offset in zip(
-                self._topic.tolist(), self._partition.tolist(), self._offset.tolist(), strict=True
-            )
+            self._position(places[place][1], places[place][2], offset)
+            for place, offset in zip(self._place.tolist(), self._offset.tolist(), strict=True)
         ]
 
     def __iter__(self) -> Iterator[tuple[datetime, KafkaPosition | None]]:
@@ -323,6 +339,13 @@ class EventMemory:
             self._zones.append(zone)
         self._last_zone = (zone, known, _EPOCH.replace(tzinfo=zone))
         return known, self._last_zone[2]
+
+    def _place_code(self, place: tuple[int, int, int]) -> int:
+        code = self._place_codes.get(place)
+        if code is None:
+            code = self._place_codes[place] = len(self._places)
+            self._places.append(place)
+        return code
 
     def _topic_code(self, topic: str) -> int:
         code = self._topic_codes.get(topic)
