@@ -135,7 +135,9 @@ class NumericReference:
         self._count = count
         self._points = points
         self._points_below = below
-        self._points_at = at
+        # A continuous feature has no point masses: F(x) equals F(x-) at every
+        # point, and one array serves both (a third of the reference's memory).
+        self._points_at = below if at == below else at
         self._values = np.frombuffer(self._points, dtype=np.float64)
         self._below = np.frombuffer(self._points_below, dtype=np.float64)
         self._at = np.frombuffer(self._points_at, dtype=np.float64)
