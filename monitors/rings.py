@@ -9,10 +9,11 @@ a tuple of a time and a position. With a hundred model versions of twenty
 features that is most of a worker's memory. Here a number takes 8 bytes:
 
 * :class:`FloatRing` and :class:`IntRing` keep the last ``maxlen`` numbers,
-  like ``deque(maxlen=maxlen)``, and take a batch of them as one numpy copy;
+  like ``deque(maxlen=maxlen)``, and take a batch of them as one numpy copy
+  (:class:`CodeRing` likewise, in 4 bytes, for small codes);
 * :class:`EventMemory` keeps the last ``maxlen`` events' times and positions
-  as integers, and gives back ``(time, position)`` equal to those it was
-  given.
+  as integers, 20 bytes an event, and gives back ``(time, position)`` equal
+  to those it was given.
 """
 
 from array import array
