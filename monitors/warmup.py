@@ -81,8 +81,19 @@ class WarmupColumns:
 
     def append(self, values: Mapping[str, object]) -> None:
         """Keep one event's raw values, by column name (a missing name is no value)."""
+        numbers, booleans = self._numbers, self._booleans
         for name in self._names:
-            self._add(name, [values.get(name)])
+            value = values.get(name)
+            column = numbers.get(name)
+            if (
+                column is not None
+                and type(value) is float
+                and math.isfinite(value)
+                and name not in booleans
+            ):
+                column.append(value)  # as detector_numbers takes it, without a numpy array
+            else:
+                self._add(name, [value])
         self._rows += 1
 
     def extend(self, columns: Mapping[str, Sequence[object]]) -> None:
