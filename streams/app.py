@@ -54,12 +54,13 @@ def create_app(settings: Settings) -> DriftlineApp:
     state to anyone who can reach it.
 
     Tuned for throughput (``benchmarks/faust_overhead.py`` measures it):
-    faust's repaired Cython stream iterator (``cython_optimizations``), a
-    fetch of up to 4 MiB, the batching consumer that lets agents read whole
-    fetches through :func:`driftline.streams.batching.take_batches`, and the
-    Kafka stack's loggers never below INFO, so no per-record DEBUG record is
-    ever built. ``stream_wait_empty`` stays on: a rebalance waits for the
-    batches in progress, whose offsets are committed only once processed.
+    faust's repaired Cython stream iterator (``cython_optimizations``),
+    fetches of up to 2 MiB a partition (:data:`FETCH_BYTES_PER_PARTITION`),
+    the batching consumer that lets agents read whole fetches through
+    :func:`driftline.streams.batching.take_batches`, and the Kafka stack's
+    loggers never below INFO, so no per-record DEBUG record is ever built.
+    ``stream_wait_empty`` stays on: a rebalance waits for the batches in
+    progress, whose offsets are committed only once processed.
     """
     fix_recovery()
     quiet_framework_loggers()
