@@ -19,6 +19,8 @@ a topic read through :func:`take_batches` skip the conductor and are put, a
 fetched batch at a time, on that topic's :class:`RecordFeed`. A full feed
 never blocks that loop: its partitions are taken out of fetching, as faust
 does for a full stream buffer, so one slow topic never starves another.
+A seek to the committed offsets (after a rebalance) waits for a fetch in progress to
+set its read offsets, and records fetched before it are fetched again, not delivered.
 Everything else stays faust's: the same consumer joins the group, its rebalance
 listener, table recovery and the changelogs run unchanged, other topics go
 through the conductor as before, read offsets and gaps are tracked the same
@@ -206,6 +208,26 @@ class BatchingConsumer(AIOKafkaConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._feeds = {}
+        self._reading = asyncio.Lock()
+        """Held by the fetch loop from a fetch until its read offsets are set, and by seeks."""
+        self._seeks = 0
+        """Seeks to the committed offsets so far: a failed delivery after one undoes nothing."""
+
+    async def perform_seek(self) -> None:
+        """Seek every partition to its committed offset, never in the middle of a fetch.
+
+        faust seeks (after a rebalance's table recovery) while the fetch loop
+        may run: with the seek between a fetch and the read offsets it set,
+        the read offsets went back to the committed ones while the consumer's
+        position stayed after the fetch, so the next fetch looked like a gap of
+        thousands of offsets. faust counts a gap as done, and its commit
+        bookkeeping, given those offsets twice, then advanced an offset or two
+        per commit: a restarted worker processed everything and stayed
+        committed near where it started (``tests/agents/test_lifecycle_end_to_end.py``).
+        """
+        async with self._reading:
+            self._seeks += 1
+            await super().perform_seek()
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -255,20 +277,39 @@ class BatchingConsumer(AIOKafkaConsumer):
         for tp in partitions:
             self.on_buffer_drop(TP(tp.topic, tp.partition))
 
-    async def _deliver(self, feed: RecordFeed, records: list[Message]) -> None:
-        # What the conductor waits for before delivering a record: flow
-        # control (suspended while rebalancing) and room in the producer's
-        # buffer (the agent's sends).
+    async def _deliver(self, feed: RecordFeed, records: list[Message], seeks: int) -> None:
+        """Put fetched records on their feed; if they cannot be, fetch them again later.
+
+        Waits as the conductor waits before delivering a record: for flow
+        control (suspended while rebalancing) and room in the producer's
+        buffer (the agent's sends). Records not delivered (the flow was
+        suspended) have advanced the read offsets: their partitions are moved
+        back to them, unless a seek since their fetch moved them already.
+        """
+        delivered = await self.wait_first(self._put(feed, records, seeks), self.suspend_flow.wait())
+        if True not in delivered.results and self._seeks == seeks:
+            assigned = self.assignment()
+            for tp, first in _first_offsets(records).items():
+                if tp in assigned:
+                    self._thread.seek(tp, first)
+                    self._read_offset[tp] = first
+
+    async def _put(self, feed: RecordFeed, records: list[Message], seeks: int) -> bool:
         await self.app.flow_control.acquire()
         await self.app.producer.buffer.wait_until_ebb()
+        if self._seeks != seeks:
+            return True  # fetched before a seek, which put their partitions back: read again
         feed.put(records)
+        return True
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - see below
-        # faust-streaming 0.15.3's ``Consumer._drain_messages``, with one
-        # change: records of a topic that has a feed skip the per-record
+        # faust-streaming 0.15.3's ``Consumer._drain_messages``, with two
+        # changes: records of a topic that has a feed skip the per-record
         # ``wait_first(callback(message))`` and are delivered to the feed
-        # after the fetched batch, one ``wait_first`` per feed. The read
-        # offset and gap bookkeeping is the same for every record.
+        # after the fetched batch, one ``wait_first`` per feed; and a fetch
+        # and the read offsets it sets are one step for ``perform_seek``
+        # (the ``_reading`` lock). The read offset and gap bookkeeping is the
+        # same for every record.
         # (Covered by tests/streams/test_batching.py against a real broker.)
         callback = self.callback
         getmany = self.getmany
@@ -289,10 +330,13 @@ class BatchingConsumer(AIOKafkaConsumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                ait = getmany(timeout=GETMANY_TIMEOUT_SECONDS)
-                await self.sleep(0)
-                if not self.should_stop:
-                    fetched: dict[RecordFeed, list[Message]] = {}
+                fetched: dict[RecordFeed, list[Message]] = {}
+                async with self._reading:  # no seek between a fetch and its read offsets
+                    seeks = self._seeks
+                    ait = getmany(timeout=GETMANY_TIMEOUT_SECONDS)
+                    await self.sleep(0)
+                    if self.should_stop:
+                        continue
                     async for tp, message in ait:
                         offset = message.offset
                         r_offset = get_read_offset(tp)
@@ -316,11 +360,9 @@ class BatchingConsumer(AIOKafkaConsumer):
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev("DROPPED MESSAGE ROFF %r", offset)
-                    for feed, records in fetched.items():
-                        await self.wait_first(
-                            self._deliver(feed, records), self.suspend_flow.wait()
-                        )
-                    unset_flag(CONSUMER_FETCHING)
+                for feed, records in fetched.items():
+                    await self._deliver(feed, records, seeks)
+                unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
@@ -407,6 +449,14 @@ def _current(app: AppT, records: list[Message]) -> list[Message]:
         return []
     generation = app.consumer_generation_id
     return [record for record in records if record.generation_id == generation]
+
+
+def _first_offsets(records: list[Message]) -> dict[TP, int]:
+    """The first offset of each partition among records in fetch order."""
+    firsts: dict[TP, int] = {}
+    for record in records:
+        firsts.setdefault(record.tp, record.offset)
+    return firsts
 
 
 def _partitions(records: list[Message]) -> Iterator[TP]:
