@@ -173,7 +173,8 @@ class Settings(BaseSettings):
         "offsets become committable once per batch, and its alerts are sent when it is done. "
         "A batch is shared by the model versions of the agent's partitions; a version's part "
         "should hold dozens of events. 2,000 keeps a batch of ten versions near 0.1 s; raise "
-        "it for workers that watch hundreds.",
+        "it for workers that watch hundreds. It also bounds the records one poll of the consumer "
+        "brings into memory.",
     )
     batch_max_wait_seconds: PositiveFloat = Field(
         default=0.05,

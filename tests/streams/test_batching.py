@@ -140,6 +140,21 @@ def test_the_broker_holds_a_fetch_of_the_worker_briefly() -> None:
     assert asyncio.run(fetch_max_wait_ms()) == FETCH_MAX_WAIT_MS == 100
 
 
+def test_a_poll_brings_at_most_a_batch_of_records() -> None:
+    # Every polled record becomes a consumer record and a faust message at once,
+    # so a poll of every fetched partition held ~100,000 of them with 100 models.
+    async def max_poll_records() -> int:
+        settings = Settings(bootstrap_servers="127.0.0.1:1", batch_max_events=1_234)
+        app = create_app(settings).app
+        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        try:
+            return int(client._max_poll_records)
+        finally:
+            await client.stop()
+
+    assert asyncio.run(max_poll_records()) == 1_234
+
+
 @pytest.mark.kafka
 def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
     worker_settings: Settings, tmp_path: Path
