@@ -237,6 +237,11 @@ class BatchWatch:
         if isinstance(detector, NumericDrift):
             assert numeric is not None
             ticks, numbers, scores = numeric
+            if ahead.get(order, 0) is None:
+                # The common case: taken whole side by side, with no alarm, and not
+                # latched: all the latch would do is note where each value was observed.
+                subject.observed_at.extend(self.events_before + 1 + ticks)
+                return
             first = [order in ahead]
 
             def feed(lo: int, hi: int) -> int | None:
