@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
@@ -235,3 +236,30 @@ def test_unread_records_are_those_past_the_last_read_below_the_high_water_mark()
     assert probe.unread("t", 3)  # not fetched yet: assume there is more
     assert not probe.unread("t", 4)  # not this worker's
     assert not probe.unread("other", 0)
+
+
+def test_a_seek_to_the_committed_offsets_waits_for_a_fetch_in_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # faust seeks after a rebalance while the fetch loop runs; a seek between a fetch and
+    # the read offsets it set made the next fetch look like a gap of thousands of offsets,
+    # and the restarted worker's commits stalled (tests/agents/test_lifecycle_end_to_end.py).
+    seeks: list[str] = []
+
+    async def seek_of_faust(self: Any) -> None:
+        seeks.append("seek")
+
+    monkeypatch.setattr(AIOKafkaConsumer, "perform_seek", seek_of_faust)
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        consumer = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app.consumer
+        assert isinstance(consumer, BatchingConsumer)
+        async with consumer._reading:  # as the fetch loop holds it from a fetch to its offsets
+            seeking = asyncio.ensure_future(consumer.perform_seek())
+            for _ in range(3):
+                await asyncio.sleep(0)
+            during = list(seeks)
+        await seeking
+        return during, seeks, consumer._seeks
+
+    assert asyncio.run(scenario()) == ([], ["seek"], 1)
