@@ -286,21 +286,20 @@ class BatchingConsumer(AIOKafkaConsumer):
         suspended) have advanced the read offsets: their partitions are moved
         back to them, unless a seek since their fetch moved them already.
         """
-        delivered = await self.wait_first(self._put(feed, records, seeks), self.suspend_flow.wait())
-        if True not in delivered.results and self._seeks == seeks:
+        put = self._put(feed, records, seeks)
+        waited = await self.wait_first(put, self.suspend_flow.wait())
+        if put not in waited.done and not waited.stopped and self._seeks == seeks:
             assigned = self.assignment()
             for tp, first in _first_offsets(records).items():
                 if tp in assigned:
                     self._thread.seek(tp, first)
                     self._read_offset[tp] = first
 
-    async def _put(self, feed: RecordFeed, records: list[Message], seeks: int) -> bool:
+    async def _put(self, feed: RecordFeed, records: list[Message], seeks: int) -> None:
         await self.app.flow_control.acquire()
         await self.app.producer.buffer.wait_until_ebb()
-        if self._seeks != seeks:
-            return True  # fetched before a seek, which put their partitions back: read again
-        feed.put(records)
-        return True
+        if self._seeks == seeks:  # else fetched before a seek, which put them back to be read
+            feed.put(records)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - see below
         # faust-streaming 0.15.3's ``Consumer._drain_messages``, with two

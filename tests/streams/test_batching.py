@@ -263,3 +263,58 @@ def test_a_seek_to_the_committed_offsets_waits_for_a_fetch_in_progress(
         return during, seeks, consumer._seeks
 
     assert asyncio.run(scenario()) == ([], ["seek"], 1)
+
+
+@dataclass
+class FetchedRecord:
+    """What delivery reads of a fetched record."""
+
+    tp: TP
+    offset: int
+
+
+def test_records_that_could_not_be_delivered_are_fetched_again_from_their_first_offset() -> None:
+    # Delivery waits for flow control; a rebalance suspends it. The read offsets had
+    # moved past the records already, so without the seek back nobody would read them.
+    async def scenario() -> list[tuple[str, list[tuple[TP, int]], int, dict[TP, int]]]:
+        consumer = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app.consumer
+        assert isinstance(consumer, BatchingConsumer)
+        flowing = asyncio.Event()
+        seeks: list[tuple[TP, int]] = []
+
+        class Thread:
+            def seek(self, tp: TP, offset: int) -> None:
+                seeks.append((tp, offset))
+
+        async def acquire() -> None:
+            await flowing.wait()
+
+        consumer._thread = Thread()  # type: ignore[assignment]
+        consumer.app.flow_control.acquire = acquire  # type: ignore[method-assign]
+        consumer.assignment = lambda: {TP("t", 0), TP("t", 1)}  # type: ignore[method-assign]
+        feed = RecordFeed(frozenset({"t"}), maxsize=100)
+        records: list[Any] = [
+            FetchedRecord(TP("t", 0), 5),
+            FetchedRecord(TP("t", 1), 9),
+            FetchedRecord(TP("t", 0), 6),
+            FetchedRecord(TP("t", 2), 1),  # no longer this worker's: its new owner reads it
+        ]
+        outcomes = []
+        consumer.suspend_flow.set()  # rebalancing
+        await consumer._deliver(feed, records, consumer._seeks)
+        outcomes.append(("suspended", list(seeks), len(feed), dict(consumer._read_offset)))
+        seeks.clear()
+        await consumer._deliver(feed, records, consumer._seeks - 1)  # a seek since the fetch
+        outcomes.append(("seeked since", list(seeks), len(feed), dict(consumer._read_offset)))
+        consumer.suspend_flow.clear()
+        flowing.set()
+        await consumer._deliver(feed, records, consumer._seeks)
+        outcomes.append(("flowing", list(seeks), len(feed), dict(consumer._read_offset)))
+        return outcomes
+
+    read_from = {TP("t", 0): 5, TP("t", 1): 9}  # the next fetch takes them again
+    assert asyncio.run(scenario()) == [
+        ("suspended", [(TP("t", 0), 5), (TP("t", 1), 9)], 0, read_from),
+        ("seeked since", [], 0, read_from),
+        ("flowing", [], 4, read_from),
+    ]
