@@ -20,7 +20,8 @@ fetched batch at a time, on that topic's :class:`RecordFeed`. A full feed
 never blocks that loop: its partitions are taken out of fetching, as faust
 does for a full stream buffer, so one slow topic never starves another.
 A seek to the committed offsets (after a rebalance) waits for a fetch in progress to
-set its read offsets, and records fetched before it are fetched again, not delivered.
+set its read offsets (the loop waits for a stopped flow without holding that step
+up), and records fetched before it are fetched again, not delivered.
 Everything else stays faust's: the same consumer joins the group, its rebalance
 listener, table recovery and the changelogs run unchanged, other topics go
 through the conductor as before, read offsets and gaps are tracked the same
@@ -212,6 +213,8 @@ class BatchingConsumer(AIOKafkaConsumer):
         """Held by the fetch loop from a fetch until its read offsets are set, and by seeks."""
         self._seeks = 0
         """Seeks to the committed offsets so far: a failed delivery after one undoes nothing."""
+        self._fetching: asyncio.Task[Any] | None = None
+        """The fetch loop's task, once it runs."""
 
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset, never in the middle of a fetch.
@@ -225,9 +228,25 @@ class BatchingConsumer(AIOKafkaConsumer):
         per commit: a restarted worker processed everything and stayed
         committed near where it started (``tests/agents/test_lifecycle_end_to_end.py``).
         """
+        if asyncio.current_task() is self._fetching:
+            # faust's getmany seeks itself when the flow stopped during its fetch:
+            # the fetch loop holds the lock then, and no read offsets are set after.
+            self._seeks += 1
+            await super().perform_seek()
+            return
         async with self._reading:
             self._seeks += 1
             await super().perform_seek()
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Fetch nothing while the flow is stopped (faust's would wait, holding the fetch lock).
+
+        The flow resumes only after the seek to the committed offsets, which
+        waits for that lock: the fetch loop waits for the flow after letting go of it.
+        """
+        if not self.flow_active:
+            return None, None
+        return await super()._wait_next_records(timeout)
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -307,8 +326,8 @@ class BatchingConsumer(AIOKafkaConsumer):
         # ``wait_first(callback(message))`` and are delivered to the feed
         # after the fetched batch, one ``wait_first`` per feed; and a fetch
         # and the read offsets it sets are one step for ``perform_seek``
-        # (the ``_reading`` lock). The read offset and gap bookkeeping is the
-        # same for every record.
+        # (the ``_reading`` lock, never held while waiting for the flow to
+        # resume). The read offset and gap bookkeeping is the same for every record.
         # (Covered by tests/streams/test_batching.py against a real broker.)
         callback = self.callback
         getmany = self.getmany
@@ -326,6 +345,7 @@ class BatchingConsumer(AIOKafkaConsumer):
         sleep = asyncio.sleep
         from faust.transport.consumer import CONSUMER_FETCHING
 
+        self._fetching = asyncio.current_task()
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
@@ -362,6 +382,8 @@ class BatchingConsumer(AIOKafkaConsumer):
                 for feed, records in fetched.items():
                     await self._deliver(feed, records, seeks)
                 unset_flag(CONSUMER_FETCHING)
+                if not self.flow_active:  # see _wait_next_records
+                    await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")

@@ -265,6 +265,46 @@ def test_a_seek_to_the_committed_offsets_waits_for_a_fetch_in_progress(
     assert asyncio.run(scenario()) == ([], ["seek"], 1)
 
 
+def test_a_stopped_flow_fetches_nothing_instead_of_waiting_with_the_fetch_step_held() -> None:
+    # faust's fetch waits for the flow to resume; the flow resumes after the seek, and
+    # the seek waits for the fetch step: two workers joining at once stalled for good.
+    async def scenario() -> tuple[Any, bool]:
+        consumer = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app.consumer
+        assert isinstance(consumer, BatchingConsumer)
+        consumer.stop_flow()  # a rebalance began
+        fetched = await asyncio.wait_for(consumer._wait_next_records(1.0), timeout=5)
+        return fetched, consumer._reading.locked()
+
+    assert asyncio.run(scenario()) == ((None, None), False)
+
+
+def test_the_seek_faust_makes_from_within_a_fetch_does_not_wait_for_that_fetch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # faust's getmany seeks itself when the flow stopped during its fetch: the fetch
+    # loop holds the fetch step then, and waiting for it would never end.
+    seeks: list[str] = []
+
+    async def seek_of_faust(self: Any) -> None:
+        seeks.append("seek")
+
+    monkeypatch.setattr(AIOKafkaConsumer, "perform_seek", seek_of_faust)
+
+    async def scenario() -> tuple[list[str], int]:
+        consumer = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app.consumer
+        assert isinstance(consumer, BatchingConsumer)
+
+        async def fetch_loop() -> None:
+            consumer._fetching = asyncio.current_task()
+            async with consumer._reading:
+                await consumer.perform_seek()
+
+        await asyncio.wait_for(fetch_loop(), timeout=5)
+        return seeks, consumer._seeks
+
+    assert asyncio.run(scenario()) == (["seek"], 1)
+
+
 @dataclass
 class FetchedRecord:
     """What delivery reads of a fetched record."""
