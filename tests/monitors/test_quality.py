@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import json
 import math
 import pickle
@@ -454,3 +455,56 @@ def test_a_finding_builds_the_wire_evidence_field_for_field():
     assert evidence.check is QualityCheck.OUT_OF_RANGE
     assert evidence.violations == evidence.threshold
     assert evidence.p_value <= evidence.alpha
+
+
+# Batches
+
+
+def batched_findings(monitor: DataQualityMonitor, batches: list[list[dict]]) -> list[tuple]:
+    """Every alarm as (event, feature, check, violations, examples), batch by batch."""
+    found, offset = [], 0
+    for batch in batches:
+        result = monitor.update_many(batch)
+        for i, findings in sorted(result.findings.items()):
+            found += [(offset + i, f.feature, f.check, f.violations, f.examples) for f in findings]
+        offset += len(batch)
+    return found
+
+
+mostly_floats = st.floats(-5, 5) | st.sampled_from([math.nan, math.inf, 50.0, -50.0])
+odd_values = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["a", "b", "zz"])
+
+
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {"y": mostly_floats},
+            optional={
+                "x": mostly_floats | odd_values,
+                "c": st.sampled_from(["a", "b", "zz"]) | odd_values,
+            },
+        ),
+        max_size=120,
+    ),
+    cuts=st.lists(st.integers(0, 120), max_size=4),
+)
+def test_batches_find_what_event_by_event_finds_whatever_the_values(rows, cuts):
+    # Floats-only columns take a faster path than mixed ones: both must match update().
+    spec = model(
+        numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
+        numeric("y", maximum=3, max_out_of_range_rate=0.02),
+        FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
+        window=10,
+    )
+    one_by_one = DataQualityMonitor(spec)
+    expected = [
+        (i, f.feature, f.check, f.violations, f.examples)
+        for i, row in enumerate(rows)
+        for f in one_by_one.update(row).findings
+    ]
+    bounds = [0, *sorted(min(cut, len(rows)) for cut in cuts), len(rows)]
+    batched = DataQualityMonitor(spec)
+    batches = [rows[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+    assert batched_findings(batched, batches) == expected
+    assert batched.to_state() == one_by_one.to_state()
+    assert batched.alarming_checks() == one_by_one.alarming_checks()
