@@ -318,46 +318,64 @@ class NumericDrift:
     ) -> list[int | None]:
         """:meth:`take_until_alarm` of each detector on its own values, run side by side.
 
-        Detectors whose variance-factor blocks line up (the same observation
-        count modulo ``VARIANCE_FACTOR_EVERY`` and as many values) advance
-        block by block in one 2-D computation; each stops at its own first
-        alarm, in exactly the state :meth:`take_until_alarm` would leave.
+        Every detector's values advance in one 2-D computation, whatever their
+        number and wherever each detector is in its variance-factor blocks:
+        a round takes each detector up to the end of its block or of its
+        values, the shorter rows padded. Each stops at its own first alarm, in
+        exactly the state :meth:`take_until_alarm` would leave; those with
+        values left after their block go on in the next round.
         """
         results: list[int | None] = [None] * len(detectors)
-        lined_up: dict[tuple[int, int], list[int]] = {}
-        for number, detector in enumerate(detectors):
-            phase = detector._observations % VARIANCE_FACTOR_EVERY
-            lined_up.setdefault((phase, len(values[number])), []).append(number)
-        for (phase, size), active in lined_up.items():
-            start = 0
-            while start < size and active:
-                end = min(size, start + VARIANCE_FACTOR_EVERY - phase)
-                phase = 0
-                blocks = np.vstack([scores[number][start:end] for number in active])
-                if not np.isfinite(blocks).all():
-                    raise ValueError("sequential detectors take finite values only")
-                with np.errstate(over="ignore"):
-                    # A location CUSUM takes the scores, a scale CUSUM their squares.
-                    features = np.stack([blocks, blocks * blocks], axis=1).reshape(-1, end - start)
-                firsts = advance_groups_on_features(
-                    [[detectors[n].location, detectors[n].scale] for n in active], features
+        taken_so_far = [0] * len(detectors)
+        active = [number for number, column in enumerate(values) if len(column)]
+        while active:
+            takes = [
+                min(
+                    len(values[n]) - taken_so_far[n],
+                    VARIANCE_FACTOR_EVERY - detectors[n]._observations % VARIANCE_FACTOR_EVERY,
                 )
-                quiet = [row for row, first in enumerate(firsts) if first is None]
-                whole = [active[row] for row in quiet]
-                if whole:
-                    SerialDependence.update_together(
-                        [detectors[n].serial for n in whole],
-                        blocks if len(quiet) == len(active) else blocks[quiet],
-                    )
-                for number, first in zip(active, firsts, strict=True):
-                    detector = detectors[number]
-                    taken = end - start if first is None else first + 1
-                    if first is not None:
-                        detector.serial.update_many(scores[number][start : start + taken])
-                    if detector._taken(values[number], scores[number], start, taken):
-                        results[number] = start + taken - 1
-                active = whole
-                start = end
+                for n in active
+            ]
+            width = max(takes)
+            pieces = [
+                scores[n][taken_so_far[n] : taken_so_far[n] + t]
+                for n, t in zip(active, takes, strict=True)
+            ]
+            if all(t == width for t in takes):
+                blocks = np.vstack(pieces)
+                lengths = None
+            else:
+                blocks = np.zeros((len(active), width))
+                blocks[np.arange(width) < np.array(takes)[:, np.newaxis]] = np.concatenate(pieces)
+                lengths = takes
+            if not np.isfinite(blocks).all():
+                raise ValueError("sequential detectors take finite values only")
+            with np.errstate(over="ignore"):
+                # A location CUSUM takes the scores, a scale CUSUM their squares.
+                features = np.stack([blocks, blocks * blocks], axis=1).reshape(-1, width)
+            firsts = advance_groups_on_features(
+                [[detectors[n].location, detectors[n].scale] for n in active], features, lengths
+            )
+            quiet = [row for row, first in enumerate(firsts) if first is None]
+            if quiet:
+                everyone = len(quiet) == len(active)
+                SerialDependence.update_together(
+                    [detectors[active[row]].serial for row in quiet],
+                    blocks if everyone else blocks[quiet],
+                    None if lengths is None else [takes[row] for row in quiet],
+                )
+            going = []
+            for row, (number, first) in enumerate(zip(active, firsts, strict=True)):
+                detector, start = detectors[number], taken_so_far[number]
+                taken = takes[row] if first is None else first + 1
+                if first is not None:
+                    detector.serial.update_many(scores[number][start : start + taken])
+                if detector._taken(values[number], scores[number], start, taken):
+                    results[number] = start + taken - 1
+                elif start + taken < len(values[number]):
+                    going.append(number)
+                taken_so_far[number] = start + taken
+            active = going
         return results
 
     def _taken(self, values: np.ndarray, scores: np.ndarray, start: int, count: int) -> bool:

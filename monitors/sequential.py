@@ -430,13 +430,17 @@ def advance_groups(
 
 
 def advance_groups_on_features(
-    groups: Sequence[Sequence[_Cusum]], features: npt.NDArray[np.float64]
+    groups: Sequence[Sequence[_Cusum]],
+    features: npt.NDArray[np.float64],
+    lengths: Sequence[int] | None = None,
 ) -> list[int | None]:
     """:func:`advance_groups` given each CUSUM's ``g`` already: one row per CUSUM, in order.
 
     For callers that can compute the rows of many CUSUMs in one step (the
     scores and their squares of many features, say) instead of one
-    ``_features`` call per CUSUM.
+    ``_features`` call per CUSUM. With ``lengths``, group ``k`` takes only
+    the first ``lengths[k]`` columns of its rows (at least one), the rest
+    being padding: groups with different numbers of values, in one step.
     """
     owners = [
         (group, cusum, side)
@@ -453,6 +457,17 @@ def advance_groups_on_features(
     with np.errstate(over="ignore", invalid="ignore"):
         steps = np.clip(a * g + b, -_STEP_LIMIT, _STEP_LIMIT)
     ticks = np.rint(steps * _UNIT).astype(np.int64)
+    size = ticks.shape[1]
+    owner_rows = np.array([group for group, _, _ in owners], dtype=np.int64)
+    if lengths is None:
+        ends_at = np.full(len(groups), size - 1, dtype=np.int64)
+    else:
+        ends_at = np.asarray(lengths, dtype=np.int64) - 1
+        if ends_at.shape != (len(groups),) or not ((ends_at >= 0) & (ends_at < size)).all():
+            raise ValueError(f"{len(groups)} lengths from 1 to {size} needed, got {lengths}")
+        # Padding moves no statistic: a zero increment leaves every sum, its low and
+        # every crossing where the group's own values left them.
+        ticks[np.arange(size) > ends_at[owner_rows][:, np.newaxis]] = 0
     before = np.array([c._sums[side] for _, c, side in owners], dtype=np.int64)
     limits = np.array([c._limit for _, c, _ in owners], dtype=np.int64)
     cumulative = np.cumsum(ticks, axis=1)
@@ -461,20 +476,19 @@ def advance_groups_on_features(
     sums = cumulative - low
     if int(sums.max()) > _CEILING:
         return [
-            _advance_stepwise(cusums, _rows(ticks, owners, number))
+            _advance_stepwise(cusums, _rows(ticks, owners, number)[:, : int(ends_at[number]) + 1])
             for number, cusums in enumerate(groups)
         ]
     above = sums > limits[:, np.newaxis]
     crossed = above.copy()
     crossed[:, 0] &= before <= limits
     crossed[:, 1:] &= ~above[:, :-1]
-    size = ticks.shape[1]
     starts = np.flatnonzero(np.diff([-1] + [group for group, _, _ in owners]))
     anywhere = np.add.reduceat(crossed, starts, axis=0) > 0
     hit = anywhere.any(axis=1)
     firsts = np.where(hit, np.argmax(anywhere, axis=1), -1)
-    owner_rows = np.array([group for group, _, _ in owners])
-    lasts = np.where(hit, firsts, size - 1)[owner_rows]
+    group_lasts = np.where(hit, firsts, ends_at)
+    lasts = group_lasts[owner_rows]
     ends = sums[np.arange(len(owners)), lasts].tolist()
     zeros = (sums == 0) & (np.arange(size) < lasts[:, np.newaxis])
     last_zeros = np.where(
@@ -482,9 +496,8 @@ def advance_groups_on_features(
     ).tolist()
     row = 0
     results: list[int | None] = []
-    for number, cusums in enumerate(groups):
-        first = int(firsts[number]) if firsts[number] >= 0 else None
-        last = first if first is not None else size - 1
+    for cusums, found, last in zip(groups, firsts.tolist(), group_lasts.tolist(), strict=True):
+        first = found if found >= 0 else None
         for cusum in cusums:
             alarm = -1
             observed = cusum._observations
@@ -929,21 +942,35 @@ class SerialDependence:
         self._observations += taken
 
     @staticmethod
-    def update_together(estimates: Sequence["SerialDependence"], zs: npt.ArrayLike) -> None:
+    def update_together(
+        estimates: Sequence["SerialDependence"],
+        zs: npt.ArrayLike,
+        lengths: Sequence[int] | None = None,
+    ) -> None:
         """:meth:`update_many` of each estimate on its row of ``zs``, in one filter call.
 
         The estimates must share one half-life and have taken a score before
         (each continues from its own last one); any other goes on its own.
+        With ``lengths``, estimate ``k`` takes only the first ``lengths[k]``
+        scores of its row (the rest is padding): a causal filter's output at
+        a row's own last score is exactly what that row alone gives.
         """
         rows = np.asarray(zs, dtype=np.float64)
+        counts = [rows.shape[1]] * len(estimates) if lengths is None else list(lengths)
+        if len(counts) != len(estimates) or any(not 0 <= n <= rows.shape[1] for n in counts):
+            raise ValueError(
+                f"{len(estimates)} lengths up to {rows.shape[1]} needed, got {lengths}"
+            )
         joint = [
             number
             for number, estimate in enumerate(estimates)
-            if estimate._last is not None and estimate.halflife == estimates[0].halflife
+            if estimate._last is not None
+            and estimate.halflife == estimates[0].halflife
+            and counts[number] > 0
         ]
         for number, estimate in enumerate(estimates):
             if number not in joint:
-                estimate.update_many(rows[number])
+                estimate.update_many(rows[number, : counts[number]])
         if not joint or rows.shape[1] == 0:
             return
         lasts = np.array([estimates[number]._last for number in joint], dtype=np.float64)
@@ -958,11 +985,11 @@ class SerialDependence:
         ]
         sums, _ = lfilter([1.0], [1.0, -decay], stacked, axis=1, zi=start)
         for row, number in enumerate(joint):
-            estimate = estimates[number]
-            estimate._total = float(sums[row, -1])
-            estimate._weight = float(sums[len(joint) + row, -1])
-            estimate._last = float(values[row, -1])
-            estimate._observations += rows.shape[1]
+            estimate, count = estimates[number], counts[number]
+            estimate._total = float(sums[row, count - 1])
+            estimate._weight = float(sums[len(joint) + row, count - 1])
+            estimate._last = float(values[row, count])
+            estimate._observations += count
 
     @property
     def rho(self) -> float:

@@ -129,8 +129,16 @@ def test_detectors_taken_together_stop_where_each_alone_would(seed, already):
         past = normal(rng, count)  # detectors at different points of their blocks
         a.update_many(past)
         b.update_many(past)
-    streams = [
-        np.round(np.concatenate([normal(rng, 700), normal(rng, 300) + rng.uniform(0, 2)]), 1)
+    streams = [  # of different lengths, some shorter than a block, one maybe empty
+        np.round(
+            np.concatenate(
+                [
+                    normal(rng, rng.integers(0, 700)),
+                    normal(rng, rng.integers(0, 300)) + rng.uniform(0, 2),
+                ]
+            ),
+            1,
+        )
         for _ in already
     ]
     scores = [d.scores_ahead(x) for d, x in zip(together, streams, strict=True)]

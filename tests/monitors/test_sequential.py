@@ -601,3 +601,44 @@ def test_advancing_on_given_features_is_advancing_on_the_values(seed):
         assert [c.to_state() for c in one] == [c.to_state() for c in other]
     with pytest.raises(ValueError, match="6 CUSUMs but 5 rows"):
         advance_groups_on_features(groups(), features[:5])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(1, 120), min_size=1, max_size=5))
+def test_groups_of_different_lengths_advance_as_each_alone(seed, lengths):
+    # Padding past a group's own values must move none of its statistics.
+    rng = np.random.default_rng(seed)
+    width = max(lengths)
+    blocks = rng.normal(rng.uniform(0, 1.5), 1.3, size=(len(lengths), width))
+
+    def groups():
+        return [[LocationCusum(4.0), ScaleCusum(3.0)] for _ in lengths]
+
+    alone, together = groups(), groups()
+    expected = [
+        advance_groups([group], [[block[:n], block[:n]]])[0]
+        for group, block, n in zip(alone, blocks, lengths, strict=True)
+    ]
+    features = np.stack([blocks, blocks * blocks], axis=1).reshape(-1, width)
+    assert advance_groups_on_features(together, features, lengths) == expected
+    for one, other in zip(alone, together, strict=True):
+        assert [c.to_state() for c in one] == [c.to_state() for c in other]
+    with pytest.raises(ValueError, match="lengths from 1"):
+        advance_groups_on_features(groups(), features, [0] * len(lengths))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 80), min_size=1, max_size=5))
+def test_serial_estimates_of_different_lengths_update_as_each_alone(seed, lengths):
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(len(lengths), max(lengths) + 1))
+    alone = [SerialDependence() for _ in lengths]
+    together = [SerialDependence() for _ in lengths]
+    for a, b in zip(alone, together, strict=True):  # each has a last score of its own
+        start = rng.normal(size=3)
+        a.update_many(start)
+        b.update_many(start)
+    for estimate, row, n in zip(alone, rows, lengths, strict=True):
+        estimate.update_many(row[:n])
+    SerialDependence.update_together(together, rows, lengths)
+    assert [e.to_state() for e in together] == [e.to_state() for e in alone]
