@@ -442,23 +442,19 @@ def advance_groups_on_features(
     the first ``lengths[k]`` columns of its rows (at least one), the rest
     being padding: groups with different numbers of values, in one step.
     """
-    owners = [
-        (group, cusum, side)
-        for group, cusums in enumerate(groups)
-        for cusum in cusums
-        for side in range(len(cusum._coefficients))
-    ]
-    a = np.array([c._coefficients[side][0] for _, c, side in owners])[:, np.newaxis]
-    b = np.array([c._coefficients[side][1] for _, c, side in owners])[:, np.newaxis]
-    sides = [len(cusum._coefficients) for cusums in groups for cusum in cusums]
+    cusums = [cusum for members in groups for cusum in members]
+    sides = [len(cusum._coefficients) for cusum in cusums]
     if features.shape[0] != len(sides):
         raise ValueError(f"{len(sides)} CUSUMs but {features.shape[0]} rows of features")
-    g = np.repeat(features, sides, axis=0)
+    coefficients = np.array([pair for cusum in cusums for pair in cusum._coefficients])
+    even = len(set(sides)) == 1
+    g = np.repeat(features, sides[0] if even else sides, axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
-        steps = np.clip(a * g + b, -_STEP_LIMIT, _STEP_LIMIT)
+        steps = np.clip(coefficients[:, :1] * g + coefficients[:, 1:], -_STEP_LIMIT, _STEP_LIMIT)
     ticks = np.rint(steps * _UNIT).astype(np.int64)
-    size = ticks.shape[1]
-    owner_rows = np.array([group for group, _, _ in owners], dtype=np.int64)
+    rows, size = ticks.shape
+    per_group = [sum(len(cusum._coefficients) for cusum in members) for members in groups]
+    owner_rows = np.repeat(np.arange(len(groups)), per_group)
     if lengths is None:
         ends_at = np.full(len(groups), size - 1, dtype=np.int64)
     else:
@@ -468,62 +464,64 @@ def advance_groups_on_features(
         # Padding moves no statistic: a zero increment leaves every sum, its low and
         # every crossing where the group's own values left them.
         ticks[np.arange(size) > ends_at[owner_rows][:, np.newaxis]] = 0
-    before = np.array([c._sums[side] for _, c, side in owners], dtype=np.int64)
-    limits = np.array([c._limit for _, c, _ in owners], dtype=np.int64)
+    before = np.fromiter(
+        (total for cusum in cusums for total in cusum._sums), dtype=np.int64, count=rows
+    )
+    limits = np.repeat(np.array([cusum._limit for cusum in cusums], dtype=np.int64), sides)
     cumulative = np.cumsum(ticks, axis=1)
     low = np.minimum.accumulate(cumulative, axis=1)
     np.minimum(low, -before[:, np.newaxis], out=low)
     sums = cumulative - low
     if int(sums.max()) > _CEILING:
+        first_rows = np.cumsum([0, *per_group])
         return [
-            _advance_stepwise(cusums, _rows(ticks, owners, number)[:, : int(ends_at[number]) + 1])
-            for number, cusums in enumerate(groups)
+            _advance_stepwise(
+                members,
+                ticks[first_rows[number] : first_rows[number + 1], : int(ends_at[number]) + 1],
+            )
+            for number, members in enumerate(groups)
         ]
     above = sums > limits[:, np.newaxis]
     crossed = above.copy()
     crossed[:, 0] &= before <= limits
     crossed[:, 1:] &= ~above[:, :-1]
-    starts = np.flatnonzero(np.diff([-1] + [group for group, _, _ in owners]))
+    starts = np.cumsum([0, *per_group[:-1]])
     anywhere = np.add.reduceat(crossed, starts, axis=0) > 0
-    hit = anywhere.any(axis=1)
+    hit: npt.NDArray[np.bool_] = np.any(anywhere, axis=1)
     firsts = np.where(hit, np.argmax(anywhere, axis=1), -1)
     group_lasts = np.where(hit, firsts, ends_at)
     lasts = group_lasts[owner_rows]
-    ends = sums[np.arange(len(owners)), lasts].tolist()
+    ends = sums[np.arange(rows), lasts]
     zeros = (sums == 0) & (np.arange(size) < lasts[:, np.newaxis])
-    last_zeros = np.where(
-        zeros.any(axis=1), size - 1 - np.argmax(zeros[:, ::-1], axis=1), -1
-    ).tolist()
+    last_zeros = np.where(zeros.any(axis=1), size - 1 - np.argmax(zeros[:, ::-1], axis=1), -1)
+    # Where each side's run above zero began, observation numbers relative to the
+    # block's start (-1: at zero now, -2: as before, unless it was at zero before).
+    begun = np.where(ends == 0, -1, np.where(last_zeros >= 0, last_zeros + 2, -2)).tolist()
+    crossings = crossed[np.arange(rows), lasts] & hit[owner_rows]
+    ends_list, crossing_list = ends.tolist(), crossings.tolist()
     row = 0
     results: list[int | None] = []
-    for cusums, found, last in zip(groups, firsts.tolist(), group_lasts.tolist(), strict=True):
-        first = found if found >= 0 else None
-        for cusum in cusums:
+    for members, found, last in zip(groups, firsts.tolist(), group_lasts.tolist(), strict=True):
+        for cusum in members:
             alarm = -1
             observed = cusum._observations
-            for side in range(len(cusum._coefficients)):
-                now = ends[row]
-                if now == 0:
-                    cusum._starts[side] = None
-                elif last_zeros[row] >= 0:
-                    cusum._starts[side] = observed + last_zeros[row] + 2
-                elif cusum._sums[side] == 0:
-                    cusum._starts[side] = observed + 1
-                cusum._sums[side] = now
-                if first is not None and alarm < 0 and crossed[row, first]:
+            totals, opened = cusum._sums, cusum._starts
+            for side in range(len(totals)):
+                since = begun[row]
+                if since == -1:
+                    opened[side] = None
+                elif since >= 0:
+                    opened[side] = observed + since
+                elif totals[side] == 0:
+                    opened[side] = observed + 1
+                totals[side] = ends_list[row]
+                if alarm < 0 and crossing_list[row]:
                     alarm = side
                 row += 1
             cusum._observations = observed + last + 1
             cusum._record(alarm)
-        results.append(first)
+        results.append(found if found >= 0 else None)
     return results
-
-
-def _rows(
-    ticks: npt.NDArray[np.int64], owners: list[tuple[int, _Cusum, int]], group: int
-) -> npt.NDArray[np.int64]:
-    """The rows of ``ticks`` that belong to one group."""
-    return ticks[[row for row, (owner, _, _) in enumerate(owners) if owner == group]]
 
 
 def _advance_stepwise(cusums: Sequence[_Cusum], ticks: npt.NDArray[np.int64]) -> int | None:
@@ -968,9 +966,9 @@ class SerialDependence:
             and estimate.halflife == estimates[0].halflife
             and counts[number] > 0
         ]
-        for number, estimate in enumerate(estimates):
-            if number not in joint:
-                estimate.update_many(rows[number, : counts[number]])
+        alone = set(range(len(estimates))) - set(joint)
+        for number in sorted(alone):
+            estimates[number].update_many(rows[number, : counts[number]])
         if not joint or rows.shape[1] == 0:
             return
         lasts = np.array([estimates[number]._last for number in joint], dtype=np.float64)
