@@ -28,6 +28,7 @@ from driftline.agents.registry import (
 )
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
+from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.schemas import (
@@ -229,7 +230,8 @@ class Intake:
 
         Each event is checked on its own (model, spec, repeats) in the
         batch's order; the valid events of each model version then go through
-        its monitor together (:meth:`ModelMonitor.update_batch`), and the
+        its monitor together, every version's drift tests side by side
+        (:meth:`ModelMonitor.update_batches`), and the
         version's alert state is saved once. The outputs are those of
         processing the messages one by one, in the same order.
         """
@@ -256,9 +258,15 @@ class Intake:
             if batch is None:
                 batch = versions[key] = _VersionBatch(spec, monitor)
             batch.add(index, item.message, event)
-        for batch in versions.values():
+        batches = list(versions.values())
+        every_found = ModelMonitor.update_batches(
+            [(batch.monitor, batch.events, batch.positions) for batch in batches]
+        )
+        for batch, found in zip(batches, every_found, strict=True):
             try:
-                self._watch(batch, outputs)
+                if isinstance(found, Exception):
+                    raise found
+                self._watch(batch, found, outputs)
             except Exception as error:
                 # A bug: the version's events of this batch are dead-lettered (their
                 # bytes can be replayed); the other versions go on.
@@ -289,10 +297,12 @@ class Intake:
             return arrival
         return spec, monitor
 
-    def _watch(self, batch: "_VersionBatch", outputs: list[list[Output]]) -> None:
-        """Feed one version's events to its monitor, then its lifecycle event by event."""
+    def _watch(
+        self, batch: "_VersionBatch", found: BatchFindings, outputs: list[list[Output]]
+    ) -> None:
+        """Take one version's findings (its monitor has seen its events) event by event
+        through its lifecycle."""
         spec = batch.spec
-        found = batch.monitor.update_batch(batch.events, batch.positions)
         life, decider = self.books.book_for(spec)
         counters = self.counters.topics
         watching, since, changed = life.watching, life.clock, False

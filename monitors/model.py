@@ -220,9 +220,64 @@ class ModelMonitor:
         drift tests run on numpy columns (see
         :class:`~driftline.monitors.batch.BatchWatch`).
         """
-        where = list(positions) if positions is not None else [None] * len(events)
-        if len(where) != len(events):
-            raise ValueError(f"{len(events)} events but {len(where)} positions")
+        found = ModelMonitor.update_batches([(self, events, positions)])[0]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    @staticmethod
+    def update_batches(
+        batches: Sequence[
+            tuple[
+                "ModelMonitor",
+                Sequence[PredictionEvent | FeatureEvent],
+                Sequence[KafkaPosition | None] | None,
+            ]
+        ],
+    ) -> list[BatchFindings | Exception]:
+        """:meth:`update_batch` of several monitors, each on its own batch, in one go.
+
+        Monitors past their warm-up with a batch of at least ``SMALL_BATCH``
+        events run their numeric drift tests side by side
+        (:meth:`BatchWatch.run_together`): with many models, a batch brings
+        each few events, and their fixed costs are shared. Each monitor ends
+        with exactly the findings and state of its own :meth:`update_batch`.
+        A batch that failed gets its exception in place of its findings and
+        the others go on (a failure in the shared step fails every batch in
+        it). The monitors must be distinct.
+        """
+        if len({id(monitor) for monitor, _, _ in batches}) != len(batches):
+            raise ValueError("each batch needs a monitor of its own")
+        results: list[BatchFindings | Exception | None] = [None] * len(batches)
+        watches: list[tuple[int, BatchWatch, dict[tuple[str, QualityCheck], bool]]] = []
+        for number, (monitor, events, positions) in enumerate(batches):
+            where = list(positions) if positions is not None else [None] * len(events)
+            try:
+                if len(where) != len(events):
+                    raise ValueError(f"{len(events)} events but {len(where)} positions")
+                if monitor._warmup is None and len(events) >= SMALL_BATCH:
+                    before = monitor._quality.alarming_checks()
+                    watches.append((number, BatchWatch(monitor, events, where), before))
+                else:
+                    results[number] = monitor._update_in_steps(events, where)
+            except Exception as error:
+                results[number] = error
+        revealed = BatchWatch.run_together([watch for _, watch, _ in watches])
+        for (number, watch, before), outcome in zip(watches, revealed, strict=True):
+            if isinstance(outcome, Exception):
+                results[number] = outcome
+                continue
+            results[number] = BatchFindings(outcome[1], before, watch.quality_changes())
+        done = [result for result in results if result is not None]
+        assert len(done) == len(batches)
+        return done
+
+    def _update_in_steps(
+        self,
+        events: Sequence[PredictionEvent | FeatureEvent],
+        where: Sequence[KafkaPosition | None],
+    ) -> BatchFindings:
+        """:meth:`update_batch` in steps: to the warm-up's end, then the rest, or one by one."""
         before = self._quality.alarming_checks()
         changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]] = {}
         found: dict[int, ModelFindings] = {}

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration, Unregistration
-from driftline.monitors import ModelMonitor
+from driftline.monitors.quality import DataQualityMonitor
 from driftline.schemas import (
     Alert,
     DeadLetter,
@@ -339,14 +339,14 @@ def test_a_bug_in_one_versions_batch_dead_letters_its_events_and_spares_the_othe
     intake = intake_with(SPEC, other)
     healthy = [prediction(i) for i in range(40)]
     broken = [prediction(i, model_id="other-model") for i in range(40, 60)]
-    original = ModelMonitor.update_batch
+    original = DataQualityMonitor.update_many
 
-    def update_batch(self, events, positions=None):
+    def update_many(self, batch):  # a step every batch of a monitor takes
         if self.spec.model_id == "other-model":
             raise RuntimeError("a bug")
-        return original(self, events, positions)
+        return original(self, batch)
 
-    monkeypatch.setattr(ModelMonitor, "update_batch", update_batch)
+    monkeypatch.setattr(DataQualityMonitor, "update_many", update_many)
     messages = [
         message(InputTopic.PREDICTIONS, event.model_dump_json().encode(), offset)
         for offset, event in enumerate(healthy + broken)

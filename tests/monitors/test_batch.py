@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.monitors.model import ModelFindings, ModelMonitor
+from driftline.monitors.quality import DataQualityMonitor
 from driftline.schemas import FeatureEvent, FeatureSpec, KafkaPosition, ModelSpec, PredictionEvent
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -161,3 +162,98 @@ def test_a_batch_refuses_events_of_another_model_version():
     )
     with pytest.raises(ValueError, match="fed to the monitor of m/1"):
         monitor.update_batch([*stream(0)[:20], other])
+
+
+def version(number: int) -> ModelSpec:
+    return SPEC.model_copy(update={"model_version": str(number)})
+
+
+@functools.cache
+def versioned(number: int, seed: int) -> list[PredictionEvent | FeatureEvent]:
+    return [e.model_copy(update={"model_version": str(number)}) for e in stream(seed)]
+
+
+@functools.cache
+def alone(number: int, seed: int) -> tuple[dict[int, tuple[object, ...]], str]:
+    """Findings and final state of one version's monitor, event by event."""
+    monitor = ModelMonitor(version(number))
+    findings: dict[int, tuple[object, ...]] = {}
+    for index, (event, position) in enumerate(
+        zip(versioned(number, seed), positions(), strict=True)
+    ):
+        found = monitor.update(event, position)
+        if found.drifts or found.quality or found.repeats or found.resolved:
+            findings[index] = seen(found)
+    return findings, json.dumps(monitor.to_state(), sort_keys=True)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    sizes=st.lists(
+        st.lists(st.sampled_from([1, 3, 4, 15, 16, 17, 99, 256, 700]), min_size=1, max_size=4),
+        min_size=3,
+        max_size=3,
+    )
+)
+def test_monitors_updated_together_find_what_each_finds_alone(sizes):
+    # Their numeric tests run side by side, with batches of different lengths and
+    # detectors at different places of their blocks; each must end as if alone.
+    seeds = [0, 1, 0]
+    monitors = [ModelMonitor(version(number)) for number in range(3)]
+    streams = [versioned(number, seed) for number, seed in enumerate(seeds)]
+    where = positions()
+    starts = [0, 0, 0]
+    found: list[dict[int, tuple[object, ...]]] = [{}, {}, {}]
+    turn = 0
+    while any(start < LENGTH for start in starts):
+        chosen = [number for number in range(3) if starts[number] < LENGTH]
+        batches = []
+        for number in chosen:
+            size = sizes[number][turn % len(sizes[number])]
+            begin = starts[number]
+            batches.append(
+                (
+                    monitors[number],
+                    streams[number][begin : begin + size],
+                    where[begin : begin + size],
+                )
+            )
+        for number, (_, events, _), result in zip(
+            chosen, batches, ModelMonitor.update_batches(batches), strict=True
+        ):
+            assert not isinstance(result, Exception)
+            for index, findings in result.findings.items():
+                found[number][starts[number] + index] = seen(findings)
+            starts[number] += len(events)
+        turn += 1
+    for number, seed in enumerate(seeds):
+        expected, state = alone(number, seed)
+        assert found[number] == expected
+        assert json.dumps(monitors[number].to_state(), sort_keys=True) == state
+
+
+def test_a_batch_that_fails_leaves_the_others_updated(monkeypatch):
+    good, bad = ModelMonitor(version(0)), ModelMonitor(version(1))
+    events = versioned(0, 0)[:500]
+    results = ModelMonitor.update_batches([(good, events, None), (bad, events, None)])
+    assert not isinstance(results[0], Exception)
+    assert isinstance(results[1], ValueError)  # events of another version
+    assert good.events == 500
+    with pytest.raises(ValueError, match="a monitor of its own"):
+        ModelMonitor.update_batches([(good, events, None), (good, events, None)])
+    # Past their warm-ups, their drift tests run side by side: a bug in one spares the other.
+    bad.update_batch(versioned(1, 0)[:500])
+    original = DataQualityMonitor.update_many
+
+    def update_many(self, batch):
+        if self.spec.model_version == "1":
+            raise RuntimeError("a bug")
+        return original(self, batch)
+
+    monkeypatch.setattr(DataQualityMonitor, "update_many", update_many)
+    results = ModelMonitor.update_batches(
+        [(good, versioned(0, 0)[500:600], None), (bad, versioned(1, 0)[500:600], None)]
+    )
+    assert not isinstance(results[0], Exception)
+    assert isinstance(results[1], RuntimeError)
+    assert (good.events, bad.events) == (600, 500)
