@@ -174,21 +174,23 @@ class BatchWatch:
             except Exception as error:
                 outcomes[number] = error
         plan = [
-            (watches[number], order) for number in ready for order in watches[number]._together()
+            (watches[number], order, taken)
+            for number in ready
+            for order, taken in watches[number]._together()
         ]
         try:
             hits = NumericDrift.take_together(
-                [watch.monitor._subjects[order].detector for watch, order in plan],  # type: ignore[misc]
-                [watch._columns[order][1] for watch, order in plan],
-                [watch._columns[order][2] for watch, order in plan],
+                [watch.monitor._subjects[order].detector for watch, order, _ in plan],  # type: ignore[misc]
+                [watch._columns[order][1][:taken] for watch, order, taken in plan],
+                [watch._columns[order][2][:taken] for watch, order, taken in plan],
             )
         except Exception as error:
             for number in ready:
                 outcomes[number] = error
             ready = []
         else:
-            for (watch, order), hit in zip(plan, hits, strict=True):
-                watch._ahead[order] = hit
+            for (watch, order, taken), hit in zip(plan, hits, strict=True):
+                watch._ahead[order] = (taken, hit)
         for number in ready:
             try:
                 outcomes[number] = watches[number]._finish()
@@ -207,20 +209,33 @@ class BatchWatch:
         )
         self._feature_rows = np.asarray(self._with_features, dtype=np.int64)
         self._columns = self._numeric_columns(self._quality, self._feature_rows)
-        self._ahead: dict[int, int | None] = {}
+        self._ahead: dict[int, tuple[int, int | None]] = {}
+        """What was taken ahead of a subject's latch, by order: how many values, and the alarm."""
 
-    def _together(self) -> list[int]:
-        """The numeric subjects not latched, by order, whose whole batch can be taken ahead.
+    def _together(self) -> list[tuple[int, int]]:
+        """The numeric subjects whose latch starts by feeding a known stretch; its length.
 
-        Such a subject's latch starts by feeding the whole batch (up to its
-        first alarm), so it may as well be fed side by side with the others.
+        A subject's latch starts by feeding the whole batch (up to its first
+        alarm) when it is not latched, and the values up to its next look at
+        resolving when it is latched and that look is ahead (the usual case
+        under a drift that goes on, which keeps alarming): either way the
+        stretch is known before the latch runs, so it may as well be fed side
+        by side with the others. A latched subject due to look at resolving
+        at its next value steps one value at a time, alone.
         """
         subjects = self.monitor._subjects
-        return [
-            order
-            for order, (ticks, _, _) in self._columns.items()
-            if not subjects[order].latched and len(ticks)
-        ]
+        resolve_after = self.monitor.spec.alerts.resolve_after_events
+        stretches = []
+        for order, (ticks, _, _) in self._columns.items():
+            subject, taken = subjects[order], len(ticks)
+            if subject.latched:
+                need = resolve_after - subject.quiet - 1
+                if need <= 0:
+                    continue
+                taken = min(taken, need)
+            if taken:
+                stretches.append((order, taken))
+        return stretches
 
     def _finish(self) -> tuple[int, dict[int, ModelFindings]]:
         """Every subject over the batch from what was taken ahead, then the monitor's counts."""
@@ -279,7 +294,7 @@ class BatchWatch:
         quality: QualityBatch,
         feature_rows: np.ndarray,
         numeric: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-        ahead: dict[int, int | None],
+        ahead: dict[int, tuple[int, int | None]],
     ) -> None:
         """Run one subject over the batch, recording its alarms and resolution."""
         detector = subject.detector
@@ -289,17 +304,21 @@ class BatchWatch:
         if isinstance(detector, NumericDrift):
             assert numeric is not None
             ticks, numbers, scores = numeric
-            if ahead.get(order, 0) is None:
+            taken_ahead = ahead.get(order)
+            if taken_ahead == (len(ticks), None) and not subject.latched:
                 # The common case: taken whole side by side, with no alarm, and not
                 # latched: all the latch would do is note where each value was observed.
                 subject.observed_at.extend(self.events_before + 1 + ticks)
                 return
-            first = [order in ahead]
+            first = [taken_ahead]
 
             def feed(lo: int, hi: int) -> int | None:
-                if first[0]:  # taken already, side by side with the other features
-                    first[0] = False
-                    return ahead[order]
+                if first[0] is not None:  # taken already, side by side with the others
+                    taken, hit = first[0]
+                    first[0] = None
+                    if (lo, hi) != (0, taken):
+                        raise AssertionError(f"took {taken} ahead; the latch wants {lo}:{hi}")
+                    return hit
                 hit = detector.take_until_alarm(numbers[lo:hi], scores[lo:hi])
                 return None if hit is None else lo + hit
 
