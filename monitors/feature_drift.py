@@ -90,6 +90,31 @@ def _uniforms_of_streams(
     return np.asarray((z >> np.uint64(11)).astype(np.float64) * 2.0**-53)
 
 
+def ks_uniform(u: ArrayLike) -> tuple[float, float]:
+    """The two-sided Kolmogorov-Smirnov test of values against Uniform(0, 1).
+
+    The statistic and p-value of ``scipy.stats.kstest(u, "uniform")``, equal
+    to the last bit (the same distances, and its exact p-value), without its
+    generic wrapping, which costs several times as much on the few hundred
+    values of an alert's evidence.
+
+    >>> rng = np.random.default_rng(3)
+    >>> u = rng.random(40)
+    >>> result = stats.kstest(u, "uniform")
+    >>> ks_uniform(u) == (float(result.statistic), float(result.pvalue))
+    True
+    """
+    cdf = np.clip(np.sort(np.asarray(u, dtype=np.float64)), 0.0, 1.0)
+    n = len(cdf)
+    if n == 0:
+        raise ValueError("the Kolmogorov-Smirnov test needs at least one value")
+    above = float((np.arange(1.0, n + 1) / n - cdf).max())
+    below = float((cdf - np.arange(0.0, n) / n).max())
+    statistic = above if above > below else below
+    p_value = float(np.clip(stats.kstwo.sf(statistic, n), 0.0, 1.0))
+    return statistic, p_value
+
+
 def reference_margin(count: int, shift: float) -> float:
     """How much to raise a location threshold for a reference of ``count`` values.
 
@@ -499,7 +524,7 @@ class NumericDrift:
         if len(values) == 0:
             return {}
         u = self.reference.pit_many(values, np.full(len(values), 0.5))
-        ks = stats.kstest(u, "uniform")
+        ks_statistic, ks_p_value = ks_uniform(u)
         shares = np.histogram(u, bins=10, range=(0.0, 1.0))[0] / len(u)
         shares = np.clip(shares, 1e-4, None)
         psi = float(np.sum((shares - 0.1) * np.log(shares / 0.1)))
@@ -507,8 +532,8 @@ class NumericDrift:
         reference_quantiles = np.asarray(self.reference.quantiles(grid.tolist()))
         wasserstein = float(np.mean(np.abs(np.quantile(values, grid) - reference_quantiles)))
         return {
-            "ks": float(ks.statistic),
-            "ks_p_value": float(ks.pvalue),
+            "ks": ks_statistic,
+            "ks_p_value": ks_p_value,
             "psi": psi,
             "wasserstein": wasserstein,
         }

@@ -6,6 +6,7 @@ must find exactly the same things.
 """
 
 import bisect
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -177,7 +178,7 @@ def evidence_of(
         )
         now = DistributionSummary(
             count=len(values),
-            quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES},
+            quantiles=_quantiles(values),
         )
         return reference, now, detector.distances(values)
     if isinstance(detector, CategoricalDrift):
@@ -188,19 +189,28 @@ def evidence_of(
         return reference, now, detector.distances(current)
     values = np.asarray(current, dtype=np.float64)
     dimension = len(detector.features)
-    reference_quantiles = stats.chi2.ppf(list(QUANTILES), dimension)
+    reference_quantiles = _chi2_quantiles(dimension)
     reference = DistributionSummary(
         count=0,
         quantiles=dict(zip(map(str, QUANTILES), map(float, reference_quantiles), strict=True)),
     )
-    now = DistributionSummary(
-        count=len(values), quantiles={str(q): float(np.quantile(values, q)) for q in QUANTILES}
-    )
+    now = DistributionSummary(count=len(values), quantiles=_quantiles(values))
     return (
         reference,
         now,
         {"mean_distance": float(values.mean()), "expected_mean": float(dimension)},
     )
+
+
+def _quantiles(values: np.ndarray) -> dict[str, float]:
+    """The summary quantiles of ``values``, in one call (each as its own call would give)."""
+    return dict(zip(map(str, QUANTILES), np.quantile(values, QUANTILES).tolist(), strict=True))
+
+
+@functools.cache
+def _chi2_quantiles(dimension: int) -> tuple[float, ...]:
+    """The summary quantiles of the chi-squared distance of ``dimension`` features, at no change."""
+    return tuple(float(q) for q in stats.chi2.ppf(list(QUANTILES), dimension))
 
 
 def change_event_number(subject: Subject, alarm: DriftAlarm) -> int:

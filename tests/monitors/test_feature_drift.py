@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from driftline.monitors.feature_drift import (
     CategoricalDrift,
@@ -11,6 +12,7 @@ from driftline.monitors.feature_drift import (
     _uniform,
     _uniforms,
     _uniforms_of_streams,
+    ks_uniform,
 )
 
 ARL = 1e6
@@ -242,3 +244,19 @@ def test_uniforms_of_several_streams_are_each_streams_own():
         for i in range(count)
     ]
     assert together == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=600),
+    st.booleans(),
+)
+def test_the_ks_test_of_evidence_is_scipys_to_the_last_bit(values, tied):
+    u = np.round(values, 2) if tied else np.asarray(values)
+    result = stats.kstest(u, "uniform")
+    assert ks_uniform(u) == (float(result.statistic), float(result.pvalue))
+
+
+def test_the_ks_test_of_evidence_needs_a_value():
+    with pytest.raises(ValueError, match="at least one value"):
+        ks_uniform(np.zeros(0))
