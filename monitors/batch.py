@@ -23,7 +23,7 @@ things make that hold:
   the monitor's recent events are looked up as of the alarming event).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,11 @@ if TYPE_CHECKING:
     from driftline.monitors.model import ModelMonitor
 
 Event = PredictionEvent | FeatureEvent
+_Latch = Generator[tuple[int, int], int | None, None]
+"""A subject's latch over a batch: it asks for stretches of observations, and is told their
+first alarm (see :meth:`BatchWatch._latch_steps`)."""
+_FIRST = object()
+"""What starts a latch (see :meth:`BatchWatch._answer`)."""
 Outcome = tuple[DriftFinding, bool] | DriftResolution
 """A subject's alarm (and whether it repeats one still latched), or its resolution."""
 
@@ -95,6 +100,8 @@ class BatchWatch:
         self.events_before = monitor.events
         self.outcomes: list[tuple[int, int, Outcome]] = []
         self.scores: dict[str, np.ndarray] = {}
+        self._failed: Exception | None = None
+        """What a numeric subject's latch raised, failing the batch."""
 
     def collect(self) -> tuple[int, dict[int, ModelFindings]]:
         """Collect the warm-up reference from the batch's first events, as far as it goes.
@@ -173,30 +180,101 @@ class BatchWatch:
                 ready.append(number)
             except Exception as error:
                 outcomes[number] = error
-        plan = [
-            (watches[number], order, taken)
-            for number in ready
-            for order, taken in watches[number]._together()
-        ]
         try:
-            hits = NumericDrift.take_together(
-                [watch.monitor._subjects[order].detector for watch, order, _ in plan],  # type: ignore[misc]
-                [watch._columns[order][1][:taken] for watch, order, taken in plan],
-                [watch._columns[order][2][:taken] for watch, order, taken in plan],
-            )
+            BatchWatch._latch_numeric_together([watches[number] for number in ready])
         except Exception as error:
             for number in ready:
                 outcomes[number] = error
             ready = []
-        else:
-            for (watch, order, taken), hit in zip(plan, hits, strict=True):
-                watch._ahead[order] = (taken, hit)
         for number in ready:
+            watch = watches[number]
             try:
-                outcomes[number] = watches[number]._finish()
+                if watch._failed is not None:
+                    raise watch._failed
+                outcomes[number] = watch._finish()
             except Exception as error:
                 outcomes[number] = error
         return [outcome for outcome in outcomes if outcome is not None]
+
+    @staticmethod
+    def _latch_numeric_together(watches: Sequence["BatchWatch"]) -> None:
+        """Every numeric subject's latch over its batch, their feeds run side by side in rounds.
+
+        A subject's latch feeds its detector stretch by stretch: up to the
+        first alarm, then on from there (a drift that goes on alarms every few
+        dozen values), or one value at a time while it looks at resolving.
+        Each round gathers the next stretch of every latch that asks for one,
+        whatever its model, and runs them in one computation
+        (:meth:`NumericDrift.take_together`); the first round is the whole
+        batch of most subjects (see :meth:`_together`). Each latch goes on
+        exactly as it would alone. An exception inside a latch fails its own
+        batch only; one in a shared computation fails them all (it raises).
+        """
+        plan = [(watch, order, taken) for watch in watches for order, taken in watch._together()]
+        hits = NumericDrift.take_together(
+            [watch.monitor._subjects[order].detector for watch, order, _ in plan],  # type: ignore[misc]
+            [watch._columns[order][1][:taken] for watch, order, taken in plan],
+            [watch._columns[order][2][:taken] for watch, order, taken in plan],
+        )
+        for (watch, order, taken), hit in zip(plan, hits, strict=True):
+            watch._ahead[order] = (taken, hit)
+        asking: list[tuple[BatchWatch, int, _Latch, tuple[int, int]]] = []
+        for watch in watches:
+            asking += watch._start_numeric_latches()
+        while asking:
+            hits = NumericDrift.take_together(
+                [watch.monitor._subjects[order].detector for watch, order, _, _ in asking],  # type: ignore[misc]
+                [watch._columns[order][1][lo:hi] for watch, order, _, (lo, hi) in asking],
+                [watch._columns[order][2][lo:hi] for watch, order, _, (lo, hi) in asking],
+            )
+            still: list[tuple[BatchWatch, int, _Latch, tuple[int, int]]] = []
+            for (watch, order, latch, (lo, _)), hit in zip(asking, hits, strict=True):
+                if watch._failed is not None:
+                    continue
+                stretch = watch._answer(latch, None if hit is None else lo + hit)
+                if stretch is not None:
+                    still.append((watch, order, latch, stretch))
+            asking = [item for item in still if item[0]._failed is None]
+
+    def _start_numeric_latches(self) -> list[tuple["BatchWatch", int, "_Latch", tuple[int, int]]]:
+        """Start the latch of each numeric subject with what was taken ahead; what they ask next.
+
+        A subject taken whole with no alarm, and not latched, needs no latch:
+        all it would do is note where each value was observed.
+        """
+        asking: list[tuple[BatchWatch, int, _Latch, tuple[int, int]]] = []
+        subjects = self.monitor._subjects
+        for order, (ticks, _, _) in self._columns.items():
+            subject = subjects[order]
+            ahead = self._ahead.get(order)
+            if ahead == (len(ticks), None) and not subject.latched:
+                subject.observed_at.extend(self.events_before + 1 + ticks)
+                continue
+            latch = self._latch_steps(order, subject, ticks, np.ones(len(ticks), dtype=bool))
+            stretch = self._answer(latch, _FIRST)
+            if ahead is not None and stretch is not None:
+                taken, hit = ahead
+                if stretch != (0, taken):
+                    raise AssertionError(f"took {taken} ahead; the latch wants {stretch}")
+                stretch = self._answer(latch, hit)
+            if stretch is not None:
+                asking.append((self, order, latch, stretch))
+            if self._failed is not None:
+                return []
+        return asking
+
+    def _answer(self, latch: "_Latch", hit: object) -> tuple[int, int] | None:
+        """Give a latch what its last stretch found; the next stretch it asks for (None: done).
+
+        The first call (``_FIRST``) starts it. A latch that raises fails this batch.
+        """
+        try:
+            return next(latch) if hit is _FIRST else latch.send(hit)  # type: ignore[arg-type]
+        except StopIteration:
+            return None
+        except Exception as error:
+            self._failed = error
+            return None
 
     def _prepare(self) -> None:
         """Data quality of the batch, and its numeric subjects' columns and normal scores."""
@@ -239,9 +317,10 @@ class BatchWatch:
 
     def _finish(self) -> tuple[int, dict[int, ModelFindings]]:
         """Every subject over the batch from what was taken ahead, then the monitor's counts."""
-        quality, feature_rows, columns = self._quality, self._feature_rows, self._columns
+        quality, feature_rows = self._quality, self._feature_rows
         for order, subject in enumerate(self.monitor._subjects):
-            self._watch(order, subject, quality, feature_rows, columns.get(order), self._ahead)
+            if not isinstance(subject.detector, NumericDrift):  # the numeric ones ran together
+                self._watch(order, subject, quality, feature_rows)
         self._account(quality, self._with_features)
         return len(self.events), self._findings(quality, self._with_features)
 
@@ -288,48 +367,20 @@ class BatchWatch:
         return columns
 
     def _watch(
-        self,
-        order: int,
-        subject: Subject,
-        quality: QualityBatch,
-        feature_rows: np.ndarray,
-        numeric: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-        ahead: dict[int, tuple[int, int | None]],
+        self, order: int, subject: Subject, quality: QualityBatch, feature_rows: np.ndarray
     ) -> None:
-        """Run one subject over the batch, recording its alarms and resolution."""
+        """Run one categorical or multivariate subject over the batch: alarms and resolution."""
         detector = subject.detector
         if isinstance(detector, MultivariateDrift):
             self._watch_together(order, subject, detector)
             return
-        if isinstance(detector, NumericDrift):
-            assert numeric is not None
-            ticks, numbers, scores = numeric
-            taken_ahead = ahead.get(order)
-            if taken_ahead == (len(ticks), None) and not subject.latched:
-                # The common case: taken whole side by side, with no alarm, and not
-                # latched: all the latch would do is note where each value was observed.
-                subject.observed_at.extend(self.events_before + 1 + ticks)
-                return
-            first = [taken_ahead]
+        assert isinstance(detector, CategoricalDrift)
+        ticks, values = self._column(subject.name, detector, quality, feature_rows)
+        categories = [str(value) for value in values]
 
-            def feed(lo: int, hi: int) -> int | None:
-                if first[0] is not None:  # taken already, side by side with the others
-                    taken, hit = first[0]
-                    first[0] = None
-                    if (lo, hi) != (0, taken):
-                        raise AssertionError(f"took {taken} ahead; the latch wants {lo}:{hi}")
-                    return hit
-                hit = detector.take_until_alarm(numbers[lo:hi], scores[lo:hi])
-                return None if hit is None else lo + hit
-
-        else:
-            ticks, values = self._column(subject.name, detector, quality, feature_rows)
-            categories = [str(value) for value in values]
-            assert isinstance(detector, CategoricalDrift)
-
-            def feed(lo: int, hi: int) -> int | None:
-                hit = detector.take_until_alarm(categories[lo:hi])
-                return None if hit is None else lo + hit
+        def feed(lo: int, hi: int) -> int | None:
+            hit = detector.take_until_alarm(categories[lo:hi])
+            return None if hit is None else lo + hit
 
         self._latch(order, subject, ticks, np.ones(len(ticks), dtype=bool), feed)
 
@@ -379,13 +430,27 @@ class BatchWatch:
         observed: np.ndarray,
         feed: Callable[[int, int], int | None],
     ) -> None:
+        """:meth:`_latch_steps`, each stretch it asks for fed by ``feed(lo, hi)`` at once."""
+        latch = self._latch_steps(order, subject, ticks, observed)
+        try:
+            stretch = next(latch)
+            while True:
+                stretch = latch.send(feed(*stretch))
+        except StopIteration:
+            return
+
+    def _latch_steps(
+        self, order: int, subject: Subject, ticks: np.ndarray, observed: np.ndarray
+    ) -> "_Latch":
         """The latch of :meth:`ModelMonitor._latch`, over a batch of ticks.
 
         ``ticks`` are the counted events (indices among ``rows``) at which
         the event-by-event path looks at the subject; ``observed`` marks
-        those whose value the detector takes; ``feed(lo, hi)`` feeds
-        observations ``lo`` to ``hi`` up to the first alarm and returns its
-        observation index.
+        those whose value the detector takes. It yields each stretch of
+        observations ``(lo, hi)`` the detector must be fed next, up to the
+        first alarm, and is sent back that alarm's observation index (None
+        when there was none), so that its caller may feed many latches'
+        stretches together.
         """
         policy = self.monitor.spec.alerts
         before = np.concatenate([[0], np.cumsum(observed)])
@@ -403,7 +468,7 @@ class BatchWatch:
             else:
                 end = len(ticks)
             lo = int(before[tick])
-            hit = feed(lo, int(before[end]))
+            hit = yield lo, int(before[end])
             if hit is not None:
                 subject.observed_at.extend(observation_events[lo : hit + 1])
                 alarm_tick = int(tick_of[hit])

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftline.monitors.batch import BatchWatch
 from driftline.monitors.model import ModelFindings, ModelMonitor
 from driftline.monitors.quality import DataQualityMonitor
 from driftline.schemas import FeatureEvent, FeatureSpec, KafkaPosition, ModelSpec, PredictionEvent
@@ -257,3 +258,32 @@ def test_a_batch_that_fails_leaves_the_others_updated(monkeypatch):
     assert not isinstance(results[0], Exception)
     assert isinstance(results[1], RuntimeError)
     assert (good.events, bad.events) == (600, 500)
+
+
+def test_a_latch_that_fails_fails_its_own_batch_only(monkeypatch):
+    # The numeric subjects' latches of both batches run in shared rounds; one that
+    # raises at an alarm takes its batch down, and the other finds what it finds alone.
+    good, bad, alone_ = (ModelMonitor(version(number)) for number in (0, 1, 0))
+    for monitor in (good, bad, alone_):
+        number = int(monitor.spec.model_version)
+        monitor.update_batch(versioned(number, 0)[:1_000])
+    expected = alone_.update_batch(versioned(0, 0)[1_000:2_000])
+    original = BatchWatch._alarm
+
+    def alarm(self, order, subject, j, repeat):
+        if self.monitor.spec.model_version == "1":
+            raise RuntimeError("a bug")
+        return original(self, order, subject, j, repeat)
+
+    monkeypatch.setattr(BatchWatch, "_alarm", alarm)
+    results = ModelMonitor.update_batches(
+        [(good, versioned(0, 0)[1_000:2_000], None), (bad, versioned(1, 0)[1_000:2_000], None)]
+    )
+    assert isinstance(results[1], RuntimeError)
+    assert not isinstance(results[0], Exception)
+    assert results[0].findings
+    found = {index: seen(findings) for index, findings in results[0].findings.items()}
+    assert found == {index: seen(findings) for index, findings in expected.findings.items()}
+    assert json.dumps(good.to_state(), sort_keys=True) == json.dumps(
+        alone_.to_state(), sort_keys=True
+    )
