@@ -31,7 +31,6 @@ if __package__ in (None, ""):
     sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import gc
 import logging
 import statistics
 import time
@@ -39,9 +38,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks.alert_latency import SHIFT_SD, encoded
+from benchmarks.throughput_paths import replay_garbage_collector
 from benchmarks.traffic import LAYOUTS, model_specs, prediction_events
 from driftline.replay import Replay
-from driftline.streams.runtime import tune_garbage_collector
+from driftline.schemas import ModelSpec
 
 PHASES = ("warm-up", "warm-ups end", "onset", "later")
 
@@ -80,21 +80,26 @@ def phase_of(start: int, end: int, warmups_end: tuple[int, int], onset_events: i
     return "later"
 
 
-def replay_costs(options: Options, *, shifted: bool) -> dict[str, tuple[int, float]]:
-    """One replay: each phase's events and process seconds."""
+def traffic(options: Options, *, shifted: bool) -> tuple[list[ModelSpec], list[bytes]]:
+    """The latency run's specs and encoded events, with the shift or without."""
     specs = model_specs(LAYOUTS[options.layout], 4, options.warmup_events)
     warmup = specs[0].drift.warmup_events
     count = len(specs) * (warmup + options.shifted_events)
     events = prediction_events(
         specs, count, shift_at=warmup, shift=SHIFT_SD if shifted else 0.0, seed=options.seed
     )
-    lines = [value for _, _, value in encoded(events)]
+    return specs, [value for _, _, value in encoded(events)]
+
+
+def replay_costs(
+    options: Options, specs: list[ModelSpec], lines: list[bytes]
+) -> dict[str, tuple[int, float]]:
+    """One replay of :func:`traffic`: each phase's events and process seconds."""
+    warmup = specs[0].drift.warmup_events
     warmups_end = (len(specs) * (warmup - 1), len(specs) * warmup)
-    thresholds = gc.get_threshold()
-    tune_garbage_collector()
-    try:
+    costs = {phase: (0, 0.0) for phase in PHASES}
+    with replay_garbage_collector():
         replay = Replay(specs, batch_size=options.batch)
-        costs = {phase: (0, 0.0) for phase in PHASES}
         for start in range(0, len(lines), options.batch):
             batch = lines[start : start + options.batch]
             began = time.process_time()
@@ -104,20 +109,18 @@ def replay_costs(options: Options, *, shifted: bool) -> dict[str, tuple[int, flo
             phase = phase_of(start, start + len(batch), warmups_end, options.onset_events)
             events_so_far, seconds = costs[phase]
             costs[phase] = (events_so_far + len(batch), seconds + spent)
-        return costs
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+    return costs
 
 
 def measure(options: Options) -> dict[str, dict[str, float | None]]:
     """Median µs per event of each phase, with the shift (``drift``) and without (``quiet``)."""
+    kinds = {kind: traffic(options, shifted=kind == "drift") for kind in ("drift", "quiet")}
     runs: dict[str, dict[str, list[float]]] = {
-        kind: {phase: [] for phase in PHASES} for kind in ("drift", "quiet")
+        kind: {phase: [] for phase in PHASES} for kind in kinds
     }
     for _ in range(options.runs):
-        for kind in ("drift", "quiet"):
-            for phase, (events, seconds) in replay_costs(options, shifted=kind == "drift").items():
+        for kind, (specs, lines) in kinds.items():
+            for phase, (events, seconds) in replay_costs(options, specs, lines).items():
                 if events:
                     runs[kind][phase].append(seconds / events * 1e6)
     return {

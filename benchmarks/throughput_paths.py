@@ -10,12 +10,14 @@ its processing, timed from its first event, with start-up apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,21 +346,28 @@ def _follow(
 # (d) Replay, offline, over the same bytes.
 
 
+@contextlib.contextmanager
+def replay_garbage_collector() -> Iterator[None]:
+    """The garbage collector tuned as ``driftline replay`` tunes it, inside the block only."""
+    thresholds = gc.get_threshold()
+    tune_garbage_collector()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def run_replay(bench: Bench, tag: str) -> PathRun:
     """(d) :class:`driftline.replay.Replay` over the published values, in this process.
 
     With the garbage collector tuned as ``driftline replay`` tunes it, for this run only.
     """
-    thresholds = gc.get_threshold()
-    tune_garbage_collector()
-    try:
+    with replay_garbage_collector():
         started = (time.perf_counter(), time.process_time())
         replay = Replay(bench.specs)
         outputs = sum(1 for _ in replay.feed(bench.lines))
         ended = (time.perf_counter(), time.process_time())
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
     counters = replay.counters
     return PathRun(
         path="d",

@@ -19,7 +19,7 @@ MODELS = 10
 
 
 def test_every_event_is_timed_in_exactly_one_phase():
-    costs = drift_cost.replay_costs(TINY, shifted=True)
+    costs = drift_cost.replay_costs(TINY, *drift_cost.traffic(TINY, shifted=True))
     assert set(costs) == set(drift_cost.PHASES)
     assert sum(events for events, _ in costs.values()) == MODELS * (200 + 100)
     # The ten warm-ups end within the last batch of the warm-up's events.
