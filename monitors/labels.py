@@ -54,10 +54,9 @@ integer microseconds since the epoch (an exact round trip):
 
 Values are copied to their exact size: ``orjson.dumps`` returns bytes with a
 4 KiB allocation behind them, and a store keeps each value for a long time.
-Predictions held in memory (before their model's first label) are kept
-encoded as the store keeps them, about 80 bytes instead of several hundred
-as Python objects; their model's first label moves those bytes into the
-store as they are.
+Predictions held in memory (before their model's first label) are kept in a
+:class:`~driftline.monitors.held.HeldPredictions` per model, about 130 bytes
+each; their model's first label writes them into the store.
 """
 
 import heapq
@@ -72,6 +71,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from driftline.monitors.held import HeldPredictions
 from driftline.monitors.matched import MatchedIds, digest
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -83,9 +83,12 @@ _Entry = tuple[str, int, Any]  # an entry: (side code, event time in microsecond
 _MATCHED = "matched"  # the middle part of a marker segment's key
 _MARK = struct.Struct("<qq")  # a marker in a segment: (digest, time)
 
-STALE_SWEEP_AT = 1_024
+STALE_SWEEP_AT = 64
 """A model's heap is swept of the items of matched entries once it has this many (and they
-are at least half of it)."""
+are at least half of it). An item costs ~180 bytes until then: with labels that follow
+their predictions closely, a model's heap is mostly such items, so a small number keeps
+them few (1,024 kept 50 labelled models ~9 MiB heavier), and the half keeps a sweep's
+cost per match under two reads."""
 
 MARKS_PER_SEGMENT = 64
 """Markers stored under one key: a segment is rewritten whenever one of its
@@ -307,8 +310,8 @@ class LabelJoin:
         self._evicted: list[Expired] = []
         self._labelled_models: set[str] = set()
         """Models that have had a label: their entries wait in the store."""
-        self._held: dict[str, dict[str, bytes]] = {}
-        """Entries of the models without a label yet, by model: memory only, not encoded."""
+        self._held: dict[str, HeldPredictions] = {}
+        """The predictions of the models without a label yet, by model: memory only."""
         self._watermark_keys: dict[str, str] = {}
         self._stale: dict[str, int] = {}
         """Heap items of each model whose entry went without the item (at most), to sweep."""
@@ -351,9 +354,13 @@ class LabelJoin:
         """
         gone, self._evicted = self._evicted, []
         heap = self._heaps.get(model_id)
-        horizon = self._horizon(model_id) if heap or model_id in self._matched else None
+        held = self._held.get(model_id)
+        horizon = self._horizon(model_id) if heap or held or model_id in self._matched else None
         if horizon is not None and model_id in self._matched:
             self._expire_marks(model_id, horizon)
+        if held and horizon is not None:
+            while held and held.oldest_time < horizon:
+                gone.append(self._let_go(model_id, held, evicted=False))
         if heap and horizon is not None:
             while heap and heap[0][0] < horizon:
                 item = heapq.heappop(heap)
@@ -427,12 +434,8 @@ class LabelJoin:
                 del self._held[model_id]
                 self._evicted += _expired_all(model_id, held)
                 continue
-            heap = self._heaps.setdefault(model_id, [])
-            for key, raw in held.items():
-                code, time, _ = _decode(raw)
-                heap.append((time, key, code))
-                self._counts[code] += 1
-                self._size += 1
+            self._counts[_PREDICTION] += len(held)
+            self._size += len(held)
         for heap in self._heaps.values():
             heapq.heapify(heap)
         for segment_heap in self._segment_heaps.values():
@@ -495,20 +498,10 @@ class LabelJoin:
         """Entries kept (waiting predictions and labels, and markers): what is bounded."""
         return self._size
 
-    def _get(self, model_id: str, key: str) -> _Entry | None:
-        """The model's entry under ``key``: in the store once it had a label, else in memory."""
-        if model_id in self._labelled_models:
-            raw = self.store.get(key)
-            return None if raw is None else _decode(raw)
-        held = self._held.get(model_id)
-        raw = None if held is None else held.get(key)
+    def _get(self, key: str) -> _Entry | None:
+        """The stored entry under ``key`` (of a model that had a label), if any."""
+        raw = self.store.get(key)
         return None if raw is None else _decode(raw)
-
-    def _delete(self, model_id: str, key: str) -> None:
-        if model_id in self._labelled_models:
-            del self.store[key]
-        else:
-            del self._held[model_id][key]
 
     def _watermark_key(self, model_id: str) -> str:
         key = self._watermark_keys.get(model_id)
@@ -535,15 +528,14 @@ class LabelJoin:
             marks[side] = time
             if labelled:
                 self.store[self._watermark_key(model_id)] = _dumps(marks)
-        if code == _LABEL and not labelled:
+        if not labelled:
+            if code == _PREDICTION:
+                return self._hold(model_id, prediction_id, time, payload)
             self._first_label(model_id)
-            labelled = True
         key = _key(model_id, prediction_id)
-        stored = self._get(model_id, key)
+        stored = self._get(key)
         if stored is None:
-            if not labelled:
-                self._hold(model_id, key, time, payload)
-            elif self._is_marked(model_id, prediction_id):
+            if self._is_marked(model_id, prediction_id):
                 return "repeated"
             else:
                 self._write(model_id, key, (code, time, payload))
@@ -554,7 +546,7 @@ class LabelJoin:
         given, waited = (event_time, payload), (_datetime(stored_time), stored_payload)
         first, second = (given, waited) if code == _PREDICTION else (waited, given)
         marker_time = time if code == _PREDICTION else stored_time  # the prediction's
-        self._delete(model_id, key)
+        del self.store[key]
         self._counts[stored_code] -= 1
         self._left_behind(model_id)
         self._mark(model_id, prediction_id, marker_time)
@@ -563,8 +555,13 @@ class LabelJoin:
     def _first_label(self, model_id: str) -> None:
         """The model's first label: from now on its entries wait in the store."""
         self._labelled_models.add(model_id)
-        for key, raw in self._held.pop(model_id, {}).items():
-            self.store[key] = raw
+        held = self._held.pop(model_id, None)
+        if held:
+            heap = self._heaps.setdefault(model_id, [])
+            for prediction_id, time, payload in held:
+                key = _key(model_id, prediction_id)
+                self.store[key] = _encode((_PREDICTION, time, payload))
+                heapq.heappush(heap, (time, key, _PREDICTION))
         self.store[self._watermark_key(model_id)] = _dumps(self._watermarks[model_id])
 
     def _write(self, model_id: str, key: str, entry: _Entry) -> None:
@@ -592,42 +589,39 @@ class LabelJoin:
         """
         return min(self.held_before_first_label, self.max_held // (len(self._held) or 1))
 
-    def _hold(self, model_id: str, key: str, time: int, payload: Any) -> None:
-        """:meth:`_write` of a new prediction of a model without a label yet, in memory.
+    def _hold(self, model_id: str, prediction_id: str, time: int, payload: Any) -> _Outcome:
+        """Hold a new prediction of a model without a label yet, in memory (not in the store).
 
-        The common case, a model that never gets labels, holding as many
-        predictions as it may: the oldest (maybe this one) is pushed out in
-        one step of the heap.
+        Past the model's share of the bound, its earliest held (maybe this
+        one) is pushed out, as unlabelled, for the next :meth:`advance`.
         """
         held = self._held.get(model_id)
         if held is None:
-            held = self._held[model_id] = {}
-        heap = self._heaps.get(model_id)
-        if heap is None:
-            heap = self._heaps[model_id] = []
-        item = (time, key, _PREDICTION)
+            held = self._held[model_id] = HeldPredictions()
+        elif prediction_id in held:
+            return "repeated"
+        held.push(prediction_id, time, payload)
+        self._counts[_PREDICTION] += 1
+        self._size += 1
+        while self._size > self.max_entries:
+            self._evict(min(self._tops())[1])
         cap = self._held_cap()
-        if self._size >= self.max_entries or len(held) != cap:  # else: one in, one out
-            held[key] = _encode((_PREDICTION, time, payload))
-            self._counts[_PREDICTION] += 1
-            self._size += 1
-            heapq.heappush(heap, item)
-            while self._size > self.max_entries:
-                self._evict(min(self._tops())[1])
-            while len(held) > cap:
-                self._evict(model_id)
-            return
-        held[key] = _encode((_PREDICTION, time, payload))
-        while heap and not _live_in(held, heap[0]):
-            heapq.heappop(heap)  # lazily invalidated
-        oldest = heapq.heappushpop(heap, item)
-        gone = _decode(held.pop(oldest[1]))
-        marks = self._watermarks.get(model_id)
-        early = not marks or oldest[0] >= min(marks.values()) - self._retention_us
-        prediction_id = orjson.loads(oldest[1])[1]
-        self._evicted.append(
-            Expired(Side.PREDICTION, model_id, prediction_id, _datetime(oldest[0]), gone[2], early)
-        )
+        while len(held) > cap:
+            self._evicted.append(self._let_go(model_id, held, evicted=None))
+        return None
+
+    def _let_go(self, model_id: str, held: HeldPredictions, evicted: bool | None) -> Expired:
+        """Remove the model's earliest held prediction: expired, or pushed out.
+
+        ``evicted`` None: pushed out, early unless the retention had passed it.
+        """
+        prediction_id, time, payload = held.pop()
+        self._counts[_PREDICTION] -= 1
+        self._size -= 1
+        if evicted is None:
+            marks = self._watermarks.get(model_id)
+            evicted = not marks or time >= min(marks.values()) - self._retention_us
+        return Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), payload, evicted)
 
     def _tops(self) -> list[tuple[_Item, str]]:
         """The oldest live item (or marker) of each model that has one, with the model.
@@ -635,14 +629,23 @@ class LabelJoin:
         A marker (of the segments) comes before an entry of the same time.
         """
         tops = []
-        for model_id in self._heaps.keys() | self._matched.keys():
+        for model_id in self._heaps.keys() | self._matched.keys() | self._held.keys():
             top = self._top(model_id)
             if top is not None:
                 tops.append((top, model_id))
         return tops
 
     def _top(self, model_id: str) -> _Item | None:
-        """The model's oldest live item, or its oldest marker as ``(time, "", "m")``."""
+        """The model's oldest live item, or its oldest marker as ``(time, "", "m")``.
+
+        For a model without a label yet: its earliest held prediction, as an item.
+        """
+        held = self._held.get(model_id)
+        if held is not None:
+            if not held:
+                return None
+            prediction_id, time = held.peek()
+            return time, _key(model_id, prediction_id), _PREDICTION
         heap = self._heaps.get(model_id)
         while heap and self._live(model_id, heap[0]) is None:
             heapq.heappop(heap)  # lazily invalidated: matched, expired or replaced
@@ -655,6 +658,10 @@ class LabelJoin:
 
     def _evict(self, model_id: str) -> None:
         """Remove the model's oldest entry; keep it for :meth:`advance` unless a marker."""
+        held = self._held.get(model_id)
+        if held is not None:
+            self._evicted.append(self._let_go(model_id, held, evicted=None))
+            return
         top = self._top(model_id)
         assert top is not None
         if top[1] == "":
@@ -788,7 +795,7 @@ class LabelJoin:
     def _live(self, model_id: str, item: _Item) -> _Entry | None:
         """The entry a heap item stands for, or None if it is stale."""
         time, key, code = item
-        entry = self._get(model_id, key)
+        entry = self._get(key)
         if entry is None:
             return None
         return entry if entry[0] == code and entry[1] == time else None
@@ -796,7 +803,7 @@ class LabelJoin:
     def _remove(self, model_id: str, item: _Item, entry: _Entry, evicted: bool) -> Expired | None:
         """Delete the live entry of a heap item: an Expired, or None for a marker."""
         time, key, code = item
-        self._delete(model_id, key)
+        del self.store[key]
         self._counts[code] -= 1
         self._size -= 1
         if code == _MARKER:
@@ -805,28 +812,12 @@ class LabelJoin:
         return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
 
 
-def _live_in(held: dict[str, bytes], item: _Item) -> bool:
-    """Whether the held entry a heap item stands for is still held.
-
-    Its key is enough: a held prediction leaves only by its own item's pop
-    (expired, evicted or pushed out), and a repeated id is refused, so an
-    item whose key is held is that entry's item, and none is stale
-    otherwise. (Matches make a model labelled, and its entries stored.)
-    """
-    return item[1] in held
-
-
-def _expired_all(model_id: str, held: dict[str, bytes]) -> list[Expired]:
-    """All held entries of a model, pushed out early."""
-    expired = []
-    for key, raw in held.items():
-        code, time, payload = _decode(raw)
-        if code in _SIDES:
-            side = _SIDES[code]
-            expired.append(
-                Expired(side, model_id, orjson.loads(key)[1], _datetime(time), payload, True)
-            )
-    return expired
+def _expired_all(model_id: str, held: HeldPredictions) -> list[Expired]:
+    """All held predictions of a model, pushed out early."""
+    return [
+        Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), payload, True)
+        for prediction_id, time, payload in held
+    ]
 
 
 def _decode(raw: bytes) -> tuple[str, int, Any]:

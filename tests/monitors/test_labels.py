@@ -416,6 +416,23 @@ def test_past_the_held_bound_the_oldest_held_prediction_is_pushed_out_as_unlabel
     ]
 
 
+def test_a_repeated_held_prediction_id_is_ignored_and_the_first_stays():
+    join = LabelJoin(RETENTION, held_before_first_label=100)
+    for i in range(60):  # enough for the held predictions' index to grow
+        join.predicted("m", f"p{i}", at(i), {"score": i})
+    assert join.predicted("m", "p7", at(70), {"score": -1}) is None
+    assert (join.held_predictions, join.repeated_predictions) == (60, 1)
+    match = join.labelled("m", "p7", at(71), {})
+    assert match == Match("m", "p7", at(7), {"score": 7}, at(71), {})
+
+
+def test_held_predictions_of_equal_event_times_leave_in_arrival_order():
+    join = LabelJoin(RETENTION, held_before_first_label=2)
+    for prediction_id in ("z", "a", "m"):
+        join.predicted("m", prediction_id, at(1), {})
+    assert [e.prediction_id for e in join.advance("m")] == ["z"]
+
+
 def test_held_predictions_do_not_push_out_the_waiting_predictions_of_labelled_models():
     join = LabelJoin(RETENTION, held_before_first_label=1)
     join.labelled("labelled", "l0", at(0), {})

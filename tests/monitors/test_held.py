@@ -1,0 +1,62 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.monitors.held import HeldPredictions
+
+ids = st.text(alphabet="abc", min_size=1, max_size=3)
+times = st.one_of(st.integers(0, 5), st.integers(-(2**62), 2**62))  # many ties, and any time
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("push"), ids, times),
+        st.tuples(st.just("pop"), st.just(""), st.just(0)),
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.lists(ids, max_size=10))
+def test_held_predictions_leave_earliest_first_and_know_their_ids(script, probes):
+    held = HeldPredictions()
+    model: list[tuple[int, int, str, object]] = []  # (time, arrival, id, payload), kept sorted
+    for number, (step, prediction_id, time) in enumerate(script):
+        if step == "push":
+            if prediction_id in held:  # the join refuses a repeat before pushing
+                assert any(entry[2] == prediction_id for entry in model)
+                continue
+            payload = {"n": number, "nested": [prediction_id, None, 1.5]}
+            held.push(prediction_id, time, payload)
+            model.append((time, number, prediction_id, payload))
+            model.sort(key=lambda entry: entry[:2])
+        elif model:
+            time, _, prediction_id, payload = model.pop(0)
+            assert held.peek() == (prediction_id, time)
+            assert held.oldest_time == time
+            assert held.pop() == (prediction_id, time, payload)
+        else:
+            with pytest.raises(IndexError):
+                held.pop()
+        assert len(held) == len(model)
+        for probe in probes:
+            assert (probe in held) == any(entry[2] == probe for entry in model)
+    assert list(held) == [(i, t, p) for t, _, i, p in model]
+
+
+def test_many_held_ids_are_each_found_and_others_are_not():
+    held = HeldPredictions()
+    for i in range(5_000):  # the index is rebuilt as they grow
+        held.push(f"event-{i}", i, None)
+    for _ in range(1_000):
+        held.pop()
+    assert all(f"event-{i}" in held for i in range(1_000, 5_000))
+    assert not any(f"event-{i}" in held for i in range(1_000))
+    assert not any(f"other-{i}" in held for i in range(5_000))
+
+
+def test_nothing_held_has_no_earliest():
+    held = HeldPredictions()
+    with pytest.raises(IndexError):
+        held.peek()
+    with pytest.raises(IndexError):
+        _ = held.oldest_time
