@@ -714,3 +714,59 @@ def test_sweeping_the_heap_changes_no_answer(stream, retention, max_entries):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(labels, "STALE_SWEEP_AT", 1)
         assert run() == unswept
+
+
+held_caps = st.one_of(st.integers(min_value=0, max_value=5), st.just(2_000))
+mostly_predictions = st.lists(  # over a short span, so that the retention's edges are met
+    st.tuples(
+        st.sampled_from([Side.PREDICTION] * 4 + [Side.LABEL]),
+        st.sampled_from(["a", "b"]),
+        st.integers(min_value=0, max_value=7).map(str),
+        st.integers(min_value=0, max_value=12),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mostly_predictions,
+    st.integers(min_value=1, max_value=6).map(lambda s: timedelta(seconds=s)),
+    bounds,
+    held_caps,
+)
+def test_a_holding_gives_what_predicted_then_advance_give_until_the_models_first_label(
+    stream, retention, max_entries, held_cap
+):
+    quick = LabelJoin(retention, max_entries=max_entries, held_before_first_label=held_cap)
+    plain = LabelJoin(retention, max_entries=max_entries, held_before_first_label=held_cap)
+    holdings = {}
+    for index, (side, model, prediction_id, second) in enumerate(stream):
+        args = (model, prediction_id, at(second), {"event": index})
+        if side is Side.LABEL:  # a label ends the holding of its model
+            assert quick.labelled(*args) == plain.labelled(*args)
+            holdings.pop(model, None)
+            assert quick.holding(model) is None
+            continue
+        holding = holdings.get(model) or quick.holding(model)
+        if holding is None:
+            assert quick.predicted(*args) == plain.predicted(*args)
+            assert quick.advance(model) == plain.advance(model)
+        else:
+            holdings[model] = holding
+            assert plain.predicted(*args) is None
+            assert holding(*args[1:]) == plain.advance(model)
+        assert quick.repeated_predictions == plain.repeated_predictions
+        assert (len(quick), quick.pending_predictions, quick.held_predictions) == (
+            len(plain),
+            plain.pending_predictions,
+            plain.held_predictions,
+        )
+    assert quick.store == plain.store
+
+
+def test_a_model_that_had_a_label_gets_no_holding():
+    join = LabelJoin(RETENTION)
+    join.labelled("m", "p1", at(0), {})
+    assert join.holding("m") is None
+    assert join.holding("other") is not None
