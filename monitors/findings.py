@@ -18,7 +18,7 @@ from scipy import stats
 from driftline.monitors.feature_drift import QUANTILES, CategoricalDrift, DriftAlarm, NumericDrift
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import QualityFinding
-from driftline.monitors.rings import IntRing
+from driftline.monitors.rings import RunRing
 from driftline.schemas import (
     DistributionSummary,
     FeatureEvent,
@@ -148,7 +148,7 @@ class Subject:
 
     name: str
     detector: Detector
-    observed_at: IntRing
+    observed_at: RunRing
     """The model's event numbers of the detector's recent observations."""
     latched: bool = False
     quiet: int = 0

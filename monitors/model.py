@@ -51,7 +51,7 @@ from driftline.monitors.reference import (
     NumericReference,
     build_reference,
 )
-from driftline.monitors.rings import EventMemory, IntRing
+from driftline.monitors.rings import EventMemory, RunRing
 from driftline.monitors.sequential import MAX_RHO
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.monitors.warmup import Column, WarmupColumns
@@ -467,7 +467,7 @@ class ModelMonitor:
                     ratio=policy.category_ratio,
                     max_tracked=policy.tracked_categories,
                 )
-            self._subjects.append(Subject(name, detector, IntRing(detector.history)))
+            self._subjects.append(Subject(name, detector, RunRing(detector.history)))
         if multivariate and reference.correlation is not None:
             indices = [reference.correlation_features.index(name) for name in together]
             matrix = np.asarray(reference.correlation)[np.ix_(indices, indices)]
@@ -478,7 +478,7 @@ class ModelMonitor:
             detector = MultivariateDrift(
                 together, matrix, arl=arl, inflation=inflation, variance_factor=factor
             )
-            self._subjects.append(Subject(MULTIVARIATE, detector, IntRing(detector.history)))
+            self._subjects.append(Subject(MULTIVARIATE, detector, RunRing(detector.history)))
 
     # State as plain data, so it can be kept outside the process (never pickled).
 
@@ -553,7 +553,7 @@ class ModelMonitor:
         monitor._quality.load_state(state["quality"])
         for saved in state["subjects"]:
             detector = _detector_from_state(saved["kind"], saved["detector"], saved["name"], ready)
-            observed_at = IntRing(detector.history, unpack_ints(saved["observed_at"]))
+            observed_at = RunRing(detector.history, unpack_ints(saved["observed_at"]))
             monitor._subjects.append(
                 Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
             )

@@ -178,6 +178,131 @@ class CodeRing(Ring[int]):
     dtype = np.intc
 
 
+class RunRing:
+    """The last ``maxlen`` integers appended, oldest first, kept as runs of consecutive ones.
+
+    What a drift subject remembers of the event numbers its values came at:
+    a feature present in every event sees consecutive numbers, one run that
+    costs a few bytes where an :class:`IntRing` takes 8 bytes a number (4
+    KiB a subject of 512). Each run is its first number and its length, in
+    two arrays: an integer that does not follow the one before starts a
+    run, so at worst (no two consecutive) a number takes 16 bytes.
+
+    >>> ring = RunRing(5)
+    >>> ring.extend([3, 4, 5, 9])
+    >>> ring.append(10)
+    >>> ring.append(11)  # 3 is forgotten
+    >>> ring.tolist(), len(ring), ring[0], ring[-1]
+    ([4, 5, 9, 10, 11], 5, 4, 11)
+    """
+
+    __slots__ = ("_counts", "_first", "_maxlen", "_size", "_starts")
+
+    def __init__(self, maxlen: int, values: ArrayLike = ()) -> None:
+        if maxlen < 0:
+            raise ValueError(f"maxlen must be at least 0, got {maxlen}")
+        self._maxlen = maxlen
+        self._starts = array("q")
+        """The first integer of each run (of those not dropped), oldest first."""
+        self._counts = array("q")
+        """How many integers each run holds."""
+        self._first = 0
+        """Runs before this index were forgotten (dropped once they are half)."""
+        self._size = 0
+        self.extend(values)
+
+    @property
+    def maxlen(self) -> int:
+        """How many integers the ring keeps at most."""
+        return self._maxlen
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, value: int) -> None:
+        """Add one integer, forgetting the oldest when the ring is full."""
+        if not self._maxlen:
+            return
+        starts, counts = self._starts, self._counts
+        if len(starts) > self._first and starts[-1] + counts[-1] == value:
+            counts[-1] += 1
+        else:
+            starts.append(value)
+            counts.append(1)
+        self._size += 1
+        if self._size > self._maxlen:
+            self._forget(self._size - self._maxlen)
+
+    def extend(self, values: ArrayLike) -> None:
+        """Add integers in order, as many appends would."""
+        new = np.asarray(values, dtype=np.int64).ravel()
+        if not new.size or not self._maxlen:
+            return
+        new = new[-self._maxlen :]
+        breaks = np.flatnonzero(np.diff(new) != 1) + 1
+        firsts = np.concatenate(([0], breaks))
+        lengths = np.diff(np.concatenate((firsts, [new.size])))
+        starts, counts = new[firsts].tolist(), lengths.tolist()
+        if len(self._starts) > self._first and self._starts[-1] + self._counts[-1] == starts[0]:
+            self._counts[-1] += counts[0]
+            starts, counts = starts[1:], counts[1:]
+        self._starts.extend(starts)
+        self._counts.extend(counts)
+        self._size += int(new.size)
+        if self._size > self._maxlen:
+            self._forget(self._size - self._maxlen)
+
+    def __getitem__(self, index: int) -> int:
+        """The ``index``-th integer from the oldest (from the newest when negative)."""
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError("ring index out of range")
+        starts, counts = self._starts, self._counts
+        if index >= self._size - counts[-1]:  # the newest run: the common case
+            return int(starts[-1] + index - (self._size - counts[-1]))
+        ends = np.cumsum(np.frombuffer(counts, dtype=np.int64)[self._first :])
+        run = int(np.searchsorted(ends, index, side="right"))
+        return int(starts[self._first + run] + index - (ends[run] - counts[self._first + run]))
+
+    def values(self) -> np.ndarray:
+        """The integers, oldest first, as a new array."""
+        starts = np.frombuffer(self._starts, dtype=np.int64)[self._first :]
+        counts = np.frombuffer(self._counts, dtype=np.int64)[self._first :]
+        if not counts.size:
+            return np.empty(0, dtype=np.int64)
+        run_firsts = np.cumsum(counts) - counts
+        steps = np.arange(self._size, dtype=np.int64) - np.repeat(run_firsts, counts)
+        return np.repeat(starts, counts) + steps
+
+    def tolist(self) -> list[int]:
+        """The integers, oldest first, as Python integers."""
+        numbers: list[int] = self.values().tolist()
+        return numbers
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.tolist())
+
+    def __repr__(self) -> str:
+        return f"RunRing({self.tolist()!r}, maxlen={self._maxlen})"
+
+    def _forget(self, count: int) -> None:
+        """Drop the oldest ``count`` integers."""
+        starts, counts, first = self._starts, self._counts, self._first
+        self._size -= count
+        while count:
+            if counts[first] > count:
+                starts[first] += count
+                counts[first] -= count
+                break
+            count -= counts[first]
+            first += 1
+        if 2 * first >= len(starts):  # the forgotten runs are half: drop them
+            del starts[:first], counts[:first]
+            first = 0
+        self._first = first
+
+
 class EventMemory:
     """The time and Kafka position of each of the last ``maxlen`` events, oldest first.
 

@@ -4,10 +4,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.monitors.rings import EventMemory, FloatRing, IntRing
+from driftline.monitors.rings import EventMemory, FloatRing, IntRing, RunRing
 from driftline.schemas import KafkaPosition, PredictionEvent
 
 floats = st.floats(allow_nan=False, allow_infinity=True)
@@ -166,3 +166,49 @@ def test_times_parsed_from_json_come_back_with_their_own_kind_of_tzinfo():
 def test_an_event_memory_refuses_times_and_positions_of_different_lengths():
     with pytest.raises(ValueError, match="2 times but 1 positions"):
         EventMemory(4).extend([datetime(2026, 1, 1, tzinfo=UTC)] * 2, [None])
+
+
+mostly_consecutive = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(-3, 3)),
+        st.tuples(st.just("extend"), st.lists(st.integers(-3, 3), max_size=12)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 9), mostly_consecutive, st.integers(-1000, 1000))
+def test_a_run_ring_keeps_what_a_bounded_deque_keeps(maxlen, steps, first):
+    ring, model = RunRing(maxlen), deque[int](maxlen=maxlen)
+    value = first
+    for step, change in steps:
+        # the next integers: mostly each one more than the last, sometimes a jump
+        if step == "append":
+            value += 1 if change >= 0 else change - 1
+            ring.append(value)
+            model.append(value)
+        else:
+            batch = []
+            for jump in change:
+                value += 1 if jump >= 0 else jump * 7
+                batch.append(value)
+            ring.extend(np.array(batch, dtype=np.int64))
+            model.extend(batch)
+        assert len(ring) == len(model)
+        assert ring.tolist() == list(model)
+        for index in range(-len(model), len(model)):
+            assert ring[index] == model[index]
+    for index in (len(model), -len(model) - 1):
+        with pytest.raises(IndexError):
+            ring[index]
+    assert RunRing(maxlen, ring.values()).tolist() == list(model)
+
+
+def test_a_run_ring_of_consecutive_numbers_holds_one_run():
+    ring = RunRing(512)
+    ring.extend(np.arange(10_000))
+    for number in range(10_000, 10_100):
+        ring.append(number)
+    assert ring.tolist() == list(range(10_100 - 512, 10_100))
+    assert len(ring._starts) - ring._first == 1
