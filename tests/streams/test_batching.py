@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from hypothesis import given
@@ -21,7 +22,12 @@ from kafka.errors import KafkaError
 from kafka_helpers import committed_offsets, end_offsets, read_all, wait_until_caught_up
 
 from driftline.streams.app import create_app
-from driftline.streams.batching import FETCH_MAX_WAIT_MS, BatchingConsumer, RecordFeed
+from driftline.streams.batching import (
+    FETCH_MAX_WAIT_MS,
+    BatchingConsumer,
+    RecordFeed,
+    RoundRobinClient,
+)
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
 
@@ -358,3 +364,45 @@ def test_records_that_could_not_be_delivered_are_fetched_again_from_their_first_
         ("seeked since", [], 0, read_from),
         ("flowing", [], 4, read_from),
     ]
+
+
+@pytest.mark.kafka
+def test_the_worker_consumer_serves_the_partitions_it_fetched_in_turns(
+    worker_settings: Settings,
+) -> None:
+    # aiokafka hands out a fetch partition by partition, and a partition drained in
+    # part kept its place: one partition's alerts waited for the others' backlog.
+    settings = worker_settings
+    ensure_topics(settings)  # the predictions topic, with the settings' partitions
+    topic = settings.predictions_topic
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    for partition in (0, 1):
+        for number in range(600):
+            producer.send(topic, f"{partition}-{number}".encode(), partition=partition)
+    producer.flush()
+    producer.close()
+
+    async def served() -> list[set[int]]:
+        app = create_app(settings.model_copy(update={"batch_max_events": 100})).app
+        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        assert isinstance(client, RoundRobinClient)
+        client.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        await client.start()
+        try:
+            await client.seek_to_beginning()
+            while len(client._fetcher._records) < 2:  # both partitions fetched, nothing read
+                await asyncio.sleep(0.05)
+            calls = []
+            for _ in range(6):
+                records = await client.getmany(timeout_ms=1_000)
+                calls.append({tp.partition for tp in records})
+                assert sum(map(len, records.values())) == 100
+            return calls
+        finally:
+            await client.stop()
+
+    calls = asyncio.run(served())
+    first = calls[0]  # whichever partition's fetch came first
+    assert len(first) == 1
+    other = {1 - next(iter(first))}
+    assert calls == [first, other] * 3  # aiokafka alone: the first partition six times
