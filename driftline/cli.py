@@ -4,7 +4,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -526,29 +528,56 @@ def _tail(
     known = consumer.assignment()
     printed = 0
     last = time.monotonic()
-    while True:
-        wait = 1.0
-        if idle_timeout is not None:
-            wait = min(wait, max(0.0, last + idle_timeout - time.monotonic()))
-        batches = consumer.poll(timeout_ms=int(wait * 1000))
-        created = consumer.assignment() - known
-        if created:  # partitions of topics created since the start: all their messages are new
-            known |= created
-            if not from_beginning:
-                consumer.seek_to_beginning(*created)
-                batches = {tp: rs for tp, rs in batches.items() if tp not in created}
-        for records in batches.values():
-            for record in records:
-                message = _tail_parse(schemas[record.topic], record)
-                if message is None or (models and message.model_id not in models):
-                    continue
-                typer.echo(_tail_json(record.value) if as_json else output_line(message))
-                printed += 1
-                last = time.monotonic()
-                if max_messages is not None and printed >= max_messages:
-                    return
-        if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
-            return
+    with _stop_on_interrupt() as stop:
+        while not stop.is_set():  # Ctrl-C: stop after this poll
+            wait = 1.0
+            if idle_timeout is not None:
+                wait = min(wait, max(0.0, last + idle_timeout - time.monotonic()))
+            batches = consumer.poll(timeout_ms=int(wait * 1000))
+            created = consumer.assignment() - known
+            if created:  # partitions of topics created since the start: all messages are new
+                known |= created
+                if not from_beginning:
+                    consumer.seek_to_beginning(*created)
+                    batches = {tp: rs for tp, rs in batches.items() if tp not in created}
+            for records in batches.values():
+                for record in records:
+                    message = _tail_parse(schemas[record.topic], record)
+                    if message is None or (models and message.model_id not in models):
+                        continue
+                    typer.echo(_tail_json(record.value) if as_json else output_line(message))
+                    printed += 1
+                    last = time.monotonic()
+                    if max_messages is not None and printed >= max_messages:
+                        return
+            if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+                return
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt() -> Iterator[threading.Event]:
+    """An event Ctrl-C sets, instead of interrupting whatever runs; a second Ctrl-C interrupts.
+
+    The tail polls at most a second at a time and stops when it is set, so
+    the interrupt never lands inside the Kafka client, which may not close
+    after one (a test saw the process stay alive after Ctrl-C, once). Only
+    the main thread can take signals: elsewhere the event is never set.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum: int, frame: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _tail_parse(
