@@ -189,7 +189,6 @@ class LabelDesk:
         join = self.join
         model_id = spec.model_id
         payloads = _PayloadWriter(spec, self.settings.predictions_topic)
-        holding = join.holding(model_id)  # the model has had no label: a quicker way
         revealed: list[PendingOutputs] = []
         for (record, found), event in zip(
             monitor.predicted_many(events, positions), events, strict=True
@@ -197,15 +196,11 @@ class LabelDesk:
             pending: PendingOutputs = []
             if found:
                 pending.append(_Revealed(spec, found, None))
-            if holding is not None:
-                expired = holding(event.event_id, event.event_time, payloads(record))
-            else:
-                payload = payloads(record)
-                joined = join.predicted(model_id, event.event_id, event.event_time, payload)
-                if joined is not None:
-                    self.counters.waiting -= 1
-                    pending += self._joined(joined)
-                expired = join.advance(model_id)
+            joined = join.predicted(model_id, event.event_id, event.event_time, payloads(record))
+            if joined is not None:
+                self.counters.waiting -= 1
+                pending += self._joined(joined)
+            expired = join.advance(model_id)
             if expired:
                 pending += self._expired(expired)
             revealed.append(pending)

@@ -373,20 +373,6 @@ class LabelJoin:
             return gone
         return sorted(gone, key=lambda e: (e.event_time, e.model_id, e.prediction_id))
 
-    def holding(self, model_id: str) -> "Holding | None":
-        """A quicker :meth:`predicted` and :meth:`advance` for a model without a label, or None.
-
-        The common case, a model that never gets labels: each call of the
-        :class:`Holding` returned gives what :meth:`predicted` then
-        :meth:`advance` of ``model_id`` would, with less work per prediction.
-        None when the model had a label (call those methods then). Take one
-        per batch of the model's predictions: a label of the model ends what
-        it may be used for.
-        """
-        if model_id in self._labelled_models:
-            return None
-        return Holding(self, model_id)
-
     def had_label(self, model_id: str) -> bool:
         """Whether a label of ``model_id`` ever arrived (so its predictions wait in the store)."""
         return model_id in self._labelled_models
@@ -603,26 +589,17 @@ class LabelJoin:
         """
         return min(self.held_before_first_label, self.max_held // (len(self._held) or 1))
 
-    def _hold(
-        self,
-        model_id: str,
-        prediction_id: str,
-        time: int,
-        payload: Any,
-        held: HeldPredictions | None = None,
-    ) -> _Outcome:
+    def _hold(self, model_id: str, prediction_id: str, time: int, payload: Any) -> _Outcome:
         """Hold a new prediction of a model without a label yet, in memory (not in the store).
 
         Past the model's share of the bound, its earliest held (maybe this
         one) is pushed out, as unlabelled, for the next :meth:`advance`.
-        ``held``, when given, is the model's and does not hold the id.
         """
+        held = self._held.get(model_id)
         if held is None:
-            held = self._held.get(model_id)
-            if held is None:
-                held = self._held[model_id] = HeldPredictions()
-            elif prediction_id in held:
-                return "repeated"
+            held = self._held[model_id] = HeldPredictions()
+        elif prediction_id in held:
+            return "repeated"
         held.push(prediction_id, time, payload)
         self._counts[_PREDICTION] += 1
         self._size += 1
@@ -833,51 +810,6 @@ class LabelJoin:
             return None
         prediction_id = orjson.loads(key)[1]
         return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
-
-
-class Holding:
-    """:meth:`LabelJoin.predicted` then :meth:`LabelJoin.advance`, for a model without a label.
-
-    What both do for such a model, with what they look up once held here: no
-    store, no matches, its held predictions, its watermarks. See
-    :meth:`LabelJoin.holding`.
-    """
-
-    __slots__ = ("_held", "_join", "_marks", "_model_id")
-
-    def __init__(self, join: LabelJoin, model_id: str) -> None:
-        if join.had_label(model_id):
-            raise ValueError(f"model {model_id} had a label: its predictions wait in the store")
-        self._join = join
-        self._model_id = model_id
-        self._held = join._held.get(model_id)
-        self._marks = join._watermarks.setdefault(model_id, {})
-
-    def __call__(self, prediction_id: str, event_time: datetime, payload: Any) -> list[Expired]:
-        """Hold one prediction (or count it as repeated); what expired then, as from advance."""
-        join, model_id = self._join, self._model_id
-        time = _micros(event_time)
-        furthest, marks = join._furthest, self._marks
-        if time > furthest.get(_PREDICTIONS_SEEN, time - 1):
-            furthest[_PREDICTIONS_SEEN] = time
-        if time > marks.get(_PREDICTIONS_SEEN, time - 1):
-            marks[_PREDICTIONS_SEEN] = time
-        held = self._held
-        if held is None:
-            held = self._held = join._held[model_id] = HeldPredictions()
-        if prediction_id in held:
-            join.repeated_predictions += 1
-        else:
-            join._hold(model_id, prediction_id, time, payload, held)
-        gone, join._evicted = join._evicted, []
-        labels = furthest.get(_LABELS_SEEN)  # the model has no label: how far the topic came
-        if labels is not None and held:
-            horizon = min(marks[_PREDICTIONS_SEEN], labels) - join._retention_us
-            while held and held.oldest_time < horizon:
-                gone.append(join._let_go(model_id, held, evicted=False))
-        if len(gone) < 2:
-            return gone
-        return sorted(gone, key=lambda e: (e.event_time, e.model_id, e.prediction_id))
 
 
 def _expired_all(model_id: str, held: HeldPredictions) -> list[Expired]:
