@@ -37,7 +37,46 @@ _UNSEEN = object()
 _MICROSECOND = timedelta(microseconds=1)
 
 
-class Ring(Generic[Number]):
+class _Bounded(Generic[Number]):
+    """What every ring here shares: at most ``maxlen`` numbers, read oldest first.
+
+    A subclass keeps the numbers as it likes, counts them in ``_size``, and
+    gives them back as an array in :meth:`values`.
+    """
+
+    __slots__ = ("_maxlen", "_size")
+
+    def __init__(self, maxlen: int) -> None:
+        if maxlen < 0:
+            raise ValueError(f"maxlen must be at least 0, got {maxlen}")
+        self._maxlen = maxlen
+        self._size = 0
+
+    @property
+    def maxlen(self) -> int:
+        """How many numbers the ring keeps at most."""
+        return self._maxlen
+
+    def __len__(self) -> int:
+        return self._size
+
+    def values(self) -> np.ndarray:
+        """The numbers, oldest first, as a new array."""
+        raise NotImplementedError
+
+    def tolist(self) -> list[Number]:
+        """The numbers, oldest first, as Python numbers."""
+        numbers: list[Number] = self.values().tolist()
+        return numbers
+
+    def __iter__(self) -> Iterator[Number]:
+        return iter(self.tolist())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.tolist()!r}, maxlen={self._maxlen})"
+
+
+class Ring(_Bounded[Number]):
     """The last ``maxlen`` numbers appended, oldest first, as ``deque(maxlen=maxlen)`` keeps them.
 
     The numbers live in one :class:`array.array` used as a circle: once
@@ -47,29 +86,18 @@ class Ring(Generic[Number]):
     through a numpy view of the same memory (:meth:`extend`, :meth:`last`).
     """
 
-    __slots__ = ("_data", "_maxlen", "_size", "_start")
+    __slots__ = ("_data", "_start")
 
     typecode = "d"
     """The :mod:`array` type of the numbers, and ``dtype`` the same as numpy's."""
     dtype: DTypeLike = np.float64
 
     def __init__(self, maxlen: int, values: ArrayLike = ()) -> None:
-        if maxlen < 0:
-            raise ValueError(f"maxlen must be at least 0, got {maxlen}")
-        self._maxlen = maxlen
+        super().__init__(maxlen)
         self._data = self._zeros(min(maxlen, _SMALLEST))
         self._start = 0
         """Where the oldest number is in ``_data``."""
-        self._size = 0
         self.extend(values)
-
-    @property
-    def maxlen(self) -> int:
-        """How many numbers the ring keeps at most."""
-        return self._maxlen
-
-    def __len__(self) -> int:
-        return self._size
 
     def append(self, value: Number) -> None:
         """Add one number, forgetting the oldest when the ring is full."""
@@ -129,17 +157,6 @@ class Ring(Generic[Number]):
             return data[begin : begin + count].copy()
         return np.concatenate([data[begin:], data[: begin + count - len(data)]])
 
-    def tolist(self) -> list[Number]:
-        """The numbers, oldest first, as Python numbers."""
-        numbers: list[Number] = self.values().tolist()
-        return numbers
-
-    def __iter__(self) -> Iterator[Number]:
-        return iter(self.tolist())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.tolist()!r}, maxlen={self._maxlen})"
-
     def _zeros(self, size: int) -> "array[Any]":
         # Repeating one zero allocates exactly ``size`` numbers; extending would leave slack.
         zero: array[Any] = array(self.typecode, bytes(np.dtype(self.dtype).itemsize))
@@ -178,7 +195,7 @@ class CodeRing(Ring[int]):
     dtype = np.intc
 
 
-class RunRing:
+class RunRing(_Bounded[int]):
     """The last ``maxlen`` integers appended, oldest first, kept as runs of consecutive ones.
 
     What a drift subject remembers of the event numbers its values came at:
@@ -196,28 +213,17 @@ class RunRing:
     ([4, 5, 9, 10, 11], 5, 4, 11)
     """
 
-    __slots__ = ("_counts", "_first", "_maxlen", "_size", "_starts")
+    __slots__ = ("_counts", "_first", "_starts")
 
     def __init__(self, maxlen: int, values: ArrayLike = ()) -> None:
-        if maxlen < 0:
-            raise ValueError(f"maxlen must be at least 0, got {maxlen}")
-        self._maxlen = maxlen
+        super().__init__(maxlen)
         self._starts = array("q")
         """The first integer of each run (of those not dropped), oldest first."""
         self._counts = array("q")
         """How many integers each run holds."""
         self._first = 0
         """Runs before this index were forgotten (dropped once they are half)."""
-        self._size = 0
         self.extend(values)
-
-    @property
-    def maxlen(self) -> int:
-        """How many integers the ring keeps at most."""
-        return self._maxlen
-
-    def __len__(self) -> int:
-        return self._size
 
     def append(self, value: int) -> None:
         """Add one integer, forgetting the oldest when the ring is full."""
@@ -274,17 +280,6 @@ class RunRing:
         run_firsts = np.cumsum(counts) - counts
         steps = np.arange(self._size, dtype=np.int64) - np.repeat(run_firsts, counts)
         return np.repeat(starts, counts) + steps
-
-    def tolist(self) -> list[int]:
-        """The integers, oldest first, as Python integers."""
-        numbers: list[int] = self.values().tolist()
-        return numbers
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.tolist())
-
-    def __repr__(self) -> str:
-        return f"RunRing({self.tolist()!r}, maxlen={self._maxlen})"
 
     def _forget(self, count: int) -> None:
         """Drop the oldest ``count`` integers."""
