@@ -44,7 +44,7 @@ from driftline.monitors.findings import (
 )
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.quality import QualityBatch
-from driftline.monitors.scoring import ReferenceStack
+from driftline.monitors.rings import RunRing
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import FeatureEvent, KafkaPosition, PredictionEvent, QualityCheck
 
@@ -248,7 +248,7 @@ class BatchWatch:
             subject = subjects[order]
             ahead = self._ahead.get(order)
             if ahead == (len(ticks), None) and not subject.latched:
-                subject.observed_at.extend(self.events_before + 1 + ticks)
+                _note_observed(subject.observed_at, self.events_before + 1 + ticks)
                 continue
             latch = self._latch_steps(order, subject, ticks, np.ones(len(ticks), dtype=bool))
             stretch = self._answer(latch, _FIRST)
@@ -341,7 +341,7 @@ class BatchWatch:
     ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Each numeric subject's ticks, values and normal scores, by the subject's order.
 
-        All of them scored in one pass (see :class:`ReferenceStack`): with few
+        All of them scored in one pass (see :meth:`ModelMonitor.reference_stack`): with few
         events a model, scoring feature by feature would cost most of the batch.
         """
         numeric: list[tuple[int, Subject, NumericDrift, np.ndarray, np.ndarray]] = []
@@ -357,7 +357,7 @@ class BatchWatch:
         every_score = NumericDrift.scores_ahead_together(
             detectors,
             [numbers for *_, numbers in numeric],
-            ReferenceStack([detector.reference for detector in detectors]),
+            self.monitor.reference_stack(detectors),
         )
         columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for (order, subject, _, ticks, numbers), scores in zip(numeric, every_score, strict=True):
@@ -471,14 +471,14 @@ class BatchWatch:
             lo = int(before[tick])
             hit = yield lo, int(before[end])
             if hit is not None:
-                subject.observed_at.extend(observation_events[lo : hit + 1])
+                _note_observed(subject.observed_at, observation_events[lo : hit + 1])
                 alarm_tick = int(tick_of[hit])
                 repeat = subject.latched
                 subject.latched, subject.quiet = True, 0
                 self._alarm(order, subject, int(ticks[alarm_tick]), repeat)
                 tick = alarm_tick + 1
                 continue
-            subject.observed_at.extend(observation_events[lo : int(before[end])])
+            _note_observed(subject.observed_at, observation_events[lo : int(before[end])])
             if subject.latched:
                 subject.quiet += end - tick
                 back = subject.detector.pressure < policy.exit_fraction
@@ -533,3 +533,13 @@ class BatchWatch:
         for index, findings in quality.findings.items():
             of(with_features[index]).quality.extend(findings)
         return found
+
+
+def _note_observed(ring: RunRing, events: np.ndarray) -> None:
+    """Note increasing event numbers in a subject's ring: as one run when they follow each
+    other, as they do for a value present in every event."""
+    count = len(events)
+    if count and int(events[-1]) - int(events[0]) == count - 1:
+        ring.extend_run(int(events[0]), count)
+    else:
+        ring.extend(events)

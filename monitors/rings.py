@@ -258,6 +258,31 @@ class RunRing(_Bounded[int]):
         if self._size > self._maxlen:
             self._forget(self._size - self._maxlen)
 
+    def extend_run(self, first: int, count: int) -> None:
+        """Add ``first``, ``first + 1``, ... (``count`` integers), as :meth:`extend` would.
+
+        A drift subject observed in every event of a batch notes one such
+        run; this skips the array work of finding runs in them.
+
+        >>> ring = RunRing(4, [1, 2])
+        >>> ring.extend_run(3, 3)
+        >>> ring.tolist()
+        [2, 3, 4, 5]
+        """
+        if count <= 0 or not self._maxlen:
+            return
+        if count > self._maxlen:
+            first, count = first + count - self._maxlen, self._maxlen
+        starts, counts = self._starts, self._counts
+        if len(starts) > self._first and starts[-1] + counts[-1] == first:
+            counts[-1] += count
+        else:
+            starts.append(first)
+            counts.append(count)
+        self._size += count
+        if self._size > self._maxlen:
+            self._forget(self._size - self._maxlen)
+
     def __getitem__(self, index: int) -> int:
         """The ``index``-th integer from the oldest (from the newest when negative)."""
         if index < 0:

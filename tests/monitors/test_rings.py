@@ -172,6 +172,7 @@ mostly_consecutive = st.lists(
     st.one_of(
         st.tuples(st.just("append"), st.integers(-3, 3)),
         st.tuples(st.just("extend"), st.lists(st.integers(-3, 3), max_size=12)),
+        st.tuples(st.just("run"), st.integers(-3, 14)),
     ),
     max_size=60,
 )
@@ -188,6 +189,12 @@ def test_a_run_ring_keeps_what_a_bounded_deque_keeps(maxlen, steps, first):
             value += 1 if change >= 0 else change - 1
             ring.append(value)
             model.append(value)
+        elif step == "run":
+            # a run of ``change`` integers, following on from the last or after a jump
+            start = value + (1 if change % 2 else -5)
+            ring.extend_run(start, change)
+            model.extend(range(start, start + change))
+            value = max(value, start + change - 1)
         else:
             batch = []
             for jump in change:
