@@ -359,9 +359,10 @@ def cdf_bounds(
     x0, x1, f0, f1 = values[left], values[right], at[left], below[right]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         width = x1 - x0
-        fraction = np.where(
-            np.isinf(width), (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), (x - x0) / width
-        )
+        fraction = (x - x0) / width
+        wide = np.isinf(width)  # a gap wider than the largest float: rare, so looked for first
+        if wide.any():
+            fraction = np.where(wide, (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), fraction)
         fraction = np.clip(fraction, 0.0, 1.0)
         inside = np.minimum(f0 + fraction * (f1 - f0), f1)
     low = np.where(exact, below[right], inside)
