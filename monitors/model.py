@@ -52,7 +52,6 @@ from driftline.monitors.reference import (
     build_reference,
 )
 from driftline.monitors.rings import EventMemory, RunRing
-from driftline.monitors.scoring import ReferenceStack
 from driftline.monitors.sequential import MAX_RHO
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.monitors.warmup import Column, WarmupColumns
@@ -144,8 +143,6 @@ class ModelMonitor:
         self._warmup: WarmupColumns | None = None
         self._subjects: list[Subject] = []
         self._reference: CompactProfile | None = None
-        self._stack: ReferenceStack | None = None
-        """The numeric detectors' references side by side, kept for every batch that scores them."""
         if reference is None:
             self._warmup = WarmupColumns(spec, self._watched)
         else:
@@ -561,25 +558,6 @@ class ModelMonitor:
                 Subject(saved["name"], detector, observed_at, saved["latched"], saved["quiet"])
             )
         return monitor
-
-    def reference_stack(self, detectors: Sequence[NumericDrift]) -> ReferenceStack:
-        """The references of these detectors side by side, built once while they stay the same.
-
-        Laying twenty references end to end costs a batch of a few events
-        as much as scoring it; the detectors, and so their references,
-        only change when the monitor starts them.
-        """
-        stack = self._stack
-        if (
-            stack is None
-            or len(stack.references) != len(detectors)
-            or any(
-                kept is not detector.reference
-                for kept, detector in zip(stack.references, detectors, strict=True)
-            )
-        ):
-            stack = self._stack = ReferenceStack([detector.reference for detector in detectors])
-        return stack
 
     # What the monitor is doing.
 
