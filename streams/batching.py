@@ -133,7 +133,16 @@ class RecordFeed:
                 self.on_full(newly)
 
     async def wait(self, count: int, within: float) -> None:
-        """Return once ``count`` records wait, or ``within`` seconds after one does."""
+        """Return once ``count`` records wait, or ``within`` seconds after one does.
+
+        The seconds count from the call, or from the first record's arrival
+        if none waited then, even when records came while the agent was
+        processing its last batch. Counting from the oldest record's arrival
+        instead, a worker with a backlog took the few records waiting at once,
+        paid a batch's fixed cost per model version on them, and fell further
+        behind: the 10-model alert latency at 6,500 events/s, three trials
+        of each alternated, had p99 0.75-1.51 s against 0.55-0.91 s.
+        """
         while not self._size:
             self._readable.clear()
             await self._readable.wait()
@@ -447,7 +456,8 @@ async def take_batches(
 
     A batch holds up to ``max_records`` records, in fetch order (offsets
     increase within a partition), and is yielded once ``max_records`` wait
-    or ``within`` seconds after the first one arrived. Its records are
+    or ``within`` seconds after the agent asked for it with records waiting
+    (see :meth:`RecordFeed.wait`). Its records are
     acked, so their offsets become committable, only when the caller asks
     for the next batch: never if the loop is left otherwise. The app must
     have been made by ``create_app`` (which installs the batching consumer),
