@@ -540,8 +540,9 @@ class BatchWatch:
 
 
 def _note_observed(ring: RunRing, events: np.ndarray) -> None:
-    """Note increasing event numbers in a subject's ring: as one run when they follow each
-    other, as they do for a value present in every event."""
+    """Note strictly increasing event numbers in a subject's ring: as one run when they
+    follow each other (then the last is the first plus their count less one), as they do for
+    a value present in every event."""
     count = len(events)
     if count and int(events[-1]) - int(events[0]) == count - 1:
         ring.extend_run(int(events[0]), count)
