@@ -11,6 +11,8 @@ features that is most of a worker's memory. Here a number takes 8 bytes:
 * :class:`FloatRing` and :class:`IntRing` keep the last ``maxlen`` numbers,
   like ``deque(maxlen=maxlen)``, and take a batch of them as one numpy copy
   (:class:`CodeRing` likewise, in 4 bytes, for small codes);
+* :class:`RunRing` keeps the last ``maxlen`` integers as runs of consecutive
+  ones, a few bytes for the event numbers of a feature present in every event;
 * :class:`EventMemory` keeps the last ``maxlen`` events' times and positions
   as integers, 20 bytes an event, and gives back ``(time, position)`` equal
   to those it was given.

@@ -179,8 +179,9 @@ class Settings(BaseSettings):
     batch_max_wait_seconds: PositiveFloat = Field(
         default=0.05,
         le=10.0,
-        description="Longest an agent waits for a batch to fill once its first message came: "
-        "the most a quiet stream's events wait before they are processed.",
+        description="Longest an agent waits for a batch to fill, from when it asks for one with "
+        "messages waiting, or else from the first message's arrival: the most a quiet stream's "
+        "events wait before they are processed.",
     )
     send_timeout_seconds: PositiveFloat = Field(
         default=30.0,
