@@ -11,6 +11,7 @@ from driftline.monitors.reference import (
     CategoricalReference,
     ModelReference,
     NumericReference,
+    _reduce,
     build_reference,
     merge_profiles,
 )
@@ -362,6 +363,35 @@ def test_any_finite_values_give_a_valid_sketch(values, resolution):
     assert NumericSketch.model_validate_json(sketch.model_dump_json()) == sketch
     assert sketch.count == len(values)
     assert (sketch.minimum, sketch.maximum) == (min(values), max(values))
+
+
+def support_the_direct_way(values: list[float], resolution: int) -> tuple[np.ndarray, ...]:
+    """The support as :meth:`NumericReference.from_values` defines it, computed the plain way:
+    counts of the distinct values, their shares, then the general reduction."""
+    data = np.asarray(values, dtype=np.float64)
+    data = data[np.isfinite(data)]
+    distinct, counts = np.unique(data, return_counts=True)
+    n = data.size
+    below_count = np.cumsum(counts) - counts
+    half = np.where((counts >= 2) & (counts * resolution >= n), 0.0, 0.5)
+    below, at = (below_count + half) / n, (below_count + counts - half) / n
+    return _reduce(distinct, below, at, n, resolution)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.one_of(
+        st.lists(finite, min_size=1, max_size=400, unique=True),
+        st.lists(st.one_of(finite, st.sampled_from([0.0, -1.5, 3.0])), min_size=1, max_size=400),
+    ),
+    resolution=st.one_of(st.integers(2, 64), st.just(DEFAULT_RESOLUTION)),
+)
+def test_from_values_gives_the_support_computed_the_direct_way(values, resolution):
+    """Its shortcuts (values seen once, shares known to be in order) change nothing."""
+    reference = NumericReference.from_values(values, resolution=resolution)
+    expected = support_the_direct_way(values, resolution)
+    for got, want in zip(reference.support, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 @settings(max_examples=300, deadline=None)
