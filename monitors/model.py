@@ -332,7 +332,7 @@ class ModelMonitor:
         features = {n: c for n, c in columns.items() if n not in (PREDICTION, UNCERTAINTY)}
         source = f"warmup:{self._events} events"
         profile = (
-            build_reference(self.spec, features, source=source, ordered=True)
+            build_reference(self.spec, features, source=source, ordered=True, validate=False)
             if features
             else ReferenceProfile(  # a model without monitored features
                 model_id=self.spec.model_id,
