@@ -175,7 +175,10 @@ def _register_input_agent(
 
     async def consume_batches(stream: StreamT[bytes]) -> None:
         async for batch in take_batches(
-            stream, max_records=settings.batch_max_events, within=settings.batch_max_wait_seconds
+            stream,
+            max_records=settings.batch_max_events,
+            within=settings.batch_max_wait_seconds,
+            target_seconds=settings.batch_target_seconds,
         ):
             await process(batch)
 

@@ -449,15 +449,87 @@ def install_batching_transport(app: AppT) -> None:
     app.transport = BatchingTransport(app.conf.broker_consumer, app)
 
 
+class BatchSizer:
+    """How many records the next batch should hold, so that processing it takes about
+    ``target_seconds``.
+
+    A batch's outputs go out when it is done, so behind a backlog its
+    processing time adds to the latency of the events at its start. The
+    sizer learns the processing time per record from the batches done (a
+    weighted mean: each batch counts ``weight``, those before it the rest)
+    and proposes as many records as fit the target, never fewer than
+    ``min_records`` (a twentieth of ``max_records`` unless told) nor more
+    than ``max_records``. After a batch that took long (say, ten models
+    ending their warm-ups in it), the next ones are small, so the alarms in
+    the backlog behind it go out sooner; as batches get quick again, they
+    grow back to ``max_records``.
+
+    >>> sizer = BatchSizer(max_records=2_000, target_seconds=0.1)
+    >>> sizer.size
+    2000
+    >>> sizer.update(records=500, seconds=0.25)  # 0.5 ms a record
+    >>> sizer.size
+    200
+    >>> for _ in range(10):  # then 40 µs a record
+    ...     sizer.update(records=sizer.size, seconds=sizer.size * 40e-6)
+    >>> sizer.size
+    2000
+    """
+
+    def __init__(
+        self,
+        max_records: int,
+        target_seconds: float,
+        *,
+        min_records: int | None = None,
+        weight: float = 0.5,
+    ) -> None:
+        if max_records < 1 or target_seconds <= 0:
+            raise ValueError("max_records must be at least 1 and target_seconds positive")
+        if not 0 < weight <= 1:
+            raise ValueError(f"weight must be in (0, 1], got {weight}")
+        self.max_records = max_records
+        self.target_seconds = target_seconds
+        self.min_records = min(
+            max_records, max(1, max_records // 20 if min_records is None else min_records)
+        )
+        self.weight = weight
+        self._seconds_per_record: float | None = None
+
+    def update(self, records: int, seconds: float) -> None:
+        """Learn from a batch of ``records`` that took ``seconds`` to process."""
+        if records < 1 or seconds < 0:
+            return
+        cost = seconds / records
+        known = self._seconds_per_record
+        self._seconds_per_record = (
+            cost if known is None else self.weight * cost + (1 - self.weight) * known
+        )
+
+    @property
+    def size(self) -> int:
+        """How many records to take next."""
+        cost = self._seconds_per_record
+        if not cost:
+            return self.max_records
+        fitting = self.target_seconds / cost  # infinite if the cost is tiny enough
+        if fitting >= self.max_records:
+            return self.max_records
+        return max(self.min_records, int(fitting))
+
+
 async def take_batches(
-    stream: StreamT[Any], *, max_records: int, within: float
+    stream: StreamT[Any], *, max_records: int, within: float, target_seconds: float | None = None
 ) -> AsyncIterator[list[Message]]:
     """Batches of the raw records of ``stream``'s topics, each acked when the next is asked for.
 
     A batch holds up to ``max_records`` records, in fetch order (offsets
     increase within a partition), and is yielded once ``max_records`` wait
     or ``within`` seconds after the agent asked for it with records waiting
-    (see :meth:`RecordFeed.wait`). Its records are
+    (see :meth:`RecordFeed.wait`). With ``target_seconds``, a batch holds
+    fewer records when batches have been taking longer than that to process
+    (the time from a batch's yield to the ask for the next; see
+    :class:`BatchSizer`). Its records are
     acked, so their offsets become committable, only when the caller asks
     for the next batch: never if the loop is left otherwise. The app must
     have been made by ``create_app`` (which installs the batching consumer),
@@ -475,11 +547,13 @@ async def take_batches(
     feed = consumer.feed_for(topics, maxsize=max(app.conf.stream_buffer_maxsize, 2 * max_records))
     unacked = consumer._unacked_messages
     inbound_time = app.monitor.stream_inbound_time
+    sizer = BatchSizer(max_records, target_seconds) if target_seconds else None
     held: list[Message] = []
     try:
         while True:
-            await feed.wait(max_records, within)
-            batch = _current(app, feed.take(max_records))
+            count = sizer.size if sizer else max_records
+            await feed.wait(count, within)
+            batch = _current(app, feed.take(count))
             if not batch:
                 continue
             now = time.monotonic()
@@ -491,7 +565,10 @@ async def take_batches(
             for tp in _partitions(batch):
                 inbound_time[tp] = now  # faust's stalled-stream check reads it
             held = batch
+            yielded = time.monotonic()
             yield batch
+            if sizer:
+                sizer.update(len(batch), time.monotonic() - yielded)
             for message in held:
                 consumer.ack(message)
             held = []

@@ -176,6 +176,15 @@ class Settings(BaseSettings):
         "it for workers that watch hundreds. It also bounds the records one poll of the consumer "
         "brings into memory.",
     )
+    batch_target_seconds: PositiveFloat = Field(
+        default=0.1,
+        le=60.0,
+        description="About how long processing one batch should take: when batches take "
+        "longer, an agent takes fewer messages at a time (down to a twentieth of "
+        "DRIFTLINE_BATCH_MAX_EVENTS), learning the time per message from the batches it "
+        "processed. A batch's alerts go out when it is done, so behind a backlog this bounds "
+        "how long the alerts of its first events wait.",
+    )
     batch_max_wait_seconds: PositiveFloat = Field(
         default=0.05,
         le=10.0,

@@ -25,6 +25,7 @@ from driftline.streams.app import create_app
 from driftline.streams.batching import (
     FETCH_MAX_WAIT_MS,
     BatchingConsumer,
+    BatchSizer,
     RecordFeed,
     RoundRobinClient,
 )
@@ -114,18 +115,17 @@ def test_waiting_returns_after_within_with_fewer_records_than_asked() -> None:
     assert asyncio.run(scenario()) == 1
 
 
-def start_batch_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def start_batch_worker(
+    settings: Settings, log: Path, options: tuple[str, ...] | None = None
+) -> subprocess.Popen[bytes]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     environment.update(to_environment(settings))
     environment["PYTHONSAFEPATH"] = "1"
+    # By default a feed of 200 records for 3,000: fetching is held back and resumed often.
+    options = options or ("--pause", "0.2", "--max-records", "100", "--buffer", "50")
     with log.open("ab") as output:
         return subprocess.Popen(
-            # A feed of 200 records for 3,000: fetching is held back and resumed often.
-            [
-                sys.executable,
-                str(BATCH_WORKER),
-                *("--pause", "0.2", "--max-records", "100", "--buffer", "50"),
-            ],
+            [sys.executable, str(BATCH_WORKER), *options],
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -205,6 +205,70 @@ def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
     seen = {int((copy or b"").split(b":")[2]) for copy in copies}
     assert seen == set(range(3_000)), f"missing: {sorted(set(range(3_000)) - seen)[:20]}"
     assert committed_offsets(*group_of(settings)) == {p: o for p, o in written.items() if o}
+
+
+@pytest.mark.kafka
+def test_batches_get_smaller_when_they_take_longer_than_the_target(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    # Each batch pauses 0.1 s, twice the target: after the first (up to 400 records
+    # waiting), batches shrink, and every record is still copied out once processed.
+    settings = worker_settings
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    for index in range(1_000):
+        producer.send(settings.predictions_topic, value=b"%d" % index)
+    producer.flush()
+    producer.close()
+    sizes = tmp_path / "sizes"
+    options = ("--pause", "0.1", "--max-records", "400", "--target-seconds", "0.05")
+    options += ("--sizes", str(sizes))
+    worker = start_batch_worker(settings, tmp_path / "worker.log", options)
+    try:
+        wait_until_caught_up(*group_of(settings), timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    taken = [int(line) for line in sizes.read_text().split()]
+    assert sum(taken) == 1_000
+    assert len(taken) > 3, taken
+    assert max(taken[1:]) < 400, taken
+    copies = read_all(settings.bootstrap_servers, settings.alerts_topic)
+    assert {int((copy or b"").split(b":")[2]) for copy in copies} == set(range(1_000))
+
+
+def test_a_batch_sizer_fits_its_target_within_its_bounds() -> None:
+    sizer = BatchSizer(max_records=1_000, target_seconds=0.1)
+    assert (sizer.size, sizer.min_records) == (1_000, 50)  # nothing learnt yet: the most
+    sizer.update(records=1_000, seconds=0.4)  # 0.4 ms a record: 250 fit
+    assert sizer.size == 250
+    sizer.update(records=250, seconds=0.05)  # 0.2 ms: the mean of the two is 0.3 ms
+    assert sizer.size == 333
+    sizer.update(records=100, seconds=10.0)
+    assert sizer.size == 50  # never fewer than a twentieth
+    for _ in range(30):
+        sizer.update(records=sizer.size, seconds=sizer.size * 1e-6)
+    assert sizer.size == 1_000  # never more than the most
+
+
+def test_a_batch_sizer_refuses_what_it_cannot_use() -> None:
+    for arguments in ({"max_records": 0}, {"target_seconds": 0.0}, {"weight": 0.0}):
+        with pytest.raises(ValueError, match="must be"):
+            BatchSizer(**({"max_records": 10, "target_seconds": 0.1} | arguments))
+
+
+@given(
+    max_records=st.integers(1, 5_000),
+    target=st.floats(1e-4, 10.0),
+    batches=st.lists(
+        st.tuples(st.integers(0, 10_000), st.floats(0.0, 100.0, allow_nan=False)), max_size=30
+    ),
+)
+def test_a_batch_sizer_always_proposes_a_size_within_its_bounds(max_records, target, batches):
+    sizer = BatchSizer(max_records=max_records, target_seconds=target)
+    for records, seconds in batches:
+        sizer.update(records=records, seconds=seconds)
+        assert 1 <= sizer.min_records <= sizer.size <= max_records
 
 
 def committed_so_far(settings: Settings) -> dict[int, int]:

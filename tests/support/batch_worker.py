@@ -6,6 +6,8 @@ Run as a script by tests/streams/test_batching.py, with the worker's
 (``--pause`` seconds per batch) that makes a kill land mid-batch, and awaits
 every send before asking for the next batch. With a small ``--buffer`` the
 feed fills up again and again, so its partitions are held back and released.
+With ``--target-seconds`` batches are sized to take about that long, and
+``--sizes`` gets the size of each batch, a line each.
 """
 
 import argparse
@@ -23,6 +25,8 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.2)
     parser.add_argument("--max-records", type=int, default=100)
     parser.add_argument("--buffer", type=int, default=None, help="faust's stream_buffer_maxsize")
+    parser.add_argument("--target-seconds", type=float, default=None)
+    parser.add_argument("--sizes", default=None, help="a file to append each batch's size to")
     args = parser.parse_args()
     dapp = create_app(load_settings())
     if args.buffer is not None:  # a feed holds max(this, 2 * max-records) records
@@ -35,7 +39,12 @@ def main() -> None:
 
     @dapp.app.agent(dapp.predictions)  # type: ignore[untyped-decorator]
     async def copy(stream: faust.StreamT[Any]) -> None:
-        async for batch in take_batches(stream, max_records=args.max_records, within=0.1):
+        async for batch in take_batches(
+            stream, max_records=args.max_records, within=0.1, target_seconds=args.target_seconds
+        ):
+            if args.sizes:
+                with open(args.sizes, "a") as sizes:
+                    sizes.write(f"{len(batch)}\n")
             await asyncio.sleep(args.pause)
             sent = [
                 await output.send(value=f"{m.partition}:{m.offset}:".encode() + m.value)
