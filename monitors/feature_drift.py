@@ -27,7 +27,7 @@ from scipy import stats
 from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.reference import CategoricalReference, NumericReference
 from driftline.monitors.rings import FloatRing
-from driftline.monitors.scoring import ReferenceStack
+from driftline.monitors.scoring import ReferenceStack, pieces
 from driftline.monitors.sequential import (
     BernoulliCusum,
     LocationCusum,
@@ -315,7 +315,7 @@ class NumericDrift:
             counts,
             [detector.seed for detector in detectors],
         )
-        return stack.normal_scores(values, np.split(uniforms, np.cumsum(counts)[:-1]))
+        return stack.normal_scores(values, pieces(uniforms, counts))
 
     def take_until_alarm(self, values: np.ndarray, scores: np.ndarray) -> int | None:
         """Feed values (scored by :meth:`scores_ahead`) up to the first alarm; its index.

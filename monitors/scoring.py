@@ -21,6 +21,7 @@ computation, equal value by value to
 True
 """
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,7 +29,7 @@ from scipy.special import ndtri
 
 from driftline.monitors.reference import Floats, NumericReference, cdf_bounds
 
-__all__ = ["ReferenceStack"]
+__all__ = ["ReferenceStack", "pieces"]
 
 
 class ReferenceStack:
@@ -79,4 +80,16 @@ class ReferenceStack:
         low, high = cdf_bounds(supports, x, places, starts, lasts, beyond=True)
         u = np.clip(low + v * (high - low), self._floors[owner], self._ceilings[owner])
         scores = np.asarray(ndtri(u), dtype=np.float64)
-        return np.split(scores, np.cumsum(counts)[:-1])
+        return pieces(scores, counts)
+
+
+def pieces(array: Floats, counts: Sequence[int]) -> list[Floats]:
+    """``array`` cut into consecutive pieces of ``counts`` values (views), as ``np.split`` at
+    their running sums gives them, without its cost of a few microseconds a piece (two
+    splits of twenty features a model and batch).
+
+    >>> [piece.tolist() for piece in pieces(np.arange(5.0), [2, 0, 3])]
+    [[0.0, 1.0], [], [2.0, 3.0, 4.0]]
+    """
+    ends = list(itertools.accumulate(counts))
+    return [array[end - count : end] for count, end in zip(counts, ends, strict=True)]

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from driftline.monitors.feature_drift import NumericDrift
 from driftline.monitors.reference import NumericReference
-from driftline.monitors.scoring import ReferenceStack
+from driftline.monitors.scoring import ReferenceStack, pieces
 
 SHAPES = {
     "normal": lambda rng, n: rng.normal(size=n),
@@ -85,3 +85,11 @@ def test_scores_ahead_together_needs_the_detectors_own_references():
     other = ReferenceStack([NumericReference.from_values(rng.normal(size=500))])
     with pytest.raises(ValueError, match="own references"):
         NumericDrift.scores_ahead_together([detector], [np.zeros(3)], other)
+
+
+@given(counts=st.lists(st.integers(0, 30), max_size=25))
+def test_pieces_are_the_splits_at_the_running_sums(counts):
+    array = np.arange(float(sum(counts)))
+    expected = np.split(array, np.cumsum(counts)[:-1]) if counts else []
+    got = pieces(array, counts)
+    assert [piece.tolist() for piece in got] == [piece.tolist() for piece in expected]
