@@ -309,9 +309,15 @@ class Intake:
         pending = iter(self._join_predictions(batch))
         rows = zip(batch.indices, batch.messages, batch.events, strict=True)
         for number, (index, message, event) in enumerate(rows):
+            findings = found.findings.get(number)
+            owed = next(pending) if _judged(event) else None
+            if findings is None and not owed and not watching and not decider.timing:
+                # A quiet event: it counts, and nothing else can come of it.
+                life.advance()
+                counters[message.topic].processed += 1
+                continue
             self._at(message)
             now = life.advance()
-            findings = found.findings.get(number)
             alerts: list[Alert] = []
             if findings is not None or watching:
                 alarming = found.quality_alarming(number)
@@ -322,9 +328,11 @@ class Intake:
             sent = [self._alert(alert) for alert in alerts]
             sent += [self._trigger(t) for t in triggers]
             counters[message.topic].processed += 1
-            if _judged(event):
-                sent += self.labels.release(next(pending))
+            if owed:
+                sent += self.labels.release(owed)
             outputs[index] = sent
+        if batch.messages:
+            self._at(batch.messages[-1])  # the version's state is saved where its last event was
         self.books.save(spec, changed=changed, since=since)
 
     def _join_predictions(self, batch: "_VersionBatch") -> list[PendingOutputs]:

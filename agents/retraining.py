@@ -57,6 +57,15 @@ class RetrainDecider:
         self._last_trigger_at: int | None = None
         self._triggered_for: set[str] = set()
 
+    @property
+    def timing(self) -> bool:
+        """Whether time alone may lead to a trigger (a model-level drift is open).
+
+        While it is not, :meth:`observe` of no alerts returns nothing and
+        changes nothing, so a caller may skip it for a quiet event.
+        """
+        return self._group is not None
+
     def observe(self, alerts: list[Alert], now: int) -> list[RetrainTrigger]:
         """Take the alerts just sent; the triggers they (and the time passed) lead to."""
         triggers: list[RetrainTrigger] = []
