@@ -186,21 +186,24 @@ class LabelDesk:
         nothing they find.
         """
         monitor = self._monitor(spec)
-        join = self.join
-        model_id = spec.model_id
-        payloads = _PayloadWriter(spec, self.settings.predictions_topic)
+        payload_of = _PayloadWriter(spec, self.settings.predictions_topic)
+        records = monitor.records(events, positions)
+        joined = self.join.predicted_many(
+            spec.model_id,
+            [event.event_id for event in events],
+            [event.event_time for event in events],
+            [payload_of(record) for record in records],
+        )
         revealed: list[PendingOutputs] = []
-        for (record, found), event in zip(
-            monitor.predicted_many(events, positions), events, strict=True
-        ):
+        counted = monitor.predicted_many(events, positions, records)
+        # Each prediction is counted just before what its joining led to.
+        for (_, found), (match, expired) in zip(counted, joined, strict=True):
             pending: PendingOutputs = []
             if found:
                 pending.append(_Revealed(spec, found, None))
-            joined = join.predicted(model_id, event.event_id, event.event_time, payloads(record))
-            if joined is not None:
+            if match is not None:
                 self.counters.waiting -= 1
-                pending += self._joined(joined)
-            expired = join.advance(model_id)
+                pending += self._joined(match)
             if expired:
                 pending += self._expired(expired)
             revealed.append(pending)

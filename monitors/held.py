@@ -25,7 +25,8 @@ is inserted with a move of the later ones (a ``memmove`` in C).
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,17 @@ class HeldPredictions:
             raise IndexError("no prediction is held")
         return self._times[self._start]
 
+    @property
+    def newest_time(self) -> int:
+        """The latest event time held (raises IndexError when none is)."""
+        if not len(self):
+            raise IndexError("no prediction is held")
+        return self._times[-1]
+
+    def times(self, start: int = 0) -> "array[int]":
+        """The event times held from the ``start``-th earliest on, earliest first (a copy)."""
+        return self._times[self._start + start :]
+
     def peek(self) -> tuple[str, int]:
         """The prediction id and event time of the earliest held (IndexError: none)."""
         if not len(self):
@@ -120,6 +132,59 @@ class HeldPredictions:
         bucket = key & (len(self._buckets) - 1)
         if self._buckets[bucket] < _FULL:
             self._buckets[bucket] += 1
+
+    def extend(
+        self, prediction_ids: Sequence[str], times: Sequence[int], payloads: Sequence[Any]
+    ) -> None:
+        """:meth:`push` each, for predictions in event-time order, none earlier than one held.
+
+        The caller checked that no id is held or given twice. Raises
+        ValueError, holding none of them, when the times are out of order.
+        """
+        if not times:
+            return
+        if (len(self) and times[0] < self._times[-1]) or any(
+            later < earlier for earlier, later in pairwise(times)
+        ):
+            raise ValueError("predictions held together must come in event-time order")
+        keys = [hash(prediction_id) for prediction_id in prediction_ids]
+        self._times.extend(times)
+        self._hashes.extend(keys)
+        self._records.extend(
+            bytes(memoryview(orjson.dumps([prediction_id, payload])))
+            for prediction_id, payload in zip(prediction_ids, payloads, strict=True)
+        )
+        if _BUCKETS_PER_PREDICTION * len(self) > len(self._buckets):
+            self._index()
+            return
+        buckets, mask = self._buckets, len(self._buckets) - 1
+        for key in keys:
+            bucket = key & mask
+            if buckets[bucket] < _FULL:
+                buckets[bucket] += 1
+
+    def pop_many(self, count: int) -> list[tuple[str, int, Any]]:
+        """Remove and return the ``count`` earliest held, earliest first (:meth:`pop` each)."""
+        if count > len(self):
+            raise IndexError(f"{count} predictions asked for, {len(self)} held")
+        start, end = self._start, self._start + count
+        records, times, hashes = self._records, self._times, self._hashes
+        buckets, mask = self._buckets, len(self._buckets) - 1
+        popped: list[tuple[str, int, Any]] = []
+        for place in range(start, end):
+            record = records[place]
+            assert record is not None
+            records[place] = None
+            bucket = hashes[place] & mask
+            if buckets[bucket] < _FULL:
+                buckets[bucket] -= 1
+            prediction_id, payload = orjson.loads(record)
+            popped.append((prediction_id, times[place], payload))
+        if 2 * end >= len(times):  # the popped places are half: drop them
+            del times[:end], hashes[:end], records[:end]
+            end = 0
+        self._start = end
+        return popped
 
     def pop(self) -> tuple[str, int, Any]:
         """Remove and return the earliest held."""

@@ -62,10 +62,11 @@ each; their model's first label writes them into the store.
 import heapq
 import struct
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -335,6 +336,32 @@ class LabelJoin:
             self.repeated_predictions += 1
             return None
         return outcome
+
+    def predicted_many(
+        self,
+        model_id: str,
+        prediction_ids: Sequence[str],
+        event_times: Sequence[datetime],
+        payloads: Sequence[Any],
+    ) -> list[tuple[Match | None, list[Expired]]]:
+        """:meth:`predicted`, then :meth:`advance` of the model, for each prediction in order.
+
+        Each one's match (or None) and what expired after it, exactly as
+        those calls give them. The predictions of a model without a label
+        yet (most models), in event-time order, take a shorter way that
+        gives the same: see :meth:`_hold_many`.
+        """
+        if not prediction_ids:
+            return []
+        held = self._hold_many(model_id, prediction_ids, event_times, payloads)
+        if held is not None:
+            return held
+        return [
+            (self.predicted(model_id, prediction_id, event_time, payload), self.advance(model_id))
+            for prediction_id, event_time, payload in zip(
+                prediction_ids, event_times, payloads, strict=True
+            )
+        ]
 
     def labelled(
         self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
@@ -609,6 +636,99 @@ class LabelJoin:
         while len(held) > cap:
             self._evicted.append(self._let_go(model_id, held, evicted=None))
         return None
+
+    def _hold_many(
+        self,
+        model_id: str,
+        prediction_ids: Sequence[str],
+        event_times: Sequence[datetime],
+        payloads: Sequence[Any],
+    ) -> list[tuple[Match | None, list[Expired]]] | None:
+        """:meth:`predicted_many` for a model still holding its predictions, when it can be
+        done at once; None (and nothing done) when not.
+
+        It can when the model holds some already (so the share each model
+        may hold stays as it is), none of the predictions is held or given
+        twice, they come in event-time order and after those held, no bound
+        of all entries is reached, and no eviction waits to be handed out.
+        Then each prediction pushes the earliest held out past the model's
+        share, and the watermark it raises expires the earliest held before
+        it: the predictions that leave are the earliest of those held and
+        given, in order. Which prediction each leaves after is counted first
+        (integers only); then all are held at once and those leaving
+        removed at once.
+        """
+        held = self._held.get(model_id)
+        count = len(prediction_ids)
+        if (
+            not count
+            or self._evicted
+            or model_id in self._labelled_models
+            or model_id in self._heaps
+            or model_id in self._matched
+            or self._size + count > self.max_entries
+        ):
+            return None
+        times = [_micros(moment) for moment in event_times]
+        if held and times and times[0] < held.newest_time:
+            return None
+        if any(later < earlier for earlier, later in pairwise(times)):
+            return None
+        keys = {hash(prediction_id) for prediction_id in prediction_ids}
+        if len(keys) < count or (held and any(p in held for p in prediction_ids)):
+            return None
+        if held is None:
+            held = self._held[model_id] = HeldPredictions()
+        marks = self._watermarks.get(model_id)
+        if marks is None:
+            marks = self._watermarks[model_id] = {}
+        labels = marks.get(_LABELS_SEEN, self._furthest.get(_LABELS_SEEN))
+        others = [mark for side, mark in marks.items() if side != _PREDICTIONS_SEEN]
+        cap, retention = self._held_cap(), self._retention_us
+        queue = held.times()  # the held times, then the given ones: the order of leaving
+        queue.extend(times)
+        leaving: list[list[bool]] = []  # per prediction, the evicted flag of each leaving
+        watermark = marks.get(_PREDICTIONS_SEEN, times[0])
+        front, size = 0, len(held)
+        for time in times:
+            if time > watermark:
+                watermark = time
+            size += 1
+            gone: list[bool] = []
+            if size > cap:  # pushed out: early unless the retention had passed it
+                lowest = min([watermark, *others]) - retention
+                for _ in range(size - cap):
+                    gone.append(queue[front] >= lowest)
+                    front += 1
+                size = cap
+            if labels is not None:
+                horizon = min(watermark, labels) - retention
+                while size and queue[front] < horizon:
+                    gone.append(False)
+                    front += 1
+                    size -= 1
+            leaving.append(gone)
+        marks[_PREDICTIONS_SEEN] = watermark
+        furthest = self._furthest.get(_PREDICTIONS_SEEN)
+        if furthest is None or times[-1] > furthest:
+            self._furthest[_PREDICTIONS_SEEN] = times[-1]
+        held.extend(prediction_ids, times, payloads)
+        popped = held.pop_many(front)
+        self._counts[_PREDICTION] += count - front
+        self._size += count - front
+        results: list[tuple[Match | None, list[Expired]]] = []
+        start = 0
+        for gone in leaving:
+            taken = popped[start : start + len(gone)]
+            start += len(gone)
+            expired = [
+                Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), payload, flag)
+                for flag, (prediction_id, time, payload) in zip(gone, taken, strict=True)
+            ]
+            if len(expired) > 1:
+                expired.sort(key=lambda e: (e.event_time, e.model_id, e.prediction_id))
+            results.append((None, expired))
+        return results
 
     def _let_go(self, model_id: str, held: HeldPredictions, evicted: bool | None) -> Expired:
         """Remove the model's earliest held prediction: expired, or pushed out.

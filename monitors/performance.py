@@ -236,10 +236,31 @@ class PerformanceMonitor:
         """Count one prediction into its window; the record for the label join, and findings."""
         return next(self.predicted_many([event], [position]))
 
+    def records(
+        self, events: Sequence[PredictionEvent], positions: Sequence[KafkaPosition | None]
+    ) -> list[PredictionRecord]:
+        """The records :meth:`predicted_many` of these events gives next, ahead of it.
+
+        Nothing is counted: a caller that needs the records before it takes
+        the findings event by event (the label join's payloads) passes them on.
+        """
+        first, window, classifier = self._predictions, self.window, self._classifier
+        return [
+            PredictionRecord(
+                (first + number) // window,
+                event.event_time,
+                _predicted_class(event) if classifier else event.prediction,
+                dict(event.probabilities) if event.probabilities else None,
+                position,
+            )
+            for number, (event, position) in enumerate(zip(events, positions, strict=True))
+        ]
+
     def predicted_many(
         self,
         events: Sequence[PredictionEvent],
         positions: Sequence[KafkaPosition | None],
+        records: Sequence[PredictionRecord] | None = None,
     ) -> Iterator[tuple[PredictionRecord, PerformanceFindings]]:
         """:meth:`predicted` for each event in turn, lazily: each event's record and findings.
 
@@ -249,11 +270,14 @@ class PerformanceMonitor:
         window's closing report counts what was labelled before its last
         prediction. What does not depend on that (each prediction's
         uncertainty measures) is worked out for all the events at once.
+        ``records`` are those :meth:`records` gave for the same events, if taken ahead.
         """
+        if records is None:
+            records = self.records(events, positions)
         measures = _uncertainty_columns(events)
         first = self._predictions
         window = self._windows.get(first // self.window)
-        for number, (event, position) in enumerate(zip(events, positions, strict=True)):
+        for number, (event, record) in enumerate(zip(events, records, strict=True)):
             index = self._predictions // self.window
             self._predictions += 1
             time = event.event_time
@@ -272,8 +296,7 @@ class PerformanceMonitor:
                 window.first_time = time
             if time > window.last_time:
                 window.last_time = time
-            prediction = _predicted_class(event) if self._classifier else event.prediction
-            probabilities = dict(event.probabilities) if event.probabilities else None
+            prediction, probabilities = record.prediction, record.probabilities
             estimator = self._estimator
             if (
                 estimator is not None
@@ -282,7 +305,6 @@ class PerformanceMonitor:
                 and isinstance(prediction, str)
             ):
                 window.estimate.add(estimator.expect(probabilities, prediction))
-            record = PredictionRecord(index, time, prediction, probabilities, position)
             found = _NOTHING
             if window.predictions >= self.window:
                 window.closed = True

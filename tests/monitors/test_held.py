@@ -60,3 +60,44 @@ def test_nothing_held_has_no_earliest():
         held.peek()
     with pytest.raises(IndexError):
         _ = held.oldest_time
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(min_value=0, max_value=50), max_size=40),
+            st.integers(min_value=0, max_value=60),
+        ),
+        max_size=8,
+    )
+)
+def test_held_together_and_let_go_together_is_one_by_one(rounds):
+    together, alone = HeldPredictions(), HeldPredictions()
+    serial = 0
+    for gaps, leaving in rounds:
+        start = together.newest_time if len(together) else 0
+        times = [start + sum(gaps[: n + 1]) for n in range(len(gaps))]  # in order
+        ids = [f"p{serial + n}" for n in range(len(times))]
+        payloads = [{"n": serial + n} for n in range(len(times))]
+        serial += len(times)
+        together.extend(ids, times, payloads)
+        for arguments in zip(ids, times, payloads, strict=True):
+            alone.push(*arguments)
+        leaving = min(leaving, len(alone))
+        assert together.pop_many(leaving) == [alone.pop() for _ in range(leaving)]
+        assert list(together) == list(alone)
+        assert all(prediction_id in together for prediction_id, _, _ in alone)
+        assert [p in together for p in ids] == [p in alone for p in ids]
+
+
+def test_predictions_out_of_order_are_not_held_together():
+    held = HeldPredictions()
+    held.push("p0", 10, None)
+    with pytest.raises(ValueError, match="event-time order"):
+        held.extend(["p1"], [9], [None])
+    with pytest.raises(ValueError, match="event-time order"):
+        held.extend(["p1", "p2"], [12, 11], [None, None])
+    assert list(held) == [("p0", 10, None)]
+    with pytest.raises(IndexError):
+        held.pop_many(2)

@@ -714,3 +714,108 @@ def test_sweeping_the_heap_changes_no_answer(stream, retention, max_entries):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(labels, "STALE_SWEEP_AT", 1)
         assert run() == unswept
+
+
+# predicted_many: the predictions of a batch together, as one by one.
+
+
+def state_of(join):
+    """What a join's later answers depend on, as comparable data."""
+    held = {model: list(predictions) for model, predictions in join._held.items()}
+    return (
+        held,
+        join.store,
+        join._watermarks,
+        join._furthest,
+        join.pending_predictions,
+        join.pending_labels,
+        len(join),
+        join.repeated_predictions,
+    )
+
+
+prediction_runs = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.lists(
+            st.tuples(
+                st.integers(min_value=0, max_value=400).map(str),
+                st.integers(min_value=0, max_value=90),
+            ),
+            max_size=12,
+        ),
+        st.sampled_from([True, True, True, False]),  # in event-time order (usual), or as drawn
+    ),
+    max_size=12,
+)
+# Between runs, now and then: a label (of "c" too, which never predicts but
+# moves the labels topic on), or a lone prediction.
+between = st.lists(
+    st.one_of(
+        st.none(),
+        st.tuples(
+            st.sampled_from([Side.PREDICTION, Side.LABEL]),
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(min_value=0, max_value=400).map(str),
+            st.integers(min_value=0, max_value=90),
+        ),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prediction_runs,
+    between,
+    retentions,
+    st.integers(min_value=0, max_value=6),
+    st.one_of(st.integers(min_value=0, max_value=12), st.just(100_000)),
+    st.one_of(st.integers(min_value=4, max_value=30), st.just(1_000_000)),
+)
+def test_predictions_given_together_are_joined_as_one_by_one(
+    runs, interleaved, retention, held_before_first_label, max_held, max_entries
+):
+    bounds = {
+        "max_entries": max_entries,
+        "held_before_first_label": held_before_first_label,
+        "max_held": max_held,
+    }
+    together, alone = LabelJoin(retention, **bounds), LabelJoin(retention, **bounds)
+    index = 0
+    for number, (model, predictions, ordered) in enumerate(runs):
+        if ordered:
+            predictions = sorted(predictions, key=lambda prediction: prediction[1])
+        ids = [prediction_id for prediction_id, _ in predictions]
+        times = [at(second) for _, second in predictions]
+        payloads = [{"event": index + offset} for offset in range(len(predictions))]
+        index += len(predictions)
+        expected = [
+            (alone.predicted(model, *arguments), alone.advance(model))
+            for arguments in zip(ids, times, payloads, strict=True)
+        ]
+        assert together.predicted_many(model, ids, times, payloads) == expected
+        assert state_of(together) == state_of(alone)
+        if number < len(interleaved) and interleaved[number] is not None:
+            assert feed(together, -1, interleaved[number]) == feed(alone, -1, interleaved[number])
+            assert state_of(together) == state_of(alone)
+
+
+def test_the_predictions_of_a_model_without_labels_go_together_the_short_way():
+    join = LabelJoin(RETENTION, held_before_first_label=3)
+    join.labelled("other", "x", at(0), {})  # the labels topic has come this far
+    join.predicted("m", "p0", at(1), {"event": 0})
+    ids = [f"p{n}" for n in range(1, 6)]
+    results = join.predicted_many(
+        "m", ids, [at(n) for n in range(1, 6)], [{"event": n} for n in range(1, 6)]
+    )
+    assert [match for match, _ in results] == [None] * 5
+    assert [[e.prediction_id for e in gone] for _, gone in results] == [
+        [],
+        [],
+        ["p0"],
+        ["p1"],
+        ["p2"],
+    ]
+    assert all(e.evicted for _, gone in results for e in gone)
+    assert [prediction_id for prediction_id, _, _ in join._held["m"]] == ["p3", "p4", "p5"]
