@@ -7,6 +7,7 @@ another worker, or a worker restarts, faust replays that part of the
 changelog, and the label join and the alerts go on where they stopped.
 """
 
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -19,6 +20,19 @@ LABEL_JOIN_TABLE = "label-join"
 
 ALERT_STATE_TABLE = "alert-state"
 """Each model version's open alerts, cooldowns and retraining state."""
+
+
+COMPACT_EVERY = 256
+"""Flushes between two looks at whether the table's dict has far more room than keys."""
+
+_ROOMY_BYTES = 1 << 20
+"""A dict below this size is left as it is, whatever its room."""
+
+_BYTES_PER_KEY = 48
+"""About what a dict needs per key (its slot, its share of free slots and index), generously."""
+
+_ROOM_FACTOR = 8
+"""A dict with this many times the room its keys need is rebuilt."""
 
 
 class TableStore(MutableMapping[str, bytes]):
@@ -53,6 +67,7 @@ class TableStore(MutableMapping[str, bytes]):
         """Buffered changes by key: the value (None: deleted) and its event's partition."""
         self.partition: int | None = None
         """The input partition of the message being processed, where there is no faust event."""
+        self._flushes = 0
 
     def __getitem__(self, key: str) -> bytes:
         pending = self._pending.get(key)
@@ -122,7 +137,29 @@ class TableStore(MutableMapping[str, bytes]):
                 self._write(raw, value, partition)
                 written += 1
             del self._pending[key]
+        self._flushes += 1
+        if self._flushes % COMPACT_EVERY == 0:
+            self.compact()
         return written
+
+    def compact(self) -> bool:
+        """Rebuild the table's in-memory dict if it has far more room than its keys need.
+
+        A Python dict never gives back the room it grew to. The label join's
+        table grows while labels lag their predictions (hundreds of thousands
+        of entries waiting), then empties as they are matched: its dict kept
+        ~20 MiB for the few thousand keys left. Rebuilt, it takes what they
+        need. Whether it was rebuilt; only a faust memory store's dict is.
+        """
+        store: Any = getattr(self.table, "data", None)
+        data = getattr(store, "data", None)
+        if not isinstance(data, dict):
+            return False
+        size = sys.getsizeof(data)
+        if size < _ROOMY_BYTES or size < _ROOM_FACTOR * _BYTES_PER_KEY * len(data):
+            return False
+        store.data = dict(data)
+        return True
 
     def _partition(self) -> int | None:
         """The partition of the message the agent processes now, if known."""
