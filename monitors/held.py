@@ -99,9 +99,9 @@ class HeldPredictions:
             raise IndexError("no prediction is held")
         return self._times[-1]
 
-    def times(self, start: int = 0) -> "array[int]":
-        """The event times held from the ``start``-th earliest on, earliest first (a copy)."""
-        return self._times[self._start + start :]
+    def times(self) -> "array[int]":
+        """The event times held, earliest first (a copy)."""
+        return self._times[self._start :]
 
     def peek(self) -> tuple[str, int]:
         """The prediction id and event time of the earliest held (IndexError: none)."""

@@ -647,10 +647,11 @@ class LabelJoin:
         """:meth:`predicted_many` for a model still holding its predictions, when it can be
         done at once; None (and nothing done) when not.
 
-        It can when the model holds some already (so the share each model
-        may hold stays as it is), none of the predictions is held or given
-        twice, they come in event-time order and after those held, no bound
-        of all entries is reached, and no eviction waits to be handed out.
+        It can when the model has had no label, none of the predictions is
+        held or given twice, they come in event-time order and after those
+        held, no bound of all entries is reached, and no eviction waits to be
+        handed out. (A model holding none yet starts to, as its first
+        prediction one by one would, before its share is worked out.)
         Then each prediction pushes the earliest held out past the model's
         share, and the watermark it raises expires the earliest held before
         it: the predictions that leave are the earliest of those held and
