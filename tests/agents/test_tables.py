@@ -203,97 +203,36 @@ def test_a_buffered_store_reads_as_a_dict_and_flushes_only_net_changes(initial, 
         assert all((k in store) == (k in model) for k in "abcd")
 
 
-@dataclass
-class MemoryStore:
-    """What a faust memory store keeps: a plain dict, rebound as a whole if need be."""
+def test_a_faust_memory_tables_dict_left_far_roomier_than_its_keys_is_rebuilt():
+    import faust
 
-    data: dict[bytes, bytes] = field(default_factory=dict)
-
-    def __getitem__(self, key: bytes) -> bytes:
-        return self.data[key]
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.data[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        del self.data[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
-@dataclass
-class StoreTable:
-    """A table whose ``data`` is a store holding a dict, as a faust table's is."""
-
-    data: MemoryStore = field(default_factory=MemoryStore)
-
-    def __getitem__(self, key: bytes) -> bytes:
-        return self.data[key]
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.data[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        del self.data[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.data
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.data.get(key)
-
-    def keys(self) -> Any:
-        return self.data.data.keys()
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
-def test_a_dict_left_far_roomier_than_its_keys_is_rebuilt_with_the_same_content():
-    table = StoreTable()
-    store = TableStore(table, write_behind=True)
+    app = faust.App("compact-test", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=1)
+    store = TableStore(table)
     for n in range(100_000):
-        store[f"k{n}"] = b"v"
-    store.flush()
+        table.data[str(n).encode()] = b"v"
     assert not store.compact()  # full: nothing to give back
     for n in range(99_000):
-        del store[f"k{n}"]
-    store.flush()
+        del table.data[str(n).encode()]
     before = dict(table.data.data)
     grown = sys.getsizeof(table.data.data)
     assert store.compact()
     assert table.data.data == before
     assert sys.getsizeof(table.data.data) < grown / 8
     assert not store.compact()  # nothing more to give back
-    assert store["k99999"] == b"v"
-    assert len(store) == 1_000
+    assert len(table.data) == 1_000
+    assert table.data[b"99999"] == b"v"
+    assert b"5" not in table.data
+
+
+def test_a_table_without_a_faust_memory_store_is_left_as_it_is():
+    assert not TableStore(ChangelogTable(data={str(n).encode(): b"v" for n in range(10)})).compact()
 
 
 def test_the_dict_is_looked_at_every_so_many_flushes(monkeypatch):
     looks = []
     monkeypatch.setattr(TableStore, "compact", lambda self: looks.append(1) or False)
-    store = TableStore(StoreTable(), write_behind=True)
+    store = TableStore(ChangelogTable(), write_behind=True)
     for _ in range(2 * COMPACT_EVERY):
         store.flush()
     assert len(looks) == 2
-
-
-def test_a_faust_memory_tables_dict_is_the_one_rebuilt():
-    import faust
-
-    app = faust.App("compact-test", broker="kafka://127.0.0.1:1", store="memory://")
-    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=1)
-    for n in range(100_000):
-        table.data[str(n).encode()] = b"v"
-    for n in range(99_000):
-        del table.data[str(n).encode()]
-    grown = sys.getsizeof(table.data.data)
-    assert TableStore(table).compact()
-    assert sys.getsizeof(table.data.data) < grown / 8
-    assert len(table.data) == 1_000
-    assert table.data[b"99999"] == b"v"
-    assert b"5" not in table.data
