@@ -28,14 +28,14 @@ bit, and a state restored from JSON continues exactly where it stopped.
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from itertools import repeat
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq
-from scipy.signal import lfilter
 
 State = dict[str, float | int | str | list[Any] | None]
 """A detector's state as plain JSON values (see ``to_state``)."""
@@ -933,12 +933,8 @@ class SerialDependence:
             differences = np.diff(values)
             squares = np.minimum(differences * differences, MAX_SQUARED_DIFFERENCE)
         if differences.size:
-            # Both sums in one filter call: row 0 the squares, row 1 the weights.
-            rows = np.vstack([squares, np.ones_like(differences)])
-            start = [[self._decay * self._total], [self._decay * self._weight]]
-            sums, _ = lfilter([1.0], [1.0, -self._decay], rows, axis=1, zi=start)
-            self._total = float(sums[0, -1])
-            self._weight = float(sums[1, -1])
+            self._total = _decayed(self._total, squares.tolist(), self._decay)
+            self._weight = _decayed(self._weight, repeat(1.0, differences.size), self._decay)
         self._last = float(values[-1])
         self._observations += taken
 
@@ -948,13 +944,14 @@ class SerialDependence:
         zs: npt.ArrayLike,
         lengths: Sequence[int] | None = None,
     ) -> None:
-        """:meth:`update_many` of each estimate on its row of ``zs``, in one filter call.
+        """:meth:`update_many` of each estimate on its row of ``zs``.
 
         The estimates must share one half-life and have taken a score before
         (each continues from its own last one); any other goes on its own.
         With ``lengths``, estimate ``k`` takes only the first ``lengths[k]``
-        scores of its row (the rest is padding): a causal filter's output at
-        a row's own last score is exactly what that row alone gives.
+        scores of its row (the rest is padding). The differences of all rows
+        are formed at once; estimates with the same weight and length (a
+        model's features, as a rule) share one weight recursion.
         """
         rows = np.asarray(zs, dtype=np.float64)
         counts = [rows.shape[1]] * len(estimates) if lengths is None else list(lengths)
@@ -980,15 +977,14 @@ class SerialDependence:
             differences = np.diff(values, axis=1)
             squares = np.minimum(differences * differences, MAX_SQUARED_DIFFERENCE)
         decay = estimates[joint[0]]._decay
-        stacked = np.vstack([squares, np.ones_like(squares)])
-        start = [[decay * estimates[number]._total] for number in joint] + [
-            [decay * estimates[number]._weight] for number in joint
-        ]
-        sums, _ = lfilter([1.0], [1.0, -decay], stacked, axis=1, zi=start)
-        for row, number in enumerate(joint):
+        weights: dict[tuple[float, int], float] = {}
+        for row, (number, squared) in enumerate(zip(joint, squares.tolist(), strict=True)):
             estimate, count = estimates[number], counts[number]
-            estimate._total = float(sums[row, count - 1])
-            estimate._weight = float(sums[len(joint) + row, count - 1])
+            estimate._total = _decayed(estimate._total, squared[:count], decay)
+            key = (estimate._weight, count)
+            if key not in weights:
+                weights[key] = _decayed(estimate._weight, repeat(1.0, count), decay)
+            estimate._weight = weights[key]
             estimate._last = float(values[row, count])
             estimate._observations += count
 
@@ -1042,6 +1038,25 @@ class SerialDependence:
         estimator._last = None if last is None else _number(state, "last")
         estimator._observations = _integer(state, "observations")
         return estimator
+
+
+def _decayed(total: float, values: Iterable[float], decay: float) -> float:
+    """``total`` with each value folded in as ``decay * total + value``, in order.
+
+    One float step per value, exactly as :meth:`SerialDependence.update`
+    takes it, so any split of the values gives the same bits. A plain loop:
+    a recursive filter would be vectorised, but none outside scipy.signal
+    keeps the bits, and that package alone adds ~5 MiB and half a second to
+    a worker's start. Measured, the loop makes
+    :meth:`SerialDependence.update_together` of 20 features about a fifth
+    dearer (~1.3 µs an event, from ~1.1).
+
+    >>> _decayed(1.0, [1.0, 2.0], 0.5)
+    2.75
+    """
+    for value in values:
+        total = decay * total + value
+    return total
 
 
 def _number(state: State, key: str) -> float:
