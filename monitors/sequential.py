@@ -1046,10 +1046,10 @@ def _decayed(total: float, values: Iterable[float], decay: float) -> float:
     One float step per value, exactly as :meth:`SerialDependence.update`
     takes it, so any split of the values gives the same bits. A plain loop:
     a recursive filter would be vectorised, but none outside scipy.signal
-    keeps the bits, and that package alone adds ~5 MiB and half a second to
-    a worker's start. Measured, the loop makes
-    :meth:`SerialDependence.update_together` of 20 features about a fifth
-    dearer (~1.3 µs an event, from ~1.1).
+    keeps the bits, and importing that package adds ~2.8 MiB and 0.1 s to a
+    worker's start (beside the rest of scipy it loads anyway). Measured, the
+    loop makes :meth:`SerialDependence.update_together` of 20 features about
+    a fifth dearer (~1.3 µs an event, from ~1.1).
 
     >>> _decayed(1.0, [1.0, 2.0], 0.5)
     2.75
