@@ -175,6 +175,35 @@ def summary(timed: list[dict[str, Any]], alerts: int, rate: float, events: int) 
     }
 
 
+def pooled(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several trials' figures as one: p50, p99 and max over every alert of every trial.
+
+    A trial's p99 rests on a few dozen alerts, and on this shared machine
+    trials at one rate spread by a factor of three; the pooled p99 is set by
+    the worst trials, so it is the cautious reading. Each trial's own
+    figures come along (``trials``, without their alerts), and each alert
+    says which trial it came from.
+    """
+    if len(trials) == 1:
+        return trials[0]
+    timed = [
+        {**alert, "trial": number}
+        for number, trial in enumerate(trials)
+        for alert in trial["timed"]
+    ]
+    figures = summary(
+        timed,
+        sum(trial["alerts"] for trial in trials),
+        trials[0]["rate_events_per_second"],
+        sum(trial["events"] for trial in trials),
+    )
+    figures["behind_at_end_seconds"] = max(trial["behind_at_end_seconds"] for trial in trials)
+    figures["trials"] = [
+        {key: value for key, value in trial.items() if key != "timed"} for trial in trials
+    ]
+    return figures
+
+
 def measure_alert_latency(
     settings: Settings,
     specs: list[ModelSpec],
@@ -229,15 +258,18 @@ def _wait_until_settled(worker: WorkerProcess, web_port: int, count: int, timeou
         time.sleep(0.2)
 
 
-def latency_settings(settings: Settings, workdir: Path) -> Settings:
-    """``settings`` with topics and a group of the latency run's own, and the status page on."""
-    name = f"{settings.app_id}-latency"
+def latency_settings(settings: Settings, workdir: Path, trial: int = 0) -> Settings:
+    """``settings`` with topics and a group of the latency run's own, and the status page on.
+
+    Each ``trial`` after the first gets topics and a group of its own too.
+    """
+    name = f"{settings.app_id}-latency" + (f"-{trial}" if trial else "")
     topics = own_topics(name)
     return settings.model_copy(
         update={
             **topics,
             "app_id": name,
-            "data_dir": workdir / "latency",
+            "data_dir": workdir / name,
             "web_enabled": True,
             "web_port": free_port(),
         }

@@ -47,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.alert_latency import latency_settings, measure_alert_latency
+from benchmarks.alert_latency import latency_settings, measure_alert_latency, pooled
 from benchmarks.probes import free_port, own_topics
 from benchmarks.throughput_paths import (
     Bench,
@@ -99,6 +99,8 @@ class Options:
     """The specs' drift warm-up; None keeps the spec's default (what a new user gets)."""
     latency: bool = True
     latency_shifted_events: int = 1_000
+    latency_trials: int = 1
+    """Latency runs per layout, each on topics of its own; their alerts are pooled."""
     state_events: int = 10_000
     scaling: bool = False
     scaling_events: int = 1_000_000
@@ -247,13 +249,18 @@ def run_layout(
         if options.latency:
             rate = summaries["c"]["events_per_second"] / 2
             progress(f"{layout.title}: alert latency at {rate:,.0f} events/s")
-            figures["alert_latency"] = measure_alert_latency(
-                latency_settings(bench.settings, workdir),
-                bench.specs,
-                rate=rate,
-                shifted_events=options.latency_shifted_events,
-                log=workdir / "latency.log",
-                timeout=options.timeout_for(options.events),
+            figures["alert_latency"] = pooled(
+                [
+                    measure_alert_latency(
+                        latency_settings(bench.settings, workdir, trial),
+                        bench.specs,
+                        rate=rate,
+                        shifted_events=options.latency_shifted_events,
+                        log=workdir / f"latency-{trial}.log",
+                        timeout=options.timeout_for(options.events),
+                    )
+                    for trial in range(options.latency_trials)
+                ]
             )
     return figures
 
@@ -388,10 +395,18 @@ def layout_table(figures: dict[str, Any], repeats: int) -> list[str]:
 
 
 def latency_line(latency: dict[str, Any]) -> str:
+    trials = latency.get("trials", [])
+    each = (
+        f" ({len(trials)} runs pooled; p99 of each: "
+        + ", ".join(f"{number(trial['p99_seconds'], 3)} s" for trial in trials)
+        + ")"
+        if trials
+        else ""
+    )
     return (
         f"alert latency at {latency['rate_events_per_second']:,.0f} events/s: "
         f"p50 {number(latency['p50_seconds'], 3)} s, p99 {number(latency['p99_seconds'], 3)} s, "
-        f"max {number(latency['max_seconds'], 3)} s over {latency['alerts_timed']} alerts; "
+        f"max {number(latency['max_seconds'], 3)} s over {latency['alerts_timed']} alerts{each}; "
         f"the worker settled the last event {latency['behind_at_end_seconds']:.1f} s after "
         "its produce"
     )
@@ -455,6 +470,12 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
         default=defaults.latency_shifted_events,
         help="events per model after the shift, in the latency run",
     )
+    parser.add_argument(
+        "--latency-trials",
+        type=int,
+        default=defaults.latency_trials,
+        help="latency runs per layout, their alerts pooled",
+    )
     parser.add_argument("--state-events", type=int, default=defaults.state_events)
     parser.add_argument("--scaling", action="store_true", help="also the 100-model memory case")
     parser.add_argument("--scaling-events", type=int, default=defaults.scaling_events)
@@ -465,6 +486,8 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
     paths = tuple(path.strip() for path in args.paths.split(",") if path.strip())
     if unknown := set(paths) - {"a", "b", "c", "d"}:
         parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
+    if args.latency_trials < 1:
+        parser.error("--latency-trials must be at least 1")
     options = Options(
         events=args.events,
         repeats=args.repeats,
@@ -473,6 +496,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
         warmup_events=args.warmup_events,
         latency=not args.no_latency,
         latency_shifted_events=args.latency_shifted_events,
+        latency_trials=args.latency_trials,
         state_events=args.state_events,
         scaling=args.scaling,
         scaling_events=args.scaling_events,

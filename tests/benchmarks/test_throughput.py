@@ -30,6 +30,7 @@ TINY = throughput.Options(
     layouts=("10-models",),
     warmup_events=200,
     latency_shifted_events=300,
+    latency_trials=2,
     state_events=1_000,
     scaling_events=1_000,
     timeout=240,
@@ -87,7 +88,11 @@ def test_worker_memory_and_commits_are_reported(layout_figures):
 
 def test_alert_latency_times_alerts_of_published_events(layout_figures):
     latency = layout_figures["alert_latency"]
-    assert latency["events"] == 10 * (200 + 300)
+    assert latency["events"] == 2 * 10 * (200 + 300)  # two trials, pooled
+    assert [trial["events"] for trial in latency["trials"]] == [10 * (200 + 300)] * 2
+    assert latency["alerts_timed"] == sum(trial["alerts_timed"] for trial in latency["trials"])
+    assert {alert["trial"] for alert in latency["timed"]} == {0, 1}
+    assert all("timed" not in trial for trial in latency["trials"])
     assert 0 < latency["alerts_timed"] <= latency["alerts"]
     assert 0 < latency["p50_seconds"] <= latency["p99_seconds"] <= latency["max_seconds"]
     assert latency["behind_at_end_seconds"] > 0
