@@ -156,7 +156,7 @@ class Intake:
         settings: Settings,
         registry: ModelRegistry,
         *,
-        label_store: MutableMapping[str, bytes] | None = None,
+        label_store: MutableMapping[bytes, bytes] | None = None,
         alert_store: MutableMapping[str, bytes] | None = None,
     ) -> None:
         self.settings = settings

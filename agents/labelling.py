@@ -126,7 +126,7 @@ class LabelDesk:
         dead_letter: DeadLetterSink,
         alert: AlertSink,
         resolve: ResolutionSink,
-        store: MutableMapping[str, bytes] | None = None,
+        store: MutableMapping[bytes, bytes] | None = None,
         held_before_first_label: int = 2_000,
     ) -> None:
         self.settings = settings

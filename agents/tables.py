@@ -9,7 +9,7 @@ changelog, and the label join and the alerts go on where they stopped.
 
 import sys
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from faust.streams import current_event
 
@@ -35,11 +35,16 @@ _ROOM_FACTOR = 8
 """A dict with this many times the room its keys need is rebuilt."""
 
 
-class TableStore(MutableMapping[str, bytes]):
-    """A faust table of raw bytes seen as a mapping of text keys to bytes.
+K = TypeVar("K", bound=str | bytes)
 
-    Keys travel as UTF-8 bytes so that a recovered table (whose keys come
-    back from Kafka as bytes) and a live one agree.
+
+class TableStore(MutableMapping[K, bytes], Generic[K]):
+    """A faust table of raw bytes seen as a mapping of keys (``key_type``) to bytes.
+
+    Keys travel as bytes (text ones UTF-8 encoded) so that a recovered table
+    (whose keys come back from Kafka as bytes) and a live one agree. A
+    ``bytes`` key is stored as the very object given, so a caller that
+    keeps its keys (the label join does) keeps them once.
 
     With ``write_behind``, writes and deletes are buffered: reads see them at
     once, and :meth:`flush` writes the net change of each key to the table
@@ -60,51 +65,52 @@ class TableStore(MutableMapping[str, bytes]):
     written while an agent processes an event, as faust requires.
     """
 
-    def __init__(self, table: Any, *, write_behind: bool = False) -> None:
+    def __init__(self, table: Any, key_type: type[K], *, write_behind: bool = False) -> None:
         self.table = table
+        self.key_type: type[K] = key_type
         self.write_behind = write_behind
-        self._pending: dict[str, tuple[bytes | None, int | None]] = {}
+        self._pending: dict[K, tuple[bytes | None, int | None]] = {}
         """Buffered changes by key: the value (None: deleted) and its event's partition."""
         self.partition: int | None = None
         """The input partition of the message being processed, where there is no faust event."""
         self._flushes = 0
 
-    def __getitem__(self, key: str) -> bytes:
+    def __getitem__(self, key: K) -> bytes:
         pending = self._pending.get(key)
         if pending is not None:
             if pending[0] is None:
                 raise KeyError(key)
             return pending[0]
-        value = self.table[key.encode("utf-8")]
+        value = self.table[_raw(key)]
         if value is None:
             raise KeyError(key)
         return bytes(value)
 
-    def __setitem__(self, key: str, value: bytes) -> None:
+    def __setitem__(self, key: K, value: bytes) -> None:
         if self.write_behind:
             self._pending[key] = (value, self._partition())
         else:
-            self.table[key.encode("utf-8")] = value
+            self.table[_raw(key)] = value
 
-    def __delitem__(self, key: str) -> None:
+    def __delitem__(self, key: K) -> None:
         if not self.write_behind:
-            del self.table[key.encode("utf-8")]
+            del self.table[_raw(key)]
             return
         if key not in self:
             raise KeyError(key)
         self._pending[key] = (None, self._partition())
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
+        if not isinstance(key, self.key_type):
             return False
         pending = self._pending.get(key)
         if pending is not None:
             return pending[0] is not None
-        return key.encode("utf-8") in self.table
+        return _raw(key) in self.table
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[K]:
         for raw in list(self.table.keys()):
-            key = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            key = self._key(raw)
             if key not in self._pending:
                 yield key
         for key, (value, _) in list(self._pending.items()):
@@ -114,7 +120,7 @@ class TableStore(MutableMapping[str, bytes]):
     def __len__(self) -> int:
         change = 0
         for key, (value, _) in self._pending.items():
-            change += (value is not None) - (key.encode("utf-8") in self.table)
+            change += (value is not None) - (_raw(key) in self.table)
         return len(self.table) + change
 
     @property
@@ -131,7 +137,7 @@ class TableStore(MutableMapping[str, bytes]):
         """
         written = 0
         for key, (value, partition) in list(self._pending.items()):
-            raw = key.encode("utf-8")
+            raw = _raw(key)
             held = self.table.get(raw) if raw in self.table else None
             if held != value:  # a delete of a key the table lacks, or the same value: nothing
                 self._write(raw, value, partition)
@@ -161,6 +167,11 @@ class TableStore(MutableMapping[str, bytes]):
         store.data = dict(data)
         return True
 
+    def _key(self, raw: Any) -> K:
+        """A key of the table as this mapping gives it."""
+        encoded = raw if isinstance(raw, bytes) else str(raw).encode("utf-8")
+        return cast(K, encoded if self.key_type is bytes else encoded.decode("utf-8"))
+
     def _partition(self) -> int | None:
         """The partition of the message the agent processes now, if known."""
         event = current_event()
@@ -181,6 +192,11 @@ class TableStore(MutableMapping[str, bytes]):
         else:
             send_changelog(partition, raw, value)
             self.table.data[raw] = value
+
+
+def _raw(key: str | bytes) -> bytes:
+    """A key as the table keeps it: ``bytes`` as given, text UTF-8 encoded."""
+    return key if isinstance(key, bytes) else key.encode("utf-8")
 
 
 def label_join_table(dapp: DriftlineApp) -> Any:

@@ -54,8 +54,8 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         intake=Intake(
             dapp.settings,
             registry,
-            label_store=TableStore(table, write_behind=True),
-            alert_store=TableStore(alert_state, write_behind=True),
+            label_store=TableStore(table, bytes, write_behind=True),
+            alert_store=TableStore(alert_state, str, write_behind=True),
         ),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),

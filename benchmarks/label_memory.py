@@ -6,7 +6,8 @@ worker's :class:`~driftline.agents.labelling.LabelDesk` with a dict as the
 join's store, and measures with tracemalloc what stays allocated:
 
 - the join: what the label join's store and indexes hold (allocations made
-  in ``monitors/labels.py``), per waiting prediction;
+  in ``monitors/labels.py``, ``monitors/waiting.py`` and ``monitors/held.py``),
+  per waiting prediction;
 - the desk: everything the desk holds after the predictions (the join, the
   performance monitor's open windows), per prediction.
 
@@ -34,7 +35,7 @@ from driftline.streams.settings import Settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CLASSES = ["repaid", "defaulted"]
-JOIN_FILE = str(Path("monitors") / "labels.py")
+JOIN_FILES = [str(Path("monitors") / name) for name in ("labels.py", "waiting.py", "held.py")]
 
 
 def spec(model_id: str) -> ModelSpec:
@@ -108,8 +109,9 @@ def measure(predictions: int, labelled: bool) -> tuple[float, float, int]:
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
-    join = after.filter_traces([tracemalloc.Filter(True, f"*{JOIN_FILE}")])
-    join_before = before.filter_traces([tracemalloc.Filter(True, f"*{JOIN_FILE}")])
+    in_join = [tracemalloc.Filter(True, f"*{name}") for name in JOIN_FILES]
+    join = after.filter_traces(in_join)
+    join_before = before.filter_traces(in_join)
     join_bytes = _total(join) - _total(join_before)
     desk_bytes = _total(after) - _total(before)
     return join_bytes / predictions, desk_bytes / predictions, desk.join.pending_predictions

@@ -28,10 +28,12 @@ waits, and becomes an orphan, like any other label whose prediction never
 came. Whether a model has had a label is kept in the store (its label
 watermark), so it survives a restart.
 
-All durable state lives in an injectable ``MutableMapping[str, bytes]`` (a
+All durable state lives in an injectable ``MutableMapping[bytes, bytes]`` (a
 faust Table in the worker, whose writes go to a Kafka changelog; a dict in
-tests). Keys are compact JSON arrays, values compact JSON, event times
-integer microseconds since the epoch (an exact round trip):
+tests). Keys are compact JSON arrays (UTF-8), values compact JSON, event
+times integer microseconds since the epoch (an exact round trip). The join
+keeps the key object it stores under to find the entry again, so a key
+costs its bytes once:
 
 * ``[model_id, prediction_id]``: ``["p" | "l", time, payload]``, a
   prediction or a label waiting for its partner. Values written before this
@@ -74,22 +76,24 @@ import orjson
 
 from driftline.monitors.held import HeldPredictions
 from driftline.monitors.matched import MatchedIds, digest
+from driftline.monitors.waiting import Item, WaitingEntries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PREDICTION, _LABEL, _MARKER = "p", "l", "m"  # how an entry's side is stored
 _LEGACY_SIDES = {"prediction": _PREDICTION, "label": _LABEL, "labelled": _MARKER}
-_Item = tuple[int, str, str]  # a heap item: (event time in microseconds, store key, side code)
+_Item = Item  # a waiting entry: (event time in microseconds, store key, side code)
 _Entry = tuple[str, int, Any]  # an entry: (side code, event time in microseconds, payload)
 _MATCHED = "matched"  # the middle part of a marker segment's key
 _MARK = struct.Struct("<qq")  # a marker in a segment: (digest, time)
 
 STALE_SWEEP_AT = 64
-"""A model's heap is swept of the items of matched entries once it has this many (and they
-are at least half of it). An item costs ~180 bytes until then: with labels that follow
-their predictions closely, a model's heap is mostly such items, so a small number keeps
-them few (1,024 kept 50 labelled models ~9 MiB heavier), and the half keeps a sweep's
-cost per match under two reads."""
+"""A model's waiting entries (:class:`~driftline.monitors.waiting.WaitingEntries`) are swept
+of the items of matched entries once it has this many (and they are at least half of them).
+An item costs its key (~80 bytes) and 17 more until then: with labels that follow their
+predictions closely, a model's items are mostly such, so a small number keeps them few
+(1,024 kept 50 labelled models ~9 MiB heavier when items were heap tuples), and the half
+keeps a sweep's cost per match under two reads."""
 
 MARKS_PER_SEGMENT = 64
 """Markers stored under one key: a segment is rewritten whenever one of its
@@ -101,7 +105,7 @@ a key over many markers."""
 class _Segment:
     """Where some of a model's markers are stored, and their span of event time."""
 
-    key: str
+    key: bytes
     count: int
     earliest: int
     latest: int
@@ -222,7 +226,7 @@ class LabelJoin:
     :class:`Expired` by the next :meth:`advance` of any model, so calling it
     after every event loses none. Finding it costs one look per model.
 
-    The heaps of entries by event time, the watermarks and the counts are
+    The entries by event time, the watermarks and the counts are
     derived from the store. The constructor does not read it (a faust Table
     is not recovered yet then): call :meth:`rebuild` once it is filled.
 
@@ -280,7 +284,7 @@ class LabelJoin:
     def __init__(
         self,
         retention: timedelta,
-        store: MutableMapping[str, bytes] | None = None,
+        store: MutableMapping[bytes, bytes] | None = None,
         max_entries: int = 1_000_000,
         held_before_first_label: int = 2_000,
         max_held: int = 100_000,
@@ -296,12 +300,13 @@ class LabelJoin:
         if max_held < 0:
             raise ValueError(f"max_held must be at least 0, got {max_held}")
         self.retention = retention
-        self.store: MutableMapping[str, bytes] = {} if store is None else store
+        self.store: MutableMapping[bytes, bytes] = {} if store is None else store
         self.max_entries = max_entries
         self.held_before_first_label = held_before_first_label
         self.max_held = max_held
         self._retention_us = retention // _MICROSECOND
-        self._heaps: dict[str, list[_Item]] = {}
+        self._waiting: dict[str, WaitingEntries] = {}
+        """Each model's stored entries by event time (stale ones too, until swept)."""
         self._watermarks: dict[str, dict[str, int]] = {}
         self._furthest: dict[str, int] = {}
         """Each side's watermark over all models: how far that topic has been read."""
@@ -313,9 +318,9 @@ class LabelJoin:
         """Models that have had a label: their entries wait in the store."""
         self._held: dict[str, HeldPredictions] = {}
         """The predictions of the models without a label yet, by model: memory only."""
-        self._watermark_keys: dict[str, str] = {}
+        self._watermark_keys: dict[str, bytes] = {}
         self._stale: dict[str, int] = {}
-        """Heap items of each model whose entry went without the item (at most), to sweep."""
+        """Items of each model whose entry went without the item (at most), to sweep."""
         self._matched: dict[str, MatchedIds] = {}
         """Each model's markers: digests of its labelled prediction ids, with their times."""
         self._segments: dict[str, dict[int, _Segment]] = {}
@@ -380,17 +385,17 @@ class LabelJoin:
         of event time, then model and prediction id.
         """
         gone, self._evicted = self._evicted, []
-        heap = self._heaps.get(model_id)
+        waiting = self._waiting.get(model_id)
         held = self._held.get(model_id)
-        horizon = self._horizon(model_id) if heap or held or model_id in self._matched else None
+        horizon = self._horizon(model_id) if waiting or held or model_id in self._matched else None
         if horizon is not None and model_id in self._matched:
             self._expire_marks(model_id, horizon)
         if held and horizon is not None:
             while held and held.oldest_time < horizon:
                 gone.append(self._let_go(model_id, held, evicted=False))
-        if heap and horizon is not None:
-            while heap and heap[0][0] < horizon:
-                item = heapq.heappop(heap)
+        if waiting and horizon is not None:
+            while waiting and waiting.peek()[0] < horizon:
+                item = waiting.pop()
                 entry = self._live(model_id, item)
                 if entry is not None:
                     expired = self._remove(model_id, item, entry, evicted=False)
@@ -405,7 +410,7 @@ class LabelJoin:
         return model_id in self._labelled_models
 
     def rebuild(self) -> None:
-        """Derive the heaps, watermarks and counts from the store (and the held predictions).
+        """Derive the entries by time, watermarks and counts from the store (and the held ones).
 
         A model's watermarks are the ones stored under ``[model_id]``;
         without them (a store written otherwise), the latest event time stored
@@ -419,7 +424,8 @@ class LabelJoin:
         model the store says had one has its held ones pushed out, as
         unlabelled: its stored state, written elsewhere, wins).
         """
-        self._heaps, self._watermarks, self._counts = {}, {}, Counter()
+        self._watermarks, self._counts = {}, Counter()
+        stored: dict[str, list[_Item]] = {}
         self._matched, self._segments, self._segment_heaps = {}, {}, {}
         self._stale = {}
         self._furthest = {}
@@ -449,7 +455,7 @@ class LabelJoin:
             model_id = parts[0]
             self._labelled_models.add(model_id)
             latest[model_id] = max(time, latest.get(model_id, time))
-            self._heaps.setdefault(model_id, []).append((time, key, code))
+            stored.setdefault(model_id, []).append((time, key, code))
             self._counts[code] += 1
             self._size += 1
         for model_id, time in latest.items():
@@ -463,8 +469,7 @@ class LabelJoin:
                 continue
             self._counts[_PREDICTION] += len(held)
             self._size += len(held)
-        for heap in self._heaps.values():
-            heapq.heapify(heap)
+        self._waiting = {model_id: WaitingEntries(items) for model_id, items in stored.items()}
         for segment_heap in self._segment_heaps.values():
             heapq.heapify(segment_heap)
         for model_id, segments in self._segments.items():  # the newest last, as written
@@ -525,12 +530,12 @@ class LabelJoin:
         """Entries kept (waiting predictions and labels, and markers): what is bounded."""
         return self._size
 
-    def _get(self, key: str) -> _Entry | None:
+    def _get(self, key: bytes) -> _Entry | None:
         """The stored entry under ``key`` (of a model that had a label), if any."""
         raw = self.store.get(key)
         return None if raw is None else _decode(raw)
 
-    def _watermark_key(self, model_id: str) -> str:
+    def _watermark_key(self, model_id: str) -> bytes:
         key = self._watermark_keys.get(model_id)
         if key is None:
             key = self._watermark_keys[model_id] = _key(model_id)
@@ -584,24 +589,24 @@ class LabelJoin:
         self._labelled_models.add(model_id)
         held = self._held.pop(model_id, None)
         if held:
-            heap = self._heaps.setdefault(model_id, [])
+            waiting = self._waiting.setdefault(model_id, WaitingEntries())
             for prediction_id, time, payload in held:
                 key = _key(model_id, prediction_id)
                 self.store[key] = _encode((_PREDICTION, time, payload))
-                heapq.heappush(heap, (time, key, _PREDICTION))
+                waiting.push(time, key, _PREDICTION)
         self.store[self._watermark_key(model_id)] = _dumps(self._watermarks[model_id])
 
-    def _write(self, model_id: str, key: str, entry: _Entry) -> None:
+    def _write(self, model_id: str, key: bytes, entry: _Entry) -> None:
         """Store a new entry of a model that had a label and index it; evict past the bound.
 
         (A model without a label yet holds its predictions instead: :meth:`_hold`.)
         """
         code, time, _ = entry
         self.store[key] = _encode(entry)
-        heap = self._heaps.get(model_id)
-        if heap is None:
-            heap = self._heaps[model_id] = []
-        heapq.heappush(heap, (time, key, code))
+        waiting = self._waiting.get(model_id)
+        if waiting is None:
+            waiting = self._waiting[model_id] = WaitingEntries()
+        waiting.push(time, key, code)
         self._counts[code] += 1
         self._size += 1
         while self._size > self.max_entries:
@@ -665,7 +670,7 @@ class LabelJoin:
             not count
             or self._evicted
             or model_id in self._labelled_models
-            or model_id in self._heaps
+            or model_id in self._waiting
             or model_id in self._matched
             or self._size + count > self.max_entries
         ):
@@ -750,14 +755,14 @@ class LabelJoin:
         A marker (of the segments) comes before an entry of the same time.
         """
         tops = []
-        for model_id in self._heaps.keys() | self._matched.keys() | self._held.keys():
+        for model_id in self._waiting.keys() | self._matched.keys() | self._held.keys():
             top = self._top(model_id)
             if top is not None:
                 tops.append((top, model_id))
         return tops
 
     def _top(self, model_id: str) -> _Item | None:
-        """The model's oldest live item, or its oldest marker as ``(time, "", "m")``.
+        """The model's oldest live item, or its oldest marker as ``(time, b"", "m")``.
 
         For a model without a label yet: its earliest held prediction, as an item.
         """
@@ -767,14 +772,14 @@ class LabelJoin:
                 return None
             prediction_id, time = held.peek()
             return time, _key(model_id, prediction_id), _PREDICTION
-        heap = self._heaps.get(model_id)
-        while heap and self._live(model_id, heap[0]) is None:
-            heapq.heappop(heap)  # lazily invalidated: matched, expired or replaced
+        waiting = self._waiting.get(model_id)
+        while waiting and self._live(model_id, waiting.peek()) is None:
+            waiting.pop()  # lazily invalidated: matched, expired or replaced
         matched = self._matched.get(model_id)
         oldest = None if matched is None else matched.oldest()
-        mark = None if oldest is None else (oldest[0], "", _MARKER)
-        if heap and (mark is None or heap[0] < mark):
-            return heap[0]
+        mark = None if oldest is None else (oldest[0], b"", _MARKER)
+        if waiting and (mark is None or waiting.peek() < mark):
+            return waiting.peek()
         return mark
 
     def _evict(self, model_id: str) -> None:
@@ -785,13 +790,13 @@ class LabelJoin:
             return
         top = self._top(model_id)
         assert top is not None
-        if top[1] == "":
+        if top[1] == b"":
             self._evict_mark(model_id)
             return
-        heap = self._heaps[model_id]
-        entry = self._live(model_id, heap[0])
+        waiting = self._waiting[model_id]
+        entry = self._live(model_id, waiting.peek())
         assert entry is not None
-        item = heapq.heappop(heap)
+        item = waiting.pop()
         marks = self._watermarks.get(model_id)
         early = not marks or item[0] >= min(marks.values()) - self._retention_us
         expired = self._remove(model_id, item, entry, evicted=early)
@@ -799,20 +804,19 @@ class LabelJoin:
             self._evicted.append(expired)
 
     def _left_behind(self, model_id: str) -> None:
-        """Count a heap item whose entry went (matched); sweep them out once they are many.
+        """Count an item whose entry went (matched); sweep them out once they are many.
 
         Such an item would otherwise stay until its time left the retention:
-        with labels a second behind their predictions, the heap of a busy
-        model would hold a week of them, ~180 bytes each. Sweeping when they
-        are more than half the heap costs each match under two reads.
+        with labels a second behind their predictions, a busy model would
+        hold a week of them, ~100 bytes each. Sweeping when they are more
+        than half of its items costs each match under two reads.
         """
         stale = self._stale.get(model_id, 0) + 1
-        heap = self._heaps[model_id]
-        if stale < STALE_SWEEP_AT or 2 * stale < len(heap):
+        waiting = self._waiting[model_id]
+        if stale < STALE_SWEEP_AT or 2 * stale < len(waiting):
             self._stale[model_id] = stale
             return
-        heap[:] = [item for item in heap if self._live(model_id, item) is not None]
-        heapq.heapify(heap)
+        waiting.keep(lambda item: self._live(model_id, item) is not None)
         self._stale[model_id] = 0
 
     # Markers: the predictions already labelled, kept in segments (see the module's docstring).
@@ -856,9 +860,9 @@ class LabelJoin:
             return
         self._counts[_MARKER] -= removed
         self._size -= removed
-        heap, segments = self._segment_heaps[model_id], self._segments[model_id]
-        while heap and heap[0][0] < horizon:
-            earliest, number = heapq.heappop(heap)
+        segment_heap, segments = self._segment_heaps[model_id], self._segments[model_id]
+        while segment_heap and segment_heap[0][0] < horizon:
+            earliest, number = heapq.heappop(segment_heap)
             segment = segments.get(number)
             if segment is not None and segment.earliest == earliest:  # else stale
                 marks = _marks(self.store[segment.key])
@@ -895,7 +899,7 @@ class LabelJoin:
         segment.earliest, segment.latest = int(kept[:, 1].min()), int(kept[:, 1].max())
         heapq.heappush(self._segment_heaps[model_id], (segment.earliest, number))
 
-    def _load_segment(self, model_id: str, key: str, number: int, raw: bytes) -> int | None:
+    def _load_segment(self, model_id: str, key: bytes, number: int, raw: bytes) -> int | None:
         """Take a stored segment's markers in (see :meth:`rebuild`); their latest time."""
         marks = _marks(raw)
         if not len(marks):
@@ -914,7 +918,7 @@ class LabelJoin:
         return segment.latest
 
     def _live(self, model_id: str, item: _Item) -> _Entry | None:
-        """The entry a heap item stands for, or None if it is stale."""
+        """The entry a waiting item stands for, or None if it is stale."""
         time, key, code = item
         entry = self._get(key)
         if entry is None:
@@ -922,7 +926,7 @@ class LabelJoin:
         return entry if entry[0] == code and entry[1] == time else None
 
     def _remove(self, model_id: str, item: _Item, entry: _Entry, evicted: bool) -> Expired | None:
-        """Delete the live entry of a heap item: an Expired, or None for a marker."""
+        """Delete the live entry of a waiting item: an Expired, or None for a marker."""
         time, key, code = item
         del self.store[key]
         self._counts[code] -= 1
@@ -965,9 +969,9 @@ def _marks(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype="<i8").reshape(-1, 2)
 
 
-def _key(*parts: str | int) -> str:
-    """A store key: the compact JSON array of ``parts``."""
-    return orjson.dumps(parts).decode()
+def _key(*parts: str | int) -> bytes:
+    """A store key: the compact JSON array of ``parts``, in bytes of their exact size."""
+    return _dumps(parts)
 
 
 def _micros(moment: datetime) -> int:

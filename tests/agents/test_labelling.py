@@ -40,11 +40,11 @@ LETTER = Output(Destination.DEAD_LETTERS, None, None)  # type: ignore[arg-type]
 
 def desk_with(
     *specs: ModelSpec, held: int = 2_000, **overrides: object
-) -> tuple[LabelDesk, dict[str, bytes], list[tuple[LabelMessage, Rejection]]]:
+) -> tuple[LabelDesk, dict[bytes, bytes], list[tuple[LabelMessage, Rejection]]]:
     registry = ModelRegistry()
     for spec in specs:
         registry.apply(Registration(spec))
-    store: dict[str, bytes] = {}
+    store: dict[bytes, bytes] = {}
     letters: list[tuple[LabelMessage, Rejection]] = []
 
     def dead_letter(message: LabelMessage, rejection: Rejection) -> Output:
@@ -105,9 +105,9 @@ def test_after_the_first_label_predictions_wait_in_the_store_compactly():
     predict(desk, CLASSIFIER, 0)
     label(desk, CLASSIFIER, 0, offset=7)
     predict(desk, CLASSIFIER, 1)
-    waiting = orjson.loads(store['["loans","p1"]'])
+    waiting = orjson.loads(store[b'["loans","p1"]'])
     assert waiting == ["p", waiting[1], ["4", 0, "repaid", [0.75, 0.25, None], [1, 1]]]
-    assert len(store['["loans","p1"]']) < 80
+    assert len(store[b'["loans","p1"]']) < 80
     monitor = desk.monitors[("loans", "4")]
     assert monitor.labelled_predictions == 1
     assert desk.counters.processed == 1

@@ -75,7 +75,7 @@ def processing(partition: int) -> Iterator[None]:
 
 def test_reads_see_buffered_writes_and_deletes_before_the_flush():
     table = CountingTable({b"old": b"1", b"gone": b"2"})
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     store["new"] = b"3"
     store["old"] = b"4"
     del store["gone"]
@@ -92,9 +92,23 @@ def test_reads_see_buffered_writes_and_deletes_before_the_flush():
     assert table == {b"old": b"4", b"new": b"3"}
 
 
+def test_bytes_keys_are_stored_as_the_objects_given():
+    table = CountingTable({b"old": b"1"})
+    store = TableStore(table, bytes, write_behind=True)
+    key = b'["m","p1"]'
+    store[key] = b"2"
+    assert (store[key], store[b"old"], "old" in store, b"old" in store) == (b"2", b"1", False, True)
+    assert sorted(store) == [b'["m","p1"]', b"old"]
+    assert store.flush() == 1
+    assert next(stored for stored in table if stored == key) is key  # kept once, not copied
+    del store[b"old"]
+    assert store.flush() == 1
+    assert table == {key: b"2"}
+
+
 def test_a_key_written_five_times_in_a_batch_is_written_once():
     table = CountingTable()
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     for value in range(5):
         store["k"] = str(value).encode()
     assert store.flush() == 1
@@ -104,7 +118,7 @@ def test_a_key_written_five_times_in_a_batch_is_written_once():
 
 def test_a_new_key_written_then_deleted_in_a_batch_is_never_written():
     table = CountingTable()
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     store["k"] = b"1"
     del store["k"]
     assert store.flush() == 0
@@ -113,7 +127,7 @@ def test_a_new_key_written_then_deleted_in_a_batch_is_never_written():
 
 def test_a_key_the_table_had_written_then_deleted_is_deleted_from_the_table():
     table = CountingTable({b"k": b"1"})
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     store["k"] = b"2"
     del store["k"]
     assert store.flush() == 1
@@ -123,14 +137,14 @@ def test_a_key_the_table_had_written_then_deleted_is_deleted_from_the_table():
 
 def test_a_key_set_back_to_the_value_the_table_holds_is_not_written():
     table = CountingTable({b"k": b"1"})
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     store["k"] = b"2"
     store["k"] = b"1"
     assert store.flush() == 0
 
 
 def test_deleting_a_missing_key_raises_as_a_mapping_does():
-    store = TableStore(CountingTable(), write_behind=True)
+    store = TableStore(CountingTable(), str, write_behind=True)
     with pytest.raises(KeyError):
         del store["k"]
     store["k"] = b"1"
@@ -141,7 +155,7 @@ def test_deleting_a_missing_key_raises_as_a_mapping_does():
 
 def test_without_write_behind_every_write_goes_to_the_table_at_once():
     table = CountingTable()
-    store = TableStore(table)
+    store = TableStore(table, str)
     store["k"] = b"1"
     store["k"] = b"2"
     assert table.messages == [(b"k", b"1"), (b"k", b"2")]
@@ -150,7 +164,7 @@ def test_without_write_behind_every_write_goes_to_the_table_at_once():
 
 def test_each_flushed_key_goes_to_the_changelog_partition_of_its_event():
     table = ChangelogTable(data={b"gone": b"0"})
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     with processing(partition=2):
         store["a"] = b"1"
         store["b"] = b"1"
@@ -177,7 +191,7 @@ tables = st.dictionaries(st.sampled_from("abcd"), st.binary(max_size=2))
 @given(tables, operations)
 def test_a_buffered_store_reads_as_a_dict_and_flushes_only_net_changes(initial, ops):
     table = CountingTable({key.encode(): value for key, value in initial.items()})
-    store = TableStore(table, write_behind=True)
+    store = TableStore(table, str, write_behind=True)
     model = dict(initial)
     flushed = dict(initial)  # what the table held at the last flush
     for op, key, value in ops:
@@ -208,7 +222,7 @@ def test_a_faust_memory_tables_dict_left_far_roomier_than_its_keys_is_rebuilt():
 
     app = faust.App("compact-test", broker="kafka://127.0.0.1:1", store="memory://")
     table = app.Table("t", key_type=bytes, value_type=bytes, partitions=1)
-    store = TableStore(table)
+    store = TableStore(table, str)
     for n in range(100_000):
         table.data[str(n).encode()] = b"v"
     assert not store.compact()  # full: nothing to give back
@@ -226,13 +240,14 @@ def test_a_faust_memory_tables_dict_left_far_roomier_than_its_keys_is_rebuilt():
 
 
 def test_a_table_without_a_faust_memory_store_is_left_as_it_is():
-    assert not TableStore(ChangelogTable(data={str(n).encode(): b"v" for n in range(10)})).compact()
+    table = ChangelogTable(data={str(n).encode(): b"v" for n in range(10)})
+    assert not TableStore(table, str).compact()
 
 
 def test_the_dict_is_looked_at_every_so_many_flushes(monkeypatch):
     looks = []
     monkeypatch.setattr(TableStore, "compact", lambda self: looks.append(1) or False)
-    store = TableStore(ChangelogTable(), write_behind=True)
+    store = TableStore(ChangelogTable(), str, write_behind=True)
     for _ in range(2 * COMPACT_EVERY):
         store.flush()
     assert len(looks) == 2

@@ -73,17 +73,17 @@ def test_a_prediction_never_labelled_expires_on_its_side():
 
 
 def test_the_effective_watermark_is_the_earlier_of_the_two_sides():
-    store: dict[str, bytes] = {}
+    store: dict[bytes, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
     join.labelled("m", "l1", at(50), {})
     assert join.watermark("m") is None  # no prediction read yet, of any model: nothing expires
     join.predicted("m", "p1", at(300), {})
     assert join.watermark("m") == at(50)  # the labels lag
     join.labelled("m", "l2", at(20), {})  # a late label does not lower its side
-    assert orjson.loads(store['["m"]']) == {"label": micros(50), "prediction": micros(300)}
+    assert orjson.loads(store[b'["m"]']) == {"label": micros(50), "prediction": micros(300)}
     join.labelled("m", "l3", at(400), {})
     assert join.watermark("m") == at(300)  # now the predictions lag
-    assert orjson.loads(store['["m"]']) == {"label": micros(400), "prediction": micros(300)}
+    assert orjson.loads(store[b'["m"]']) == {"label": micros(400), "prediction": micros(300)}
 
 
 def test_before_a_models_first_label_its_predictions_wait_for_the_labels_topic_as_a_whole():
@@ -287,36 +287,43 @@ def test_a_new_entry_older_than_all_others_can_be_the_one_evicted():
     assert join.advance("m") == [Expired(Side.LABEL, "m", "p0", at(40), {"label": 0}, True)]
 
 
-def test_the_state_is_json_text_keys_and_bytes_in_the_injected_store():
-    store: dict[str, bytes] = {}
+def test_the_state_is_json_keys_and_values_in_the_injected_store():
+    store: dict[bytes, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
     join.labelled("mødel", "p0", at(0), {"label": 0})
     join.predicted("mødel", "p1", at(1), {"score": 1})
     join.predicted("mødel", "p0", at(2), {"score": 0})
-    assert set(store) == {'["mødel"]', '["mødel","matched",0]', '["mødel","p1"]'}
+    assert {key.decode() for key in store} == {
+        '["mødel"]',
+        '["mødel","matched",0]',
+        '["mødel","p1"]',
+    }
     assert all(isinstance(value, bytes) for value in store.values())
-    assert orjson.loads(store['["mødel","p1"]']) == ["p", micros(1), {"score": 1}]
+    assert orjson.loads(store['["mødel","p1"]'.encode()]) == ["p", micros(1), {"score": 1}]
     # the marker: p0's digest and its prediction's time, as little-endian int64s
-    assert store['["mødel","matched",0]'] == struct.pack("<qq", digest("p0"), micros(2))
-    assert orjson.loads(store['["mødel"]']) == {"label": micros(0), "prediction": micros(2)}
+    assert store['["mødel","matched",0]'.encode()] == struct.pack("<qq", digest("p0"), micros(2))
+    assert orjson.loads(store['["mødel"]'.encode()]) == {
+        "label": micros(0),
+        "prediction": micros(2),
+    }
 
 
 def test_markers_share_segments_which_shrink_and_go_as_their_markers_expire():
-    store: dict[str, bytes] = {}
+    store: dict[bytes, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
     count = MARKS_PER_SEGMENT + 3
     for index in range(count):
         join.predicted("m", f"p{index}", at(index), {})
         assert isinstance(join.labelled("m", f"p{index}", at(index), {}), Match)
-    segments = sorted(key for key in store if "matched" in key)
-    assert segments == ['["m","matched",0]', '["m","matched",1]']
-    assert len(store['["m","matched",0]']) == 16 * MARKS_PER_SEGMENT
+    segments = sorted(key for key in store if b"matched" in key)
+    assert segments == [b'["m","matched",0]', b'["m","matched",1]']
+    assert len(store[b'["m","matched",0]']) == 16 * MARKS_PER_SEGMENT
     assert len(join) == count
     # the watermark moves on by the retention plus 2 s: the markers of p0 and p1 expire
     join.predicted("m", "later", at(RETENTION.total_seconds() + 2), {})
     join.labelled("m", "later-label", at(RETENTION.total_seconds() + 2), {})
     assert join.advance("m") == []  # silently
-    assert len(store['["m","matched",0]']) == 16 * (MARKS_PER_SEGMENT - 2)
+    assert len(store[b'["m","matched",0]']) == 16 * (MARKS_PER_SEGMENT - 2)
     assert len(join) == count - 2 + 2
     assert join.predicted("m", "p0", at(0), {}) is None  # no marker any more: it waits
     assert isinstance(join.labelled("m", "p2", at(3), {}), AlreadyLabelled)
@@ -324,7 +331,7 @@ def test_markers_share_segments_which_shrink_and_go_as_their_markers_expire():
     join.labelled("m", "much-later-label", at(10 * RETENTION.total_seconds()), {})
     expired = join.advance("m")
     assert [e.prediction_id for e in expired] == ["p0", "later", "later-label"]
-    assert not [key for key in store if "matched" in key]
+    assert not [key for key in store if b"matched" in key]
     assert len(join) == 2  # the last two, waiting
 
 
@@ -344,8 +351,8 @@ def test_a_rebuilt_join_knows_the_stored_markers():
 
 def test_markers_written_under_their_own_key_are_still_read():
     old = {
-        '["m"]': orjson.dumps({"prediction": micros(20), "label": micros(15)}),
-        '["m","p1"]': orjson.dumps(["m", micros(12)]),
+        b'["m"]': orjson.dumps({"prediction": micros(20), "label": micros(15)}),
+        b'["m","p1"]': orjson.dumps(["m", micros(12)]),
     }
     join = LabelJoin(RETENTION, store=old)
     join.rebuild()
@@ -355,10 +362,10 @@ def test_markers_written_under_their_own_key_are_still_read():
 
 def test_entries_written_before_the_compact_format_are_still_read():
     old = {
-        '["m"]': orjson.dumps({"prediction": micros(20), "label": micros(15)}),
-        '["m","p1"]': orjson.dumps({"side": "prediction", "time": micros(10), "payload": [1]}),
-        '["m","p2"]': orjson.dumps({"side": "labelled", "time": micros(12)}),
-        '["m","p3"]': orjson.dumps({"side": "label", "time": micros(15), "payload": [3]}),
+        b'["m"]': orjson.dumps({"prediction": micros(20), "label": micros(15)}),
+        b'["m","p1"]': orjson.dumps({"side": "prediction", "time": micros(10), "payload": [1]}),
+        b'["m","p2"]': orjson.dumps({"side": "labelled", "time": micros(12)}),
+        b'["m","p3"]': orjson.dumps({"side": "label", "time": micros(15), "payload": [3]}),
     }
     join = LabelJoin(RETENTION, store=old)
     join.rebuild()
@@ -372,7 +379,7 @@ def test_entries_written_before_the_compact_format_are_still_read():
 
 
 def test_a_model_without_a_label_writes_nothing_to_the_store():
-    store: dict[str, bytes] = {}
+    store: dict[bytes, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
     for i in range(50):
         join.predicted("m", f"p{i}", at(i), {"score": i})
@@ -383,7 +390,7 @@ def test_a_model_without_a_label_writes_nothing_to_the_store():
 
 
 def test_the_first_label_moves_the_held_predictions_into_the_store_and_joins():
-    store: dict[str, bytes] = {}
+    store: dict[bytes, bytes] = {}
     join = LabelJoin(RETENTION, store=store)
     join.predicted("m", "p1", at(1), {"score": 1})
     join.predicted("m", "p2", at(2), {"score": 2})
@@ -392,10 +399,10 @@ def test_the_first_label_moves_the_held_predictions_into_the_store_and_joins():
     )
     assert join.had_label("m")
     assert join.held_predictions == 0
-    assert set(store) == {'["m"]', '["m","p1"]', '["m","matched",0]'}  # p2: a marker
+    assert set(store) == {b'["m"]', b'["m","p1"]', b'["m","matched",0]'}  # p2: a marker
     assert join.labelled("m", "p1", at(4), {"label": 0}) is not None
     join.predicted("m", "p3", at(5), {"score": 3})
-    assert '["m","p3"]' in store  # from now on the predictions wait in the store
+    assert b'["m","p3"]' in store  # from now on the predictions wait in the store
 
 
 def test_past_the_held_bound_the_oldest_held_prediction_is_pushed_out_as_unlabelled():
@@ -453,7 +460,7 @@ def test_whether_a_model_had_a_label_survives_a_rebuild():
     assert rebuilt.had_label("m")
     assert not rebuilt.had_label("quiet")
     rebuilt.predicted("m", "p2", at(1), {})
-    assert '["m","p2"]' in rebuilt.store
+    assert b'["m","p2"]' in rebuilt.store
 
 
 def test_a_restart_before_the_first_label_loses_the_held_predictions_and_their_labels_orphan():
@@ -503,7 +510,7 @@ def test_a_store_without_watermarks_approximates_them_by_the_latest_stored_time(
     join.predicted("m", "p1", at(30), {})
     join.predicted("m", "p2", at(80), {})
     join.labelled("m", "p2", at(90), {})
-    store = {key: value for key, value in join.store.items() if key != '["m"]'}
+    store = {key: value for key, value in join.store.items() if key != b'["m"]'}
     rebuilt = LabelJoin(RETENTION, store=store)
     rebuilt.rebuild()
     assert join.watermark("m") == at(80)  # the prediction side: 80, the label side: 90
@@ -516,7 +523,7 @@ def test_the_approximated_watermark_of_both_sides_can_pass_the_lagging_side():
     join = LabelJoin(RETENTION)
     join.predicted("m", "p1", at(30), {})
     join.labelled("m", "l1", at(500), {})
-    store = {key: value for key, value in join.store.items() if key != '["m"]'}
+    store = {key: value for key, value in join.store.items() if key != b'["m"]'}
     rebuilt = LabelJoin(RETENTION, store=store)
     rebuilt.rebuild()
     assert join.watermark("m") == at(30)
@@ -699,7 +706,7 @@ def test_the_items_of_matched_entries_are_swept_from_the_heap():
     for index in range(5 * labels.STALE_SWEEP_AT):
         join.predicted("m", f"p{index}", at(index / 1_000), {})
         join.labelled("m", f"p{index}", at(index / 1_000), {})
-    assert len(join._heaps["m"]) <= 2 * labels.STALE_SWEEP_AT  # not one per match
+    assert len(join._waiting["m"]) <= 2 * labels.STALE_SWEEP_AT  # not one per match
 
 
 @settings(max_examples=200, deadline=None)
