@@ -102,6 +102,9 @@ class _Refused:
     rejection: Rejection
 
 
+_Judge = tuple[ModelSpec | None, PerformanceMonitor | None]
+"""A version's spec (None: not registered) and performance monitor, looked up once."""
+
 PendingOutputs = list[_Revealed | _Refused]
 """What one prediction led to, before :meth:`LabelDesk.release` makes it messages."""
 
@@ -192,9 +195,10 @@ class LabelDesk:
             spec.model_id,
             [event.event_id for event in events],
             [event.event_time for event in events],
-            [payload_of(record) for record in records],
+            payload_of.many(records),
         )
         revealed: list[PendingOutputs] = []
+        looked_up: dict[ModelKey, _Judge] = {}
         counted = monitor.predicted_many(events, positions, records)
         # Each prediction is counted just before what its joining led to.
         for (_, found), (match, expired) in zip(counted, joined, strict=True):
@@ -205,7 +209,7 @@ class LabelDesk:
                 self.counters.waiting -= 1
                 pending += self._joined(match)
             if expired:
-                pending += self._expired(expired)
+                pending += self._expired(expired, looked_up)
             revealed.append(pending)
         return revealed
 
@@ -277,8 +281,16 @@ class LabelDesk:
         )
         return [_Revealed(spec, found, message.source)] if found else []
 
-    def _expired(self, gone: list[Expired]) -> PendingOutputs:
-        """Count what the join expired: orphan labels, and predictions never labelled."""
+    def _expired(
+        self, gone: list[Expired], looked_up: dict[ModelKey, _Judge] | None = None
+    ) -> PendingOutputs:
+        """Count what the join expired: orphan labels, and predictions never labelled.
+
+        ``looked_up`` keeps the spec and performance monitor of each version
+        met, for a caller that expires many predictions while nothing can
+        register a spec (one batch): a model without labels expires one
+        prediction for each it makes.
+        """
         pending: PendingOutputs = []
         for expired in gone:
             if expired.side is Side.LABEL:
@@ -287,10 +299,17 @@ class LabelDesk:
                 pending.append(_Refused(_label_message(expired.payload), _orphan(expired)))
                 continue
             self.counts.predictions_unlabelled += 1
-            spec = self.registry.spec(expired.model_id, _version(expired.payload))
-            if spec is None:
+            key = (expired.model_id, _version(expired.payload))
+            judge = None if looked_up is None else looked_up.get(key)
+            if judge is None:
+                spec = self.registry.spec(*key)
+                judge = (spec, None if spec is None else self._monitor(spec))
+                if looked_up is not None:
+                    looked_up[key] = judge
+            spec, monitor = judge
+            if spec is None or monitor is None:
                 continue
-            found = self._monitor(spec).unlabelled_in(_window_of(expired.payload))
+            found = monitor.unlabelled_in(_window_of(expired.payload))
             if found:
                 pending.append(_Revealed(spec, found, None))
         return pending
@@ -384,17 +403,24 @@ class _PayloadWriter:
         self.topic = topic
 
     def __call__(self, record: PredictionRecord) -> list[Any]:
-        probabilities: Any = record.probabilities
-        classes = self.classes
-        if probabilities and classes and probabilities.keys() <= self.known:
-            probabilities = [probabilities.get(name) for name in classes]
-        position = record.position
-        at: list[Any] | None = None
-        if position is not None:
-            at = [position.partition, position.offset]
-            if position.topic != self.topic:
-                at.append(position.topic)
-        return [self.version, record.window, record.prediction, probabilities, at]
+        return self.many([record])[0]
+
+    def many(self, records: Sequence[PredictionRecord]) -> list[list[Any]]:
+        """The payload of each record, in one loop (a call per record costs as much as the rest)."""
+        version, classes, known, topic = self.version, self.classes, self.known, self.topic
+        payloads: list[list[Any]] = []
+        for record in records:
+            probabilities: Any = record.probabilities
+            if probabilities and classes and probabilities.keys() <= known:
+                probabilities = [probabilities.get(name) for name in classes]
+            position = record.position
+            at: list[Any] | None = None
+            if position is not None:
+                at = [position.partition, position.offset]
+                if position.topic != topic:
+                    at.append(position.topic)
+            payloads.append([version, record.window, record.prediction, probabilities, at])
+        return payloads
 
 
 def _prediction_record(

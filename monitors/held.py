@@ -25,7 +25,7 @@ is inserted with a move of the later ones (a ``memmove`` in C).
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -84,6 +84,24 @@ class HeldPredictions:
             return False
         hashes = np.frombuffer(self._hashes, dtype=np.int64)[self._start :]
         return bool((hashes == key).any())
+
+    def holds_any(self, keys: Iterable[int]) -> bool:
+        """Whether any of these ``hash()`` values is that of a held prediction id.
+
+        :meth:`__contains__` for many ids at once, given their hashes: most
+        find their bucket empty, and the rest are compared in one numpy call.
+
+        >>> held = HeldPredictions()
+        >>> held.push("p1", 30, None)
+        >>> held.holds_any([hash("p2"), hash("p3")]), held.holds_any([hash("p2"), hash("p1")])
+        (False, True)
+        """
+        buckets, mask = self._buckets, len(self._buckets) - 1
+        looked = [key for key in keys if buckets[key & mask]]
+        if not looked:
+            return False
+        hashes = np.frombuffer(self._hashes, dtype=np.int64)[self._start :]
+        return bool(np.isin(np.array(looked, dtype=np.int64), hashes).any())
 
     @property
     def oldest_time(self) -> int:

@@ -40,6 +40,7 @@ def test_held_predictions_leave_earliest_first_and_know_their_ids(script, probes
         assert len(held) == len(model)
         for probe in probes:
             assert (probe in held) == any(entry[2] == probe for entry in model)
+        assert held.holds_any(map(hash, probes)) == any(probe in held for probe in probes)
     assert list(held) == [(i, t, p) for t, _, i, p in model]
 
 
@@ -52,6 +53,9 @@ def test_many_held_ids_are_each_found_and_others_are_not():
     assert all(f"event-{i}" in held for i in range(1_000, 5_000))
     assert not any(f"event-{i}" in held for i in range(1_000))
     assert not any(f"other-{i}" in held for i in range(5_000))
+    assert not held.holds_any(hash(f"event-{i}") for i in range(1_000))
+    assert not held.holds_any(hash(f"other-{i}") for i in range(5_000))
+    assert held.holds_any([hash("other-1"), hash("event-4999")])
 
 
 def test_nothing_held_has_no_earliest():
