@@ -388,7 +388,7 @@ def _orphan(expired: Expired) -> Rejection:
 
 def _prediction_payload(spec: ModelSpec, record: PredictionRecord, topic: str) -> list[Any]:
     """What the join keeps of a prediction: only what the performance monitor needs."""
-    return _PayloadWriter(spec, topic)(record)
+    return _PayloadWriter(spec, topic).many([record])[0]
 
 
 class _PayloadWriter:
@@ -401,9 +401,6 @@ class _PayloadWriter:
         self.classes = spec.classes
         self.known = frozenset(spec.classes or ())
         self.topic = topic
-
-    def __call__(self, record: PredictionRecord) -> list[Any]:
-        return self.many([record])[0]
 
     def many(self, records: Sequence[PredictionRecord]) -> list[list[Any]]:
         """The payload of each record, in one loop (a call per record costs as much as the rest)."""

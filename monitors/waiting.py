@@ -107,5 +107,5 @@ class WaitingEntries:
         return [
             (time, key, chr(code))
             for time, key, code in zip(self._times[start:], keys, self._codes[start:], strict=True)
-            if key is not None
+            if key is not None  # always, from the start on (it narrows the type)
         ]
