@@ -56,6 +56,11 @@ def test_many_held_ids_are_each_found_and_others_are_not():
     assert not held.holds_any(hash(f"event-{i}") for i in range(1_000))
     assert not held.holds_any(hash(f"other-{i}") for i in range(5_000))
     assert held.holds_any([hash("other-1"), hash("event-4999")])
+    # Thousands of ids, of which a hundred or more share a bucket with a held one:
+    # they are intersected with the held ones at once.
+    many = [hash(f"other-{i}") for i in range(5_000)]
+    assert held.holds_any([*many, hash("event-4999")])
+    assert held.holds_any([hash("event-1000"), *many])
 
 
 def test_nothing_held_has_no_earliest():
