@@ -306,18 +306,18 @@ class Intake:
         life, decider = self.books.book_for(spec)
         counters = self.counters.topics
         watching, since, changed = life.watching, life.clock, False
+        due = decider.due_at
         pending = iter(self._join_predictions(batch))
         rows = zip(batch.indices, batch.messages, batch.events, strict=True)
         for number, (index, message, event) in enumerate(rows):
             findings = found.findings.get(number)
             owed = next(pending) if _judged(event) else None
-            if findings is None and not owed and not watching and not decider.timing:
+            now = life.advance()
+            if findings is None and not owed and not watching and (due is None or now < due):
                 # A quiet event: it counts, and nothing else can come of it.
-                life.advance()
                 counters[message.topic].processed += 1
                 continue
             self._at(message)
-            now = life.advance()
             alerts: list[Alert] = []
             if findings is not None or watching:
                 alarming = found.quality_alarming(number)
@@ -329,8 +329,9 @@ class Intake:
             sent += [self._trigger(t) for t in triggers]
             counters[message.topic].processed += 1
             if owed:
-                sent += self.labels.release(owed)
+                sent += self.labels.release(owed)  # a performance alert may trigger
             outputs[index] = sent
+            due = decider.due_at
         if batch.messages:
             self._at(batch.messages[-1])  # the version's state is saved where its last event was
         self.books.save(spec, changed=changed, since=since)

@@ -58,13 +58,28 @@ class RetrainDecider:
         self._triggered_for: set[str] = set()
 
     @property
-    def timing(self) -> bool:
-        """Whether time alone may lead to a trigger (a model-level drift is open).
+    def due_at(self) -> int | None:
+        """The clock from which time alone may lead to a trigger; None: no time will.
 
-        While it is not, :meth:`observe` of no alerts returns nothing and
-        changes nothing, so a caller may skip it for a quiet event.
+        Before it, :meth:`observe` of no alerts returns nothing and changes
+        nothing, so a caller may skip it for a quiet event; only new alerts
+        move it. A model-level drift alert stays open through a long drift,
+        but it is due once: when it has lasted ``drift_sustained_events``,
+        and not within ``cooldown_events`` of the last trigger. After its
+        trigger it is due no more.
+
+        >>> from driftline.schemas import ModelSpec
+        >>> spec = ModelSpec(model_id="m", model_version="1", task="regression", features=[])
+        >>> RetrainDecider(spec).due_at is None
+        True
         """
-        return self._group is not None
+        group = self._group
+        if group is None or not self.policy.enabled or group.alert_id in self._triggered_for:
+            return None
+        due = self._group_opened_at + self.policy.drift_sustained_events
+        if self._last_trigger_at is not None:
+            due = max(due, self._last_trigger_at + self.policy.cooldown_events)
+        return due
 
     def observe(self, alerts: list[Alert], now: int) -> list[RetrainTrigger]:
         """Take the alerts just sent; the triggers they (and the time passed) lead to."""

@@ -1,11 +1,22 @@
-"""Retraining triggers from performance alerts: once per change, with a training window."""
+"""Retraining triggers: once per change, with a training window, and when they can come."""
 
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.agents.alerts import performance_alert
 from driftline.agents.retraining import RetrainDecider
 from driftline.monitors.performance import PerformanceFinding
-from driftline.schemas import Alert, KafkaPosition, ModelSpec, PerformanceBasis
+from driftline.schemas import (
+    Alert,
+    AlertKind,
+    AlertStatus,
+    GroupEvidence,
+    KafkaPosition,
+    ModelSpec,
+    PerformanceBasis,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -65,3 +76,68 @@ def test_one_trigger_per_cooldown_and_estimates_only_when_asked():
     assert not RetrainDecider(spec(enabled=False)).observe(
         [fall(PerformanceBasis.REALIZED, 900, 0)], 900
     )
+
+
+def group(at: int, status: AlertStatus, number: int) -> Alert:
+    """A model-level drift alert (``number`` tells changes apart) sent at clock ``at``."""
+    return Alert(
+        alert_id=f"group-{number}",
+        kind=AlertKind.DRIFT,
+        status=status,
+        model_id="m",
+        model_version="1",
+        summary="subjects drifted together",
+        event_id=f"e{at}",
+        event_time=START + timedelta(seconds=at),
+        evidence=GroupEvidence(members=[], subjects=["x"]),
+    )
+
+
+Step = tuple[int, str]
+"""Events to let pass quietly, then what the next event brings."""
+
+steps = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=40),
+        st.sampled_from(["nothing", "open", "update", "resolve", "performance"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=steps,
+    sustained=st.integers(min_value=1, max_value=60),
+    cooldown=st.integers(min_value=1, max_value=120),
+    enabled=st.booleans(),
+)
+def test_quiet_events_before_due_at_may_be_skipped(
+    steps: list[Step], sustained: int, cooldown: int, enabled: bool
+) -> None:
+    """A caller that skips ``observe([])`` of quiet events before ``due_at`` (the worker)
+    gets the triggers, at the same clocks, of one that observes every event."""
+    policy = {"drift_sustained_events": sustained, "cooldown_events": cooldown}
+    every, skipping = (RetrainDecider(spec(enabled=enabled, **policy)) for _ in range(2))
+    sent_every: list[tuple[int, str]] = []
+    sent_skipping: list[tuple[int, str]] = []
+    now, changes = 0, 0
+    for quiet, what in steps:
+        alerts: list[Alert] = []
+        if what in ("open", "update", "resolve"):
+            changes += what == "open"
+            alerts = [group(now + quiet + 1, AlertStatus(what), changes)]
+        elif what == "performance":
+            alerts = [fall(PerformanceBasis.REALIZED, now + quiet + 1, now)]
+        for _ in range(quiet):
+            now += 1
+            sent_every += [(now, t.idempotency_key) for t in every.observe([], now)]
+            due = skipping.due_at
+            if due is not None and now >= due:
+                sent_skipping += [(now, t.idempotency_key) for t in skipping.observe([], now)]
+            assert skipping.due_at is None or skipping.due_at > now
+        now += 1
+        sent_every += [(now, t.idempotency_key) for t in every.observe(alerts, now)]
+        sent_skipping += [(now, t.idempotency_key) for t in skipping.observe(alerts, now)]
+    assert sent_skipping == sent_every
+    assert skipping.to_state() == every.to_state()
