@@ -214,18 +214,18 @@ the produce request before it is acknowledged (aiokafka keeps one in
 flight per broker). An agent with a backlog takes its next batch at once,
 and processing it holds the loop for up to a batch's time
 (``DRIFTLINE_BATCH_TARGET_SECONDS``), so the alerts found in one batch
-used to leave only after the next one. In the
-10-model latency run, from an alert's Kafka timestamp to its arrival at a
-consumer took 0.099 s at the median and 0.279 s at most (one trial at
-5,000 events/s); waiting for the broker's acknowledgements, 0.013-0.021 s
-and 0.054-0.107 s (four trials at 5,000 and 7,000 events/s), and the
-alerts' p99 latency at 5,000 events/s fell from 0.54-1.23 s (ten trials)
-to 0.36 and 0.41 s (two). The wait costs one round trip on batches with
-outputs, and is bounded so that a slow broker holds an agent back no
-longer than this; the delivery itself is still guaranteed by faust,
-which flushes the producer before it commits offsets. Yielding a few
-turns of the loop instead of waiting (six latency trials each at 7,000
-events/s, alternated) gave p99 0.43-0.93 s against 0.33-0.74 s.
+used to leave only after the next one. In the 10-model latency run, from
+an alert's Kafka timestamp to its arrival at a consumer took 0.099 s at
+the median and 0.279 s at most (one trial at 5,000 events/s); waiting for
+the broker's acknowledgements, 0.013-0.021 s and 0.054-0.107 s (four
+trials at 5,000 and 7,000 events/s), and the alerts' p99 latency at 5,000
+events/s fell from 0.54-1.23 s (ten trials) to 0.36 and 0.41 s (two). The
+wait costs one round trip on batches with outputs, and is bounded so that
+a slow broker holds an agent back no longer than this; the delivery
+itself is still guaranteed by faust, which flushes the producer before it
+commits offsets. Yielding a few turns of the loop instead of waiting (six
+latency trials each at 7,000 events/s, alternated) gave p99 0.43-0.93 s
+against 0.33-0.74 s.
 """
 
 

@@ -4,8 +4,8 @@ A worker runs on topics of its own; predictions are published at a steady
 rate (half of what the worker was measured to process), and every model's
 feature f0 moves by 2 sd after its warm-up. A consumer on the alerts topic
 notes when each alert arrives; the latency of an alert is that time minus
-the time its ``event_id`` was about to be handed to the producer. Both clocks are this
-process's wall clock.
+the time its ``event_id`` was about to be handed to the producer. Both
+clocks are this process's wall clock.
 """
 
 from __future__ import annotations
@@ -102,10 +102,10 @@ async def _publish_paced(
     The events of a partition due at one wake-up go out as one batch built
     by hand. Each is stamped as its wake-up starts, just before it is handed
     over, so a wait of the producer for room (a partition's batch lingers
-    up to 5 ms) counts in its alerts' latency, never against it. 30,000 events at
-    7,800 events/s took 0.71-0.74 s of this process's CPU, against
-    1.13-1.25 s with a ``send()`` per event (a future, a partition lookup
-    and an append each), which also fell behind its schedule by 5 %.
+    up to 5 ms) counts in its alerts' latency, never against it. 30,000
+    events at 7,800 events/s took 0.71-0.74 s of this process's CPU,
+    against 1.13-1.25 s with a ``send()`` per event (a future, a partition
+    lookup and an append each), which also fell behind its schedule by 5 %.
     """
     produced: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)

@@ -44,12 +44,12 @@ class WaitingEntries:
     __slots__ = ("_codes", "_keys", "_start", "_times")
 
     def __init__(self, items: Iterable[Item] = ()) -> None:
-        ordered = sorted(items)
-        self._times = array("q", [time for time, _, _ in ordered])
-        self._keys: list[bytes | None] = [key for _, key, _ in ordered]
-        self._codes = bytearray(ord(code) for _, _, code in ordered)
+        self._times = array("q")
+        self._keys: list[bytes | None] = []
+        self._codes = bytearray()
         self._start = 0
         """Places before it were taken; they are dropped once they are half."""
+        self._hold(sorted(items))
 
     def __len__(self) -> int:
         return len(self._times) - self._start
@@ -94,11 +94,7 @@ class WaitingEntries:
 
     def keep(self, wanted: Callable[[Item], bool]) -> None:
         """Drop every entry but those ``wanted`` says to keep, in order."""
-        kept = [item for item in self.items() if wanted(item)]
-        self._times = array("q", [time for time, _, _ in kept])
-        self._keys = [key for _, key, _ in kept]
-        self._codes = bytearray(ord(code) for _, _, code in kept)
-        self._start = 0
+        self._hold([item for item in self.items() if wanted(item)])
 
     def items(self) -> list[Item]:
         """Every entry, the least first."""
@@ -109,3 +105,10 @@ class WaitingEntries:
             for time, key, code in zip(self._times[start:], keys, self._codes[start:], strict=True)
             if key is not None  # always, from the start on (it narrows the type)
         ]
+
+    def _hold(self, ordered: list[Item]) -> None:
+        """Hold exactly these entries, given in order."""
+        self._times = array("q", [time for time, _, _ in ordered])
+        self._keys = [key for _, key, _ in ordered]
+        self._codes = bytearray(ord(code) for _, _, code in ordered)
+        self._start = 0
