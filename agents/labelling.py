@@ -191,18 +191,24 @@ class LabelDesk:
         monitor = self._monitor(spec)
         payload_of = _PayloadWriter(spec, self.settings.predictions_topic)
         records = monitor.records(events, positions)
-        joined = self.join.predicted_many(
-            spec.model_id,
-            [event.event_id for event in events],
-            [event.event_time for event in events],
-            payload_of.many(records),
-        )
-        revealed: list[PendingOutputs] = []
+        ids = [event.event_id for event in events]
+        times = [event.event_time for event in events]
+        payloads = payload_of.many(records)
         looked_up: dict[ModelKey, _Judge] = {}
         counted = monitor.predicted_many(events, positions, records)
+        revealed: list[PendingOutputs] = []
+        held = self.join.held_many(spec.model_id, ids, times, payloads)
+        if held is not None:  # no label yet: no match, and what leaves was never labelled
+            for (_, found), gone in zip(counted, held, strict=True):
+                pending: PendingOutputs = [_Revealed(spec, found, None)] if found else []
+                if gone:
+                    self._unlabelled(spec.model_id, pending, gone, looked_up)
+                revealed.append(pending)
+            return revealed
+        joined = self.join.predicted_many(spec.model_id, ids, times, payloads)
         # Each prediction is counted just before what its joining led to.
         for (_, found), (match, expired) in zip(counted, joined, strict=True):
-            pending: PendingOutputs = []
+            pending = []
             if found:
                 pending.append(_Revealed(spec, found, None))
             if match is not None:
@@ -298,8 +304,23 @@ class LabelDesk:
                 self.counts.orphaned += 1
                 pending.append(_Refused(_label_message(expired.payload), _orphan(expired)))
                 continue
-            self.counts.predictions_unlabelled += 1
-            key = (expired.model_id, _version(expired.payload))
+            self._unlabelled(expired.model_id, pending, [expired.payload], looked_up)
+        return pending
+
+    def _unlabelled(
+        self,
+        model_id: str,
+        pending: PendingOutputs,
+        payloads: list[Any],
+        looked_up: dict[ModelKey, _Judge] | None,
+    ) -> PendingOutputs:
+        """Count predictions of ``model_id`` never labelled into their versions' windows.
+
+        What each reveals is added to ``pending``, which is returned.
+        """
+        self.counts.predictions_unlabelled += len(payloads)
+        for payload in payloads:
+            key = (model_id, _version(payload))
             judge = None if looked_up is None else looked_up.get(key)
             if judge is None:
                 spec = self.registry.spec(*key)
@@ -309,7 +330,7 @@ class LabelDesk:
             spec, monitor = judge
             if spec is None or monitor is None:
                 continue
-            found = monitor.unlabelled_in(_window_of(expired.payload))
+            found = monitor.unlabelled_in(_window_of(payload))
             if found:
                 pending.append(_Revealed(spec, found, None))
         return pending

@@ -363,13 +363,44 @@ class LabelJoin:
             return []
         held = self._hold_many(model_id, prediction_ids, event_times, payloads)
         if held is not None:
-            return held
+            return [
+                (
+                    None,
+                    [
+                        Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), *rest)
+                        for prediction_id, time, *rest in leaving
+                    ],
+                )
+                for leaving in held
+            ]
         return [
             (self.predicted(model_id, prediction_id, event_time, payload), self.advance(model_id))
             for prediction_id, event_time, payload in zip(
                 prediction_ids, event_times, payloads, strict=True
             )
         ]
+
+    def held_many(
+        self,
+        model_id: str,
+        prediction_ids: Sequence[str],
+        event_times: Sequence[datetime],
+        payloads: Sequence[Any],
+    ) -> list[list[Any]] | None:
+        """:meth:`predicted_many` in short, for a model still holding its predictions.
+
+        For each prediction, the payloads of the predictions it pushed out
+        (all of this model, never labelled, none matched), in the order of
+        its :class:`Expired` list there; None, with nothing done, when they
+        cannot be held at once (see :meth:`_hold_many`): then call
+        :meth:`predicted_many`. A model without labels pushes one out for
+        each prediction it makes, so this skips building what a caller that
+        only needs the payloads would drop.
+        """
+        held = self._hold_many(model_id, prediction_ids, event_times, payloads)
+        if held is None:
+            return None
+        return [[payload for _, _, payload, _ in leaving] for leaving in held]
 
     def labelled(
         self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
@@ -651,9 +682,11 @@ class LabelJoin:
         prediction_ids: Sequence[str],
         event_times: Sequence[datetime],
         payloads: Sequence[Any],
-    ) -> list[tuple[Match | None, list[Expired]]] | None:
+    ) -> list[list[tuple[str, int, Any, bool]]] | None:
         """:meth:`predicted_many` for a model still holding its predictions, when it can be
-        done at once; None (and nothing done) when not.
+        done at once; None (and nothing done) when not. For each prediction, those it
+        pushed out, in the order of its :class:`Expired` list: ``(prediction id, event
+        time, payload, evicted)``.
 
         It can when the model has had no label, none of the predictions is
         held or given twice, they come in event-time order and after those
@@ -678,7 +711,7 @@ class LabelJoin:
             or self._size + count > self.max_entries
         ):
             return None
-        times = [_micros(moment) for moment in event_times]
+        times = _micros_many(event_times)
         if held and times and times[0] < held.newest_time:
             return None
         if any(later < earlier for earlier, later in pairwise(times)):
@@ -725,21 +758,25 @@ class LabelJoin:
         popped = held.pop_many(front)
         self._counts[_PREDICTION] += count - front
         self._size += count - front
-        results: list[tuple[Match | None, list[Expired]]] = []
+        results: list[list[tuple[str, int, Any, bool]]] = []
         start = 0
         for gone in leaving:
             if not gone:  # most predictions push none out
-                results.append((None, []))
+                results.append([])
                 continue
-            taken = popped[start : start + len(gone)]
-            start += len(gone)
-            expired = [
-                Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), payload, flag)
-                for flag, (prediction_id, time, payload) in zip(gone, taken, strict=True)
-            ]
-            if len(expired) > 1:
-                expired.sort(key=lambda e: (e.event_time, e.model_id, e.prediction_id))
-            results.append((None, expired))
+            end = start + len(gone)
+            if len(gone) == 1:
+                prediction_id, time, payload = popped[start]
+                results.append([(prediction_id, time, payload, gone[0])])
+            else:  # in the order advance() sorts them: event time, then prediction id
+                taken = [
+                    (prediction_id, time, payload, flag)
+                    for flag, (prediction_id, time, payload) in zip(
+                        gone, popped[start:end], strict=True
+                    )
+                ]
+                results.append(sorted(taken, key=lambda item: (item[1], item[0])))
+            start = end
         return results
 
     def _let_go(self, model_id: str, held: HeldPredictions, evicted: bool | None) -> Expired:
@@ -985,6 +1022,14 @@ def _micros(moment: datetime) -> int:
     if moment.utcoffset() is None:
         raise ValueError(f"event times must be timezone-aware, got {moment}")
     return (moment - _EPOCH) // _MICROSECOND
+
+
+def _micros_many(moments: Sequence[datetime]) -> list[int]:
+    """:func:`_micros` of each (a naive one raises its ValueError), in one loop."""
+    try:
+        return [(moment - _EPOCH) // _MICROSECOND for moment in moments]
+    except TypeError:  # a naive datetime: say which
+        return [_micros(moment) for moment in moments]
 
 
 def _datetime(micros: int) -> datetime:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,3 +111,34 @@ def test_predictions_out_of_order_are_not_held_together():
     assert list(held) == [("p0", 10, None)]
     with pytest.raises(IndexError):
         held.pop_many(2)
+
+
+bucket_counts = st.one_of(st.integers(0, 255), st.sampled_from([0, 253, 254, 255]))
+hashes = st.one_of(st.integers(0, 7), st.integers(-(2**63), 2**63 - 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(bucket_counts, min_size=8, max_size=8),
+    st.lists(hashes, max_size=40),
+    st.sampled_from([1, -1]),
+)
+def test_bucket_counts_change_in_bulk_as_one_by_one(counts, keys, step):
+    # Full buckets (255) stay full; others count up to full, and down by what they hold.
+    held = HeldPredictions()
+    mask = len(counts) - 1
+    if step == -1:  # only what a bucket counts can leave it
+        counts = [
+            max(count, sum(1 for key in keys if key & mask == bucket))
+            if count < 255
+            else 255
+            for bucket, count in enumerate(counts)
+        ]
+        counts = [min(count, 255) for count in counts]
+    expected = bytearray(counts)
+    for key in keys:
+        if expected[key & mask] < 255:
+            expected[key & mask] += step
+    held._buckets = bytearray(counts)
+    held._count_in(np.array(keys, dtype=np.int64), step)
+    assert held._buckets == expected

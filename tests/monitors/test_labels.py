@@ -545,6 +545,10 @@ def test_a_rebuilt_join_reads_both_stored_watermarks():
 def test_naive_event_times_are_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         LabelJoin(RETENTION).predicted("m", "p", datetime(2026, 1, 1), {})
+    join = LabelJoin(RETENTION)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        join.predicted_many("m", ["p", "q"], [at(0), datetime(2026, 1, 1)], [{}, {}])
+    assert join.held_predictions == 0
 
 
 @pytest.mark.parametrize(("retention", "max_entries"), [(timedelta(0), 1), (RETENTION, 0)])
