@@ -129,9 +129,7 @@ def test_bucket_counts_change_in_bulk_as_one_by_one(counts, keys, step):
     mask = len(counts) - 1
     if step == -1:  # only what a bucket counts can leave it
         counts = [
-            max(count, sum(1 for key in keys if key & mask == bucket))
-            if count < 255
-            else 255
+            max(count, sum(1 for key in keys if key & mask == bucket)) if count < 255 else 255
             for bucket, count in enumerate(counts)
         ]
         counts = [min(count, 255) for count in counts]
