@@ -14,7 +14,7 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
 
 from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
@@ -111,6 +111,17 @@ def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]
     return isinstance(event, PredictionEvent) and (
         event.prediction is not None or bool(event.probabilities)
     )
+
+
+_NEW = Arrival.NEW
+
+
+class _Known(NamedTuple):
+    """What the batch established of a model version: its spec, monitor and recent ids."""
+
+    spec: ModelSpec
+    monitor: ModelMonitor
+    recent: RecentEventIds
 
 
 _NOTHING = ModelFindings()
@@ -237,12 +248,14 @@ class Intake:
         """
         outputs: list[list[Output]] = [item if isinstance(item, list) else [] for item in items]
         versions: dict[ModelKey, _VersionBatch] = {}
+        known: dict[tuple[InputTopic, str, str], _Known] = {}
         for index, item in enumerate(items):
             if isinstance(item, list):
                 continue
-            self._at(item.message)
+            if item.message.source.partition != self._partition:
+                self._at(item.message)
             try:
-                accepted = self._check(item)
+                accepted = self._check_known(item, known)
             except Exception as error:  # a bug: this message alone is dead-lettered
                 log.exception("failed on %s", item.message.source)
                 outputs[index] = [self.failed(item.message, error)]
@@ -274,6 +287,39 @@ class Intake:
                 for index, message in zip(batch.indices, batch.messages, strict=True):
                     outputs[index] = [self.failed(message, error)]
         return [output for some in outputs for output in some]
+
+    def _check_known(
+        self, decoded: Decoded, known: dict[tuple[InputTopic, str, str], "_Known"]
+    ) -> tuple[ModelSpec, ModelMonitor] | list[Output]:
+        """:meth:`_check`, skipping what an earlier event of the batch established.
+
+        Once an event of a model version is accepted, nothing in the batch
+        can change its spec or monitor (specs arrive on another topic), so
+        the next events of the version are only checked on their own:
+        their time, their fit to the spec, and whether they repeat one.
+        """
+        message, event = decoded.message, decoded.event
+        if isinstance(event, LabelEvent):
+            return self._check(decoded)
+        key = (message.topic, event.model_id, event.model_version)
+        version = known.get(key)
+        if version is None:
+            accepted = self._check(decoded)
+            if not isinstance(accepted, list):
+                spec, monitor = accepted
+                recent = self._recent[(message.topic, event.model_id)]
+                known[key] = _Known(spec, monitor, recent)
+            return accepted
+        spec, monitor, recent = version
+        rejection = self._too_far_ahead(event, message)
+        if rejection is None and isinstance(event, PredictionEvent):
+            rejection = prediction_violation(spec, event)
+        if rejection is not None:
+            return [self._dead_letter(message, rejection)]
+        arrival = recent.arrive(event.event_id, event.event_time)
+        if arrival is _NEW:
+            return spec, monitor
+        return self._repeated(message, event, recent, arrival)
 
     def _check(self, decoded: Decoded) -> tuple[ModelSpec, ModelMonitor] | list[Output]:
         """A valid event's version and monitor; else what the event leads to on its own."""
@@ -415,8 +461,15 @@ class Intake:
                 max_ids=self.settings.max_remembered_event_ids,
             )
         arrival = recent.arrive(event.event_id, event.event_time)
-        if arrival is Arrival.NEW:
+        if arrival is _NEW:
             return None
+        return self._repeated(message, event, recent, arrival)
+
+    def _repeated(
+        self, message: InputMessage, event: InputEvent, recent: RecentEventIds, arrival: Arrival
+    ) -> list[Output]:
+        """What a duplicate (counted) or a late event (dead-lettered) leads to."""
+        topic = message.topic
         if arrival is Arrival.DUPLICATE:
             self.counters.topics[topic].duplicates += 1
             return []

@@ -358,3 +358,58 @@ def test_a_bug_in_one_versions_batch_dead_letters_its_events_and_spares_the_othe
     assert "RuntimeError: a bug" in dead[0].message
     counts = intake.counters.topics[InputTopic.PREDICTIONS]
     assert (counts.consumed, counts.processed, counts.dead_lettered) == (60, 40, 20)
+
+
+@st.composite
+def checked_messages(draw: st.DrawFn) -> list[InputMessage]:
+    """Messages that test every check: unknown versions, spec misfits, repeats, late and
+    future times, labels, on two partitions."""
+    other = SPEC.model_copy(update={"model_version": "2"})
+    drawn: list[InputMessage] = []
+    for offset in range(draw(st.integers(min_value=0, max_value=40))):
+        index = draw(st.integers(min_value=0, max_value=12))  # repeats
+        seconds = draw(st.sampled_from([0, 1, 5, 3_000, 4_000, 9_000]))  # late ones too
+        event: PredictionEvent | LabelEvent = prediction(
+            index,
+            model_version=draw(st.sampled_from([SPEC.model_version, other.model_version, "9"])),
+            event_time=START + timedelta(seconds=seconds + index),
+            prediction=draw(st.sampled_from([0.5, "yes"])),  # a regressor: "yes" misfits
+        )
+        if draw(st.integers(min_value=0, max_value=5)) == 0:
+            event = LabelEvent(
+                model_id=SPEC.model_id,
+                event_id=f"l{offset}",
+                prediction_id=f"e{index}",
+                event_time=event.event_time,
+                label=1.0,
+            )
+        topic = InputTopic.LABELS if isinstance(event, LabelEvent) else InputTopic.PREDICTIONS
+        recorded = START + timedelta(seconds=draw(st.sampled_from([0, 10_000])))
+        drawn.append(
+            InputMessage(
+                topic=topic,
+                value=event.model_dump_json().encode(),
+                key=SPEC.model_id.encode(),
+                source=KafkaPosition(
+                    topic=topic.value, partition=draw(st.integers(0, 1)), offset=offset
+                ),
+                timestamp=draw(st.sampled_from([None, recorded.timestamp()])),
+            )
+        )
+    return drawn
+
+
+@settings(max_examples=150, deadline=None)
+@given(checked_messages(), st.integers(min_value=1, max_value=12))
+def test_a_batch_checks_each_event_as_its_message_alone_would(messages, size):
+    other = SPEC.model_copy(update={"model_version": "2"})
+    one = intake_with(SPEC, other, max_future_seconds=60)
+    batched = intake_with(SPEC, other, max_future_seconds=60)
+    expected = [output for m in messages for output in one.handle(m)]
+    got: list[Output] = []
+    for start in range(0, len(messages), size):
+        got += batched.handle_batch(messages[start : start + size])
+    assert [(o.destination, o.key, o.value) for o in got] == [
+        (o.destination, o.key, o.value) for o in expected
+    ]
+    assert batched.counters.topics == one.counters.topics
