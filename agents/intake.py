@@ -47,7 +47,7 @@ from driftline.schemas import (
     TaskType,
 )
 from driftline.streams import Rejection, dead_letter
-from driftline.streams.codecs import decode
+from driftline.streams.codecs import decode, decode_many
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,31 @@ class Intake:
 
     def handle_batch(self, messages: Sequence[InputMessage]) -> list[Output]:
         """The messages a batch of consumed messages leads to, in the batch's order."""
-        return self.process_batch([self.read(message) for message in messages])
+        return self.process_batch(self.read_many(messages))
+
+    def read_many(self, messages: Sequence[InputMessage]) -> list[Decoded | list[Output]]:
+        """:meth:`read` for each message of a batch, in order; each topic's events are
+        decoded together (:func:`~driftline.streams.codecs.decode_many`)."""
+        items: list[Decoded | list[Output]] = []
+        events_at: dict[InputTopic, list[int]] = {}
+        for index, message in enumerate(messages):
+            if message.topic in EVENT_TYPES:
+                events_at.setdefault(message.topic, []).append(index)
+                items.append([])  # its place, filled below
+            else:
+                items.append(self.read(message))
+        max_bytes = self.settings.max_message_bytes
+        for topic, indices in events_at.items():
+            self.counters.topics[topic].consumed += len(indices)
+            values = [messages[index].value for index in indices]
+            events = decode_many(EVENT_TYPES[topic], values, max_bytes=max_bytes)
+            for index, event in zip(indices, events, strict=True):
+                message = messages[index]
+                if isinstance(event, Rejection):
+                    items[index] = [self._dead_letter(message, event)]
+                else:
+                    items[index] = Decoded(message, event)
+        return items
 
     def read(self, message: InputMessage) -> Decoded | list[Output]:
         """Count and validate one message; a dead letter if its bytes are no valid event.

@@ -145,7 +145,7 @@ def _register_input_agent(
         started = time.perf_counter()
         messages = [_input_message(topic, record) for record in records]
         try:
-            items = [intake.read(message) for message in messages]
+            items = intake.read_many(messages)
             unknown = [
                 item.message.timestamp or 0.0
                 for item in items

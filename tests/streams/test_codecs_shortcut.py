@@ -296,6 +296,9 @@ def assert_same_outcome(model: type[BaseModel], value: bytes | None, max_bytes: 
     result = decode(model, value, max_bytes=max_bytes)
     assert result == expected
     assert type(result) is type(expected)
+    [in_batch] = decode_many(model, [value], max_bytes=max_bytes)  # its own shortcut
+    assert in_batch == expected
+    assert type(in_batch) is type(expected)
     if isinstance(result, BaseModel):
         proven = codecs._holds_every_key(model, value or b"", result)
         event(f"accepted, {'without' if proven else 'after'} parsing again")
