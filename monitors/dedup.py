@@ -19,6 +19,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from driftline.monitors.instants import ZoneEpoch
+
 _MICROSECOND = timedelta(microseconds=1)
 _AWARE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
@@ -130,6 +132,8 @@ class RecentEventIds:
         self.merge_size = merge_size
         self._window_us = window // _MICROSECOND
         self._epoch = _AWARE_EPOCH
+        self._within: ZoneEpoch | None = None
+        """The zone of the latest event times, while the stream is aware: see :mod:`.instants`."""
         self._watermark: datetime | None = None
         self._watermark_us = _BEFORE_ANY_TIME
         self._forgotten_until_us = _BEFORE_ANY_TIME
@@ -150,13 +154,11 @@ class RecentEventIds:
 
     def arrive(self, event_id: str, event_time: datetime) -> Arrival:
         """Record one event's arrival and say whether it is new, a duplicate or late."""
-        try:
-            time = (event_time - self._epoch) // _MICROSECOND
-        except TypeError:
-            if self._watermark is not None:
-                raise
-            time = (event_time - _NAIVE_EPOCH) // _MICROSECOND
-            self._epoch = _NAIVE_EPOCH
+        within = self._within
+        if within is not None and event_time.tzinfo is within.zone:
+            time = (event_time - within.epoch) // _MICROSECOND - within.offset
+        else:
+            time = self._micros(event_time)
         if time <= self._horizon_us:
             return _LATE
         key = hash(event_id)
@@ -182,6 +184,20 @@ class RecentEventIds:
         elif end - self._start > self.max_ids:
             self._forget_old(end)
         return _NEW
+
+    def _micros(self, event_time: datetime) -> int:
+        """Microseconds since the epoch (naive ones from a naive epoch, for a naive stream);
+        remembers the event's zone when its offset is fixed, for the next."""
+        try:
+            time = (event_time - self._epoch) // _MICROSECOND
+        except TypeError:
+            if self._watermark is not None:
+                raise
+            time = (event_time - _NAIVE_EPOCH) // _MICROSECOND
+            self._epoch = _NAIVE_EPOCH
+        if self._epoch is _AWARE_EPOCH:
+            self._within = ZoneEpoch.of(event_time.tzinfo)
+        return time
 
     def event_time_of(self, event_id: str) -> datetime | None:
         """The event time of a remembered id, or None when it is not remembered."""

@@ -75,6 +75,7 @@ import numpy as np
 import orjson
 
 from driftline.monitors.held import HeldPredictions
+from driftline.monitors.instants import ZoneEpoch
 from driftline.monitors.matched import MatchedIds, digest
 from driftline.monitors.waiting import Item, WaitingEntries
 
@@ -1025,11 +1026,16 @@ def _micros(moment: datetime) -> int:
 
 
 def _micros_many(moments: Sequence[datetime]) -> list[int]:
-    """:func:`_micros` of each (a naive one raises its ValueError), in one loop."""
-    try:
-        return [(moment - _EPOCH) // _MICROSECOND for moment in moments]
-    except TypeError:  # a naive datetime: say which
+    """:func:`_micros` of each (a naive one raises its ValueError), in one loop.
+
+    Times sharing the first one's fixed-offset zone (as a rule, all) are
+    taken within it: see :mod:`driftline.monitors.instants`.
+    """
+    within = ZoneEpoch.of(moments[0].tzinfo) if moments else None
+    if within is None or any(moment.tzinfo is not within.zone for moment in moments):
         return [_micros(moment) for moment in moments]
+    epoch, offset = within.epoch, within.offset
+    return [(moment - epoch) // _MICROSECOND - offset for moment in moments]
 
 
 def _datetime(micros: int) -> datetime:
