@@ -492,15 +492,18 @@ class DataQualityMonitor:
         """
         known = self._features.keys()
         self._observations += len(batch)
-        self._unexpected_features += sum(
-            len(features.keys() - known) for features in batch if not features.keys() <= known
-        )
         found: list[tuple[int, int, int, QualityFinding]] = []
         numeric: dict[str, np.ndarray] = {}
         categories: dict[str, list[str | None]] = {}
         clears: dict[tuple[str, QualityCheck], list[int]] = {}
         alarms: dict[tuple[str, QualityCheck], list[int]] = {}
-        columns = _columns(batch, tuple(self._features))
+        columns, complete = _columns(batch, tuple(self._features))
+        if complete:  # every event gives every known feature: the others are unexpected
+            self._unexpected_features += sum(map(len, batch)) - len(known) * len(batch)
+        else:
+            self._unexpected_features += sum(
+                len(features.keys() - known) for features in batch if not features.keys() <= known
+            )
         plain = self._plain_numbers(columns, numeric)
         for order, ((name, feature), column) in enumerate(
             zip(self._features.items(), columns, strict=True)
@@ -671,12 +674,14 @@ def _tolerated_rates(feature: FeatureSpec) -> dict[QualityCheck, float]:
 
 def _columns(
     batch: Sequence[Mapping[str, FeatureValue]], names: tuple[str, ...]
-) -> list[Sequence[object]]:
-    """One column per name over the batch's events, ``_ABSENT`` where an event lacks it."""
-    if not names:
-        return []
-    if len(names) == 1:
-        return [[features.get(names[0], _ABSENT) for features in batch]]
+) -> tuple[list[Sequence[object]], bool]:
+    """One column per name over the batch's events, ``_ABSENT`` where an event lacks it;
+    and whether every event gives every name (when True; False may still be so)."""
+    if len(names) < 2:
+        columns: list[Sequence[object]] = [
+            [features.get(name, _ABSENT) for features in batch] for name in names
+        ]
+        return columns, False
     getter = itemgetter(*names)
 
     def row(features: Mapping[str, FeatureValue]) -> tuple[object, ...]:
@@ -687,11 +692,13 @@ def _columns(
 
     try:
         rows = list(map(getter, batch))  # every event has every feature: the common case
+        complete = True
     except KeyError:
         rows = [row(features) for features in batch]
+        complete = False
     if not rows:
-        return [[] for _ in names]
-    return list(zip(*rows, strict=True))
+        return [[] for _ in names], complete
+    return list(zip(*rows, strict=True)), complete
 
 
 def _column_example(column: Sequence[object], index: int) -> str | None:

@@ -70,8 +70,8 @@ class ReferenceStack:
             raise ValueError("every v must be in [0, 1]")
         owner = np.repeat(np.arange(len(counts)), counts)
         places = np.concatenate(
-            [
-                np.searchsorted(reference.support[0], values, side="left")
+            [  # the method, not np.searchsorted: its wrapper costs ~1 µs a feature
+                reference.support[0].searchsorted(values, side="left")
                 for reference, values in zip(self.references, xs, strict=True)
             ]
         )

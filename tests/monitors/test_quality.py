@@ -482,6 +482,7 @@ odd_values = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["
             optional={
                 "x": mostly_floats | odd_values,
                 "c": st.sampled_from(["a", "b", "zz"]) | odd_values,
+                "unexpected": odd_values,  # in no spec: only counted
             },
         ),
         max_size=120,
@@ -506,5 +507,6 @@ def test_batches_find_what_event_by_event_finds_whatever_the_values(rows, cuts):
     batched = DataQualityMonitor(spec)
     batches = [rows[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     assert batched_findings(batched, batches) == expected
+    assert batched.unexpected_features == one_by_one.unexpected_features
     assert batched.to_state() == one_by_one.to_state()
     assert batched.alarming_checks() == one_by_one.alarming_checks()
