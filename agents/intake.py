@@ -47,7 +47,7 @@ from driftline.schemas import (
     TaskType,
 )
 from driftline.streams import Rejection, dead_letter
-from driftline.streams.codecs import decode, decode_many
+from driftline.streams.codecs import decode_many
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,13 @@ class Intake:
         return self.process_batch(self.read_many(messages))
 
     def read_many(self, messages: Sequence[InputMessage]) -> list[Decoded | list[Output]]:
-        """:meth:`read` for each message of a batch, in order; each topic's events are
-        decoded together (:func:`~driftline.streams.codecs.decode_many`)."""
+        """Count and validate each message of a batch, in order: a valid event, or what the
+        message leads to on its own (a dead letter if its bytes are no valid event).
+
+        Each topic's events are decoded together
+        (:func:`~driftline.streams.codecs.decode_many`); messages on the registry
+        and references topics are validated completely here.
+        """
         items: list[Decoded | list[Output]] = []
         events_at: dict[InputTopic, list[int]] = {}
         for index, message in enumerate(messages):
@@ -209,7 +214,7 @@ class Intake:
                 events_at.setdefault(message.topic, []).append(index)
                 items.append([])  # its place, filled below
             else:
-                items.append(self.read(message))
+                items.append(self._read_registry(message))
         max_bytes = self.settings.max_message_bytes
         for topic, indices in events_at.items():
             self.counters.topics[topic].consumed += len(indices)
@@ -223,31 +228,22 @@ class Intake:
                     items[index] = Decoded(message, event)
         return items
 
-    def read(self, message: InputMessage) -> Decoded | list[Output]:
-        """Count and validate one message; a dead letter if its bytes are no valid event.
-
-        Messages on the registry and references topics are validated
-        completely here.
-        """
+    def _read_registry(self, message: InputMessage) -> list[Output]:
+        """Count and validate one message of the registry or references topic completely;
+        a dead letter if it is no valid registration."""
         counters = self.counters.topics[message.topic]
         counters.consumed += 1
-        max_bytes = self.settings.max_message_bytes
-        if message.topic in (InputTopic.MODELS, InputTopic.REFERENCES):
-            references = message.topic is InputTopic.REFERENCES
-            registration = read_registry_message(
-                message.key,
-                message.value,
-                max_bytes=registry_max_bytes(self.settings, references),
-                references=references,
-            )
-            if isinstance(registration, Rejection):
-                return [self._dead_letter(message, registration)]
-            counters.processed += 1
-            return []
-        event = decode(EVENT_TYPES[message.topic], message.value, max_bytes=max_bytes)
-        if isinstance(event, Rejection):
-            return [self._dead_letter(message, event)]
-        return Decoded(message, event)
+        references = message.topic is InputTopic.REFERENCES
+        registration = read_registry_message(
+            message.key,
+            message.value,
+            max_bytes=registry_max_bytes(self.settings, references),
+            references=references,
+        )
+        if isinstance(registration, Rejection):
+            return [self._dead_letter(message, registration)]
+        counters.processed += 1
+        return []
 
     def knows_model_of(self, decoded: Decoded) -> bool:
         """Whether the event's model (and version, where it names one) is registered."""
@@ -261,7 +257,7 @@ class Intake:
         return self.process_batch([decoded])
 
     def process_batch(self, items: Sequence[Decoded | list[Output]]) -> list[Output]:
-        """Process what :meth:`read` made of a batch of messages; the outputs, in order.
+        """Process what :meth:`read_many` made of a batch of messages; the outputs, in order.
 
         Each event is checked on its own (model, spec, repeats) in the
         batch's order; the valid events of each model version then go through
