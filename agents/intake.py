@@ -31,6 +31,7 @@ from driftline.monitors.dedup import Arrival, RecentEventIds
 from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
+from driftline.monitors.positions import Located, kafka_position
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -72,20 +73,24 @@ EVENT_TYPES: dict[InputTopic, type[InputEvent]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class InputMessage:
-    """One consumed message: its bytes, where it was, and when Kafka recorded it."""
+class InputMessage(NamedTuple):
+    """One consumed message: its bytes, where it was, and when Kafka recorded it.
+
+    One is made for every message consumed, so it is a named tuple, and its
+    ``source`` may be a :class:`~driftline.monitors.positions.Position` (what
+    the worker and replay give): outputs get a validated
+    :class:`~driftline.schemas.KafkaPosition` of it only when they name it.
+    """
 
     topic: InputTopic
     value: bytes | None
     key: bytes | None
-    source: KafkaPosition
+    source: Located
     timestamp: float | None = None
     """Kafka's timestamp of the message, in Unix seconds, when it has one."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A message whose bytes are a valid event, not yet checked against its model."""
 
     message: InputMessage
@@ -144,7 +149,7 @@ class _VersionBatch:
         self.events.append(event)
 
     @property
-    def positions(self) -> list[KafkaPosition | None]:
+    def positions(self) -> list[Located | None]:
         return [message.source for message in self.messages]
 
     @property
@@ -387,7 +392,9 @@ class Intake:
             alerts: list[Alert] = []
             if findings is not None or watching:
                 alarming = found.quality_alarming(number)
-                alerts = life.update(findings or _NOTHING, now, event, message.source, alarming)
+                alerts = life.update(
+                    findings or _NOTHING, now, event, kafka_position(message.source), alarming
+                )
                 watching = life.watching
             triggers = decider.observe(alerts, now)
             changed = changed or bool(alerts or triggers)
@@ -469,7 +476,8 @@ class Intake:
         arrival = self._arrive(message, label)
         if arrival is not None:
             return arrival
-        return self.labels.label(label, LabelMessage(message.value, message.key, message.source))
+        source = kafka_position(message.source)
+        return self.labels.label(label, LabelMessage(message.value, message.key, source))
 
     def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
         """None for a new event; otherwise what a duplicate or late event leads to."""
@@ -640,7 +648,9 @@ class Intake:
         return self._dead_letter(as_input, rejection)
 
     def _dead_letter(self, message: InputMessage, rejection: Rejection) -> Output:
-        letter = dead_letter(rejection, value=message.value, key=message.key, source=message.source)
+        letter = dead_letter(
+            rejection, value=message.value, key=message.key, source=kafka_position(message.source)
+        )
         counters = self.counters.topics[message.topic]
         counters.dead_lettered += 1
         counters.dead_letter_reasons[rejection.reason.value] += 1

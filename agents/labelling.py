@@ -51,6 +51,7 @@ from driftline.monitors.performance import (
     PerformanceResolution,
     PredictionRecord,
 )
+from driftline.monitors.positions import Located
 from driftline.schemas import (
     Alert,
     DeadLetterReason,
@@ -154,7 +155,7 @@ class LabelDesk:
         return self._monitors
 
     def prediction(
-        self, spec: ModelSpec, event: PredictionEvent, position: KafkaPosition | None
+        self, spec: ModelSpec, event: PredictionEvent, position: Located | None
     ) -> list[Output]:
         """Count a prediction, join it to a waiting label, and expire what waited too long."""
         return self.predictions(spec, [event], [position])[0]
@@ -163,7 +164,7 @@ class LabelDesk:
         self,
         spec: ModelSpec,
         events: Sequence[PredictionEvent],
-        positions: Sequence[KafkaPosition | None],
+        positions: Sequence[Located | None],
     ) -> list[list[Output]]:
         """:meth:`prediction` for each event of one version, in order; each event's outputs.
 
@@ -178,7 +179,7 @@ class LabelDesk:
         self,
         spec: ModelSpec,
         events: Sequence[PredictionEvent],
-        positions: Sequence[KafkaPosition | None],
+        positions: Sequence[Located | None],
     ) -> list[PendingOutputs]:
         """Count, join and expire a batch of one version's predictions; each one's findings.
 

@@ -27,7 +27,7 @@ from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
-from driftline.schemas import KafkaPosition
+from driftline.monitors.positions import Position
 from driftline.streams import DriftlineApp, encode
 from driftline.streams.batching import BatchingConsumer, take_batches
 from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
@@ -200,7 +200,7 @@ def _input_message(topic: InputTopic, record: Any) -> InputMessage:
         topic=topic,
         value=record.value,
         key=record.key,
-        source=KafkaPosition(topic=record.topic, partition=record.partition, offset=record.offset),
+        source=Position(record.topic, record.partition, record.offset),
         timestamp=record.timestamp,
     )
 

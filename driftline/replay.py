@@ -12,10 +12,10 @@ from pathlib import Path
 from driftline.agents.counters import TopicCounters
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
+from driftline.monitors.positions import Position
 from driftline.schemas import (
     Alert,
     DeadLetter,
-    KafkaPosition,
     ModelSpec,
     PerformanceReport,
     ReferenceProfile,
@@ -103,7 +103,7 @@ class Replay:
                     topic=topic,
                     value=value,
                     key=None,
-                    source=KafkaPosition(topic=source, partition=0, offset=offset),
+                    source=Position(source, 0, offset),
                 )
             )
             if len(batch) >= self.batch_size:

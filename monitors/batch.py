@@ -43,6 +43,7 @@ from driftline.monitors.findings import (
     prediction_value,
 )
 from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.positions import Located, maybe_kafka_position
 from driftline.monitors.quality import QualityBatch
 from driftline.monitors.rings import RunRing
 from driftline.monitors.scoring import ReferenceStack
@@ -75,7 +76,7 @@ class BatchWatch:
         self,
         monitor: "ModelMonitor",
         events: Sequence[Event],
-        positions: Sequence[KafkaPosition | None],
+        positions: Sequence[Located | None],
     ) -> None:
         self.monitor = monitor
         self.events = events
@@ -511,7 +512,7 @@ class BatchWatch:
             return None, None
         if event_number > self.events_before:
             row = self.rows[event_number - self.events_before - 1]
-            return self.events[row].event_time, self.positions[row]
+            return self.events[row].event_time, maybe_kafka_position(self.positions[row])
         return before[event_number - (self.events_before - len(before)) - 1]
 
     # Putting the findings together.

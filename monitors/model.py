@@ -43,6 +43,7 @@ from driftline.monitors.packing import (
     unpack_positions,
     unpack_times,
 )
+from driftline.monitors.positions import Located
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
 from driftline.monitors.reference import (
     CategoricalReference,
@@ -151,7 +152,7 @@ class ModelMonitor:
     # Feeding events.
 
     def update(
-        self, event: PredictionEvent | FeatureEvent, position: KafkaPosition | None = None
+        self, event: PredictionEvent | FeatureEvent, position: Located | None = None
     ) -> ModelFindings:
         """Feed one event of this model version (at ``position`` on Kafka); return what it revealed.
 
@@ -190,7 +191,7 @@ class ModelMonitor:
     def update_many(
         self,
         events: Sequence[PredictionEvent | FeatureEvent],
-        positions: Sequence[KafkaPosition | None] | None = None,
+        positions: Sequence[Located | None] | None = None,
     ) -> ModelFindings:
         """Feed a batch of events in order; return everything they revealed, in order.
 
@@ -211,7 +212,7 @@ class ModelMonitor:
     def update_batch(
         self,
         events: Sequence[PredictionEvent | FeatureEvent],
-        positions: Sequence[KafkaPosition | None] | None = None,
+        positions: Sequence[Located | None] | None = None,
     ) -> BatchFindings:
         """Feed a batch of events in order; what each revealed, by its index in the batch.
 
@@ -231,7 +232,7 @@ class ModelMonitor:
             tuple[
                 "ModelMonitor",
                 Sequence[PredictionEvent | FeatureEvent],
-                Sequence[KafkaPosition | None] | None,
+                Sequence[Located | None] | None,
             ]
         ],
     ) -> list[BatchFindings | Exception]:
@@ -275,7 +276,7 @@ class ModelMonitor:
     def _update_in_steps(
         self,
         events: Sequence[PredictionEvent | FeatureEvent],
-        where: Sequence[KafkaPosition | None],
+        where: Sequence[Located | None],
     ) -> BatchFindings:
         """:meth:`update_batch` in steps: to the warm-up's end, then the rest, or one by one."""
         before = self._quality.alarming_checks()
@@ -298,7 +299,7 @@ class ModelMonitor:
     def _one_by_one(
         self,
         events: Sequence[PredictionEvent | FeatureEvent],
-        where: Sequence[KafkaPosition | None],
+        where: Sequence[Located | None],
         offset: int,
         found: dict[int, ModelFindings],
         changes: dict[tuple[str, QualityCheck], list[tuple[int, bool]]],

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from driftline.monitors.positions import Located
 from driftline.schemas import KafkaPosition
 
 PackedInts = list[int | list[int]]
@@ -130,7 +131,7 @@ def unpack_times(packed: dict[str, Any]) -> list[datetime]:
     return times
 
 
-def pack_positions(positions: Sequence[KafkaPosition | None]) -> dict[str, Any]:
+def pack_positions(positions: Sequence[Located | None]) -> dict[str, Any]:
     """Kafka positions (or None) as a list of topics and three integer sequences.
 
     >>> packed = pack_positions([KafkaPosition(topic="t", partition=2, offset=o)

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from driftline.monitors.positions import Located
 from driftline.schemas import KafkaPosition
 
 Number = TypeVar("Number", int, float)
@@ -387,7 +388,7 @@ class EventMemory:
     def __len__(self) -> int:
         return len(self._clock)
 
-    def append(self, time: datetime, position: KafkaPosition | None) -> None:
+    def append(self, time: datetime, position: Located | None) -> None:
         """Remember one more event, forgetting the oldest when full."""
         code, epoch = self._zone_of(time.tzinfo)
         self._clock.append((time - epoch) // _MICROSECOND)
@@ -399,7 +400,7 @@ class EventMemory:
             self._place.append(self._place_code((2 * code + time.fold, topic, position.partition)))
             self._offset.append(position.offset)
 
-    def extend(self, times: Sequence[datetime], positions: Sequence[KafkaPosition | None]) -> None:
+    def extend(self, times: Sequence[datetime], positions: Sequence[Located | None]) -> None:
         """Remember events in order: their times and positions, as many appends would."""
         if len(times) != len(positions):
             raise ValueError(f"{len(times)} times but {len(positions)} positions")

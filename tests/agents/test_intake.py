@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration, Unregistration
+from driftline.monitors.positions import Position
 from driftline.monitors.quality import DataQualityMonitor
 from driftline.schemas import (
     Alert,
@@ -42,7 +43,7 @@ def message(
         topic=topic,
         value=value,
         key=key,
-        source=KafkaPosition(topic=topic.value, partition=0, offset=offset),
+        source=Position(topic.value, 0, offset),  # as the worker gives it
         timestamp=(START + timedelta(days=1)).timestamp(),
     )
 
@@ -390,9 +391,7 @@ def checked_messages(draw: st.DrawFn) -> list[InputMessage]:
                 topic=topic,
                 value=event.model_dump_json().encode(),
                 key=SPEC.model_id.encode(),
-                source=KafkaPosition(
-                    topic=topic.value, partition=draw(st.integers(0, 1)), offset=offset
-                ),
+                source=Position(topic.value, draw(st.integers(0, 1)), offset),
                 timestamp=draw(st.sampled_from([None, recorded.timestamp()])),
             )
         )
