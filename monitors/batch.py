@@ -40,15 +40,21 @@ from driftline.monitors.findings import (
     Subject,
     change_event_number,
     drift_finding,
-    prediction_value,
 )
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.positions import Located, maybe_kafka_position
 from driftline.monitors.quality import QualityBatch
 from driftline.monitors.rings import RunRing
 from driftline.monitors.scoring import ReferenceStack
-from driftline.monitors.uncertainty import uncertainty_of
-from driftline.schemas import FeatureEvent, KafkaPosition, PredictionEvent, QualityCheck
+from driftline.monitors.uncertainty import margin
+from driftline.schemas import (
+    FeatureEvent,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+    QualityCheck,
+    TaskType,
+)
 
 if TYPE_CHECKING:
     from driftline.monitors.model import ModelMonitor
@@ -61,6 +67,48 @@ _FIRST = object()
 """What starts a latch (see :meth:`BatchWatch._answer`)."""
 Outcome = tuple[DriftFinding, bool] | DriftResolution
 """A subject's alarm (and whether it repeats one still latched), or its resolution."""
+
+
+def counted_events(
+    spec: ModelSpec, events: Sequence[Event]
+) -> tuple[list[int], list[object], list[float | None]]:
+    """The events of ``spec``'s version a monitor counts (features or a prediction), by index;
+    each one's :func:`~driftline.monitors.findings.prediction_value` and
+    :func:`~driftline.monitors.uncertainty.uncertainty_of`.
+
+    Both worked out here, event by event as they would, with the version's
+    task looked up once (two calls an event cost as much as the rest).
+    Raises ``ValueError`` for an event of another model version.
+    """
+    rows: list[int] = []
+    predictions: list[object] = []
+    unsure: list[float | None] = []
+    model_id, version = spec.model_id, spec.model_version
+    wanted = float if spec.task is TaskType.REGRESSION else str
+    classifier = spec.task is TaskType.CLASSIFICATION
+    for index, event in enumerate(events):
+        if event.model_id != model_id or event.model_version != version:
+            raise ValueError(
+                f"event of {event.model_id}/{event.model_version} fed to the monitor of "
+                f"{model_id}/{version}"
+            )
+        prediction: object = None
+        uncertainty: float | None = None
+        if isinstance(event, PredictionEvent):
+            given = event.prediction
+            if isinstance(given, wanted):
+                prediction = given
+            if classifier:
+                if event.probabilities is not None:
+                    uncertainty = margin(event.probabilities)
+            elif event.interval is not None:
+                uncertainty = event.interval.upper - event.interval.lower
+        if event.features is None and prediction is None and uncertainty is None:
+            continue
+        rows.append(index)
+        predictions.append(prediction)
+        unsure.append(uncertainty)
+    return rows, predictions, unsure
 
 
 class BatchWatch:
@@ -81,24 +129,11 @@ class BatchWatch:
         self.monitor = monitor
         self.events = events
         self.positions = positions
-        spec = monitor.spec
-        self.rows: list[int] = []
+        rows, predictions, unsure = counted_events(monitor.spec, events)
+        self.rows: list[int] = rows
         """Indices in the batch of the events the monitor counts (features or a prediction)."""
-        self.predictions: list[object] = []
-        self.unsure: list[float | None] = []
-        for index, event in enumerate(events):
-            if (event.model_id, event.model_version) != (spec.model_id, spec.model_version):
-                raise ValueError(
-                    f"event of {event.model_id}/{event.model_version} fed to the monitor of "
-                    f"{spec.model_id}/{spec.model_version}"
-                )
-            prediction = prediction_value(spec, event)
-            unsure = uncertainty_of(spec, event)
-            if event.features is None and prediction is None and unsure is None:
-                continue
-            self.rows.append(index)
-            self.predictions.append(prediction)
-            self.unsure.append(unsure)
+        self.predictions: list[object] = predictions
+        self.unsure: list[float | None] = unsure
         self.events_before = monitor.events
         self.outcomes: list[tuple[int, int, Outcome]] = []
         self.scores: dict[str, np.ndarray] = {}

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.monitors.batch import BatchWatch
+from driftline.monitors.batch import BatchWatch, counted_events
+from driftline.monitors.findings import prediction_value
 from driftline.monitors.model import ModelFindings, ModelMonitor
 from driftline.monitors.quality import DataQualityMonitor
+from driftline.monitors.uncertainty import uncertainty_of
 from driftline.schemas import FeatureEvent, FeatureSpec, KafkaPosition, ModelSpec, PredictionEvent
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -287,3 +289,44 @@ def test_a_latch_that_fails_fails_its_own_batch_only(monkeypatch):
     assert json.dumps(good.to_state(), sort_keys=True) == json.dumps(
         alone_.to_state(), sort_keys=True
     )
+
+
+predictions_of_any_shape = st.builds(
+    PredictionEvent,
+    model_id=st.just("m"),
+    model_version=st.just("1"),
+    event_id=st.just("e"),
+    event_time=st.just(START),
+    features=st.none() | st.just({"x": 1.0}),
+    prediction=st.none() | st.sampled_from(["a", "b"]) | st.floats(-5, 5),
+    probabilities=st.none()
+    | st.just({"a": 1.0})
+    | st.floats(0, 1).map(lambda p: {"a": p, "b": 1.0 - p}),
+    interval=st.none() | st.floats(0, 3).map(lambda w: {"lower": -w, "upper": w}),
+)
+feature_events = st.builds(
+    FeatureEvent,
+    model_id=st.just("m"),
+    model_version=st.just("1"),
+    event_id=st.just("f"),
+    prediction_id=st.just("e"),
+    event_time=st.just(START),
+    features=st.just({"x": 1.0}),
+)
+
+
+@given(
+    st.sampled_from(["classification", "regression"]),
+    st.lists(predictions_of_any_shape | feature_events, max_size=12),
+)
+def test_a_batch_counts_each_event_with_its_prediction_and_uncertainty_as_one_alone(task, events):
+    spec = SPEC.model_copy(update={"task": task})
+    expected = [
+        (index, prediction_value(spec, event), uncertainty_of(spec, event))
+        for index, event in enumerate(events)
+        if event.features is not None
+        or prediction_value(spec, event) is not None
+        or uncertainty_of(spec, event) is not None
+    ]
+    rows, predictions, unsure = counted_events(spec, events)
+    assert list(zip(rows, predictions, unsure, strict=True)) == expected
