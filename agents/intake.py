@@ -667,44 +667,50 @@ def prediction_violation(spec: ModelSpec, event: PredictionEvent) -> Rejection |
     >>> prediction_violation(spec, event).message
     "model m version 1 is a regression model: its prediction must be a number, not 'yes'"
     """
-    name = f"model {spec.model_id} version {spec.model_version}"
     if spec.task is TaskType.REGRESSION:
         if isinstance(event.prediction, str):
             return _violation(
-                f"{name} is a regression model: its prediction must be a number, "
+                f"{_named(spec)} is a regression model: its prediction must be a number, "
                 f"not {event.prediction!r}",
                 "prediction",
             )
         if event.probabilities is not None:
             return _violation(
-                f"{name} is a regression model: send an interval, not class probabilities",
+                f"{_named(spec)} is a regression model: send an interval, not class probabilities",
                 "probabilities",
             )
         return None
     if isinstance(event.prediction, float):
         return _violation(
-            f"{name} is a classifier: its prediction must be a class label (a string), not "
-            f"{event.prediction!r}; send scores as class probabilities",
+            f"{_named(spec)} is a classifier: its prediction must be a class label (a string), "
+            f"not {event.prediction!r}; send scores as class probabilities",
             "prediction",
         )
     if event.interval is not None:
-        return _violation(f"{name} is a classifier: it has no prediction interval", "interval")
+        return _violation(
+            f"{_named(spec)} is a classifier: it has no prediction interval", "interval"
+        )
     if spec.classes is None:
         return None
     classes = set(spec.classes)
     if event.prediction is not None and event.prediction not in classes:
         return _violation(
-            f"{name} predicts one of {_listing(spec.classes)}; got {event.prediction!r}",
+            f"{_named(spec)} predicts one of {_listing(spec.classes)}; got {event.prediction!r}",
             "prediction",
         )
-    unknown = sorted(set(event.probabilities or ()) - classes)
-    if unknown:
+    if event.probabilities and not classes.issuperset(event.probabilities):
+        unknown = sorted(set(event.probabilities) - classes)
         return _violation(
-            f"{name} has the classes {_listing(spec.classes)}; probabilities name "
+            f"{_named(spec)} has the classes {_listing(spec.classes)}; probabilities name "
             f"{_listing(unknown)}",
             f"probabilities.{unknown[0]}",
         )
     return None
+
+
+def _named(spec: ModelSpec) -> str:
+    """How a violation names the model version (written only for an event that breaks it)."""
+    return f"model {spec.model_id} version {spec.model_version}"
 
 
 def _violation(message: str, field_path: str) -> Rejection:
