@@ -3,10 +3,11 @@
 import base64
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.agents.intake import InputMessage, InputTopic, Intake
+from driftline.agents.intake import InputMessage, InputTopic, Intake, prediction_violation
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration, Unregistration
 from driftline.monitors.positions import Position
@@ -128,6 +129,42 @@ def test_a_prediction_that_breaks_the_spec_is_dead_lettered_with_the_field():
     [letter] = letters(feed(intake, InputTopic.PREDICTIONS, [prediction(0, prediction="yes")]))
     assert (letter.reason.value, letter.field_path) == ("spec_violation", "prediction")
     assert "regression" in letter.message
+
+
+CLASSIFIER = ModelSpec(
+    model_id="c", model_version="2", task="classification", classes=["yes", "no"], features=[]
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "changes", "field_path", "said"),
+    [
+        (SPEC, {"prediction": "yes"}, "prediction", "must be a number"),
+        (SPEC, {"probabilities": {"a": 1.0}}, "probabilities", "not class probabilities"),
+        (CLASSIFIER, {"prediction": 0.5}, "prediction", "must be a class label"),
+        (CLASSIFIER, {"interval": {"lower": 0, "upper": 1}}, "interval", "no prediction interval"),
+        (CLASSIFIER, {"prediction": "maybe"}, "prediction", "predicts one of 'yes', 'no'"),
+        (CLASSIFIER, {"probabilities": {"yes": 0.5, "zz": 0.5}}, "probabilities.zz", "name 'zz'"),
+        (CLASSIFIER, {"prediction": "no", "probabilities": {"yes": 0.2, "no": 0.8}}, None, ""),
+        (SPEC, {"prediction": 0.5}, None, ""),
+    ],
+)
+def test_a_prediction_must_fit_its_task_and_classes(spec, changes, field_path, said):
+    event = PredictionEvent(
+        model_id=spec.model_id,
+        model_version=spec.model_version,
+        event_id="e",
+        event_time=START,
+        **changes,
+    )
+    rejection = prediction_violation(spec, event)
+    if field_path is None:
+        assert rejection is None
+        return
+    assert rejection is not None
+    assert rejection.field_path == field_path
+    assert said in rejection.message
+    assert f"model {spec.model_id} version {spec.model_version}" in rejection.message
 
 
 def test_a_repeated_event_is_counted_as_a_duplicate_and_not_processed_again():
