@@ -35,7 +35,7 @@ came). Objects written by earlier versions are still read.
 
 import base64
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -198,18 +198,13 @@ class LabelDesk:
         looked_up: dict[ModelKey, _Judge] = {}
         counted = monitor.predicted_many(events, positions, records)
         revealed: list[PendingOutputs] = []
-        held = self.join.held_many(spec.model_id, ids, times, payloads)
-        if held is not None:  # no label yet: no match, and what leaves was never labelled
-            for (_, found), gone in zip(counted, held, strict=True):
-                pending: PendingOutputs = [_Revealed(spec, found, None)] if found else []
-                if gone:
-                    self._unlabelled(spec.model_id, pending, gone, looked_up)
-                revealed.append(pending)
-            return revealed
+        pushed = self.join.held_many(spec.model_id, ids, times, payloads)
+        if pushed is not None:  # no label yet: no match, and what leaves was never labelled
+            return self._held(spec, monitor, counted, pushed, looked_up)
         joined = self.join.predicted_many(spec.model_id, ids, times, payloads)
         # Each prediction is counted just before what its joining led to.
         for (_, found), (match, expired) in zip(counted, joined, strict=True):
-            pending = []
+            pending: PendingOutputs = []
             if found:
                 pending.append(_Revealed(spec, found, None))
             if match is not None:
@@ -308,6 +303,40 @@ class LabelDesk:
             self._unlabelled(expired.model_id, pending, [expired.payload], looked_up)
         return pending
 
+    def _held(
+        self,
+        spec: ModelSpec,
+        monitor: PerformanceMonitor,
+        counted: Iterator[tuple[PredictionRecord, PerformanceFindings]],
+        pushed: list[tuple[int, Any]],
+        looked_up: dict[ModelKey, _Judge],
+    ) -> list[PendingOutputs]:
+        """What each of a batch's predictions led to, held by a model without labels.
+
+        Each is counted (``counted``, taken in turn), then the predictions it
+        pushed out (``pushed``: the index of the one they left after, and
+        their payload) are counted as never labelled, as :meth:`_unlabelled`
+        counts them; those of the batch's own version (nearly all) straight
+        into its ``monitor``, without looking their version up.
+        """
+        self.counts.predictions_unlabelled += len(pushed)
+        version, model_id = spec.model_version, spec.model_id
+        revealed: list[PendingOutputs] = []
+        at, leaving = 0, len(pushed)
+        for index, (_, found) in enumerate(counted):
+            pending: PendingOutputs = [_Revealed(spec, found, None)] if found else []
+            while at < leaving and pushed[at][0] == index:
+                payload = pushed[at][1]
+                at += 1
+                if type(payload) is list and payload[0] == version:
+                    more = monitor.unlabelled_in(int(payload[1]))
+                    if more:
+                        pending.append(_Revealed(spec, more, None))
+                else:  # another version's, or written by an earlier driftline
+                    self._unlabelled_one(model_id, pending, payload, looked_up)
+            revealed.append(pending)
+        return revealed
+
     def _unlabelled(
         self,
         model_id: str,
@@ -321,20 +350,30 @@ class LabelDesk:
         """
         self.counts.predictions_unlabelled += len(payloads)
         for payload in payloads:
-            key = (model_id, _version(payload))
-            judge = None if looked_up is None else looked_up.get(key)
-            if judge is None:
-                spec = self.registry.spec(*key)
-                judge = (spec, None if spec is None else self._monitor(spec))
-                if looked_up is not None:
-                    looked_up[key] = judge
-            spec, monitor = judge
-            if spec is None or monitor is None:
-                continue
-            found = monitor.unlabelled_in(_window_of(payload))
-            if found:
-                pending.append(_Revealed(spec, found, None))
+            self._unlabelled_one(model_id, pending, payload, looked_up)
         return pending
+
+    def _unlabelled_one(
+        self,
+        model_id: str,
+        pending: PendingOutputs,
+        payload: Any,
+        looked_up: dict[ModelKey, _Judge] | None,
+    ) -> None:
+        """One prediction of :meth:`_unlabelled` into its window (already counted there)."""
+        key = (model_id, _version(payload))
+        judge = None if looked_up is None else looked_up.get(key)
+        if judge is None:
+            spec = self.registry.spec(*key)
+            judge = (spec, None if spec is None else self._monitor(spec))
+            if looked_up is not None:
+                looked_up[key] = judge
+        spec, monitor = judge
+        if spec is None or monitor is None:
+            return
+        found = monitor.unlabelled_in(_window_of(payload))
+        if found:
+            pending.append(_Revealed(spec, found, None))
 
     # Monitors and outputs.
 

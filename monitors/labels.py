@@ -64,7 +64,7 @@ each; their model's first label writes them into the store.
 import heapq
 import struct
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -362,17 +362,26 @@ class LabelJoin:
         """
         if not prediction_ids:
             return []
-        held = self._hold_many(model_id, prediction_ids, event_times, payloads)
-        if held is not None:
+        left = self._hold_many(model_id, prediction_ids, event_times, payloads, flagged=True)
+        if left is not None:
+            popped, evicted = left.popped, left.evicted
+            assert evicted is not None
             return [
                 (
                     None,
                     [
-                        Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), *rest)
-                        for prediction_id, time, *rest in leaving
+                        Expired(
+                            Side.PREDICTION,
+                            model_id,
+                            popped[place][0],
+                            _datetime(popped[place][1]),
+                            popped[place][2],
+                            evicted[place],
+                        )
+                        for place in places
                     ],
                 )
-                for leaving in held
+                for places in left.places()
             ]
         return [
             (self.predicted(model_id, prediction_id, event_time, payload), self.advance(model_id))
@@ -387,21 +396,26 @@ class LabelJoin:
         prediction_ids: Sequence[str],
         event_times: Sequence[datetime],
         payloads: Sequence[Any],
-    ) -> list[list[Any]] | None:
+    ) -> list[tuple[int, Any]] | None:
         """:meth:`predicted_many` in short, for a model still holding its predictions.
 
-        For each prediction, the payloads of the predictions it pushed out
-        (all of this model, never labelled, none matched), in the order of
-        its :class:`Expired` list there; None, with nothing done, when they
-        cannot be held at once (see :meth:`_hold_many`): then call
-        :meth:`predicted_many`. A model without labels pushes one out for
-        each prediction it makes, so this skips building what a caller that
-        only needs the payloads would drop.
+        The payloads of the predictions pushed out (all of this model, never
+        labelled, none matched), each with the index of the prediction after
+        which it left, in the order of the :class:`Expired` lists there; None,
+        with nothing done, when they cannot be held at once (see
+        :meth:`_hold_many`): then call :meth:`predicted_many`. A model without
+        labels pushes one out for each prediction it makes, so this skips
+        building what a caller that only needs the payloads would drop.
         """
-        held = self._hold_many(model_id, prediction_ids, event_times, payloads)
-        if held is None:
+        left = self._hold_many(model_id, prediction_ids, event_times, payloads, flagged=False)
+        if left is None:
             return None
-        return [[payload for _, _, payload, _ in leaving] for leaving in held]
+        popped = left.popped
+        return [
+            (index, popped[place][2])
+            for index, places in enumerate(left.places())
+            for place in places
+        ]
 
     def labelled(
         self, model_id: str, prediction_id: str, event_time: datetime, payload: Any
@@ -683,11 +697,12 @@ class LabelJoin:
         prediction_ids: Sequence[str],
         event_times: Sequence[datetime],
         payloads: Sequence[Any],
-    ) -> list[list[tuple[str, int, Any, bool]]] | None:
+        *,
+        flagged: bool,
+    ) -> "_Left | None":
         """:meth:`predicted_many` for a model still holding its predictions, when it can be
-        done at once; None (and nothing done) when not. For each prediction, those it
-        pushed out, in the order of its :class:`Expired` list: ``(prediction id, event
-        time, payload, evicted)``.
+        done at once; None (and nothing done) when not. The predictions pushed out, how many
+        after each prediction, and (``flagged``) whether each was evicted: see :class:`_Left`.
 
         It can when the model has had no label, none of the predictions is
         held or given twice, they come in event-time order and after those
@@ -697,8 +712,8 @@ class LabelJoin:
         Then each prediction pushes the earliest held out past the model's
         share, and the watermark it raises expires the earliest held before
         it: the predictions that leave are the earliest of those held and
-        given, in order. Which prediction each leaves after is counted first
-        (integers only); then all are held at once and those leaving
+        given, in order. How many leave after each prediction is counted
+        first (integers only); then all are held at once and those leaving
         removed at once.
         """
         held = self._held.get(model_id)
@@ -730,27 +745,31 @@ class LabelJoin:
         cap, retention = self._held_cap(), self._retention_us
         queue = held.times()  # the held times, then the given ones: the order of leaving
         queue.extend(times)
-        leaving: list[list[bool]] = []  # per prediction, the evicted flag of each leaving
+        counts: list[int] = []  # per prediction, how many leave after it
+        evicted: list[bool] | None = [] if flagged else None  # per leaving, in order
         watermark = marks.get(_PREDICTIONS_SEEN, times[0])
         front, size = 0, len(held)
         for time in times:
             if time > watermark:
                 watermark = time
             size += 1
-            gone: list[bool] = []
+            gone = 0
             if size > cap:  # pushed out: early unless the retention had passed it
-                lowest = min([watermark, *others]) - retention
-                for _ in range(size - cap):
-                    gone.append(queue[front] >= lowest)
-                    front += 1
+                gone = size - cap
+                if evicted is not None:
+                    lowest = min([watermark, *others]) - retention
+                    evicted.extend(queue[place] >= lowest for place in range(front, front + gone))
+                front += gone
                 size = cap
             if labels is not None:
                 horizon = min(watermark, labels) - retention
                 while size and queue[front] < horizon:
-                    gone.append(False)
+                    if evicted is not None:
+                        evicted.append(False)
+                    gone += 1
                     front += 1
                     size -= 1
-            leaving.append(gone)
+            counts.append(gone)
         marks[_PREDICTIONS_SEEN] = watermark
         furthest = self._furthest.get(_PREDICTIONS_SEEN)
         if furthest is None or times[-1] > furthest:
@@ -759,26 +778,7 @@ class LabelJoin:
         popped = held.pop_many(front)
         self._counts[_PREDICTION] += count - front
         self._size += count - front
-        results: list[list[tuple[str, int, Any, bool]]] = []
-        start = 0
-        for gone in leaving:
-            if not gone:  # most predictions push none out
-                results.append([])
-                continue
-            end = start + len(gone)
-            if len(gone) == 1:
-                prediction_id, time, payload = popped[start]
-                results.append([(prediction_id, time, payload, gone[0])])
-            else:  # in the order advance() sorts them: event time, then prediction id
-                taken = [
-                    (prediction_id, time, payload, flag)
-                    for flag, (prediction_id, time, payload) in zip(
-                        gone, popped[start:end], strict=True
-                    )
-                ]
-                results.append(sorted(taken, key=lambda item: (item[1], item[0])))
-            start = end
-        return results
+        return _Left(popped, counts, evicted)
 
     def _let_go(self, model_id: str, held: HeldPredictions, evicted: bool | None) -> Expired:
         """Remove the model's earliest held prediction: expired, or pushed out.
@@ -979,6 +979,29 @@ class LabelJoin:
             return None
         prediction_id = orjson.loads(key)[1]
         return Expired(_SIDES[code], model_id, prediction_id, _datetime(time), entry[2], evicted)
+
+
+class _Left(NamedTuple):
+    """The predictions that left the held ones of a model, from :meth:`LabelJoin._hold_many`."""
+
+    popped: list[tuple[str, int, Any]]
+    """``(prediction id, event time, payload)`` of each, in the order they left."""
+    counts: list[int]
+    """How many left after each prediction given, in its order."""
+    evicted: list[bool] | None
+    """Whether each was evicted (pushed out early), in the order they left, if asked for."""
+
+    def places(self) -> Iterator[Sequence[int]]:
+        """For each prediction given, the places in ``popped`` of those that left after it,
+        in the order :meth:`LabelJoin.advance` hands them out: event time, then id."""
+        popped, start = self.popped, 0
+        for count in self.counts:
+            end = start + count
+            if count <= 1:
+                yield range(start, end)
+            else:
+                yield sorted(range(start, end), key=lambda k: (popped[k][1], popped[k][0]))
+            start = end
 
 
 def _expired_all(model_id: str, held: HeldPredictions) -> list[Expired]:

@@ -179,10 +179,13 @@ BATCHED_CLASSIFIER = CLASSIFIER.model_copy(update={"performance": SMALL})
 BATCHED_REGRESSOR = REGRESSOR.model_copy(update={"performance": SMALL})
 
 
-def recording_desk(spec: ModelSpec, held: int) -> tuple[LabelDesk, list[object]]:
+def recording_desk(
+    spec: ModelSpec, held: int, *others: ModelSpec
+) -> tuple[LabelDesk, list[object]]:
     """A desk whose sinks record what goes through them, in order, and return it."""
     registry = ModelRegistry()
-    registry.apply(Registration(spec))
+    for registered in (spec, *others):
+        registry.apply(Registration(registered))
     calls: list[object] = []
 
     def dead_letter(message: LabelMessage, rejection: Rejection) -> Output:
@@ -242,17 +245,25 @@ def prediction_events(draw: st.DrawFn, spec: ModelSpec, index: int) -> Predictio
     )
 
 
+Batch = tuple[ModelSpec, list[PredictionEvent]]
+
+
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[ModelSpec, int, list[list[PredictionEvent] | LabelEvent]]:
-    """Batches of predictions of one version, with labels between them."""
+def streams(draw: st.DrawFn) -> tuple[list[ModelSpec], int, list[Batch | LabelEvent]]:
+    """Batches of predictions of one version each (a model's two versions), with labels
+    between them."""
     spec = draw(st.sampled_from([BATCHED_CLASSIFIER, BATCHED_REGRESSOR]))
+    versions = [spec, spec.model_copy(update={"model_version": "5"})]
     held = draw(st.sampled_from([0, 3, 2_000]))
-    steps: list[list[PredictionEvent] | LabelEvent] = []
+    steps: list[Batch | LabelEvent] = []
     index = 0
     for _ in range(draw(st.integers(min_value=1, max_value=12))):
         if draw(st.booleans()):
             size = draw(st.integers(min_value=0, max_value=60))
-            steps.append([draw(prediction_events(spec, index + i)) for i in range(size)])
+            version = draw(st.sampled_from(versions))
+            steps.append(
+                (version, [draw(prediction_events(version, index + i)) for i in range(size)])
+            )
             index += size
         for _ in range(draw(st.integers(min_value=0, max_value=40))):
             target = draw(st.integers(min_value=0, max_value=index + 3))
@@ -270,16 +281,16 @@ def streams(draw: st.DrawFn) -> tuple[ModelSpec, int, list[list[PredictionEvent]
                     label=label,
                 )
             )
-    return spec, held, steps
+    return versions, held, steps
 
 
 @settings(max_examples=60, deadline=None)
 @given(streams())
 def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
-    spec, held, steps = drawn
-    single, single_calls = recording_desk(spec, held)
-    batched, batched_calls = recording_desk(spec, held)
-    direct, _ = recording_desk(spec, held)
+    versions, held, steps = drawn
+    single, single_calls = recording_desk(*versions[:1], held, *versions[1:])
+    batched, batched_calls = recording_desk(*versions[:1], held, *versions[1:])
+    direct, _ = recording_desk(*versions[:1], held, *versions[1:])
     offset = 0
     for step in steps:
         if isinstance(step, LabelEvent):
@@ -289,6 +300,7 @@ def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
             assert single.label(step, message) == batched.label(step, message)
             direct.label(step, message)
             continue
+        spec, step = step
         positions = [
             KafkaPosition(topic=TOPIC, partition=0, offset=offset + i) for i in range(len(step))
         ]
@@ -316,12 +328,55 @@ def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
         len(single.join),
         single.join.held_predictions,
     )
-    key = (spec.model_id, spec.model_version)
-    if key in single.monitors:
-        a, b = single.monitors[key], batched.monitors[key]
+    assert single.monitors.keys() <= batched.monitors.keys()  # an empty batch makes one too
+    for key, a in single.monitors.items():
+        b = batched.monitors[key]
         assert (a.predictions, a.labelled_predictions, a.last_realized, a.last_estimate) == (
             b.predictions,
             b.labelled_predictions,
             b.last_realized,
             b.last_estimate,
         )
+
+
+def test_held_predictions_pushed_out_by_another_version_count_in_their_own_version():
+    """Without labels, a version's predictions push out those its model held, whatever
+    their version: each is counted never labelled in the window of its own."""
+    first = BATCHED_CLASSIFIER
+    second = first.model_copy(update={"model_version": "5"})
+    single, single_calls = recording_desk(first, 3, second)
+    batched, batched_calls = recording_desk(first, 3, second)
+    index = 0
+    for spec, size in [(first, 7), (second, 12), (first, 4), (second, 30)]:
+        step = [
+            PredictionEvent(
+                model_id=spec.model_id,
+                model_version=spec.model_version,
+                event_id=f"p{index + i}",
+                event_time=START + timedelta(seconds=index + i),
+                prediction="repaid",
+                probabilities={"repaid": 0.75, "defaulted": 0.25},
+            )
+            for i in range(size)
+        ]
+        positions = [KafkaPosition(topic=TOPIC, partition=0, offset=index + i) for i in range(size)]
+        index += size
+        one_by_one = [
+            single.prediction(spec, event, position)
+            for event, position in zip(step, positions, strict=True)
+        ]
+        shares = batched.join_predictions(spec, step, positions)
+        assert [batched.release(share) for share in shares] == one_by_one
+    assert batched_calls == single_calls
+    assert batched.counts == single.counts
+    for key, a in single.monitors.items():
+        b = batched.monitors[key]
+        assert (a.predictions, a._expired, a.last_estimate) == (
+            b.predictions,
+            b._expired,
+            b.last_estimate,
+        )
+    # All 11 of the first version were pushed out, and all but the 3 held of the second's 42.
+    assert single.monitors[("loans", "4")]._expired == 11
+    assert single.monitors[("loans", "5")]._expired == 42 - 3
+    assert single.counts.predictions_unlabelled == 11 + 42 - 3

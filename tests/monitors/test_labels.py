@@ -784,7 +784,7 @@ between = st.lists(
     st.one_of(st.integers(min_value=0, max_value=12), st.just(100_000)),
     st.one_of(st.integers(min_value=4, max_value=30), st.just(1_000_000)),
 )
-def test_predictions_given_together_are_joined_as_one_by_one(
+def test_predictions_given_together_are_joined_as_one_by_one_and_held_the_short_way(
     runs, interleaved, retention, held_before_first_label, max_held, max_entries
 ):
     bounds = {
@@ -793,6 +793,7 @@ def test_predictions_given_together_are_joined_as_one_by_one(
         "max_held": max_held,
     }
     together, alone = LabelJoin(retention, **bounds), LabelJoin(retention, **bounds)
+    short = LabelJoin(retention, **bounds)  # the short way when it can: held_many
     index = 0
     for number, (model, predictions, ordered) in enumerate(runs):
         if ordered:
@@ -807,9 +808,21 @@ def test_predictions_given_together_are_joined_as_one_by_one(
         ]
         assert together.predicted_many(model, ids, times, payloads) == expected
         assert state_of(together) == state_of(alone)
+        pushed = short.held_many(model, ids, times, payloads)
+        if pushed is None:
+            assert short.predicted_many(model, ids, times, payloads) == expected
+        else:  # only what was never labelled leaves, and nothing matches
+            assert all(match is None for match, _ in expected)
+            assert all(
+                e.side is Side.PREDICTION and e.model_id == model for _, g in expected for e in g
+            )
+            assert pushed == [(i, e.payload) for i, (_, gone) in enumerate(expected) for e in gone]
+        assert state_of(short) == state_of(alone)
         if number < len(interleaved) and interleaved[number] is not None:
-            assert feed(together, -1, interleaved[number]) == feed(alone, -1, interleaved[number])
-            assert state_of(together) == state_of(alone)
+            fed = feed(alone, -1, interleaved[number])
+            assert feed(together, -1, interleaved[number]) == fed
+            assert feed(short, -1, interleaved[number]) == fed
+            assert state_of(together) == state_of(alone) == state_of(short)
 
 
 def test_the_predictions_of_a_model_without_labels_go_together_the_short_way():
@@ -830,3 +843,19 @@ def test_the_predictions_of_a_model_without_labels_go_together_the_short_way():
     ]
     assert all(e.evicted for _, gone in results for e in gone)
     assert [prediction_id for prediction_id, _, _ in join._held["m"]] == ["p3", "p4", "p5"]
+
+
+def test_held_predictions_that_leave_together_leave_in_time_then_id_order():
+    """Two held at one time leave after one prediction as advance() hands them out."""
+    short, alone = LabelJoin(RETENTION), LabelJoin(RETENTION)
+    ids, times, payloads = ["p9", "p1"], [at(0), at(0)], [{"event": 9}, {"event": 1}]
+    assert short.held_many("m", ids, times, payloads) == []
+    for arguments in zip(ids, times, payloads, strict=True):
+        alone.predicted("m", *arguments)
+    for join in (short, alone):
+        join.labelled("other", "x", at(500), {})  # the labels topic moves on
+    pushed = short.held_many("m", ["p5"], [at(500)], [{"event": 5}])
+    [(match, gone)] = [(alone.predicted("m", "p5", at(500), {"event": 5}), alone.advance("m"))]
+    assert match is None
+    assert [e.prediction_id for e in gone] == ["p1", "p9"]
+    assert pushed == [(0, {"event": 1}), (0, {"event": 9})]
