@@ -257,6 +257,29 @@ class Intake:
             return self.registry.has_model(event.model_id)
         return self.registry.spec(event.model_id, event.model_version) is not None
 
+    def unregistered_at(self, items: Sequence[Decoded | list[Output]]) -> list[float]:
+        """The Kafka timestamps (0.0 for none) of the valid events of a batch whose model (or
+        version) is not registered (:meth:`knows_model_of`), in order; each model version
+        is looked up once.
+
+        The worker waits for the registry to catch up with the latest of them
+        before it processes the batch, so a spec published just before its
+        first events is known to them.
+        """
+        known: dict[tuple[str, str | None], bool] = {}
+        times: list[float] = []
+        for item in items:
+            if not isinstance(item, Decoded):
+                continue
+            event = item.event
+            key = (event.model_id, None if isinstance(event, LabelEvent) else event.model_version)
+            registered = known.get(key)
+            if registered is None:
+                registered = known[key] = self.knows_model_of(item)
+            if not registered:
+                times.append(item.message.timestamp or 0.0)
+        return times
+
     def process(self, decoded: Decoded) -> list[Output]:
         """Check a valid event against its model and feed it to the model's monitor."""
         return self.process_batch([decoded])

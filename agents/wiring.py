@@ -23,7 +23,7 @@ from typing import Any
 
 from faust.types import StreamT, TopicT
 
-from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake
+from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
@@ -146,11 +146,7 @@ def _register_input_agent(
         messages = [_input_message(topic, record) for record in records]
         try:
             items = intake.read_many(messages)
-            unknown = [
-                item.message.timestamp or 0.0
-                for item in items
-                if isinstance(item, Decoded) and not intake.knows_model_of(item)
-            ]
+            unknown = intake.unregistered_at(items)
             if unknown:
                 await follower.sync(published_before=max(unknown))
             outputs = intake.process_batch(items)

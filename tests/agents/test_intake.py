@@ -449,3 +449,22 @@ def test_a_batch_checks_each_event_as_its_message_alone_would(messages, size):
         (o.destination, o.key, o.value) for o in expected
     ]
     assert batched.counters.topics == one.counters.topics
+
+
+def test_a_batch_names_the_times_of_its_events_whose_model_is_not_registered():
+    intake = intake_with(SPEC)
+    unknown = prediction(1).model_copy(update={"model_version": "9"})
+    label = LabelEvent(
+        model_id="nobody", event_id="l", prediction_id="p", event_time=START, label=1.0
+    )
+    messages = [
+        message(InputTopic.PREDICTIONS, prediction(0).model_dump_json().encode(), 0),
+        message(InputTopic.PREDICTIONS, unknown.model_dump_json().encode(), 1),
+        message(InputTopic.LABELS, label.model_dump_json().encode(), 2),
+        message(InputTopic.PREDICTIONS, b"not json", 3),
+        message(InputTopic.PREDICTIONS, unknown.model_dump_json().encode(), 4)._replace(
+            timestamp=None
+        ),
+    ]
+    at = messages[0].timestamp
+    assert intake.unregistered_at(intake.read_many(messages)) == [at, at, 0.0]
