@@ -327,19 +327,13 @@ class ModelMonitor:
         """Build the reference from the warm-up's events and start the detectors on it."""
         assert self._warmup is not None
         columns, self._warmup = self._warmup.columns(), None
-        built: dict[str, NumericReference] = {}
-        self._start(self._warmup_reference(columns, built), built)
+        self._start(self._warmup_reference(columns))
 
-    def _warmup_reference(
-        self, columns: Mapping[str, Column], built: dict[str, NumericReference]
-    ) -> ReferenceProfile:
-        """The profile of the warm-up's columns; ``built`` receives its numeric references."""
+    def _warmup_reference(self, columns: Mapping[str, Column]) -> ReferenceProfile:
         features = {n: c for n, c in columns.items() if n not in (PREDICTION, UNCERTAINTY)}
         source = f"warmup:{self._events} events"
         profile = (
-            build_reference(
-                self.spec, features, source=source, ordered=True, validate=False, built=built
-            )
+            build_reference(self.spec, features, source=source, ordered=True, validate=False)
             if features
             else ReferenceProfile(  # a model without monitored features
                 model_id=self.spec.model_id,
@@ -354,8 +348,7 @@ class ModelMonitor:
         if isinstance(predictions, np.ndarray):  # a regressor's
             numbers = predictions[np.isfinite(predictions)]
             if numbers.size:
-                built[PREDICTION] = NumericReference.from_values(numbers)
-                sketches[PREDICTION] = built[PREDICTION].to_sketch()
+                sketches[PREDICTION] = NumericReference.from_values(numbers).to_sketch()
         else:
             labels = [label for label in predictions if label is not None]
             if labels:
@@ -363,8 +356,7 @@ class ModelMonitor:
         unsure = np.asarray(columns[UNCERTAINTY], dtype=np.float64)
         unsure = unsure[np.isfinite(unsure)]
         if unsure.size:
-            built[UNCERTAINTY] = NumericReference.from_values(unsure)
-            sketches[UNCERTAINTY] = built[UNCERTAINTY].to_sketch()
+            sketches[UNCERTAINTY] = NumericReference.from_values(unsure).to_sketch()
         return profile.model_copy(update={"features": sketches})
 
     def _watch(
@@ -432,13 +424,8 @@ class ModelMonitor:
 
     # Building the detectors.
 
-    def _start(
-        self, reference: ReferenceProfile, built: Mapping[str, NumericReference] | None = None
-    ) -> None:
-        """Build one detector per drift subject the reference covers, splitting the budget.
-
-        ``built``: numeric references its sketches were made from (see :class:`ModelReference`).
-        """
+    def _start(self, reference: ReferenceProfile) -> None:
+        """Build one detector per drift subject the reference covers, splitting the budget."""
         policy = self.spec.drift
         sketches = reference.features
         plans: list[tuple[str, NumericSketch | CategoricalCounts]] = [
@@ -455,7 +442,7 @@ class ModelMonitor:
         )
         units = len(plans) + (1 if multivariate else 0)
         arl = policy.expected_events_between_false_alarms * max(units, 1)
-        ready = ModelReference(reference, built=built)
+        ready = ModelReference(reference)
         self._reference = CompactProfile(ready)
         rho = {
             name: min(max(value, 0.0), MAX_RHO)

@@ -715,29 +715,6 @@ def test_a_model_reference_holds_each_features_reference():
     assert reference.profile is profile
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6) | st.sampled_from([0.0, 1.5, 2.0]), min_size=1, max_size=80))
-def test_a_model_reference_takes_the_references_its_sketches_were_built_from(values):
-    model = spec(numeric("x"), numeric("y"))
-    built: dict = {}
-    profile = build_reference(
-        model, {"x": values, "y": values[::-1]}, source="t", ordered=True, built=built
-    )
-    assert built.keys() == {"x", "y"}
-    for name, made in built.items():
-        assert made.to_sketch() == profile.features[name]
-    taken, remade = ModelReference(profile, built=built), ModelReference(profile)
-    assert taken.numeric["x"] is built["x"]
-    for name in built:
-        assert [a.tolist() for a in taken.numeric[name].support] == [
-            a.tolist() for a in remade.numeric[name].support
-        ]
-        assert (taken.numeric[name].count, taken.numeric[name].floor) == (
-            remade.numeric[name].count,
-            remade.numeric[name].floor,
-        )
-
-
 @settings(max_examples=100, deadline=None)
 @given(
     rows=st.integers(0, 60),
