@@ -197,11 +197,11 @@ class LabelDesk:
         payloads = payload_of.many(records)
         looked_up: dict[ModelKey, _Judge] = {}
         counted = monitor.predicted_many(events, positions, records)
-        revealed: list[PendingOutputs] = []
         pushed = self.join.held_many(spec.model_id, ids, times, payloads)
         if pushed is not None:  # no label yet: no match, and what leaves was never labelled
             return self._held(spec, monitor, counted, pushed, looked_up)
         joined = self.join.predicted_many(spec.model_id, ids, times, payloads)
+        revealed: list[PendingOutputs] = []
         # Each prediction is counted just before what its joining led to.
         for (_, found), (match, expired) in zip(counted, joined, strict=True):
             pending: PendingOutputs = []
