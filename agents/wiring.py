@@ -17,7 +17,7 @@ new alerts).
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +28,12 @@ from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.monitors.positions import Position
-from driftline.streams import DriftlineApp, encode
+from driftline.streams import DriftlineApp
+from driftline.streams.app import kafka_producer
 from driftline.streams.batching import BatchingConsumer, take_batches
 from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
-from driftline.streams.sending import send_until_accepted
+from driftline.streams.sending import BatchProducer, RecordSender
+from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ def _register_input_agent(
 ) -> None:
     """One agent for ``topic``: batches of messages in, their outputs sent, then acked."""
     settings = dapp.settings
-    sender = OutputSender(dapp)
+    sender = OutputSender(settings, lambda: kafka_producer(dapp.app))
     intake, follower = monitoring.intake, monitoring.follower
 
     async def process(records: Sequence[Any]) -> None:
@@ -226,32 +228,24 @@ against 0.33-0.74 s.
 
 
 class OutputSender:
-    """Sends the outputs of a batch to their topics, in order, encoded here and only here."""
+    """Sends the outputs of a batch to their topics, encoded here and only here, then waits for
+    them together (see :class:`~driftline.streams.sending.RecordSender`)."""
 
-    def __init__(self, dapp: DriftlineApp) -> None:
+    def __init__(self, settings: Settings, producer: Callable[[], BatchProducer]) -> None:
         self.topics = {
-            Destination.ALERTS: dapp.alerts,
-            Destination.PERFORMANCE: dapp.performance,
-            Destination.RETRAIN_TRIGGERS: dapp.retrain_triggers,
-            Destination.DEAD_LETTERS: dapp.dead_letters,
+            Destination.ALERTS: settings.alerts_topic,
+            Destination.PERFORMANCE: settings.performance_topic,
+            Destination.RETRAIN_TRIGGERS: settings.retrain_triggers_topic,
+            Destination.DEAD_LETTERS: settings.dead_letters_topic,
         }
-        self.timeout = dapp.settings.send_timeout_seconds
+        self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
 
     async def send_all(self, outputs: Sequence[Output]) -> None:
-        """Hand every output to the producer, in order, then wait for them together.
-
-        Each is handed over once the one before was taken, so they reach
-        their topics in order; then the batch waits, at most
-        :data:`OUTPUT_DELIVERY_WAIT_SECONDS`, until the broker has them all.
-        """
-        deliveries = [
-            await send_until_accepted(
-                self.topics[output.destination],
-                output.key,
-                encode(output.message),
-                timeout=self.timeout,
-            )
-            for output in outputs
-        ]
+        """Hand every output to the producer, in order within each partition, then wait for them
+        together: at most :data:`OUTPUT_DELIVERY_WAIT_SECONDS`, until the broker has them all."""
+        topics = self.topics
+        deliveries = await self.records.send_all(
+            [(topics[output.destination], output.key, output.value) for output in outputs]
+        )
         if deliveries:
             await asyncio.wait(deliveries, timeout=OUTPUT_DELIVERY_WAIT_SECONDS)

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 from faust.types import TopicT
@@ -107,6 +108,12 @@ def create_app(settings: Settings) -> DriftlineApp:
         performance=_raw_topic(app, settings.performance_topic),
         dead_letters=_raw_topic(app, settings.dead_letters_topic),
     )
+
+
+def kafka_producer(app: faust.App) -> Any:
+    """The aiokafka producer under a started app's producer: the one faust flushes before it
+    commits offsets, so what is queued on it is delivered before its inputs are committed."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
 
 def quiet_framework_loggers() -> None:
