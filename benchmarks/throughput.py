@@ -14,8 +14,10 @@ unless ``--bootstrap-servers`` names one), each path reads every event,
 
 Then, per layout: the worker's resident memory, and alert latency at half
 the worker's measured rate. Once: the serialized state of a model monitor
-after ``--state-events`` events. With ``--scaling``: 100 models, half of
-their predictions never labelled, and the worker's memory after them.
+after ``--state-events`` events, and the worker on broken input (every
+event's JSON cut short, so each one is dead-lettered). With ``--scaling``:
+100 models, half of their predictions never labelled, and the worker's
+memory after them.
 See benchmarks/README.md.
 
     python benchmarks/throughput.py --layout 1-model --repeats 1 --json out.json
@@ -66,6 +68,7 @@ from benchmarks.traffic import (
     Layout,
     model_specs,
     prediction_events,
+    publish_broken,
     publish_events,
     publish_specs,
 )
@@ -102,6 +105,9 @@ class Options:
     latency_trials: int = 1
     """Latency runs per layout, each on topics of its own; their alerts are pooled."""
     state_events: int = 10_000
+    broken: bool = True
+    broken_events: int = 50_000
+    """Events of the broken-input case: 1 model, every event's JSON cut short."""
     scaling: bool = False
     scaling_events: int = 1_000_000
     timeout: float | None = None
@@ -290,6 +296,36 @@ def monitor_state_size(spec: ModelSpec, events: int) -> dict[str, Any]:
     }
 
 
+# Broken input: every event dead-lettered.
+
+
+def run_broken(bootstrap_servers: str, options: Options, workdir: Path) -> dict[str, Any]:
+    """The worker on ``broken_events`` events of 1 model whose JSON is cut short, each
+    ``repeats`` times: what a producer with a bug costs a worker (a dead letter for each)."""
+    layout = LAYOUTS["1-model"]
+    settings = layout_settings(bootstrap_servers, "broken", workdir)
+    ensure_topics(settings)
+    specs = model_specs(layout, settings.topic_partitions, options.warmup_events)
+    publish_specs(settings, specs)
+    progress(f"broken input: publishing {options.broken_events:,} events, each cut short")
+    published = publish_broken(settings, prediction_events(specs, options.broken_events))
+    ends = end_offsets(bootstrap_servers, settings.predictions_topic)
+    rundir = workdir / settings.app_id
+    rundir.mkdir(parents=True)
+    bench = Bench(settings, specs, [], ends, rundir, options.timeout_for(published))
+    runs = []
+    for repeat in range(options.repeats):
+        run = run_worker(bench, f"c-{repeat}")
+        if run.details["dead_lettered"] != published:
+            raise RuntimeError(
+                f"the worker dead-lettered {run.details['dead_lettered']} of {published} "
+                f"broken events ({rundir})"
+            )
+        progress(f"broken input, (c) driftline worker, run {repeat + 1}: {describe(run)}")
+        runs.append(run)
+    return {"layout": layout.title, "events": published, "worker": path_summary(list(runs))}
+
+
 # Optionally: 100 models, half the predictions never labelled.
 
 
@@ -355,6 +391,8 @@ def run(options: Options, bootstrap_servers: str | None = None) -> dict[str, Any
             figures["layouts"][name] = run_layout(servers, LAYOUTS[name], options, Path(scratch))
         spec = model_specs(LAYOUTS["1-model"], 1, options.warmup_events)[0]
         figures["monitor_state"] = monitor_state_size(spec, options.state_events)
+        if options.broken:
+            figures["broken"] = run_broken(servers, options, Path(scratch))
         if options.scaling:
             figures["scaling"] = run_scaling(servers, options, Path(scratch))
     figures["elapsed_seconds"] = time.monotonic() - started
@@ -427,6 +465,17 @@ def state_lines(state: dict[str, Any]) -> list[str]:
     ]
 
 
+def broken_lines(broken: dict[str, Any]) -> list[str]:
+    worker = broken["worker"]
+    return [
+        f"== broken input: {broken['layout']}, {broken['events']:,} events, each one's JSON "
+        "cut short ==",
+        f"(c) driftline worker: {number(worker['events_per_second'])} events/s, "
+        f"{number(worker['cpu_us_per_event'], 1)} µs CPU/event (medians), every event "
+        "dead-lettered",
+    ]
+
+
 def scaling_lines(scaling: dict[str, Any]) -> list[str]:
     worker = scaling["worker"]
     return [
@@ -444,6 +493,8 @@ def report(figures: dict[str, Any]) -> str:
     for layout in figures["layouts"].values():
         lines += [*layout_table(layout, repeats), ""]
     lines += state_lines(figures["monitor_state"])
+    if "broken" in figures:
+        lines += ["", *broken_lines(figures["broken"])]
     if "scaling" in figures:
         lines += ["", *scaling_lines(figures["scaling"])]
     lines += ["", f"took {figures['elapsed_seconds']:,.0f} s"]
@@ -477,6 +528,10 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
         help="latency runs per layout, their alerts pooled",
     )
     parser.add_argument("--state-events", type=int, default=defaults.state_events)
+    parser.add_argument(
+        "--no-broken", action="store_true", help="skip the broken-input case (dead letters)"
+    )
+    parser.add_argument("--broken-events", type=int, default=defaults.broken_events)
     parser.add_argument("--scaling", action="store_true", help="also the 100-model memory case")
     parser.add_argument("--scaling-events", type=int, default=defaults.scaling_events)
     parser.add_argument("--timeout", type=float, default=None, help="seconds per run")
@@ -498,6 +553,8 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
         latency_shifted_events=args.latency_shifted_events,
         latency_trials=args.latency_trials,
         state_events=args.state_events,
+        broken=not args.no_broken,
+        broken_events=args.broken_events,
         scaling=args.scaling,
         scaling_events=args.scaling_events,
         timeout=args.timeout,

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
 from driftline.client import Publisher
@@ -27,6 +28,9 @@ DRIFTING_FEATURE = "f0"
 
 DECIMALS = 6
 """Decimals of the published numbers: 20 features then make events of about 500 bytes."""
+
+BROKEN_CUT_BYTES = 20
+"""How much of each event's JSON a broken event lacks (its last features and the rest)."""
 
 LABEL_DELAY = timedelta(seconds=1)
 """How long after its prediction (in event time) a label is published."""
@@ -167,6 +171,27 @@ def publish_specs(settings: Settings, specs: Iterable[ModelSpec]) -> None:
     with publisher_for(settings) as publisher:
         for spec in specs:
             publisher.register(spec)
+
+
+def publish_broken(
+    settings: Settings, events: Iterable[PredictionEvent], *, cut: int = BROKEN_CUT_BYTES
+) -> int:
+    """Publish each event with its JSON cut short by ``cut`` bytes, keyed by its model id, as a
+    producer with a bug in its encoder would; how many were published.
+
+    A worker dead-letters every one (``invalid_json``), each carrying the broken bytes.
+    """
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
+    count = 0
+    try:
+        for event in events:
+            value = event.model_dump_json().encode()[:-cut]
+            producer.send(settings.predictions_topic, key=event.model_id.encode(), value=value)
+            count += 1
+        producer.flush(timeout=120)
+    finally:
+        producer.close(timeout=10)
+    return count
 
 
 def publish_events(

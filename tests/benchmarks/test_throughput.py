@@ -4,8 +4,10 @@ No figure is compared with a speed: the benchmark shows speed, tests only
 check that what it measured is whole and consistent.
 """
 
+import dataclasses
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -113,6 +115,17 @@ def test_monitor_state_counts_the_reference_apart():
     assert state["bytes_by_part"]["reference"] == state["reference_bytes"]
 
 
+def test_broken_input_case_dead_letters_every_event(kafka_broker, tmp_path):
+    options = dataclasses.replace(TINY, broken_events=1_000, repeats=2)
+    broken = throughput.run_broken(kafka_broker.bootstrap_servers, options, tmp_path)
+    assert broken["events"] == 1_000
+    runs = broken["worker"]["runs"]
+    assert [(run["processed"], run["dead_lettered"]) for run in runs] == [(0, 1_000)] * 2
+    assert broken["worker"]["events_per_second"] == statistics.median(
+        run["events_per_second"] for run in runs
+    )
+
+
 def test_scaling_case_settles_predictions_and_labels(kafka_broker, tmp_path):
     scaling = throughput.run_scaling(kafka_broker.bootstrap_servers, TINY, tmp_path)
     assert scaling["labels_sent"] == 500
@@ -137,6 +150,8 @@ def test_command_line_writes_every_figure_to_json(kafka_broker, tmp_path, capsys
             "a,d",
             "--state-events",
             "300",
+            "--broken-events",
+            "300",
             "--warmup-events",
             "200",
             "--json",
@@ -148,8 +163,10 @@ def test_command_line_writes_every_figure_to_json(kafka_broker, tmp_path, capsys
     assert set(layout["paths"]) == {"a", "d"}
     assert layout["paths"]["a"]["events_consumed"] == [500, 500]
     assert layout["paths"]["d"]["events_consumed"] == [500, 500]
+    assert figures["broken"]["events"] == 300
     assert "alert_latency" not in layout  # it needs the worker's measured rate
     assert figures["monitor_state"]["events"] == 300
     printed = capsys.readouterr().out
     assert "(a) aiokafka getmany + orjson" in printed
     assert "d/a" in printed
+    assert "broken input" in printed
