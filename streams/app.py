@@ -25,16 +25,6 @@ in paired runs of the throughput benchmark, about this machine's noise between r
 """
 
 
-PRODUCER_BATCH_BYTES = 512 * 1024
-"""Most bytes the producer puts in one record batch of a partition (aiokafka's default: 16 KiB).
-
-A partition has one batch in flight at a time, so each batch beyond the first waits a round
-trip to the broker: a thousand dead letters of 1 KB were some sixty batches. A worker whose
-every event was dead-lettered carried ~16,300 events/s with 16 KiB batches, ~25,200 with these
-(50,000 events, two runs each). Well under the broker's default limit on a batch (1 MiB).
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class DriftlineApp:
     """A faust app with driftline's topics declared on it.
@@ -98,7 +88,6 @@ def create_app(settings: Settings) -> DriftlineApp:
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=max(settings.max_message_bytes * 2, FETCH_BYTES_PER_PARTITION),
         producer_max_request_size=max(settings.max_message_bytes * 2, 1024 * 1024),
-        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         broker_commit_interval=settings.commit_interval_seconds,
         broker_max_poll_records=settings.batch_max_events,
         producer_acks=-1,
