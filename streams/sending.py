@@ -6,7 +6,11 @@ one by one (``Topic.send``) cost ~75 µs a message: channel, sensors and
 callbacks for every one. A worker whose every event was dead-lettered then
 carried ~8,400 events/s, where it carries ~18,000 valid ones.
 :class:`RecordSender` appends them to aiokafka record batches instead, a
-few calls per partition and batch, ~3 µs a message.
+few calls per partition and batch: ~16,300 events/s (two runs). A
+partition has one batch in flight at a time, so each batch of 16 KiB
+(aiokafka's size) beyond the first waits a round trip; batches of 512 KiB
+made it ~25,000 events/s, but raised the worker's memory in the 100-model
+scaling case by 4-8 MiB, too near its limit.
 """
 
 import asyncio
