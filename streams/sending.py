@@ -8,9 +8,10 @@ carried ~8,400 events/s, where it carries ~18,000 valid ones.
 :class:`RecordSender` appends them to aiokafka record batches instead, a
 few calls per partition and batch: ~16,300 events/s (two runs). A
 partition has one batch in flight at a time, so each batch of 16 KiB
-(aiokafka's size) beyond the first waits a round trip; batches of 512 KiB
-made it ~25,000 events/s, but raised the worker's memory in the 100-model
-scaling case by 4-8 MiB, too near its limit.
+(aiokafka's size) beyond the first waits a round trip. Batches of 512 KiB
+made it ~25,000 events/s, but are not used: the 100-model scaling case,
+within a few MiB of its memory limit, ended at 376 and 380 MiB with them,
+and whether they were the cause was not established.
 """
 
 import asyncio
