@@ -49,6 +49,7 @@ from driftline.schemas import (
 )
 from driftline.streams import Rejection, dead_letter
 from driftline.streams.codecs import decode_many
+from driftline.streams.sending import PlacedRecord
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -468,17 +469,21 @@ class Intake:
                 if hasattr(store, "partition"):
                     store.partition = partition
 
-    def flush_state(self) -> None:
-        """Write what the last batch changed to the stores that buffer their writes.
+    def flush_state(self) -> list[PlacedRecord]:
+        """Write what the last batch changed to the stores that buffer their writes; the
+        changelog messages that carry it, for the caller to send.
 
         A faust table store buffers them, so that a key changed many times
         in a batch reaches the changelog once; the agent calls this after
-        each batch, before the batch's offsets can be committed.
+        each batch and sends the messages before the batch's offsets can be
+        committed.
         """
+        records: list[PlacedRecord] = []
         for store in self._stores:
-            flush = getattr(store, "flush", None)
-            if flush is not None:
-                flush()
+            drain = getattr(store, "drain", None)
+            if drain is not None:
+                records += drain()
+        return records
 
     @property
     def monitor_count(self) -> int:

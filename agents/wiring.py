@@ -40,11 +40,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Monitoring:
-    """What the agents share: the decisions, the registry, and its follower."""
+    """What the agents share: the decisions, the registry, its follower, and the tables' writer."""
 
     intake: Intake
     registry: ModelRegistry
     follower: RegistryFollower
+    changelog: "ChangelogWriter"
 
 
 def register_agents(dapp: DriftlineApp) -> Monitoring:
@@ -53,6 +54,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     table = label_join_table(dapp)
     alert_state = alert_state_table(dapp)
     monitoring = Monitoring(
+        changelog=ChangelogWriter(dapp.settings, lambda: kafka_producer(dapp.app)),
         intake=Intake(
             dapp.settings,
             registry,
@@ -161,7 +163,7 @@ def _register_input_agent(
             log.exception("failed on a batch of %d %s", len(messages), topic)
             outputs = [intake.failed(message, error) for message in messages]
         await sender.send_all(outputs)
-        intake.flush_state()
+        await monitoring.changelog.write(intake)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: a batch of %d in %.1f ms, %d outputs",
@@ -249,3 +251,24 @@ class OutputSender:
         )
         if deliveries:
             await asyncio.wait(deliveries, timeout=OUTPUT_DELIVERY_WAIT_SECONDS)
+
+
+class ChangelogWriter:
+    """Hands what a batch changed in the tables to the producer, one agent at a time.
+
+    Each change goes to the table's changelog in record batches
+    (:meth:`~driftline.agents.tables.TableStore.drain`), not through faust's
+    send, a message at a time. The agents share the tables, so one agent's
+    write may take the changes another agent's batch made; the lock keeps
+    that agent from acking its batch (it waits here first) until those
+    changes are with the producer, which faust flushes before it commits.
+    """
+
+    def __init__(self, settings: Settings, producer: Callable[[], BatchProducer]) -> None:
+        self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
+        self._lock = asyncio.Lock()
+
+    async def write(self, intake: Intake) -> None:
+        """Hand every change the intake's tables buffered to the producer."""
+        async with self._lock:
+            await self.records.send_placed(intake.flush_state())

@@ -16,7 +16,7 @@ and whether they were the cause was not established.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -31,6 +31,10 @@ RETRIED_ERRORS = (TimeoutError, OSError, RuntimeError, KafkaTimeoutError)
 
 Record = tuple[str, bytes | None, bytes]
 """One message to produce: its topic, key and value."""
+
+PlacedRecord = tuple[str, int, bytes | None, bytes | None]
+"""One message to produce on a partition chosen by the caller: its topic, partition, key and
+value (None: a tombstone, which deletes the key from a compacted topic such as a changelog)."""
 
 T = TypeVar("T")
 
@@ -106,6 +110,24 @@ class RecordSender:
                 if key is not None:
                     known[(topic, key)] = partition
             by_partition.setdefault((topic, partition), []).append((key, value))
+        return await self._send_grouped(producer, by_partition)
+
+    async def send_placed(self, records: Sequence[PlacedRecord]) -> "list[asyncio.Future[Any]]":
+        """:meth:`send_all` for records whose partition the caller chose (a table's changelog
+        goes to the partition of the input it was written for, whatever its key)."""
+        if not records:
+            return []
+        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        for topic, partition, key, value in records:
+            by_partition.setdefault((topic, partition), []).append((key, value))
+        return await self._send_grouped(self.producer(), by_partition)
+
+    async def _send_grouped(
+        self,
+        producer: BatchProducer,
+        by_partition: Mapping[tuple[str, int], Sequence[tuple[bytes | None, bytes | None]]],
+    ) -> "list[asyncio.Future[Any]]":
+        """Each partition's records, in order, handed over in as few batches as they fit."""
         deliveries = []
         for (topic, partition), pairs in by_partition.items():
             for batch in _batches(producer, pairs):
@@ -142,7 +164,9 @@ class RecordSender:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
-def _batches(producer: BatchProducer, pairs: list[tuple[bytes | None, bytes]]) -> list[Any]:
+def _batches(
+    producer: BatchProducer, pairs: Sequence[tuple[bytes | None, bytes | None]]
+) -> list[Any]:
     """The keys and values in order, in as few of the producer's record batches as they fit."""
     batches = [producer.create_batch()]
     for key, value in pairs:

@@ -57,6 +57,21 @@ class ChangelogTable:
         return len(self.data)
 
 
+@dataclass
+class _Topic:
+    name: str
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+@dataclass
+class LoggedTable(ChangelogTable):
+    """A :class:`ChangelogTable` with a changelog topic's name, as faust's tables have."""
+
+    changelog_topic: _Topic = field(default_factory=lambda: _Topic("app-join-changelog"))
+
+
 class _Event:
     def __init__(self, partition: int) -> None:
         self.message = type("Message", (), {"partition": partition})()
@@ -175,6 +190,57 @@ def test_each_flushed_key_goes_to_the_changelog_partition_of_its_event():
         assert store.flush() == 3
     assert sorted(table.sent) == [(2, b"a", b"1"), (5, b"b", b"2"), (5, b"gone", None)]
     assert table.data == {b"a": b"1", b"b": b"2"}
+
+
+def test_drained_changes_come_back_as_changelog_records_instead_of_being_sent():
+    table = LoggedTable(data={b"gone": b"0", b"same": b"1"})
+    store = TableStore(table, str, write_behind=True)
+    with processing(partition=2):
+        store["a"] = b"1"
+        store["same"] = b"1"  # the value held: nothing to write
+        store["new"] = b"1"
+        del store["new"]  # never in the table: nothing to write
+    with processing(partition=5):
+        del store["gone"]
+    with processing(partition=0):
+        records = store.drain()
+    assert records == [
+        ("app-join-changelog", 2, b"a", b"1"),
+        ("app-join-changelog", 5, b"gone", None),
+    ]
+    assert table.sent == []
+    assert table.data == {b"a": b"1", b"same": b"1"}
+    assert store.pending == 0
+    assert store.drain() == []
+
+
+def test_a_table_without_a_changelog_is_written_through_when_drained():
+    table = CountingTable({b"gone": b"0"})
+    store = TableStore(table, str, write_behind=True)
+    store["a"] = b"1"
+    del store["gone"]
+    assert store.drain() == []
+    assert table.messages == [(b"a", b"1"), (b"gone", None)]
+    assert table == {b"a": b"1"}
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.none() | st.binary(max_size=2)), max_size=30))
+def test_draining_writes_what_flushing_sends(changes: list[tuple[str, bytes | None]]) -> None:
+    stores = []
+    for _ in range(2):
+        store = TableStore(LoggedTable(data={b"a": b"0", b"b": b""}), str, write_behind=True)
+        with processing(partition=1):
+            for key, value in changes:
+                if value is not None:
+                    store[key] = value
+                elif key in store:
+                    del store[key]
+        stores.append(store)
+    flushed, drained = stores
+    flushed.flush()
+    records = drained.drain()
+    assert drained.table.data == flushed.table.data
+    assert [(partition, key, value) for _, partition, key, value in records] == (flushed.table.sent)
 
 
 operations = st.lists(

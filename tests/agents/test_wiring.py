@@ -65,3 +65,65 @@ def test_a_batch_without_outputs_sends_and_waits_for_nothing() -> None:
     send, producer = sender(delay=None)
     asyncio.run(asyncio.wait_for(send.send_all([]), timeout=1.0))
     assert producer.taken == []
+
+
+class _Tables:
+    """What ChangelogWriter uses of an intake: the changes its tables buffered."""
+
+    def __init__(self, *records: tuple[str, int, bytes, bytes | None]) -> None:
+        self.records = list(records)
+
+    def flush_state(self) -> list[tuple[str, int, bytes, bytes | None]]:
+        drained, self.records = self.records, []
+        return drained
+
+
+class GatedProducer(FakeProducer):
+    """Takes no batch until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send_batch(
+        self, batch: object, topic: str, *, partition: int
+    ) -> "asyncio.Future[int]":
+        await self.gate.wait()
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def test_table_changes_go_to_the_partitions_they_were_written_for() -> None:
+    producer = FakeProducer()
+    writer = wiring.ChangelogWriter(Settings(), lambda: producer)
+    tables = _Tables(("join-changelog", 2, b"a", b"1"), ("join-changelog", 0, b"b", None))
+    asyncio.run(writer.write(tables))  # type: ignore[arg-type]
+    assert producer.records() == [
+        ("join-changelog", 2, b"a", b"1"),
+        ("join-changelog", 0, b"b", None),
+    ]
+
+
+def test_a_write_returns_only_after_a_write_in_progress_handed_its_changes_over() -> None:
+    """One agent's write may take the changes of another's batch: that other agent must not
+    ack its batch (it acks once its own write returns) before they are with the producer."""
+    producer = GatedProducer()
+    writer = wiring.ChangelogWriter(Settings(), lambda: producer)
+
+    async def run() -> list[str]:
+        done: list[str] = []
+
+        async def write(name: str, tables: _Tables) -> None:
+            await writer.write(tables)  # type: ignore[arg-type]
+            done.append(name)
+
+        first = asyncio.create_task(write("first", _Tables(("changelog", 1, b"k", b"v"))))
+        await asyncio.sleep(0.01)  # the first write holds the lock, waiting for the producer
+        second = asyncio.create_task(write("second", _Tables()))
+        await asyncio.sleep(0.05)
+        assert done == []  # the second has nothing of its own, and still waits
+        producer.gate.set()
+        await asyncio.gather(first, second)
+        return done
+
+    assert asyncio.run(run()) == ["first", "second"]
+    assert producer.records() == [("changelog", 1, b"k", b"v")]

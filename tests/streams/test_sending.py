@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.streams import sending
-from driftline.streams.sending import Record, RecordSender
+from driftline.streams.sending import PlacedRecord, Record, RecordSender
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 
@@ -125,6 +125,31 @@ def test_every_record_is_taken_once_in_order_within_its_partition(
     keyed = {(t, k): p for t, p, k, _ in taken if k is not None}
     assert all(keyed[(t, k)] == p for t, p, k, _ in taken if k is not None)
     assert all(0 < len(batch) <= capacity for _, _, batch in producer.taken)
+
+
+def test_placed_records_go_to_the_partitions_given_in_order_tombstones_too() -> None:
+    records: list[PlacedRecord] = [
+        ("changelog", 3, b"a", b"1"),
+        ("changelog", 0, b"a", None),  # the partition given wins over the key's
+        ("changelog", 3, b"b", b"2"),
+        ("other", 3, b"c", b"3"),
+        ("changelog", 3, b"a", None),
+    ]
+    producer = FakeProducer(capacity=2)
+
+    async def run() -> list[Any]:
+        return await RecordSender(lambda: producer, timeout=1.0).send_placed(records)
+
+    deliveries = asyncio.run(run())
+    assert producer.partitioned == 0
+    assert producer.taken == [
+        ("changelog", 3, [(b"a", b"1"), (b"b", b"2")]),
+        ("changelog", 3, [(b"a", None)]),
+        ("changelog", 0, [(b"a", None)]),
+        ("other", 3, [(b"c", b"3")]),
+    ]
+    assert len(deliveries) == 4
+    assert asyncio.run(RecordSender(lambda: producer, timeout=1.0).send_placed([])) == []
 
 
 @pytest.mark.kafka

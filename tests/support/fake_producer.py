@@ -17,9 +17,9 @@ class FakeBatch:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.records: list[tuple[bytes | None, bytes]] = []
+        self.records: list[tuple[bytes | None, bytes | None]] = []
 
-    def append(self, *, key: bytes | None, value: bytes, timestamp: None) -> object | None:
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: None) -> object | None:
         if self.records and len(self.records) >= self.capacity:
             return None
         self.records.append((key, value))
@@ -41,7 +41,7 @@ class FakeProducer:
         self.refusals, self.stalls = refusals, stalls
         self.tries = 0
         self.partitioned = 0
-        self.taken: list[tuple[str, int, list[tuple[bytes | None, bytes]]]] = []
+        self.taken: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
         """Each batch taken: its topic, partition and records."""
         self.deliveries: list[asyncio.Future[int]] = []
         self._next_unkeyed = 0
@@ -83,7 +83,7 @@ class FakeProducer:
         self.deliveries.append(delivery)
         return delivery
 
-    def records(self) -> list[tuple[str, int, bytes | None, bytes]]:
+    def records(self) -> list[tuple[str, int, bytes | None, bytes | None]]:
         """Every record taken, with its topic and partition, in the order taken."""
         return [
             (topic, partition, key, value)
