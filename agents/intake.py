@@ -677,7 +677,11 @@ class Intake:
 
     def _dead_letter(self, message: InputMessage, rejection: Rejection) -> Output:
         letter = dead_letter(
-            rejection, value=message.value, key=message.key, source=kafka_position(message.source)
+            rejection,
+            value=message.value,
+            key=message.key,
+            source=kafka_position(message.source),
+            max_original_bytes=self.settings.max_message_bytes,
         )
         counters = self.counters.topics[message.topic]
         counters.dead_lettered += 1

@@ -380,7 +380,10 @@ class DeadLetter(WireModel):
     message: str
     field_path: str | None = None
     source: KafkaPosition
-    key: str | None = Field(default=None, description="The message key, if it was UTF-8.")
+    key: str | None = Field(
+        default=None, description="The message key, if it was UTF-8 (and at most 2,048 bytes)."
+    )
     original: str | None = Field(
-        description="The message value as received, base64-encoded; null for a tombstone."
+        description="The message value as received, base64-encoded; null for a tombstone, or "
+        "for a message too large to carry (`message` says where to read it)."
     )

@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=max(settings.max_message_bytes * 2, FETCH_BYTES_PER_PARTITION),
-        producer_max_request_size=max(settings.max_message_bytes * 2, 1024 * 1024),
+        producer_max_request_size=settings.dead_letter_max_bytes,
         broker_commit_interval=settings.commit_interval_seconds,
         broker_max_poll_records=settings.batch_max_events,
         producer_acks=-1,

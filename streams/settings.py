@@ -20,6 +20,9 @@ ENV_PREFIX = "DRIFTLINE_"
 HARNESS_ENVIRONMENT = frozenset({"DRIFTLINE_BROKER_CACHE"})
 """``DRIFTLINE_`` variables read by the local broker harness, not the worker."""
 
+DEAD_LETTER_TEXT_BYTES = 64 * 1024
+"""Room in a dead letter beyond its message's bytes: its reason, field path, key and source."""
+
 
 class Settings(BaseSettings):
     """Everything a ``driftline worker`` reads from its environment.
@@ -213,6 +216,23 @@ class Settings(BaseSettings):
     def bootstrap_server_list(self) -> list[str]:
         """The bootstrap servers as a list, as kafka-python takes them."""
         return self.bootstrap_servers.split(",")
+
+    @property
+    def dead_letter_max_bytes(self) -> int:
+        """The largest dead letter a worker sends: what its producer and dead-letters topic take.
+
+        A dead letter carries its message base64-encoded (a third larger),
+        so one of a message near ``max_message_bytes`` is over the broker's
+        default limit for a topic (1 MiB) and would be refused, and lost. A
+        dead letter carries at most ``max_message_bytes`` of value and key,
+        and a few kilobytes of text besides (see
+        :func:`~driftline.streams.deadletters.dead_letter`), so twice that,
+        with room for the text, takes every one.
+
+        >>> Settings().dead_letter_max_bytes
+        2162688
+        """
+        return max(2 * self.max_message_bytes, 1 << 20) + DEAD_LETTER_TEXT_BYTES
 
 
 def environment_names() -> dict[str, str]:

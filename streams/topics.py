@@ -43,9 +43,15 @@ def topic_plans(settings: Settings) -> list[TopicPlan]:
         settings.alerts_topic,
         settings.retrain_triggers_topic,
         settings.performance_topic,
-        settings.dead_letters_topic,
     ]
     plans = [TopicPlan(name, settings.topic_partitions) for name in partitioned]
+    plans.append(
+        TopicPlan(
+            settings.dead_letters_topic,
+            settings.topic_partitions,
+            {"max.message.bytes": str(settings.dead_letter_max_bytes)},
+        )
+    )
     plans.append(TopicPlan(settings.models_topic, 1, {"cleanup.policy": "compact"}))
     plans.append(
         TopicPlan(

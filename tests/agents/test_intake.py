@@ -468,3 +468,21 @@ def test_a_batch_names_the_times_of_its_events_whose_model_is_not_registered():
     ]
     at = messages[0].timestamp
     assert intake.unregistered_at(intake.read_many(messages)) == [at, at, 0.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=40) | st.none(), st.integers(min_value=0, max_value=3_000))
+def test_a_dead_letter_carries_the_original_only_while_it_fits_its_topic(
+    key: bytes | None, size: int
+) -> None:
+    intake = intake_with(SPEC, max_message_bytes=1_024)
+    value = b"{" + b"x" * size  # broken JSON, or over the size limit
+    [output] = intake.handle(message(InputTopic.PREDICTIONS, value, 5, key=key))
+    [letter] = letters([output])
+    assert len(output.value) + len(output.key or b"") <= intake.settings.dead_letter_max_bytes
+    if len(value) + len(key or b"") <= intake.settings.max_message_bytes:
+        assert base64.b64decode(letter.original or "") == value
+    else:
+        assert letter.original is None
+        assert f"{len(value):,} bytes" in letter.message
+        assert "predictions, partition 0, offset 5" in letter.message

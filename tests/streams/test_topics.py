@@ -1,7 +1,13 @@
+import asyncio
+
 import pytest
+from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from driftline.schemas import DeadLetterReason, KafkaPosition
+from driftline.streams.codecs import Rejection, encode
+from driftline.streams.deadletters import dead_letter
 from driftline.streams.topics import ensure_topics, topic_plans, worker_topics
 
 pytestmark = pytest.mark.kafka
@@ -27,3 +33,34 @@ def test_missing_topics_are_created_as_planned(worker_settings):
 def test_creating_topics_twice_changes_nothing(worker_settings):
     ensure_topics(worker_settings)
     assert ensure_topics(worker_settings) == []
+
+
+def test_the_largest_dead_letter_a_worker_makes_fits_the_dead_letters_topic(worker_settings):
+    """A dead letter carries its message base64-encoded, a third larger than the message: the
+    topic takes the largest one a worker makes, as its producer does."""
+    ensure_topics(worker_settings)
+    size = worker_settings.max_message_bytes
+    key = b"k" * 8
+    letter = dead_letter(
+        Rejection(DeadLetterReason.INVALID_JSON, "not JSON"),
+        value=b"{" * (size - len(key)),
+        key=key,
+        source=KafkaPosition(topic=worker_settings.predictions_topic, partition=0, offset=0),
+        max_original_bytes=size,
+    )
+    assert letter.original is not None  # a message at the limit is carried whole
+    value = encode(letter)
+    assert len(value) > 1_048_588  # over the broker's default limit for a topic
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=worker_settings.bootstrap_servers,
+            max_request_size=worker_settings.dead_letter_max_bytes,
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(worker_settings.dead_letters_topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
