@@ -130,8 +130,10 @@ class RecordSender:
         """Each partition's records, in order, handed over in as few batches as they fit."""
         deliveries = []
         for (topic, partition), pairs in by_partition.items():
-            for batch in _batches(producer, pairs):
-                deliveries.append(await self._hand_over(producer, batch, topic, partition))
+            for batch, count in _batches(producer, pairs):
+                delivery = await self._hand_over(producer, batch, topic, partition)
+                delivery.add_done_callback(partial(_report_undelivered, topic, partition, count))
+                deliveries.append(delivery)
         return deliveries
 
     async def _hand_over(
@@ -166,11 +168,32 @@ class RecordSender:
 
 def _batches(
     producer: BatchProducer, pairs: Sequence[tuple[bytes | None, bytes | None]]
-) -> list[Any]:
-    """The keys and values in order, in as few of the producer's record batches as they fit."""
-    batches = [producer.create_batch()]
+) -> list[tuple[Any, int]]:
+    """The keys and values in order, in as few of the producer's record batches as they fit;
+    each batch with its number of records."""
+    batches = [(producer.create_batch(), 0)]
     for key, value in pairs:
-        if batches[-1].append(key=key, value=value, timestamp=None) is None:  # full
-            batches.append(producer.create_batch())
-            batches[-1].append(key=key, value=value, timestamp=None)  # a first record always fits
+        batch, count = batches[-1]
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            batch, count = producer.create_batch(), 0
+            batch.append(key=key, value=value, timestamp=None)  # a first record always fits
+            batches.append((batch, 0))
+        batches[-1] = (batch, count + 1)
     return batches
+
+
+def _report_undelivered(
+    topic: str, partition: int, count: int, delivery: "asyncio.Future[Any]"
+) -> None:
+    """Say so when the producer took a batch and then failed to deliver it (after its own
+    retries): its records are lost, and nothing else would tell."""
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    log.error(
+        "%d records to %s partition %d were not delivered (%r); they are lost: check that the "
+        "broker is up and that the topic takes messages this large",
+        count,
+        topic,
+        partition,
+        delivery.exception(),
+    )

@@ -1,6 +1,7 @@
 """RecordSender: records handed over as batches per partition, in order, retried until taken."""
 
 import asyncio
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -150,6 +151,24 @@ def test_placed_records_go_to_the_partitions_given_in_order_tombstones_too() -> 
     ]
     assert len(deliveries) == 4
     assert asyncio.run(RecordSender(lambda: producer, timeout=1.0).send_placed([])) == []
+
+
+def test_a_batch_the_broker_never_took_is_reported_with_its_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    producer = FakeProducer(failures=1, capacity=2)
+    records: list[Record] = [("alerts", b"a", b"1"), ("alerts", b"a", b"2"), ("alerts", b"a", b"3")]
+
+    async def run() -> list[Any]:
+        deliveries = await RecordSender(lambda: producer, timeout=1.0).send_all(records)
+        return list(await asyncio.gather(*deliveries, return_exceptions=True))
+
+    with caplog.at_level(logging.ERROR, logger="driftline.streams.sending"):
+        results = asyncio.run(run())
+    assert [isinstance(result, OSError) for result in results] == [True, False]
+    partition = producer.taken[0][1]
+    [report] = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
+    assert f"2 records to alerts partition {partition} were not delivered" in report
 
 
 @pytest.mark.kafka

@@ -2,7 +2,7 @@
 
 It records every batch it takes, in order, refuses or hangs on the tries
 it is told to, and delivers each batch it took ``delay`` seconds later
-(never, with ``delay=None``).
+(never, with ``delay=None``), but fails the delivery of the first ``failures``.
 """
 
 import asyncio
@@ -36,9 +36,10 @@ class FakeProducer:
         delay: float | None = 0.01,
         refusals: int = 0,
         stalls: int = 0,
+        failures: int = 0,
     ) -> None:
         self.capacity, self.delay = capacity, delay
-        self.refusals, self.stalls = refusals, stalls
+        self.refusals, self.stalls, self.failures = refusals, stalls, failures
         self.tries = 0
         self.partitioned = 0
         self.taken: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
@@ -78,7 +79,10 @@ class FakeProducer:
         self.taken.append((topic, partition, list(batch.records)))
         loop = asyncio.get_running_loop()
         delivery: asyncio.Future[int] = loop.create_future()
-        if self.delay is not None:
+        if self.failures:  # taken, then not delivered
+            self.failures -= 1
+            loop.call_later(self.delay or 0.0, delivery.set_exception, OSError("not delivered"))
+        elif self.delay is not None:
             loop.call_later(self.delay, delivery.set_result, len(self.taken))
         self.deliveries.append(delivery)
         return delivery
