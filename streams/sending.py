@@ -78,7 +78,8 @@ class RecordSender:
     retried with backoff until the producer takes it, each try bounded by
     ``timeout`` so a broker that went away cannot stall a try forever, and
     the agent simply stops taking new events meanwhile. A batch the producer
-    did not take is sent again whole, and one it took is never sent again.
+    did not take is sent again whole, and one it took is never sent again
+    (one it took and then failed to deliver is logged as lost).
     faust flushes the producer before it commits offsets, so an event's
     offset is committed only after what it produced was delivered.
 
