@@ -81,7 +81,8 @@ class RecordSender:
     did not take is sent again whole, and one it took is never sent again
     (one it took and then failed to deliver is logged as lost).
     faust flushes the producer before it commits offsets, so an event's
-    offset is committed only after what it produced was delivered.
+    offset is committed only after what it produced was delivered, or
+    reported lost.
 
     ``producer`` gives the producer at the time of sending (faust starts its
     own after the agents are declared).
