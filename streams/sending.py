@@ -43,7 +43,8 @@ class BatchProducer(Protocol):
     """What :class:`RecordSender` uses of aiokafka's ``AIOKafkaProducer``."""
 
     def create_batch(self) -> Any:
-        """An empty record batch, as large as the producer's batches may be."""
+        """An empty record batch, as large as the producer's batches may be (its ``append``
+        returns None once full; its ``record_count()`` says how many it holds)."""
 
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> "asyncio.Future[Any]":
         """Queue a record batch for a partition; its delivery."""
@@ -132,7 +133,8 @@ class RecordSender:
         """Each partition's records, in order, handed over in as few batches as they fit."""
         deliveries = []
         for (topic, partition), pairs in by_partition.items():
-            for batch, count in _batches(producer, pairs):
+            for batch in _batches(producer, pairs):
+                count = batch.record_count()
                 delivery = await self._hand_over(producer, batch, topic, partition)
                 delivery.add_done_callback(partial(_report_undelivered, topic, partition, count))
                 deliveries.append(delivery)
@@ -170,17 +172,13 @@ class RecordSender:
 
 def _batches(
     producer: BatchProducer, pairs: Sequence[tuple[bytes | None, bytes | None]]
-) -> list[tuple[Any, int]]:
-    """The keys and values in order, in as few of the producer's record batches as they fit;
-    each batch with its number of records."""
-    batches = [(producer.create_batch(), 0)]
+) -> list[Any]:
+    """The keys and values in order, in as few of the producer's record batches as they fit."""
+    batches = [producer.create_batch()]
     for key, value in pairs:
-        batch, count = batches[-1]
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full
-            batch, count = producer.create_batch(), 0
-            batch.append(key=key, value=value, timestamp=None)  # a first record always fits
-            batches.append((batch, 0))
-        batches[-1] = (batch, count + 1)
+        if batches[-1].append(key=key, value=value, timestamp=None) is None:  # full
+            batches.append(producer.create_batch())
+            batches[-1].append(key=key, value=value, timestamp=None)  # a first record always fits
     return batches
 
 

@@ -25,6 +25,9 @@ class FakeBatch:
         self.records.append((key, value))
         return object()
 
+    def record_count(self) -> int:
+        return len(self.records)
+
 
 class FakeProducer:
     """Partitions a key by its CRC-32, and one without a key round robin."""
