@@ -35,7 +35,7 @@ came). Objects written by earlier versions are still read.
 
 import base64
 import logging
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,10 +196,10 @@ class LabelDesk:
         times = [event.event_time for event in events]
         payloads = payload_of.many(records)
         looked_up: dict[ModelKey, _Judge] = {}
-        counted = monitor.predicted_many(events, positions, records)
         pushed = self.join.held_many(spec.model_id, ids, times, payloads)
         if pushed is not None:  # no label yet: no match, and what leaves was never labelled
-            return self._held(spec, monitor, counted, pushed, looked_up)
+            return self._held(spec, monitor, events, records, pushed, looked_up)
+        counted = monitor.predicted_many(events, positions, records)
         joined = self.join.predicted_many(spec.model_id, ids, times, payloads)
         revealed: list[PendingOutputs] = []
         # Each prediction is counted just before what its joining led to.
@@ -307,20 +307,31 @@ class LabelDesk:
         self,
         spec: ModelSpec,
         monitor: PerformanceMonitor,
-        counted: Iterator[tuple[PredictionRecord, PerformanceFindings]],
+        events: Sequence[PredictionEvent],
+        records: Sequence[PredictionRecord],
         pushed: list[tuple[int, Any]],
         looked_up: dict[ModelKey, _Judge],
     ) -> list[PendingOutputs]:
         """What each of a batch's predictions led to, held by a model without labels.
 
-        Each is counted (``counted``, taken in turn), then the predictions it
+        Each is counted by the version's ``monitor``, then the predictions it
         pushed out (``pushed``: the index of the one they left after, and
         their payload) are counted as never labelled, as :meth:`_unlabelled`
-        counts them; those of the batch's own version (nearly all) straight
-        into its ``monitor``, without looking their version up.
+        counts them. When all of them are of the batch's own version (as a
+        rule), the monitor counts them all at once
+        (:meth:`PerformanceMonitor.predicted_leaving`); else in turn, those of
+        the version straight into its ``monitor``, without looking their
+        version up.
         """
         self.counts.predictions_unlabelled += len(pushed)
         version, model_id = spec.model_version, spec.model_id
+        if all(type(payload) is list and payload[0] == version for _, payload in pushed):
+            windows = [(index, int(payload[1])) for index, payload in pushed]
+            held: list[PendingOutputs] = [[] for _ in events]
+            for number, findings in monitor.predicted_leaving(events, records, windows).items():
+                held[number] = [_Revealed(spec, some, None) for some in findings]
+            return held
+        counted = monitor.predicted_many(events, [record.position for record in records], records)
         revealed: list[PendingOutputs] = []
         at, leaving = 0, len(pushed)
         for index, (_, found) in enumerate(counted):

@@ -23,6 +23,8 @@ differences of event times.
 
 import hashlib
 import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -318,6 +320,139 @@ class PerformanceMonitor:
             if len(self._windows) > MAX_OPEN_WINDOWS:
                 found = found + self._settle_overflow()
             yield record, found
+
+    def predicted_leaving(
+        self,
+        events: Sequence[PredictionEvent],
+        records: Sequence[PredictionRecord],
+        leaving: Sequence[tuple[int, int]],
+    ) -> dict[int, list[PerformanceFindings]]:
+        """:meth:`predicted_many` of each event, each followed by :meth:`unlabelled_in` of the
+        windows left after it; what was found, by event number, in that order.
+
+        ``leaving`` lists ``(event number, window index)`` of the predictions
+        that left the label join unlabelled, in the order they left: a model
+        without labels pushes out one held prediction for each it makes. Only
+        the events that found something are listed.
+
+        Counted a window's run of events at a time, not event by event: few
+        events can find something (a window's first, which may settle the
+        oldest open window, and its last, which closes it), and an expiry
+        only when it settles a closed window, which is looked for among a
+        run's expiries at once. The same as :meth:`predicted_many` and
+        :meth:`unlabelled_in` event by event (:meth:`_predicted_leaving_in_turn`),
+        to which it falls back when the current window is not where its count says.
+        """
+        count, size = len(events), self.window
+        first = self._predictions
+        window = self._windows.get(first // size)
+        if window is not None and window.predictions + min(count, size - first % size) > size:
+            # It would close before the run's last event (so it was settled early and
+            # opened again): event by event closes it where its count says.
+            return self._predicted_leaving_in_turn(events, records, leaving)
+        found: dict[int, list[PerformanceFindings]] = {}
+        measures = _uncertainty_columns(events)
+        after = [number for number, _ in leaving]
+        windows = [index for _, index in leaving]
+        taken, start = 0, 0
+        while start < count:
+            index = (first + start) // size
+            end = min(count, (index + 1) * size - first)
+            window = self._windows.get(index)
+            created = window is None
+            if window is None:
+                time = events[start].event_time
+                window = self._windows[index] = _Window(index, time, time, self._metrics())
+            for name, (at, values) in measures.items():
+                lo, hi = np.searchsorted(at, (start, end))
+                window.uncertainty.update_many(name, values[lo:hi])
+            times = [event.event_time for event in events[start:end]]
+            window.first_time = min(window.first_time, *times)
+            window.last_time = max(window.last_time, *times)
+            self._estimate_run(window, records[start:end])
+            window.predictions += end - start
+            self._predictions += end - start
+            last = end - 1
+            # Expiries after the run's events before its last, which may close the window.
+            before_last = bisect_left(after, last, taken)
+            closing = True
+            if created and len(self._windows) > MAX_OPEN_WINDOWS:  # at the run's first event
+                first_found = _NOTHING
+                if last == start:  # which closes it first
+                    first_found = self._close_run(window, events[last])
+                    closing = False
+                _note(found, start, first_found + self._settle_overflow())
+            self._leave(after, windows, taken, before_last, found)
+            if closing:
+                _note(found, last, self._close_run(window, events[last]))
+            taken = bisect_right(after, last, before_last)
+            self._leave(after, windows, before_last, taken, found)
+            start = end
+        return found
+
+    def _estimate_run(self, window: _Window, records: Sequence[PredictionRecord]) -> None:
+        """Add the run's estimated correctness to its window, as :meth:`predicted_many` does."""
+        estimator = self._estimator
+        if estimator is None or not estimator.ready:
+            return
+        for record in records:
+            prediction, probabilities = record.prediction, record.probabilities
+            if probabilities and isinstance(prediction, str):
+                window.estimate.add(estimator.expect(probabilities, prediction))
+
+    def _close_run(self, window: _Window, event: PredictionEvent) -> PerformanceFindings:
+        """Close the window if its run's last event (``event``) filled it; what that found."""
+        if window.predictions < self.window:
+            return _NOTHING
+        window.closed = True
+        return self._close(window, event)
+
+    def _leave(
+        self,
+        after: Sequence[int],
+        windows: Sequence[int],
+        lo: int,
+        hi: int,
+        found: dict[int, list[PerformanceFindings]],
+    ) -> None:
+        """:meth:`unlabelled_in` of ``windows[lo:hi]`` in turn, with nothing counted in between;
+        each settled window's report is found at the event its expiry came after."""
+        if lo >= hi:
+            return
+        self._expired += hi - lo
+        settling: list[tuple[int, _Window]] = []
+        for index, expiries in Counter(windows[lo:hi]).items():
+            window = self._windows.get(index)
+            if window is None:
+                continue
+            needed = max(window.predictions - window.labelled - window.expired, 1)
+            if not window.closed or expiries < needed:
+                window.expired += expiries
+                continue
+            window.expired += needed
+            place = lo - 1
+            for _ in range(needed):  # the expiry that settles it
+                place = windows.index(index, place + 1, hi)
+            settling.append((place, window))
+        for place, window in sorted(settling, key=lambda item: item[0]):
+            _note(found, after[place], self._settle(window))
+
+    def _predicted_leaving_in_turn(
+        self,
+        events: Sequence[PredictionEvent],
+        records: Sequence[PredictionRecord],
+        leaving: Sequence[tuple[int, int]],
+    ) -> dict[int, list[PerformanceFindings]]:
+        """:meth:`predicted_leaving` event by event, and expiry by expiry."""
+        found: dict[int, list[PerformanceFindings]] = {}
+        taken = 0
+        counted = self.predicted_many(events, [record.position for record in records], records)
+        for number, (_, first) in enumerate(counted):
+            _note(found, number, first)
+            while taken < len(leaving) and leaving[taken][0] == number:
+                _note(found, number, self.unlabelled_in(leaving[taken][1]))
+                taken += 1
+        return found
 
     def labelled(
         self,
@@ -647,6 +782,14 @@ def _error(record: PredictionRecord, label: str | float) -> float | None:
 
 _NOTHING = PerformanceFindings()
 """What most predictions reveal (shared: findings are never changed once returned)."""
+
+
+def _note(
+    found: dict[int, list[PerformanceFindings]], number: int, findings: PerformanceFindings
+) -> None:
+    """Add what event ``number`` found, if anything."""
+    if findings:
+        found.setdefault(number, []).append(findings)
 
 
 def _uncertainty_columns(

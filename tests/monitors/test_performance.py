@@ -2,10 +2,14 @@
 
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from driftline.monitors import performance
 from driftline.monitors.performance import (
     PerformanceMonitor,
     PredictionRecord,
@@ -240,3 +244,108 @@ def test_uncertainty_measures_of_many_events_are_those_of_each_event():
     for name, (numbers, values) in columns.items():
         assert numbers.tolist() == [number for number, _ in expected[name]]
         assert values == pytest.approx([value for _, value in expected[name]], abs=1e-12)
+
+
+def _window_state(monitor: PerformanceMonitor) -> list[tuple[object, ...]]:
+    return [
+        (
+            index,
+            window.predictions,
+            window.labelled,
+            window.expired,
+            window.closed,
+            window.first_time,
+            window.last_time,
+            window.estimate.count,
+        )
+        for index, window in sorted(monitor._windows.items())
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    window=st.integers(1, 6),
+    max_open=st.integers(1, 4),
+    batches=st.integers(1, 8),
+)
+def test_predicted_leaving_finds_what_predicting_and_expiring_in_turn_find(
+    data: st.DataObject, window: int, max_open: int, batches: int
+) -> None:
+    """Counting a batch's predictions and expiries a window's run at a time changes nothing:
+    the same findings, at the same events, and the same windows after, as in turn."""
+    spec = binary_spec()  # small windows and a short reference, past the policy's bounds:
+    policy = spec.performance.model_copy(update={"window": window, "reference_labels": 3})
+    spec = spec.model_copy(update={"performance": policy})
+    together, in_turn = PerformanceMonitor(spec), PerformanceMonitor(spec)
+    for monitor in (together, in_turn):  # calibrated on the few reference labels
+        assert monitor._estimator is not None
+        monitor._estimator.min_reference = 2
+    made: list[PredictionRecord] = []
+    predicted = 0
+    with patch.object(performance, "MAX_OPEN_WINDOWS", max_open):
+        for _ in range(batches):
+            size = data.draw(st.integers(1, 12), label="events")
+            start, predicted = predicted, predicted + size
+            events = [
+                prediction(start + i, data.draw(st.sampled_from([0.1, 0.4, 0.6, 0.9])))
+                for i in range(size)
+            ]
+            events = [  # some out of event-time order
+                event.model_copy(
+                    update={"event_time": event.event_time + timedelta(seconds=jitter)}
+                )
+                for event, jitter in zip(
+                    events,
+                    data.draw(st.lists(st.integers(-3, 3), min_size=size, max_size=size)),
+                    strict=True,
+                )
+            ]
+            highest = (start + size) // window + 1
+            leaving = sorted(
+                data.draw(
+                    st.lists(
+                        st.tuples(st.integers(0, size - 1), st.integers(0, highest)),
+                        max_size=2 * size,
+                    ),
+                    label="leaving",
+                ),
+                key=lambda item: item[0],
+            )
+            records = together.records(events, [None] * size)
+            assert records == in_turn.records(events, [None] * size)
+            found = together.predicted_leaving(events, records, leaving)
+            assert found == in_turn._predicted_leaving_in_turn(events, records, leaving)
+            made += records
+            labelling = data.draw(
+                st.lists(st.sampled_from(range(len(made))), max_size=4, unique=True),
+                label="labelled",
+            )
+            for at in labelling:  # each prediction is labelled once
+                record = made[at]
+                label = data.draw(st.sampled_from(["yes", "no"]))
+                assert together.labelled(
+                    record, label, event_id="l", label_time=record.event_time
+                ) == in_turn.labelled(record, label, event_id="l", label_time=record.event_time)
+            made = [record for at, record in enumerate(made) if at not in labelling]
+            assert _window_state(together) == _window_state(in_turn)
+            assert (together.predictions, together._expired) == (
+                in_turn.predictions,
+                in_turn._expired,
+            )
+
+
+def test_predicted_leaving_counts_in_turn_a_window_whose_count_is_off() -> None:
+    """A window holding fewer predictions than its place says (settled early, then opened
+    again) closes where its count says: event by event, as predicted_many closes it."""
+    spec = binary_spec(window=50)
+    together, in_turn = PerformanceMonitor(spec), PerformanceMonitor(spec)
+    warmup = [prediction(i, 0.8) for i in range(30)]
+    events = [prediction(30 + i, 0.8) for i in range(30)]
+    for monitor in (together, in_turn):
+        monitor._predicted_leaving_in_turn(warmup, monitor.records(warmup, [None] * 30), [])
+        monitor._windows[0].predictions = 40  # ten more than its place: it fills at event 9
+    found = together.predicted_leaving(events, together.records(events, [None] * 30), [])
+    expected = in_turn._predicted_leaving_in_turn(events, in_turn.records(events, [None] * 30), [])
+    assert found == expected
+    assert sorted(found)[0] == 9
