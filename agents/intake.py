@@ -296,8 +296,8 @@ class Intake:
         processing the messages one by one, in the same order.
         """
         outputs: list[list[Output]] = [item if isinstance(item, list) else [] for item in items]
-        versions: dict[ModelKey, _VersionBatch] = {}
         known: dict[tuple[InputTopic, str, str], _Known] = {}
+        checked: list[tuple[int, Decoded, _Known]] = []
         for index, item in enumerate(items):
             if isinstance(item, list):
                 continue
@@ -311,8 +311,10 @@ class Intake:
                 continue
             if isinstance(accepted, list):
                 outputs[index] = accepted
-                continue
-            spec, monitor = accepted
+            else:
+                checked.append((index, item, accepted))
+        versions: dict[ModelKey, _VersionBatch] = {}
+        for index, item, (spec, monitor, _) in self._arrived(checked, outputs):
             event = item.event
             assert not isinstance(event, LabelEvent)  # labels were processed by _check
             key = (spec.model_id, spec.model_version)
@@ -338,14 +340,14 @@ class Intake:
         return [output for some in outputs for output in some]
 
     def _check_known(
-        self, decoded: Decoded, known: dict[tuple[InputTopic, str, str], "_Known"]
-    ) -> tuple[ModelSpec, ModelMonitor] | list[Output]:
+        self, decoded: Decoded, known: dict[tuple[InputTopic, str, str], _Known]
+    ) -> _Known | list[Output]:
         """:meth:`_check`, skipping what an earlier event of the batch established.
 
         Once an event of a model version is accepted, nothing in the batch
         can change its spec or monitor (specs arrive on another topic), so
         the next events of the version are only checked on their own:
-        their time, their fit to the spec, and whether they repeat one.
+        their time and their fit to the spec.
         """
         message, event = decoded.message, decoded.event
         if isinstance(event, LabelEvent):
@@ -355,23 +357,53 @@ class Intake:
         if version is None:
             accepted = self._check(decoded)
             if not isinstance(accepted, list):
-                spec, monitor = accepted
-                recent = self._recent[(message.topic, event.model_id)]
-                known[key] = _Known(spec, monitor, recent)
+                known[key] = accepted
             return accepted
-        spec, monitor, recent = version
         rejection = self._too_far_ahead(event, message)
         if rejection is None and isinstance(event, PredictionEvent):
-            rejection = prediction_violation(spec, event)
+            rejection = prediction_violation(version.spec, event)
         if rejection is not None:
             return [self._dead_letter(message, rejection)]
-        arrival = recent.arrive(event.event_id, event.event_time)
-        if arrival is _NEW:
-            return spec, monitor
-        return self._repeated(message, event, recent, arrival)
+        return version
 
-    def _check(self, decoded: Decoded) -> tuple[ModelSpec, ModelMonitor] | list[Output]:
-        """A valid event's version and monitor; else what the event leads to on its own."""
+    def _arrived(
+        self, checked: list[tuple[int, Decoded, _Known]], outputs: list[list[Output]]
+    ) -> list[tuple[int, Decoded, _Known]]:
+        """The checked events that are new, in order; what a repeated one leads to goes to
+        its place in ``outputs``.
+
+        Each stream's events (a topic's, of one model) arrive together, all
+        at once when they are all new (as a rule), else one by one
+        (:meth:`~driftline.monitors.dedup.RecentEventIds.arrive_all_new`).
+        """
+        streams: dict[int, list[tuple[int, Decoded, _Known]]] = {}
+        for entry in checked:
+            streams.setdefault(id(entry[2].recent), []).append(entry)
+        repeated: set[int] = set()
+        for entries in streams.values():
+            recent = entries[0][2].recent
+            events = [item.event for _, item, _ in entries]
+            ids, times = [event.event_id for event in events], [e.event_time for e in events]
+            if recent.arrive_all_new(ids, times):
+                continue
+            for index, item, _ in entries:
+                message, event = item.message, item.event
+                try:
+                    arrival = recent.arrive(event.event_id, event.event_time)
+                    if arrival is not _NEW:
+                        outputs[index] = self._repeated(message, event, recent, arrival)
+                        repeated.add(index)
+                except Exception as error:  # a bug: this message alone is dead-lettered
+                    log.exception("failed on %s", message.source)
+                    outputs[index] = [self.failed(message, error)]
+                    repeated.add(index)
+        if not repeated:
+            return checked
+        return [entry for entry in checked if entry[0] not in repeated]
+
+    def _check(self, decoded: Decoded) -> _Known | list[Output]:
+        """A valid event's version, monitor and recent ids (not arrived yet); else what the
+        event leads to on its own."""
         message, event = decoded.message, decoded.event
         rejection = self._unknown_model(event) or self._too_far_ahead(event, message)
         if rejection is not None:
@@ -387,10 +419,7 @@ class Intake:
         monitor = self._monitor_for(spec)
         if monitor is None:
             return [self._dead_letter(message, self._model_limit(spec))]
-        arrival = self._arrive(message, event)
-        if arrival is not None:
-            return arrival
-        return spec, monitor
+        return _Known(spec, monitor, self._recent_ids(message.topic, event.model_id))
 
     def _watch(
         self, batch: "_VersionBatch", found: BatchFindings, outputs: list[list[Output]]
@@ -509,17 +538,21 @@ class Intake:
 
     def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
         """None for a new event; otherwise what a duplicate or late event leads to."""
-        topic = message.topic
-        recent = self._recent.get((topic, event.model_id))
-        if recent is None:
-            recent = self._recent[(topic, event.model_id)] = RecentEventIds(
-                window=timedelta(seconds=self.settings.duplicate_window_seconds),
-                max_ids=self.settings.max_remembered_event_ids,
-            )
+        recent = self._recent_ids(message.topic, event.model_id)
         arrival = recent.arrive(event.event_id, event.event_time)
         if arrival is _NEW:
             return None
         return self._repeated(message, event, recent, arrival)
+
+    def _recent_ids(self, topic: InputTopic, model_id: str) -> RecentEventIds:
+        """The ids seen recently on ``topic`` for ``model_id`` (none yet for a new stream)."""
+        recent = self._recent.get((topic, model_id))
+        if recent is None:
+            recent = self._recent[(topic, model_id)] = RecentEventIds(
+                window=timedelta(seconds=self.settings.duplicate_window_seconds),
+                max_ids=self.settings.max_remembered_event_ids,
+            )
+        return recent
 
     def _repeated(
         self, message: InputMessage, event: InputEvent, recent: RecentEventIds, arrival: Arrival

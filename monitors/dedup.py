@@ -13,6 +13,7 @@ arrays rather than as a string in a dict (about 200 bytes); see
 :class:`RecentEventIds` for how.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -184,6 +185,73 @@ class RecentEventIds:
         elif end - self._start > self.max_ids:
             self._forget_old(end)
         return _NEW
+
+    def arrive_all_new(self, event_ids: Sequence[str], event_times: Sequence[datetime]) -> bool:
+        """Record the arrivals of a run of events at once if all are new; whether they were.
+
+        When True, each event was recorded as :meth:`arrive` in turn records
+        it, and each would have been :attr:`Arrival.NEW`. When False, nothing
+        is recorded: call :meth:`arrive` for each, in turn.
+
+        All are new, as a rule, when no id is remembered or given twice, no
+        event is late against the watermark of those before it, and all fit
+        within ``max_ids`` (so none is forgotten for room): then they are
+        checked with a few array operations, and the watermark moves (and
+        forgets what it leaves behind) once, to where the latest puts it.
+        The same ids are remembered as in turn, though the arrays keeping
+        them may be laid out otherwise. A stream's first event, or times in
+        another zone than the stream's (see :mod:`.instants`), go in turn.
+        """
+        count = len(event_ids)
+        within = self._within
+        if (
+            not count
+            or within is None
+            or self._watermark is None
+            or len(self) + count > self.max_ids
+            or any(moment.tzinfo is not within.zone for moment in event_times)
+        ):
+            return False
+        epoch, offset = within.epoch, within.offset
+        times = [(moment - epoch) // _MICROSECOND - offset for moment in event_times]
+        keys = [hash(event_id) for event_id in event_ids]
+        if not self._all_new(keys, times):
+            return False
+        done = 0
+        while done < count:
+            if self._end == self._capacity:
+                self._merge()
+            end = self._end
+            take = min(count - done, self._capacity - end)
+            self._times[end : end + take] = times[done : done + take]
+            places = range(end, end + take)
+            self._unmerged.update(zip(keys[done : done + take], places, strict=True))
+            self._end = end + take
+            done += take
+        latest = max(times)
+        if latest > self._watermark_us:
+            self._watermark = event_times[times.index(latest)]
+            self._watermark_us = latest
+            self._forget_old(self._end)
+        return True
+
+    def _all_new(self, keys: list[int], times: list[int]) -> bool:
+        """Whether events of these hashes and times, arriving in turn, would all be new."""
+        if len(set(keys)) < len(keys) or not self._unmerged.keys().isdisjoint(keys):
+            return False  # given twice, or maybe remembered: in turn says
+        merged = self._merged
+        if len(merged):
+            hashes = np.array(keys, dtype=np.int64)
+            at = np.minimum(merged.searchsorted(hashes), len(merged) - 1)
+            if ((merged[at] == hashes) & (self._merged_places[at] >= self._start)).any():
+                return False
+        stamps = np.array(times, dtype=np.int64)
+        watermarks = np.maximum.accumulate(stamps)  # after each arrival
+        before = np.empty_like(stamps)
+        before[0] = self._watermark_us
+        np.maximum(watermarks[:-1], self._watermark_us, out=before[1:])
+        horizons = np.maximum(before - self._window_us, self._forgotten_until_us)
+        return bool((stamps > horizons).all())
 
     def _micros(self, event_time: datetime) -> int:
         """Microseconds since the epoch (naive ones from a naive epoch, for a naive stream);

@@ -294,3 +294,50 @@ def test_a_remembered_id_costs_at_most_40_bytes():
         tracemalloc.stop()
     assert len(ids) == 30_000
     assert used / len(ids) <= 40
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(st.sampled_from(ALPHABET + "klmnopqrst"), moments), max_size=120),
+    st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=40),
+    st.integers(min_value=1, max_value=30).map(lambda seconds: timedelta(seconds=seconds)),
+    st.integers(min_value=1, max_value=25),
+    st.sampled_from([1, 2, 3, 5, 1024]),
+    st.sampled_from(ZONES),
+)
+def test_runs_recorded_at_once_give_the_reference_answers(
+    events, cuts, window, max_ids, merge_size, zone
+):
+    """A run of events arriving at once, when all are new, leaves the answers of arriving in
+    turn; when not all are, nothing was recorded, and arriving in turn still gives them."""
+    ids = RecentEventIds(window=window, max_ids=max_ids, merge_size=merge_size)
+    reference = ReferenceRecentEventIds(window=window, max_ids=max_ids)
+    start = 0
+    for cut in [*cuts, len(events)]:
+        run = [
+            (event_id, moment.astimezone(zone)) for event_id, moment in events[start : start + cut]
+        ]
+        start += cut
+        names, times = [event_id for event_id, _ in run], [moment for _, moment in run]
+        if ids.arrive_all_new(names, times):
+            assert [reference.arrive(*event) for event in run] == [Arrival.NEW] * len(run)
+        else:
+            for event in run:
+                assert ids.arrive(*event) is reference.arrive(*event), event
+        assert len(ids) == len(reference)
+        assert written(ids.horizon) == written(reference.horizon)
+        for other in ALPHABET + "klmnopqrst":
+            assert written(ids.event_time_of(other)) == written(reference.event_time_of(other))
+
+
+def test_a_run_of_new_events_is_recorded_at_once():
+    ids = RecentEventIds(window=timedelta(seconds=30), max_ids=100, merge_size=4)
+    assert not ids.arrive_all_new(["a", "b"], [at(0), at(1)])  # a stream's first: in turn
+    assert ids.arrive("a", at(0)) is Arrival.NEW
+    assert ids.arrive_all_new([f"e{i}" for i in range(10)], [at(i % 5 + 1) for i in range(10)])
+    assert len(ids) == 11
+    assert ids.horizon == at(5) - timedelta(seconds=30)
+    assert not ids.arrive_all_new(["x", "e3"], [at(6), at(7)])  # e3 is remembered
+    assert not ids.arrive_all_new(["x", "x"], [at(6), at(7)])  # given twice
+    assert not ids.arrive_all_new(["x", "y"], [at(60), at(20)])  # y late after x
+    assert len(ids) == 11
