@@ -22,14 +22,16 @@ True
 """
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.special import ndtri
 
 from driftline.monitors.reference import Floats, NumericReference, cdf_bounds
 
-__all__ = ["ReferenceStack", "pieces"]
+__all__ = ["ReferenceStack", "pieces", "places_among"]
 
 
 class ReferenceStack:
@@ -70,8 +72,8 @@ class ReferenceStack:
             raise ValueError("every v must be in [0, 1]")
         owner = np.repeat(np.arange(len(counts)), counts)
         places = np.concatenate(
-            [  # the method, not np.searchsorted: its wrapper costs ~1 µs a feature
-                reference.support[0].searchsorted(values, side="left")
+            [
+                places_among(reference.support[0], values)
                 for reference, values in zip(self.references, xs, strict=True)
             ]
         )
@@ -93,3 +95,68 @@ def pieces(array: Floats, counts: Sequence[int]) -> list[Floats]:
     """
     ends = list(itertools.accumulate(counts))
     return [array[end - count : end] for count, end in zip(counts, ends, strict=True)]
+
+
+BUCKETS_PER_POINT = 8
+"""Buckets of :func:`places_among` for each sorted value: most hold one value or none.
+
+The most a bucket holds among a reference's ~500 points, with 8 buckets a
+point: 1 for normal data, 3 for Student's t(3) or a mixture of two
+normals, 4 exponential, 5 lognormal, 84 Cauchy (4 buckets a point: 2, 5,
+5, 7, 155).
+"""
+
+MOST_STEPS = 6
+"""The most values in one bucket :func:`places_among` steps over, before it searches instead:
+each step costs ~3 ns a value, a binary search ~55."""
+
+
+def places_among(sorted_values: Floats, x: Floats) -> NDArray[np.intp]:
+    """Where each ``x`` goes among ``sorted_values`` (increasing, distinct), as the method
+    ``searchsorted`` puts it (``side="left"``): the number of values below it.
+
+    A binary search mispredicts a branch at most of its steps: ~55 ns a
+    value among the ~500 points of a reference, most of the time of
+    scoring a large batch. With many values to place, here they go to one
+    of ``BUCKETS_PER_POINT`` evenly wide buckets for each sorted value,
+    where a table gives how many values lie in the buckets before, and a
+    few steps over the bucket's own values (at most ``MOST_STEPS``) end it:
+    ~10 ns a value. The bucket of a number is monotone in it, so the place
+    is exact. Few values to place (the table would cost more than it
+    saves), a crowded bucket (heavy tails) or a span too wide for a float
+    go to ``searchsorted``, and so does NaN (placed last).
+
+    >>> import numpy as np
+    >>> points = np.array([-1.0, 0.0, 0.5, 2.0])
+    >>> x = np.array([-5.0, -1.0, 0.25, 2.0, 9.0, np.inf, -np.inf] * 3)
+    >>> bool((places_among(points, x) == points.searchsorted(x)).all())
+    True
+    """
+    count = sorted_values.size
+    if x.size < 2 * count or count < 2 or np.isnan(x).any():
+        return sorted_values.searchsorted(x, side="left")
+    lowest, buckets = float(sorted_values[0]), BUCKETS_PER_POINT * count
+    with np.errstate(over="ignore"):
+        scale = buckets / (float(sorted_values[-1]) - lowest)
+    if not math.isfinite(scale) or scale <= 0.0:
+        return sorted_values.searchsorted(x, side="left")
+    owners = _buckets(sorted_values, lowest, scale, buckets)
+    sizes = np.bincount(owners, minlength=buckets)
+    steps = int(sizes.max())
+    if steps > MOST_STEPS:
+        return sorted_values.searchsorted(x, side="left")
+    before = np.zeros(buckets, dtype=np.intp)
+    np.cumsum(sizes[:-1], out=before[1:])
+    places = before[_buckets(x, lowest, scale, buckets)]
+    padded = np.append(sorted_values, np.inf)  # a value past the last is never below x
+    for _ in range(steps):
+        places += padded[places] < x
+    return places
+
+
+def _buckets(x: Floats, lowest: float, scale: float, buckets: int) -> NDArray[np.intp]:
+    """The bucket of each ``x``: monotone in ``x``, from 0 to ``buckets - 1``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        where = (x - lowest) * scale
+    np.clip(where, 0.0, buckets - 1, out=where)
+    return where.astype(np.intp)

@@ -5,7 +5,13 @@ from hypothesis import strategies as st
 
 from driftline.monitors.feature_drift import NumericDrift
 from driftline.monitors.reference import NumericReference
-from driftline.monitors.scoring import ReferenceStack, pieces
+from driftline.monitors.scoring import (
+    BUCKETS_PER_POINT,
+    MOST_STEPS,
+    ReferenceStack,
+    pieces,
+    places_among,
+)
 
 SHAPES = {
     "normal": lambda rng, n: rng.normal(size=n),
@@ -93,3 +99,39 @@ def test_pieces_are_the_splits_at_the_running_sums(counts):
     expected = np.split(array, np.cumsum(counts)[:-1]) if counts else []
     got = pieces(array, counts)
     assert [piece.tolist() for piece in got] == [piece.tolist() for piece in expected]
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.lists(finite, min_size=1, max_size=60, unique=True),
+        st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=60, unique=True),
+    ),
+    st.lists(st.one_of(finite, st.sampled_from([np.inf, -np.inf, np.nan])), max_size=80),
+    st.integers(min_value=0, max_value=3),
+)
+def test_places_among_sorted_values_are_searchsorteds(points, others, copies):
+    """Exact for any values: the points themselves and their neighbours, far ones and
+    infinities, on spans from tiny to the whole float range."""
+    values = np.sort(np.asarray(points, dtype=np.float64))
+    with np.errstate(over="ignore"):
+        near = np.concatenate([values, np.nextafter(values, np.inf), np.nextafter(values, -np.inf)])
+    x = np.concatenate([np.asarray(others, dtype=np.float64), np.tile(near, copies + 1)])
+    assert places_among(values, x).tolist() == values.searchsorted(x, side="left").tolist()
+
+
+def test_places_among_a_reference_take_the_bucket_table():
+    """A reference's support spreads evenly enough over its buckets: no bucket is crowded,
+    so the table places the values (which the check above holds to searchsorted's)."""
+    rng = np.random.default_rng(5)
+    samples = (rng.normal(size=3_000), rng.lognormal(size=3_000), rng.integers(0, 9, 999))
+    for sample in samples:
+        points = NumericReference.from_values(sample.astype(np.float64)).support[0]
+        span = points[-1] - points[0]
+        owners = ((points - points[0]) * (BUCKETS_PER_POINT * points.size / span)).astype(np.intp)
+        assert np.bincount(owners).max() <= MOST_STEPS
+        x = rng.normal(size=5_000) * sample.std() + sample.mean()
+        assert (places_among(points, x) == points.searchsorted(x)).all()
