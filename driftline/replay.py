@@ -98,14 +98,8 @@ class Replay:
             value = line.rstrip(b"\r\n")
             if not value.strip():
                 continue
-            batch.append(
-                InputMessage(
-                    topic=topic,
-                    value=value,
-                    key=None,
-                    source=Position(source, 0, offset),
-                )
-            )
+            # Positional: a named tuple made with keywords costs twice as long.
+            batch.append(InputMessage(topic, value, None, Position(source, 0, offset)))
             if len(batch) >= self.batch_size:
                 yield from self._process(batch)
                 batch = []
