@@ -381,21 +381,21 @@ class Intake:
             streams.setdefault(id(entry[2].recent), []).append(entry)
         repeated: set[int] = set()
         for entries in streams.values():
-            recent = entries[0][2].recent
             events = [item.event for _, item, _ in entries]
             ids, times = [event.event_id for event in events], [e.event_time for e in events]
-            if recent.arrive_all_new(ids, times):
-                continue
+            try:
+                if entries[0][2].recent.arrive_all_new(ids, times):
+                    continue
+            except Exception:  # a bug: one by one, each message fails alone
+                log.exception("failed on %d events at once; taking them one by one", len(ids))
             for index, item, _ in entries:
-                message, event = item.message, item.event
                 try:
-                    arrival = recent.arrive(event.event_id, event.event_time)
-                    if arrival is not _NEW:
-                        outputs[index] = self._repeated(message, event, recent, arrival)
-                        repeated.add(index)
+                    outcome = self._arrive(item.message, item.event)
                 except Exception as error:  # a bug: this message alone is dead-lettered
-                    log.exception("failed on %s", message.source)
-                    outputs[index] = [self.failed(message, error)]
+                    log.exception("failed on %s", item.message.source)
+                    outcome = [self.failed(item.message, error)]
+                if outcome is not None:
+                    outputs[index] = outcome
                     repeated.add(index)
         if not repeated:
             return checked

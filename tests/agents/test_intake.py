@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from driftline.agents.intake import InputMessage, InputTopic, Intake, prediction_violation
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration, Unregistration
+from driftline.monitors.dedup import RecentEventIds
 from driftline.monitors.positions import Position
 from driftline.monitors.quality import DataQualityMonitor
 from driftline.schemas import (
@@ -370,6 +371,24 @@ def test_a_batch_is_processed_as_its_messages_one_by_one():
         batched.counters.topics[InputTopic.PREDICTIONS]
         == one.counters.topics[InputTopic.PREDICTIONS]
     )
+
+
+def test_a_bug_in_arriving_at_once_lets_the_events_arrive_one_by_one(monkeypatch):
+    intake = intake_with(SPEC)
+    feed(intake, InputTopic.PREDICTIONS, [prediction(0)])  # the stream's first, one by one
+
+    def arrive_all_new(self, event_ids, event_times):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(RecentEventIds, "arrive_all_new", arrive_all_new)
+    events = [prediction(i) for i in (1, 2, 1, 3)]
+    messages = [
+        message(InputTopic.PREDICTIONS, event.model_dump_json().encode(), offset)
+        for offset, event in enumerate(events, 1)
+    ]
+    assert intake.handle_batch(messages) == []
+    counts = intake.counters.topics[InputTopic.PREDICTIONS]
+    assert (counts.consumed, counts.processed, counts.duplicates) == (5, 4, 1)
 
 
 def test_a_bug_in_one_versions_batch_dead_letters_its_events_and_spares_the_others(monkeypatch):
