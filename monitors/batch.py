@@ -451,6 +451,8 @@ class BatchWatch:
             ticks = [j for j, value in enumerate(column) if isinstance(value, wanted)]
             return np.asarray(ticks, dtype=np.int64), [column[j] for j in ticks]
         numbers = quality.numeric.get(name)
+        if numbers is not None and name in quality.whole and isinstance(detector, NumericDrift):
+            return feature_rows, numbers  # a value in every event: nothing to leave out
         if numbers is not None:
             present = ~np.isnan(numbers)
             values = numbers[present]

@@ -362,6 +362,9 @@ class QualityBatch:
     """Per check, the batch indices at which a window closed that ended its alarming state."""
     alarms: dict[tuple[str, QualityCheck], list[int]]
     """Per check, the batch indices at which it alarmed (it is alarming from there on)."""
+    whole: frozenset[str] = frozenset()
+    """Numeric features with a valid number in every event: no NaN in their ``numeric`` column
+    (some others may have none either)."""
 
     def alarming_after(self, before: bool, feature: str, check: QualityCheck, index: int) -> bool:
         """Whether a check is alarming after the ``index``-th event, given it was ``before``.
@@ -529,7 +532,10 @@ class DataQualityMonitor:
         findings: dict[int, list[QualityFinding]] = {}
         for i, _, _, finding in sorted(found, key=lambda item: item[:3]):
             findings.setdefault(i, []).append(finding)
-        return QualityBatch(findings, numeric, categories, clears, alarms)
+        whole = frozenset(
+            name for name, violated in plain.items() if QualityCheck.TYPE_VIOLATION not in violated
+        )
+        return QualityBatch(findings, numeric, categories, clears, alarms, whole)
 
     def _plain_numbers(
         self, columns: Sequence[Sequence[object]], numeric: dict[str, np.ndarray]

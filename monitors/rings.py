@@ -117,26 +117,42 @@ class Ring(_Bounded[Number]):
             self._start = (self._start + 1) % size
 
     def extend(self, values: ArrayLike) -> None:
-        """Add numbers in order (an array, or any sequence of numbers), as many appends would."""
-        new = np.asarray(values, dtype=self.dtype).ravel()
-        count = len(new)
-        if count == 0 or self._maxlen == 0:
+        """Add numbers in order (an array, or any sequence of numbers), as many appends would.
+
+        A detector's ring takes a batch's values at every batch, so the usual
+        case (room without growing, one stretch without wrapping) costs one
+        numpy copy and a few integer operations.
+        """
+        new = np.asarray(values, dtype=self.dtype)
+        if new.ndim != 1:
+            new = new.ravel()
+        count, maxlen = len(new), self._maxlen
+        if count == 0 or maxlen == 0:
             return
-        if count >= self._maxlen:  # the newest of them are all that is kept
-            self._data = self._zeros(self._maxlen)
-            np.frombuffer(self._data, dtype=self.dtype)[:] = new[count - self._maxlen :]
-            self._start, self._size = 0, self._maxlen
+        if count >= maxlen:  # the newest of them are all that is kept
+            self._data = self._zeros(maxlen)
+            np.frombuffer(self._data, dtype=self.dtype)[:] = new[count - maxlen :]
+            self._start, self._size = 0, maxlen
             return
-        self._reserve(self._size + count)
-        capacity = len(self._data)
-        end = (self._start + self._size) % capacity
-        first = min(count, capacity - end)
+        size = self._size
+        if size + count > len(self._data):
+            self._reserve(size + count)
+        capacity, start = len(self._data), self._start
+        end = start + size
+        if end >= capacity:
+            end -= capacity
         data = np.frombuffer(self._data, dtype=self.dtype)
-        data[end : end + first] = new[:first]
-        data[: count - first] = new[first:]
-        overwritten = max(self._size + count - capacity, 0)
-        self._start = (self._start + overwritten) % capacity
-        self._size = min(self._size + count, capacity)
+        room = capacity - end  # up to the end of the array, then on from its start
+        if count <= room:
+            data[end : end + count] = new
+        else:
+            data[end:] = new[:room]
+            data[: count - room] = new[room:]
+        total = size + count
+        if total > capacity:  # the oldest were overwritten
+            self._start = (start + total - capacity) % capacity
+            total = capacity
+        self._size = total
 
     def __getitem__(self, index: int) -> Number:
         """The ``index``-th number from the oldest (from the newest when negative)."""
