@@ -20,6 +20,10 @@ from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
 
+DISTANCE_ROWS = 128
+"""Rows whose distances :meth:`MultivariateDrift.distances` computes at once (a block takes
+``rows x features**2`` products: 400 KB for twenty features)."""
+
 RIDGE = 1e-3
 """Added to R's diagonal before inverting, so nearly collinear features stay stable."""
 
@@ -145,16 +149,29 @@ class MultivariateDrift:
     def distances(self, z: np.ndarray) -> np.ndarray:
         """``z' R^-1 z`` of each row of ``z`` (one column per feature, in ``features`` order).
 
-        Summed in a fixed order with elementwise operations, so a row's
-        distance is the same to the bit whatever else is in the batch.
+        Summed in a fixed order, feature by feature (``sum_j sum_k z_j P_jk
+        z_k``, each sum from the first feature on), so a row's distance is
+        the same to the bit whatever else is in the batch: a matrix product
+        would not promise that. The products of up to :data:`DISTANCE_ROWS`
+        rows are laid out features first, and numpy sums along a leading
+        axis one slice after another, in order: four numpy calls a block,
+        where a loop over the features took two per feature (~60 µs a
+        model and batch with twenty features, most of it for few rows).
+        A lone row is doubled first, or numpy would sum its length-one
+        layout pairwise.
         """
-        weighted = z[:, 0:1] * self._precision[0]
-        for row in range(1, len(self.features)):
-            weighted += z[:, row : row + 1] * self._precision[row]
-        total = weighted[:, 0] * z[:, 0]
-        for column in range(1, len(self.features)):
-            total += weighted[:, column] * z[:, column]
-        return np.asarray(total)
+        rows = len(z)
+        distances = np.empty(rows)
+        precision = self._precision[:, :, np.newaxis]
+        for start in range(0, rows, DISTANCE_ROWS):
+            block = z[start : start + DISTANCE_ROWS]
+            count = len(block)
+            if count == 1:
+                block = np.concatenate([block, block])
+            columns = np.ascontiguousarray(block.T)  # a feature's scores per row
+            weighted = (precision * columns[:, np.newaxis, :]).sum(axis=0)
+            distances[start : start + count] = (weighted * columns).sum(axis=0)[:count]
+        return distances
 
     def update(self, scores: Mapping[str, float]) -> bool:
         """Watch one event's scores; True on an alarm. Events missing a score are skipped."""

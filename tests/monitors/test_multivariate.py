@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.monitors.multivariate import MultivariateDrift
 
@@ -74,3 +76,36 @@ def test_a_state_without_its_correlation_goes_on_identically_given_it_back():
     rest = stream[1_500:]
     assert [twin.update(row) for row in rest] == [detector.update(row) for row in rest]
     assert twin.to_state() == detector.to_state()
+
+
+def _distances_summed_in_order(z: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """``sum_j sum_k z_j P_jk z_k`` row by row, each sum from the first feature on."""
+    weighted = z[:, 0:1] * precision[0]
+    for feature in range(1, precision.shape[0]):
+        weighted += z[:, feature : feature + 1] * precision[feature]
+    total = weighted[:, 0] * z[:, 0]
+    for feature in range(1, precision.shape[0]):
+        total += weighted[:, feature] * z[:, feature]
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=30),
+    st.integers(min_value=0, max_value=300),
+    st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_a_rows_distance_is_the_same_to_the_bit_alone_or_in_any_batch(features, rows, seed):
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(features, features))
+    covariance = mixing @ mixing.T + np.eye(features)
+    scale = np.sqrt(np.diag(covariance))
+    correlation = covariance / np.outer(scale, scale)
+    detector = MultivariateDrift([f"f{i}" for i in range(features)], correlation, arl=1e6)
+    z = rng.standard_t(3, size=(rows, features)) * 10.0 ** rng.integers(-3, 4)
+    together = detector.distances(z)
+    expected = _distances_summed_in_order(z, detector._precision)
+    assert together.view(np.int64).tolist() == expected.view(np.int64).tolist()
+    for row in rng.choice(rows, size=min(rows, 5), replace=False) if rows else []:
+        alone = detector.distances(z[row : row + 1])
+        assert alone.view(np.int64).tolist() == together[row : row + 1].view(np.int64).tolist()
