@@ -50,7 +50,7 @@ from driftline.monitors.reference import (
     CompactProfile,
     ModelReference,
     NumericReference,
-    build_reference,
+    build_reference_made,
 )
 from driftline.monitors.rings import EventMemory, RunRing
 from driftline.monitors.sequential import MAX_RHO
@@ -327,28 +327,34 @@ class ModelMonitor:
         """Build the reference from the warm-up's events and start the detectors on it."""
         assert self._warmup is not None
         columns, self._warmup = self._warmup.columns(), None
-        self._start(self._warmup_reference(columns))
+        self._start(*self._warmup_reference(columns))
 
-    def _warmup_reference(self, columns: Mapping[str, Column]) -> ReferenceProfile:
+    def _warmup_reference(
+        self, columns: Mapping[str, Column]
+    ) -> tuple[ReferenceProfile, dict[str, NumericReference]]:
+        """The reference profile of the warm-up's columns, and the numeric references made."""
         features = {n: c for n, c in columns.items() if n not in (PREDICTION, UNCERTAINTY)}
         source = f"warmup:{self._events} events"
-        profile = (
-            build_reference(self.spec, features, source=source, ordered=True, validate=False)
-            if features
-            else ReferenceProfile(  # a model without monitored features
+        made: dict[str, NumericReference] = {}
+        if features:
+            profile, made = build_reference_made(
+                self.spec, features, source=source, ordered=True, validate=False
+            )
+        else:  # a model without monitored features
+            profile = ReferenceProfile(
                 model_id=self.spec.model_id,
                 model_version=self.spec.model_version,
                 source=source,
                 event_count=self._events,
                 features={},
             )
-        )
         sketches: dict[str, NumericSketch | CategoricalCounts] = dict(profile.features)
         predictions = columns[PREDICTION]
         if isinstance(predictions, np.ndarray):  # a regressor's
             numbers = predictions[np.isfinite(predictions)]
             if numbers.size:
-                sketches[PREDICTION] = NumericReference.from_values(numbers).to_sketch()
+                made[PREDICTION] = NumericReference.from_values(numbers)
+                sketches[PREDICTION] = made[PREDICTION].to_sketch()
         else:
             labels = [label for label in predictions if label is not None]
             if labels:
@@ -356,8 +362,9 @@ class ModelMonitor:
         unsure = np.asarray(columns[UNCERTAINTY], dtype=np.float64)
         unsure = unsure[np.isfinite(unsure)]
         if unsure.size:
-            sketches[UNCERTAINTY] = NumericReference.from_values(unsure).to_sketch()
-        return profile.model_copy(update={"features": sketches})
+            made[UNCERTAINTY] = NumericReference.from_values(unsure)
+            sketches[UNCERTAINTY] = made[UNCERTAINTY].to_sketch()
+        return profile.model_copy(update={"features": sketches}), made
 
     def _watch(
         self, values: Mapping[str, object], event: PredictionEvent | FeatureEvent
@@ -424,8 +431,14 @@ class ModelMonitor:
 
     # Building the detectors.
 
-    def _start(self, reference: ReferenceProfile) -> None:
-        """Build one detector per drift subject the reference covers, splitting the budget."""
+    def _start(
+        self, reference: ReferenceProfile, made: Mapping[str, NumericReference] | None = None
+    ) -> None:
+        """Build one detector per drift subject the reference covers, splitting the budget.
+
+        ``made``: numeric references the profile's sketches were taken from (see
+        :class:`~driftline.monitors.reference.ModelReference`).
+        """
         policy = self.spec.drift
         sketches = reference.features
         plans: list[tuple[str, NumericSketch | CategoricalCounts]] = [
@@ -442,7 +455,7 @@ class ModelMonitor:
         )
         units = len(plans) + (1 if multivariate else 0)
         arl = policy.expected_events_between_false_alarms * max(units, 1)
-        ready = ModelReference(reference)
+        ready = ModelReference(reference, made=made)
         self._reference = CompactProfile(ready)
         rho = {
             name: min(max(value, 0.0), MAX_RHO)
