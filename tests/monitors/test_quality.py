@@ -312,6 +312,31 @@ def test_a_rate_check_alarms_at_most_once_per_window(window, rate, alpha, violat
     assert len(windows) == len(set(windows))
 
 
+@given(
+    st.integers(1, 20),
+    st.floats(0, 0.5),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 45)), max_size=30),
+)
+def test_clean_runs_taken_at_once_leave_a_check_as_update_many_leaves_it(window, rate, runs):
+    together, apart = RateCheck(window, rate, 0.01), RateCheck(window, rate, 0.01)
+    for violating, count in runs:
+        if violating:  # a violation, then a clean run, through both
+            violated = np.zeros(count + 1, dtype=bool)
+            violated[0] = True
+            marks = together.update_many(violated, str)
+            assert [(i, mark is None) for i, mark in marks] == [
+                (i, mark is None) for i, mark in apart.update_many(violated, str)
+            ]
+            continue
+        marks = together.take_clean(count)
+        expected = apart.update_many(np.zeros(count, dtype=bool), str)
+        assert [(i, mark is None) for i, mark in marks] == [
+            (i, mark is None) for i, mark in expected
+        ]
+        assert together.to_state() == apart.to_state()
+        assert (together.alarm, together.alarming) == (apart.alarm, apart.alarming)
+
+
 def test_a_persistent_problem_alarms_once_and_a_recurrence_after_a_clean_window_again():
     check = RateCheck(window=100, tolerated_rate=0.01, alpha=1e-3)
     bad, clean = [i % 5 == 0 for i in range(100)], [False] * 100
