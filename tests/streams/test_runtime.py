@@ -1,11 +1,18 @@
 import gc
 import os
 import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from driftline.streams.runtime import GC_THRESHOLDS, release_free_memory, tune_garbage_collector
+from driftline.streams.runtime import (
+    GC_THRESHOLDS,
+    limit_malloc_arenas,
+    release_free_memory,
+    tune_garbage_collector,
+)
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 
@@ -43,3 +50,49 @@ def test_free_pages_between_survivors_go_back_to_the_system() -> None:
 @pytest.mark.skipif(GLIBC, reason="only where the C library has no malloc_trim")
 def test_without_malloc_trim_nothing_is_released() -> None:
     assert not release_free_memory()
+
+
+ARENAS_OF_A_THREAD = """
+import ctypes, sys, threading
+from driftline.streams.runtime import limit_malloc_arenas
+if sys.argv[1] == "limited":
+    assert limit_malloc_arenas()
+kept = []
+thread = threading.Thread(target=lambda: kept.extend(bytes(4_000) for _ in range(1_000)))
+thread.start()
+thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena n:" paragraph per arena, on stderr
+"""
+
+
+def _arenas(mode: str) -> int:
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_OF_A_THREAD, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
+    return done.stderr.count("Arena ")
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
+def test_a_thread_allocates_from_the_shared_heap_once_arenas_are_limited() -> None:
+    assert _arenas("free") == 2  # glibc gives a new thread an arena of its own
+    assert _arenas("limited") == 1
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
+def test_an_arena_limit_in_the_environment_is_left_to_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert not limit_malloc_arenas()
+
+
+@pytest.mark.skipif(GLIBC, reason="only where the C library has no mallopt")
+def test_without_mallopt_arenas_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert not limit_malloc_arenas()
