@@ -285,6 +285,50 @@ class BatchingConsumer(AIOKafkaConsumer):
             return None, None
         return await super()._wait_next_records(timeout)
 
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """faust-streaming 0.15.3's ``Consumer.getmany``, with each partition's high-water mark
+        read and handed to the monitor once per fetch, not once per record.
+
+        faust reads it through the consumer thread for every record it hands
+        out, to track the partition's end offset: in the decode-only batch
+        path (b') that was about a tenth of the CPU time per record. The mark
+        read once, before the records go out, is the one of the fetch that
+        brought them; the monitor keeps only the latest one anyway.
+        """
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+            try:
+                await self.perform_seek()
+            except Exception as ex:
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+            return
+        served = {
+            tp
+            for tp in records
+            if active_partitions is None
+            or tp in active_partitions
+            or tp in self._buffered_partitions
+        }
+        track_end_offset = self.app.monitor.track_tp_end_offset
+        for tp in served:
+            track_end_offset(tp, self.highwater(tp))
+        to_message = self._to_message
+        for tp, record in self.scheduler.iterate(records):
+            if self._flow_stopped():  # a rebalance may begin while they go out
+                break
+            if self.app.consumer_generation_id != generation_id:
+                self.log.dev("Generation id changed. Cancelling getmany.")
+                break
+            if tp in served:
+                yield tp, to_message(tp, record)
+
+    def _flow_stopped(self) -> bool:
+        return not self.flow_active
+
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
