@@ -32,6 +32,7 @@ from driftline.streams import DriftlineApp
 from driftline.streams.app import kafka_producer
 from driftline.streams.batching import BatchingConsumer, take_batches
 from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
+from driftline.streams.runtime import collector_paused
 from driftline.streams.sending import BatchProducer, RecordSender
 from driftline.streams.settings import Settings
 
@@ -149,11 +150,13 @@ def _register_input_agent(
         started = time.perf_counter()
         messages = [_input_message(topic, record) for record in records]
         try:
-            items = intake.read_many(messages)
+            with collector_paused():
+                items = intake.read_many(messages)
             unknown = intake.unregistered_at(items)
             if unknown:
                 await follower.sync(published_before=max(unknown))
-            outputs = intake.process_batch(items)
+            with collector_paused():
+                outputs = intake.process_batch(items)
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -21,6 +21,7 @@ from driftline.schemas import (
     ReferenceProfile,
     RetrainTrigger,
 )
+from driftline.streams.runtime import collector_paused
 from driftline.streams.settings import Settings
 
 Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
@@ -107,7 +108,9 @@ class Replay:
 
     def _process(self, batch: list[InputMessage]) -> Iterator[Output]:
         """What the worker would send for one batch of messages, as it would take them."""
-        for output in self.intake.handle_batch(batch):
+        with collector_paused():
+            outputs = self.intake.handle_batch(batch)
+        for output in outputs:
             yield output.message
 
     def feed_file(self, path: Path) -> Iterator[Output]:

@@ -1,10 +1,11 @@
 """How a long-lived driftline process runs: settings of the Python runtime itself."""
 
+import contextlib
 import ctypes
 import functools
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 GC_THRESHOLDS = (10_000, 100, 1_000)
 """The cyclic garbage collector's thresholds for a long-lived worker (Python's are 700, 10, 10)."""
@@ -33,6 +34,36 @@ def tune_garbage_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector off while a batch of events is processed.
+
+    A batch's decoded events, and much of what they lead to, live until the
+    batch is done, so every collection during it walks them all and frees
+    nothing: replay of 100,000 events of one model ran 176 young collections
+    that took about 2 µs an event and found 10 objects in cycles. After the
+    batch they are freed by their reference counts, which also takes them
+    off the collector's count of new objects, so the next collection comes
+    no sooner for having waited; cycles made during the batch are collected
+    then. A collector already off stays off.
+
+    >>> import gc
+    >>> with collector_paused():
+    ...     gc.isenabled()
+    False
+    >>> gc.isenabled()
+    True
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:

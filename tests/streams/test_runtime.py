@@ -9,6 +9,7 @@ import pytest
 
 from driftline.streams.runtime import (
     GC_THRESHOLDS,
+    collector_paused,
     limit_malloc_arenas,
     release_free_memory,
     tune_garbage_collector,
@@ -31,6 +32,40 @@ def test_the_collector_is_tuned_and_start_up_objects_frozen() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_no_collection_runs_while_paused_and_the_collector_comes_back() -> None:
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+            kept = [[] for _ in range(5 * gc.get_threshold()[0])]  # well past a young collection
+            assert collections == []
+        assert gc.isenabled()
+        more = [[] for _ in range(10)]  # the first new objects after it start the one held off
+        assert collections
+        assert len(kept) + len(more) == 5 * gc.get_threshold()[0] + 10
+        with pytest.raises(RuntimeError), collector_paused():
+            raise RuntimeError("a batch that fails")
+        assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(note)
+
+
+def test_a_collector_switched_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
