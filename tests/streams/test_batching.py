@@ -144,7 +144,7 @@ def test_the_broker_holds_a_fetch_of_the_worker_briefly() -> None:
         finally:
             await client.stop()  # never started: only closes its client
 
-    assert asyncio.run(fetch_max_wait_ms()) == FETCH_MAX_WAIT_MS == 100
+    assert asyncio.run(fetch_max_wait_ms()) == FETCH_MAX_WAIT_MS == 20
 
 
 def test_a_poll_brings_at_most_a_batch_of_records() -> None:
