@@ -189,9 +189,9 @@ ten warm-ups), the next fetch came back empty after 1.0-1.5 s although
 events kept arriving on the partitions it asked for, and every alert of
 the drift that followed waited that long (p50 1.9 s; 0.56 s with 100 ms).
 With 100 ms, the agent's wait for its next batch after that slow one still
-saw no record come in its 50 ms, and the next fetch brought 2,000 some
-80 ms after the batch, though ~1,900 events waited on the broker; with
-20 ms, they came 30 ms after it (10-model latency case, 11,700 events/s,
+saw no record come in its 50 ms, and the next fetch brought 2,000 records
+about 80 ms after the batch, though ~1,900 events waited on the broker;
+with 20 ms, they came about 30 ms after it (10-model latency case, 11,700 events/s,
 three alternated trials each: p99 0.247, 0.327 and 0.282 s against 0.346,
 0.417 and 0.375). An idle worker then sends up to fifty small fetch
 requests a second a broker, each answered empty.
