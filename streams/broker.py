@@ -351,7 +351,7 @@ class LocalKafkaBroker:
         taken every :data:`INDEX_INTERVAL_BYTES`, not every 4 KiB. The broker
         creates a log segment's index files (10 MiB each, memory-mapped) when
         it first writes an entry to them, and on this kind of shared virtual
-        disk, under load, that write held produce requests 100-210 ms (the
+        disk, under load, that write held produce requests 127-210 ms (the
         broker's request log: local time of a produce to fresh partitions,
         against 0.2-1 ms for the others). A cluster meets it once a segment
         (1 GiB); the tests and benchmarks here create fresh topics every run,
