@@ -431,11 +431,10 @@ class Intake:
         counters = self.counters.topics
         watching, since, changed = life.watching, life.clock, False
         due = decider.due_at
-        pending = iter(self._join_predictions(batch))
-        rows = zip(batch.indices, batch.messages, batch.events, strict=True)
-        for number, (index, message, event) in enumerate(rows):
+        owed_by_event = self._join_predictions(batch)
+        rows = zip(batch.indices, batch.messages, owed_by_event, strict=True)
+        for number, (index, message, owed) in enumerate(rows):
             findings = found.findings.get(number)
-            owed = next(pending) if _judged(event) else None
             now = life.advance()
             if findings is None and not owed and not watching and (due is None or now < due):
                 # A quiet event: it counts, and nothing else can come of it.
@@ -446,7 +445,11 @@ class Intake:
             if findings is not None or watching:
                 alarming = found.quality_alarming(number)
                 alerts = life.update(
-                    findings or _NOTHING, now, event, kafka_position(message.source), alarming
+                    findings or _NOTHING,
+                    now,
+                    batch.events[number],
+                    kafka_position(message.source),
+                    alarming,
                 )
                 watching = life.watching
             triggers = decider.observe(alerts, now)
@@ -462,17 +465,20 @@ class Intake:
             self._at(batch.messages[-1])  # the version's state is saved where its last event was
         self.books.save(spec, changed=changed, since=since)
 
-    def _join_predictions(self, batch: "_VersionBatch") -> list[PendingOutputs]:
-        """Join a version's predictions to their labels, a run of one partition at a time.
+    def _join_predictions(self, batch: "_VersionBatch") -> list[PendingOutputs | None]:
+        """Join a version's predictions to their labels, a run of one partition at a time;
+        what each event of the batch led to (None for an event that is no judged prediction).
 
         What each leads to is released later, at its event's place among the
         version's alerts. Runs keep every join write on its event's partition.
         """
         pending: list[PendingOutputs] = []
         judged: list[tuple[InputMessage, PredictionEvent]] = []
-        for message, event in zip(batch.messages, batch.events, strict=True):
+        places: list[int] = []
+        for place, (message, event) in enumerate(zip(batch.messages, batch.events, strict=True)):
             if _judged(event):
                 judged.append((message, event))
+                places.append(place)
         start = 0
         while start < len(judged):
             partition = judged[start][0].source.partition
@@ -487,7 +493,12 @@ class Intake:
                 [message.source for message, _ in run],
             )
             start = end
-        return pending
+        if len(places) == len(batch.events):  # as a rule, every event is a judged prediction
+            return list(pending)
+        owed: list[PendingOutputs | None] = [None] * len(batch.events)
+        for place, some in zip(places, pending, strict=True):
+            owed[place] = some
+        return owed
 
     def _at(self, message: InputMessage) -> None:
         """Tell the stores which input partition the writes that follow belong to."""

@@ -743,11 +743,15 @@ class LabelJoin:
         labels = marks.get(_LABELS_SEEN, self._furthest.get(_LABELS_SEEN))
         others = [mark for side, mark in marks.items() if side != _PREDICTIONS_SEEN]
         cap, retention = self._held_cap(), self._retention_us
+        watermark = marks.get(_PREDICTIONS_SEEN, times[0])
+        if labels is None and not flagged:
+            # No label yet anywhere, so nothing expires: only the cap pushes out.
+            counts, front = _pushed_by_cap(len(held), count, cap)
+            return self._held_in(model_id, held, prediction_ids, times, payloads, counts, front)
         queue = held.times()  # the held times, then the given ones: the order of leaving
         queue.extend(times)
-        counts: list[int] = []  # per prediction, how many leave after it
+        counts = []  # per prediction, how many leave after it
         evicted: list[bool] | None = [] if flagged else None  # per leaving, in order
-        watermark = marks.get(_PREDICTIONS_SEEN, times[0])
         front, size = 0, len(held)
         for time in times:
             if time > watermark:
@@ -770,12 +774,32 @@ class LabelJoin:
                     front += 1
                     size -= 1
             counts.append(gone)
-        marks[_PREDICTIONS_SEEN] = watermark
+        return self._held_in(
+            model_id, held, prediction_ids, times, payloads, counts, front, evicted
+        )
+
+    def _held_in(
+        self,
+        model_id: str,
+        held: HeldPredictions,
+        prediction_ids: Sequence[str],
+        times: list[int],
+        payloads: Sequence[Any],
+        counts: list[int],
+        front: int,
+        evicted: list[bool] | None = None,
+    ) -> "_Left":
+        """Hold the given predictions (in event-time order) and let the ``front`` earliest go,
+        as :meth:`_hold_many` worked out; the model's prediction watermark rises to the last."""
+        marks = self._watermarks[model_id]
+        if times[-1] > marks.get(_PREDICTIONS_SEEN, times[-1] - 1):
+            marks[_PREDICTIONS_SEEN] = times[-1]
         furthest = self._furthest.get(_PREDICTIONS_SEEN)
         if furthest is None or times[-1] > furthest:
             self._furthest[_PREDICTIONS_SEEN] = times[-1]
         held.extend(prediction_ids, times, payloads)
         popped = held.pop_many(front)
+        count = len(prediction_ids)
         self._counts[_PREDICTION] += count - front
         self._size += count - front
         return _Left(popped, counts, evicted)
@@ -1002,6 +1026,24 @@ class _Left(NamedTuple):
             else:
                 yield sorted(range(start, end), key=lambda k: (popped[k][1], popped[k][0]))
             start = end
+
+
+def _pushed_by_cap(held: int, count: int, cap: int) -> tuple[list[int], int]:
+    """How many of ``held`` predictions (and ``count`` more) leave after each new one when
+    only the cap pushes them out, and how many leave in all.
+
+    Once the held reach the cap, each new one pushes one out; a model already
+    past it (its share shrank) drops to it at the first.
+
+    >>> _pushed_by_cap(8, 4, 10), _pushed_by_cap(12, 3, 10)
+    (([0, 0, 1, 1], 2), ([3, 1, 1], 5))
+    """
+    room = cap - held
+    if room >= count:
+        return [0] * count, 0
+    if room >= 0:
+        return [0] * room + [1] * (count - room), count - room
+    return [1 - room] + [1] * (count - 1), count - room
 
 
 def _expired_all(model_id: str, held: HeldPredictions) -> list[Expired]:
