@@ -15,6 +15,7 @@ new alerts).
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from driftline.monitors.positions import Position
 from driftline.streams import DriftlineApp
 from driftline.streams.app import kafka_producer
 from driftline.streams.batching import BatchingConsumer, take_batches
+from driftline.streams.busy import AgentClock, LoopTime
 from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
 from driftline.streams.runtime import collector_paused
 from driftline.streams.sending import BatchProducer, RecordSender
@@ -97,8 +99,9 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         InputTopic.MODELS: dapp.models,
         InputTopic.REFERENCES: dapp.references,
     }
+    loop_time = LoopTime()
     for topic, channel in inputs.items():
-        _register_input_agent(dapp, topic, channel, monitoring, pacer, predicting)
+        _register_input_agent(dapp, topic, channel, monitoring, pacer, predicting, loop_time)
     return monitoring
 
 
@@ -126,9 +129,15 @@ def _register_input_agent(
     monitoring: Monitoring,
     pacer: InputPacer,
     predicting: set[int],
+    loop_time: LoopTime,
 ) -> None:
-    """One agent for ``topic``: batches of messages in, their outputs sent, then acked."""
+    """One agent for ``topic``: batches of messages in, their outputs sent, then acked.
+
+    Its batches are sized by its own work (``loop_time`` takes the others'
+    off), so that one agent's batches do not shrink for another's.
+    """
     settings = dapp.settings
+    clock = loop_time.clock()
     sender = OutputSender(settings, lambda: kafka_producer(dapp.app))
     intake, follower = monitoring.intake, monitoring.follower
 
@@ -150,12 +159,12 @@ def _register_input_agent(
         started = time.perf_counter()
         messages = [_input_message(topic, record) for record in records]
         try:
-            with collector_paused():
+            with clock, collector_paused():
                 items = intake.read_many(messages)
-            unknown = intake.unregistered_at(items)
+                unknown = intake.unregistered_at(items)
             if unknown:
                 await follower.sync(published_before=max(unknown))
-            with collector_paused():
+            with clock, collector_paused():
                 outputs = intake.process_batch(items)
         except asyncio.CancelledError:
             raise
@@ -166,7 +175,7 @@ def _register_input_agent(
             log.exception("failed on a batch of %d %s", len(messages), topic)
             outputs = [intake.failed(message, error) for message in messages]
         await sender.send_all(outputs)
-        await monitoring.changelog.write(intake)
+        await monitoring.changelog.write(intake, clock)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: a batch of %d in %.1f ms, %d outputs",
@@ -182,6 +191,7 @@ def _register_input_agent(
             max_records=settings.batch_max_events,
             within=settings.batch_max_wait_seconds,
             target_seconds=settings.batch_target_seconds,
+            clock=clock,
         ):
             await process(batch)
 
@@ -271,7 +281,10 @@ class ChangelogWriter:
         self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
         self._lock = asyncio.Lock()
 
-    async def write(self, intake: Intake) -> None:
-        """Hand every change the intake's tables buffered to the producer."""
+    async def write(self, intake: Intake, clock: AgentClock | None = None) -> None:
+        """Hand every change the intake's tables buffered to the producer (their encoding
+        timed by the writing agent's ``clock``)."""
         async with self._lock:
-            await self.records.send_placed(intake.flush_state())
+            with clock or contextlib.nullcontext():
+                placed = intake.flush_state()
+            await self.records.send_placed(placed)

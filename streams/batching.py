@@ -65,6 +65,8 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP, AppT, Message, StreamT
 
+from driftline.streams.busy import AgentClock
+
 
 class RecordFeed:
     """Fetched records of some topics, waiting in fetch order for :func:`take_batches`.
@@ -574,7 +576,12 @@ class BatchSizer:
 
 
 async def take_batches(
-    stream: StreamT[Any], *, max_records: int, within: float, target_seconds: float | None = None
+    stream: StreamT[Any],
+    *,
+    max_records: int,
+    within: float,
+    target_seconds: float | None = None,
+    clock: AgentClock | None = None,
 ) -> AsyncIterator[list[Message]]:
     """Batches of the raw records of ``stream``'s topics, each acked when the next is asked for.
 
@@ -584,7 +591,9 @@ async def take_batches(
     (see :meth:`RecordFeed.wait`). With ``target_seconds``, a batch holds
     fewer records when batches have been taking longer than that to process
     (the time from a batch's yield to the ask for the next; see
-    :class:`BatchSizer`). Its records are
+    :class:`BatchSizer`); with ``clock``, the agent's own clock, less the
+    time other agents worked meanwhile (see :mod:`~driftline.streams.busy`).
+    Its records are
     acked, so their offsets become committable, only when the caller asks
     for the next batch: never if the loop is left otherwise. The app must
     have been made by ``create_app`` (which installs the batching consumer),
@@ -620,10 +629,14 @@ async def take_batches(
             for tp in _partitions(batch):
                 inbound_time[tp] = now  # faust's stalled-stream check reads it
             held = batch
-            yielded = time.monotonic()
+            others = clock.others if clock else 0.0
+            yielded = time.perf_counter()
             yield batch
             if sizer:
-                sizer.update(len(batch), time.monotonic() - yielded)
+                spent = time.perf_counter() - yielded
+                if clock:
+                    spent -= clock.others - others
+                sizer.update(len(batch), spent)
             for message in held:
                 consumer.ack(message)
             held = []

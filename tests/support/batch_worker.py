@@ -7,17 +7,21 @@ Run as a script by tests/streams/test_batching.py, with the worker's
 every send before asking for the next batch. With a small ``--buffer`` the
 feed fills up again and again, so its partitions are held back and released.
 With ``--target-seconds`` batches are sized to take about that long, and
-``--sizes`` gets the size of each batch, a line each.
+``--sizes`` gets the size of each batch, a line each. With ``--neighbour``
+another task keeps the event loop busy that many seconds during each
+batch's pause, as another agent would, timed on the same loop's clock.
 """
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 import faust
 
 from driftline.streams import create_app, load_settings
 from driftline.streams.batching import take_batches
+from driftline.streams.busy import LoopTime
 
 
 def main() -> None:
@@ -27,6 +31,7 @@ def main() -> None:
     parser.add_argument("--buffer", type=int, default=None, help="faust's stream_buffer_maxsize")
     parser.add_argument("--target-seconds", type=float, default=None)
     parser.add_argument("--sizes", default=None, help="a file to append each batch's size to")
+    parser.add_argument("--neighbour", type=float, default=None, help="seconds it blocks at a time")
     args = parser.parse_args()
     dapp = create_app(load_settings())
     if args.buffer is not None:  # a feed holds max(this, 2 * max-records) records
@@ -36,15 +41,35 @@ def main() -> None:
     dapp.app.conf.broker_session_timeout = 6.0
     dapp.app.conf.broker_heartbeat_interval = 1.0
     output = dapp.alerts
+    loop_time = LoopTime()
+    clock = loop_time.clock()
+
+    paused = asyncio.Event()
+
+    if args.neighbour is not None:
+        neighbour = loop_time.clock()
+
+        @dapp.app.task  # type: ignore[untyped-decorator]
+        async def keep_the_loop_busy() -> None:
+            while True:
+                await paused.wait()
+                paused.clear()
+                with neighbour:
+                    time.sleep(args.neighbour)  # blocking, as a busy agent does
 
     @dapp.app.agent(dapp.predictions)  # type: ignore[untyped-decorator]
     async def copy(stream: faust.StreamT[Any]) -> None:
         async for batch in take_batches(
-            stream, max_records=args.max_records, within=0.1, target_seconds=args.target_seconds
+            stream,
+            max_records=args.max_records,
+            within=0.1,
+            target_seconds=args.target_seconds,
+            clock=clock,
         ):
             if args.sizes:
                 with open(args.sizes, "a") as sizes:
                     sizes.write(f"{len(batch)}\n")
+            paused.set()
             await asyncio.sleep(args.pause)
             sent = [
                 await output.send(value=f"{m.partition}:{m.offset}:".encode() + m.value)
