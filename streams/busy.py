@@ -7,8 +7,7 @@ of a worker catching up on 100 models took ~98 ms of wall time a batch for
 ~15 ms of its own work, most of it the predictions agent's batches run in
 its awaits. Sized by that (see :class:`~driftline.streams.batching.BatchSizer`),
 its batches shrank to ~240 labels while the predictions agent took ~600
-predictions a turn, and labels fell 90,000 behind, waiting in the label
-join's memory.
+predictions a turn.
 
 Each agent times its synchronous work in an :class:`AgentClock`, and all
 the clocks of a worker add to one :class:`LoopTime`: the time others worked
