@@ -741,13 +741,14 @@ class LabelJoin:
         if marks is None:
             marks = self._watermarks[model_id] = {}
         labels = marks.get(_LABELS_SEEN, self._furthest.get(_LABELS_SEEN))
-        others = [mark for side, mark in marks.items() if side != _PREDICTIONS_SEEN]
-        cap, retention = self._held_cap(), self._retention_us
-        watermark = marks.get(_PREDICTIONS_SEEN, times[0])
+        cap = self._held_cap()
         if labels is None and not flagged:
             # No label yet anywhere, so nothing expires: only the cap pushes out.
             counts, front = _pushed_by_cap(len(held), count, cap)
             return self._held_in(model_id, held, prediction_ids, times, payloads, counts, front)
+        others = [mark for side, mark in marks.items() if side != _PREDICTIONS_SEEN]
+        retention = self._retention_us
+        watermark = marks.get(_PREDICTIONS_SEEN, times[0])
         queue = held.times()  # the held times, then the given ones: the order of leaving
         queue.extend(times)
         counts = []  # per prediction, how many leave after it

@@ -207,13 +207,9 @@ def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
     assert committed_offsets(*group_of(settings)) == {p: o for p, o in written.items() if o}
 
 
-@pytest.mark.kafka
-def test_batches_get_smaller_when_they_take_longer_than_the_target(
-    worker_settings: Settings, tmp_path: Path
-) -> None:
-    # Each batch pauses 0.1 s, twice the target: after the first (up to 400 records
-    # waiting), batches shrink, and every record is still copied out once processed.
-    settings = worker_settings
+def batch_sizes_copying(settings: Settings, tmp_path: Path, options: tuple[str, ...]) -> list[int]:
+    """Publish 1,000 records, copy them out with a batch worker run with ``options`` (and
+    ``--sizes``) until it is caught up, check each was copied; the size of each batch."""
     ensure_topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     for index in range(1_000):
@@ -221,20 +217,30 @@ def test_batches_get_smaller_when_they_take_longer_than_the_target(
     producer.flush()
     producer.close()
     sizes = tmp_path / "sizes"
-    options = ("--pause", "0.1", "--max-records", "400", "--target-seconds", "0.05")
-    options += ("--sizes", str(sizes))
-    worker = start_batch_worker(settings, tmp_path / "worker.log", options)
+    worker = start_batch_worker(
+        settings, tmp_path / "worker.log", (*options, "--sizes", str(sizes))
+    )
     try:
         wait_until_caught_up(*group_of(settings), timeout=60)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-    taken = [int(line) for line in sizes.read_text().split()]
+    copies = read_all(settings.bootstrap_servers, settings.alerts_topic)
+    assert {int((copy or b"").split(b":")[2]) for copy in copies} == set(range(1_000))
+    return [int(line) for line in sizes.read_text().split()]
+
+
+@pytest.mark.kafka
+def test_batches_get_smaller_when_they_take_longer_than_the_target(
+    worker_settings: Settings, tmp_path: Path
+) -> None:
+    # Each batch pauses 0.1 s, twice the target: after the first (up to 400 records
+    # waiting), batches shrink, and every record is still copied out once processed.
+    options = ("--pause", "0.1", "--max-records", "400", "--target-seconds", "0.05")
+    taken = batch_sizes_copying(worker_settings, tmp_path, options)
     assert sum(taken) == 1_000
     assert len(taken) > 3, taken
     assert max(taken[1:]) < 400, taken
-    copies = read_all(settings.bootstrap_servers, settings.alerts_topic)
-    assert {int((copy or b"").split(b":")[2]) for copy in copies} == set(range(1_000))
 
 
 @pytest.mark.kafka
@@ -245,27 +251,10 @@ def test_batches_keep_their_size_when_other_tasks_take_the_time(
     # neighbour blocks the loop 0.1 s in each pause. Its batches take over twice
     # the target in wall time, but that is the neighbour's time, timed on the
     # loop's clock: they stay as large as asked.
-    settings = worker_settings
-    ensure_topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
-    for index in range(1_000):
-        producer.send(settings.predictions_topic, value=b"%d" % index)
-    producer.flush()
-    producer.close()
-    sizes = tmp_path / "sizes"
     options = ("--pause", "0.01", "--max-records", "200", "--target-seconds", "0.05")
-    options += ("--sizes", str(sizes), "--neighbour", "0.1")
-    worker = start_batch_worker(settings, tmp_path / "worker.log", options)
-    try:
-        wait_until_caught_up(*group_of(settings), timeout=60)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
-    taken = [int(line) for line in sizes.read_text().split()]
+    taken = batch_sizes_copying(worker_settings, tmp_path, (*options, "--neighbour", "0.1"))
     assert sum(taken) == 1_000
     assert taken.count(200) >= 4, taken
-    copies = read_all(settings.bootstrap_servers, settings.alerts_topic)
-    assert {int((copy or b"").split(b":")[2]) for copy in copies} == set(range(1_000))
 
 
 def test_a_batch_sizer_fits_its_target_within_its_bounds() -> None:
