@@ -544,8 +544,7 @@ class Intake:
         arrival = self._arrive(message, label)
         if arrival is not None:
             return arrival
-        source = kafka_position(message.source)
-        return self.labels.label(label, LabelMessage(message.value, message.key, source))
+        return self.labels.label(label, LabelMessage(message.value, message.key, message.source))
 
     def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
         """None for a new event; otherwise what a duplicate or late event leads to."""

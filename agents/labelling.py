@@ -51,7 +51,7 @@ from driftline.monitors.performance import (
     PerformanceResolution,
     PredictionRecord,
 )
-from driftline.monitors.positions import Located
+from driftline.monitors.positions import Located, Position, maybe_kafka_position
 from driftline.schemas import (
     Alert,
     DeadLetterReason,
@@ -69,11 +69,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LabelMessage:
-    """A label message as received: enough to dead-letter it long after it arrived."""
+    """A label message as received: enough to dead-letter it long after it arrived.
+
+    ``source`` is where it was consumed, as the consumer gave it: it becomes
+    a validated :class:`~driftline.schemas.KafkaPosition` only in an output
+    that names it (a dead letter, an alert's evidence), which few labels lead to.
+    """
 
     value: bytes | None
     key: bytes | None
-    source: KafkaPosition
+    source: Located
 
 
 DeadLetterSink = Callable[[LabelMessage, Rejection], Output]
@@ -92,7 +97,7 @@ class _Revealed:
 
     spec: ModelSpec
     found: PerformanceFindings
-    source: KafkaPosition | None
+    source: Located | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +227,8 @@ class LabelDesk:
             if isinstance(item, _Refused):
                 outputs.append(self._dead_letter(item.message, item.rejection))
             else:
-                outputs += self._outputs(item.spec, item.found, source=item.source)
+                source = maybe_kafka_position(item.source)
+                outputs += self._outputs(item.spec, item.found, source=source)
         return outputs
 
     def label(self, label: LabelEvent, message: LabelMessage) -> list[Output]:
@@ -258,8 +264,11 @@ class LabelDesk:
     # Joining and expiring.
 
     def _joined(self, match: Match) -> PendingOutputs:
-        """Feed a joined pair to its version's monitor, unless the label does not fit."""
-        message = _label_message(match.label)
+        """Feed a joined pair to its version's monitor, unless the label does not fit.
+
+        The label's message is read back from its payload only for an output
+        that needs it: most labels lead to none.
+        """
         version = _version(match.prediction)
         spec = self.registry.spec(match.model_id, version)
         if spec is None:
@@ -269,11 +278,11 @@ class LabelDesk:
                 f"{version}, which is no longer registered",
                 field_path="prediction_id",
             )
-            return [_Refused(message, rejection)]
+            return [_Refused(_label_message(match.label), rejection)]
         event_id, label = _label_of(match.label)
         misfit = label_violation(spec, label)
         if misfit is not None:
-            return [_Refused(message, misfit)]
+            return [_Refused(_label_message(match.label), misfit)]
         self.counters.processed += 1
         record = _prediction_record(
             spec, match.prediction, match.prediction_time, self.settings.predictions_topic
@@ -281,7 +290,7 @@ class LabelDesk:
         found = self._monitor(spec).labelled(
             record, label, event_id=event_id, label_time=match.label_time
         )
-        return [_Revealed(spec, found, message.source)] if found else []
+        return [_Revealed(spec, found, _label_source(match.label))] if found else []
 
     def _expired(
         self, gone: list[Expired], looked_up: dict[ModelKey, _Judge] | None = None
@@ -509,7 +518,7 @@ def _prediction_record(
     position = None
     if at is not None:
         where = at[2] if len(at) > 2 else topic
-        position = KafkaPosition(topic=where, partition=at[0], offset=at[1])
+        position = Position(where, at[0], at[1])  # validated when an output names it
     return PredictionRecord(int(window), event_time, prediction, probabilities, position)
 
 
@@ -531,17 +540,24 @@ def _label_of(payload: Any) -> tuple[str, Any]:
 
 
 def _label_message(payload: Any) -> LabelMessage:
+    """The message of a waiting label, as :meth:`LabelDesk.label` kept it."""
     if isinstance(payload, dict):  # written by an earlier version
         value, key = payload.get("value"), payload.get("key")
-        source = KafkaPosition.model_validate(payload["source"])
     else:
-        _, _, value, key, (topic, partition, offset) = payload
-        source = KafkaPosition(topic=topic, partition=partition, offset=offset)
+        _, _, value, key, _ = payload
     return LabelMessage(
         value=None if value is None else base64.b64decode(value),
         key=None if key is None else base64.b64decode(key),
-        source=source,
+        source=_label_source(payload),
     )
+
+
+def _label_source(payload: Any) -> KafkaPosition:
+    """Where a waiting label was consumed."""
+    if isinstance(payload, dict):  # written by an earlier version
+        return KafkaPosition.model_validate(payload["source"])
+    topic, partition, offset = payload[4]
+    return KafkaPosition(topic=topic, partition=partition, offset=offset)
 
 
 def _b64(data: bytes) -> str:
