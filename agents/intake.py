@@ -10,7 +10,7 @@ three counts: processed, dead-lettered (with a reason) or duplicate.
 
 import logging
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -112,6 +112,24 @@ class IntakeCounters:
     triggers: int = 0
 
 
+def _partition_runs(messages: Sequence[InputMessage]) -> Iterator[tuple[int, int]]:
+    """The start and end of each run of consecutive messages from one partition.
+
+    >>> from driftline.monitors.positions import Position
+    >>> at = [Position("t", partition, 0) for partition in (0, 0, 1, 0)]
+    >>> list(_partition_runs([InputMessage(InputTopic.LABELS, None, None, p) for p in at]))
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    start = 0
+    while start < len(messages):
+        partition = messages[start].source.partition
+        end = start + 1
+        while end < len(messages) and messages[end].source.partition == partition:
+            end += 1
+        yield start, end
+        start = end
+
+
 def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]:
     """Whether an event is a prediction whose performance can be judged once labelled."""
     return isinstance(event, PredictionEvent) and (
@@ -128,6 +146,13 @@ class _Known(NamedTuple):
     spec: ModelSpec
     monitor: ModelMonitor
     recent: RecentEventIds
+
+
+class _NewLabel(NamedTuple):
+    """A label that passed its checks and is not a repeat: it goes to the join."""
+
+    message: InputMessage
+    label: LabelEvent
 
 
 _NOTHING = ModelFindings()
@@ -298,6 +323,7 @@ class Intake:
         outputs: list[list[Output]] = [item if isinstance(item, list) else [] for item in items]
         known: dict[tuple[InputTopic, str, str], _Known] = {}
         checked: list[tuple[int, Decoded, _Known]] = []
+        new_labels: list[tuple[int, _NewLabel]] = []
         for index, item in enumerate(items):
             if isinstance(item, list):
                 continue
@@ -311,8 +337,12 @@ class Intake:
                 continue
             if isinstance(accepted, list):
                 outputs[index] = accepted
+            elif isinstance(accepted, _NewLabel):
+                new_labels.append((index, accepted))
             else:
                 checked.append((index, item, accepted))
+        if new_labels:
+            self._join_labels(new_labels, outputs)
         versions: dict[ModelKey, _VersionBatch] = {}
         for index, item, (spec, monitor, _) in self._arrived(checked, outputs):
             event = item.event
@@ -341,7 +371,7 @@ class Intake:
 
     def _check_known(
         self, decoded: Decoded, known: dict[tuple[InputTopic, str, str], _Known]
-    ) -> _Known | list[Output]:
+    ) -> _Known | _NewLabel | list[Output]:
         """:meth:`_check`, skipping what an earlier event of the batch established.
 
         Once an event of a model version is accepted, nothing in the batch
@@ -356,7 +386,7 @@ class Intake:
         version = known.get(key)
         if version is None:
             accepted = self._check(decoded)
-            if not isinstance(accepted, list):
+            if isinstance(accepted, _Known):
                 known[key] = accepted
             return accepted
         rejection = self._too_far_ahead(event, message)
@@ -401,9 +431,9 @@ class Intake:
             return checked
         return [entry for entry in checked if entry[0] not in repeated]
 
-    def _check(self, decoded: Decoded) -> _Known | list[Output]:
-        """A valid event's version, monitor and recent ids (not arrived yet); else what the
-        event leads to on its own."""
+    def _check(self, decoded: Decoded) -> _Known | _NewLabel | list[Output]:
+        """A valid event's version, monitor and recent ids (not arrived yet), or a new label
+        for the join; else what the event leads to on its own."""
         message, event = decoded.message, decoded.event
         rejection = self._unknown_model(event) or self._too_far_ahead(event, message)
         if rejection is not None:
@@ -479,12 +509,7 @@ class Intake:
             if _judged(event):
                 judged.append((message, event))
                 places.append(place)
-        start = 0
-        while start < len(judged):
-            partition = judged[start][0].source.partition
-            end = start + 1
-            while end < len(judged) and judged[end][0].source.partition == partition:
-                end += 1
+        for start, end in _partition_runs([message for message, _ in judged]):
             self._at(judged[start][0])
             run = judged[start:end]
             pending += self.labels.join_predictions(
@@ -492,7 +517,6 @@ class Intake:
                 [event for _, event in run],
                 [message.source for message, _ in run],
             )
-            start = end
         if len(places) == len(batch.events):  # as a rule, every event is a judged prediction
             return list(pending)
         owed: list[PendingOutputs | None] = [None] * len(batch.events)
@@ -540,11 +564,33 @@ class Intake:
             for topic in InputTopic:
                 self._recent.pop((topic, model[0]), None)
 
-    def _process_label(self, message: InputMessage, label: LabelEvent) -> list[Output]:
+    def _process_label(self, message: InputMessage, label: LabelEvent) -> list[Output] | _NewLabel:
+        """A new label, for the join; or what a repeated one leads to."""
         arrival = self._arrive(message, label)
-        if arrival is not None:
-            return arrival
-        return self.labels.label(label, LabelMessage(message.value, message.key, message.source))
+        return _NewLabel(message, label) if arrival is None else arrival
+
+    def _join_labels(
+        self, labels: list[tuple[int, _NewLabel]], outputs: list[list[Output]]
+    ) -> None:
+        """Join a batch's new labels (:meth:`LabelDesk.label_many`), a run of one partition
+        at a time, so that every join write is on its label's partition; what each leads to
+        goes to its place in ``outputs``."""
+        for start, end in _partition_runs([new.message for _, new in labels]):
+            run = [new for _, new in labels[start:end]]
+            self._at(run[0].message)
+            try:
+                joined = self.labels.label_many(
+                    [new.label for new in run],
+                    [
+                        LabelMessage(new.message.value, new.message.key, new.message.source)
+                        for new in run
+                    ],
+                )
+            except Exception as error:  # a bug: the run's labels are dead-lettered
+                log.exception("failed on %d labels from %s", len(run), run[0].message.source)
+                joined = [[self.failed(new.message, error)] for new in run]
+            for (index, _), some in zip(labels[start:end], joined, strict=True):
+                outputs[index] = some
 
     def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
         """None for a new event; otherwise what a duplicate or late event leads to."""

@@ -108,6 +108,18 @@ class _Refused:
     rejection: Rejection
 
 
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A joined pair whose label fits its version: what its monitor is to be fed."""
+
+    match: Match
+    spec: ModelSpec
+    monitor: PerformanceMonitor
+    record: PredictionRecord
+    event_id: str
+    label: Any
+
+
 _Judge = tuple[ModelSpec | None, PerformanceMonitor | None]
 """A version's spec (None: not registered) and performance monitor, looked up once."""
 
@@ -233,6 +245,55 @@ class LabelDesk:
 
     def label(self, label: LabelEvent, message: LabelMessage) -> list[Output]:
         """Join one new label (counted as processed, waiting or dead-lettered); the outputs."""
+        return self.label_many([label], [message])[0]
+
+    def label_many(
+        self, labels: Sequence[LabelEvent], messages: Sequence[LabelMessage]
+    ) -> list[list[Output]]:
+        """:meth:`label` each new label in turn; the outputs of each.
+
+        The same outputs as one by one, in two passes: every label is joined
+        first, then what the matches and expiries found is counted by the
+        performance monitors, in the same order. The join reads nothing of
+        the monitors, so this changes nothing they see; but each monitor is
+        told the labels it will get (:meth:`PerformanceMonitor.expect`), and
+        its error test takes them together.
+        """
+        joined = [
+            self._join(label, message) for label, message in zip(labels, messages, strict=True)
+        ]
+        judged: dict[int, _Judged | _Refused] = {}
+        coming: dict[int, tuple[PerformanceMonitor, list[tuple[PredictionRecord, Any]]]] = {}
+        for number, step in enumerate(joined):
+            if isinstance(step, tuple) and step[0] is not None:
+                judgement = judged[number] = self._judge(step[0])
+                if isinstance(judgement, _Judged):
+                    monitor = judgement.monitor
+                    taken = coming.setdefault(id(monitor), (monitor, []))[1]
+                    taken.append((judgement.record, judgement.label))
+        for monitor, taken in coming.values():
+            monitor.expect(taken)
+        outputs: list[list[Output]] = []
+        try:
+            for number, step in enumerate(joined):
+                if isinstance(step, list):  # refused at once
+                    outputs.append(self.release(step))
+                    continue
+                match, gone = step
+                pending = [] if match is None else self._fed(judged[number])
+                outputs.append(self.release(pending + self._expired(gone)))
+            if any(monitor.expected for monitor, _ in coming.values()):
+                raise RuntimeError("a performance monitor was not brought every label it expected")
+        finally:
+            for monitor, _ in coming.values():
+                monitor.expect([])
+        return outputs
+
+    def _join(
+        self, label: LabelEvent, message: LabelMessage
+    ) -> PendingOutputs | tuple[Match | None, list[Expired]]:
+        """Join one label: its match (None: it waits) and what its model's join expired, or
+        its refusal (its prediction had a label already)."""
         source = message.source
         payload = [
             label.event_id,
@@ -250,12 +311,10 @@ class LabelDesk:
                 "published again under a new event id)",
                 field_path="prediction_id",
             )
-            return [self._dead_letter(message, rejection)]
+            return [_Refused(message, rejection)]
         if result is None:
             self.counters.waiting += 1
-            return self.release(self._expired(self.join.advance(label.model_id)))
-        pending = self._joined(result) + self._expired(self.join.advance(label.model_id))
-        return self.release(pending)
+        return result, self.join.advance(label.model_id)
 
     def forget(self, model: ModelKey) -> None:
         """Drop the performance state of a version whose spec changed or went away."""
@@ -264,7 +323,12 @@ class LabelDesk:
     # Joining and expiring.
 
     def _joined(self, match: Match) -> PendingOutputs:
-        """Feed a joined pair to its version's monitor, unless the label does not fit.
+        """Feed a joined pair to its version's monitor, unless the label does not fit."""
+        return self._fed(self._judge(match))
+
+    def _judge(self, match: Match) -> "_Judged | _Refused":
+        """A joined pair, ready for its version's monitor; or its label refused (its version
+        went away, or the label does not fit).
 
         The label's message is read back from its payload only for an output
         that needs it: most labels lead to none.
@@ -278,19 +342,28 @@ class LabelDesk:
                 f"{version}, which is no longer registered",
                 field_path="prediction_id",
             )
-            return [_Refused(_label_message(match.label), rejection)]
+            return _Refused(_label_message(match.label), rejection)
         event_id, label = _label_of(match.label)
         misfit = label_violation(spec, label)
         if misfit is not None:
-            return [_Refused(_label_message(match.label), misfit)]
-        self.counters.processed += 1
+            return _Refused(_label_message(match.label), misfit)
         record = _prediction_record(
             spec, match.prediction, match.prediction_time, self.settings.predictions_topic
         )
-        found = self._monitor(spec).labelled(
-            record, label, event_id=event_id, label_time=match.label_time
+        return _Judged(match, spec, self._monitor(spec), record, event_id, label)
+
+    def _fed(self, judged: "_Judged | _Refused") -> PendingOutputs:
+        """What a joined pair reveals, fed to its version's monitor (or its label refused)."""
+        if isinstance(judged, _Refused):
+            return [judged]
+        self.counters.processed += 1
+        found = judged.monitor.labelled(
+            judged.record,
+            judged.label,
+            event_id=judged.event_id,
+            label_time=judged.match.label_time,
         )
-        return [_Revealed(spec, found, _label_source(match.label))] if found else []
+        return [_Revealed(judged.spec, found, _label_source(judged.match.label))] if found else []
 
     def _expired(
         self, gone: list[Expired], looked_up: dict[ModelKey, _Judge] | None = None

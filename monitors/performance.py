@@ -24,7 +24,7 @@ differences of event times.
 import hashlib
 import math
 from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -235,6 +235,10 @@ class PerformanceMonitor:
         self._recent_errors = FloatRing(CHANGE_MEMORY)
         self.last_estimate: dict[str, float] = {}
         self.last_realized: dict[str, float] = {}
+        self._coming: deque[float] = deque()
+        """The errors the next :meth:`labelled` calls bring (see :meth:`expect`)."""
+        self._outcomes: deque[bool] = deque()
+        """Whether the error test alarms at each of the next of them, already worked out."""
 
     # Feeding predictions, labels and expiries.
 
@@ -477,6 +481,30 @@ class PerformanceMonitor:
             found += self._settle(window)
         return found
 
+    def expect(self, labels: Sequence[tuple[PredictionRecord, str | float]]) -> None:
+        """Say which labels the next :meth:`labelled` calls bring, in order, so that the error
+        test of a regression takes their errors together.
+
+        The findings and the state are exactly those of the calls alone: the
+        test runs ahead (:meth:`NumericDrift.take_until_alarm`) only up to the
+        first alarm, and nothing reads it until the call that alarms. Each
+        call must bring the next label given (else ValueError, and the monitor
+        is then out of step), and every one must come before the monitor is
+        read or saved; ``expect([])`` ends it. The test then runs in numpy over
+        the labels between two alarms, not in Python one label at a time.
+        """
+        self._outcomes.clear()
+        self._coming = deque(
+            error
+            for error in (_error(record, label) for record, label in labels)
+            if error is not None
+        )
+
+    @property
+    def expected(self) -> int:
+        """How many labels given to :meth:`expect` have not been brought yet."""
+        return len(self._coming)
+
     def unlabelled(self, record: PredictionRecord) -> PerformanceFindings:
         """A prediction's label did not land within the retention."""
         return self.unlabelled_in(record.window)
@@ -525,6 +553,8 @@ class PerformanceMonitor:
         error = _error(record, label)
         if error is None:
             return PerformanceFindings()
+        if self._coming and self._coming.popleft() != error:
+            raise ValueError("a label other than the next one expected was brought")
         if self._reference_error is None:
             self._learn(record, label, error)
             return PerformanceFindings()
@@ -541,7 +571,7 @@ class PerformanceMonitor:
             current = self._current_error(test.observations - change + 1)
             metric, name = "error_rate", "error_rate_cusum"
         else:
-            alarm = test.last_alarm if test.update(error) else None
+            alarm = test.last_alarm if self._test_error(test, error) else None
             if alarm is None or alarm.direction != "up":
                 return self._quiet("mae", event_id, label_time)
             statistic, threshold, change = (
@@ -578,6 +608,22 @@ class PerformanceMonitor:
             change_position=change_position,
         )
         return PerformanceFindings(findings=[finding])
+
+    def _test_error(self, test: NumericDrift, error: float) -> bool:
+        """Whether ``error`` (the next one expected, if any) raises the test's alarm.
+
+        The errors expected after it are taken with it, up to the first alarm;
+        whether each of them alarms is kept for its own call.
+        """
+        if self._outcomes:
+            return self._outcomes.popleft()
+        if not self._coming:
+            return test.update(error)
+        values = np.array([error, *self._coming], dtype=np.float64)
+        hit = test.take_until_alarm(values, test.scores_ahead(values))
+        taken = len(values) if hit is None else hit + 1
+        self._outcomes.extend(number == hit for number in range(1, taken))
+        return hit == 0
 
     def _quiet(self, metric: str, event_id: str, label_time: datetime) -> PerformanceFindings:
         """Count a label without alarm toward lifting the latch; a resolution when it lifts."""

@@ -1,8 +1,12 @@
 """The label desk: what waits in the join, and when."""
 
+import itertools
+import random
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +19,7 @@ from driftline.agents.labelling import (
 )
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration
-from driftline.monitors.performance import PredictionRecord
+from driftline.monitors.performance import PerformanceMonitor, PredictionRecord
 from driftline.monitors.positions import maybe_kafka_position
 from driftline.schemas import (
     KafkaPosition,
@@ -287,23 +291,47 @@ def streams(draw: st.DrawFn) -> tuple[list[ModelSpec], int, list[Batch | LabelEv
     return versions, held, steps
 
 
+def label_runs(steps: list[Batch | LabelEvent]) -> list[Batch | list[LabelEvent]]:
+    """The steps, with each run of labels in a row as one list."""
+    runs: list[Batch | list[LabelEvent]] = []
+    for step in steps:
+        if not isinstance(step, LabelEvent):
+            runs.append(step)
+        elif runs and isinstance(runs[-1], list):
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
 @settings(max_examples=60, deadline=None)
 @given(streams())
 def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
+    """And a run of labels taken together gives what they give one by one."""
     versions, held, steps = drawn
     single, single_calls = recording_desk(versions[0], held, *versions[1:])
     batched, batched_calls = recording_desk(versions[0], held, *versions[1:])
     direct, _ = recording_desk(versions[0], held, *versions[1:])
     offset = 0
-    for step in steps:
-        if isinstance(step, LabelEvent):
-            source = KafkaPosition(topic="driftline.labels", partition=0, offset=offset)
-            message = LabelMessage(step.model_dump_json().encode(), b"k", source)
-            offset += 1
-            assert single.label(step, message) == batched.label(step, message)
-            direct.label(step, message)
+    for step in label_runs(steps):
+        if isinstance(step[0], LabelEvent):  # a run of labels: one by one, and together
+            labels = cast(list[LabelEvent], step)
+            messages = []
+            for label in labels:
+                source = KafkaPosition(topic="driftline.labels", partition=0, offset=offset)
+                messages.append(LabelMessage(label.model_dump_json().encode(), b"k", source))
+                offset += 1
+            one_by_one = []
+            for label, message in zip(labels, messages, strict=True):
+                before = len(single_calls)
+                one_by_one.append((single.label(label, message), single_calls[before:]))
+                direct.label(label, message)
+            before = len(batched_calls)
+            together = batched.label_many(labels, messages)
+            assert together == [outputs for outputs, _ in one_by_one]
+            assert batched_calls[before:] == [call for _, calls in one_by_one for call in calls]
             continue
-        spec, step = step
+        spec, step = cast(Batch, step)
         positions = [
             KafkaPosition(topic=TOPIC, partition=0, offset=offset + i) for i in range(len(step))
         ]
@@ -340,6 +368,73 @@ def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
             b.last_realized,
             b.last_estimate,
         )
+
+
+def test_labels_taken_together_alarm_where_they_alarm_one_by_one():
+    """A regression's error test takes a run's labels together (its monitor is told them
+    ahead): the alarm, its evidence and every report come where one by one puts them."""
+    rng = random.Random(11)
+    single, single_calls = recording_desk(BATCHED_REGRESSOR, 2_000)
+    together, together_calls = recording_desk(BATCHED_REGRESSOR, 2_000)
+    runs = itertools.cycle([1, 7, 60, 2, 30])
+    for chunk in range(15):  # 100 predictions, then their labels
+        first = 100 * chunk
+        events = [
+            PredictionEvent(
+                model_id=REGRESSOR.model_id,
+                model_version=REGRESSOR.model_version,
+                event_id=f"p{i}",
+                event_time=START + timedelta(seconds=i),
+                prediction=rng.gauss(0.0, 1.0),
+            )
+            for i in range(first, first + 100)
+        ]
+        positions = [KafkaPosition(topic=TOPIC, partition=0, offset=first + i) for i in range(100)]
+        for desk in (single, together):
+            desk.predictions(BATCHED_REGRESSOR, events, positions)
+        noise = 0.1 if chunk < 7 else 1.5  # the model gets worse
+        labels = [
+            LabelEvent(
+                model_id=REGRESSOR.model_id,
+                event_id=f"l{event.event_id}",
+                prediction_id=event.event_id,
+                event_time=event.event_time + timedelta(seconds=1),
+                label=cast(float, event.prediction) + rng.gauss(0.0, noise),
+            )
+            for event in events
+        ]
+        messages = [
+            LabelMessage(b"{}", None, KafkaPosition(topic="labels", partition=0, offset=first + i))
+            for i in range(100)
+        ]
+        one_by_one = [
+            single.label(label, message) for label, message in zip(labels, messages, strict=False)
+        ]
+        taken: list[list[Output]] = []
+        while len(taken) < len(labels):
+            end = len(taken) + next(runs)
+            taken += together.label_many(labels[len(taken) : end], messages[len(taken) : end])
+        assert taken == one_by_one
+    assert together_calls == single_calls
+    assert single.counters.processed == 1_500  # every label met its prediction
+    assert [call for call in single_calls if call[0] == "alert"], "the worse model never alarmed"
+    assert all(monitor.expected == 0 for monitor in together.monitors.values())
+
+
+def test_a_monitor_brought_a_label_it_did_not_expect_says_so():
+    monitor = PerformanceMonitor(BATCHED_REGRESSOR)
+    event = PredictionEvent(
+        model_id=REGRESSOR.model_id,
+        model_version=REGRESSOR.model_version,
+        event_id="p0",
+        event_time=START,
+        prediction=1.0,
+    )
+    record, _ = monitor.predicted(event)
+    monitor.expect([(record, 2.0)])
+    assert monitor.expected == 1
+    with pytest.raises(ValueError, match="other than the next one expected"):
+        monitor.labelled(record, 3.0, event_id="l0", label_time=START)
 
 
 def test_held_predictions_pushed_out_by_another_version_count_in_their_own_version():
