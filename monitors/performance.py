@@ -552,12 +552,12 @@ class PerformanceMonitor:
     ) -> PerformanceFindings:
         error = _error(record, label)
         if error is None:
-            return PerformanceFindings()
+            return _NOTHING
         if self._coming and self._coming.popleft() != error:
             raise ValueError("a label other than the next one expected was brought")
         if self._reference_error is None:
             self._learn(record, label, error)
-            return PerformanceFindings()
+            return _NOTHING
         self._since_reference.update(label, record.prediction, record.probabilities)
         self._recent_errors.append(error)
         test = self._error_test
@@ -586,7 +586,7 @@ class PerformanceMonitor:
         was_latched = self._latched_quiet is not None
         self._latched_quiet = 0
         if was_latched:
-            return PerformanceFindings()
+            return _NOTHING
         back = test.observations - change
         change_time, change_position = (None, None)
         if 0 <= back < len(self._changes):
@@ -628,10 +628,10 @@ class PerformanceMonitor:
     def _quiet(self, metric: str, event_id: str, label_time: datetime) -> PerformanceFindings:
         """Count a label without alarm toward lifting the latch; a resolution when it lifts."""
         if self._latched_quiet is None:
-            return PerformanceFindings()
+            return _NOTHING
         self._latched_quiet += 1
         if self._latched_quiet < self.spec.performance.reference_labels:
-            return PerformanceFindings()
+            return _NOTHING
         self._latched_quiet = None
         back = PerformanceResolution(PerformanceBasis.REALIZED, metric, event_id, label_time)
         return PerformanceFindings(resolved=[back])
