@@ -483,11 +483,12 @@ class PerformanceMonitor:
 
     def expect(self, labels: Sequence[tuple[PredictionRecord, str | float]]) -> None:
         """Say which labels the next :meth:`labelled` calls bring, in order, so that the error
-        test of a regression takes their errors together.
+        test takes their errors together.
 
         The findings and the state are exactly those of the calls alone: the
-        test runs ahead (:meth:`NumericDrift.take_until_alarm`) only up to the
-        first alarm, and nothing reads it until the call that alarms. Each
+        test runs ahead (:meth:`NumericDrift.take_until_alarm`, or the
+        classifier's :meth:`BernoulliCusum.update_many`) only up to the first
+        alarm, and nothing reads it until the call that alarms. Each
         call must bring the next label given (else ValueError, and the monitor
         is then out of step), and every one must come before the monitor is
         read or saved; ``expect([])`` ends it. The test then runs in numpy over
@@ -563,8 +564,7 @@ class PerformanceMonitor:
         test = self._error_test
         assert test is not None
         if isinstance(test, BernoulliCusum):
-            test.update(1 if error else 0)
-            if not (test.drift_detected and test.direction > 0):
+            if not (self._test_error(test, error) and test.direction > 0):
                 return self._quiet("error_rate", event_id, label_time)
             statistic, threshold = test.statistic, test.threshold
             change = test.change_observation
@@ -609,8 +609,9 @@ class PerformanceMonitor:
         )
         return PerformanceFindings(findings=[finding])
 
-    def _test_error(self, test: NumericDrift, error: float) -> bool:
-        """Whether ``error`` (the next one expected, if any) raises the test's alarm.
+    def _test_error(self, test: BernoulliCusum | NumericDrift, error: float) -> bool:
+        """Whether ``error`` (the next one expected, if any) raises the test's alarm; a
+        classifier's test takes whether it is an error at all.
 
         The errors expected after it are taken with it, up to the first alarm;
         whether each of them alarms is kept for its own call.
@@ -618,9 +619,15 @@ class PerformanceMonitor:
         if self._outcomes:
             return self._outcomes.popleft()
         if not self._coming:
+            if isinstance(test, BernoulliCusum):
+                test.update(1 if error else 0)
+                return test.drift_detected
             return test.update(error)
         values = np.array([error, *self._coming], dtype=np.float64)
-        hit = test.take_until_alarm(values, test.scores_ahead(values))
+        if isinstance(test, BernoulliCusum):
+            hit = test.update_many((values != 0).astype(np.int64))
+        else:
+            hit = test.take_until_alarm(values, test.scores_ahead(values))
         taken = len(values) if hit is None else hit + 1
         self._outcomes.extend(number == hit for number in range(1, taken))
         return hit == 0

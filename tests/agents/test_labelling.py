@@ -3,7 +3,7 @@
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -370,46 +370,54 @@ def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
         )
 
 
-def test_labels_taken_together_alarm_where_they_alarm_one_by_one():
-    """A regression's error test takes a run's labels together (its monitor is told them
-    ahead): the alarm, its evidence and every report come where one by one puts them."""
+def worsening(spec: ModelSpec, rng: random.Random, index: int, worse: bool) -> tuple[Any, Any]:
+    """A prediction of ``spec`` and its label: further apart once the model got ``worse``."""
+    if spec.task.value == "regression":
+        prediction = rng.gauss(0.0, 1.0)
+        return prediction, prediction + rng.gauss(0.0, 1.5 if worse else 0.1)
+    right = rng.random() < (0.6 if worse else 0.9)
+    return "repaid", "repaid" if right else "defaulted"
+
+
+@pytest.mark.parametrize("spec", [BATCHED_REGRESSOR, BATCHED_CLASSIFIER], ids=lambda s: s.task)
+def test_labels_taken_together_alarm_where_they_alarm_one_by_one(spec: ModelSpec):
+    """The error test takes a run's labels together (the monitor is told them ahead): the
+    alarm, its evidence and every report come where one by one puts them."""
     rng = random.Random(11)
-    single, single_calls = recording_desk(BATCHED_REGRESSOR, 2_000)
-    together, together_calls = recording_desk(BATCHED_REGRESSOR, 2_000)
+    single, single_calls = recording_desk(spec, 2_000)
+    together, together_calls = recording_desk(spec, 2_000)
     runs = itertools.cycle([1, 7, 60, 2, 30])
     for chunk in range(15):  # 100 predictions, then their labels
         first = 100 * chunk
+        pairs = [worsening(spec, rng, i, worse=chunk >= 7) for i in range(100)]
         events = [
             PredictionEvent(
-                model_id=REGRESSOR.model_id,
-                model_version=REGRESSOR.model_version,
-                event_id=f"p{i}",
-                event_time=START + timedelta(seconds=i),
-                prediction=rng.gauss(0.0, 1.0),
+                model_id=spec.model_id,
+                model_version=spec.model_version,
+                event_id=f"p{first + i}",
+                event_time=START + timedelta(seconds=first + i),
+                prediction=prediction,
             )
-            for i in range(first, first + 100)
+            for i, (prediction, _) in enumerate(pairs)
         ]
         positions = [KafkaPosition(topic=TOPIC, partition=0, offset=first + i) for i in range(100)]
         for desk in (single, together):
-            desk.predictions(BATCHED_REGRESSOR, events, positions)
-        noise = 0.1 if chunk < 7 else 1.5  # the model gets worse
+            desk.predictions(spec, events, positions)
         labels = [
             LabelEvent(
-                model_id=REGRESSOR.model_id,
+                model_id=spec.model_id,
                 event_id=f"l{event.event_id}",
                 prediction_id=event.event_id,
                 event_time=event.event_time + timedelta(seconds=1),
-                label=cast(float, event.prediction) + rng.gauss(0.0, noise),
+                label=label,
             )
-            for event in events
+            for event, (_, label) in zip(events, pairs, strict=True)
         ]
         messages = [
             LabelMessage(b"{}", None, KafkaPosition(topic="labels", partition=0, offset=first + i))
             for i in range(100)
         ]
-        one_by_one = [
-            single.label(label, message) for label, message in zip(labels, messages, strict=False)
-        ]
+        one_by_one = [single.label(label, msg) for label, msg in zip(labels, messages, strict=True)]
         taken: list[list[Output]] = []
         while len(taken) < len(labels):
             end = len(taken) + next(runs)
