@@ -261,9 +261,10 @@ class LabelDesk:
         told the labels it will get (:meth:`PerformanceMonitor.expect`), and
         its error test takes them together.
         """
-        joined = [
-            self._join(label, message) for label, message in zip(labels, messages, strict=True)
-        ]
+        with self.join.saving_marks_once():
+            joined = [
+                self._join(label, message) for label, message in zip(labels, messages, strict=True)
+            ]
         judged: dict[int, _Judged | _Refused] = {}
         coming: dict[int, tuple[PerformanceMonitor, list[tuple[PredictionRecord, Any]]]] = {}
         for number, step in enumerate(joined):

@@ -61,6 +61,7 @@ Predictions held in memory (before their model's first label) are kept in a
 each; their model's first label writes them into the store.
 """
 
+import contextlib
 import heapq
 import struct
 from collections import Counter
@@ -323,6 +324,8 @@ class LabelJoin:
         self._held: dict[str, HeldPredictions] = {}
         """The predictions of the models without a label yet, by model: memory only."""
         self._watermark_keys: dict[str, bytes] = {}
+        self._unsaved_marks: set[str] | None = None
+        """In :meth:`saving_marks_once`: the models whose watermarks rose, saved at its end."""
         self._stale: dict[str, int] = {}
         """Items of each model whose entry went without the item (at most), to sweep."""
         self._matched: dict[str, MatchedIds] = {}
@@ -383,12 +386,35 @@ class LabelJoin:
                 )
                 for places in left.places()
             ]
-        return [
-            (self.predicted(model_id, prediction_id, event_time, payload), self.advance(model_id))
-            for prediction_id, event_time, payload in zip(
-                prediction_ids, event_times, payloads, strict=True
-            )
-        ]
+        with self.saving_marks_once():
+            return [
+                (
+                    self.predicted(model_id, prediction_id, event_time, payload),
+                    self.advance(model_id),
+                )
+                for prediction_id, event_time, payload in zip(
+                    prediction_ids, event_times, payloads, strict=True
+                )
+            ]
+
+    @contextlib.contextmanager
+    def saving_marks_once(self) -> Iterator[None]:
+        """Within the block, each model's watermarks are written to the store once, at its
+        end, however often they rose: a batch's events raise them at nearly every event,
+        and a store that buffers its writes (a faust table's) keeps only the last anyway.
+
+        Nothing reads them from the store but :meth:`rebuild`. Blocks may nest.
+        """
+        if self._unsaved_marks is not None:
+            yield
+            return
+        self._unsaved_marks = set()
+        try:
+            yield
+        finally:
+            unsaved, self._unsaved_marks = self._unsaved_marks, None
+            for model_id in unsaved:
+                self.store[self._watermark_key(model_id)] = _dumps(self._watermarks[model_id])
 
     def held_many(
         self,
@@ -607,7 +633,9 @@ class LabelJoin:
             self._furthest[side] = time
         if time > marks.get(side, time - 1):
             marks[side] = time
-            if labelled:
+            if labelled and self._unsaved_marks is not None:
+                self._unsaved_marks.add(model_id)
+            elif labelled:
                 self.store[self._watermark_key(model_id)] = _dumps(marks)
         if not labelled:
             if code == _PREDICTION:

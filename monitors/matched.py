@@ -142,7 +142,7 @@ class MatchedIds:
             self._recent_oldest = _oldest_of(self._recent)
             removed += len(gone)
         if self._start < self._times.size and self._times[self._start] < horizon:
-            end = self._start + int(np.searchsorted(self._times[self._start :], horizon))
+            end = self._start + int(self._times[self._start :].searchsorted(horizon))
             dead = {at for at in self._dead if at < end}
             removed += end - self._start - len(dead)
             self._dead -= dead
@@ -162,7 +162,7 @@ class MatchedIds:
         sorted_keys = self._sorted_keys
         if not sorted_keys.size:
             return None
-        slot = int(np.searchsorted(sorted_keys, key))
+        slot = int(sorted_keys.searchsorted(key))  # the method: half the cost of np.searchsorted
         if slot == sorted_keys.size or int(sorted_keys[slot]) != key:
             return None
         at = int(self._by_key[slot])

@@ -312,7 +312,7 @@ class RunRing(_Bounded[int]):
         if index >= self._size - counts[-1]:  # the newest run: the common case
             return int(starts[-1] + index - (self._size - counts[-1]))
         ends = np.cumsum(np.frombuffer(counts, dtype=np.int64)[self._first :])
-        run = int(np.searchsorted(ends, index, side="right"))
+        run = int(ends.searchsorted(index, side="right"))
         return int(starts[self._first + run] + index - (ends[run] - counts[self._first + run]))
 
     def values(self) -> np.ndarray:
