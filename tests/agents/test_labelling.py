@@ -370,6 +370,17 @@ def test_a_batch_of_predictions_gives_what_they_give_one_by_one(drawn):
         )
 
 
+def numbered(spec: ModelSpec, number: int, **given: Any) -> PredictionEvent:
+    """Prediction ``p{number}`` of ``spec``, made ``number`` seconds after ``START``."""
+    return PredictionEvent(
+        model_id=spec.model_id,
+        model_version=spec.model_version,
+        event_id=f"p{number}",
+        event_time=START + timedelta(seconds=number),
+        **given,
+    )
+
+
 def worsening(spec: ModelSpec, rng: random.Random, index: int, worse: bool) -> tuple[Any, Any]:
     """A prediction of ``spec`` and its label: further apart once the model got ``worse``."""
     if spec.task.value == "regression":
@@ -391,13 +402,7 @@ def test_labels_taken_together_alarm_where_they_alarm_one_by_one(spec: ModelSpec
         first = 100 * chunk
         pairs = [worsening(spec, rng, i, worse=chunk >= 7) for i in range(100)]
         events = [
-            PredictionEvent(
-                model_id=spec.model_id,
-                model_version=spec.model_version,
-                event_id=f"p{first + i}",
-                event_time=START + timedelta(seconds=first + i),
-                prediction=prediction,
-            )
+            numbered(spec, first + i, prediction=prediction)
             for i, (prediction, _) in enumerate(pairs)
         ]
         positions = [KafkaPosition(topic=TOPIC, partition=0, offset=first + i) for i in range(100)]
@@ -455,11 +460,9 @@ def test_held_predictions_pushed_out_by_another_version_count_in_their_own_versi
     index = 0
     for spec, size in [(first, 7), (second, 12), (first, 4), (second, 30)]:
         step = [
-            PredictionEvent(
-                model_id=spec.model_id,
-                model_version=spec.model_version,
-                event_id=f"p{index + i}",
-                event_time=START + timedelta(seconds=index + i),
+            numbered(
+                spec,
+                index + i,
                 prediction="repaid",
                 probabilities={"repaid": 0.75, "defaulted": 0.25},
             )
