@@ -149,7 +149,7 @@ class _Known(NamedTuple):
 
 
 class _NewLabel(NamedTuple):
-    """A label that passed its checks and is not a repeat: it goes to the join."""
+    """A label that passed its checks: it goes to the join unless it is a repeat."""
 
     message: InputMessage
     label: LabelEvent
@@ -406,15 +406,28 @@ class Intake:
         at once when they are all new (as a rule), else one by one
         (:meth:`~driftline.monitors.dedup.RecentEventIds.arrive_all_new`).
         """
-        streams: dict[int, list[tuple[int, Decoded, _Known]]] = {}
-        for entry in checked:
-            streams.setdefault(id(entry[2].recent), []).append(entry)
+        repeated = self._repeats(
+            [(index, item, known.recent) for index, item, known in checked], outputs
+        )
+        if not repeated:
+            return checked
+        return [entry for entry in checked if entry[0] not in repeated]
+
+    def _repeats(
+        self, arriving: list[tuple[int, Decoded, RecentEventIds]], outputs: list[list[Output]]
+    ) -> set[int]:
+        """Let events arrive in the recent ids of their streams (each entry names its
+        stream's); the indices of the repeated ones, whose outputs go to their places in
+        ``outputs``."""
+        streams: dict[int, list[tuple[int, Decoded, RecentEventIds]]] = {}
+        for entry in arriving:
+            streams.setdefault(id(entry[2]), []).append(entry)
         repeated: set[int] = set()
         for entries in streams.values():
             events = [item.event for _, item, _ in entries]
             ids, times = [event.event_id for event in events], [e.event_time for e in events]
             try:
-                if entries[0][2].recent.arrive_all_new(ids, times):
+                if entries[0][2].arrive_all_new(ids, times):
                     continue
             except Exception:  # a bug: one by one, each message fails alone
                 log.exception("failed on %d events at once; taking them one by one", len(ids))
@@ -427,9 +440,7 @@ class Intake:
                 if outcome is not None:
                     outputs[index] = outcome
                     repeated.add(index)
-        if not repeated:
-            return checked
-        return [entry for entry in checked if entry[0] not in repeated]
+        return repeated
 
     def _check(self, decoded: Decoded) -> _Known | _NewLabel | list[Output]:
         """A valid event's version, monitor and recent ids (not arrived yet), or a new label
@@ -439,7 +450,7 @@ class Intake:
         if rejection is not None:
             return [self._dead_letter(message, rejection)]
         if isinstance(event, LabelEvent):
-            return self._process_label(message, event)
+            return _NewLabel(message, event)  # repeats are told apart with the batch's others
         spec = self.registry.spec(event.model_id, event.model_version)
         assert spec is not None
         if isinstance(event, PredictionEvent):
@@ -564,17 +575,29 @@ class Intake:
             for topic in InputTopic:
                 self._recent.pop((topic, model[0]), None)
 
-    def _process_label(self, message: InputMessage, label: LabelEvent) -> list[Output] | _NewLabel:
-        """A new label, for the join; or what a repeated one leads to."""
-        arrival = self._arrive(message, label)
-        return _NewLabel(message, label) if arrival is None else arrival
-
     def _join_labels(
         self, labels: list[tuple[int, _NewLabel]], outputs: list[list[Output]]
     ) -> None:
-        """Join a batch's new labels (:meth:`LabelDesk.label_many`), a run of one partition
-        at a time, so that every join write is on its label's partition; what each leads to
-        goes to its place in ``outputs``."""
+        """Join a batch's labels that are not repeats (:meth:`LabelDesk.label_many`), a run
+        of one partition at a time, so that every join write is on its label's partition;
+        what each leads to goes to its place in ``outputs``.
+
+        The repeats are told apart first, all of a model's labels at once as a rule
+        (:meth:`_repeats`), as they were one by one before any label was joined.
+        """
+        repeated = self._repeats(
+            [
+                (
+                    index,
+                    Decoded(new.message, new.label),
+                    self._recent_ids(new.message.topic, new.label.model_id),
+                )
+                for index, new in labels
+            ],
+            outputs,
+        )
+        if repeated:
+            labels = [(index, new) for index, new in labels if index not in repeated]
         for start, end in _partition_runs([new.message for _, new in labels]):
             run = [new for _, new in labels[start:end]]
             self._at(run[0].message)
