@@ -233,6 +233,31 @@ def test_labels_join_their_predictions_and_the_rest_are_dead_lettered_with_a_rea
     assert labels.accounted == labels.consumed
 
 
+def test_a_batch_of_labels_tells_repeats_apart_as_label_by_label_does():
+    """A repeated label is a duplicate and a late one a dead letter, whether the batch's
+    labels arrive together or one by one."""
+    labels = [
+        label_event("e0"),
+        label_event("e1"),
+        label_event("e0"),  # the same event id again
+        label_event("e2", hours=1 - 5 / 60),  # before the duplicate window's start
+        label_event("e3"),
+    ]
+    one, batched = (intake_with(SPEC, duplicate_window_seconds=60) for _ in range(2))
+    for intake in (one, batched):
+        feed(intake, InputTopic.PREDICTIONS, [prediction(i) for i in range(4)])
+    alone = feed(one, InputTopic.LABELS, labels)
+    values = [label.model_dump_json().encode() for label in labels]
+    together = batched.handle_batch(
+        [message(InputTopic.LABELS, value, offset) for offset, value in enumerate(values)]
+    )
+    assert together == alone
+    counts = batched.counters.topics[InputTopic.LABELS]
+    assert counts == one.counters.topics[InputTopic.LABELS]
+    assert (counts.processed, counts.duplicates, counts.dead_lettered) == (3, 1, 1)
+    assert [letter.reason.value for letter in letters(together)] == ["late_event"]
+
+
 def test_a_label_may_arrive_before_its_prediction():
     intake = intake_with(SPEC)
     assert not feed(intake, InputTopic.LABELS, [label_event("e5", hours=0)])
