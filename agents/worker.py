@@ -14,6 +14,7 @@ from driftline.agents.wiring import Monitoring, register_agents
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
 from driftline.streams.runtime import (
     MEMORY_RELEASE_SECONDS,
+    fix_mmap_threshold,
     limit_malloc_arenas,
     release_free_memory,
     tune_garbage_collector,
@@ -100,6 +101,7 @@ def run_worker(settings: Settings) -> NoReturn:
 
     tune_garbage_collector()
     limit_malloc_arenas()  # before the worker starts Kafka's fetch thread
+    fix_mmap_threshold()
     worker = BoundedShutdownWorker(
         dapp.app,
         loglevel=settings.log_level,

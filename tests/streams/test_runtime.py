@@ -10,6 +10,7 @@ import pytest
 from driftline.streams.runtime import (
     GC_THRESHOLDS,
     collector_paused,
+    fix_mmap_threshold,
     limit_malloc_arenas,
     release_free_memory,
     tune_garbage_collector,
@@ -85,6 +86,58 @@ def test_free_pages_between_survivors_go_back_to_the_system() -> None:
 @pytest.mark.skipif(GLIBC, reason="only where the C library has no malloc_trim")
 def test_without_malloc_trim_nothing_is_released() -> None:
     assert not release_free_memory()
+
+
+FREED_AMONG_SURVIVORS = """
+import os, sys
+import numpy as np
+from driftline.streams.runtime import fix_mmap_threshold
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+np.ones(2**20)  # 8 MiB, mapped apart and freed: glibc maps nothing under 8 MiB apart from now on
+arrays = [np.ones(2**18) for _ in range(128)]  # 256 MiB in arrays of 2 MiB
+survivor = arrays[-1]  # the newest, on top of the others if they came from the heap
+before = resident()
+del arrays
+print(before - resident())
+"""
+
+
+def _released_on_free(mode: str) -> int:
+    """Bytes a subprocess handed back on freeing 127 arrays of 2 MiB, without a trim."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    done = subprocess.run(
+        [sys.executable, "-c", FREED_AMONG_SURVIVORS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
+    return int(done.stdout)
+
+
+@pytest.mark.skipif(not GLIBC, reason="the mmap threshold is glibc's")
+def test_large_buffers_go_back_to_the_system_when_freed_once_the_threshold_is_fixed() -> None:
+    assert _released_on_free("moving") < 32 * 2**20  # glibc's own: they stay in its heap
+    assert _released_on_free("fixed") > 192 * 2**20
+
+
+@pytest.mark.skipif(not GLIBC, reason="the mmap threshold is glibc's")
+def test_an_mmap_threshold_in_the_environment_is_left_to_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert not fix_mmap_threshold()
+
+
+@pytest.mark.skipif(GLIBC, reason="only where the C library has no mallopt")
+def test_without_mallopt_the_threshold_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert not fix_mmap_threshold()
 
 
 ARENAS_OF_A_THREAD = """
