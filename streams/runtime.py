@@ -10,8 +10,14 @@ from collections.abc import Callable, Iterator
 GC_THRESHOLDS = (10_000, 100, 1_000)
 """The cyclic garbage collector's thresholds for a long-lived worker (Python's are 700, 10, 10)."""
 
-MEMORY_RELEASE_SECONDS = 5.0
-"""How often a worker hands the C heap's free pages back to the system."""
+MEMORY_RELEASE_SECONDS = 1.0
+"""How often a worker hands the C heap's free pages back to the system.
+
+Each second rather than each five: in the 100-model scaling case of
+``benchmarks/throughput.py`` (with :func:`fix_mmap_threshold`), the worker's
+resident memory over its last 25 seconds ran 374-384 MiB against 380-393
+MiB, at 7,504 events/s against 7,873 (one run each, same session, within
+the case's spread); a release takes a few milliseconds."""
 
 MALLOC_ARENAS = 1
 """C heaps (glibc malloc arenas) a worker's threads share, unless ``MALLOC_ARENA_MAX`` says."""
@@ -131,15 +137,15 @@ def release_free_memory() -> bool:
 
     A worker's long-lived state (waiting predictions, remembered ids,
     detector histories) is allocated among the short-lived objects of every
-    batch, and Kafka's fetch thread allocates in a heap of its own. What is
-    freed around the survivors stays in the process: glibc returns memory
-    on its own only from the top of a heap. Its ``malloc_trim`` also
-    releases the whole free pages in between. Measured with 100 models and
-    300,000 predictions, the worker's resident memory was 531 MiB without
-    it and 444 MiB with it every 5 seconds, at no measurable cost in speed: a
-    call takes ~3 ms on a 400 MB heap (~50 ms the one time it hands back
-    500 MB freed at once). Other C libraries (musl, macOS) have no such
-    call; there this does nothing and says so.
+    batch and of Kafka's fetches. What is freed around the survivors stays
+    in the process: glibc returns memory on its own only from the top of a
+    heap. Its ``malloc_trim`` also releases the whole free pages in between.
+    Measured with 100 models and 300,000 predictions, the worker's resident
+    memory was 531 MiB without it and 444 MiB with it every 5 seconds, at no
+    measurable cost in speed: a call takes ~3 ms on a 400 MB heap (~50 ms
+    the one time it hands back 500 MB freed at once). A worker calls it
+    every :data:`MEMORY_RELEASE_SECONDS`. Other C libraries (musl, macOS)
+    have no such call; there this does nothing and says so.
     """
     trim = _malloc_trim()
     if trim is None:
