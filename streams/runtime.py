@@ -94,12 +94,7 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     as it is; other C libraries have no such setting, and this does nothing
     and says so.
     """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    mallopt = _mallopt()
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_ARENA_MAX, arenas))
+    return _set_malloc_option(_M_ARENA_MAX, arenas, unless_set="MALLOC_ARENA_MAX")
 
 
 def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
@@ -124,12 +119,7 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     environment is glibc's to apply and is left as it is; other C libraries
     have no such setting, and this does nothing and says so.
     """
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    mallopt = _mallopt()
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+    return _set_malloc_option(_M_MMAP_THRESHOLD, threshold, unless_set="MALLOC_MMAP_THRESHOLD_")
 
 
 def release_free_memory() -> bool:
@@ -152,6 +142,17 @@ def release_free_memory() -> bool:
         return False
     trim()
     return True
+
+
+def _set_malloc_option(parameter: int, value: int, *, unless_set: str) -> bool:
+    """glibc's ``mallopt(parameter, value)``, unless the environment variable ``unless_set``
+    (glibc's own for it) is set; whether it was set here."""
+    if unless_set in os.environ:
+        return False
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    return bool(mallopt(parameter, value))
 
 
 @functools.cache

@@ -3,6 +3,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -106,38 +107,28 @@ print(before - resident())
 """
 
 
-def _released_on_free(mode: str) -> int:
-    """Bytes a subprocess handed back on freeing 127 arrays of 2 MiB, without a trim."""
+def _run_without_malloc_settings(script: str, mode: str) -> subprocess.CompletedProcess[str]:
+    """Run a script in a fresh interpreter, with glibc's ``MALLOC_*`` variables unset."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
-    done = subprocess.run(
-        [sys.executable, "-c", FREED_AMONG_SURVIVORS, mode],
+    return subprocess.run(
+        [sys.executable, "-c", script, mode],
         capture_output=True,
         text=True,
         check=True,
         env=env,
         timeout=60,
     )
-    return int(done.stdout)
+
+
+def _released_on_free(mode: str) -> int:
+    """Bytes a subprocess handed back on freeing 127 arrays of 2 MiB, without a trim."""
+    return int(_run_without_malloc_settings(FREED_AMONG_SURVIVORS, mode).stdout)
 
 
 @pytest.mark.skipif(not GLIBC, reason="the mmap threshold is glibc's")
 def test_large_buffers_go_back_to_the_system_when_freed_once_the_threshold_is_fixed() -> None:
     assert _released_on_free("moving") < 32 * 2**20  # glibc's own: they stay in its heap
     assert _released_on_free("fixed") > 192 * 2**20
-
-
-@pytest.mark.skipif(not GLIBC, reason="the mmap threshold is glibc's")
-def test_an_mmap_threshold_in_the_environment_is_left_to_glibc(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
-    assert not fix_mmap_threshold()
-
-
-@pytest.mark.skipif(GLIBC, reason="only where the C library has no mallopt")
-def test_without_mallopt_the_threshold_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    assert not fix_mmap_threshold()
 
 
 ARENAS_OF_A_THREAD = """
@@ -154,16 +145,7 @@ ctypes.CDLL(None).malloc_stats()  # one "Arena n:" paragraph per arena, on stder
 
 
 def _arenas(mode: str) -> int:
-    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
-    done = subprocess.run(
-        [sys.executable, "-c", ARENAS_OF_A_THREAD, mode],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=60,
-    )
-    return done.stderr.count("Arena ")
+    return _run_without_malloc_settings(ARENAS_OF_A_THREAD, mode).stderr.count("Arena ")
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
@@ -172,15 +154,25 @@ def test_a_thread_allocates_from_the_shared_heap_once_arenas_are_limited() -> No
     assert _arenas("limited") == 1
 
 
-@pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
-def test_an_arena_limit_in_the_environment_is_left_to_glibc(
-    monkeypatch: pytest.MonkeyPatch,
+MALLOC_OPTIONS = [
+    pytest.param(limit_malloc_arenas, "MALLOC_ARENA_MAX", "4", id="arenas"),
+    pytest.param(fix_mmap_threshold, "MALLOC_MMAP_THRESHOLD_", "131072", id="mmap-threshold"),
+]
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc options are glibc's")
+@pytest.mark.parametrize(("setting", "variable", "value"), MALLOC_OPTIONS)
+def test_a_malloc_option_in_the_environment_is_left_to_glibc(
+    monkeypatch: pytest.MonkeyPatch, setting: Callable[[], bool], variable: str, value: str
 ) -> None:
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert not limit_malloc_arenas()
+    monkeypatch.setenv(variable, value)
+    assert not setting()
 
 
 @pytest.mark.skipif(GLIBC, reason="only where the C library has no mallopt")
-def test_without_mallopt_arenas_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert not limit_malloc_arenas()
+@pytest.mark.parametrize(("setting", "variable", "value"), MALLOC_OPTIONS)
+def test_without_mallopt_malloc_options_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch, setting: Callable[[], bool], variable: str, value: str
+) -> None:
+    monkeypatch.delenv(variable, raising=False)
+    assert not setting()
