@@ -363,28 +363,51 @@ def cdf_bounds(
     ``start`` to ``last`` (numbers, or one each), and ``places`` is where
     ``x`` falls among them (``searchsorted``, left). Beyond the values seen,
     the bounds are the share beyond them when ``beyond``, else 0 and 1.
+
+    Most values fall strictly between two points, where both bounds are the
+    interpolated CDF: that is computed for all of them in place, and the few
+    at a point or beyond the values seen are then set by their indices
+    (about half the time of choosing between the cases value by value with
+    ``np.where``). When none is, both bounds are one array.
     """
     values, below, at = support
     i = start + places
     right = np.minimum(i, last)
     left = np.maximum(i - 1, start)
-    exact = (i <= last) & (values[right] == x)
     x0, x1, f0, f1 = values[left], values[right], at[left], below[right]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         width = x1 - x0
-        fraction = (x - x0) / width
+        fraction = x - x0
+        fraction /= width
         wide = np.isinf(width)  # a gap wider than the largest float: rare, so looked for first
         if wide.any():
             fraction = np.where(wide, (x * 0.5 - x0 * 0.5) / (x1 * 0.5 - x0 * 0.5), fraction)
-        fraction = np.clip(fraction, 0.0, 1.0)
-        inside = np.minimum(f0 + fraction * (f1 - f0), f1)
-    low = np.where(exact, below[right], inside)
-    high = np.where(exact, at[right], inside)
+        np.clip(fraction, 0.0, 1.0, out=fraction)
+        inside = f1 - f0
+        inside *= fraction
+        inside += f0
+        np.minimum(inside, f1, out=inside)
+    exact = (x1 == x) & (i <= last)
     under = (places == 0) & ~exact
     over = i > last
-    low = np.where(under, 0.0, np.where(over, at[last] if beyond else 1.0, low))
-    high = np.where(under, below[start] if beyond else 0.0, np.where(over, 1.0, high))
+    if not (exact.any() or under.any() or over.any()):
+        return inside, inside
+    low, high = inside, inside.copy()
+    at_point = np.flatnonzero(exact)
+    low[at_point] = below[right[at_point]]
+    high[at_point] = at[right[at_point]]
+    first = np.flatnonzero(under)
+    low[first] = 0.0
+    high[first] = below[_of(start, first)] if beyond else 0.0
+    past = np.flatnonzero(over)
+    low[past] = at[_of(last, past)] if beyond else 1.0
+    high[past] = 1.0
     return low, high
+
+
+def _of(bound: int | NDArray[np.int64], indices: NDArray[np.intp]) -> int | NDArray[np.int64]:
+    """The bound of the values at ``indices``: the one bound, or each value's own."""
+    return bound[indices] if isinstance(bound, np.ndarray) else bound
 
 
 def _check_resolution(resolution: int) -> None:

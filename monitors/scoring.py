@@ -80,7 +80,17 @@ class ReferenceStack:
         supports = (self._values, self._below, self._at)
         starts, lasts = self._starts[owner], self._lasts[owner]
         low, high = cdf_bounds(supports, x, places, starts, lasts, beyond=True)
-        u = np.clip(low + v * (high - low), self._floors[owner], self._ceilings[owner])
+        # low + v (high - low), in place; where no value needs a draw, low itself.
+        u = low
+        if high is not low:
+            u = high - low
+            u *= v
+            u += low
+        floors = self._floors
+        if (floors == floors[0]).all():  # references of one size, as warm-ups make them
+            np.clip(u, floors[0], self._ceilings[0], out=u)
+        else:
+            np.clip(u, floors[owner], self._ceilings[owner], out=u)
         scores = np.asarray(ndtri(u), dtype=np.float64)
         return pieces(scores, counts)
 
