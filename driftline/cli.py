@@ -327,10 +327,9 @@ def replay(
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
     """
     from driftline.alert_lines import output_line
-    from driftline.replay import Replay
+    from driftline.replay import Replay, tune_replay_process
     from driftline.schemas import Alert, DeadLetter, ReferenceProfile, RetrainTrigger
     from driftline.specfiles import SpecFileError, load_spec_files
-    from driftline.streams.runtime import tune_garbage_collector
 
     try:
         specs = [loaded for _, loaded in load_spec_files(spec)]
@@ -340,7 +339,7 @@ def replay(
     except (SpecFileError, ValidationError, OSError) as error:
         typer.echo(f"driftline replay: {error}", err=True)
         raise typer.Exit(2) from None
-    tune_garbage_collector()
+    tune_replay_process()
     run = Replay(specs, references=references)
     try:
         for output in run.feed_file(events):

@@ -21,7 +21,12 @@ from driftline.schemas import (
     ReferenceProfile,
     RetrainTrigger,
 )
-from driftline.streams.runtime import collector_paused
+from driftline.streams.runtime import (
+    collector_paused,
+    fix_mmap_threshold,
+    keep_heap_top,
+    tune_garbage_collector,
+)
 from driftline.streams.settings import Settings
 
 Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
@@ -30,6 +35,23 @@ Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
 
 REPLAY_BATCH_EVENTS = 5_000
 """Replay's batches, unless told: no alert waits on them, so they are larger than a worker's."""
+
+
+def tune_replay_process() -> None:
+    """Set up the running process for a long replay, as ``driftline replay`` does.
+
+    The garbage collector as a worker tunes it, and the C heap kept for
+    replay's large batches: arrays of a few hundred KiB each, freed and
+    allocated again batch after batch, come from the heap
+    (:func:`~driftline.streams.runtime.fix_mmap_threshold`) and stay there
+    (:func:`~driftline.streams.runtime.keep_heap_top`) instead of going back
+    to the system and returning as fresh pages. A replay is a short-lived
+    batch job, so the up to 16 MiB kept free cost nothing that matters. The
+    settings stay for the rest of the process.
+    """
+    tune_garbage_collector()
+    fix_mmap_threshold()
+    keep_heap_top()
 
 
 class Replay:

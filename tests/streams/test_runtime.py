@@ -12,6 +12,7 @@ from driftline.streams.runtime import (
     GC_THRESHOLDS,
     collector_paused,
     fix_mmap_threshold,
+    keep_heap_top,
     limit_malloc_arenas,
     release_free_memory,
     tune_garbage_collector,
@@ -131,6 +132,41 @@ def test_large_buffers_go_back_to_the_system_when_freed_once_the_threshold_is_fi
     assert _released_on_free("fixed") > 192 * 2**20
 
 
+FREED_AT_THE_TOP = """
+import os, sys
+import numpy as np
+from driftline.streams.runtime import fix_mmap_threshold, keep_heap_top, release_free_memory
+assert fix_mmap_threshold()  # arrays under 1 MiB come from the heap, as in a replay
+if sys.argv[1] == "kept":
+    assert keep_heap_top()
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+arrays = [np.ones(2**16) for _ in range(16)]  # 8 MiB in arrays of 512 KiB, at the heap's top
+before = resident()
+del arrays
+freed = resident()
+release_free_memory()
+print(before - freed, freed - resident())
+"""
+
+
+def _released_at_the_top(mode: str) -> tuple[int, int]:
+    """Bytes a subprocess handed back on freeing 8 MiB at the top of its heap, then on a trim."""
+    on_free, on_trim = _run_without_malloc_settings(FREED_AT_THE_TOP, mode).stdout.split()
+    return int(on_free), int(on_trim)
+
+
+@pytest.mark.skipif(not GLIBC, reason="the trim threshold is glibc's")
+def test_free_memory_at_the_heaps_top_stays_for_the_next_batch_until_a_release() -> None:
+    on_free, on_trim = _released_at_the_top("default")
+    assert on_free > 6 * 2**20  # glibc's own: handed back at once, to be asked for again
+    assert on_trim < 2**20
+    on_free, on_trim = _released_at_the_top("kept")
+    assert on_free < 2**20
+    assert on_trim > 6 * 2**20  # a release still hands it back
+
+
 ARENAS_OF_A_THREAD = """
 import ctypes, sys, threading
 from driftline.streams.runtime import limit_malloc_arenas
@@ -157,6 +193,7 @@ def test_a_thread_allocates_from_the_shared_heap_once_arenas_are_limited() -> No
 MALLOC_OPTIONS = [
     pytest.param(limit_malloc_arenas, "MALLOC_ARENA_MAX", "4", id="arenas"),
     pytest.param(fix_mmap_threshold, "MALLOC_MMAP_THRESHOLD_", "131072", id="mmap-threshold"),
+    pytest.param(keep_heap_top, "MALLOC_TRIM_THRESHOLD_", "131072", id="trim-threshold"),
 ]
 
 
