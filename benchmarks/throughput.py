@@ -10,7 +10,8 @@ unless ``--bootstrap-servers`` names one), each path reads every event,
   when that module exists);
 - (c) ``driftline worker`` as a process, from a fresh consumer group until
   its committed offsets reach the end (start-up reported apart);
-- (d) replay, in this process, over the same events' bytes.
+- (d) replay, in a process of its own set up as ``driftline replay`` sets itself
+  up, over the same events' bytes.
 
 Then, per layout: the worker's resident memory, and alert latency at half
 the worker's measured rate. Once: the serialized state of a model monitor
@@ -83,7 +84,7 @@ PATH_TITLES = {
     "b": "(b) faust agent, decode only",
     "b'": "(b') faust agent, take_batches",
     "c": "(c) driftline worker",
-    "d": "(d) replay, in-process",
+    "d": "(d) replay, own process",
 }
 BATCHING_MODULE = "driftline.streams.batching"
 BATCHES_MARK = "'"

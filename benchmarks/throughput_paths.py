@@ -2,7 +2,7 @@
 
 (a) a bare aiokafka consumer, (b) a faust agent that only decodes (and (b')
 the same through the project's batch consumption), (c) ``driftline worker``
-as a real process, (d) replay in this process. Each returns a
+as a real process, (d) replay in a process of its own. Each returns a
 :class:`PathRun`: how many events it consumed, and the wall and CPU time of
 its processing, timed from its first event, with start-up apart.
 """
@@ -28,13 +28,13 @@ from aiokafka.structs import TopicPartition
 
 from benchmarks.probes import GroupProbe, cpu_seconds, free_port, resident_bytes, settled
 from benchmarks.probes import worker_status as read_status
-from driftline.replay import Replay
 from driftline.schemas import ModelSpec
 from driftline.streams.runtime import tune_garbage_collector
 from driftline.streams.settings import Settings, to_environment
 from driftline.worker_process import WorkerProcess
 
 DECODE_AGENT = Path(__file__).with_name("decode_agent.py")
+REPLAY_PROCESS = Path(__file__).with_name("replay_process.py")
 POLL_SECONDS = 0.2
 """How often a running worker's progress is read (its /status page, its group's commits)."""
 
@@ -366,26 +366,28 @@ def replay_garbage_collector() -> Iterator[None]:
 
 
 def run_replay(bench: Bench, tag: str) -> PathRun:
-    """(d) :class:`driftline.replay.Replay` over the published values, in this process.
-
-    With the garbage collector tuned as ``driftline replay`` tunes it, for this run only.
-    """
-    with replay_garbage_collector():
-        started = (time.perf_counter(), time.process_time())
-        replay = Replay(bench.specs)
-        outputs = sum(1 for _ in replay.feed(bench.lines))
-        ended = (time.perf_counter(), time.process_time())
-    counters = replay.counters
+    """(d) :class:`driftline.replay.Replay` over the published values, in a process of its own
+    set up as ``driftline replay`` sets itself up (``benchmarks/replay_process.py``)."""
+    specs, events = bench.workdir / "replay-specs.json", bench.workdir / "replay-events.jsonl"
+    if not events.exists():  # once per layout: every run reads the same files
+        bench.workdir.mkdir(parents=True, exist_ok=True)
+        specs.write_bytes(orjson.dumps([spec.model_dump(mode="json") for spec in bench.specs]))
+        events.write_bytes(b"\n".join(bench.lines) + b"\n")
+    result = bench.workdir / f"{tag}.json"
+    command = [sys.executable, str(REPLAY_PROCESS), "--specs", str(specs), "--events", str(events)]
+    subprocess.run(
+        [*command, "--result", str(result)],
+        check=True,
+        timeout=bench.timeout,
+        env=os.environ | {"PYTHONSAFEPATH": "1"},
+    )
+    figures = orjson.loads(result.read_bytes())
     return PathRun(
         path="d",
-        events=counters.processed + counters.dead_lettered + counters.duplicates,
+        events=figures["events"],
         timed_events=len(bench.lines),
-        seconds=ended[0] - started[0],
-        cpu_seconds=ended[1] - started[1],
+        seconds=figures["seconds"],
+        cpu_seconds=figures["cpu_seconds"],
         startup_seconds=None,
-        details={
-            "processed": counters.processed,
-            "dead_lettered": counters.dead_lettered,
-            "outputs": outputs,
-        },
+        details={key: figures[key] for key in ("processed", "dead_lettered", "outputs")},
     )
