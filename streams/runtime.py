@@ -142,11 +142,13 @@ def keep_heap_top(threshold: int = TRIM_THRESHOLD_BYTES) -> bool:
     of 100,000 values of 20 features took 4.4 ms instead of 8.3-8.6, and
     replay in ``benchmarks/throughput.py`` (two alternated rounds, same
     session) 23.2 and 23.5 µs an event for one model instead of 25.2 and
-    24.6; for ten models, whose arrays are a tenth as large, 30.1 and 32.3
-    against 31.9 and 31.4. A worker's smaller batches showed no difference
-    in CPU time and ended 2-9 MiB larger (three alternated rounds), so a
-    worker does not call this. The free pages kept are at most
-    ``threshold``, and :func:`release_free_memory` still hands them back. A
+    24.6; for ten models, 30.1 and 32.3 against 31.9 and 31.4 (their
+    largest arrays, a few MiB, were still mapped apart: replay's own mmap
+    threshold is higher, see ``driftline.replay.tune_replay_process``). A
+    worker's smaller batches showed no difference in CPU time and ended
+    2-9 MiB larger (three alternated rounds), so a worker does not call
+    this. The free pages kept are at most ``threshold``, and
+    :func:`release_free_memory` still hands them back. A
     ``MALLOC_TRIM_THRESHOLD_`` in the environment is glibc's to apply and is
     left as it is; other C libraries have no such setting, and this does
     nothing and says so.

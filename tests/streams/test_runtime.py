@@ -136,7 +136,7 @@ FREED_AT_THE_TOP = """
 import os, sys
 import numpy as np
 from driftline.streams.runtime import fix_mmap_threshold, keep_heap_top, release_free_memory
-assert fix_mmap_threshold()  # arrays under 1 MiB come from the heap, as in a replay
+assert fix_mmap_threshold()  # arrays under 1 MiB come from the heap
 if sys.argv[1] == "kept":
     assert keep_heap_top()
 def resident():
