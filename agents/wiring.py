@@ -159,13 +159,7 @@ def _register_input_agent(
         started = time.perf_counter()
         messages = [_input_message(topic, record) for record in records]
         try:
-            with clock, collector_paused():
-                items = intake.read_many(messages)
-                unknown = intake.unregistered_at(items)
-            if unknown:
-                await follower.sync(published_before=max(unknown))
-            with clock, collector_paused():
-                outputs = intake.process_batch(items)
+            outputs = await decide(messages)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -184,6 +178,27 @@ def _register_input_agent(
                 (time.perf_counter() - started) * 1e3,
                 len(outputs),
             )
+
+    async def decide(messages: list[InputMessage]) -> list[Output]:
+        """The outputs of a batch, decoded and processed with the collector held off throughout.
+
+        The decoded events are dropped before the collector resumes: alive then, they
+        were its new objects, and it walked them all (a young collection each batch,
+        ~0.75 µs an event in a replay of one model taken this way). Only a batch with an
+        unregistered model lets the loop run in between, while the registry catches up.
+        """
+        with clock, collector_paused():
+            items = intake.read_many(messages)
+            unknown = intake.unregistered_at(items)
+            if not unknown:
+                outputs = intake.process_batch(items)
+                del items
+                return outputs
+        await follower.sync(published_before=max(unknown))
+        with clock, collector_paused():
+            outputs = intake.process_batch(items)
+            del items
+        return outputs
 
     async def consume_batches(stream: StreamT[bytes]) -> None:
         async for batch in take_batches(
