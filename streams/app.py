@@ -14,14 +14,22 @@ from driftline.streams.settings import Settings
 FRAMEWORK_LOGGERS = ("aiokafka", "faust", "mode", "kafka")
 """Loggers of the Kafka stack, which log per record at DEBUG."""
 
-FETCH_BYTES_PER_PARTITION = 2 * 1024 * 1024
-"""Most bytes a fetch brings of one partition (more if two of the largest messages need it).
+FETCH_BYTES_PER_PARTITION = 1024 * 1024
+"""Most bytes a fetch brings of one partition, about a batch of 500-byte events (a larger
+message still comes whole: the broker sends a first message over the limit as it is).
 
-The consumer keeps a fetch's bytes and records until its agent has read them all, a fetch per
-partition of every input topic. With 100 models behind, a worker at 300,000 predictions peaked
-at 533 and 544 MiB with 4 MiB a partition, at 444 and 467 MiB with 2 MiB. 2 MiB still holds
-some 4,000 events of 500 bytes, two batches' worth; the worker's speed with it was 2-8% lower
-in paired runs of the throughput benchmark, about this machine's noise between runs.
+aiokafka fetches a partition again only once every record of its last
+fetch has been polled, and the worker polls between its batches, at most a
+batch a poll. With 2 MiB, a fetch brought two batches and a tail, and the
+fetch after it went out only once the tail was polled: the agent, left with
+the tail, waited for it, 20-40 ms about every other batch. With 1 MiB, a
+poll takes a fetch at once, and the next one is fetched while the batch is
+processed: the one-model throughput run took 25,133 and 26,074 events/s
+against 22,824 and 22,125 with 2 MiB (alternated). Memory falls too: the
+consumer keeps a fetch's bytes and records until they are polled, a fetch
+per partition of every input topic. With 100 models behind, a worker at
+300,000 predictions had peaked at 533 and 544 MiB with 4 MiB a partition,
+at 444 and 467 MiB with 2 MiB.
 """
 
 
@@ -56,7 +64,7 @@ def create_app(settings: Settings) -> DriftlineApp:
 
     Tuned for throughput (``benchmarks/faust_overhead.py`` measures it):
     faust's repaired Cython stream iterator (``cython_optimizations``),
-    fetches of up to 2 MiB a partition (:data:`FETCH_BYTES_PER_PARTITION`),
+    fetches of up to 1 MiB a partition (:data:`FETCH_BYTES_PER_PARTITION`),
     polls of at most ``batch_max_events`` records (faust's default takes all
     that was fetched, every partition's, and the consumer turns each record
     into two Python objects at once: with 100 models behind, a worker held
@@ -86,7 +94,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         topic_replication_factor=settings.topic_replication_factor,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        consumer_max_fetch_size=max(settings.max_message_bytes * 2, FETCH_BYTES_PER_PARTITION),
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         producer_max_request_size=settings.dead_letter_max_bytes,
         broker_commit_interval=settings.commit_interval_seconds,
         broker_max_poll_records=settings.batch_max_events,

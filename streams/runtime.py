@@ -112,7 +112,7 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     each time such a mapping is freed it raises that size to the freed
     one's, up to 32 MiB, so that the same allocation comes from the heap
     next time. A worker frees large buffers all the time: Kafka's fetch
-    responses of up to 2 MiB a partition, each batch's arrays. After the
+    responses (then up to 2 MiB a partition), each batch's arrays. After the
     first few, they all came from the heap, freed among the state that
     lives on, and stayed resident until the next :func:`release_free_memory`.
     A fixed threshold stops that. In the 100-model scaling case of

@@ -17,13 +17,15 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 from kafka_helpers import committed_offsets, end_offsets, read_all, wait_until_caught_up
 
-from driftline.streams.app import create_app
+from driftline.streams.app import FETCH_BYTES_PER_PARTITION, create_app
 from driftline.streams.batching import (
     FETCH_MAX_WAIT_MS,
+    FETCHER_WAKE_SECONDS,
     BatchingConsumer,
     BatchSizer,
     RecordFeed,
@@ -160,6 +162,78 @@ def test_a_poll_brings_at_most_a_batch_of_records() -> None:
             await client.stop()
 
     assert asyncio.run(max_poll_records()) == 1_234
+
+
+@pytest.mark.kafka
+def test_the_fetch_task_of_the_worker_consumer_never_sleeps_long(worker_settings: Settings) -> None:
+    # aiokafka's fetch task can miss the wake-up that should send a partition's next
+    # fetch and then sleep its whole timeout, 200 ms unless told (see FETCHER_WAKE_SECONDS).
+    async def fetcher_timeout() -> float:
+        app = create_app(worker_settings).app
+        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        await client.start()
+        try:
+            return float(client._fetcher._fetcher_timeout)
+        finally:
+            await client.stop()
+
+    assert asyncio.run(fetcher_timeout()) == FETCHER_WAKE_SECONDS <= FETCH_MAX_WAIT_MS / 1_000
+
+
+def test_a_fetch_brings_about_a_batch_however_large_messages_may_be() -> None:
+    async def max_partition_fetch_bytes() -> int:
+        settings = Settings(bootstrap_servers="127.0.0.1:1", max_message_bytes=8 * 2**20)
+        app = create_app(settings).app
+        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        try:
+            return int(client._max_partition_fetch_bytes)
+        finally:
+            await client.stop()
+
+    assert asyncio.run(max_partition_fetch_bytes()) == FETCH_BYTES_PER_PARTITION == 2**20
+
+
+@pytest.mark.kafka
+def test_a_message_larger_than_a_fetch_reaches_the_worker_consumer_whole(
+    worker_settings: Settings,
+) -> None:
+    # A fetch is smaller than the largest message a worker takes: the broker sends a
+    # first message over the fetch's limit whole, and the consumer reads it.
+    settings = worker_settings.model_copy(update={"max_message_bytes": 4 * 2**20})
+    topic = f"large-{settings.app_id}"
+    sizes = [10, FETCH_BYTES_PER_PARTITION + 2**19, 10, 3 * FETCH_BYTES_PER_PARTITION, 10]
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": str(8 * 2**20)})]
+        )
+    finally:
+        admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", max_request_size=8 * 2**20
+    )
+    for size in sizes:
+        producer.send(topic, value=b"x" * size)
+    producer.flush()
+    producer.close()
+
+    async def read_sizes() -> list[int]:
+        app = create_app(settings).app
+        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        await client.start()
+        try:
+            client.assign([TopicPartition(topic, 0)])
+            await client.seek_to_beginning(TopicPartition(topic, 0))
+            read: list[int] = []
+            deadline = time.monotonic() + 30
+            while len(read) < len(sizes) and time.monotonic() < deadline:
+                fetched = await client.getmany(timeout_ms=1_000)
+                read += [len(record.value) for batch in fetched.values() for record in batch]
+            return read
+        finally:
+            await client.stop()
+
+    assert asyncio.run(read_sizes()) == sizes
 
 
 @pytest.mark.kafka
