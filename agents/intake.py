@@ -324,13 +324,14 @@ class Intake:
         known: dict[tuple[InputTopic, str, str], _Known] = {}
         checked: list[tuple[int, Decoded, _Known]] = []
         new_labels: list[tuple[int, _NewLabel]] = []
+        in_time = self._all_in_time(items)
         for index, item in enumerate(items):
             if isinstance(item, list):
                 continue
             if item.message.source.partition != self._partition:
                 self._at(item.message)
             try:
-                accepted = self._check_known(item, known)
+                accepted = self._check_known(item, known, in_time=in_time)
             except Exception as error:  # a bug: this message alone is dead-lettered
                 log.exception("failed on %s", item.message.source)
                 outputs[index] = [self.failed(item.message, error)]
@@ -370,26 +371,32 @@ class Intake:
         return [output for some in outputs for output in some]
 
     def _check_known(
-        self, decoded: Decoded, known: dict[tuple[InputTopic, str, str], _Known]
+        self,
+        decoded: Decoded,
+        known: dict[tuple[InputTopic, str, str], _Known],
+        *,
+        in_time: bool = False,
     ) -> _Known | _NewLabel | list[Output]:
         """:meth:`_check`, skipping what an earlier event of the batch established.
 
         Once an event of a model version is accepted, nothing in the batch
         can change its spec or monitor (specs arrive on another topic), so
         the next events of the version are only checked on their own:
-        their time and their fit to the spec.
+        their time and their fit to the spec. ``in_time``: the batch's
+        events are known to be within their time allowance
+        (:meth:`_all_in_time`).
         """
         message, event = decoded.message, decoded.event
         if isinstance(event, LabelEvent):
-            return self._check(decoded)
+            return self._check(decoded, in_time=in_time)
         key = (message.topic, event.model_id, event.model_version)
         version = known.get(key)
         if version is None:
-            accepted = self._check(decoded)
+            accepted = self._check(decoded, in_time=in_time)
             if isinstance(accepted, _Known):
                 known[key] = accepted
             return accepted
-        rejection = self._too_far_ahead(event, message)
+        rejection = None if in_time else self._too_far_ahead(event, message)
         if rejection is None and isinstance(event, PredictionEvent):
             rejection = prediction_violation(version.spec, event)
         if rejection is not None:
@@ -442,11 +449,16 @@ class Intake:
                     repeated.add(index)
         return repeated
 
-    def _check(self, decoded: Decoded) -> _Known | _NewLabel | list[Output]:
+    def _check(
+        self, decoded: Decoded, *, in_time: bool = False
+    ) -> _Known | _NewLabel | list[Output]:
         """A valid event's version, monitor and recent ids (not arrived yet), or a new label
-        for the join; else what the event leads to on its own."""
+        for the join; else what the event leads to on its own. ``in_time``: the event is
+        known to be within its time allowance."""
         message, event = decoded.message, decoded.event
-        rejection = self._unknown_model(event) or self._too_far_ahead(event, message)
+        rejection = self._unknown_model(event)
+        if rejection is None and not in_time:
+            rejection = self._too_far_ahead(event, message)
         if rejection is not None:
             return [self._dead_letter(message, rejection)]
         if isinstance(event, LabelEvent):
@@ -673,6 +685,30 @@ class Intake:
             "Publisher.register) before publishing its events",
             field_path="model_version" if self.registry.has_model(event.model_id) else "model_id",
         )
+
+    def _all_in_time(self, items: Sequence[Decoded | list[Output]]) -> bool:
+        """Whether no event of the batch can be too far ahead of the time Kafka recorded for
+        its message (:meth:`_too_far_ahead`), so that none needs that check of its own.
+
+        So when the latest event time is within the allowance of the batch's
+        earliest Kafka time: a later Kafka time allows later events. One
+        look for the batch, exact; each look of an event's own took about
+        0.8 µs (a datetime made from its Kafka time, compared with one of
+        another time zone object), about 2 % of a worker's time an event.
+        A batch that fails it is checked event by event, as before; one
+        whose messages carry no Kafka time (a replay's) has nothing to check.
+        """
+        stamps = [
+            item.message.timestamp
+            for item in items
+            if not isinstance(item, list)
+            and item.message.timestamp is not None
+            and item.message.timestamp > 0
+        ]
+        if not stamps:
+            return True
+        latest = max(item.event.event_time for item in items if not isinstance(item, list))
+        return latest <= datetime.fromtimestamp(min(stamps), tz=UTC) + self._max_future
 
     def _too_far_ahead(self, event: InputEvent, message: InputMessage) -> Rejection | None:
         if message.timestamp is None or message.timestamp <= 0:

@@ -191,6 +191,46 @@ def test_an_event_time_far_after_the_kafka_timestamp_is_refused():
     assert (letter.reason.value, letter.field_path) == ("future_event_time", "event_time")
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 300), st.sampled_from([None, 0, 100, 200, 300])),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_an_event_of_a_batch_is_refused_as_future_by_its_own_kafka_time(
+    drawn: list[tuple[int, int | None]],
+):
+    # Each (event time, Kafka time) in seconds after START; a batch is first checked
+    # whole (Intake._all_in_time), and each event must still be judged by its own.
+    intake = intake_with(SPEC, max_future_seconds=60)
+    messages = [
+        message(
+            InputTopic.PREDICTIONS,
+            prediction(offset, event_time=START + timedelta(seconds=seconds))
+            .model_dump_json()
+            .encode(),
+            offset,
+        )._replace(
+            timestamp=None
+            if recorded is None
+            else (START + timedelta(seconds=recorded)).timestamp()
+        )
+        for offset, (seconds, recorded) in enumerate(drawn)
+    ]
+    refused = [
+        letter.source.offset
+        for letter in letters(intake.handle_batch(messages))
+        if letter.reason.value == "future_event_time"
+    ]
+    assert refused == [
+        offset
+        for offset, (seconds, recorded) in enumerate(drawn)
+        if recorded is not None and seconds > recorded + 60
+    ]
+
+
 def label_event(
     prediction_id: str, *, model_id: str = "demo-model", label: str | float = 0.5, hours: float = 1
 ) -> LabelEvent:
