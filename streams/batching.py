@@ -27,7 +27,8 @@ listener, table recovery and the changelogs run unchanged, other topics go
 through the conductor as before, read offsets and gaps are tracked the same
 way, and offsets are committed by faust's commit loop (every
 ``broker_commit_interval`` and on rebalance and shutdown) from the same
-``consumer.ack`` bookkeeping, so only offsets of acked records, up to the
+bookkeeping as ``consumer.ack`` (:meth:`BatchingConsumer.ack_batch` does
+it for a batch at once), so only offsets of acked records, up to the
 first unacked one, are ever committed.
 
 What it guarantees. :func:`take_batches` yields lists of faust
@@ -56,7 +57,7 @@ including a kill -9 and restart).
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer as AIOKafkaClient
@@ -64,6 +65,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP, AppT, Message, StreamT
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from driftline.streams.busy import AgentClock
 
@@ -362,6 +365,49 @@ class BatchingConsumer(AIOKafkaConsumer):
     def _flow_stopped(self) -> bool:
         return not self.flow_active
 
+    def ack_batch(self, messages: Sequence[Message]) -> None:
+        """faust-streaming 0.15.3's ``Consumer.ack`` for each message in turn, in one step.
+
+        The same bookkeeping, message by message: an offset at or past the
+        partition's committed one, and not acked before, becomes committable.
+        faust's takes its lock, looks the topic's acking up and wakes a
+        waiter once a message, about 1 µs each; here that is once a batch,
+        and the offsets of a partition are added together. Messages of a
+        batch are not in the set of unacked messages (:func:`take_batches`
+        puts one there for the batch): the caller takes it out. Like
+        ``getmany``, a copy to check against each faust upgrade.
+        """
+        with ack_lock:
+            acking: dict[str, bool] = {}
+            offsets: dict[TP, list[int]] = {}
+            for message in messages:
+                if message.acked:
+                    continue
+                message.acked = True
+                topic = message.topic
+                enabled = acking.get(topic)
+                if enabled is None:
+                    enabled = acking[topic] = self.app.topics.acks_enabled_for(topic)
+                if enabled:
+                    offsets.setdefault(message.tp, []).append(message.offset)
+            for tp, some in offsets.items():
+                committed = self._committed_offset[tp]
+                if committed is not None:
+                    some = [offset for offset in some if offset >= committed]
+                if not some:
+                    continue
+                index = self._acked_index[tp]
+                new = []
+                for offset in some:
+                    if offset not in index:
+                        index.add(offset)
+                        new.append(offset)
+                if new:
+                    self._acked[tp].extend(new)
+                    self._n_acked += len(new)
+            if any(acking.values()):
+                notify(self._waiting_for_ack)
+
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -641,11 +687,12 @@ async def take_batches(
             if not batch:
                 continue
             now = time.monotonic()
-            for message in batch:
-                # Tracked like a record a stream started on: a rebalance or
-                # shutdown waits for the batch to be acked (stream_wait_empty).
-                message.tracked = True
-                unacked.add(message)
+            # Tracked like a record a stream started on, one for the batch: a
+            # rebalance or shutdown waits until it is acked (stream_wait_empty),
+            # and the batch is acked whole. (One each cost ~0.5 µs a record.)
+            last = batch[-1]
+            last.tracked = True
+            unacked.add(last)
             for tp in _partitions(batch):
                 inbound_time[tp] = now  # faust's stalled-stream check reads it
             held = batch
@@ -657,14 +704,14 @@ async def take_batches(
                 if clock:
                     spent -= clock.others - others
                 sizer.update(len(batch), spent)
-            for message in held:
-                consumer.ack(message)
+            consumer.ack_batch(held)
+            unacked.discard(last)
             held = []
     finally:
         # Left without asking for the next batch: never ack it, but stop
         # waiting for it, or the next rebalance would wait for ever.
-        for message in held:
-            unacked.discard(message)
+        if held:
+            unacked.discard(held[-1])
 
 
 def _current(app: AppT, records: list[Message]) -> list[Message]:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.types import TP
+from faust.types import TP, Message
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka import KafkaAdminClient, KafkaProducer
@@ -105,6 +106,46 @@ def test_a_full_feed_holds_back_its_partitions_until_half_of_it_is_taken() -> No
     assert calls[3] == ("drop", {TP("t", 1), TP("t", 2)})
     assert len(feed) == 0
     assert feed.waiting_in("t", 1) == 0
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["in", "out"]), st.integers(0, 2), st.integers(0, 30)),
+            max_size=30,
+        ),
+        max_size=5,
+    ),
+    committed=st.dictionaries(st.integers(0, 2), st.integers(0, 30)),
+)
+def test_a_batch_acked_at_once_is_acked_as_faust_acks_each_message(
+    batches: list[list[tuple[str, int, int]]], committed: dict[int, int]
+) -> None:
+    """Topic "out" does not ack; offsets repeat and some are below the committed one."""
+    consumers = []
+    for _ in range(2):
+        app = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app
+        app.topics.acks_enabled_for = lambda topic: topic == "in"
+        consumer = app.consumer
+        for partition, offset in committed.items():
+            consumer._committed_offset[TP("in", partition)] = offset
+        consumers.append(consumer)
+    one_by_one, at_once = consumers
+    acked: list[list[bool]] = [[], []]
+    for batch in batches:
+        made = [
+            [Message(t, p, o, 0.0, 0, None, None, b"", None) for t, p, o in batch] for _ in range(2)
+        ]
+        for message in made[0]:
+            one_by_one.ack(message)
+        at_once.ack_batch(made[1])
+        for side in range(2):
+            acked[side] += [message.acked for message in made[side]]
+    assert acked[0] == acked[1]
+    assert dict(at_once._acked) == dict(one_by_one._acked)
+    assert dict(at_once._acked_index) == dict(one_by_one._acked_index)
+    assert at_once._n_acked == one_by_one._n_acked
 
 
 def test_waiting_returns_after_within_with_fewer_records_than_asked() -> None:
