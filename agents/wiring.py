@@ -224,12 +224,13 @@ def _times(records: Sequence[Any]) -> Iterator[tuple[int, float]]:
 
 
 def _input_message(topic: InputTopic, record: Any) -> InputMessage:
+    # Positional: made with keywords, a named tuple took twice as long (~1 µs a message).
     return InputMessage(
-        topic=topic,
-        value=record.value,
-        key=record.key,
-        source=Position(record.topic, record.partition, record.offset),
-        timestamp=record.timestamp,
+        topic,
+        record.value,
+        record.key,
+        Position(record.topic, record.partition, record.offset),
+        record.timestamp,
     )
 
 

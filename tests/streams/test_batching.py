@@ -15,6 +15,7 @@ import hypothesis
 import pytest
 from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP, Message
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,6 +32,7 @@ from driftline.streams.batching import (
     BatchSizer,
     RecordFeed,
     RoundRobinClient,
+    _in_turns,
 )
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
@@ -146,6 +148,16 @@ def test_a_batch_acked_at_once_is_acked_as_faust_acks_each_message(
     assert dict(at_once._acked) == dict(one_by_one._acked)
     assert dict(at_once._acked_index) == dict(one_by_one._acked_index)
     assert at_once._n_acked == one_by_one._n_acked
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=5))
+def test_a_feeds_partitions_are_taken_in_turns_as_faust_serves_them(sizes: list[int]) -> None:
+    fetched = {
+        TP("t", partition): [(partition, n) for n in range(size)]
+        for partition, size in enumerate(sizes)
+    }
+    served = [record for _, record in DefaultSchedulingStrategy().iterate(fetched)]
+    assert _in_turns(list(fetched.values())) == served
 
 
 def test_waiting_returns_after_within_with_fewer_records_than_asked() -> None:
