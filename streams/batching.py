@@ -384,9 +384,10 @@ class BatchingConsumer(AIOKafkaConsumer):
         at once into a feed (``into``): those at or past its read offset go there, in order,
         and the read offset follows them; a gap in the offsets is noted as faust notes it.
 
-        The same steps as faust's loop takes for each record, without its
-        round of checks and awaits (the fetch's records are served one by
-        one through an async generator, ~2 µs a record in all).
+        The same steps as faust's fetch loop takes for each record, without
+        the rest of its round for each (``getmany`` hands the records out one
+        by one through an async generator and faust's scheduler, ~2 µs a
+        record in all).
         """
         read_offset = self._read_offset
         acking = self.app.topics.acks_enabled_for(tp.topic)
@@ -528,12 +529,14 @@ class BatchingConsumer(AIOKafkaConsumer):
             feed.put(records)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - see below
-        # faust-streaming 0.15.3's ``Consumer._drain_messages``, with two
+        # faust-streaming 0.15.3's ``Consumer._drain_messages``, with three
         # changes: records of a topic that has a feed skip the per-record
         # ``wait_first(callback(message))`` and are delivered to the feed
-        # after the fetched batch, one ``wait_first`` per feed; and a fetch
-        # and the read offsets it sets are one step for ``perform_seek``
-        # (the ``_reading`` lock, never held while waiting for the flow to
+        # after the fetched batch, one ``wait_first`` per feed; a feed's
+        # partitions are read a partition at a time (``_read_in_order``),
+        # not a record at a time through ``getmany``; and a fetch and the
+        # read offsets it sets are one step for ``perform_seek`` (the
+        # ``_reading`` lock, never held while waiting for the flow to
         # resume). The read offset and gap bookkeeping is the same for every record.
         # (Covered by tests/streams/test_batching.py against a real broker.)
         callback = self.callback
