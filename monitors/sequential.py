@@ -452,11 +452,19 @@ def advance_groups_on_features(
     pairs = chain.from_iterable(cusum._coefficients for cusum in cusums)
     count = 2 * sum(sides)  # flat, read faster than a list of pairs
     coefficients = np.fromiter(chain.from_iterable(pairs), np.float64, count).reshape(-1, 2)
+    # In ticks already: _UNIT is a power of two, so (a g + b) _UNIT, clipped, is
+    # a _UNIT g + b _UNIT clipped at _STEP_LIMIT _UNIT, bit for bit. Each step is
+    # taken in place in one array: the arrays of ten models' batch are over a MiB,
+    # each new one fresh pages from the system in a worker.
+    coefficients *= _UNIT
     even = len(set(sides)) == 1
-    g = np.repeat(features, sides[0] if even else sides, axis=0)
+    steps = np.repeat(np.asarray(features, dtype=np.float64), sides[0] if even else sides, axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
-        steps = np.clip(coefficients[:, :1] * g + coefficients[:, 1:], -_STEP_LIMIT, _STEP_LIMIT)
-    ticks = np.rint(steps * _UNIT).astype(np.int64)
+        steps *= coefficients[:, :1]
+        steps += coefficients[:, 1:]
+    np.clip(steps, -_STEP_LIMIT * _UNIT, _STEP_LIMIT * _UNIT, out=steps)
+    ticks = np.rint(steps, out=steps).astype(np.int64)
+    del steps
     rows, size = ticks.shape
     per_group = [sum(len(cusum._coefficients) for cusum in members) for members in groups]
     owner_rows = np.repeat(np.arange(len(groups)), per_group)
@@ -477,7 +485,8 @@ def advance_groups_on_features(
     cumulative = np.cumsum(ticks, axis=1)
     low = np.minimum.accumulate(cumulative, axis=1)
     np.minimum(low, -before[:, np.newaxis], out=low)
-    sums = cumulative - low
+    sums = np.subtract(cumulative, low, out=low)
+    del cumulative
     if int(sums.max()) > _CEILING:
         first_rows = np.cumsum([0, *per_group])
         return [
