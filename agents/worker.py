@@ -15,6 +15,7 @@ from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
 from driftline.streams.runtime import (
     MEMORY_RELEASE_SECONDS,
     fix_mmap_threshold,
+    keep_heap_top,
     limit_malloc_arenas,
     release_free_memory,
     tune_garbage_collector,
@@ -102,6 +103,7 @@ def run_worker(settings: Settings) -> NoReturn:
     tune_garbage_collector()
     limit_malloc_arenas()  # before the worker starts Kafka's fetch thread
     fix_mmap_threshold()
+    keep_heap_top()  # handed back each second all the same (release_memory)
     worker = BoundedShutdownWorker(
         dapp.app,
         loglevel=settings.log_level,
