@@ -25,9 +25,13 @@ fetch after it went out only once the tail was polled: the agent, left with
 the tail, waited for it, 20-40 ms about every other batch. With 1 MiB, a
 poll takes a fetch at once, and the next one is fetched while the batch is
 processed: the one-model throughput run took 25,133 and 26,074 events/s
-against 22,824 and 22,125 with 2 MiB (alternated). Memory falls too: the
-consumer keeps a fetch's bytes and records until they are polled, a fetch
-per partition of every input topic. With 100 models behind, a worker at
+against 22,824 and 22,125 with 2 MiB (two runs each, one after the other;
+with the fetch task's shorter sleep, ``FETCHER_WAKE_SECONDS`` in
+``driftline.streams.batching``, against neither change, two alternated
+rounds of two runs: 23,769, 23,715, 23,422 and 21,865 against 21,713,
+17,776, 19,866 and 23,190). Memory falls too: the consumer keeps a
+fetch's bytes and records until they are polled, a fetch per partition of
+every input topic. With 100 models behind, a worker at
 300,000 predictions had peaked at 533 and 544 MiB with 4 MiB a partition,
 at 444 and 467 MiB with 2 MiB.
 """
