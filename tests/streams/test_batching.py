@@ -188,12 +188,17 @@ def start_batch_worker(
         )
 
 
+def worker_client(settings: Settings) -> Any:
+    """The aiokafka consumer a worker with these settings reads with (not started)."""
+    app = create_app(settings).app
+    return app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+
+
 def test_the_broker_holds_a_fetch_of_the_worker_briefly() -> None:
     # faust asks the broker to hold fetches up to 1.5 s; after a slow batch that
     # delayed every following event (see FETCH_MAX_WAIT_MS).
     async def fetch_max_wait_ms() -> int:
-        app = create_app(Settings(bootstrap_servers="127.0.0.1:1")).app
-        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        client = worker_client(Settings(bootstrap_servers="127.0.0.1:1"))
         try:
             return int(client._fetch_max_wait_ms)
         finally:
@@ -207,8 +212,7 @@ def test_a_poll_brings_at_most_a_batch_of_records() -> None:
     # so a poll of every fetched partition held ~100,000 of them with 100 models.
     async def max_poll_records() -> int:
         settings = Settings(bootstrap_servers="127.0.0.1:1", batch_max_events=1_234)
-        app = create_app(settings).app
-        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        client = worker_client(settings)
         try:
             return int(client._max_poll_records)
         finally:
@@ -222,8 +226,7 @@ def test_the_fetch_task_of_the_worker_consumer_never_sleeps_long(worker_settings
     # aiokafka's fetch task can miss the wake-up that should send a partition's next
     # fetch and then sleep its whole timeout, 200 ms unless told (see FETCHER_WAKE_SECONDS).
     async def fetcher_timeout() -> float:
-        app = create_app(worker_settings).app
-        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        client = worker_client(worker_settings)
         await client.start()
         try:
             return float(client._fetcher._fetcher_timeout)
@@ -236,8 +239,7 @@ def test_the_fetch_task_of_the_worker_consumer_never_sleeps_long(worker_settings
 def test_a_fetch_brings_about_a_batch_however_large_messages_may_be() -> None:
     async def max_partition_fetch_bytes() -> int:
         settings = Settings(bootstrap_servers="127.0.0.1:1", max_message_bytes=8 * 2**20)
-        app = create_app(settings).app
-        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        client = worker_client(settings)
         try:
             return int(client._max_partition_fetch_bytes)
         finally:
@@ -271,8 +273,7 @@ def test_a_message_larger_than_a_fetch_reaches_the_worker_consumer_whole(
     producer.close()
 
     async def read_sizes() -> list[int]:
-        app = create_app(settings).app
-        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        client = worker_client(settings)
         await client.start()
         try:
             client.assign([TopicPartition(topic, 0)])
@@ -594,8 +595,7 @@ def test_the_worker_consumer_serves_the_partitions_it_fetched_in_turns(
     producer.close()
 
     async def served() -> list[set[int]]:
-        app = create_app(settings.model_copy(update={"batch_max_events": 100})).app
-        client = app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+        client = worker_client(settings.model_copy(update={"batch_max_events": 100}))
         assert isinstance(client, RoundRobinClient)
         client.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
         await client.start()
