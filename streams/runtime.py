@@ -33,6 +33,7 @@ back)."""
 
 _M_TRIM_THRESHOLD = -1
 """glibc's ``mallopt`` parameter for the free bytes at the heap's top that make it shrink."""
+
 _M_ARENA_MAX = -8
 """glibc's ``mallopt`` parameter for the most arenas (``malloc.h``)."""
 _M_MMAP_THRESHOLD = -3
@@ -153,10 +154,9 @@ def keep_heap_top(threshold: int = TRIM_THRESHOLD_BYTES) -> bool:
     37.5 and 36.9 against 39.1, 38.5, 35.3 and 38.6 for ten, ending 0-1
     MiB larger. The free pages kept are at most ``threshold``, and
     :func:`release_free_memory` still hands them back (a worker, every
-    second). A
-    ``MALLOC_TRIM_THRESHOLD_`` in the environment is glibc's to apply and is
-    left as it is; other C libraries have no such setting, and this does
-    nothing and says so.
+    second). A ``MALLOC_TRIM_THRESHOLD_`` in the environment is glibc's to
+    apply and is left as it is; other C libraries have no such setting, and
+    this does nothing and says so.
     """
     return _set_malloc_option(_M_TRIM_THRESHOLD, threshold, unless_set="MALLOC_TRIM_THRESHOLD_")
 
