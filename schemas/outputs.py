@@ -332,6 +332,8 @@ class DeadLetterReason(StrEnum):
     """A message with no value (a tombstone) on an input topic."""
     TOO_LARGE = "too_large"
     """The message is over the configured size limit."""
+    UNSUPPORTED_FRAMING = "unsupported_framing"
+    """Confluent Schema Registry framing around a payload that is not JSON (Avro, Protobuf)."""
     INVALID_UTF8 = "invalid_utf8"
     """The value is not UTF-8 text."""
     INVALID_JSON = "invalid_json"

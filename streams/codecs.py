@@ -15,6 +15,11 @@ Input                                        Reason
 ===========================================  ==============================
 ``None`` or no bytes (a tombstone)           ``EMPTY``
 more than ``max_bytes`` bytes                ``TOO_LARGE`` (checked first)
+Schema Registry framing (byte 0, a 4-byte    ``UNSUPPORTED_FRAMING``
+schema id) before anything but a JSON object
+(Avro, Protobuf); before a JSON object, the
+framing is taken off and the payload decoded
+(see :mod:`driftline.streams.framing`)
 not UTF-8, UTF-8-encoded surrogates included ``INVALID_UTF8``
 malformed JSON, text after the document,     ``INVALID_JSON``
 a byte order mark, a lone surrogate escape
@@ -88,6 +93,7 @@ from driftline.schemas import (
     ModelSpec,
     PredictionEvent,
 )
+from driftline.streams.framing import RegistryFrame, registry_frame
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -208,6 +214,9 @@ def _decode(
             f"DRIFTLINE_MAX_MESSAGE_BYTES; send a smaller {kind} (fewer or shorter features), "
             "or raise DRIFTLINE_MAX_MESSAGE_BYTES",
         )
+    frame = registry_frame(value)
+    if frame is not None:
+        return _framed(model, frame, max_bytes)
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -224,6 +233,26 @@ def _decode(
         return _explain(model, text, error)
     if not _holds_every_key(model, value, decoded) and _has_duplicate_key(text):
         return _duplicate_key_rejection(kind, _parse_tree(text), problems=0)
+    return decoded
+
+
+def _framed(model: type[M], frame: RegistryFrame, max_bytes: int) -> M | Rejection:
+    """A message in Schema Registry's wire format: its JSON payload decoded as any message
+    is (a rejection also names the framing), or a rejection of a payload in another format."""
+    if not frame.holds_json:
+        return Rejection(
+            DeadLetterReason.UNSUPPORTED_FRAMING,
+            f"the message has {frame.describe()}, and its payload is not a JSON object "
+            f"(Avro or Protobuf?); driftline reads each {_kind(model)} as JSON: publish it "
+            "with the JSON Schema serializer, or as plain JSON",
+        )
+    decoded = _decode(model, frame.payload, max_bytes)
+    if isinstance(decoded, Rejection):
+        return Rejection(
+            decoded.reason,
+            f"{decoded.message} (in the payload after its {frame.describe()})",
+            decoded.field_path,
+        )
     return decoded
 
 

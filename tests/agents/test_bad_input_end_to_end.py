@@ -199,7 +199,25 @@ def bad_cases(round_: int) -> list[BadCase]:
             None,
             processed=True,
         ),
+        BadCase(
+            "an event from Confluent's JSON Schema serializer (framed: processed as its JSON)",
+            "predictions_topic",
+            registry_framed(i, encoded(valid(i + 18))),
+            None,
+            processed=True,
+        ),
+        BadCase(
+            "an event from an Avro serializer (framed binary)",
+            "predictions_topic",
+            registry_framed(i, b"\x14demo-model\x021\x0ebad-avro"),
+            "unsupported_framing",
+        ),
     ]
+
+
+def registry_framed(schema_id: int, payload: bytes) -> bytes:
+    """The payload as Confluent's serializers frame it: magic byte 0, then the schema id."""
+    return b"\x00" + schema_id.to_bytes(4, "big") + payload
 
 
 def wait_for_status(

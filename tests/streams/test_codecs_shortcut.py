@@ -30,6 +30,7 @@ from driftline.streams.codecs import (
     decode,
     decode_many,
 )
+from driftline.streams.framing import registry_frame
 
 LIMIT = 16_384
 
@@ -60,6 +61,15 @@ def _decode_careful(model: type[BaseModel], value: bytes | None, max_bytes: int)
             f"DRIFTLINE_MAX_MESSAGE_BYTES; send a smaller {kind} (fewer or shorter features), "
             "or raise DRIFTLINE_MAX_MESSAGE_BYTES",
         )
+    frame = registry_frame(value)
+    if frame is not None:  # the framing is the same either way: taken off a JSON payload
+        if not frame.holds_json:
+            return codecs._framed(model, frame, max_bytes)
+        payload = _decode_careful(model, frame.payload, max_bytes)
+        if isinstance(payload, Rejection):
+            note = f" (in the payload after its {frame.describe()})"
+            return Rejection(payload.reason, payload.message + note, payload.field_path)
+        return payload
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -324,6 +334,32 @@ def test_a_mangled_message_decodes_as_it_did_before_the_shortcut(model, data):
 @given(MODELS, st.none() | st.binary(max_size=2_000))
 def test_any_bytes_decode_as_they_did_before_the_shortcut(model, value):
     assert_same_outcome(model, value, LIMIT)
+
+
+SCHEMA_IDS = st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MODELS, SCHEMA_IDS, st.data())
+def test_a_json_message_framed_for_schema_registry_decodes_as_it_does_bare(model, schema_id, data):
+    """The framing changes nothing but the words of a rejection, which then name it."""
+    value = data.draw(written_messages(model, harsh=True))
+    if not value.lstrip(b" \t\n\r").startswith(b"{"):
+        value = b"{" + value  # a JSON object, or broken after its first byte
+    framed = b"\x00" + schema_id.to_bytes(4, "big") + value
+    bare = decode(model, value, max_bytes=LIMIT)
+    assert_same_outcome(model, framed, LIMIT)
+    result = decode(model, framed, max_bytes=LIMIT)
+    if isinstance(bare, BaseModel):
+        assert result == bare
+        return
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.field_path) == (bare.reason, bare.field_path)
+    if len(result.message) < MESSAGE_CHARS:
+        assert result.message == (
+            f"{bare.message} (in the payload after its Confluent Schema Registry framing "
+            f"(magic byte 0, schema id {schema_id}))"
+        )
 
 
 PREFIX = '{"model_id":"m","model_version":"1","event_id":"e","event_time":"2026-01-01T00:00:00Z",'
