@@ -47,12 +47,20 @@ from driftline.schemas import (
     RetrainTrigger,
     TaskType,
 )
+from driftline.schemas.lines import alert_line, trigger_line
 from driftline.streams import Rejection, dead_letter
 from driftline.streams.codecs import decode_many
 from driftline.streams.sending import PlacedRecord
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ALERTS_LOGGER = "driftline.alerts"
+"""The logger of every alert and retraining trigger sent, a line each at WARNING
+(:mod:`driftline.schemas.lines`): a worker's log shows them; ``driftline replay``, which
+prints them, leaves it quiet."""
+
+alert_log = logging.getLogger(ALERTS_LOGGER)
 
 InputEvent = PredictionEvent | FeatureEvent | LabelEvent
 
@@ -784,27 +792,16 @@ class Intake:
 
     def _trigger(self, trigger: RetrainTrigger) -> Output:
         self.counters.triggers += 1
-        log.warning(
-            "retraining trigger: model %s version %s: %s",
-            trigger.model_id,
-            trigger.model_version,
-            "; ".join(reason.summary for reason in trigger.reasons),
-        )
+        if alert_log.isEnabledFor(logging.WARNING):
+            alert_log.warning("%s", trigger_line(trigger))
         return Output(Destination.RETRAIN_TRIGGERS, trigger.model_id.encode("utf-8"), trigger)
 
     def _alert(self, alert: Alert) -> Output:
         if alert.status is AlertStatus.OPEN:
             self.counters.alerts[alert.kind.value] += 1
         self.counters.alert_messages[alert.status.value] += 1
-        log.warning(
-            "%s alert %s (%s): model %s version %s: %s",
-            alert.kind.value,
-            alert.status.value,
-            alert.severity.value,
-            alert.model_id,
-            alert.model_version,
-            alert.summary,
-        )
+        if alert_log.isEnabledFor(logging.WARNING):
+            alert_log.warning("%s", alert_line(alert))
         return Output(Destination.ALERTS, alert.model_id.encode("utf-8"), alert)
 
     def failed(self, message: InputMessage, error: Exception) -> Output:

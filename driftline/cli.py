@@ -55,10 +55,47 @@ alerts_app = typer.Typer(
 app.add_typer(alerts_app, name="alerts")
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+DEFAULT_PREDICTIONS_TOPIC = "driftline.predictions"
 DEFAULT_MODELS_TOPIC = "driftline.models"
 DEFAULT_REFERENCES_TOPIC = "driftline.references"
 DEFAULT_ALERTS_TOPIC = "driftline.alerts"
 DEFAULT_RETRAIN_TRIGGERS_TOPIC = "driftline.retrain-triggers"
+"""The worker's defaults (:class:`~driftline.streams.settings.Settings`; a test checks they
+agree), kept here so that a command that never starts a worker does not import it."""
+
+BOOTSTRAP_ENV = "DRIFTLINE_BOOTSTRAP_SERVERS"
+"""Every Kafka option of the commands reads the worker's variable for the same setting."""
+
+LOG_FORMAT = "driftline: %(levelname)s %(name)s: %(message)s"
+"""The one format of the log lines of every command but ``worker`` (whose logging is faust's)."""
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"driftline {version('driftline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    context: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Configure logging once for the command; a worker's logging is faust's to set up.
+
+    The Kafka client's own log lines are left out: a command that fails on
+    Kafka says so once, in its own words, with the client's error.
+    """
+    if context.invoked_subcommand != "worker":
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @app.command()
@@ -96,7 +133,6 @@ def demo(
     from driftline.demo import run_demo
     from driftline.streams.broker import BrokerError
 
-    logging.basicConfig(level=logging.WARNING)
     try:
         alerts = run_demo(events=events, rate=rate, shift=shift, linger=linger, seed=seed)
     except BrokerError as error:
@@ -129,9 +165,11 @@ def broker(
 @app.command()
 def simulate(
     bootstrap_servers: Annotated[
-        str, typer.Option(help="Kafka bootstrap servers.")
-    ] = "127.0.0.1:9092",
-    topic: Annotated[str, typer.Option(help="Predictions topic.")] = "driftline.predictions",
+        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
+    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    topic: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_PREDICTIONS_TOPIC", help="Predictions topic.")
+    ] = DEFAULT_PREDICTIONS_TOPIC,
     events: Annotated[int, typer.Option(min=1, help="Events to publish.")] = 4_000,
     shift_at: Annotated[int, typer.Option(help="Index of the first shifted event.")] = 2_000,
     shift: Annotated[float, typer.Option(help="How far x moves, in standard deviations.")] = 3.0,
@@ -160,9 +198,11 @@ def models_register(
         ),
     ],
     bootstrap_servers: Annotated[
-        str, typer.Option(help="Kafka bootstrap servers.")
+        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
     ] = DEFAULT_BOOTSTRAP_SERVERS,
-    topic: Annotated[str, typer.Option(help="Model registry topic.")] = DEFAULT_MODELS_TOPIC,
+    topic: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic.")
+    ] = DEFAULT_MODELS_TOPIC,
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
     ] = 30.0,
@@ -192,9 +232,11 @@ def models_unregister(
     model_id: Annotated[str, typer.Argument(help="Model id.")],
     model_version: Annotated[str, typer.Argument(help="Model version.")],
     bootstrap_servers: Annotated[
-        str, typer.Option(help="Kafka bootstrap servers.")
+        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
     ] = DEFAULT_BOOTSTRAP_SERVERS,
-    topic: Annotated[str, typer.Option(help="Model registry topic.")] = DEFAULT_MODELS_TOPIC,
+    topic: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic.")
+    ] = DEFAULT_MODELS_TOPIC,
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
     ] = 30.0,
@@ -252,10 +294,13 @@ def reference_build(
         bool, typer.Option(help="The rows are a stream in time order: keep their autocorrelation.")
     ] = False,
     bootstrap_servers: Annotated[
-        str, typer.Option(help="Kafka bootstrap servers (with --publish).")
+        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers (with --publish).")
     ] = DEFAULT_BOOTSTRAP_SERVERS,
     topic: Annotated[
-        str, typer.Option(help="References topic (with --publish).")
+        str,
+        typer.Option(
+            envvar="DRIFTLINE_REFERENCES_TOPIC", help="References topic (with --publish)."
+        ),
     ] = DEFAULT_REFERENCES_TOPIC,
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
@@ -270,6 +315,12 @@ def reference_build(
     from driftline.reference_build import ReferenceBuildError, reference_build_command
     from driftline.specfiles import SpecFileError
 
+    if output is None and not publish:
+        typer.echo(
+            "driftline reference build: warning: without --output FILE or --publish the "
+            "profile is only checked and summed up, then dropped",
+            err=True,
+        )
     try:
         profile = reference_build_command(
             data, spec, output, model=model, version=version, ordered=ordered
@@ -326,27 +377,25 @@ def replay(
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
     """
-    from driftline.alert_lines import output_line
+    from driftline.agents.intake import ALERTS_LOGGER
     from driftline.replay import Replay, tune_replay_process
-    from driftline.schemas import Alert, DeadLetter, ReferenceProfile, RetrainTrigger
-    from driftline.specfiles import SpecFileError, load_spec_files
+    from driftline.schemas import Alert, DeadLetter, RetrainTrigger
+    from driftline.specfiles import SpecFileError, load_reference_files, load_spec_files
 
     try:
         specs = [loaded for _, loaded in load_spec_files(spec)]
-        references = [
-            ReferenceProfile.model_validate_json(path.read_bytes()) for path in reference or []
-        ]
-    except (SpecFileError, ValidationError, OSError) as error:
+        references = load_reference_files(reference or [])
+    except SpecFileError as error:
         typer.echo(f"driftline replay: {error}", err=True)
         raise typer.Exit(2) from None
+    # Each alert and trigger is printed here: the log's line of it would print it twice.
+    logging.getLogger(ALERTS_LOGGER).setLevel(logging.ERROR)
     tune_replay_process()
     run = Replay(specs, references=references)
     try:
         for output in run.feed_file(events):
-            if isinstance(output, Alert):
-                typer.echo(output.model_dump_json() if as_json else _alert_line(output))
-            elif isinstance(output, RetrainTrigger):
-                typer.echo(output.model_dump_json() if as_json else output_line(output))
+            if isinstance(output, Alert | RetrainTrigger):
+                typer.echo(output.model_dump_json() if as_json else _replayed_line(output))
             elif not isinstance(output, DeadLetter):
                 if reports:
                     typer.echo(output.model_dump_json())
@@ -357,6 +406,9 @@ def replay(
                     else f"REFUSED line {output.source.offset + 1}: {output.reason.value}: "
                     f"{output.message}"
                 )
+    except BrokenPipeError:  # `driftline replay ... | head`: the reader is gone
+        _stdout_to_nowhere()
+        return
     except OSError as error:
         typer.echo(f"driftline replay: {error}", err=True)
         raise typer.Exit(2) from None
@@ -373,7 +425,7 @@ def replay(
 @alerts_app.command("tail")
 def alerts_tail(
     bootstrap_servers: Annotated[
-        str, typer.Option(envvar="DRIFTLINE_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
     ] = DEFAULT_BOOTSTRAP_SERVERS,
     alerts_topic: Annotated[
         str, typer.Option(envvar="DRIFTLINE_ALERTS_TOPIC", help="Alerts topic.")
@@ -459,8 +511,7 @@ def alerts_tail(
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # `driftline alerts tail | head`: the reader is gone
-        with contextlib.suppress(Exception):  # keep Python from failing to flush at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_nowhere()
     except KafkaError as error:
         typer.echo(f"driftline alerts tail: {error}", err=True)
         raise typer.Exit(1) from None
@@ -468,6 +519,13 @@ def alerts_tail(
         if consumer is not None:
             with contextlib.suppress(Exception):
                 consumer.close()
+
+
+def _stdout_to_nowhere() -> None:
+    """Point standard output at the null device once its reader is gone, so that Python does
+    not fail to flush it at exit."""
+    with contextlib.suppress(Exception):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _tail_consumer(
@@ -517,8 +575,8 @@ def _tail(
     as_json: bool,
 ) -> None:
     """Print what ``consumer`` receives until ``max_messages`` or ``idle_timeout``."""
-    from driftline.alert_lines import output_line
     from driftline.schemas import Alert, RetrainTrigger
+    from driftline.schemas.lines import output_line
 
     schemas: dict[str, type[Alert] | type[RetrainTrigger]] = {
         alerts_topic: Alert,
@@ -609,12 +667,15 @@ def _tail_json(value: bytes) -> str:
     return text
 
 
-def _alert_line(alert: "Alert") -> str:
-    where = f" at line {alert.source.offset + 1}" if alert.source else ""
-    return (
-        f"ALERT {alert.kind.value} {alert.status.value} model {alert.model_id} "
-        f"v{alert.model_version}{where}: {alert.summary}"
-    )
+def _replayed_line(output: "Alert | RetrainTrigger") -> str:
+    """The line of an alert or trigger of replay: an alert's event named by its line."""
+    from driftline.schemas import Alert
+    from driftline.schemas.lines import output_line
+
+    where = None
+    if isinstance(output, Alert) and output.source is not None:
+        where = f"line {output.source.offset + 1}"
+    return output_line(output, where)
 
 
 @contextlib.contextmanager

@@ -15,15 +15,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from driftline.alert_lines import output_line
 from driftline.client import AlertSubscriber, Publisher
-from driftline.schemas import (
-    Alert,
-    AlertStatus,
-    DataQualityEvidence,
-    DriftEvidence,
-    RetrainTrigger,
-)
+from driftline.schemas import Alert, RetrainTrigger
+from driftline.schemas.lines import output_line
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.broker import (
     KAFKA_VERSION,
@@ -34,36 +28,6 @@ from driftline.streams.broker import (
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
-
-
-def describe_alert(alert: Alert | RetrainTrigger) -> str:
-    """One readable line per alert message (open, update, resolve) or retraining trigger."""
-    if isinstance(alert, RetrainTrigger):
-        return f"TRIGGER retrain  {output_line(alert).split(' RETRAIN ', 1)[-1]}"
-    evidence = alert.evidence
-    where = (
-        f", partition {alert.source.partition} offset {alert.source.offset}" if alert.source else ""
-    )
-    head = (
-        f"ALERT {alert.kind.value} {alert.status.value} {alert.severity.value}  "
-        f"model {alert.model_id} v{alert.model_version}"
-    )
-    if isinstance(evidence, DriftEvidence) and alert.status is not AlertStatus.RESOLVE:
-        return (
-            f"{head}  feature {alert.feature}: {alert.summary.split(': ', 1)[-1]} "
-            f"(changed at event #{evidence.change_observation}, detected at event "
-            f"#{evidence.observations}, {alert.event_time:%H:%M:%S}{where})"
-        )
-    if isinstance(evidence, DataQualityEvidence) and alert.status is not AlertStatus.RESOLVE:
-        return (
-            f"{head}  feature {alert.feature}: {evidence.check.value} in {evidence.violations} of "
-            f"{evidence.observations} values ({evidence.rate:.0%}; tolerated "
-            f"{evidence.tolerated_rate:.0%}, p={evidence.p_value:.1e}; "
-            f"{alert.event_time:%H:%M:%S}{where})"
-        )
-    subject = alert.feature or "(model)"
-    summary = alert.summary.removeprefix(f"{subject}: ")
-    return f"{head}  feature {subject}: {summary} ({alert.event_time:%H:%M:%S}{where})"
 
 
 def run_demo(
@@ -187,4 +151,4 @@ def _print_alerts(
         while not stop.is_set():
             for alert in subscriber.poll(timeout=0.5):
                 alerts.append(alert)
-                say(describe_alert(alert))
+                say(output_line(alert))

@@ -27,7 +27,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
-from driftline.schemas import ModelSpec
+from driftline.schemas import ModelSpec, ReferenceProfile
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 TOML_SUFFIXES = frozenset({".toml"})
@@ -36,7 +36,7 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 class SpecFileError(ValueError):
-    """A spec file that cannot be read or holds an invalid spec.
+    """A spec file (or reference profile file) that cannot be read or holds an invalid spec.
 
     The message names the file, the spec (its place in ``models`` and its
     model id and version, when known) and the field, one line per problem.
@@ -150,6 +150,29 @@ def load_spec_files(paths: Iterable[Path]) -> list[tuple[Path, ModelSpec]]:
     if problems:
         raise SpecFileError("\n".join(problems))
     return loaded
+
+
+def load_reference_files(paths: Iterable[Path]) -> list[ReferenceProfile]:
+    """The reference profiles of JSON files (as ``driftline reference build`` writes them).
+
+    Raises :class:`SpecFileError` naming the file and the field of every
+    problem of every file, a line each.
+    """
+    profiles: list[ReferenceProfile] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            profiles.append(ReferenceProfile.model_validate_json(path.read_bytes()))
+        except OSError as error:
+            problems.append(f"{path}: cannot read it: {error.strerror or error}")
+        except ValidationError as error:
+            problems.extend(
+                f"{path}: not a reference profile: {_explain(e, yaml_file=False)}"
+                for e in error.errors()
+            )
+    if problems:
+        raise SpecFileError("\n".join(problems))
+    return profiles
 
 
 class _StrictYamlLoader(yaml.SafeLoader):

@@ -1,13 +1,20 @@
 """The intake's decisions, message by message, without Kafka."""
 
 import base64
+import logging
 from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.agents.intake import InputMessage, InputTopic, Intake, prediction_violation
+from driftline.agents.intake import (
+    ALERTS_LOGGER,
+    InputMessage,
+    InputTopic,
+    Intake,
+    prediction_violation,
+)
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, Registration, Unregistration
 from driftline.monitors.dedup import RecentEventIds
@@ -22,6 +29,7 @@ from driftline.schemas import (
     ModelSpec,
     PredictionEvent,
 )
+from driftline.schemas.lines import alert_line
 from driftline.simulate import START, simulated_model_spec, simulated_predictions
 from driftline.streams.settings import DEAD_LETTER_TEXT_BYTES, Settings
 
@@ -92,6 +100,17 @@ def test_drifting_traffic_yields_alerts_for_the_drifting_feature_only():
     opened = [alert for alert in found if alert.status.value == "open"]
     assert intake.counters.alerts["drift"] == len(opened)
     assert len({alert.alert_id for alert in opened}) == len(opened) == len(subjects) + 1
+
+
+def test_each_alert_sent_is_logged_once_as_its_one_line(caplog: pytest.LogCaptureFixture):
+    intake = intake_with(SPEC)
+    events = list(simulated_predictions(2_400, shift_at=2_100, seed=4))
+    with caplog.at_level(logging.WARNING, logger=ALERTS_LOGGER):
+        found = alerts(feed(intake, InputTopic.PREDICTIONS, events))
+    assert found
+    logged = [r for r in caplog.records if r.name == ALERTS_LOGGER]
+    assert [record.getMessage() for record in logged] == [alert_line(a) for a in found]
+    assert {record.levelno for record in logged} == {logging.WARNING}
 
 
 def test_a_jump_in_missing_values_raises_a_data_quality_alert_for_that_feature():

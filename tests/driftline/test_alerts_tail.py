@@ -20,7 +20,6 @@ from kafka.errors import TopicAlreadyExistsError
 from typer.testing import CliRunner
 
 from driftline import cli
-from driftline.alert_lines import alert_line, output_line, trigger_line
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -35,6 +34,7 @@ from driftline.schemas import (
     TrainingWindow,
     TriggerReason,
 )
+from driftline.schemas.lines import alert_line, output_line, trigger_line
 from driftline.streams.broker import free_port
 from driftline.streams.settings import Settings
 
@@ -122,6 +122,14 @@ def test_an_alert_line_gives_status_severity_kind_model_version_feature_and_summ
         "2026-01-01T00:00:00.250Z ALERT resolve critical data_quality model m v7 feature plan: "
         "back under 1.0% missing"
     )
+
+
+def test_an_alert_line_ends_at_the_event_the_alert_stands_at():
+    placed = an_alert(source=KafkaPosition(topic="predictions", partition=2, offset=3007))
+    assert alert_line(placed).endswith("over threshold 12.5) at predictions[2]@3007")
+    assert alert_line(placed, "line 3008").endswith("over threshold 12.5) at line 3008")
+    assert output_line(placed, "line 3008") == alert_line(placed, "line 3008")
+    assert alert_line(an_alert(), "line\n2").endswith(" at line\\n2")
 
 
 def test_an_alert_on_no_feature_names_none():

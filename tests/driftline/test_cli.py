@@ -1,4 +1,5 @@
 import contextlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -6,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
+import typer.core
+import typer.main
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -97,7 +101,66 @@ def create_registry_topic(bootstrap_servers: str, topic: str) -> None:
 def test_the_registry_commands_default_to_the_settings_defaults():
     defaults = {name: field.default for name, field in Settings.model_fields.items()}
     assert defaults["bootstrap_servers"] == cli.DEFAULT_BOOTSTRAP_SERVERS
+    assert defaults["predictions_topic"] == cli.DEFAULT_PREDICTIONS_TOPIC
     assert defaults["models_topic"] == cli.DEFAULT_MODELS_TOPIC
+    assert defaults["references_topic"] == cli.DEFAULT_REFERENCES_TOPIC
+    assert defaults["alerts_topic"] == cli.DEFAULT_ALERTS_TOPIC
+    assert defaults["retrain_triggers_topic"] == cli.DEFAULT_RETRAIN_TRIGGERS_TOPIC
+
+
+def kafka_options() -> list[tuple[str, typer.core.TyperOption]]:
+    """Every option of every command that names Kafka servers or a topic."""
+    found = []
+
+    def walk(command: typer.core.TyperCommand | typer.core.TyperGroup, path: str) -> None:
+        if isinstance(command, typer.core.TyperGroup):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+            return
+        for param in command.params:
+            if isinstance(param, typer.core.TyperOption) and (
+                param.name == "bootstrap_servers" or (param.name or "").endswith("topic")
+            ):
+                found.append((path, param))
+
+    walk(typer.main.get_command(cli.app), "")
+    return found
+
+
+def test_every_kafka_option_reads_the_workers_variable_and_default():
+    options = kafka_options()
+    assert {path for path, _ in options} >= {
+        "simulate",
+        "models register",
+        "models unregister",
+        "reference build",
+        "alerts tail",
+    }
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    for path, option in options:
+        envvar = option.envvar
+        assert isinstance(envvar, str), f"{path} {option.opts} reads no variable"
+        setting = envvar.removeprefix("DRIFTLINE_").lower()
+        assert envvar.startswith("DRIFTLINE_"), (path, envvar)
+        assert setting in defaults, (path, envvar)
+        assert option.default == defaults[setting], (path, envvar)
+
+
+def test_the_registry_commands_read_the_servers_from_the_environment():
+    servers = f"127.0.0.1:{free_port()}"
+    result = runner.invoke(
+        cli.app,
+        ["models", "unregister", "churn", "3", "--timeout", "2"],
+        env={"DRIFTLINE_BOOTSTRAP_SERVERS": servers},
+    )
+    assert result.exit_code == 1
+    assert f"could not publish to driftline.models at {servers} " in result.stderr
+
+
+def test_version_prints_the_installed_version():
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"driftline {importlib.metadata.version('driftline')}\n"
 
 
 def test_schemas_export_writes_one_file_per_wire_model(tmp_path):

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from driftline import cli
 from driftline.replay import Replay
-from driftline.schemas import Alert, ReferenceProfile
+from driftline.schemas import Alert, ReferenceProfile, RetrainTrigger
+from driftline.schemas.lines import output_line
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.topics import ensure_topics
 
@@ -40,10 +41,24 @@ def test_replay_prints_the_alerts_the_worker_would_raise(tmp_path):
         cli.app, ["replay", str(events), "--spec", str(spec), "--dead-letters"]
     )
     assert result.exit_code == 0, result.output
-    alerts = [line for line in result.stdout.splitlines() if line.startswith("ALERT drift")]
-    assert any("feature x" in line or " x:" in line for line in alerts), result.stdout
+    replayed = [o for o in Replay([simulated_model_spec()]).feed_file(events) if o is not None]
+    lines = [
+        line for line in result.stdout.splitlines() if " ALERT " in line or " RETRAIN " in line
+    ]
+    # One format for every alert line: the event an alert stands at is named by its line.
+    assert lines == [
+        output_line(o, f"line {o.source.offset + 1}" if isinstance(o, Alert) else None)
+        for o in replayed
+        if isinstance(o, Alert | RetrainTrigger)
+    ]
+    assert any(" ALERT open " in line and " drift model " in line for line in lines)
+    assert any(" feature x: " in line for line in lines), result.stdout
     assert "REFUSED line 5001: invalid_json" in result.stdout
-    assert "5001 events: 5000 processed, 1 refused (1 invalid_json), 0 duplicates" in result.stderr
+    # Nothing is printed twice: stderr holds the summary alone, no log line of an alert.
+    assert result.stderr.splitlines() == [
+        "5001 events: 5000 processed, 1 refused (1 invalid_json), 0 duplicates; "
+        f"{sum(1 for o in replayed if isinstance(o, Alert) and o.status.value == 'open')} alerts"
+    ]
 
 
 def test_replay_gives_the_same_alert_ids_every_time(tmp_path):
@@ -84,6 +99,52 @@ def test_a_built_reference_replaces_the_warm_up(tmp_path):
     assert result.exit_code == 0, result.output
     alerts = [json.loads(line) for line in result.stdout.splitlines()]
     assert "x" in {alert["feature"] for alert in alerts}
+
+
+def test_a_bad_reference_file_is_named_with_its_fields(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_YAML)
+    events = recorded(tmp_path / "events.jsonl", 10, 5)
+    bad = tmp_path / "profile.json"
+    bad.write_text('{"model_id": 3}')
+    missing = tmp_path / "none.json"
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "replay",
+            str(events),
+            "--spec",
+            str(spec),
+            "--reference",
+            str(bad),
+            "--reference",
+            str(missing),
+        ],
+    )
+    assert result.exit_code == 2
+    problems = result.stderr.splitlines()
+    assert problems[0] == (
+        f"driftline replay: {bad}: not a reference profile: model_id: "
+        "Input should be a valid string (quote it to write it as text)"
+    )
+    assert f"{bad}: not a reference profile: features: Field required" in problems
+    assert problems[-1] == f"{missing}: cannot read it: No such file or directory"
+
+
+def test_reference_build_warns_when_the_profile_goes_nowhere(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_YAML)
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,2\n3,4\n")
+    dropped = CliRunner().invoke(cli.app, ["reference", "build", str(data), "--spec", str(spec)])
+    assert dropped.exit_code == 0, dropped.output
+    assert "without --output FILE or --publish the profile is only checked" in dropped.stderr
+    kept = CliRunner().invoke(
+        cli.app,
+        ["reference", "build", str(data), "--spec", str(spec), "--output", str(tmp_path / "p")],
+    )
+    assert kept.exit_code == 0, kept.output
+    assert kept.stderr == ""
 
 
 def test_bad_inputs_are_refused_with_code_2_and_a_message(tmp_path):

@@ -1,5 +1,8 @@
 """One readable line per alert or retraining trigger, for a terminal or a log.
 
+The one format of every line driftline prints about them: ``driftline
+alerts tail``, ``driftline replay``, the demo and the worker's log.
+
 >>> from datetime import UTC, datetime
 >>> from driftline.schemas import RetrainTrigger, TrainingWindow, TriggerReason
 >>> trigger = RetrainTrigger(
@@ -14,31 +17,37 @@
 
 from datetime import UTC, datetime
 
-from driftline.schemas import Alert, KafkaPosition, RetrainTrigger
+from driftline.schemas.outputs import Alert, KafkaPosition, RetrainTrigger
 
 
-def output_line(message: Alert | RetrainTrigger) -> str:
+def output_line(message: Alert | RetrainTrigger, where: str | None = None) -> str:
     """One line for an alert or a retraining trigger: :func:`alert_line` or :func:`trigger_line`."""
     if isinstance(message, RetrainTrigger):
         return trigger_line(message)
-    return alert_line(message)
+    return alert_line(message, where)
 
 
-def alert_line(alert: Alert) -> str:
-    """``<time> ALERT <status> <severity> <kind> model <id> v<version> feature <f>: <summary>``.
+def alert_line(alert: Alert, where: str | None = None) -> str:
+    """``<time> ALERT <status> <severity> <kind> model <id> v<version> feature <f>: <summary>
+    at <where>``.
 
     ``feature <f>`` is left out for an alert on no feature, and the summary's
-    leading ``<f>: `` is dropped when the feature is already named.
+    leading ``<f>: `` is dropped when the feature is already named. ``at
+    <where>`` names the event the alert stands at: ``where`` when given (a
+    line of a file, say), else its Kafka position, ``topic[partition]@offset``;
+    it is left out when neither is known.
     """
     summary = alert.summary
     subject = ""
     if alert.feature is not None:
         subject = f" feature {_clean(alert.feature)}"
         summary = summary.removeprefix(f"{alert.feature}: ")
+    if where is None and alert.source is not None:
+        where = _position(alert.source)
     return (
         f"{_time(alert.event_time)} ALERT {alert.status.value} {alert.severity.value} "
         f"{alert.kind.value} model {_clean(alert.model_id)} v{_clean(alert.model_version)}"
-        f"{subject}: {_clean(summary)}"
+        f"{subject}: {_clean(summary)}{f' at {_clean(where)}' if where else ''}"
     )
 
 
