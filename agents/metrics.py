@@ -13,9 +13,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from driftline.agents.health import refusal
 from driftline.agents.intake import InputTopic
 from driftline.agents.status import delay_quantiles
 from driftline.agents.wiring import Monitoring
+from driftline.streams.settings import Settings
 
 
 class WorkerCollector(Collector):
@@ -106,13 +108,18 @@ class WorkerCollector(Collector):
         yield from (predictions, labelled, coverage, delay, estimated, realized)
 
 
-def register_metrics_page(app: Any, monitoring: Monitoring) -> CollectorRegistry:
+def register_metrics_page(
+    app: Any, monitoring: Monitoring, settings: Settings
+) -> CollectorRegistry:
     """Serve the worker's metrics at ``/metrics``; returns the registry they live in."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(WorkerCollector(monitoring))
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics(web: View, request: Request) -> Response:
+        refused = refusal(web, request, settings)
+        if refused is not None:  # a response is a mapping: empty, it is false
+            return refused
         return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
     return registry

@@ -218,6 +218,8 @@ class RegistryFollower:
         self._started = asyncio.Event()
         self._progress = asyncio.Event()
         self._synced_at: float | None = None
+        self.caught_up = False
+        """Whether the topics have been read to their end once (the worker is then ready)."""
 
     async def run(self) -> None:
         """Follow the topic until cancelled (when the worker stops)."""
@@ -244,6 +246,7 @@ class RegistryFollower:
             self._next_offsets = dict(beginnings)
             self._partitions, self._consumer = partitions, consumer
             self._started.set()
+            ends = await consumer.end_offsets(partitions)
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
                 for partition, records in batches.items():
@@ -257,6 +260,8 @@ class RegistryFollower:
                     position = await consumer.position(partition)
                     if position > self._next_offsets.get(partition, 0):
                         self._next_offsets[partition] = position
+                if not self.caught_up:
+                    self.caught_up = all(self._next_offsets.get(p, 0) >= e for p, e in ends.items())
                 self._progress.set()
                 self._progress.clear()
         finally:

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 from faust.web import Request, Response, View
 
+from driftline.agents.health import refusal
 from driftline.agents.wiring import Monitoring
+from driftline.streams.settings import Settings
 
 
 def status_report(monitoring: Monitoring) -> dict[str, Any]:
@@ -66,9 +68,12 @@ def delay_quantiles(delays: list[float]) -> dict[str, float]:
     }
 
 
-def register_status_page(app: Any, monitoring: Monitoring) -> None:
+def register_status_page(app: Any, monitoring: Monitoring, settings: Settings) -> None:
     """Serve :func:`status_report` at ``/status`` when the web server is on."""
 
     @app.page("/status")  # type: ignore[untyped-decorator]
     async def status(web: View, request: Request) -> Response:
+        refused = refusal(web, request, settings)
+        if refused is not None:  # a response is a mapping: empty, it is false
+            return refused
         return web.json(status_report(monitoring))

@@ -26,6 +26,7 @@ from faust.types import StreamT, TopicT
 
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
+from driftline.agents.progress import ProgressWatch
 from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.monitors.positions import Position
@@ -49,6 +50,8 @@ class Monitoring:
     registry: ModelRegistry
     follower: RegistryFollower
     changelog: "ChangelogWriter"
+    progress: ProgressWatch
+    """When each input partition last had a batch processed (for ``/livez``)."""
 
 
 def register_agents(dapp: DriftlineApp) -> Monitoring:
@@ -66,6 +69,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         ),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
+        progress=ProgressWatch(dapp.settings.stall_seconds),
     )
 
     @dapp.app.task  # type: ignore[untyped-decorator]
@@ -157,6 +161,8 @@ def _register_input_agent(
 
     async def process_batch(records: Sequence[Any]) -> None:
         started = time.perf_counter()
+        partitions = {(record.topic, record.partition) for record in records}
+        monitoring.progress.started(partitions)
         messages = [_input_message(topic, record) for record in records]
         try:
             outputs = await decide(messages)
@@ -170,6 +176,7 @@ def _register_input_agent(
             outputs = [intake.failed(message, error) for message in messages]
         await sender.send_all(outputs)
         await monitoring.changelog.write(intake, clock)
+        monitoring.progress.processed(partitions)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: a batch of %d in %.1f ms, %d outputs",

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 import faust
 from kafka.errors import KafkaError
 
+from driftline.agents.health import register_health_pages
 from driftline.agents.metrics import register_metrics_page
 from driftline.agents.status import register_status_page
 from driftline.agents.wiring import Monitoring, register_agents
@@ -31,8 +32,9 @@ def build_worker_app(settings: Settings) -> tuple[DriftlineApp, Monitoring]:
     """The faust app with every driftline agent registered on it."""
     dapp = create_app(settings)
     monitoring = register_agents(dapp)
-    register_status_page(dapp.app, monitoring)
-    register_metrics_page(dapp.app, monitoring)
+    register_status_page(dapp.app, monitoring, settings)
+    register_metrics_page(dapp.app, monitoring, settings)
+    register_health_pages(dapp.app, monitoring, settings)
     return dapp, monitoring
 
 

@@ -109,7 +109,15 @@ def worker() -> None:
 
     try:
         settings = load_settings()
-    except (ValidationError, ValueError) as error:
+    except ValidationError as error:
+        # Each problem by its variable, never with the value given: it may be a secret.
+        problems = "; ".join(
+            f"{_variable(problem['loc'])}{problem['msg'].removeprefix('Value error, ')}"
+            for problem in error.errors(include_url=False, include_input=False)
+        )
+        typer.echo(f"driftline worker: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as error:
         typer.echo(f"driftline worker: invalid settings: {error}", err=True)
         raise typer.Exit(2) from None
     try:
@@ -117,6 +125,11 @@ def worker() -> None:
     except WorkerStartupError as error:
         typer.echo(f"driftline worker: {error}", err=True)
         raise typer.Exit(1) from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """``DRIFTLINE_<SETTING>: `` for a settings error of one setting; nothing for the whole."""
+    return f"DRIFTLINE_{str(location[0]).upper()}: " if location else ""
 
 
 @app.command()

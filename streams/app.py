@@ -62,9 +62,11 @@ class DriftlineApp:
 def create_app(settings: Settings) -> DriftlineApp:
     """Build the faust app for these settings; agents are registered on it after.
 
-    The web server binds 127.0.0.1 by default and never serves table contents:
-    faust's defaults (all interfaces, table views on) would expose a worker's
-    state to anyone who can reach it.
+    The web server binds 127.0.0.1 by default and never serves table contents,
+    routing or statistics: faust's defaults (all interfaces, table views on)
+    would expose a worker's state to anyone who can reach it, and faust's own
+    views know nothing of ``DRIFTLINE_WEB_TOKEN`` (its index, ``{"status":
+    "OK"}``, stays).
 
     Tuned for throughput (``benchmarks/faust_overhead.py`` measures it):
     faust's repaired Cython stream iterator (``cython_optimizations``),
@@ -94,6 +96,8 @@ def create_app(settings: Settings) -> DriftlineApp:
         web_port=settings.web_port,
         web_tables_enabled=False,
         web_graph_enabled=False,
+        web_router_enabled=False,  # faust's own views know no token: only a bare index stays
+        web_stats_enabled=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_disable_leader=True,

@@ -7,18 +7,31 @@ in a deployment file must not silently fall back to a default.
 """
 
 import difflib
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DRIFTLINE_"
 
 HARNESS_ENVIRONMENT = frozenset({"DRIFTLINE_BROKER_CACHE"})
 """``DRIFTLINE_`` variables read by the local broker harness, not the worker."""
+
+WEB_TOKEN_MIN_CHARS = 16
+"""The shortest bearer token taken: a short one could be guessed."""
 
 DEAD_LETTER_TEXT_BYTES = 64 * 1024
 """Room in a dead letter beyond its message's bytes: its reason, field path, key and source."""
@@ -158,9 +171,26 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".driftline"), description="Where the worker keeps its local state."
     )
-    web_enabled: bool = Field(default=False, description="Serve faust's web endpoints.")
-    web_host: str = Field(default="127.0.0.1", description="Address the web server binds.")
+    web_enabled: bool = Field(
+        default=False,
+        description="Serve the web endpoints: /status, /metrics, /livez and /readyz.",
+    )
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address the web server binds; any but a loopback address needs "
+        "DRIFTLINE_WEB_TOKEN.",
+    )
     web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the web server.")
+    web_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every web endpoint then requires (Authorization: Bearer "
+        "<token>); at least 16 characters. Never logged.",
+    )
+    stall_seconds: PositiveFloat = Field(
+        default=120.0,
+        description="/livez fails when an assigned input partition has had messages waiting "
+        "this long without any being processed, or the worker is stopping or crashed.",
+    )
     startup_timeout_seconds: PositiveFloat = Field(
         default=30.0,
         description="How long the worker waits for Kafka at start-up before it gives up.",
@@ -207,10 +237,39 @@ class Settings(BaseSettings):
         default="info", description="Worker log level."
     )
 
+    @field_validator("web_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < WEB_TOKEN_MIN_CHARS:
+            raise ValueError(f"a token needs at least {WEB_TOKEN_MIN_CHARS} characters")
+        return token
+
+    @model_validator(mode="after")
+    def _token_beyond_this_machine(self) -> Self:
+        if self.web_enabled and self.web_token is None and not is_loopback(self.web_host):
+            raise ValueError(
+                f"DRIFTLINE_WEB_HOST={self.web_host} serves the web endpoints beyond this "
+                f"machine: set DRIFTLINE_WEB_TOKEN to a secret of {WEB_TOKEN_MIN_CHARS} or more "
+                "characters, which every request must then carry as 'Authorization: Bearer "
+                "<token>'"
+            )
+        return self
+
     @property
     def broker_url(self) -> str:
         """The bootstrap servers in faust's URL form."""
         return ";".join(f"kafka://{server}" for server in self.bootstrap_servers.split(","))
+
+    @property
+    def input_topics(self) -> list[str]:
+        """The topics a worker consumes: events, labels and the two registry topics."""
+        return [
+            self.predictions_topic,
+            self.features_topic,
+            self.labels_topic,
+            self.models_topic,
+            self.references_topic,
+        ]
 
     @property
     def bootstrap_server_list(self) -> list[str]:
@@ -235,6 +294,22 @@ class Settings(BaseSettings):
         return max(2 * self.max_message_bytes, 1 << 20) + DEAD_LETTER_TEXT_BYTES
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a web server bound to ``host`` is reachable from this machine only.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost")
+    (True, True, True)
+    >>> is_loopback("0.0.0.0"), is_loopback("worker-1.internal")
+    (False, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
+
+
 def environment_names() -> dict[str, str]:
     """Map each environment variable the worker reads to its setting's name."""
     return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
@@ -247,7 +322,16 @@ def to_environment(settings: Settings) -> dict[str, str]:
     '2'
     """
     values = settings.model_dump(mode="json")
-    return {env_name: str(values[field]) for env_name, field in environment_names().items()}
+    environment = {}
+    for env_name, field in environment_names().items():
+        value = getattr(settings, field)
+        if value is None:  # the default: left out
+            continue
+        if isinstance(value, SecretStr):
+            environment[env_name] = value.get_secret_value()
+        else:
+            environment[env_name] = str(values[field])
+    return environment
 
 
 def unknown_environment_variables(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -45,7 +45,7 @@ def test_help_lists_the_commands():
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
-        ("DRIFTLINE_TOPIC_PARTITIONS", "many", "topic_partitions"),
+        ("DRIFTLINE_TOPIC_PARTITIONS", "many", "DRIFTLINE_TOPIC_PARTITIONS: Input should be"),
         ("DRIFTLINE_BOOTSTRAP_SERVER", "kafka:9092", "did you mean DRIFTLINE_BOOTSTRAP_SERVERS"),
     ],
 )
@@ -54,6 +54,13 @@ def test_the_worker_refuses_bad_settings_before_touching_kafka(name, value, expe
     assert result.returncode == 2
     assert "invalid settings" in result.stderr
     assert expected in result.stderr
+
+
+def test_the_worker_never_echoes_a_secret_it_refuses():
+    result = run_cli("worker", env={"DRIFTLINE_WEB_TOKEN": "short-s3cret"})
+    assert result.returncode == 2
+    assert "DRIFTLINE_WEB_TOKEN: a token needs at least 16 characters" in result.stderr
+    assert "short-s3cret" not in result.stderr + result.stdout
 
 
 def test_the_worker_says_which_brokers_it_cannot_reach():

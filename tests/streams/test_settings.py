@@ -76,6 +76,39 @@ def test_to_environment_round_trips(monkeypatch, tmp_path: Path):
     assert load_settings() == original
 
 
+def test_to_environment_round_trips_a_secret_and_leaves_out_what_is_unset(monkeypatch):
+    assert "DRIFTLINE_WEB_TOKEN" not in to_environment(Settings())
+    original = Settings(web_enabled=True, web_host="0.0.0.0", web_token="s3cret-s3cret-s3cret")
+    environment = to_environment(original)
+    assert environment["DRIFTLINE_WEB_TOKEN"] == "s3cret-s3cret-s3cret"
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == original
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "worker.internal"])
+def test_a_web_server_beyond_this_machine_needs_a_token(host):
+    with pytest.raises(ValidationError, match="set DRIFTLINE_WEB_TOKEN"):
+        Settings(web_enabled=True, web_host=host)
+    assert Settings(web_enabled=True, web_host=host, web_token="x" * 16).web_host == host
+    assert Settings(web_enabled=False, web_host=host).web_token is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_a_web_server_on_this_machine_needs_none(host):
+    assert Settings(web_enabled=True, web_host=host).web_token is None
+
+
+def test_the_token_is_never_shown():
+    settings = Settings(web_token="s3cret-s3cret-s3cret")
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings)
+    assert "s3cret" not in settings.model_dump_json()
+    with pytest.raises(ValidationError) as refused:
+        Settings(web_token="short-s3cret")  # under 16 characters
+    assert "short-s3cret" not in str(refused.value.errors(include_input=False))
+
+
 setting_names = st.sampled_from(sorted(environment_names()))
 env_values = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
@@ -92,7 +125,10 @@ def test_any_environment_gives_settings_or_an_error_naming_the_setting(monkeypat
         try:
             loaded = load_settings()
         except ValidationError as error:
-            named = {str(e["loc"][0]) for e in error.errors()}
+            named = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
             assert named <= {environment_names()[name] for name in environment}
+            for whole in [e for e in error.errors() if not e["loc"]]:  # the settings together
+                assert "DRIFTLINE_WEB_TOKEN" in whole["msg"]
+                assert "DRIFTLINE_WEB_HOST" in environment
         else:
             assert isinstance(loaded, Settings)

@@ -1,0 +1,109 @@
+"""Liveness and readiness of a worker, for an orchestrator's probes, and who may ask.
+
+``GET /livez`` answers 503 when restarting the worker is the cure: the app
+is stopping or crashed (a worker that stopped itself after a Kafka error
+stays alive otherwise, consuming nothing), or an assigned input partition
+has had messages waiting for ``DRIFTLINE_STALL_SECONDS`` without one being
+processed. A blocked event loop cannot answer at all, so the probe's own
+timeout fails it. ``GET /readyz`` answers 200 once the tables are
+recovered and the registry topic has been read to its end.
+
+Every endpoint of the web server takes the same rule: with
+``DRIFTLINE_WEB_TOKEN`` set, a request must carry ``Authorization: Bearer
+<token>`` (and a web server bound beyond localhost must have one).
+"""
+
+import hmac
+from collections.abc import Iterable
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from driftline.agents.progress import Partition, ProgressWatch
+from driftline.agents.wiring import Monitoring
+from driftline.streams.batching import BatchingConsumer
+from driftline.streams.settings import Settings
+
+OBSERVE_SECONDS = 1.0
+"""How often the worker looks at which input partitions have messages waiting."""
+
+
+def waiting_partitions(app: Any, topics: Iterable[str]) -> list[Partition]:
+    """The assigned partitions of ``topics`` with messages waiting: fetched, or on the broker
+    past what was read."""
+    consumer = app.consumer
+    if not isinstance(consumer, BatchingConsumer):
+        return []
+    topics = set(topics)
+    return [
+        (tp.topic, tp.partition)
+        for tp in consumer.assignment()
+        if tp.topic in topics
+        and (consumer.waiting(tp.topic, tp.partition) > 0 or consumer.unread(*tp))
+    ]
+
+
+def liveness(app: Any, watch: ProgressWatch) -> dict[str, Any]:
+    """The liveness report: ``live``, and each problem in words."""
+    problems = []
+    if app.crashed or app.should_stop:
+        problems.append(f"the worker is {app.state}: it consumes nothing more")
+    for (topic, partition), idle in sorted(watch.stalled().items()):
+        problems.append(
+            f"{topic}[{partition}] has had messages waiting {idle:.0f} s without progress "
+            f"(DRIFTLINE_STALL_SECONDS={watch.stall_seconds:g})"
+        )
+    return {"live": not problems, "problems": problems}
+
+
+def readiness(app: Any, monitoring: Monitoring) -> dict[str, Any]:
+    """The readiness report: ``ready``, and what is still awaited."""
+    waiting_for = []
+    if not app.tables.recovery.completed.is_set():
+        waiting_for.append("the tables' recovery")
+    if not monitoring.follower.caught_up:
+        waiting_for.append("the registry topic, read to its end")
+    return {"ready": not waiting_for, "waiting_for": waiting_for}
+
+
+def refusal(web: View, request: Request, settings: Settings) -> Response | None:
+    """A 401 answer for a request without the bearer token the settings ask for, else None."""
+    if settings.web_token is None:
+        return None
+    expected = f"Bearer {settings.web_token.get_secret_value()}".encode()
+    given = request.headers.get("Authorization", "").encode()
+    if hmac.compare_digest(given, expected):
+        return None
+    return web.json(
+        {"error": "this endpoint needs the header 'Authorization: Bearer <DRIFTLINE_WEB_TOKEN>'"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="driftline"'},
+    )
+
+
+def register_health_pages(app: Any, monitoring: Monitoring, settings: Settings) -> ProgressWatch:
+    """Serve ``/livez`` and ``/readyz``, and watch the input partitions for them."""
+    watch = monitoring.progress
+    topics = settings.input_topics
+
+    @app.timer(interval=OBSERVE_SECONDS)  # type: ignore[untyped-decorator]
+    async def observe_inputs() -> None:
+        watch.observe(waiting_partitions(app, topics))
+
+    @app.page("/livez")  # type: ignore[untyped-decorator]
+    async def livez(web: View, request: Request) -> Response:
+        refused = refusal(web, request, settings)
+        if refused is not None:
+            return refused
+        report = liveness(app, watch)
+        return web.json(report, status=200 if report["live"] else 503)
+
+    @app.page("/readyz")  # type: ignore[untyped-decorator]
+    async def readyz(web: View, request: Request) -> Response:
+        refused = refusal(web, request, settings)
+        if refused is not None:
+            return refused
+        report = readiness(app, monitoring)
+        return web.json(report, status=200 if report["ready"] else 503)
+
+    return watch

@@ -1,0 +1,67 @@
+"""When each input partition last made progress: a stalled worker told from a quiet one."""
+
+import time
+from collections.abc import Callable, Iterable
+
+Partition = tuple[str, int]
+"""A topic's name and a partition number."""
+
+
+class ProgressWatch:
+    """Which input partitions have had messages waiting, and for how long without progress.
+
+    :meth:`started` is told of each partition a batch comes from as it is
+    taken, and :meth:`processed` once the batch's outputs are sent;
+    :meth:`observe` of the partitions with messages waiting to be taken. A
+    partition waits while it has messages waiting or a batch in flight, and
+    stalls when it has waited, with no batch of it processed, for
+    ``stall_seconds``.
+
+    >>> now = [0.0]
+    >>> watch = ProgressWatch(60.0, clock=lambda: now[0])
+    >>> watch.observe([("predictions", 0)])
+    >>> now[0] = 61.0
+    >>> watch.observe([("predictions", 0)])
+    >>> watch.stalled()
+    {('predictions', 0): 61.0}
+    >>> watch.processed([("predictions", 0)])
+    >>> watch.stalled()
+    {}
+    """
+
+    def __init__(self, stall_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_seconds = stall_seconds
+        self.clock = clock
+        self._progress: dict[Partition, float] = {}
+        self._waiting_since: dict[Partition, float] = {}
+        self._in_flight: set[Partition] = set()
+
+    def started(self, partitions: Iterable[Partition]) -> None:
+        """A batch of these partitions' messages is taken, to be processed."""
+        self._in_flight.update(partitions)
+
+    def processed(self, partitions: Iterable[Partition]) -> None:
+        """A batch of these partitions' messages was processed and its outputs sent."""
+        now = self.clock()
+        for partition in partitions:
+            self._progress[partition] = now
+            self._in_flight.discard(partition)
+
+    def observe(self, waiting: Iterable[Partition]) -> None:
+        """These partitions have messages waiting to be taken now; any other has none."""
+        now = self.clock()
+        waiting = set(waiting) | self._in_flight
+        for partition in waiting:
+            self._waiting_since.setdefault(partition, now)
+        for partition in self._waiting_since.keys() - waiting:
+            del self._waiting_since[partition]
+
+    def stalled(self) -> dict[Partition, float]:
+        """Each partition stalled, with how long it has waited without progress (seconds)."""
+        now = self.clock()
+        stalled = {}
+        for partition, since in self._waiting_since.items():
+            idle = now - max(since, self._progress.get(partition, since))
+            if idle >= self.stall_seconds:
+                stalled[partition] = idle
+        return stalled

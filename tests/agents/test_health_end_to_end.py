@@ -1,0 +1,171 @@
+"""``/livez`` and ``/readyz`` of a real worker, its agent stalled on purpose, and the token rule.
+
+The worker runs as a subprocess against the session's broker. To stall
+its predictions agent the way a hung send would, a ``sitecustomize``
+module on its ``PYTHONPATH`` holds every send while a flag file exists:
+the event loop stays free, so the endpoints answer, but no batch ends.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_helpers import committed_offsets, free_port, wait_until_caught_up
+from pydantic import SecretStr
+
+from driftline.client import Publisher
+from driftline.simulate import simulated_model_spec, simulated_predictions
+from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
+from driftline.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.kafka
+
+TOKEN = "a-test-token-of-some-length"
+STALL_SECONDS = 3.0
+
+STALLING_SITECUSTOMIZE = """
+import asyncio
+import os
+
+import driftline.blas  # as the command does: before numpy loads
+from driftline.agents import wiring
+
+_send_all = wiring.OutputSender.send_all
+FLAG = os.environ["TEST_STALL_FLAG"]
+
+
+async def send_all(self, outputs):
+    while os.path.exists(FLAG):
+        await asyncio.sleep(0.05)
+    await _send_all(self, outputs)
+
+
+wiring.OutputSender.send_all = send_all
+"""
+
+
+def get(port: int, path: str, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
+    """The status code and JSON body of ``GET path`` on the worker's web server."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def get_status(port: int, path: str) -> int:
+    """The status code of ``GET path`` without a token, whatever the body."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def wait_for(
+    worker: WorkerProcess, probe: Any, wanted: Any, *, timeout: float = 120.0
+) -> tuple[int, dict[str, Any]]:
+    """Call ``probe()`` until ``wanted(answer)``; that answer."""
+    deadline = time.monotonic() + timeout
+    answer: Any = None
+    while time.monotonic() < deadline:
+        assert worker.running, worker.log_text()
+        try:
+            answer = probe()
+        except OSError:  # the web server is not up yet
+            answer = None
+        if answer is not None and wanted(answer):
+            return answer  # type: ignore[no-any-return]
+        time.sleep(0.25)
+    raise AssertionError(f"never got there: {answer}\n{worker.log_text()[-3000:]}")
+
+
+def publish(settings: Settings, start: int, count: int) -> None:
+    with Publisher(
+        settings.bootstrap_servers,
+        predictions_topic=settings.predictions_topic,
+        models_topic=settings.models_topic,
+    ) as publisher:
+        if start == 0:
+            publisher.register(simulated_model_spec())
+        events = list(simulated_predictions(start + count, shift_at=10**9, seed=5))[start:]
+        for event in events:
+            publisher.publish(event)
+        publisher.flush()
+
+
+def processed(port: int) -> int:
+    return int(get(port, "/status")[1]["topics"]["predictions"]["processed"])
+
+
+def test_livez_fails_while_an_agent_is_stalled_and_recovers_after(
+    worker_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STALLING_SITECUSTOMIZE)
+    flag = tmp_path / "stall"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("TEST_STALL_FLAG", str(flag))
+    port = free_port()
+    settings = worker_settings.model_copy(
+        update={
+            "web_enabled": True,
+            "web_port": port,
+            "web_token": SecretStr(TOKEN),
+            "stall_seconds": STALL_SECONDS,
+        }
+    )
+    ensure_topics(settings)
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        _, ready = wait_for(worker, lambda: get(port, "/readyz"), lambda a: a[0] == 200)
+        assert ready == {"ready": True, "waiting_for": []}
+        assert get(port, "/livez") == (200, {"live": True, "problems": []})
+
+        publish(settings, 0, 500)
+        wait_for(worker, lambda: processed(port), lambda n: n == 500)
+        flag.touch()  # the next batch stalls before its outputs are sent
+        publish(settings, 500, 500)
+        _, report = wait_for(worker, lambda: get(port, "/livez"), lambda a: a[0] == 503)
+        assert report["live"] is False
+        [problem] = report["problems"]
+        assert problem.startswith(f"{settings.predictions_topic}[")
+        assert "has had messages waiting" in problem
+        assert "DRIFTLINE_STALL_SECONDS=3" in problem
+        group, topic = settings.app_id, settings.predictions_topic
+        assert sum(committed_offsets(settings.bootstrap_servers, group, topic).values()) <= 500
+
+        flag.unlink()
+        wait_for(worker, lambda: get(port, "/livez"), lambda a: a[0] == 200)
+        wait_until_caught_up(settings.bootstrap_servers, group, topic)
+
+
+def test_every_endpoint_needs_the_token_when_one_is_set(worker_settings: Settings, tmp_path: Path):
+    port = free_port()
+    settings = worker_settings.model_copy(
+        update={"web_enabled": True, "web_port": port, "web_token": SecretStr(TOKEN)}
+    )
+    ensure_topics(settings)
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        wait_for(worker, lambda: get(port, "/readyz"), lambda a: a[0] == 200)
+        for path in ("/livez", "/readyz", "/status", "/metrics"):
+            for token in (None, "a-wrong-token-of-some-length", TOKEN[:-1]):
+                status, body = get(port, path, token)
+                assert status == 401, (path, token)
+                assert "Authorization: Bearer" in body["error"]
+        for faust_view in ("/router/", "/stats/", "/assignments/", "/table/"):
+            assert get_status(port, faust_view) == 404, faust_view
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+        request.add_header("Authorization", f"Bearer {TOKEN}")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+            assert b"driftline_messages_consumed" in response.read()
+    assert TOKEN not in worker.log_text()
