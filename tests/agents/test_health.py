@@ -33,8 +33,7 @@ def test_a_stalled_partition_is_named_with_how_long_it_waited():
     watch.observe([("predictions", 3)])
     now[0] = 12.4
     assert liveness(an_app(), watch)["problems"] == [
-        "predictions[3] has had messages waiting 12 s without progress "
-        "(DRIFTLINE_STALL_SECONDS=10)"
+        "predictions[3] has had messages waiting 12 s without progress (DRIFTLINE_STALL_SECONDS=10)"
     ]
 
 
