@@ -14,6 +14,7 @@ Every endpoint of the web server takes the same rule: with
 """
 
 import hmac
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,8 @@ from driftline.agents.progress import Partition, ProgressWatch
 from driftline.agents.wiring import Monitoring
 from driftline.streams.batching import BatchingConsumer
 from driftline.streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 OBSERVE_SECONDS = 1.0
 """How often the worker looks at which input partitions have messages waiting."""
@@ -37,7 +40,7 @@ def waiting_partitions(app: Any, topics: Iterable[str]) -> list[Partition]:
     topics = set(topics)
     return [
         (tp.topic, tp.partition)
-        for tp in consumer.assignment()
+        for tp in consumer.held()
         if tp.topic in topics
         and (consumer.waiting(tp.topic, tp.partition) > 0 or consumer.unread(*tp))
     ]
@@ -88,7 +91,10 @@ def register_health_pages(app: Any, monitoring: Monitoring, settings: Settings) 
 
     @app.timer(interval=OBSERVE_SECONDS)  # type: ignore[untyped-decorator]
     async def observe_inputs() -> None:
-        watch.observe(waiting_partitions(app, topics))
+        try:
+            watch.observe(waiting_partitions(app, topics))
+        except Exception:  # a timer that raised would stop the worker: only say so
+            log.exception("could not tell which input partitions have messages waiting")
 
     @app.page("/livez")  # type: ignore[untyped-decorator]
     async def livez(web: View, request: Request) -> Response:

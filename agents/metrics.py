@@ -5,11 +5,20 @@ text format. Nothing is counted twice: the collector reads the same counts
 the status page shows, when Prometheus asks, so the figures always agree.
 """
 
-from collections.abc import Iterator
+import importlib.metadata
+import platform
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from faust.web import Request, Response, View
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -17,14 +26,19 @@ from driftline.agents.health import refusal
 from driftline.agents.intake import InputTopic
 from driftline.agents.status import delay_quantiles
 from driftline.agents.wiring import Monitoring
+from driftline.streams.batching import BatchingConsumer
 from driftline.streams.settings import Settings
 
 
 class WorkerCollector(Collector):
-    """The worker's counts per topic, alerts by kind, and per model version performance."""
+    """The worker's counts per topic, alerts by kind, per model version performance, and the
+    lag of its input partitions."""
 
-    def __init__(self, monitoring: Monitoring) -> None:
+    def __init__(self, monitoring: Monitoring, app: Any = None, topics: Iterable[str] = ()) -> None:
         self.monitoring = monitoring
+        self.app = app
+        """The faust app whose consumer gives the lag of ``topics`` (none without one)."""
+        self.topics = frozenset(topics)
 
     def collect(self) -> Iterator[Metric]:
         intake = self.monitoring.intake
@@ -67,6 +81,7 @@ class WorkerCollector(Collector):
             alerts.add_metric([kind], count)
         yield alerts
         yield from self._performance()
+        yield from self._lag()
 
     def _performance(self) -> Iterator[Metric]:
         labels = ["model_id", "model_version"]
@@ -89,11 +104,7 @@ class WorkerCollector(Collector):
             "Accuracy estimated from probabilities over the last closed window.",
             labels=labels,
         )
-        realized = GaugeMetricFamily(
-            "driftline_realized_performance",
-            "Realized metrics over the last settled window.",
-            labels=[*labels, "metric"],
-        )
+        realized: dict[str, GaugeMetricFamily] = {}
         for (model_id, version), monitor in sorted(self.monitoring.intake.labels.monitors.items()):
             key = [model_id, version]
             predictions.add_metric(key, monitor.predictions)
@@ -104,8 +115,63 @@ class WorkerCollector(Collector):
             if "accuracy" in monitor.last_estimate:
                 estimated.add_metric(key, monitor.last_estimate["accuracy"])
             for metric, value in sorted(monitor.last_realized.items()):
-                realized.add_metric([*key, metric], value)
-        yield from (predictions, labelled, coverage, delay, estimated, realized)
+                family = realized.get(metric)
+                if family is None:
+                    name, help_text = REALIZED_METRICS.get(
+                        metric, (f"driftline_realized_{metric}", f"Realized {metric}.")
+                    )
+                    family = realized[metric] = GaugeMetricFamily(
+                        name, f"{help_text} Over the last settled window.", labels=labels
+                    )
+                family.add_metric(key, value)
+        yield from (predictions, labelled, coverage, delay, estimated)
+        yield from (realized[metric] for metric in sorted(realized))
+
+    def _lag(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "driftline_consumer_lag_messages",
+            "Messages of an assigned input partition not yet taken by its agent: on the "
+            "broker past what was read, and fetched but waiting.",
+            labels=["topic", "partition"],
+        )
+        consumer = getattr(self.app, "consumer", None) if self.app is not None else None
+        if isinstance(consumer, BatchingConsumer):
+            for tp in sorted(consumer.held()):
+                if tp.topic not in self.topics:
+                    continue
+                behind = consumer.lag(tp.topic, tp.partition)
+                if behind is not None:
+                    lag.add_metric([tp.topic, str(tp.partition)], behind)
+        yield lag
+
+
+REALIZED_METRICS: dict[str, tuple[str, str]] = {
+    "accuracy": ("driftline_realized_accuracy_ratio", "Share of predictions that were right."),
+    "precision": ("driftline_realized_precision_ratio", "Precision (macro for many classes)."),
+    "recall": ("driftline_realized_recall_ratio", "Recall (macro for many classes)."),
+    "f1": ("driftline_realized_f1_ratio", "F1 score (macro for many classes)."),
+    "log_loss": ("driftline_realized_log_loss_nats", "Mean log loss, in nats."),
+    "mae": ("driftline_realized_mae", "Mean absolute error, in the target's own unit."),
+    "rmse": ("driftline_realized_rmse", "Root mean squared error, in the target's own unit."),
+}
+"""Each realized metric as a metric of its own: one unit to a name, as Prometheus has it."""
+
+
+def build_info() -> dict[str, str]:
+    """The versions a worker runs: driftline's, Python's and its Kafka stack's."""
+    return {
+        "version": _version("driftline"),
+        "python": platform.python_version(),
+        "faust": _version("faust-streaming"),
+        "aiokafka": _version("aiokafka"),
+    }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def register_metrics_page(
@@ -113,7 +179,12 @@ def register_metrics_page(
 ) -> CollectorRegistry:
     """Serve the worker's metrics at ``/metrics``; returns the registry they live in."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(WorkerCollector(monitoring))
+    registry.register(WorkerCollector(monitoring, app, settings.input_topics))
+    registry.register(monitoring.batch_seconds)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    Info("driftline_build", "The versions this worker runs.", registry=registry).info(build_info())
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics(web: View, request: Request) -> Response:

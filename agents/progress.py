@@ -1,7 +1,10 @@
-"""When each input partition last made progress: a stalled worker told from a quiet one."""
+"""The progress of the input partitions: when each last had a batch processed (a stalled
+worker told from a quiet one), and how long batches take."""
 
 import time
 from collections.abc import Callable, Iterable
+
+from prometheus_client import Histogram
 
 Partition = tuple[str, int]
 """A topic's name and a partition number."""
@@ -65,3 +68,18 @@ class ProgressWatch:
             if idle >= self.stall_seconds:
                 stalled[partition] = idle
         return stalled
+
+
+BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Buckets of the batch time: a batch should take about ``DRIFTLINE_BATCH_TARGET_SECONDS``."""
+
+
+def batch_seconds_histogram() -> Histogram:
+    """The histogram of batch times by input topic, unregistered (the metrics page adds it)."""
+    return Histogram(
+        "driftline_batch_seconds",
+        "Time an agent took for one batch: decoding, processing and sending its outputs.",
+        labelnames=["topic"],
+        buckets=BATCH_SECONDS_BUCKETS,
+        registry=None,
+    )

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from faust.types import StreamT, TopicT
+from prometheus_client import Histogram
 
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
-from driftline.agents.progress import ProgressWatch
+from driftline.agents.progress import ProgressWatch, batch_seconds_histogram
 from driftline.agents.registry import ModelRegistry, RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.monitors.positions import Position
@@ -52,6 +53,8 @@ class Monitoring:
     changelog: "ChangelogWriter"
     progress: ProgressWatch
     """When each input partition last had a batch processed (for ``/livez``)."""
+    batch_seconds: Histogram
+    """How long batches take, by input topic (for ``/metrics``)."""
 
 
 def register_agents(dapp: DriftlineApp) -> Monitoring:
@@ -70,6 +73,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
         progress=ProgressWatch(dapp.settings.stall_seconds),
+        batch_seconds=batch_seconds_histogram(),
     )
 
     @dapp.app.task  # type: ignore[untyped-decorator]
@@ -143,6 +147,7 @@ def _register_input_agent(
     settings = dapp.settings
     clock = loop_time.clock()
     sender = OutputSender(settings, lambda: kafka_producer(dapp.app))
+    batch_seconds = monitoring.batch_seconds.labels(topic.value)
     intake, follower = monitoring.intake, monitoring.follower
 
     async def process(records: Sequence[Any]) -> None:
@@ -177,6 +182,7 @@ def _register_input_agent(
         await sender.send_all(outputs)
         await monitoring.changelog.write(intake, clock)
         monitoring.progress.processed(partitions)
+        batch_seconds.observe(time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: a batch of %d in %.1f ms, %d outputs",

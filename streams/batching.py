@@ -62,6 +62,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer as AIOKafkaClient
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
@@ -479,6 +480,27 @@ class BatchingConsumer(AIOKafkaConsumer):
             return True
         read = self._read_offset[tp]
         return bool(highwater > (-1 if read is None else read) + 1)
+
+    def held(self) -> set[TP]:
+        """The partitions assigned to this worker now: none before the consumer has started
+        (where :meth:`assignment` raises)."""
+        try:
+            return set(self.assignment())
+        except ConsumerNotStarted:
+            return set()
+
+    def lag(self, topic: str, partition: int) -> int | None:
+        """Records of a held partition not yet taken by its batch reader: on the broker past
+        the last read (by the last fetch's high-water mark), and fetched but waiting. None
+        when it is not known: the partition is not held, or not fetched from yet."""
+        tp = TP(topic, partition)
+        if tp not in self.held():
+            return None
+        highwater: int | None = self.highwater(tp)
+        read = self._read_offset[tp]
+        if highwater is None or read is None:
+            return None
+        return max(highwater - read - 1, 0) + self.waiting(topic, partition)
 
     def feed_for(self, topics: Iterable[str], maxsize: int) -> RecordFeed:
         """The feed of these topics, registered on first use (an agent restart reuses it)."""

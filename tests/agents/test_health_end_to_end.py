@@ -6,6 +6,7 @@ module on its ``PYTHONPATH`` holds every send while a flag file exists:
 the event loop stays free, so the endpoints answer, but no batch ends.
 """
 
+import importlib.metadata
 import json
 import time
 import urllib.error
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from kafka_helpers import committed_offsets, free_port, wait_until_caught_up
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from driftline.client import Publisher
@@ -148,7 +150,9 @@ def test_livez_fails_while_an_agent_is_stalled_and_recovers_after(
         wait_until_caught_up(settings.bootstrap_servers, group, topic)
 
 
-def test_every_endpoint_needs_the_token_when_one_is_set(worker_settings: Settings, tmp_path: Path):
+def test_every_endpoint_needs_the_token_and_the_metrics_count_what_was_sent(
+    worker_settings: Settings, tmp_path: Path
+):
     port = free_port()
     settings = worker_settings.model_copy(
         update={"web_enabled": True, "web_port": port, "web_token": SecretStr(TOKEN)}
@@ -163,9 +167,36 @@ def test_every_endpoint_needs_the_token_when_one_is_set(worker_settings: Setting
                 assert "Authorization: Bearer" in body["error"]
         for faust_view in ("/router/", "/stats/", "/assignments/", "/table/"):
             assert get_status(port, faust_view) == 404, faust_view
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
-        request.add_header("Authorization", f"Bearer {TOKEN}")
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200
-            assert b"driftline_messages_consumed" in response.read()
+        publish(settings, 0, 300)
+        wait_for(worker, lambda: processed(port), lambda n: n == 300)
+        samples = scrape(port)
+        predictions = (("topic", "predictions"),)
+        assert samples[("driftline_messages_consumed_total", predictions)] == 300
+        assert samples[("driftline_messages_processed_total", predictions)] == 300
+        assert samples[("driftline_batch_seconds_count", predictions)] >= 1
+        lags = {
+            labels: value
+            for (name, labels), value in samples.items()
+            if name == "driftline_consumer_lag_messages"
+        }
+        assert {dict(labels)["topic"] for labels in lags} <= set(settings.input_topics)
+        assert any(dict(labels)["topic"] == settings.predictions_topic for labels in lags)
+        assert set(lags.values()) == {0.0}  # all taken
+        [(labels, one)] = [(k[1], v) for k, v in samples.items() if k[0] == "driftline_build_info"]
+        assert one == 1.0
+        assert dict(labels)["version"] == importlib.metadata.version("driftline")
+        assert samples[("process_resident_memory_bytes", ())] > 0
     assert TOKEN not in worker.log_text()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of the worker's ``/metrics``, by name and labels."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -60,3 +60,49 @@ def test_counts_coverage_and_delays_match_what_the_intake_saw():
     assert samples[("driftline_predictions_labelled_total", model)] == 4
     assert samples[("driftline_label_coverage", model)] == 0.4
     assert samples[("driftline_label_delay_seconds", (*model, ("quantile", "max")))] == 30.0
+
+
+def performance_of(realized: dict[str, float], estimated: dict[str, float]) -> Intake:
+    """An intake whose one performance monitor last found these figures."""
+    monitor = SimpleNamespace(
+        predictions=5,
+        labelled_predictions=5,
+        label_coverage=1.0,
+        label_delays=[],
+        last_estimate=estimated,
+        last_realized=realized,
+    )
+    intake = Intake(Settings(), ModelRegistry())
+    intake.labels.monitors[("m", "1")] = monitor  # type: ignore[assignment]
+    return intake
+
+
+def scrape_performance(intake: Intake) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(WorkerCollector(SimpleNamespace(intake=intake)))  # type: ignore[arg-type]
+    families = text_string_to_metric_families(generate_latest(registry).decode())
+    return {
+        sample.name: sample.value
+        for family in families
+        if family.name.startswith(("driftline_realized", "driftline_estimated"))
+        for sample in family.samples
+        if sample.labels == {"model_id": "m", "model_version": "1"}
+    }
+
+
+def test_each_realized_metric_is_a_metric_of_its_own_named_by_its_unit():
+    realized = {"accuracy": 0.9, "f1": 0.8, "log_loss": 0.3, "precision": 0.7, "recall": 0.6}
+    classifier = performance_of(realized, {"accuracy": 0.85})
+    assert scrape_performance(classifier) == {
+        "driftline_estimated_accuracy": 0.85,
+        "driftline_realized_accuracy_ratio": 0.9,
+        "driftline_realized_f1_ratio": 0.8,
+        "driftline_realized_log_loss_nats": 0.3,
+        "driftline_realized_precision_ratio": 0.7,
+        "driftline_realized_recall_ratio": 0.6,
+    }
+    regressor = performance_of({"mae": 1.5, "rmse": 2.5}, {})
+    assert scrape_performance(regressor) == {
+        "driftline_realized_mae": 1.5,
+        "driftline_realized_rmse": 2.5,
+    }
