@@ -32,6 +32,10 @@ class AlertBooks:
         self.store: MutableMapping[str, bytes] = {} if store is None else store
         self._books: dict[ModelKey, tuple[AlertLifecycle, RetrainDecider]] = {}
 
+    def lifecycles(self) -> list[AlertLifecycle]:
+        """The alert lifecycle of each model version in memory (seen since the start)."""
+        return [life for life, _ in self._books.values()]
+
     def book_for(self, spec: ModelSpec) -> tuple[AlertLifecycle, RetrainDecider]:
         """The version's lifecycle and decider: in memory, else read back, else new.
 

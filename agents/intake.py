@@ -10,10 +10,11 @@ three counts: processed, dead-lettered (with a reason) or duplicate.
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import NamedTuple, TypeGuard
 
 from driftline.agents.books import AlertBooks
@@ -579,6 +580,11 @@ class Intake:
             if drain is not None:
                 records += drain()
         return records
+
+    @property
+    def monitors(self) -> Mapping[ModelKey, ModelMonitor]:
+        """The drift and data-quality monitor of each model version watched (read-only)."""
+        return MappingProxyType(self._monitors)
 
     @property
     def monitor_count(self) -> int:

@@ -7,6 +7,7 @@ the status page shows, when Prometheus asks, so the figures always agree.
 
 import importlib.metadata
 import platform
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from driftline.agents.health import refusal
 from driftline.agents.intake import InputTopic
 from driftline.agents.status import delay_quantiles
 from driftline.agents.wiring import Monitoring
+from driftline.schemas import AlertKind, Severity
 from driftline.streams.batching import BatchingConsumer
 from driftline.streams.settings import Settings
 
@@ -80,8 +82,44 @@ class WorkerCollector(Collector):
         for kind, count in sorted(intake.counters.alerts.items()):
             alerts.add_metric([kind], count)
         yield alerts
+        yield from self._open_alerts()
+        yield from self._pressures()
         yield from self._performance()
         yield from self._lag()
+
+    def _open_alerts(self) -> Iterator[Metric]:
+        """Open alerts by kind and severity, every pair given (0 for none): alert rules
+        then find the series before the first alert."""
+        opened = GaugeMetricFamily(
+            "driftline_open_alerts",
+            "Alerts open now, by kind and severity (model-level drift alerts included).",
+            labels=["kind", "severity"],
+        )
+        counts = Counter(
+            (alert.kind.value, alert.severity.value)
+            for lifecycle in self.monitoring.intake.books.lifecycles()
+            for alert in lifecycle.open_alerts
+        )
+        for kind in AlertKind:
+            for severity in Severity:
+                opened.add_metric([kind.value, severity.value], counts[kind.value, severity.value])
+        yield opened
+
+    def _pressures(self) -> Iterator[Metric]:
+        pressure = GaugeMetricFamily(
+            "driftline_drift_pressure_ratio",
+            "How close each drift subject's tests are to alarming: the largest statistic over "
+            f"its threshold (1 alarms). The first {PRESSURE_SUBJECTS_PER_VERSION} subjects of "
+            "each model version.",
+            labels=["model_id", "model_version", "subject"],
+        )
+        for (model_id, version), monitor in sorted(self.monitoring.intake.monitors.items()):
+            pressures = monitor.pressures
+            # The model's own subjects ("(prediction)", "(multivariate)", ...) first.
+            subjects = sorted(pressures, key=lambda name: not name.startswith("("))
+            for subject in subjects[:PRESSURE_SUBJECTS_PER_VERSION]:
+                pressure.add_metric([model_id, version, subject], pressures[subject])
+        yield pressure
 
     def _performance(self) -> Iterator[Metric]:
         labels = ["model_id", "model_version"]
@@ -144,6 +182,11 @@ class WorkerCollector(Collector):
                     lag.add_metric([tp.topic, str(tp.partition)], behind)
         yield lag
 
+
+PRESSURE_SUBJECTS_PER_VERSION = 50
+"""The most drift subjects of a model version whose pressure is exported: the model's own
+(the prediction, its uncertainty, the features together), then the features in the spec's
+order. A bound on the series a model with thousands of features would make."""
 
 REALIZED_METRICS: dict[str, tuple[str, str]] = {
     "accuracy": ("driftline_realized_accuracy_ratio", "Share of predictions that were right."),

@@ -601,6 +601,13 @@ class ModelMonitor:
         return [subject.name for subject in self._subjects]
 
     @property
+    def pressures(self) -> dict[str, float]:
+        """How close each drift subject's tests are to alarming, by subject, in the order of
+        :attr:`drift_subjects`: the largest statistic over its threshold (0 quiet, 1 at the
+        alarm threshold). Empty during the warm-up."""
+        return {subject.name: subject.detector.pressure for subject in self._subjects}
+
+    @property
     def monitored_features(self) -> list[str]:
         """The features watched for drift once a reference is known, in the spec's order."""
         return list(self._watched)

@@ -6,10 +6,11 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.agents import metrics
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.metrics import WorkerCollector
 from driftline.agents.registry import ModelRegistry, Registration
-from driftline.schemas import KafkaPosition, LabelEvent
+from driftline.schemas import AlertKind, KafkaPosition, LabelEvent, Severity
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.settings import Settings
 
@@ -106,3 +107,59 @@ def test_each_realized_metric_is_a_metric_of_its_own_named_by_its_unit():
         "driftline_realized_mae": 1.5,
         "driftline_realized_rmse": 2.5,
     }
+
+
+def test_open_alerts_and_each_subjects_pressure_are_read_from_the_intake():
+    registry = ModelRegistry()
+    spec = simulated_model_spec()
+    registry.apply(Registration(spec))
+    intake = Intake(Settings(), registry)
+    for offset, event in enumerate(simulated_predictions(4_000, shift_at=2_000, seed=4)):
+        source = KafkaPosition(topic="predictions", partition=0, offset=offset)
+        intake.handle(
+            InputMessage(InputTopic.PREDICTIONS, event.model_dump_json().encode(), b"k", source)
+        )
+    samples = scrape(intake)
+    [lifecycle] = intake.books.lifecycles()
+    opened = {
+        dict(labels)["kind"] + "/" + dict(labels)["severity"]: value
+        for (name, labels), value in samples.items()
+        if name == "driftline_open_alerts"
+    }
+    assert len(opened) == len(AlertKind) * len(Severity)  # every pair, zeros too
+    assert sum(opened.values()) == len(lifecycle.open_alerts) > 0
+    for alert in lifecycle.open_alerts:
+        assert opened[f"{alert.kind.value}/{alert.severity.value}"] >= 1
+    monitor = intake.monitors[(spec.model_id, spec.model_version)]
+    model = (("model_id", spec.model_id), ("model_version", spec.model_version))
+    pressures = {
+        dict(labels)["subject"]: value
+        for (name, labels), value in samples.items()
+        if name == "driftline_drift_pressure_ratio" and labels[:1] == model[:1]
+    }
+    assert pressures == monitor.pressures
+    assert set(pressures) == set(monitor.drift_subjects)
+    assert all(value >= 0.0 for value in pressures.values())
+
+
+def test_the_pressures_are_capped_per_version_the_models_own_subjects_first(monkeypatch):
+    registry = ModelRegistry()
+    spec = simulated_model_spec()
+    registry.apply(Registration(spec))
+    intake = Intake(Settings(), registry)
+    for offset, event in enumerate(simulated_predictions(2_100, shift_at=10**9, seed=4)):
+        source = KafkaPosition(topic="predictions", partition=0, offset=offset)
+        intake.handle(
+            InputMessage(InputTopic.PREDICTIONS, event.model_dump_json().encode(), b"k", source)
+        )
+    subjects = intake.monitors[(spec.model_id, spec.model_version)].drift_subjects
+    own = [subject for subject in subjects if subject.startswith("(")]
+    assert 0 < len(own) < len(subjects)
+    monkeypatch.setattr(metrics, "PRESSURE_SUBJECTS_PER_VERSION", len(own) + 1)
+    exported = [
+        dict(labels)["subject"]
+        for (name, labels) in scrape(intake)
+        if name == "driftline_drift_pressure_ratio"
+    ]
+    first_feature = next(subject for subject in subjects if not subject.startswith("("))
+    assert sorted(exported) == sorted([*own, first_feature])

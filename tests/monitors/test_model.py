@@ -82,6 +82,27 @@ def test_no_drift_is_watched_during_the_warm_up():
     assert monitor.reference.source == "warmup:500 events"
 
 
+def test_the_pressure_of_each_subject_rises_with_a_drift_toward_its_alarm():
+    rng = random.Random(7)
+    monitor = ModelMonitor(spec(numeric("x"), numeric("y"), warmup_events=1_000))
+    run(monitor, [{"x": rng.gauss(0, 1), "y": rng.gauss(0, 1)} for _ in range(999)])
+    assert monitor.pressures == {}
+    run(monitor, [{"x": rng.gauss(0, 1), "y": rng.gauss(0, 1)} for _ in range(501)])
+    assert list(monitor.pressures) == monitor.drift_subjects == ["x", "y", MULTIVARIATE]
+    assert all(0.0 <= value < 1.0 for value in monitor.pressures.values())
+    # Far up: once the upward test leads (the downward one may lead while quiet), each such
+    # value pushes x's pressure, and the features' joint test's, toward the alarm at 1.
+    run(monitor, [{"x": 2.5, "y": rng.gauss(0, 1)} for _ in range(2)])
+    seen = [monitor.pressures]
+    for _ in range(6):
+        run(monitor, [{"x": 2.5, "y": rng.gauss(0, 1)}])
+        seen.append(monitor.pressures)
+    for subject in ("x", MULTIVARIATE):
+        pushed = [pressures[subject] for pressures in seen]
+        assert pushed == sorted(set(pushed)), subject
+        assert pushed[-1] < 1.0
+
+
 def test_a_registered_reference_is_used_from_the_first_event():
     rng = np.random.default_rng(3)
     model = spec(numeric("x"), numeric("y"))
