@@ -138,7 +138,7 @@ class WorkerCollector(Collector):
             labels=[*labels, "quantile"],
         )
         estimated = GaugeMetricFamily(
-            "driftline_estimated_accuracy",
+            "driftline_estimated_accuracy_ratio",
             "Accuracy estimated from probabilities over the last closed window.",
             labels=labels,
         )

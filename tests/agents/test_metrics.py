@@ -95,7 +95,7 @@ def test_each_realized_metric_is_a_metric_of_its_own_named_by_its_unit():
     realized = {"accuracy": 0.9, "f1": 0.8, "log_loss": 0.3, "precision": 0.7, "recall": 0.6}
     classifier = performance_of(realized, {"accuracy": 0.85})
     assert scrape_performance(classifier) == {
-        "driftline_estimated_accuracy": 0.85,
+        "driftline_estimated_accuracy_ratio": 0.85,
         "driftline_realized_accuracy_ratio": 0.9,
         "driftline_realized_f1_ratio": 0.8,
         "driftline_realized_log_loss_nats": 0.3,
