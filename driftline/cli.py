@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from driftline.client import Publisher
     from driftline.schemas import Alert, RetrainTrigger
+    from driftline.streams.settings import Settings
 
 app = typer.Typer(
     help="driftline: watch ML models' Kafka streams for drift.",
@@ -105,21 +107,8 @@ def worker() -> None:
     Start more workers with the same DRIFTLINE_APP_ID to share the load.
     """
     from driftline.agents.worker import WorkerStartupError, run_worker
-    from driftline.streams.settings import load_settings
 
-    try:
-        settings = load_settings()
-    except ValidationError as error:
-        # Each problem by its variable, never with the value given: it may be a secret.
-        problems = "; ".join(
-            f"{_variable(problem['loc'])}{problem['msg'].removeprefix('Value error, ')}"
-            for problem in error.errors(include_url=False, include_input=False)
-        )
-        typer.echo(f"driftline worker: invalid settings: {problems}", err=True)
-        raise typer.Exit(2) from None
-    except ValueError as error:
-        typer.echo(f"driftline worker: invalid settings: {error}", err=True)
-        raise typer.Exit(2) from None
+    settings = _settings_or_exit("worker")
     try:
         run_worker(settings)
     except WorkerStartupError as error:
@@ -127,9 +116,75 @@ def worker() -> None:
         raise typer.Exit(1) from None
 
 
+def _settings_or_exit(command: str) -> "Settings":
+    """The worker's settings from the environment; or exit 2, naming each problem's variable
+    and never the value given (it may be a secret)."""
+    from driftline.streams.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_variable(problem['loc'])}{problem['msg'].removeprefix('Value error, ')}"
+            for problem in error.errors(include_url=False, include_input=False)
+        )
+        typer.echo(f"driftline {command}: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as error:
+        typer.echo(f"driftline {command}: invalid settings: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _variable(location: tuple[int | str, ...]) -> str:
     """``DRIFTLINE_<SETTING>: `` for a settings error of one setting; nothing for the whole."""
     return f"DRIFTLINE_{str(location[0]).upper()}: " if location else ""
+
+
+class Probe(StrEnum):
+    LIVEZ = "livez"
+    READYZ = "readyz"
+
+
+@app.command()
+def probe(
+    endpoint: Annotated[
+        Probe, typer.Argument(help="livez (restart it when failing) or readyz.")
+    ] = Probe.LIVEZ,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the answer.")] = 5.0,
+) -> None:
+    """Ask this machine's worker its /livez or /readyz; exit 0 when the answer is 200.
+
+    The worker is found as its DRIFTLINE_* variables say (DRIFTLINE_WEB_PORT,
+    and DRIFTLINE_WEB_TOKEN when set): a container's healthcheck, where the
+    image has no HTTP client, runs `driftline probe`.
+    """
+    import urllib.error
+    import urllib.request
+
+    settings = _settings_or_exit("probe")
+    host = settings.web_host if settings.web_host not in WILDCARD_HOSTS else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    request = urllib.request.Request(f"http://{host}:{settings.web_port}/{endpoint.value}")
+    if settings.web_token is not None:
+        request.add_header("Authorization", f"Bearer {settings.web_token.get_secret_value()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            typer.echo(response.read().decode(errors="replace"))
+    except urllib.error.HTTPError as error:
+        typer.echo(error.read().decode(errors="replace"))
+        raise typer.Exit(1) from None
+    except OSError as error:
+        typer.echo(
+            f"driftline probe: no answer from {request.full_url} ({error}); is the worker "
+            "running with DRIFTLINE_WEB_ENABLED=true?",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+"""Bind addresses of every interface: the probe asks the worker on the loopback."""
 
 
 @app.command()

@@ -8,6 +8,9 @@ the event loop stays free, so the endpoints answer, but no batch ends.
 
 import importlib.metadata
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +24,7 @@ from pydantic import SecretStr
 
 from driftline.client import Publisher
 from driftline.simulate import simulated_model_spec, simulated_predictions
-from driftline.streams.settings import Settings
+from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
 
@@ -104,6 +107,19 @@ def publish(settings: Settings, start: int, count: int) -> None:
         publisher.flush()
 
 
+def probe(settings: Settings, endpoint: str) -> subprocess.CompletedProcess[str]:
+    """``driftline probe ENDPOINT`` with the worker's own environment."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "driftline", "probe", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment | to_environment(settings) | {"PYTHONSAFEPATH": "1"},
+        check=False,
+    )
+
+
 def processed(port: int) -> int:
     return int(get(port, "/status")[1]["topics"]["predictions"]["processed"])
 
@@ -131,6 +147,7 @@ def test_livez_fails_while_an_agent_is_stalled_and_recovers_after(
         _, ready = wait_for(worker, lambda: get(port, "/readyz"), lambda a: a[0] == 200)
         assert ready == {"ready": True, "waiting_for": []}
         assert get(port, "/livez") == (200, {"live": True, "problems": []})
+        assert probe(settings, "readyz").returncode == 0
 
         publish(settings, 0, 500)
         wait_for(worker, lambda: processed(port), lambda n: n == 500)
@@ -142,11 +159,15 @@ def test_livez_fails_while_an_agent_is_stalled_and_recovers_after(
         assert problem.startswith(f"{settings.predictions_topic}[")
         assert "has had messages waiting" in problem
         assert "DRIFTLINE_STALL_SECONDS=3" in problem
+        probed = probe(settings, "livez")  # as a container's healthcheck asks
+        assert probed.returncode == 1
+        assert "has had messages waiting" in probed.stdout
         group, topic = settings.app_id, settings.predictions_topic
         assert sum(committed_offsets(settings.bootstrap_servers, group, topic).values()) <= 500
 
         flag.unlink()
         wait_for(worker, lambda: get(port, "/livez"), lambda a: a[0] == 200)
+        assert probe(settings, "livez").returncode == 0
         wait_until_caught_up(settings.bootstrap_servers, group, topic)
 
 
