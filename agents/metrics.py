@@ -217,10 +217,11 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-def register_metrics_page(
-    app: Any, monitoring: Monitoring, settings: Settings
-) -> CollectorRegistry:
-    """Serve the worker's metrics at ``/metrics``; returns the registry they live in."""
+def worker_registry(monitoring: Monitoring, app: Any, settings: Settings) -> CollectorRegistry:
+    """Every metric a worker serves: its own collector, batch times, the process, build info.
+
+    ``app`` (None in a test) gives the consumer for the lag.
+    """
     registry = CollectorRegistry(auto_describe=True)
     registry.register(WorkerCollector(monitoring, app, settings.input_topics))
     registry.register(monitoring.batch_seconds)
@@ -228,6 +229,14 @@ def register_metrics_page(
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     Info("driftline_build", "The versions this worker runs.", registry=registry).info(build_info())
+    return registry
+
+
+def register_metrics_page(
+    app: Any, monitoring: Monitoring, settings: Settings
+) -> CollectorRegistry:
+    """Serve the worker's metrics at ``/metrics``; returns the registry they live in."""
+    registry = worker_registry(monitoring, app, settings)
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics(web: View, request: Request) -> Response:

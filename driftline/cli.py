@@ -243,12 +243,28 @@ def simulate(
     shift: Annotated[float, typer.Option(help="How far x moves, in standard deviations.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     model_id: Annotated[str, typer.Option(help="Model id of the events.")] = "demo-model",
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register",
+            help="Register the simulated model's spec first: workers refuse events of a "
+            "model they do not know.",
+        ),
+    ] = False,
+    models_topic: Annotated[
+        str,
+        typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic (--register)."),
+    ] = DEFAULT_MODELS_TOPIC,
 ) -> None:
     """Publish simulated predictions whose feature x shifts at --shift-at (y stays put)."""
     from driftline.client import Publisher
-    from driftline.simulate import simulated_predictions
+    from driftline.simulate import simulated_model_spec, simulated_predictions
 
-    with Publisher(bootstrap_servers, predictions_topic=topic) as publisher:
+    with Publisher(
+        bootstrap_servers, predictions_topic=topic, models_topic=models_topic
+    ) as publisher:
+        if register:
+            publisher.register(simulated_model_spec(model_id=model_id))
         for event in simulated_predictions(
             events, shift_at=shift_at, shift=shift, seed=seed, model_id=model_id
         ):

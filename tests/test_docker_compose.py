@@ -1,22 +1,39 @@
 """docker-compose.yml and the Dockerfile must agree with the code they deploy."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
+import jsonschema
 import pytest
+import typer.main
 import yaml
+from typer.testing import CliRunner
 
+from driftline import cli
+from driftline.agents.intake import Intake
+from driftline.agents.metrics import REALIZED_METRICS, worker_registry
+from driftline.agents.progress import batch_seconds_histogram
+from driftline.agents.registry import ModelRegistry
+from driftline.specfiles import load_spec_files
 from driftline.streams.broker import KAFKA_VERSION
-from driftline.streams.settings import environment_names, load_settings
+from driftline.streams.settings import Settings, environment_names, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def interpolated(value: object) -> str:
+    """A compose value with each ``${NAME:-default}`` taken as its default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+
+
 def worker_environment() -> dict[str, str]:
     return {
-        name: str(value) for name, value in COMPOSE["services"]["worker"]["environment"].items()
+        name: interpolated(value)
+        for name, value in COMPOSE["services"]["worker"]["environment"].items()
     }
 
 
@@ -63,3 +80,158 @@ def test_the_worker_is_given_longer_to_stop_than_its_own_shutdown_bound():
 )
 def test_the_image_copies_every_package_folder(folder):
     assert re.search(rf"^COPY {folder} {folder}$", (ROOT / "Dockerfile").read_text(), re.M)
+
+
+# The services around the worker, and the observability profile's files.
+
+DEPLOY = ROOT / "deploy"
+PROMETHEUS = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+RULES = yaml.safe_load((DEPLOY / "prometheus" / "driftline-rules.yml").read_text())
+DASHBOARD = json.loads((DEPLOY / "grafana" / "dashboards" / "driftline.json").read_text())
+
+
+def test_the_worker_is_healthy_by_its_own_liveness_probe():
+    worker = COMPOSE["services"]["worker"]
+    assert worker["healthcheck"]["test"] == ["CMD", "driftline", "probe", "livez"]
+    assert worker_environment()["DRIFTLINE_WEB_ENABLED"] == "true"
+    assert "probe" in {
+        command.name for command in typer.main.get_command(cli.app).commands.values()
+    }
+
+
+def test_the_one_shot_services_run_commands_that_exist_with_files_that_are_valid(tmp_path):
+    register = COMPOSE["services"]["register-model"]
+    assert register["depends_on"]["worker"]["condition"] == "service_healthy"  # topics exist
+    [mount] = register["volumes"]
+    local, inside = mount.split(":")[:2]
+    spec_file = register["command"][-1]
+    assert register["command"][:2] == ["models", "register"]
+    assert load_spec_files([ROOT / local / Path(spec_file).relative_to(inside)])
+    simulate = COMPOSE["services"]["simulate"]
+    assert simulate["profiles"] == ["simulate"]
+    assert "--register" in simulate["command"]
+    # The commands parse as the CLI has them (--help stops before any Kafka is touched).
+    for command in (register["command"], simulate["command"]):
+        result = CliRunner().invoke(cli.app, [*command, "--help"])
+        assert result.exit_code == 0, result.output
+
+
+def test_prometheus_scrapes_the_workers_with_their_token_and_loads_the_rules():
+    [job] = PROMETHEUS["scrape_configs"]
+    assert job["authorization"]["credentials"] == worker_environment()["DRIFTLINE_WEB_TOKEN"]
+    [discovery] = job["dns_sd_configs"]
+    assert discovery["names"] == ["worker"]
+    assert str(discovery["port"]) == worker_environment()["DRIFTLINE_WEB_PORT"]
+    prometheus = COMPOSE["services"]["prometheus"]
+    assert prometheus["profiles"] == ["observability"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    for rule_file in PROMETHEUS["rule_files"]:
+        assert (DEPLOY / "prometheus" / Path(rule_file).name).exists()
+
+
+RULES_SCHEMA = {
+    "type": "object",
+    "required": ["groups"],
+    "additionalProperties": False,
+    "properties": {
+        "groups": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "rules"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "rules": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["alert", "expr"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                "expr": {"type": "string", "minLength": 1},
+                                "for": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d|w|y)$"},
+                                "labels": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "annotations": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+"""Prometheus's rule file format (promtool is not installable here: a schema of its fields)."""
+
+
+def exposed_samples() -> set[str]:
+    """The name of every sample a worker's /metrics can give, by the families it serves."""
+    monitoring = SimpleNamespace(
+        intake=Intake(Settings(), ModelRegistry()), batch_seconds=batch_seconds_histogram()
+    )
+    registry = worker_registry(monitoring, None, Settings())  # type: ignore[arg-type]
+    families = {family.name: family.type for family in registry.collect()}
+    families |= {name: "gauge" for name, _ in REALIZED_METRICS.values()}
+    suffixes = {
+        "counter": ["_total"],
+        "histogram": ["_bucket", "_sum", "_count"],
+        "info": ["_info"],
+    }
+    return {name + suffix for name, kind in families.items() for suffix in suffixes.get(kind, [""])}
+
+
+METRIC_NAME = re.compile(r"\b((?:driftline|process|python)_[a-z_]+)\b")
+
+
+def queried(expression: str) -> set[str]:
+    return set(METRIC_NAME.findall(expression))
+
+
+def test_the_alert_rules_parse_and_query_metrics_the_worker_serves():
+    jsonschema.validate(RULES, RULES_SCHEMA)
+    exposed = exposed_samples()
+    named = set()
+    for group in RULES["groups"]:
+        for rule in group["rules"]:
+            assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+            named |= queried(rule["expr"])
+    assert named, "the rules query no driftline metric"
+    assert named <= exposed, named - exposed
+    assert {"driftline_open_alerts", "driftline_consumer_lag_messages"} <= named
+
+
+def test_the_dashboard_queries_metrics_the_worker_serves_from_the_provisioned_source():
+    datasources = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
+    [source] = datasources["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    exposed = exposed_samples()
+    named = set()
+    for panel in DASHBOARD["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"]
+            named |= queried(target["expr"])
+    assert named <= exposed, named - exposed
+    assert {
+        "driftline_open_alerts",
+        "driftline_drift_pressure_ratio",
+        "driftline_consumer_lag_messages",
+        "driftline_batch_seconds_bucket",
+    } <= named
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "driftline.yml").read_text()
+    )
+    mounts = COMPOSE["services"]["grafana"]["volumes"]
+    [dashboards] = [m for m in mounts if m.startswith("./deploy/grafana/dashboards:")]
+    assert dashboards.split(":")[1] == provider["providers"][0]["options"]["path"]

@@ -18,8 +18,10 @@ from typer.testing import CliRunner
 from driftline import cli
 from driftline.schema_export import export_json_schemas
 from driftline.schemas import ModelSpec, registry_key
+from driftline.simulate import simulated_model_spec
 from driftline.streams.broker import free_port
 from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn-model.yaml"
 
@@ -243,6 +245,28 @@ def test_models_register_and_unregister_publish_to_the_registry(
     assert churn.feature("plan").categories == ["free", "basic", "pro"]
     assert json.loads(received[2][1] or b"")["model_version"] == "2"
     assert received[3][1] is None
+
+
+@pytest.mark.kafka
+def test_simulate_registers_its_model_first_when_asked(worker_settings: Settings):
+    settings = worker_settings
+    ensure_topics(settings)
+    result = runner.invoke(
+        cli.app,
+        ["simulate", "--register", "--events", "20", "--model-id", "sim"],
+        env={
+            "DRIFTLINE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "DRIFTLINE_PREDICTIONS_TOPIC": settings.predictions_topic,
+            "DRIFTLINE_MODELS_TOPIC": settings.models_topic,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    [(key, value)] = read_keyed(settings.bootstrap_servers, settings.models_topic)
+    assert key == registry_key("sim", "1")
+    assert ModelSpec.model_validate_json(value or b"") == simulated_model_spec(model_id="sim")
+    events = read_keyed(settings.bootstrap_servers, settings.predictions_topic)
+    assert len(events) == 20
+    assert {key for key, _ in events} == {b"sim"}
 
 
 def test_register_says_when_kafka_cannot_be_reached():
