@@ -15,7 +15,7 @@ Every endpoint of the web server takes the same rule: with
 
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -96,20 +96,18 @@ def register_health_pages(app: Any, monitoring: Monitoring, settings: Settings) 
         except Exception:  # a timer that raised would stop the worker: only say so
             log.exception("could not tell which input partitions have messages waiting")
 
-    @app.page("/livez")  # type: ignore[untyped-decorator]
-    async def livez(web: View, request: Request) -> Response:
-        refused = refusal(web, request, settings)
-        if refused is not None:
-            return refused
-        report = liveness(app, watch)
-        return web.json(report, status=200 if report["live"] else 503)
+    def serve(name: str, report: Callable[[], dict[str, Any]]) -> None:
+        """Serve ``/<name>``: the report, 200 when its first item is true, else 503."""
 
-    @app.page("/readyz")  # type: ignore[untyped-decorator]
-    async def readyz(web: View, request: Request) -> Response:
-        refused = refusal(web, request, settings)
-        if refused is not None:
-            return refused
-        report = readiness(app, monitoring)
-        return web.json(report, status=200 if report["ready"] else 503)
+        @app.page(f"/{name}", name=name)  # type: ignore[untyped-decorator]
+        async def probe(web: View, request: Request) -> Response:
+            refused = refusal(web, request, settings)
+            if refused is not None:  # a response is a mapping: empty, it is false
+                return refused
+            answer = report()
+            healthy = next(iter(answer.values()))
+            return web.json(answer, status=200 if healthy else 503)
 
+    serve("livez", lambda: liveness(app, watch))
+    serve("readyz", lambda: readiness(app, monitoring))
     return watch

@@ -189,7 +189,8 @@ class Settings(BaseSettings):
     stall_seconds: PositiveFloat = Field(
         default=120.0,
         description="/livez fails when an assigned input partition has had messages waiting "
-        "this long without any being processed, or the worker is stopping or crashed.",
+        "(or a batch in flight) this long without a batch processed; it also fails while the "
+        "worker is stopping or crashed.",
     )
     startup_timeout_seconds: PositiveFloat = Field(
         default=30.0,
