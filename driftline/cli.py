@@ -141,6 +141,8 @@ def _variable(location: tuple[int | str, ...]) -> str:
 
 
 class Probe(StrEnum):
+    """The worker endpoints ``driftline probe`` asks."""
+
     LIVEZ = "livez"
     READYZ = "readyz"
 
