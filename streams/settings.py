@@ -9,6 +9,7 @@ in a deployment file must not silently fall back to a default.
 import difflib
 import ipaddress
 import os
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
@@ -316,6 +317,47 @@ def environment_names() -> dict[str, str]:
     return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
 
 
+SECRET_FILE_SUFFIX = "_FILE"
+
+
+def secret_file_names() -> dict[str, str]:
+    """Map each ``..._FILE`` variable to the secret setting it reads from a file.
+
+    A secret (a :class:`~pydantic.SecretStr` setting) may come from a file,
+    as orchestrators mount them, instead of the environment:
+
+    >>> secret_file_names()["DRIFTLINE_WEB_TOKEN_FILE"]
+    'web_token'
+    """
+    return {
+        f"{ENV_PREFIX}{name.upper()}{SECRET_FILE_SUFFIX}": name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    }
+
+
+def read_secret_files(environ: Mapping[str, str] | None = None) -> dict[str, SecretStr]:
+    """The secrets named by ``..._FILE`` variables, each file's text without its final line
+    break, by setting. Raises ``ValueError`` naming the variable (never the content) when a
+    file cannot be read, or a secret is given both ways."""
+    environ = os.environ if environ is None else environ
+    secrets = {}
+    for variable, name in secret_file_names().items():
+        path = environ.get(variable)
+        if path is None:
+            continue
+        direct = variable.removesuffix(SECRET_FILE_SUFFIX)
+        if direct in environ:
+            raise ValueError(f"{direct} and {variable} are both set: set one of them")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+            raise ValueError(f"{variable}={path}: cannot read the secret ({reason})") from None
+        secrets[name] = SecretStr(text.removesuffix("\n").removesuffix("\r"))
+    return secrets
+
+
 def to_environment(settings: Settings) -> dict[str, str]:
     """The environment variables that make a worker read exactly these settings.
 
@@ -342,7 +384,7 @@ def unknown_environment_variables(environ: Mapping[str, str] | None = None) -> l
     ['DRIFTLINE_BOOTSTRAP_SERVER (did you mean DRIFTLINE_BOOTSTRAP_SERVERS?)']
     """
     environ = os.environ if environ is None else environ
-    known = environment_names().keys() | HARNESS_ENVIRONMENT
+    known = environment_names().keys() | secret_file_names().keys() | HARNESS_ENVIRONMENT
     problems = []
     for name in sorted(environ):
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
@@ -352,10 +394,11 @@ def unknown_environment_variables(environ: Mapping[str, str] | None = None) -> l
 
 
 def load_settings() -> Settings:
-    """Read the settings from the environment, refusing unknown ``DRIFTLINE_`` variables.
+    """Read the settings from the environment, refusing unknown ``DRIFTLINE_`` variables;
+    a secret may come from the file its ``..._FILE`` variable names (:func:`read_secret_files`).
 
-    Raises ``ValueError`` naming each unknown variable, and pydantic's
-    ``ValidationError`` naming each invalid one.
+    Raises ``ValueError`` naming each unknown variable or unreadable secret
+    file, and pydantic's ``ValidationError`` naming each invalid setting.
     """
     unknown = unknown_environment_variables()
     if unknown:
@@ -365,4 +408,4 @@ def load_settings() -> Settings:
             + ". Settings are: "
             + ", ".join(environment_names())
         )
-    return Settings()
+    return Settings(**read_secret_files())  # type: ignore[arg-type]

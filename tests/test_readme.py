@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from driftline.streams.settings import HARNESS_ENVIRONMENT, environment_names
+from driftline.streams.settings import HARNESS_ENVIRONMENT, environment_names, secret_file_names
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -21,4 +21,4 @@ def test_the_first_lines_give_the_demo_and_test_commands_and_ci_runs_the_latter(
 
 def test_every_setting_is_documented_and_no_other():
     documented = set(re.findall(r"`(DRIFTLINE_[A-Z_]+)`", README))
-    assert documented == set(environment_names()) | HARNESS_ENVIRONMENT
+    assert documented == set(environment_names()) | set(secret_file_names()) | HARNESS_ENVIRONMENT

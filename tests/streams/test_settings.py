@@ -132,3 +132,35 @@ def test_any_environment_gives_settings_or_an_error_naming_the_setting(monkeypat
                 assert "DRIFTLINE_WEB_HOST" in environment
         else:
             assert isinstance(loaded, Settings)
+
+
+def test_a_secret_may_come_from_the_file_its_file_variable_names(monkeypatch, tmp_path: Path):
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-from-a-file-s3cret\n")
+    monkeypatch.setenv("DRIFTLINE_WEB_TOKEN_FILE", str(secret))
+    settings = load_settings()
+    assert settings.web_token is not None
+    assert settings.web_token.get_secret_value() == "s3cret-from-a-file-s3cret"
+
+
+def test_a_secret_file_that_cannot_be_read_is_named_and_its_content_never_shown(
+    monkeypatch, tmp_path: Path
+):
+    monkeypatch.setenv("DRIFTLINE_WEB_TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match=r"DRIFTLINE_WEB_TOKEN_FILE=.*missing: cannot read"):
+        load_settings()
+    short = tmp_path / "short"
+    short.write_text("short-s3cret")
+    monkeypatch.setenv("DRIFTLINE_WEB_TOKEN_FILE", str(short))
+    with pytest.raises(ValidationError) as refused:
+        load_settings()
+    assert "short-s3cret" not in str(refused.value.errors(include_input=False))
+
+
+def test_a_secret_given_both_ways_is_refused(monkeypatch, tmp_path: Path):
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-from-a-file-s3cret")
+    monkeypatch.setenv("DRIFTLINE_WEB_TOKEN_FILE", str(secret))
+    monkeypatch.setenv("DRIFTLINE_WEB_TOKEN", "s3cret-from-the-environment")
+    with pytest.raises(ValueError, match="both set: set one of them"):
+        load_settings()
