@@ -26,10 +26,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from driftline.streams.broker_tls import BrokerTls, make_broker_tls
 
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka version of the harness; docker-compose.yml uses the same."""
@@ -49,6 +53,23 @@ holds this much (see ``LocalKafkaBroker._server_properties``).
 """
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SecuredListener:
+    """A ``SASL_SSL`` listener beside the plaintext one, for tests of secured clients.
+
+    Each user may authenticate with SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN
+    (the SCRAM credentials are stored when the storage is formatted), over
+    TLS with a certificate signed by a throwaway authority
+    (:func:`~driftline.streams.broker_tls.make_broker_tls`).
+    """
+
+    users: Mapping[str, str]
+    """Passwords by user name."""
+
+
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
 
 
 class BrokerError(RuntimeError):
@@ -225,6 +246,7 @@ class LocalKafkaBroker:
         port: int = 0,
         heap: str = "512m",
         startup_timeout: float = 90.0,
+        secured: SecuredListener | None = None,
     ) -> None:
         self.version = version
         self.cache_dir = cache_dir
@@ -237,6 +259,9 @@ class LocalKafkaBroker:
         self._workdir: Path | None = None
         self._owns_workdir = False
         self._bound_port = 0
+        self.secured = secured
+        self._secured_port = 0
+        self._tls: BrokerTls | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -244,6 +269,20 @@ class LocalKafkaBroker:
         if self._process is None:
             raise BrokerError("the broker is not running; call start() first")
         return f"{self.host}:{self._bound_port}"
+
+    @property
+    def secured_bootstrap_servers(self) -> str:
+        """``host:port`` of the running broker's ``SASL_SSL`` listener."""
+        if self._process is None or self.secured is None:
+            raise BrokerError("the broker is not running with a secured listener")
+        return f"{self.host}:{self._secured_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM certificate of the authority that signed the secured listener's."""
+        if self._tls is None:
+            raise BrokerError("the broker is not running with a secured listener")
+        return self._tls.ca_file
 
     @property
     def log_path(self) -> Path | None:
@@ -301,6 +340,10 @@ class LocalKafkaBroker:
             raise _PortTakenError
         self._bound_port = self.port or free_port(self.host)
         controller_port = free_port(self.host)
+        if self.secured is not None:
+            self._secured_port = free_port(self.host)
+            keytool = str(Path(java).with_name("keytool"))
+            self._tls = make_broker_tls(self._workdir / "tls", keytool, self.host)
         shutil.rmtree(self._workdir / "data", ignore_errors=True)  # fresh storage every start
         properties = self._workdir / "server.properties"
         properties.write_text(self._server_properties(controller_port))
@@ -322,8 +365,23 @@ class LocalKafkaBroker:
             f"{libs}/*",
         ]
         cluster_id = new_cluster_id()
+        scram = [
+            f"--add-scram={mechanism}=[name={name},password={password}]"
+            for name, password in (self.secured.users.items() if self.secured else ())
+            for mechanism in SASL_MECHANISMS
+            if mechanism.startswith("SCRAM")
+        ]
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(properties),
+                *scram,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -381,7 +439,41 @@ class LocalKafkaBroker:
             "log.flush.interval.messages": "9223372036854775807",
             "log.index.interval.bytes": str(INDEX_INTERVAL_BYTES),
         }
+        if self.secured is not None:
+            settings.update(self._secured_properties(controller_port))
         return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _secured_properties(self, controller_port: int) -> dict[str, str]:
+        """The ``SASL_SSL`` listener's settings, beside the plaintext one."""
+        assert self.secured is not None
+        assert self._tls is not None
+        plain, secured = f"{self.host}:{self._bound_port}", f"{self.host}:{self._secured_port}"
+        prefix = "listener.name.sasl_ssl"
+        plain_users = " ".join(
+            f'user_{name}="{password}"' for name, password in self.secured.users.items()
+        )
+        return {
+            "listeners": f"PLAINTEXT://{plain},SASL_SSL://{secured},"
+            f"CONTROLLER://{self.host}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{plain},SASL_SSL://{secured}",
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+            ),
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            f"{prefix}.scram-sha-256.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            f"{prefix}.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            f"{prefix}.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            f"{prefix}.ssl.keystore.type": "PKCS12",
+            f"{prefix}.ssl.keystore.location": str(self._tls.keystore),
+            f"{prefix}.ssl.keystore.password": self._tls.password,
+            f"{prefix}.ssl.key.password": self._tls.password,
+        }
 
     def _wait_until_ready(self) -> None:
         from kafka import KafkaAdminClient

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import socket
@@ -10,11 +11,14 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
 
 from driftline.streams.broker import (
     KAFKA_VERSION,
+    SASL_MECHANISMS,
     BrokerError,
     LocalKafkaBroker,
+    SecuredListener,
     ensure_broker_jars,
     java_executable,
     new_cluster_id,
@@ -63,6 +67,45 @@ def test_the_session_broker_carries_messages(kafka_broker: LocalKafkaBroker):
     assert values == [str(index).encode() for index in range(10)]
     assert kafka_broker.log_path is not None
     assert kafka_broker.log_path.is_file()
+
+
+@pytest.mark.kafka
+def test_a_secured_listener_takes_each_mechanism_over_tls_and_refuses_a_wrong_password():
+    users = {"alice": "alice-s3cret-password"}
+    with LocalKafkaBroker(secured=SecuredListener(users)) as broker:
+        secured = broker.secured_bootstrap_servers
+        assert secured != broker.bootstrap_servers
+        assert broker.ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+        admin.create_topics([NewTopic("secured", num_partitions=1, replication_factor=1)])
+        admin.close()
+
+        def producer(mechanism: str, password: str) -> KafkaProducer:
+            return KafkaProducer(
+                bootstrap_servers=secured,
+                security_protocol="SASL_SSL",
+                sasl_mechanism=mechanism,
+                sasl_plain_username="alice",
+                sasl_plain_password=password,
+                ssl_cafile=str(broker.ca_file),
+                bootstrap_timeout_ms=5_000,  # a refused client waits this long
+            )
+
+        for mechanism in SASL_MECHANISMS:
+            with contextlib.closing(producer(mechanism, users["alice"])) as sending:
+                sending.send("secured", value=mechanism.encode()).get(timeout=30)
+        consumer = KafkaConsumer(
+            "secured",
+            bootstrap_servers=broker.bootstrap_servers,  # the plaintext listener still serves
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5_000,
+        )
+        assert [record.value for record in consumer] == [m.encode() for m in SASL_MECHANISMS]
+        consumer.close()
+        with pytest.raises(KafkaError):
+            producer("SCRAM-SHA-256", "a-wrong-password")
+        with pytest.raises(KafkaError):  # no TLS: no SASL either
+            KafkaProducer(bootstrap_servers=secured, bootstrap_timeout_ms=5_000)
 
 
 @pytest.mark.kafka
