@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from driftline.schemas import DeadLetterReason, ModelSpec, ReferenceProfile
 from driftline.streams import Rejection
 from driftline.streams.codecs import decode
+from driftline.streams.security import aiokafka_security
 from driftline.streams.settings import Settings
 from driftline.streams.topics import REFERENCE_MAX_BYTES
 
@@ -232,6 +233,7 @@ class RegistryFollower:
             auto_offset_reset="earliest",
             fetch_max_bytes=max(settings.max_message_bytes * 2, REFERENCE_MAX_BYTES * 2),
             max_partition_fetch_bytes=max(settings.max_message_bytes * 2, REFERENCE_MAX_BYTES),
+            **aiokafka_security(settings),
         )
         await consumer.start()
         try:

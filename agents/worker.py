@@ -21,6 +21,7 @@ from driftline.streams.runtime import (
     release_free_memory,
     tune_garbage_collector,
 )
+from driftline.streams.security import credential_refusals, refusal_hint
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,14 @@ class WorkerStartupError(RuntimeError):
 
 def run_worker(settings: Settings) -> NoReturn:
     """Create missing topics, then run the worker until a signal stops it."""
-    try:
-        ensure_topics(settings)
-    except KafkaError as error:
-        raise WorkerStartupError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} to create the topics "
-            f"({error}); check DRIFTLINE_BOOTSTRAP_SERVERS and that the brokers are up"
-        ) from error
+    with credential_refusals() as refusals:
+        try:
+            ensure_topics(settings)
+        except KafkaError as error:
+            raise WorkerStartupError(
+                f"cannot reach Kafka at {settings.bootstrap_servers} to create the topics "
+                f"({error}); {refusal_hint(settings, refusals)}"
+            ) from error
     dapp, monitoring = build_worker_app(settings)
 
     @dapp.app.timer(interval=30.0)  # type: ignore[untyped-decorator]

@@ -135,6 +135,14 @@ def _settings_or_exit(command: str) -> "Settings":
         raise typer.Exit(2) from None
 
 
+def _kafka_security(command: str) -> dict[str, Any]:
+    """The security options of the command's Kafka clients: the worker's, from the same
+    ``DRIFTLINE_SECURITY_PROTOCOL``, ``DRIFTLINE_SASL_*`` and ``DRIFTLINE_SSL_*`` variables."""
+    from driftline.streams.security import kafka_python_security
+
+    return kafka_python_security(_settings_or_exit(command))
+
+
 def _variable(location: tuple[int | str, ...]) -> str:
     """``DRIFTLINE_<SETTING>: `` for a settings error of one setting; nothing for the whole."""
     return f"DRIFTLINE_{str(location[0]).upper()}: " if location else ""
@@ -262,8 +270,9 @@ def simulate(
     from driftline.client import Publisher
     from driftline.simulate import simulated_model_spec, simulated_predictions
 
+    security = _kafka_security("simulate")
     with Publisher(
-        bootstrap_servers, predictions_topic=topic, models_topic=models_topic
+        bootstrap_servers, predictions_topic=topic, models_topic=models_topic, **security
     ) as publisher:
         if register:
             publisher.register(simulated_model_spec(model_id=model_id))
@@ -560,9 +569,10 @@ def alerts_tail(
         raise typer.Exit(2)
     consumer = None
     try:
+        security = _kafka_security("alerts tail")
         try:
             consumer, waiting = _tail_consumer(
-                bootstrap_servers, [alerts_topic, triggers_topic], from_beginning, timeout
+                bootstrap_servers, [alerts_topic, triggers_topic], from_beginning, timeout, security
             )
         except KafkaError as error:
             typer.echo(
@@ -615,7 +625,11 @@ def _stdout_to_nowhere() -> None:
 
 
 def _tail_consumer(
-    bootstrap_servers: str, topics: list[str], from_beginning: bool, timeout: float
+    bootstrap_servers: str,
+    topics: list[str],
+    from_beginning: bool,
+    timeout: float,
+    security: dict[str, Any],
 ) -> tuple["KafkaConsumer", list[str]]:
     """A consumer of ``topics`` in no group, positioned where the tail starts; and the
     topics that do not exist yet."""
@@ -629,6 +643,7 @@ def _tail_consumer(
         allow_auto_create_topics=False,  # a tail must never create a topic
         metadata_max_age_ms=5_000,  # notice topics created after the start soon
         bootstrap_timeout_ms=int(timeout * 1000),
+        **security,
     )
     try:
         consumer.subscribe(topics)
@@ -781,6 +796,7 @@ def _publisher(
     from driftline.client import Publisher, PublishError
     from driftline.streams.topics import REFERENCE_MAX_BYTES
 
+    security = _kafka_security(command)
     try:
         with Publisher(
             bootstrap_servers,
@@ -789,6 +805,7 @@ def _publisher(
             bootstrap_timeout_ms=int(timeout * 1000),
             max_block_ms=int(timeout * 1000),
             max_request_size=REFERENCE_MAX_BYTES,
+            **security,
         ) as publisher:
             yield publisher
     except (KafkaError, PublishError) as error:

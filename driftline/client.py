@@ -262,6 +262,8 @@ class AlertSubscriber:
 
     With a ``group_id``, subscribers share the messages and the group's
     committed position is kept; without one, each subscriber sees them all.
+    ``consumer_config`` goes to kafka-python's ``KafkaConsumer`` (security
+    options, say: see :func:`driftline.streams.security.kafka_python_security`).
     """
 
     def __init__(
@@ -274,6 +276,7 @@ class AlertSubscriber:
         from_beginning: bool = False,
         idle_timeout: float | None = None,
         include_triggers: bool = True,
+        **consumer_config: Any,
     ) -> None:
         self.unreadable = 0
         self._models: dict[str, type[Alert] | type[RetrainTrigger]] = {alerts_topic: Alert}
@@ -290,6 +293,7 @@ class AlertSubscriber:
             consumer_timeout_ms=(
                 float("inf") if idle_timeout is None else max(1, int(idle_timeout * 1000))
             ),
+            **consumer_config,
         )
 
     def __iter__(self) -> Iterator[Output]:

@@ -9,6 +9,7 @@ from faust.types import TopicT
 
 from driftline.streams.batching import install_batching_transport
 from driftline.streams.faust_fixes import fix_recovery
+from driftline.streams.security import faust_credentials
 from driftline.streams.settings import Settings
 
 FRAMEWORK_LOGGERS = ("aiokafka", "faust", "mode", "kafka")
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> DriftlineApp:
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,

@@ -31,6 +31,9 @@ ENV_PREFIX = "DRIFTLINE_"
 HARNESS_ENVIRONMENT = frozenset({"DRIFTLINE_BROKER_CACHE"})
 """``DRIFTLINE_`` variables read by the local broker harness, not the worker."""
 
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+"""The security protocols that talk to Kafka over TLS."""
+
 WEB_TOKEN_MIN_CHARS = 16
 """The shortest bearer token taken: a short one could be guessed."""
 
@@ -51,6 +54,38 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092",
         description="Kafka bootstrap servers, comma-separated host:port pairs.",
         pattern=r"^[^,\s]+:\d+(,[^,\s]+:\d+)*$",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of driftline connects: PLAINTEXT, SSL (TLS), "
+        "SASL_PLAINTEXT or SASL_SSL (a user and password, over TLS).",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None,
+        description="SASL mechanism, with a SASL protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    sasl_username: str | None = Field(default=None, min_length=1, description="SASL user.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password. Never logged, nor echoed in an error."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the authorities to trust for the brokers' certificates "
+        "(the system's when not given).",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="PEM file of this client's certificate, for mutual TLS."
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None, description="PEM file of this client certificate's private key."
+    )
+    ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of DRIFTLINE_SSL_KEYFILE, when it has one."
+    )
+    require_tls: bool = Field(
+        default=False,
+        description="Refuse to start unless DRIFTLINE_SECURITY_PROTOCOL is SSL or SASL_SSL: "
+        "a production worker must never talk to Kafka in the clear.",
     )
     app_id: str = Field(
         default="driftline",
@@ -245,6 +280,45 @@ class Settings(BaseSettings):
         if token is not None and len(token.get_secret_value()) < WEB_TOKEN_MIN_CHARS:
             raise ValueError(f"a token needs at least {WEB_TOKEN_MIN_CHARS} characters")
         return token
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Self:
+        protocol = self.security_protocol
+        sasl = protocol.startswith("SASL")
+        given = {
+            "DRIFTLINE_SASL_MECHANISM": self.sasl_mechanism,
+            "DRIFTLINE_SASL_USERNAME": self.sasl_username,
+            "DRIFTLINE_SASL_PASSWORD": self.sasl_password,
+        }
+        if self.require_tls and protocol not in TLS_PROTOCOLS:
+            raise ValueError(
+                f"DRIFTLINE_REQUIRE_TLS is set, and DRIFTLINE_SECURITY_PROTOCOL={protocol} "
+                "talks to Kafka in the clear: use SSL or SASL_SSL"
+            )
+        missing = [name for name, value in given.items() if value is None]
+        present = [name for name, value in given.items() if value is not None]
+        if sasl and missing:
+            raise ValueError(f"DRIFTLINE_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        if not sasl and present:
+            raise ValueError(
+                f"{', '.join(present)} set, and DRIFTLINE_SECURITY_PROTOCOL={protocol} uses no "
+                "SASL: set it to SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        tls = {
+            "DRIFTLINE_SSL_CAFILE": self.ssl_cafile,
+            "DRIFTLINE_SSL_CERTFILE": self.ssl_certfile,
+            "DRIFTLINE_SSL_KEYFILE": self.ssl_keyfile,
+            "DRIFTLINE_SSL_KEY_PASSWORD": self.ssl_key_password,
+        }
+        present = [name for name, value in tls.items() if value is not None]
+        if protocol not in TLS_PROTOCOLS and present:
+            raise ValueError(
+                f"{', '.join(present)} set, and DRIFTLINE_SECURITY_PROTOCOL={protocol} uses no "
+                "TLS: set it to SSL or SASL_SSL"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("DRIFTLINE_SSL_CERTFILE and DRIFTLINE_SSL_KEYFILE go together")
+        return self
 
     @model_validator(mode="after")
     def _token_beyond_this_machine(self) -> Self:

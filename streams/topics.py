@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from driftline.streams.security import kafka_python_security
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def ensure_topics(settings: Settings) -> list[str]:
         client_id=f"{settings.app_id}-admin",
         request_timeout_ms=int(settings.send_timeout_seconds * 1000),
         bootstrap_timeout_ms=int(settings.startup_timeout_seconds * 1000),
+        **kafka_python_security(settings),
     )
     try:
         existing = set(admin.list_topics())

@@ -1,0 +1,148 @@
+"""The worker, the commands and the client through a secured broker (SASL_SSL, SCRAM-SHA-512).
+
+A broker of the module's own opens a ``SASL_SSL`` listener beside its
+plaintext one (its certificate signed by a throwaway authority); everything
+here is given the secured listener only, with ``DRIFTLINE_REQUIRE_TLS`` on.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kafka_helpers import free_port, wait_for_worker
+from pydantic import SecretStr
+
+from driftline.client import Publisher
+from driftline.simulate import simulated_model_spec, simulated_predictions
+from driftline.streams.broker import LocalKafkaBroker, SecuredListener
+from driftline.streams.security import kafka_python_security
+from driftline.streams.settings import Settings, to_environment
+from driftline.streams.topics import ensure_topics
+from driftline.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.kafka
+
+USER, PASSWORD = "driftline", "driftline-s3cret-password"
+
+
+@pytest.fixture(scope="module")
+def secured_broker() -> Iterator[LocalKafkaBroker]:
+    with LocalKafkaBroker(secured=SecuredListener({USER: PASSWORD})) as broker:
+        yield broker
+
+
+def secured_settings(broker: LocalKafkaBroker, data_dir: Path) -> Settings:
+    suffix = uuid.uuid4().hex[:10]
+    return Settings(
+        bootstrap_servers=broker.secured_bootstrap_servers,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=USER,
+        sasl_password=SecretStr(PASSWORD),
+        ssl_cafile=broker.ca_file,
+        require_tls=True,
+        app_id=f"secured-{suffix}",
+        predictions_topic=f"predictions-{suffix}",
+        features_topic=f"features-{suffix}",
+        labels_topic=f"labels-{suffix}",
+        models_topic=f"models-{suffix}",
+        references_topic=f"references-{suffix}",
+        alerts_topic=f"alerts-{suffix}",
+        retrain_triggers_topic=f"retrain-triggers-{suffix}",
+        performance_topic=f"performance-{suffix}",
+        dead_letters_topic=f"dead-letters-{suffix}",
+        topic_partitions=2,
+        data_dir=data_dir,
+        web_enabled=True,
+        web_port=free_port(),
+        startup_timeout_seconds=8.0,
+    )
+
+
+def driftline(
+    settings: Settings, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A ``driftline`` command with the settings in its environment, as a deployment gives them."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "driftline", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment | to_environment(settings) | {"PYTHONSAFEPATH": "1"},
+        check=False,
+    )
+
+
+def test_the_worker_the_commands_and_the_client_work_through_sasl_ssl(
+    secured_broker: LocalKafkaBroker, tmp_path: Path
+):
+    settings = secured_settings(secured_broker, tmp_path / "worker")
+    ensure_topics(settings)  # topic creation, secured
+    spec_file = tmp_path / "model.yaml"
+    spec_file.write_text(yaml.safe_dump(simulated_model_spec().model_dump(mode="json")))
+    registered = driftline(settings, "models", "register", str(spec_file))
+    assert registered.returncode == 0, registered.stderr
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        with Publisher(
+            settings.bootstrap_servers,
+            predictions_topic=settings.predictions_topic,
+            **kafka_python_security(settings),
+        ) as publisher:
+            for event in simulated_predictions(4_000, shift_at=2_000, seed=3):
+                publisher.publish(event)
+            publisher.flush()
+        report = wait_for_worker(
+            settings.web_port,
+            worker,
+            lambda report: (
+                report["topics"]["predictions"]["processed"] == 4_000
+                and sum(report["alerts"].values()) > 0
+            ),
+        )
+        assert report["models_registered"] == 1
+        tail = driftline(
+            settings, "alerts", "tail", "--from-beginning", "--max-messages", "1", "--timeout", "20"
+        )
+        assert tail.returncode == 0, tail.stderr
+        assert " ALERT open " in tail.stdout
+    assert PASSWORD not in worker.log_text()
+
+
+def test_a_wrong_password_fails_the_worker_at_start_saying_so_without_the_secret(
+    secured_broker: LocalKafkaBroker, tmp_path: Path
+):
+    settings = secured_settings(secured_broker, tmp_path / "worker").model_copy(
+        update={"sasl_password": SecretStr("a-wrong-password-given")}
+    )
+    started = time.monotonic()
+    result = driftline(settings, "worker", timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - started < 40  # the startup timeout, not forever
+    assert "refused the SASL credentials of DRIFTLINE_SASL_USERNAME=driftline" in result.stderr
+    assert "a-wrong-password-given" not in result.stdout + result.stderr
+
+
+def test_a_plaintext_connection_is_refused_when_tls_is_required(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path)
+    environment = to_environment(settings) | {"DRIFTLINE_REQUIRE_TLS": "true"}
+    result = subprocess.run(
+        [sys.executable, "-m", "driftline", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        | environment
+        | {"PYTHONSAFEPATH": "1"},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert (
+        "DRIFTLINE_REQUIRE_TLS is set, and DRIFTLINE_SECURITY_PROTOCOL=PLAINTEXT" in result.stderr
+    )
