@@ -15,6 +15,7 @@ import atexit
 import base64
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import re
@@ -60,8 +61,9 @@ class SecuredListener:
     """A ``SASL_SSL`` listener beside the plaintext one, for tests of secured clients.
 
     Each user may authenticate with SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN
-    (the SCRAM credentials are stored when the storage is formatted), over
-    TLS with a certificate signed by a throwaway authority
+    (the SCRAM credentials are stored when the storage is formatted), and
+    anyone with OAUTHBEARER and an unsigned token (:func:`unsecured_token`),
+    over TLS with a certificate signed by a throwaway authority
     (:func:`~driftline.streams.broker_tls.make_broker_tls`).
     """
 
@@ -70,6 +72,27 @@ class SecuredListener:
 
 
 SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+"""The secured listener's mechanisms of a user and password."""
+
+TOKEN_MECHANISM = "OAUTHBEARER"
+"""The secured listener's token mechanism: it takes Kafka's unsecured JSON web tokens
+(``"alg": "none"``, see :func:`unsecured_token`), fit for tests only."""
+
+
+def unsecured_token(subject: str, lifetime_seconds: float = 3600.0) -> str:
+    """An unsigned JSON web token for ``subject``, as the secured listener's OAUTHBEARER takes.
+
+    >>> unsecured_token("alice").count(".")
+    2
+    """
+
+    def part(document: dict[str, object]) -> str:
+        text = json.dumps(document, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+
+    now = time.time()
+    claims = {"sub": subject, "iat": now, "exp": now + lifetime_seconds}
+    return f"{part({'alg': 'none'})}.{part(claims)}."
 
 
 class BrokerError(RuntimeError):
@@ -459,7 +482,11 @@ class LocalKafkaBroker:
             "listener.security.protocol.map": (
                 "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
             ),
-            f"{prefix}.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            f"{prefix}.sasl.enabled.mechanisms": ",".join([*SASL_MECHANISMS, TOKEN_MECHANISM]),
+            f"{prefix}.oauthbearer.sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                'unsecuredLoginStringClaim_sub="broker";'
+            ),
             f"{prefix}.scram-sha-256.sasl.jaas.config": (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             ),

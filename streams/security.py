@@ -2,7 +2,7 @@
 
 The worker's faust app, its registry follower (aiokafka), topic creation
 and the commands (kafka-python) all take their security configuration from
-these functions, so a secured cluster (TLS, SASL PLAIN or SCRAM) is
+these functions, so a secured cluster (TLS; SASL PLAIN, SCRAM or OAUTHBEARER) is
 configured once, with ``DRIFTLINE_SECURITY_PROTOCOL`` and its companions.
 
 >>> from driftline.streams.settings import Settings
@@ -22,24 +22,77 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from faust.auth import SASLCredentials, SSLCredentials
+from aiokafka.abc import AbstractTokenProvider as AiokafkaTokenProviderBase
+from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
+from kafka.net.sasl.oauth import AbstractTokenProvider as KafkaPythonTokenProviderBase
 
 from driftline.streams.settings import TLS_PROTOCOLS, Settings
+
+
+class TokenFile:
+    """The bearer token an OAUTHBEARER client sends, read from its file when asked for.
+
+    Whatever renews the token (a sidecar, an agent, a cron job) writes the
+    file; each authentication reads it again, so a renewed token is used from
+    the next connection on.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> str:
+        """The token: the file's text without surrounding white space."""
+        token = self.path.read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(f"the token file {self.path} is empty")
+        return token
+
+
+class KafkaPythonTokenProvider(KafkaPythonTokenProviderBase):  # type: ignore[misc]
+    """kafka-python's OAUTHBEARER token provider, over a :class:`TokenFile`."""
+
+    def __init__(self, tokens: TokenFile) -> None:
+        super().__init__()
+        self.tokens = tokens
+
+    def token(self) -> str:
+        return self.tokens.read()
+
+
+class AiokafkaTokenProvider(AiokafkaTokenProviderBase):  # type: ignore[misc]
+    """aiokafka's (and so faust's) OAUTHBEARER token provider, over a :class:`TokenFile`."""
+
+    def __init__(self, tokens: TokenFile) -> None:
+        self.tokens = tokens
+
+    async def token(self) -> str:
+        return self.tokens.read()
+
+
+def _sasl(settings: Settings, provider: type) -> dict[str, Any]:
+    """The SASL options both clients name alike; ``provider`` makes an OAUTHBEARER token's."""
+    if not settings.security_protocol.startswith("SASL"):
+        return {}
+    if settings.sasl_mechanism == "OAUTHBEARER":
+        assert settings.sasl_oauth_token_file is not None  # the settings checked it
+        tokens = TokenFile(settings.sasl_oauth_token_file)
+        return {"sasl_mechanism": "OAUTHBEARER", "sasl_oauth_token_provider": provider(tokens)}
+    assert settings.sasl_password is not None  # the settings checked it
+    return {
+        "sasl_mechanism": settings.sasl_mechanism,
+        "sasl_plain_username": settings.sasl_username,
+        "sasl_plain_password": settings.sasl_password.get_secret_value(),
+    }
 
 
 def kafka_python_security(settings: Settings) -> dict[str, Any]:
     """The security options of a kafka-python client (producer, consumer, admin)."""
     options: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if settings.security_protocol.startswith("SASL"):
-        assert settings.sasl_password is not None  # the settings checked it
-        options |= {
-            "sasl_mechanism": settings.sasl_mechanism,
-            "sasl_plain_username": settings.sasl_username,
-            "sasl_plain_password": settings.sasl_password.get_secret_value(),
-        }
+    options |= _sasl(settings, KafkaPythonTokenProvider)
     if settings.security_protocol in TLS_PROTOCOLS:
         files = {
             "ssl_cafile": settings.ssl_cafile,
@@ -77,13 +130,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
     """The security options of an aiokafka client."""
     options: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if settings.security_protocol.startswith("SASL"):
-        assert settings.sasl_password is not None  # the settings checked it
-        options |= {
-            "sasl_mechanism": settings.sasl_mechanism,
-            "sasl_plain_username": settings.sasl_username,
-            "sasl_plain_password": settings.sasl_password.get_secret_value(),
-        }
+    options |= _sasl(settings, AiokafkaTokenProvider)
     context = ssl_context(settings)
     if context is not None:
         options["ssl_context"] = context
@@ -93,6 +140,10 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
 def faust_credentials(settings: Settings) -> CredentialsT | None:
     """The faust app's broker credentials; None for PLAINTEXT."""
     context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL") and settings.sasl_mechanism == "OAUTHBEARER":
+        assert settings.sasl_oauth_token_file is not None  # the settings checked it
+        provider = AiokafkaTokenProvider(TokenFile(settings.sasl_oauth_token_file))
+        return OAuthCredentials(oauth_cb=provider, ssl_context=context)
     if settings.security_protocol.startswith("SASL"):
         assert settings.sasl_password is not None  # the settings checked it
         return SASLCredentials(
@@ -135,6 +186,12 @@ def credential_refusals() -> Iterator[list[str]]:
 
 def refusal_hint(settings: Settings, refusals: list[str]) -> str:
     """What to check when the brokers could not be reached with these settings."""
+    if refusals and settings.sasl_mechanism == "OAUTHBEARER":
+        return (
+            "the brokers refused the bearer token in DRIFTLINE_SASL_OAUTH_TOKEN_FILE="
+            f"{settings.sasl_oauth_token_file}: check that it is current and that they accept "
+            "its issuer"
+        )
     if refusals:
         return (
             f"the brokers refused the SASL credentials of DRIFTLINE_SASL_USERNAME="

@@ -31,6 +31,8 @@ ENV_PREFIX = "DRIFTLINE_"
 HARNESS_ENVIRONMENT = frozenset({"DRIFTLINE_BROKER_CACHE"})
 """``DRIFTLINE_`` variables read by the local broker harness, not the worker."""
 
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 """The security protocols that talk to Kafka over TLS."""
 
@@ -60,13 +62,19 @@ class Settings(BaseSettings):
         description="How every Kafka client of driftline connects: PLAINTEXT, SSL (TLS), "
         "SASL_PLAINTEXT or SASL_SSL (a user and password, over TLS).",
     )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+    sasl_mechanism: SaslMechanism | None = Field(
         default=None,
-        description="SASL mechanism, with a SASL protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+        description="SASL mechanism, with a SASL protocol: PLAIN, SCRAM-SHA-256, "
+        "SCRAM-SHA-512 (a user and password) or OAUTHBEARER (a token).",
     )
     sasl_username: str | None = Field(default=None, min_length=1, description="SASL user.")
     sasl_password: SecretStr | None = Field(
         default=None, description="SASL password. Never logged, nor echoed in an error."
+    )
+    sasl_oauth_token_file: Path | None = Field(
+        default=None,
+        description="With OAUTHBEARER: the file holding the current bearer token, read again "
+        "at each authentication (whatever renews the token keeps it fresh).",
     )
     ssl_cafile: Path | None = Field(
         default=None,
@@ -285,11 +293,22 @@ class Settings(BaseSettings):
     def _kafka_security_complete(self) -> Self:
         protocol = self.security_protocol
         sasl = protocol.startswith("SASL")
-        given = {
-            "DRIFTLINE_SASL_MECHANISM": self.sasl_mechanism,
+        oauth = self.sasl_mechanism == "OAUTHBEARER"
+        given: dict[str, object] = {"DRIFTLINE_SASL_MECHANISM": self.sasl_mechanism}
+        password = {
             "DRIFTLINE_SASL_USERNAME": self.sasl_username,
             "DRIFTLINE_SASL_PASSWORD": self.sasl_password,
         }
+        token = {"DRIFTLINE_SASL_OAUTH_TOKEN_FILE": self.sasl_oauth_token_file}
+        needed, wrong = (token, password) if oauth else (password, token)
+        given |= needed
+        mixed = [name for name, value in wrong.items() if value is not None]
+        if mixed and (sasl or self.sasl_mechanism is not None):
+            raise ValueError(
+                f"{', '.join(mixed)} set, and DRIFTLINE_SASL_MECHANISM={self.sasl_mechanism} "
+                "takes " + ("a token file" if oauth else "a user and password")
+            )
+        given |= {name: value for name, value in wrong.items() if value is not None}
         if self.require_tls and protocol not in TLS_PROTOCOLS:
             raise ValueError(
                 f"DRIFTLINE_REQUIRE_TLS is set, and DRIFTLINE_SECURITY_PROTOCOL={protocol} "

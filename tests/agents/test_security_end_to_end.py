@@ -1,4 +1,4 @@
-"""The worker, the commands and the client through a secured broker (SASL_SSL, SCRAM-SHA-512).
+"""The worker, the commands and the client through a secured broker (SASL_SSL: SCRAM, OAuth).
 
 A broker of the module's own opens a ``SASL_SSL`` listener beside its
 plaintext one (its certificate signed by a throwaway authority); everything
@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from driftline.client import Publisher
 from driftline.simulate import simulated_model_spec, simulated_predictions
-from driftline.streams.broker import LocalKafkaBroker, SecuredListener
+from driftline.streams.broker import LocalKafkaBroker, SecuredListener, unsecured_token
 from driftline.streams.security import kafka_python_security
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
@@ -37,14 +37,21 @@ def secured_broker() -> Iterator[LocalKafkaBroker]:
         yield broker
 
 
-def secured_settings(broker: LocalKafkaBroker, data_dir: Path) -> Settings:
+def secured_settings(
+    broker: LocalKafkaBroker, data_dir: Path, mechanism: str = "SCRAM-SHA-512"
+) -> Settings:
     suffix = uuid.uuid4().hex[:10]
+    if mechanism == "OAUTHBEARER":
+        token_file = data_dir.parent / "token"
+        token_file.write_text(unsecured_token(USER) + "\n")
+        credentials: dict[str, object] = {"sasl_oauth_token_file": token_file}
+    else:
+        credentials = {"sasl_username": USER, "sasl_password": SecretStr(PASSWORD)}
     return Settings(
         bootstrap_servers=broker.secured_bootstrap_servers,
         security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username=USER,
-        sasl_password=SecretStr(PASSWORD),
+        sasl_mechanism=mechanism,
+        **credentials,
         ssl_cafile=broker.ca_file,
         require_tls=True,
         app_id=f"secured-{suffix}",
@@ -80,10 +87,11 @@ def driftline(
     )
 
 
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "OAUTHBEARER"])
 def test_the_worker_the_commands_and_the_client_work_through_sasl_ssl(
-    secured_broker: LocalKafkaBroker, tmp_path: Path
+    secured_broker: LocalKafkaBroker, tmp_path: Path, mechanism: str
 ):
-    settings = secured_settings(secured_broker, tmp_path / "worker")
+    settings = secured_settings(secured_broker, tmp_path / "worker", mechanism)
     ensure_topics(settings)  # topic creation, secured
     spec_file = tmp_path / "model.yaml"
     spec_file.write_text(yaml.safe_dump(simulated_model_spec().model_dump(mode="json")))
@@ -127,6 +135,19 @@ def test_a_wrong_password_fails_the_worker_at_start_saying_so_without_the_secret
     assert time.monotonic() - started < 40  # the startup timeout, not forever
     assert "refused the SASL credentials of DRIFTLINE_SASL_USERNAME=driftline" in result.stderr
     assert "a-wrong-password-given" not in result.stdout + result.stderr
+
+
+def test_an_expired_bearer_token_fails_the_worker_at_start_naming_its_file(
+    secured_broker: LocalKafkaBroker, tmp_path: Path
+):
+    settings = secured_settings(secured_broker, tmp_path / "worker", "OAUTHBEARER")
+    assert settings.sasl_oauth_token_file is not None
+    expired = unsecured_token(USER, lifetime_seconds=-600)
+    settings.sasl_oauth_token_file.write_text(expired)
+    result = driftline(settings, "worker", timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refused the bearer token in DRIFTLINE_SASL_OAUTH_TOKEN_FILE=" in result.stderr
+    assert expired not in result.stdout + result.stderr
 
 
 def test_a_plaintext_connection_is_refused_when_tls_is_required(tmp_path: Path):

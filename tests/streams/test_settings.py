@@ -182,6 +182,12 @@ SASL = {
         ({"ssl_cafile": "ca.pem"}, "DRIFTLINE_SSL_CAFILE set, and "),
         ({"security_protocol": "SSL", "ssl_certfile": "c.pem"}, "go together"),
         ({"require_tls": True}, "DRIFTLINE_REQUIRE_TLS is set, and "),
+        ({**SASL, "sasl_mechanism": "OAUTHBEARER"}, "takes a token file"),
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"},
+            "needs DRIFTLINE_SASL_OAUTH_TOKEN_FILE",
+        ),
+        ({**SASL, "sasl_oauth_token_file": "token"}, "takes a user and password"),
         ({**SASL, "security_protocol": "SASL_PLAINTEXT", "require_tls": True}, "in the clear"),
     ],
 )
