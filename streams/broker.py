@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from driftline.streams.broker_tls import BrokerTls, make_broker_tls
+from driftline.streams.broker_tls import BrokerTls, make_broker_tls, make_client_certificate
 
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka version of the harness; docker-compose.yml uses the same."""
@@ -69,6 +69,9 @@ class SecuredListener:
 
     users: Mapping[str, str]
     """Passwords by user name."""
+    client_certificates: bool = False
+    """Also an ``SSL`` listener that takes only clients with a certificate the authority
+    signed (:meth:`LocalKafkaBroker.client_certificate`): mutual TLS."""
 
 
 SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
@@ -284,6 +287,7 @@ class LocalKafkaBroker:
         self._bound_port = 0
         self.secured = secured
         self._secured_port = 0
+        self._mutual_port = 0
         self._tls: BrokerTls | None = None
 
     @property
@@ -299,6 +303,29 @@ class LocalKafkaBroker:
         if self._process is None or self.secured is None:
             raise BrokerError("the broker is not running with a secured listener")
         return f"{self.host}:{self._secured_port}"
+
+    @property
+    def mutual_tls_bootstrap_servers(self) -> str:
+        """``host:port`` of the running broker's ``SSL`` listener that asks clients for a
+        certificate."""
+        if self._process is None or self.secured is None or not self.secured.client_certificates:
+            raise BrokerError("the broker is not running with a mutual-TLS listener")
+        return f"{self.host}:{self._mutual_port}"
+
+    def client_certificate(self, name: str) -> Path:
+        """A PKCS12 store of a client key and certificate the authority signed (``CN=name``;
+        its password is :attr:`tls_password`; the certificate alone is ``<name>.pem`` beside)."""
+        if self._tls is None or self._workdir is None:
+            raise BrokerError("the broker is not running with a secured listener")
+        keytool = str(Path(java_executable()).with_name("keytool"))
+        return make_client_certificate(self._tls, self._workdir / "clients", keytool, name)
+
+    @property
+    def tls_password(self) -> str:
+        """The password of the stores the harness made (fit for tests only)."""
+        if self._tls is None:
+            raise BrokerError("the broker is not running with a secured listener")
+        return self._tls.password
 
     @property
     def ca_file(self) -> Path:
@@ -365,6 +392,7 @@ class LocalKafkaBroker:
         controller_port = free_port(self.host)
         if self.secured is not None:
             self._secured_port = free_port(self.host)
+            self._mutual_port = free_port(self.host) if self.secured.client_certificates else 0
             keytool = str(Path(java).with_name("keytool"))
             self._tls = make_broker_tls(self._workdir / "tls", keytool, self.host)
         shutil.rmtree(self._workdir / "data", ignore_errors=True)  # fresh storage every start
@@ -475,12 +503,26 @@ class LocalKafkaBroker:
         plain_users = " ".join(
             f'user_{name}="{password}"' for name, password in self.secured.users.items()
         )
-        return {
-            "listeners": f"PLAINTEXT://{plain},SASL_SSL://{secured},"
-            f"CONTROLLER://{self.host}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{plain},SASL_SSL://{secured}",
+        listeners = [f"PLAINTEXT://{plain}", f"SASL_SSL://{secured}"]
+        mutual: dict[str, str] = {}
+        if self.secured.client_certificates:
+            listeners.append(f"SSL://{self.host}:{self._mutual_port}")
+            mutual = {
+                "listener.name.ssl.ssl.client.auth": "required",
+                "listener.name.ssl.ssl.keystore.type": "PKCS12",
+                "listener.name.ssl.ssl.keystore.location": str(self._tls.keystore),
+                "listener.name.ssl.ssl.keystore.password": self._tls.password,
+                "listener.name.ssl.ssl.key.password": self._tls.password,
+                # The broker's store holds the authority's certificate: it trusts what it signed.
+                "listener.name.ssl.ssl.truststore.type": "PKCS12",
+                "listener.name.ssl.ssl.truststore.location": str(self._tls.keystore),
+                "listener.name.ssl.ssl.truststore.password": self._tls.password,
+            }
+        return mutual | {
+            "listeners": ",".join([*listeners, f"CONTROLLER://{self.host}:{controller_port}"]),
+            "advertised.listeners": ",".join(listeners),
             "listener.security.protocol.map": (
-                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+                "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT"
             ),
             f"{prefix}.sasl.enabled.mechanisms": ",".join([*SASL_MECHANISMS, TOKEN_MECHANISM]),
             f"{prefix}.oauthbearer.sasl.jaas.config": (

@@ -70,10 +70,63 @@ def make_broker_tls(folder: Path, keytool: str, host: str = "127.0.0.1") -> Brok
         ["-importcert", "-alias", "ca", "-file", str(ca_file), "-noprompt", *in_broker],
         ["-importcert", "-alias", "broker", "-file", str(signed), *in_broker],
     ]
+    _run(keytool, steps)
+    return BrokerTls(keystore, password, ca_file)
+
+
+def _run(keytool: str, steps: list[list[str]]) -> None:
     for step in steps:
         done = subprocess.run(
             [keytool, *step], capture_output=True, text=True, timeout=60, check=False
         )
         if done.returncode != 0:
             raise RuntimeError(f"keytool {step[0]} failed: {done.stderr or done.stdout}")
-    return BrokerTls(keystore, password, ca_file)
+
+
+def make_client_certificate(tls: BrokerTls, folder: Path, keytool: str, name: str) -> Path:
+    """A client key and certificate (``CN=name``) the broker's authority signs, in a PKCS12
+    store of their own (password: the broker's) at the returned path; the signed
+    certificate is also written as PEM beside it (``<name>.pem``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store_path, request, signed = (
+        folder / f"{name}.p12",
+        folder / f"{name}.csr",
+        folder / f"{name}.pem",
+    )
+    store = ["-storetype", "PKCS12", "-storepass", tls.password, "-keypass", tls.password]
+    in_client = ["-keystore", str(store_path), *store]
+    in_authority = ["-keystore", str(tls.keystore.with_name("ca.p12")), *store]
+    steps = [
+        [
+            "-genkeypair",
+            "-alias",
+            name,
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+            "-dname",
+            f"CN={name}",
+            "-validity",
+            str(VALID_DAYS),
+            *in_client,
+        ],
+        ["-certreq", "-alias", name, "-file", str(request), *in_client],
+        [
+            "-gencert",
+            "-alias",
+            "ca",
+            "-infile",
+            str(request),
+            "-outfile",
+            str(signed),
+            "-rfc",
+            "-validity",
+            str(VALID_DAYS),
+            *in_authority,
+        ],
+        ["-importcert", "-alias", "ca", "-file", str(tls.ca_file), "-noprompt", *in_client],
+        ["-importcert", "-alias", name, "-file", str(signed), *in_client],
+    ]
+    _run(keytool, steps)
+    return store_path

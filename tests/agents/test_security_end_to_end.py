@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from kafka_helpers import free_port, wait_for_worker
 from pydantic import SecretStr
 
@@ -33,7 +35,8 @@ USER, PASSWORD = "driftline", "driftline-s3cret-password"
 
 @pytest.fixture(scope="module")
 def secured_broker() -> Iterator[LocalKafkaBroker]:
-    with LocalKafkaBroker(secured=SecuredListener({USER: PASSWORD})) as broker:
+    secured = SecuredListener({USER: PASSWORD}, client_certificates=True)
+    with LocalKafkaBroker(secured=secured) as broker:
         yield broker
 
 
@@ -121,6 +124,66 @@ def test_the_worker_the_commands_and_the_client_work_through_sasl_ssl(
         assert tail.returncode == 0, tail.stderr
         assert " ALERT open " in tail.stdout
     assert PASSWORD not in worker.log_text()
+
+
+def client_files(broker: LocalKafkaBroker, folder: Path, key_password: str) -> tuple[Path, Path]:
+    """A client certificate the broker's authority signed (PEM), and its key (PEM, encrypted
+    with ``key_password``): keytool makes them in a PKCS12 store, read here."""
+    store = broker.client_certificate("driftline-worker")
+    key, _, _ = pkcs12.load_key_and_certificates(store.read_bytes(), broker.tls_password.encode())
+    assert key is not None
+    key_file = folder / "client-key.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(key_password.encode()),
+        )
+    )
+    return store.with_name("driftline-worker.pem"), key_file
+
+
+def test_the_worker_and_the_commands_work_through_mutual_tls(
+    secured_broker: LocalKafkaBroker, tmp_path: Path
+):
+    certificate, key = client_files(secured_broker, tmp_path, "key-s3cret-password")
+    settings = secured_settings(secured_broker, tmp_path / "worker").model_copy(
+        update={
+            "bootstrap_servers": secured_broker.mutual_tls_bootstrap_servers,
+            "security_protocol": "SSL",
+            "sasl_mechanism": None,
+            "sasl_username": None,
+            "sasl_password": None,
+            "ssl_certfile": certificate,
+            "ssl_keyfile": key,
+            "ssl_key_password": SecretStr("key-s3cret-password"),
+        }
+    )
+    Settings.model_validate(settings.model_dump())  # still whole settings
+    ensure_topics(settings)
+    spec_file = tmp_path / "model.yaml"
+    spec_file.write_text(yaml.safe_dump(simulated_model_spec().model_dump(mode="json")))
+    registered = driftline(settings, "models", "register", str(spec_file))
+    assert registered.returncode == 0, registered.stderr
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        with Publisher(
+            settings.bootstrap_servers,
+            predictions_topic=settings.predictions_topic,
+            **kafka_python_security(settings),
+        ) as publisher:
+            for event in simulated_predictions(500, shift_at=10**9, seed=3):
+                publisher.publish(event)
+            publisher.flush()
+        wait_for_worker(
+            settings.web_port,
+            worker,
+            lambda report: report["topics"]["predictions"]["processed"] == 500,
+        )
+    without = settings.model_copy(
+        update={"ssl_certfile": None, "ssl_keyfile": None, "ssl_key_password": None}
+    )
+    refused = driftline(without, "models", "register", str(spec_file), "--timeout", "5")
+    assert refused.returncode == 1  # no certificate: the listener takes no such client
 
 
 def test_a_wrong_password_fails_the_worker_at_start_saying_so_without_the_secret(
