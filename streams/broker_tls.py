@@ -28,31 +28,61 @@ def make_broker_tls(folder: Path, keytool: str, host: str = "127.0.0.1") -> Brok
     """Make a certificate authority and a broker certificate it signs, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(18)
-    authority, keystore = folder / "ca.p12", folder / "broker.p12"
-    ca_file, request, signed = folder / "ca.pem", folder / "broker.csr", folder / "broker.pem"
-    store = ["-storetype", "PKCS12", "-storepass", password, "-keypass", password]
-    days = ["-validity", str(VALID_DAYS)]
-    in_authority, in_broker = (
-        ["-keystore", str(authority), *store],
-        ["-keystore", str(keystore), *store],
-    )
-    rsa = ["-keyalg", "RSA", "-keysize", "2048"]
-    steps = [
+    authority = _store(folder / "ca.p12", password)
+    ca_file = folder / "ca.pem"
+    making_authority = [
         [
             "-genkeypair",
             "-alias",
             "ca",
-            *rsa,
+            *RSA,
             "-dname",
             "CN=driftline test authority",
             "-ext",
             "bc:c",
-            *days,
-            *in_authority,
+            *DAYS,
+            *authority,
         ],
-        ["-exportcert", "-alias", "ca", "-rfc", "-file", str(ca_file), *in_authority],
-        ["-genkeypair", "-alias", "broker", *rsa, "-dname", f"CN={host}", *days, *in_broker],
-        ["-certreq", "-alias", "broker", "-file", str(request), *in_broker],
+        ["-exportcert", "-alias", "ca", "-rfc", "-file", str(ca_file), *authority],
+    ]
+    tls = BrokerTls(folder / "broker.p12", password, ca_file)
+    san = ["-ext", f"SAN=IP:{host},DNS:localhost"]
+    _run(keytool, making_authority + _signed_key_steps(tls, tls.keystore, "broker", host, san))
+    return tls
+
+
+def make_client_certificate(tls: BrokerTls, folder: Path, keytool: str, name: str) -> Path:
+    """A client key and certificate (``CN=name``) the broker's authority signs, in a PKCS12
+    store of their own (password: the broker's) at the returned path; the signed
+    certificate is also written as PEM beside it (``<name>.pem``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store_path = folder / f"{name}.p12"
+    _run(keytool, _signed_key_steps(tls, store_path, name, name, []))
+    return store_path
+
+
+RSA = ["-keyalg", "RSA", "-keysize", "2048"]
+DAYS = ["-validity", str(VALID_DAYS)]
+
+
+def _store(path: Path, password: str) -> list[str]:
+    """keytool's arguments naming a PKCS12 store and its password."""
+    return ["-keystore", str(path), "-storetype", "PKCS12", "-storepass", password]
+
+
+def _signed_key_steps(
+    tls: BrokerTls, store_path: Path, alias: str, common_name: str, extensions: list[str]
+) -> list[list[str]]:
+    """keytool's steps to a key in ``store_path`` whose certificate (``CN=common_name``,
+    also written as ``<alias>.pem`` beside) the authority of ``tls`` signed, with the
+    authority's certificate trusted there too."""
+    store = _store(store_path, tls.password)
+    authority = _store(tls.ca_file.with_name("ca.p12"), tls.password)
+    request = store_path.with_name(f"{alias}.csr")
+    signed = store_path.with_name(f"{alias}.pem")
+    return [
+        ["-genkeypair", "-alias", alias, *RSA, "-dname", f"CN={common_name}", *DAYS, *store],
+        ["-certreq", "-alias", alias, "-file", str(request), *store],
         [
             "-gencert",
             "-alias",
@@ -62,16 +92,13 @@ def make_broker_tls(folder: Path, keytool: str, host: str = "127.0.0.1") -> Brok
             "-outfile",
             str(signed),
             "-rfc",
-            "-ext",
-            f"SAN=IP:{host},DNS:localhost",
-            *days,
-            *in_authority,
+            *extensions,
+            *DAYS,
+            *authority,
         ],
-        ["-importcert", "-alias", "ca", "-file", str(ca_file), "-noprompt", *in_broker],
-        ["-importcert", "-alias", "broker", "-file", str(signed), *in_broker],
+        ["-importcert", "-alias", "ca", "-file", str(tls.ca_file), "-noprompt", *store],
+        ["-importcert", "-alias", alias, "-file", str(signed), *store],
     ]
-    _run(keytool, steps)
-    return BrokerTls(keystore, password, ca_file)
 
 
 def _run(keytool: str, steps: list[list[str]]) -> None:
@@ -81,52 +108,3 @@ def _run(keytool: str, steps: list[list[str]]) -> None:
         )
         if done.returncode != 0:
             raise RuntimeError(f"keytool {step[0]} failed: {done.stderr or done.stdout}")
-
-
-def make_client_certificate(tls: BrokerTls, folder: Path, keytool: str, name: str) -> Path:
-    """A client key and certificate (``CN=name``) the broker's authority signs, in a PKCS12
-    store of their own (password: the broker's) at the returned path; the signed
-    certificate is also written as PEM beside it (``<name>.pem``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    store_path, request, signed = (
-        folder / f"{name}.p12",
-        folder / f"{name}.csr",
-        folder / f"{name}.pem",
-    )
-    store = ["-storetype", "PKCS12", "-storepass", tls.password, "-keypass", tls.password]
-    in_client = ["-keystore", str(store_path), *store]
-    in_authority = ["-keystore", str(tls.keystore.with_name("ca.p12")), *store]
-    steps = [
-        [
-            "-genkeypair",
-            "-alias",
-            name,
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-            "-dname",
-            f"CN={name}",
-            "-validity",
-            str(VALID_DAYS),
-            *in_client,
-        ],
-        ["-certreq", "-alias", name, "-file", str(request), *in_client],
-        [
-            "-gencert",
-            "-alias",
-            "ca",
-            "-infile",
-            str(request),
-            "-outfile",
-            str(signed),
-            "-rfc",
-            "-validity",
-            str(VALID_DAYS),
-            *in_authority,
-        ],
-        ["-importcert", "-alias", "ca", "-file", str(tls.ca_file), "-noprompt", *in_client],
-        ["-importcert", "-alias", name, "-file", str(signed), *in_client],
-    ]
-    _run(keytool, steps)
-    return store_path

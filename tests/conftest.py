@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from kafka_helpers import named_after
 
 from driftline.streams.broker import LocalKafkaBroker
 from driftline.streams.settings import Settings
@@ -31,20 +32,10 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 @pytest.fixture
 def worker_settings(kafka_broker: LocalKafkaBroker, tmp_path: Path) -> Settings:
     """Worker settings with topics and a consumer group of this test's own."""
-    suffix = uuid.uuid4().hex[:10]
     return Settings(
         bootstrap_servers=kafka_broker.bootstrap_servers,
-        app_id=f"test-{suffix}",
-        predictions_topic=f"predictions-{suffix}",
-        features_topic=f"features-{suffix}",
-        labels_topic=f"labels-{suffix}",
-        models_topic=f"models-{suffix}",
-        references_topic=f"references-{suffix}",
-        alerts_topic=f"alerts-{suffix}",
-        retrain_triggers_topic=f"retrain-triggers-{suffix}",
-        performance_topic=f"performance-{suffix}",
-        dead_letters_topic=f"dead-letters-{suffix}",
         topic_partitions=4,
         data_dir=tmp_path / "worker",
         log_level="info",
+        **named_after(uuid.uuid4().hex[:10]),
     )

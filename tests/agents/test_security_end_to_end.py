@@ -10,17 +10,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from kafka_helpers import free_port, wait_for_worker
+from kafka_helpers import free_port, named_after, wait_for_worker
 from pydantic import SecretStr
 
 from driftline.client import Publisher
+from driftline.schemas import PredictionEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.broker import LocalKafkaBroker, SecuredListener, unsecured_token
 from driftline.streams.security import kafka_python_security
@@ -43,35 +44,27 @@ def secured_broker() -> Iterator[LocalKafkaBroker]:
 def secured_settings(
     broker: LocalKafkaBroker, data_dir: Path, mechanism: str = "SCRAM-SHA-512"
 ) -> Settings:
-    suffix = uuid.uuid4().hex[:10]
+    """Settings of topics and a group of their own, for the secured listener only."""
     if mechanism == "OAUTHBEARER":
         token_file = data_dir.parent / "token"
         token_file.write_text(unsecured_token(USER) + "\n")
         credentials: dict[str, object] = {"sasl_oauth_token_file": token_file}
     else:
-        credentials = {"sasl_username": USER, "sasl_password": SecretStr(PASSWORD)}
+        credentials = {"sasl_username": USER, "sasl_password": PASSWORD}
+    named = named_after(f"secured-{uuid.uuid4().hex[:10]}")
     return Settings(
         bootstrap_servers=broker.secured_bootstrap_servers,
         security_protocol="SASL_SSL",
         sasl_mechanism=mechanism,
-        **credentials,
         ssl_cafile=broker.ca_file,
         require_tls=True,
-        app_id=f"secured-{suffix}",
-        predictions_topic=f"predictions-{suffix}",
-        features_topic=f"features-{suffix}",
-        labels_topic=f"labels-{suffix}",
-        models_topic=f"models-{suffix}",
-        references_topic=f"references-{suffix}",
-        alerts_topic=f"alerts-{suffix}",
-        retrain_triggers_topic=f"retrain-triggers-{suffix}",
-        performance_topic=f"performance-{suffix}",
-        dead_letters_topic=f"dead-letters-{suffix}",
         topic_partitions=2,
         data_dir=data_dir,
         web_enabled=True,
         web_port=free_port(),
         startup_timeout_seconds=8.0,
+        **credentials,
+        **named,
     )
 
 
@@ -90,25 +83,36 @@ def driftline(
     )
 
 
+def register_the_model(settings: Settings, folder: Path) -> Path:
+    """Create the topics (as the worker would) and register the simulated model with
+    ``driftline models register``, both through the secured listener; the spec file."""
+    ensure_topics(settings)
+    spec_file = folder / "model.yaml"
+    spec_file.write_text(yaml.safe_dump(simulated_model_spec().model_dump(mode="json")))
+    registered = driftline(settings, "models", "register", str(spec_file))
+    assert registered.returncode == 0, registered.stderr
+    return spec_file
+
+
+def publish(settings: Settings, events: Iterable[PredictionEvent]) -> None:
+    with Publisher(
+        settings.bootstrap_servers,
+        predictions_topic=settings.predictions_topic,
+        **kafka_python_security(settings),
+    ) as publisher:
+        for event in events:
+            publisher.publish(event)
+        publisher.flush()
+
+
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "OAUTHBEARER"])
 def test_the_worker_the_commands_and_the_client_work_through_sasl_ssl(
     secured_broker: LocalKafkaBroker, tmp_path: Path, mechanism: str
 ):
     settings = secured_settings(secured_broker, tmp_path / "worker", mechanism)
-    ensure_topics(settings)  # topic creation, secured
-    spec_file = tmp_path / "model.yaml"
-    spec_file.write_text(yaml.safe_dump(simulated_model_spec().model_dump(mode="json")))
-    registered = driftline(settings, "models", "register", str(spec_file))
-    assert registered.returncode == 0, registered.stderr
+    register_the_model(settings, tmp_path)
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        with Publisher(
-            settings.bootstrap_servers,
-            predictions_topic=settings.predictions_topic,
-            **kafka_python_security(settings),
-        ) as publisher:
-            for event in simulated_predictions(4_000, shift_at=2_000, seed=3):
-                publisher.publish(event)
-            publisher.flush()
+        publish(settings, simulated_predictions(4_000, shift_at=2_000, seed=3))
         report = wait_for_worker(
             settings.web_port,
             worker,
@@ -160,20 +164,9 @@ def test_the_worker_and_the_commands_work_through_mutual_tls(
         }
     )
     Settings.model_validate(settings.model_dump())  # still whole settings
-    ensure_topics(settings)
-    spec_file = tmp_path / "model.yaml"
-    spec_file.write_text(yaml.safe_dump(simulated_model_spec().model_dump(mode="json")))
-    registered = driftline(settings, "models", "register", str(spec_file))
-    assert registered.returncode == 0, registered.stderr
+    spec_file = register_the_model(settings, tmp_path)
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        with Publisher(
-            settings.bootstrap_servers,
-            predictions_topic=settings.predictions_topic,
-            **kafka_python_security(settings),
-        ) as publisher:
-            for event in simulated_predictions(500, shift_at=10**9, seed=3):
-                publisher.publish(event)
-            publisher.flush()
+        publish(settings, simulated_predictions(500, shift_at=10**9, seed=3))
         wait_for_worker(
             settings.web_port,
             worker,

@@ -80,6 +80,23 @@ def group_assignments(bootstrap_servers: str, group: str, topic: str) -> list[se
     ]
 
 
+def named_after(suffix: str) -> dict[str, str]:
+    """A consumer group (app id) and every topic of the worker, named for one test alone."""
+    topics = [
+        "predictions",
+        "features",
+        "labels",
+        "models",
+        "references",
+        "alerts",
+        "retrain_triggers",
+        "performance",
+        "dead_letters",
+    ]
+    names = {f"{topic}_topic": f"{topic.replace('_', '-')}-{suffix}" for topic in topics}
+    return {"app_id": f"test-{suffix}", **names}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now, for a worker's web server."""
     with socket.socket() as probe:
