@@ -166,7 +166,7 @@ def _register_input_agent(
 
     async def process_batch(records: Sequence[Any]) -> None:
         started = time.perf_counter()
-        partitions = {(record.topic, record.partition) for record in records}
+        partitions = {record.tp for record in records}
         monitoring.progress.started(partitions)
         messages = [_input_message(topic, record) for record in records]
         try:

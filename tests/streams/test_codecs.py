@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from samples import LABEL_DOCUMENT
 
 from driftline.schemas import (
     DeadLetterReason,
@@ -43,13 +44,7 @@ FEATURES = {
     "event_time": "2026-01-01T00:00:00+02:00",
     "features": {"tenure": 7, "plan": "pro"},
 }
-LABEL = {
-    "model_id": "churn",
-    "event_id": "l-1",
-    "prediction_id": "e-1",
-    "event_time": "2026-01-02T00:00:00Z",
-    "label": "leaves",
-}
+LABEL = LABEL_DOCUMENT
 SPEC = {
     "model_id": "churn",
     "model_version": "3",

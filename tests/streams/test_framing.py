@@ -2,19 +2,14 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
+from samples import LABEL_DOCUMENT
 
 from driftline.schemas import DeadLetterReason, LabelEvent, PredictionEvent
 from driftline.streams.codecs import MESSAGE_CHARS, Rejection, decode, decode_many
 from driftline.streams.framing import HEADER_BYTES, RegistryFrame, registry_frame
 
 LIMIT = 16_384
-LABEL = {
-    "model_id": "churn",
-    "event_id": "l-1",
-    "prediction_id": "e-1",
-    "event_time": "2026-01-02T00:00:00Z",
-    "label": "leaves",
-}
+LABEL = LABEL_DOCUMENT
 AVRO_LABEL = b"\x0achurn\x06l-1\x06e-1\x00\x0cleaves"
 """A label as Avro binary might write it: strings as a zigzag length and their bytes."""
 

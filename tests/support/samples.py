@@ -9,6 +9,15 @@ from driftline.schemas import Alert, DistributionSummary, KafkaPosition
 
 TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
+LABEL_DOCUMENT = {
+    "model_id": "churn",
+    "event_id": "l-1",
+    "prediction_id": "e-1",
+    "event_time": "2026-01-02T00:00:00Z",
+    "label": "leaves",
+}
+"""A valid label event as JSON data: model churn's prediction e-1 turned out "leaves"."""
+
 
 def a_feature_drift(feature: str = "x", observation: int = 100) -> DriftFinding:
     """Feature ``feature``'s median moved from 0.1 to 2.9; the change began 30 values back."""
