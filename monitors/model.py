@@ -596,6 +596,13 @@ class ModelMonitor:
         return self._warmup is not None
 
     @property
+    def last_event(self) -> tuple[datetime, KafkaPosition | None] | None:
+        """The event time and Kafka position of the last event processed (None before any)."""
+        if not len(self._recent_events):
+            return None
+        return self._recent_events[len(self._recent_events) - 1]
+
+    @property
     def drift_subjects(self) -> list[str]:
         """What is watched for drift: features, then the predictions and the features together."""
         return [subject.name for subject in self._subjects]

@@ -1,0 +1,296 @@
+"""What a worker (or a replay) decided lately, kept small enough to draw.
+
+The status page and ``driftline report`` draw the same things: each drift
+subject's statistic over its threshold as events go by, the alerts that
+opened and resolved on the way, the retraining triggers, and each
+performance window's estimated and realized accuracy. :class:`StatusHistory`
+keeps them per model version, bounded whatever the stream's length:
+
+- a subject's series holds at most ``max_points`` points
+  (:data:`DEFAULT_MAX_POINTS`). When it is full, neighbouring points are
+  merged in pairs, each pair into its later event count and its *larger*
+  pressure, so the series always spans the whole stream at a coarser step and
+  a crossing of the threshold never disappears from it;
+- the last ``max_marks`` alert changes (:data:`DEFAULT_MAX_MARKS`), the last
+  ``max_triggers`` triggers and the last ``max_windows`` performance windows.
+
+Points are taken once a batch, so their step is the batch's. With 50
+subjects, about 50 by 240 points and a few hundred marks: well under 1 MB a
+model version.
+
+>>> from driftline.schemas import PerformanceReport
+>>> history = StatusHistory(max_points=4)
+>>> for events in range(1, 11):
+...     history.record_pressures(("m", "1"), events, {"x": events / 10})
+>>> series = history.versions[("m", "1")].series["x"]
+>>> series.events, series.pressures
+([4, 8, 10], [0.4, 0.8, 1.0])
+"""
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from driftline.monitors import ModelMonitor
+from driftline.schemas import (
+    Alert,
+    AlertStatus,
+    DriftEvidence,
+    KafkaPosition,
+    PerformanceEvidence,
+    PerformanceReport,
+    ReportStage,
+    RetrainTrigger,
+)
+
+ModelKey = tuple[str, str]
+
+DEFAULT_MAX_POINTS = 240
+"""Points kept per drift subject (see the module's docstring)."""
+DEFAULT_MAX_MARKS = 200
+"""Alert changes kept per model version."""
+DEFAULT_MAX_TRIGGERS = 10
+"""Retraining triggers kept per model version."""
+DEFAULT_MAX_WINDOWS = 60
+"""Performance windows kept per model version."""
+MAX_VERSIONS = 200
+"""Model versions kept; the one seen longest ago goes first."""
+
+MODEL_SUBJECT = "(model)"
+"""The subject of a model-level alert (one with no feature)."""
+
+
+class PressureSeries:
+    """One subject's statistic over its threshold, as events went by (1 is the threshold).
+
+    Each kept point stands for ``stride`` points added (1 at first): the
+    last one's event count, and the largest of their pressures. When
+    ``max_points`` (rounded down to even) are kept, neighbours merge in pairs
+    and the stride doubles, so the points stay evenly spaced. The points
+    added since the last kept one show as one more, at the end.
+    """
+
+    def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
+        self.max_points = max_points
+        self.stride = 1
+        self._events: list[int] = []
+        self._pressures: list[float] = []
+        self._pending: tuple[int, float] | None = None
+        self._pending_count = 0
+
+    def add(self, events: int, pressure: float) -> None:
+        """Add a point at the version's event count ``events``."""
+        if self._pending is not None:
+            pressure = max(pressure, self._pending[1])
+        self._pending_count += 1
+        if self._pending_count < self.stride:
+            self._pending = (events, pressure)
+            return
+        self._pending, self._pending_count = None, 0
+        self._events.append(events)
+        self._pressures.append(pressure)
+        if len(self._events) >= max(2, self.max_points - self.max_points % 2):
+            self._events = self._events[1::2]
+            self._pressures = [
+                max(pair) for pair in zip(self._pressures[::2], self._pressures[1::2], strict=True)
+            ]
+            self.stride *= 2
+
+    def raise_last(self, pressure: float) -> None:
+        """Make the last point at least ``pressure``: the statistic an alarm reached inside a
+        batch, which a test that restarts on alarming no longer shows at the batch's end."""
+        if self._pending is not None:
+            self._pending = (self._pending[0], max(self._pending[1], pressure))
+        elif self._pressures:
+            self._pressures[-1] = max(self._pressures[-1], pressure)
+
+    @property
+    def events(self) -> list[int]:
+        """The version's event count at each point."""
+        return self._events + ([self._pending[0]] if self._pending is not None else [])
+
+    @property
+    def pressures(self) -> list[float]:
+        """The largest pressure since the point before, at each point."""
+        return self._pressures + ([self._pending[1]] if self._pending is not None else [])
+
+    @property
+    def peak(self) -> float:
+        """The largest pressure of the series (0 when empty)."""
+        return max(self.pressures, default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMark:
+    """One alert change, placed at the version's event count when it was sent."""
+
+    alert_id: str
+    status: AlertStatus
+    subject: str
+    kind: str
+    severity: str
+    events: int
+    """The version's event count when the change was sent (the end of its batch)."""
+    event_time: datetime
+    summary: str
+    statistic: float | None
+    """The evidence's statistic over its threshold, when it has both."""
+
+
+@dataclass(slots=True)
+class VersionHistory:
+    """Everything kept about one model version."""
+
+    max_points: int = DEFAULT_MAX_POINTS
+    events: int = 0
+    """Events (with features or a prediction) the version's monitor processed."""
+    warming_up: bool = True
+    last_event_time: datetime | None = None
+    last_position: KafkaPosition | None = None
+    series: dict[str, PressureSeries] = field(default_factory=dict)
+    marks: deque[AlertMark] = field(default_factory=lambda: deque(maxlen=DEFAULT_MAX_MARKS))
+    open_alerts: dict[str, AlertMark] = field(default_factory=dict)
+    """The alerts open now, by id, as last changed."""
+    triggers: deque[RetrainTrigger] = field(
+        default_factory=lambda: deque(maxlen=DEFAULT_MAX_TRIGGERS)
+    )
+    windows: dict[int, PerformanceReport] = field(default_factory=dict)
+    """The latest report of each recent window (settled replaces closed), by window."""
+    drift_evidence: dict[str, DriftEvidence] = field(default_factory=dict)
+    """Each subject's latest drift evidence: its reference and current distributions."""
+
+    def pressure_series(self, subject: str) -> PressureSeries:
+        """The subject's series, made empty on first use."""
+        series = self.series.get(subject)
+        if series is None:
+            series = self.series[subject] = PressureSeries(self.max_points)
+        return series
+
+
+class StatusHistory:
+    """Bounded recent history per model version, fed once a batch (see the module's docstring).
+
+    ``observe`` takes the monitors after a batch and the messages the batch
+    led to; ``record_*`` take one thing at a time (a report read back from
+    the output topics has no monitors).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_points: int = DEFAULT_MAX_POINTS,
+        max_marks: int = DEFAULT_MAX_MARKS,
+        max_triggers: int = DEFAULT_MAX_TRIGGERS,
+        max_windows: int = DEFAULT_MAX_WINDOWS,
+        max_versions: int = MAX_VERSIONS,
+    ) -> None:
+        if min(max_points, max_marks, max_triggers, max_windows, max_versions) < 1:
+            raise ValueError("every bound of a status history must be at least 1")
+        self.max_points = max_points
+        self.max_marks = max_marks
+        self.max_triggers = max_triggers
+        self.max_windows = max_windows
+        self.max_versions = max_versions
+        self.versions: dict[ModelKey, VersionHistory] = {}
+
+    def version(self, key: ModelKey) -> VersionHistory:
+        """The version's history, made empty on first use (the oldest one goes if full)."""
+        found = self.versions.get(key)
+        if found is None:
+            if len(self.versions) >= self.max_versions:
+                del self.versions[next(iter(self.versions))]
+            found = self.versions[key] = VersionHistory(
+                max_points=self.max_points,
+                marks=deque(maxlen=self.max_marks),
+                triggers=deque(maxlen=self.max_triggers),
+            )
+        return found
+
+    def observe(
+        self, monitors: Mapping[ModelKey, ModelMonitor], messages: Iterable[object]
+    ) -> None:
+        """Take a point for each version whose monitor moved, then the batch's messages.
+
+        Costs a few microseconds a version and subject, once a batch.
+        """
+        for key, monitor in monitors.items():
+            known = self.versions.get(key)
+            if known is not None and known.events == monitor.events:
+                continue
+            history = self.version(key)
+            history.warming_up = monitor.warming_up
+            last = monitor.last_event
+            if last is not None:
+                history.last_event_time, history.last_position = last
+            self.record_pressures(key, monitor.events, monitor.pressures)
+        for message in messages:
+            self.record(message)
+
+    def record_pressures(self, key: ModelKey, events: int, pressures: Mapping[str, float]) -> None:
+        """Add a point at ``events`` to each subject's series."""
+        history = self.version(key)
+        history.events = events
+        for subject, pressure in pressures.items():
+            history.pressure_series(subject).add(events, pressure)
+
+    def record(self, message: object) -> None:
+        """Keep what a sent message says: alerts, triggers and performance reports."""
+        if isinstance(message, Alert):
+            self.record_alert(message)
+        elif isinstance(message, RetrainTrigger):
+            self.version((message.model_id, message.model_version)).triggers.append(message)
+        elif isinstance(message, PerformanceReport):
+            self.record_report(message)
+
+    def record_alert(self, alert: Alert, events: int | None = None) -> AlertMark:
+        """Mark an alert change at ``events``: by default the version's events so far (the
+        end of the batch that sent it; a test's own observation count starts after its
+        warm-up, so it cannot place the mark)."""
+        history = self.version((alert.model_id, alert.model_version))
+        evidence = alert.evidence
+        ratio = None
+        if isinstance(evidence, DriftEvidence | PerformanceEvidence) and evidence.threshold:
+            ratio = evidence.statistic / evidence.threshold
+        if events is None:
+            events = history.events
+        subject = alert.feature or MODEL_SUBJECT
+        series = history.series.get(subject)
+        if ratio is not None and series is not None:
+            series.raise_last(ratio)
+        mark = AlertMark(
+            alert_id=alert.alert_id,
+            status=alert.status,
+            subject=subject,
+            kind=alert.kind.value,
+            severity=alert.severity.value,
+            events=events,
+            event_time=alert.event_time,
+            summary=alert.summary,
+            statistic=ratio,
+        )
+        history.marks.append(mark)
+        if isinstance(evidence, DriftEvidence) and (
+            mark.subject in history.drift_evidence or len(history.drift_evidence) < self.max_marks
+        ):
+            history.drift_evidence[mark.subject] = evidence
+        if alert.status is AlertStatus.RESOLVE:
+            history.open_alerts.pop(alert.alert_id, None)
+        else:
+            opened = history.open_alerts.get(alert.alert_id)
+            # An update keeps the time the alert opened, for its age.
+            kept = mark if opened is None else replace(mark, event_time=opened.event_time)
+            history.open_alerts[alert.alert_id] = kept
+            if len(history.open_alerts) > self.max_marks:
+                del history.open_alerts[next(iter(history.open_alerts))]
+        return mark
+
+    def record_report(self, report: PerformanceReport) -> None:
+        """Keep a window's latest report; a closed one never replaces a settled one."""
+        history = self.version((report.model_id, report.model_version))
+        kept = history.windows.get(report.window)
+        if kept is not None and kept.stage is ReportStage.SETTLED:
+            return
+        history.windows[report.window] = report
+        while len(history.windows) > self.max_windows:
+            del history.windows[min(history.windows)]
