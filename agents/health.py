@@ -10,9 +10,14 @@ recovered and the registry topic has been read to its end.
 
 Every endpoint of the web server takes the same rule: with
 ``DRIFTLINE_WEB_TOKEN`` set, a request must carry ``Authorization: Bearer
-<token>`` (and a web server bound beyond localhost must have one).
+<token>``, or the token as the password of basic authentication, which is
+what a browser sends when the status page prompts for it (and a web server
+bound beyond localhost must have a token).
 """
 
+import base64
+import binascii
+import contextlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable
@@ -69,19 +74,45 @@ def readiness(app: Any, monitoring: Monitoring) -> dict[str, Any]:
     return {"ready": not waiting_for, "waiting_for": waiting_for}
 
 
-def refusal(web: View, request: Request, settings: Settings) -> Response | None:
-    """A 401 answer for a request without the bearer token the settings ask for, else None."""
+def refusal(
+    web: View, request: Request, settings: Settings, *, browser: bool = False
+) -> Response | None:
+    """A 401 answer for a request without the token the settings ask for, else None.
+
+    The token comes as ``Authorization: Bearer <token>``, or, from a browser,
+    as the password of HTTP basic authentication (any user name): a page
+    for people (``browser``) asks for it that way, so the browser prompts.
+    """
     if settings.web_token is None:
         return None
-    expected = f"Bearer {settings.web_token.get_secret_value()}".encode()
-    given = request.headers.get("Authorization", "").encode()
-    if hmac.compare_digest(given, expected):
+    token = settings.web_token.get_secret_value().encode()
+    if carries_token(request.headers.get("Authorization", ""), token):
         return None
+    if browser:
+        return web.html(
+            "<!DOCTYPE html><title>driftline: token needed</title><p>This page needs the "
+            "worker's token (DRIFTLINE_WEB_TOKEN): give it as the password, with any user name.",
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="driftline", charset="UTF-8"'},
+        )
     return web.json(
         {"error": "this endpoint needs the header 'Authorization: Bearer <DRIFTLINE_WEB_TOKEN>'"},
         status=401,
         headers={"WWW-Authenticate": 'Bearer realm="driftline"'},
     )
+
+
+def carries_token(authorization: str, token: bytes) -> bool:
+    """Whether an Authorization header carries ``token``: as a bearer token, or as the
+    password of basic authentication. Compared in constant time."""
+    scheme, _, value = authorization.partition(" ")
+    given = b""
+    if scheme.lower() == "bearer":
+        given = value.strip().encode()
+    elif scheme.lower() == "basic":
+        with contextlib.suppress(ValueError, binascii.Error):
+            given = base64.b64decode(value.strip(), validate=True).partition(b":")[2]
+    return hmac.compare_digest(given, token)
 
 
 def register_health_pages(app: Any, monitoring: Monitoring, settings: Settings) -> ProgressWatch:

@@ -25,10 +25,10 @@ from prometheus_client.registry import Collector
 
 from driftline.agents.health import refusal
 from driftline.agents.intake import InputTopic
+from driftline.agents.progress import input_lags
 from driftline.agents.status import delay_quantiles
 from driftline.agents.wiring import Monitoring
 from driftline.schemas import AlertKind, Severity
-from driftline.streams.batching import BatchingConsumer
 from driftline.streams.settings import Settings
 
 
@@ -172,14 +172,8 @@ class WorkerCollector(Collector):
             "broker past what was read, and fetched but waiting.",
             labels=["topic", "partition"],
         )
-        consumer = getattr(self.app, "consumer", None) if self.app is not None else None
-        if isinstance(consumer, BatchingConsumer):
-            for tp in sorted(consumer.held()):
-                if tp.topic not in self.topics:
-                    continue
-                behind = consumer.lag(tp.topic, tp.partition)
-                if behind is not None:
-                    lag.add_metric([tp.topic, str(tp.partition)], behind)
+        for (topic, partition), behind in input_lags(self.app, self.topics).items():
+            lag.add_metric([topic, str(partition)], behind)
         yield lag
 
 

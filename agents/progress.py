@@ -3,8 +3,11 @@ worker told from a quiet one), and how long batches take."""
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import Histogram
+
+from driftline.streams.batching import BatchingConsumer
 
 Partition = tuple[str, int]
 """A topic's name and a partition number."""
@@ -83,3 +86,19 @@ def batch_seconds_histogram() -> Histogram:
         buckets=BATCH_SECONDS_BUCKETS,
         registry=None,
     )
+
+
+def input_lags(app: Any, topics: Iterable[str]) -> dict[Partition, int]:
+    """Messages of each assigned partition of ``topics`` not yet taken by its agent, by
+    (topic, partition): on the broker past what was read, and fetched but waiting. Empty
+    without a running consumer (``app`` None in a test)."""
+    wanted = frozenset(topics)
+    consumer = getattr(app, "consumer", None) if app is not None else None
+    lags: dict[Partition, int] = {}
+    if isinstance(consumer, BatchingConsumer):
+        for tp in sorted(consumer.held()):
+            if tp.topic in wanted:
+                behind = consumer.lag(tp.topic, tp.partition)
+                if behind is not None:
+                    lags[tp.topic, tp.partition] = behind
+    return lags

@@ -1,9 +1,15 @@
-"""The worker's status page: what became of every message it consumed.
+"""The worker's status pages: a page to look at, and what became of every message.
 
-``GET /status`` on the worker's web server (``DRIFTLINE_WEB_ENABLED``, bound
-to 127.0.0.1 by default) answers with JSON counts per input topic, so an
-operator, or a test, can check that every consumed message was processed,
-dead-lettered or counted as a duplicate.
+On the worker's web server (``DRIFTLINE_WEB_ENABLED``, bound to 127.0.0.1 by
+default), with the same token rule as every endpoint:
+
+- ``GET /`` is the status page a person reads (:mod:`driftline.agents.page`):
+  model versions, open alerts, triggers, and charts of each drift subject
+  and of performance, drawn from the worker's own memory
+  (:class:`~driftline.agents.history.StatusHistory`, bounded);
+- ``GET /status`` answers with JSON counts per input topic, so an operator,
+  or a test, can check that every consumed message was processed,
+  dead-lettered or counted as a duplicate.
 """
 
 from typing import Any
@@ -12,6 +18,8 @@ import numpy as np
 from faust.web import Request, Response, View
 
 from driftline.agents.health import refusal
+from driftline.agents.page import status_page
+from driftline.agents.progress import input_lags
 from driftline.agents.wiring import Monitoring
 from driftline.streams.settings import Settings
 
@@ -68,8 +76,30 @@ def delay_quantiles(delays: list[float]) -> dict[str, float]:
     }
 
 
+FAUST_INDEX = "faust.web.apps.production_index:blueprint"
+"""faust's own index at ``/`` (``{"status": "OK"}``), which the status page replaces."""
+
+
 def register_status_page(app: Any, monitoring: Monitoring, settings: Settings) -> None:
-    """Serve :func:`status_report` at ``/status`` when the web server is on."""
+    """Serve the status page at ``/`` and :func:`status_report` at ``/status`` when the web
+    server is on.
+
+    faust mounts its index at ``/`` too, from a blueprint applied when the
+    server starts; it is taken off the list first, since a path has one page.
+    """
+    blueprints = app.web.blueprints
+    blueprints._enabled = [entry for entry in blueprints._enabled if entry[1] != FAUST_INDEX]
+
+    @app.page("/", name="status_page")  # type: ignore[untyped-decorator]
+    async def page(web: View, request: Request) -> Response:
+        refused = refusal(web, request, settings, browser=True)
+        if refused is not None:  # a response is a mapping: empty, it is false
+            return refused
+        lags = input_lags(app, settings.input_topics)
+        document = status_page(
+            monitoring.history, status_report(monitoring), lags, title=f"driftline: {app.conf.id}"
+        )
+        return web.html(document)
 
     @app.page("/status")  # type: ignore[untyped-decorator]
     async def status(web: View, request: Request) -> Response:

@@ -25,6 +25,7 @@ from typing import Any
 from faust.types import StreamT, TopicT
 from prometheus_client import Histogram
 
+from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.progress import ProgressWatch, batch_seconds_histogram
@@ -55,6 +56,8 @@ class Monitoring:
     """When each input partition last had a batch processed (for ``/livez``)."""
     batch_seconds: Histogram
     """How long batches take, by input topic (for ``/metrics``)."""
+    history: StatusHistory
+    """What the status page draws: recent pressures, alerts, triggers, windows."""
 
 
 def register_agents(dapp: DriftlineApp) -> Monitoring:
@@ -74,6 +77,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         follower=RegistryFollower(dapp.settings, registry),
         progress=ProgressWatch(dapp.settings.stall_seconds),
         batch_seconds=batch_seconds_histogram(),
+        history=StatusHistory(),
     )
 
     @dapp.app.task  # type: ignore[untyped-decorator]
@@ -180,6 +184,7 @@ def _register_input_agent(
             log.exception("failed on a batch of %d %s", len(messages), topic)
             outputs = [intake.failed(message, error) for message in messages]
         await sender.send_all(outputs)
+        monitoring.history.observe(intake.monitors, (output.message for output in outputs))
         await monitoring.changelog.write(intake, clock)
         monitoring.progress.processed(partitions)
         batch_seconds.observe(time.perf_counter() - started)

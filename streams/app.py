@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> DriftlineApp:
     routing or statistics: faust's defaults (all interfaces, table views on)
     would expose a worker's state to anyone who can reach it, and faust's own
     views know nothing of ``DRIFTLINE_WEB_TOKEN`` (its index, ``{"status":
-    "OK"}``, stays).
+    "OK"}``, stays, unless the worker's status page takes ``/``).
 
     Tuned for throughput (``benchmarks/faust_overhead.py`` measures it):
     faust's repaired Cython stream iterator (``cython_optimizations``),

@@ -28,8 +28,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DRIFTLINE_"
 
-HARNESS_ENVIRONMENT = frozenset({"DRIFTLINE_BROKER_CACHE"})
-"""``DRIFTLINE_`` variables read by the local broker harness, not the worker."""
+HARNESS_ENVIRONMENT = frozenset(
+    {
+        "DRIFTLINE_BROKER_CACHE",
+        "DRIFTLINE_CHROMIUM",
+        "DRIFTLINE_REQUIRE_BROWSER",
+        "DRIFTLINE_TEST_ARTIFACTS",
+    }
+)
+"""``DRIFTLINE_`` variables read by the local broker harness and the test suite, not the
+worker (which refuses any other it does not know)."""
 
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
@@ -217,7 +225,8 @@ class Settings(BaseSettings):
     )
     web_enabled: bool = Field(
         default=False,
-        description="Serve the web endpoints: /status, /metrics, /livez and /readyz.",
+        description="Serve the web endpoints: the status page (/), /status, /metrics, /livez "
+        "and /readyz.",
     )
     web_host: str = Field(
         default="127.0.0.1",
@@ -227,8 +236,9 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535, description="Port of the web server.")
     web_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token every web endpoint then requires (Authorization: Bearer "
-        "<token>); at least 16 characters. Never logged.",
+        description="Token every web endpoint then requires (Authorization: Bearer <token>, "
+        "or as the password of basic authentication, as a browser sends it); at least 16 "
+        "characters. Never logged.",
     )
     stall_seconds: PositiveFloat = Field(
         default=120.0,

@@ -1,6 +1,10 @@
+import base64
 from types import SimpleNamespace
 
-from driftline.agents.health import liveness, readiness
+from hypothesis import given
+from hypothesis import strategies as st
+
+from driftline.agents.health import carries_token, liveness, readiness
 from driftline.agents.progress import ProgressWatch
 
 
@@ -46,3 +50,32 @@ def test_ready_once_the_tables_are_recovered_and_the_registry_read():
     }
     follower.caught_up = True
     assert readiness(an_app(), monitoring) == {"ready": True, "waiting_for": []}
+
+
+TOKEN = b"a-token-of-some-length"
+
+
+def basic(user: str, password: bytes) -> str:
+    return "Basic " + base64.b64encode(user.encode() + b":" + password).decode()
+
+
+def test_the_token_comes_as_a_bearer_token_or_a_basic_password():
+    assert carries_token("Bearer a-token-of-some-length", TOKEN)
+    assert carries_token("bearer  a-token-of-some-length ", TOKEN)
+    assert carries_token(basic("anyone", TOKEN), TOKEN)
+    assert carries_token(basic("", TOKEN), TOKEN)
+    assert not carries_token("Bearer a-token-of-some-lengt", TOKEN)
+    assert not carries_token(basic("a-token-of-some-length", b""), TOKEN)  # not as the user
+    assert not carries_token("a-token-of-some-length", TOKEN)
+    assert not carries_token("Basic not base64 at all", TOKEN)
+    assert not carries_token("", TOKEN)
+
+
+@given(st.text(max_size=200))
+def test_no_other_header_carries_the_token(header):
+    carried = carries_token(header, TOKEN)
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        assert carried == (value.strip() == TOKEN.decode())
+    elif scheme.lower() != "basic":
+        assert not carried

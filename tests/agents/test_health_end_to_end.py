@@ -6,6 +6,7 @@ module on its ``PYTHONPATH`` holds every send while a flag file exists:
 the event loop stays free, so the endpoints answer, but no batch ends.
 """
 
+import base64
 import importlib.metadata
 import json
 import os
@@ -64,6 +65,20 @@ def get(port: int, path: str, token: str | None = TOKEN) -> tuple[int, dict[str,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def page(port: int, basic: tuple[str, str] | None) -> tuple[int, str, str]:
+    """The status code, the challenge and the body of the status page, with basic
+    authentication as a browser sends it (none: no Authorization header)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/")
+    if basic is not None:
+        pair = base64.b64encode(":".join(basic).encode()).decode()
+        request.add_header("Authorization", f"Basic {pair}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, "", response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("WWW-Authenticate", ""), error.read().decode()
 
 
 def get_status(port: int, path: str) -> int:
@@ -186,6 +201,11 @@ def test_every_endpoint_needs_the_token_and_the_metrics_count_what_was_sent(
                 status, body = get(port, path, token)
                 assert status == 401, (path, token)
                 assert "Authorization: Bearer" in body["error"]
+        assert page(port, None)[:2] == (401, 'Basic realm="driftline", charset="UTF-8"')
+        assert page(port, ("anyone", TOKEN[:-1]))[0] == 401
+        status, _, document = page(port, ("anyone", TOKEN))  # as a browser sends it
+        assert status == 200
+        assert "<h1>driftline: " in document
         for faust_view in ("/router/", "/stats/", "/assignments/", "/table/"):
             assert get_status(port, faust_view) == 404, faust_view
         publish(settings, 0, 300)
