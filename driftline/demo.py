@@ -24,6 +24,7 @@ from driftline.streams.broker import (
     LocalKafkaBroker,
     cached_broker_jars,
     ensure_broker_jars,
+    free_port,
 )
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
@@ -56,9 +57,14 @@ def run_demo(
                 app_id="driftline-demo",
                 data_dir=workdir / "worker",
                 log_level="warning",
+                web_enabled=True,  # the status page, on 127.0.0.1 only
+                web_port=free_port(),
             )
             ensure_topics(settings)
-            say(f"broker ready at {broker.bootstrap_servers}; starting `driftline worker` ...")
+            say(
+                f"broker ready at {broker.bootstrap_servers}; starting `driftline worker`, "
+                f"its status page at http://127.0.0.1:{settings.web_port}/ ..."
+            )
             with WorkerProcess(settings, workdir / "worker.log") as worker:
                 stop = threading.Event()
                 printer = threading.Thread(

@@ -7,9 +7,13 @@ runs as in the worker, so the answers are the worker's, alert ids included.
 """
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
 from driftline.agents.counters import TopicCounters
+from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
 from driftline.monitors.positions import Position
@@ -35,6 +39,9 @@ Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
 
 REPLAY_BATCH_EVENTS = 5_000
 """Replay's batches, unless told: no alert waits on them, so they are larger than a worker's."""
+
+REPORT_BATCH_EVENTS = 250
+"""Replay's batches when it draws a report: a chart's point each batch."""
 
 
 REPLAY_MMAP_THRESHOLD_BYTES = 8 * 2**20
@@ -95,10 +102,13 @@ class Replay:
         references: list[ReferenceProfile] | None = None,
         settings: Settings | None = None,
         batch_size: int | None = None,
+        history: StatusHistory | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.batch_size = batch_size or max(self.settings.batch_max_events, REPLAY_BATCH_EVENTS)
         """Events taken at a time, as a worker takes a batch (it changes no answer)."""
+        self.history = history
+        """Kept up after each batch when given, for a report (a point per batch and subject)."""
         registry = ModelRegistry()
         self.intake = Intake(self.settings, registry)
         for spec in specs:
@@ -127,13 +137,13 @@ class Replay:
         events carry no Kafka timestamp, so their times are not checked
         against one.
         """
+        yield from self.feed_messages(_messages(lines, source, topic))
+
+    def feed_messages(self, messages: Iterable[InputMessage]) -> Iterator[Output]:
+        """Feed messages of any input topic, in order, ``batch_size`` at a time."""
         batch: list[InputMessage] = []
-        for offset, line in enumerate(lines):
-            value = line.rstrip(b"\r\n")
-            if not value.strip():
-                continue
-            # Positional: a named tuple made with keywords costs twice as long.
-            batch.append(InputMessage(topic, value, None, Position(source, 0, offset)))
+        for message in messages:
+            batch.append(message)
             if len(batch) >= self.batch_size:
                 yield from self._process(batch)
                 batch = []
@@ -143,10 +153,81 @@ class Replay:
         """What the worker would send for one batch of messages, as it would take them."""
         with collector_paused():
             outputs = self.intake.handle_batch(batch)
-        for output in outputs:
-            yield output.message
+        messages = [output.message for output in outputs]
+        if self.history is not None:
+            self.history.observe(self.intake.monitors, messages)
+        yield from messages
 
-    def feed_file(self, path: Path) -> Iterator[Output]:
-        """:meth:`feed` over the lines of a JSON Lines file of prediction events."""
-        with path.open("rb") as lines:
-            yield from self.feed(lines, source=path.name)
+    def feed_file(self, path: Path, labels: Path | None = None) -> Iterator[Output]:
+        """:meth:`feed` over the lines of a JSON Lines file of prediction events, with the
+        label events of ``labels`` (a JSON Lines file too) merged in by event time.
+
+        Labels are taken as a worker takes them, no sooner than the predictions
+        up to their own event time: each file keeps its order, and a label
+        goes in just before the first prediction later than it. A line that
+        is no JSON event keeps its place after the line before it in its file.
+        """
+        with path.open("rb") as events:
+            predictions = _messages(events, path.name, InputTopic.PREDICTIONS)
+            if labels is None:
+                yield from self.feed_messages(predictions)
+                return
+            with labels.open("rb") as label_lines:
+                found = _messages(label_lines, labels.name, InputTopic.LABELS)
+                yield from self.feed_messages(merged_by_event_time(predictions, found))
+
+
+def _messages(lines: Iterable[bytes], source: str, topic: InputTopic) -> Iterator[InputMessage]:
+    """Line ``n`` (from 0) of a file as the message at offset ``n`` of partition 0 of
+    ``source``; blank lines are skipped."""
+    for offset, line in enumerate(lines):
+        value = line.rstrip(b"\r\n")
+        if value.strip():
+            # Positional: a named tuple made with keywords costs twice as long.
+            yield InputMessage(topic, value, None, Position(source, 0, offset))
+
+
+def merged_by_event_time(
+    first: Iterable[InputMessage], second: Iterable[InputMessage]
+) -> Iterator[InputMessage]:
+    """Two streams of messages as one, by their events' times, each stream in its own order.
+
+    A message of ``second`` goes before the next of ``first`` only when its
+    event time is earlier; a message without a readable time takes its
+    stream's previous one (the start of time before any).
+
+    >>> def at(topic, *times):
+    ...     return [
+    ...         InputMessage(topic, b'{"event_time": "%s"}' % t.encode(), None, Position("f", 0, n))
+    ...         for n, t in enumerate(times)
+    ...     ]
+    >>> merged = merged_by_event_time(
+    ...     at(InputTopic.PREDICTIONS, "2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z"),
+    ...     at(InputTopic.LABELS, "2026-01-01T00:00:02Z", "not a time"),
+    ... )
+    >>> [(m.topic.value, m.source.offset) for m in merged]
+    [('predictions', 0), ('labels', 0), ('labels', 1), ('predictions', 1)]
+    """
+    seconds = _timed(second)
+    waiting = next(seconds, None)
+    for time, message in _timed(first):
+        while waiting is not None and waiting[0] < time:
+            yield waiting[1]
+            waiting = next(seconds, None)
+        yield message
+    while waiting is not None:
+        yield waiting[1]
+        waiting = next(seconds, None)
+
+
+def _timed(messages: Iterable[InputMessage]) -> Iterator[tuple[datetime, InputMessage]]:
+    """Each message with its event's time, or the one before it when it has none."""
+    time = datetime.min.replace(tzinfo=UTC)
+    for message in messages:
+        try:
+            found = datetime.fromisoformat(orjson.loads(message.value or b"")["event_time"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            found = None
+        if found is not None and found.tzinfo is not None:
+            time = found
+        yield time, message

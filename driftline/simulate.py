@@ -5,7 +5,15 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, PredictionEvent, TaskType
+from driftline.schemas import (
+    FeatureKind,
+    FeatureSpec,
+    LabelEvent,
+    ModelSpec,
+    PerformancePolicy,
+    PredictionEvent,
+    TaskType,
+)
 from driftline.schemas.events import FeatureValue
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,3 +86,91 @@ def simulated_model_spec(
         features=[FeatureSpec(name=name, kind=FeatureKind.NUMERIC) for name in (drifting, *stable)],
         description="A simulated scorer: its prediction is a logistic score of its features.",
     )
+
+
+def simulated_classifier_spec(
+    *,
+    model_id: str = "demo-classifier",
+    model_version: str = "1",
+    window: int = 500,
+    reference_labels: int = 1_000,
+) -> ModelSpec:
+    """The spec of the classifier :func:`simulated_classifier_traffic` stands for.
+
+    >>> spec = simulated_classifier_spec()
+    >>> spec.classes, spec.performance.window
+    (['repaid', 'defaulted'], 500)
+    """
+    return ModelSpec(
+        model_id=model_id,
+        model_version=model_version,
+        task=TaskType.CLASSIFICATION,
+        classes=["repaid", "defaulted"],
+        features=[FeatureSpec(name=name, kind=FeatureKind.NUMERIC) for name in ("x", "y")],
+        performance=PerformancePolicy(window=window, reference_labels=reference_labels),
+        description="A simulated loan classifier whose world changes under it.",
+    )
+
+
+def simulated_classifier_traffic(
+    count: int,
+    *,
+    shift_at: int,
+    shift: float = 1.5,
+    label_delay: int = 200,
+    model_id: str = "demo-classifier",
+    model_version: str = "1",
+    seed: int = 0,
+    start: datetime = START,
+    interval: timedelta = timedelta(milliseconds=100),
+) -> Iterator[PredictionEvent | LabelEvent]:
+    """A classifier's predictions and, ``label_delay`` events later, their labels, in the
+    order they would be published.
+
+    The model predicts ``defaulted`` with probability logistic(1.5 x + y), and is
+    right about the world until ``shift_at``. From there on feature ``x``
+    moves from N(0, 1) to N(``shift``, 1) and stops mattering (the truth
+    becomes logistic(y)), so the model grows surer of itself while its
+    realized accuracy falls: the case for watching both.
+
+    >>> traffic = list(simulated_classifier_traffic(300, shift_at=200, label_delay=100))
+    >>> [type(e).__name__ for e in traffic[100:103]]
+    ['PredictionEvent', 'LabelEvent', 'PredictionEvent']
+    >>> sum(isinstance(e, LabelEvent) for e in traffic)
+    300
+    """
+    rng = random.Random(seed)
+    labels: list[LabelEvent] = []
+    for index in range(count):
+        changed = index >= shift_at
+        x = rng.gauss(shift if changed else 0.0, 1.0)
+        y = rng.gauss(0.0, 1.0)
+        believed = _logistic(1.5 * x + y)
+        truth = _logistic(y) if changed else believed
+        time = start + index * interval
+        event_id = f"{model_id}-{model_version}-{index}"
+        yield PredictionEvent(
+            model_id=model_id,
+            model_version=model_version,
+            event_id=event_id,
+            event_time=time,
+            features={"x": x, "y": y},
+            prediction="defaulted" if believed >= 0.5 else "repaid",
+            probabilities={"repaid": 1.0 - believed, "defaulted": believed},
+        )
+        labels.append(
+            LabelEvent(
+                model_id=model_id,
+                event_id=f"label-{event_id}",
+                prediction_id=event_id,
+                event_time=time + label_delay * interval,
+                label="defaulted" if rng.random() < truth else "repaid",
+            )
+        )
+        if index >= label_delay:
+            yield labels[index - label_delay]
+    yield from labels[max(count - label_delay, 0) :]
+
+
+def _logistic(value: float) -> float:
+    return 1.0 / (1.0 + math.exp(-value))

@@ -5,6 +5,7 @@ each gets fresh names from :func:`worker_settings`, so they cannot see each
 other's messages.
 """
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,3 +40,14 @@ def worker_settings(kafka_broker: LocalKafkaBroker, tmp_path: Path) -> Settings:
         log_level="info",
         **named_after(uuid.uuid4().hex[:10]),
     )
+
+
+@pytest.fixture(scope="session")
+def artifacts(pytestconfig: pytest.Config) -> Path:
+    """Where tests leave what a person may want to look at (screenshots, reports):
+    ``DRIFTLINE_TEST_ARTIFACTS``, else ``test-artifacts/`` in the repository."""
+    folder = Path(
+        os.environ.get("DRIFTLINE_TEST_ARTIFACTS") or pytestconfig.rootpath / "test-artifacts"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

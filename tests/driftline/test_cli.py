@@ -144,6 +144,7 @@ def test_every_kafka_option_reads_the_workers_variable_and_default():
         "models unregister",
         "reference build",
         "alerts tail",
+        "report",
     }
     defaults = {name: field.default for name, field in Settings.model_fields.items()}
     for path, option in options:

@@ -1,6 +1,7 @@
 """The README's first command, `driftline demo`, end to end (it starts its own broker)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -52,3 +53,4 @@ def test_the_demo_prints_the_drift_of_x_and_the_missing_values_of_y_and_stops_ev
     assert len(drift) + len(quality) == len(alert_lines), alert_lines
     assert all(" at driftline.predictions[" in line for line in alert_lines), alert_lines
     assert "broker and worker stopped" in result.stdout
+    assert re.search(r"its status page at http://127\.0\.0\.1:\d+/", result.stdout)

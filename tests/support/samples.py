@@ -1,11 +1,13 @@
 """Sample objects for tests that need one drift or one alert, built one way."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from driftline.agents.alerts import drift_alert
 from driftline.monitors.feature_drift import DriftAlarm
 from driftline.monitors.model import DriftFinding
-from driftline.schemas import Alert, DistributionSummary, KafkaPosition
+from driftline.schemas import Alert, DistributionSummary, KafkaPosition, LabelEvent
+from driftline.simulate import simulated_classifier_traffic
 
 TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -48,3 +50,20 @@ def a_feature_drift(feature: str = "x", observation: int = 100) -> DriftFinding:
 def an_alert(source: KafkaPosition | None = None) -> Alert:
     """The alert of :func:`a_feature_drift` for model ``m`` version ``1``."""
     return drift_alert("m", "1", a_feature_drift(), source)
+
+
+CLASSIFIER_EVENTS, CLASSIFIER_SHIFT_AT = 8_000, 5_000
+"""The simulated classifier's traffic in tests: its feature x drifts at event 5,000."""
+
+
+def write_classifier_traffic(folder: Path, *, seed: int = 3) -> tuple[Path, Path]:
+    """The simulated classifier's predictions and labels, as two JSON Lines files."""
+    events, labels = folder / "events.jsonl", folder / "labels.jsonl"
+    traffic = simulated_classifier_traffic(
+        CLASSIFIER_EVENTS, shift_at=CLASSIFIER_SHIFT_AT, seed=seed
+    )
+    with events.open("w") as predictions, labels.open("w") as truths:
+        for event in traffic:
+            out = truths if isinstance(event, LabelEvent) else predictions
+            out.write(event.model_dump_json() + "\n")
+    return events, labels
