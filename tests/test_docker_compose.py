@@ -235,3 +235,10 @@ def test_the_dashboard_queries_metrics_the_worker_serves_from_the_provisioned_so
     mounts = COMPOSE["services"]["grafana"]["volumes"]
     [dashboards] = [m for m in mounts if m.startswith("./deploy/grafana/dashboards:")]
     assert dashboards.split(":")[1] == provider["providers"][0]["options"]["path"]
+
+
+def test_each_worker_publishes_its_status_page_on_a_free_loopback_port():
+    ports = COMPOSE["services"]["worker"]["ports"]
+    port = COMPOSE["services"]["worker"]["environment"]["DRIFTLINE_WEB_PORT"]
+    # No fixed host port: `--scale worker=3` would clash on one.
+    assert ports == [f"127.0.0.1::{port}"]
