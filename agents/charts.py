@@ -169,7 +169,7 @@ def performance_chart(
             )
         )
     for window, value, report in estimated:
-        partial = 0 < _estimated_count(report) < report.predictions
+        partial = report.partially_estimated
         parts.append(
             _dot(
                 frame,
@@ -276,18 +276,12 @@ def shares_chart(
     return "".join(parts)
 
 
-def _estimated_count(report: PerformanceReport) -> int:
-    """How many of the window's predictions its estimate rests on (all, in older reports)."""
-    count = getattr(report, "estimated_predictions", None)
-    return report.predictions if count is None else int(count)
-
-
 def _window_label(report: PerformanceReport, metric: str) -> str:
     estimated = report.estimated.get(metric)
     realized = report.realized.get(metric)
     parts = [f"window {report.window} ({report.stage.value}): {report.predictions} predictions"]
     if estimated is not None:
-        parts.append(f"estimated {estimated:.3f} from {_estimated_count(report)}")
+        parts.append(f"estimated {estimated:.3f} from {report.estimated_predictions}")
     if realized is not None:
         parts.append(f"realized {realized:.3f} from {report.labelled}")
     return ", ".join(parts)

@@ -195,9 +195,7 @@ def performance_figure(version: VersionHistory) -> str:
     reports = [r for r in version.windows.values() if "accuracy" in r.estimated | r.realized]
     if not reports:
         return ""
-    partial = sum(
-        1 for r in reports if 0 < getattr(r, "estimated_predictions", r.predictions) < r.predictions
-    )
+    partial = sum(1 for r in reports if r.partially_estimated)
     note = f"; hollow: {partial} partly estimated" if partial else ""
     return (
         '<figure class="performance">'

@@ -226,8 +226,8 @@ def _performance(version: VersionHistory) -> str:
 
 
 def _window_row(report: PerformanceReport) -> str:
-    estimated_from = getattr(report, "estimated_predictions", report.predictions)
-    partial = 0 < estimated_from < report.predictions
+    estimated_from = report.estimated_predictions
+    partial = report.partially_estimated
     delay = report.label_delay_seconds
     delays = f"{delay['p50']:.0f} / {delay['p90']:.0f}" if "p50" in delay else ""
     return (
@@ -364,11 +364,7 @@ def _performance_figure(pyplot: Any, reports: list[PerformanceReport]) -> Any:
             color="#bfdbfe",
             alpha=0.7,
         )
-        partial = [
-            r
-            for r in estimated
-            if 0 < getattr(r, "estimated_predictions", r.predictions) < r.predictions
-        ]
+        partial = [r for r in estimated if r.partially_estimated]
         if partial:
             axes.scatter(
                 [r.window for r in partial],

@@ -7,6 +7,17 @@ summaries, and the labels that landed so far) and again when every
 prediction of it is labelled or waited out the label retention
 (``settled``: realized metrics next to the estimate, and its error).
 
+A window is estimated only from the predictions counted once the estimator
+is calibrated, and says how many they were (``estimated_predictions``). The
+window in which the calibration becomes ready is partial: its predictions
+counted before it were never estimated, and with labels far behind the
+predictions they may be most of it. Its estimate speaks for the few that
+were, so its error is measured against them: ``estimation_error`` is the
+estimate minus the realized metric of the predictions both estimated and
+labelled, and ``realized`` stays that of all the window's labelled ones.
+Which predictions were estimated is told again when their labels land, from
+the record alone (see :meth:`PerformanceMonitor._estimated`).
+
 The first ``spec.performance.reference_labels`` labelled predictions are the
 reference. They calibrate the estimator (see
 :mod:`driftline.monitors.estimation`) and set the error the realized test
@@ -41,7 +52,7 @@ from driftline.monitors.reference import NumericReference
 from driftline.monitors.rings import EventMemory, FloatRing
 from driftline.monitors.sequential import BernoulliCusum, lorden_threshold
 from driftline.monitors.uncertainty import entropy, least_confidence, margin
-from driftline.monitors.window_metrics import RealizedMetrics, UncertaintySummary
+from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
 from driftline.schemas import (
     KafkaPosition,
     ModelSpec,
@@ -160,6 +171,8 @@ class _Window:
     first_time: datetime
     last_time: datetime
     realized: RealizedMetrics
+    checked: HitCounts
+    """The realized accuracy (and F1) of the estimated predictions that were labelled."""
     predictions: int = 0
     labelled: int = 0
     expired: int = 0
@@ -224,6 +237,10 @@ class PerformanceMonitor:
         self._labelled = 0
         self._expired = 0
         self._windows: dict[int, _Window] = {}
+        self._estimated_from: int | None = None
+        """The window in which the estimator became ready; None before (or if it never does)."""
+        self._estimated_after: datetime | None = None
+        """The latest event time of that window's predictions counted before it was ready."""
         self._reference_errors: list[float] = []
         self._reference_error: float | None = None
         self._error_test: BernoulliCusum | NumericDrift | None = None
@@ -296,7 +313,7 @@ class PerformanceMonitor:
             if window is None or window.index != index:
                 window = self._windows.get(index)
             if window is None:
-                window = self._windows[index] = _Window(index, time, time, self._metrics())
+                window = self._open(index, time)
             if number == 0 or self._predictions - 1 == index * self.window:
                 # this event starts the batch's run of the window: its measures, at once
                 end = min(len(events), (index + 1) * self.window - first)
@@ -312,9 +329,9 @@ class PerformanceMonitor:
             estimator = self._estimator
             if (
                 estimator is not None
-                and estimator.ready
                 and probabilities
                 and isinstance(prediction, str)
+                and self._counted_ready(record)
             ):
                 window.estimate.add(estimator.expect(probabilities, prediction))
             found = _NOTHING
@@ -365,8 +382,7 @@ class PerformanceMonitor:
             window = self._windows.get(index)
             created = window is None
             if window is None:
-                time = events[start].event_time
-                window = self._windows[index] = _Window(index, time, time, self._metrics())
+                window = self._open(index, events[start].event_time)
             for name, (at, values) in measures.items():
                 lo, hi = np.searchsorted(at, (start, end))
                 window.uncertainty.update_many(name, values[lo:hi])
@@ -401,7 +417,7 @@ class PerformanceMonitor:
             return
         for record in records:
             prediction, probabilities = record.prediction, record.probabilities
-            if probabilities and isinstance(prediction, str):
+            if probabilities and isinstance(prediction, str) and self._counted_ready(record):
                 window.estimate.add(estimator.expect(probabilities, prediction))
 
     def _close_run(self, window: _Window, event: PredictionEvent) -> PerformanceFindings:
@@ -475,6 +491,8 @@ class PerformanceMonitor:
             window.labelled += 1
             window.delays.append(max(delay, 0.0))
             window.realized.update(label, record.prediction, record.probabilities)
+            if self._estimated(record):
+                window.checked.update(label, record.prediction)
         self._changes.append(record.event_time, record.position)
         found = self._test(record, label, event_id, label_time)
         if window is not None and window.settled:
@@ -678,6 +696,44 @@ class PerformanceMonitor:
                 self._estimator.fit()
             except ValueError:
                 self._estimator = None  # too few probabilities to calibrate on
+                return
+            index = self._predictions // self.window
+            current = self._windows.get(index)
+            self._estimated_from = index
+            if current is not None and current.predictions:
+                self._estimated_after = current.last_time
+
+    def _estimated(self, record: PredictionRecord) -> bool:
+        """Whether the prediction of ``record`` was estimated; told again when its label
+        lands, from the record alone (the estimator never changes once ready).
+
+        A prediction is estimated if it came with class probabilities (a
+        class predicted, and its probabilities) and was counted once the
+        estimator was ready (:meth:`_counted_ready`).
+        """
+        return (
+            bool(record.probabilities)
+            and isinstance(record.prediction, str)
+            and self._counted_ready(record)
+        )
+
+    def _counted_ready(self, record: PredictionRecord) -> bool:
+        """Whether the prediction of ``record`` was counted once the estimator was ready.
+
+        The record does not say when it was counted; its window does, except
+        for the window in which the estimator became ready. There a prediction
+        is taken as counted after if its event time is later than that of
+        every prediction of the window counted before: the rare one counted
+        after them but out of event-time order is left out of the estimate,
+        so that the rule gives the same answer when the prediction is counted
+        and when its label lands. (Event times come back from the label join
+        to the microsecond, as they went in.)
+        """
+        first = self._estimated_from
+        if first is None or record.window < first:
+            return False
+        after = self._estimated_after
+        return record.window > first or after is None or record.event_time > after
 
     # Windows.
 
@@ -746,15 +802,19 @@ class PerformanceMonitor:
         spec = self.spec
         realized = window.realized.values()
         estimated: dict[str, float] = {}
+        errors: dict[str, float] = {}
         if window.estimate.count:
-            for name, value in (("accuracy", window.estimate.accuracy), ("f1", window.estimate.f1)):
-                if value is not None:
-                    estimated[name] = value
-        errors = {}
-        if stage is ReportStage.SETTLED:
-            errors = {
-                name: estimated[name] - realized[name] for name in estimated if name in realized
-            }
+            checked = window.checked
+            for name, value, truth in (
+                ("accuracy", window.estimate.accuracy, checked.accuracy),
+                ("f1", window.estimate.f1, checked.f1),
+            ):
+                if value is None:
+                    continue
+                estimated[name] = value
+                # Against the same predictions: those estimated, and labelled.
+                if stage is ReportStage.SETTLED and truth is not None:
+                    errors[name] = value - truth
         delays = np.asarray(window.delays, dtype=np.float64)
         delay = (
             {
@@ -780,6 +840,7 @@ class PerformanceMonitor:
             expired=window.expired,
             label_coverage=window.labelled / window.predictions,
             label_delay_seconds=delay,
+            estimated_predictions=window.estimate.count,
             estimated=estimated,
             estimated_standard_error=(
                 window.estimate.accuracy_standard_error if window.estimate.count else None
@@ -792,6 +853,12 @@ class PerformanceMonitor:
 
     def _metrics(self) -> RealizedMetrics:
         return RealizedMetrics(self.spec.classes if self._classifier else None, self._positive)
+
+    def _open(self, index: int, time: datetime) -> _Window:
+        """A new window, its first prediction made at ``time``."""
+        window = _Window(index, time, time, self._metrics(), HitCounts(self._positive))
+        self._windows[index] = window
+        return window
 
 
 REFERENCE_MARGIN = 2.0

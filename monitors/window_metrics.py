@@ -5,6 +5,8 @@ precision, recall, F1, log loss and ROC AUC for a classifier (the last four
 of a binary one's positive class; macro averages and cross-entropy for more
 classes), MAE and RMSE for a regressor, with River's ``metrics``, so one
 instance per window (or one since the reference) costs a few small objects.
+:class:`HitCounts` counts accuracy and F1 alone, the metrics the estimator
+estimates, for the labelled predictions of a window that it estimated.
 :class:`UncertaintySummary` keeps means and quantiles of how sure the model
 was, from the values themselves, so that it takes them in arrays as well as
 one by one.
@@ -107,6 +109,60 @@ class RealizedMetrics:
             return {}
         values = {name: float(metric.get()) for name, metric in self._metrics.items()}
         return {name: value for name, value in values.items() if math.isfinite(value)}
+
+
+class HitCounts:
+    """Accuracy, and a binary classifier's F1, of labelled predictions, from counts alone.
+
+    The realized side of what the estimator estimates, for a subset of a
+    window's labelled predictions (those it estimated): an estimate is
+    checked against the same predictions, not against the whole window. A few
+    integers, where a second :class:`RealizedMetrics` would run six of
+    River's metrics on each label. F1 is that of ``positive_class``,
+    ``2 TP / (2 TP + FP + FN)``, the ratio the estimator estimates.
+
+    Parameters
+    ----------
+    positive_class
+        For a binary classifier, the class whose F1 is counted; None otherwise.
+
+    >>> hits = HitCounts(positive_class="leaves")
+    >>> for label, prediction in [("leaves", "leaves"), ("stays", "leaves"), ("stays", "stays")]:
+    ...     hits.update(label, prediction)
+    >>> hits.count, round(hits.accuracy, 3), round(hits.f1, 3)
+    (3, 0.667, 0.667)
+    """
+
+    def __init__(self, positive_class: str | None = None) -> None:
+        self.positive_class = positive_class
+        self.count = 0
+        self.right = 0
+        self.true_positives = self.false_positives = self.false_negatives = 0
+
+    def update(self, label: str | float, prediction: str | float | None) -> None:
+        """Count one labelled prediction."""
+        self.count += 1
+        self.right += label == prediction
+        positive = self.positive_class
+        if positive is None:
+            return
+        truth, predicted = label == positive, prediction == positive
+        self.true_positives += truth and predicted
+        self.false_positives += predicted and not truth
+        self.false_negatives += truth and not predicted
+
+    @property
+    def accuracy(self) -> float | None:
+        """The share of right predictions; None before any."""
+        return self.right / self.count if self.count else None
+
+    @property
+    def f1(self) -> float | None:
+        """F1 of the positive class; None without one, or with no positive label nor prediction."""
+        if self.positive_class is None:
+            return None
+        denominator = 2 * self.true_positives + self.false_positives + self.false_negatives
+        return 2 * self.true_positives / denominator if denominator else None
 
 
 class UncertaintySummary:

@@ -284,6 +284,13 @@ class PerformanceReport(WireModel):
     ``accuracy``, ``precision``, ``recall``, ``f1``, ``log_loss``, ``roc_auc``
     for classifiers (the last four for binary ones), ``mae`` and ``rmse`` for
     regressors. ``report_id`` is stable across replays.
+
+    Only predictions counted once the estimator was calibrated (on the
+    version's reference labels) are estimated, and only those with class
+    probabilities: ``estimated_predictions`` says how many. A window with
+    some but not all of its predictions estimated (the one in which the
+    calibration became ready) is partial: its estimate speaks for those
+    predictions alone, and its estimation error is measured on them.
     """
 
     schema_version: Literal[1] = 1
@@ -304,15 +311,30 @@ class PerformanceReport(WireModel):
         default_factory=dict,
         description='Event-time delay of the labels that landed: "mean", "p50", "p90", "max".',
     )
-    estimated: dict[str, float] = Field(default_factory=dict)
+    estimated_predictions: NonNegativeInt = Field(
+        default=0,
+        description="How many of the window's predictions were estimated: those with class "
+        "probabilities counted once the estimator was calibrated. More than 0 and fewer than "
+        "predictions: a partial window, whose estimate covers these alone.",
+    )
+    estimated: dict[str, float] = Field(
+        default_factory=dict,
+        description="Estimated from class probabilities over the estimated predictions: "
+        '"accuracy", and "f1" of the positive class for a binary classifier.',
+    )
     estimated_standard_error: float | None = Field(
-        default=None, description="Sampling spread of the window's accuracy, given the estimate."
+        default=None,
+        description="Sampling spread of the estimated predictions' accuracy, given the estimate.",
     )
     realized: dict[str, float] = Field(
         default_factory=dict, description="Over the window's labelled predictions."
     )
     estimation_error: dict[str, float] = Field(
-        default_factory=dict, description="Estimated minus realized, settled windows only."
+        default_factory=dict,
+        description='Settled windows only: each estimated metric ("accuracy", "f1") minus the '
+        "same metric realized over the same predictions, those both estimated and labelled "
+        "(fewer than realized's in a partial window). Absent when none of them was labelled, "
+        "or their F1 is undefined.",
     )
     since_reference: dict[str, float] = Field(
         default_factory=dict,
@@ -323,6 +345,11 @@ class PerformanceReport(WireModel):
         description='Summaries of how sure the model was: "margin_mean", "margin_p10", '
         '"entropy_mean", "least_confidence_mean", "interval_width_mean", ...',
     )
+
+    @property
+    def partially_estimated(self) -> bool:
+        """Whether some, but not all, of the window's predictions were estimated."""
+        return 0 < self.estimated_predictions < self.predictions
 
 
 class DeadLetterReason(StrEnum):

@@ -65,7 +65,7 @@ def test_any_series_draws_a_well_formed_chart_inside_its_box(pressures):
 
 def window(index: int, estimated: float, realized: float, estimated_from: int) -> PerformanceReport:
     time = datetime(2026, 1, 1, tzinfo=UTC)
-    report = PerformanceReport(
+    return PerformanceReport(
         report_id=f"r{index}",
         model_id="m",
         model_version="1",
@@ -79,10 +79,8 @@ def window(index: int, estimated: float, realized: float, estimated_from: int) -
         estimated={"accuracy": estimated},
         estimated_standard_error=0.02,
         realized={"accuracy": realized},
+        estimated_predictions=estimated_from,
     )
-    if "estimated_predictions" in PerformanceReport.model_fields:
-        report = report.model_copy(update={"estimated_predictions": estimated_from})
-    return report
 
 
 def test_estimated_and_realized_windows_with_a_band():
@@ -95,8 +93,6 @@ def test_estimated_and_realized_windows_with_a_band():
 
 
 def test_a_window_estimated_from_part_of_its_predictions_is_drawn_hollow():
-    if "estimated_predictions" not in PerformanceReport.model_fields:
-        return
     reports = [window(0, 0.97, 0.9, 5), window(1, 0.9, 0.9, 500)]
     [partial] = of_class(parsed(performance_chart(reports)), "partial")
     assert partial.get("fill") == "white"

@@ -60,6 +60,9 @@ def test_a_replay_report_draws_the_drifted_subject_its_alerts_and_performance(tm
     assert any(a.get("class") == "chart performance" for _, a in found)
     windows = [a for tag, a in found if tag == "tr" and "window" in a.get("class", "").split()]
     assert len(windows) == 16  # 8,000 predictions in windows of 500
+    # Calibrated on 1,000 labels 200 predictions late: window 2 is estimated in part, and shown so.
+    assert [a["class"] for a in windows].count("window partial") == 1
+    assert [a for _, a in found if a.get("class") == "estimated partial"]
     pngs = sorted((tmp_path / "png").glob("*.png"))
     names = {path.name for path in pngs}
     assert {

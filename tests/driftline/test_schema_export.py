@@ -115,6 +115,7 @@ REPORT = {
     "expired": 50,
     "label_coverage": 0.95,
     "label_delay_seconds": {"mean": 3600.0, "p50": 3000.0, "p90": 7000.0, "max": 9000.0},
+    "estimated_predictions": 1000,
     "estimated": {"accuracy": 0.81, "f1": 0.7},
     "estimated_standard_error": 0.012,
     "realized": {"accuracy": 0.79, "f1": 0.68, "roc_auc": 0.84},
@@ -231,6 +232,7 @@ INVALID = [
     ("retrain-trigger", {"reasons": []}, "no reason"),
     ("dead-letter", {"reason": "lost"}, "unknown reason"),
     ("dead-letter", {"source": {"topic": "t", "partition": -1, "offset": 0}}, "negative partition"),
+    ("performance-report", {"estimated_predictions": -1}, "negative estimated predictions"),
 ]
 
 

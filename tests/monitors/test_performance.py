@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.monitors import performance
+from driftline.monitors.estimation import ConfidenceEstimator
 from driftline.monitors.performance import (
     PerformanceMonitor,
     PredictionRecord,
@@ -257,6 +258,8 @@ def _window_state(monitor: PerformanceMonitor) -> list[tuple[object, ...]]:
             window.first_time,
             window.last_time,
             window.estimate.count,
+            window.checked.count,
+            window.checked.right,
         )
         for index, window in sorted(monitor._windows.items())
     ]
@@ -349,3 +352,201 @@ def test_predicted_leaving_counts_in_turn_a_window_whose_count_is_off() -> None:
     expected = in_turn._predicted_leaving_in_turn(events, in_turn.records(events, [None] * 30), [])
     assert found == expected
     assert sorted(found)[0] == 9
+
+
+def f1_of(labels: np.ndarray, predicted: np.ndarray) -> float | None:
+    """F1 of "yes", or None when there is no "yes" label nor prediction."""
+    true_positives = int(np.sum(labels & predicted))
+    wrong = int(np.sum(labels != predicted))
+    return 2 * true_positives / (2 * true_positives + wrong) if true_positives + wrong else None
+
+
+def overconfident_stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An overconfident model's P(yes) and the true labels: calibrating moves its estimate."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, n)
+    labels = rng.random(n) < 1.0 / (1.0 + np.exp(-3.0 * x))
+    return 1.0 / (1.0 + np.exp(-6.0 * x)), labels
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_window_estimated_in_part_says_how_much_and_is_checked_on_those_predictions(seed):
+    """Labels 995 predictions late: the reference's last label lands when the second window
+    holds 995 predictions, so only its last 5 are estimated. The report says so, and the
+    estimate is checked against the realized accuracy of those 5, not of the 1,000."""
+    window, reference, delay, n = 1_000, 1_000, 995, 4_000
+    monitor = PerformanceMonitor(binary_spec(window=window, reference_labels=reference))
+    p_yes, labels = overconfident_stream(n, seed)
+    predicted = p_yes >= 0.5
+    right = predicted == labels
+    records: list[PredictionRecord] = []
+    reports = []
+    for i in range(n):
+        record, found = monitor.predicted(prediction(i, float(p_yes[i])))
+        records.append(record)
+        reports += found.reports
+        if i >= delay:
+            j = i - delay
+            label = "yes" if labels[j] else "no"
+            time = START + timedelta(seconds=i)
+            reports += monitor.labelled(
+                records[j], label, event_id=f"l{j}", label_time=time
+            ).reports
+    closed = {r.window: r for r in reports if r.stage is ReportStage.CLOSED}
+    settled = {r.window: r for r in reports if r.stage is ReportStage.SETTLED}
+    assert sorted(settled) == [0, 1, 2]
+
+    # The same calibration, on the same reference: the estimate of each later prediction.
+    estimator = ConfidenceEstimator(["no", "yes"], "yes")
+    for j in range(reference):
+        p = float(p_yes[j])
+        label = "yes" if labels[j] else "no"
+        estimator.learn({"yes": p, "no": 1 - p}, "yes" if p >= 0.5 else "no", label)
+    estimator.fit()
+    ready = reference + delay  # predictions counted before the reference's last label
+    estimated = slice(ready, 2 * window)
+    p_correct = [
+        estimator.expect(
+            {"yes": float(p), "no": 1 - float(p)}, "yes" if p >= 0.5 else "no"
+        ).p_correct
+        for p in p_yes[estimated]
+    ]
+
+    assert (closed[0].estimated_predictions, closed[0].estimated) == (0, {})
+    assert (settled[0].estimated_predictions, settled[0].estimation_error) == (0, {})
+    for report in (closed[1], settled[1]):
+        assert report.estimated_predictions == 2 * window - ready
+        assert report.partially_estimated
+        assert report.estimated["accuracy"] == pytest.approx(np.mean(p_correct))
+    partial = settled[1]
+    assert partial.realized["accuracy"] == pytest.approx(right[window : 2 * window].mean())
+    checked = right[estimated].mean()
+    error = partial.estimated["accuracy"] - checked
+    assert partial.estimation_error["accuracy"] == pytest.approx(error)
+    # What the error was before: against the whole window, 995 of whose predictions the
+    # estimate never saw.
+    unfair = partial.estimated["accuracy"] - partial.realized["accuracy"]
+    assert partial.estimation_error["accuracy"] != pytest.approx(unfair)
+    f1 = f1_of(labels[estimated], predicted[estimated])
+    if f1 is None:
+        assert "f1" not in partial.estimation_error
+    else:
+        assert partial.estimation_error["f1"] == pytest.approx(partial.estimated["f1"] - f1)
+
+    full = settled[2]
+    assert full.estimated_predictions == full.predictions == window
+    assert not full.partially_estimated
+    for name in ("accuracy", "f1"):
+        assert full.estimation_error[name] == pytest.approx(
+            full.estimated[name] - full.realized[name]
+        )
+
+
+def test_a_prediction_counted_late_but_out_of_time_order_is_left_out_at_both_ends():
+    """In the window in which the calibration becomes ready, a prediction counted after it
+    but with an event time earlier than one counted before is not estimated: its label,
+    which cannot tell when it was counted, is then left out of the check as well."""
+    spec = binary_spec(window=50, reference_labels=100)
+    monitor = PerformanceMonitor(spec)
+    rng = np.random.default_rng(12)
+    p_yes = rng.uniform(0.05, 0.95, 150)
+    labels = rng.random(150) < p_yes
+    records = [monitor.predicted(prediction(i, float(p_yes[i])))[0] for i in range(120)]
+    for j in range(100):  # the reference: the estimator is ready with 20 of window 2 counted
+        monitor.labelled(
+            records[j], "yes" if labels[j] else "no", event_id=f"l{j}", label_time=START
+        )
+    assert monitor._estimator is not None
+    assert monitor._estimator.ready
+    late = {125, 140}  # counted after, made before the latest of the 20
+    for i in range(120, 150):
+        event = prediction(i, float(p_yes[i]))
+        if i in late:
+            event = event.model_copy(update={"event_time": START + timedelta(seconds=110)})
+        record, found = monitor.predicted(event)
+        records.append(record)
+    [closed] = found.reports
+    assert closed.estimated_predictions == 30 - len(late)
+    reports = []
+    for j in range(100, 150):
+        label = "yes" if labels[j] else "no"
+        reports += monitor.labelled(records[j], label, event_id=f"l{j}", label_time=START).reports
+    [settled] = reports
+    counted = [i for i in range(120, 150) if i not in late]
+    right = (p_yes >= 0.5) == labels
+    assert settled.estimated_predictions == len(counted)
+    assert settled.estimation_error["accuracy"] == pytest.approx(
+        settled.estimated["accuracy"] - right[counted].mean()
+    )
+    assert settled.realized["accuracy"] == pytest.approx(right[100:150].mean())
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), window=st.integers(2, 8), count=st.integers(4, 60))
+def test_the_predictions_checked_on_their_labels_are_those_that_were_estimated(
+    data: st.DataObject, window: int, count: int
+) -> None:
+    """Whatever the order of event times, of labels and of the calibration's readiness, a
+    window's estimate is checked on exactly the labelled predictions it counted in."""
+    spec = binary_spec()  # small windows and a short reference, past the policy's bounds:
+    policy = spec.performance.model_copy(update={"window": window, "reference_labels": 3})
+    monitor = PerformanceMonitor(spec.model_copy(update={"performance": policy}))
+    assert monitor._estimator is not None
+    monitor._estimator.min_reference = 2
+    records: list[PredictionRecord] = []
+    estimated: list[bool] = []  # whether each prediction was counted into its window's estimate
+    labelled: dict[int, str] = {}
+    reports = []
+    pending: list[int] = []
+    while len(records) < count or pending:
+        if pending and (len(records) == count or data.draw(st.booleans(), label="label now")):
+            at = pending.pop(data.draw(st.integers(0, len(pending) - 1), label="which"))
+            label = data.draw(st.sampled_from(["yes", "no"]), label="label")
+            labelled[at] = label
+            found = monitor.labelled(records[at], label, event_id="l", label_time=START)
+            reports += found.reports
+            continue
+        i = len(records)
+        jitter = data.draw(st.integers(-4, 4), label="jitter")
+        p_yes = data.draw(st.sampled_from([0.1, 0.4, 0.6, 0.9]), label="p_yes")
+        event = prediction(i, p_yes).model_copy(
+            update={"event_time": START + timedelta(seconds=i + jitter)}
+        )
+        if data.draw(st.integers(0, 4), label="no probabilities") == 0:
+            event = event.model_copy(update={"probabilities": None})
+        ready = monitor._estimator is not None and monitor._estimator.ready
+        open_window = monitor._windows.get(i // window)
+        before = open_window.estimate.count if open_window is not None else 0
+        record, found = monitor.predicted(event)
+        records.append(record)
+        estimated.append(monitor._windows[record.window].estimate.count > before)
+        assert ready or not estimated[-1], "estimated before the calibration was ready"
+        if ready and event.probabilities:
+            first = monitor._estimated_from
+            assert first is not None
+            if record.window > first:
+                assert estimated[-1], "a prediction after the calibration's window left out"
+        reports += found.reports
+        pending.append(i)
+    closed = {r.window: r for r in reports if r.stage is ReportStage.CLOSED}
+    settled = {r.window: r for r in reports if r.stage is ReportStage.SETTLED}
+    assert sorted(closed) == sorted(settled) == list(range(count // window))
+    for index, report in settled.items():
+        members = range(index * window, (index + 1) * window)
+        assert report.estimated_predictions == sum(estimated[i] for i in members)
+        assert closed[index].estimated_predictions == report.estimated_predictions
+        checked = [i for i in members if estimated[i] and i in labelled]
+        hits = [records[i].prediction == labelled[i] for i in checked]
+        if not checked:
+            assert "accuracy" not in report.estimation_error
+            continue
+        assert report.estimation_error["accuracy"] == pytest.approx(
+            report.estimated["accuracy"] - float(np.mean(hits))
+        )
+        truth = np.array([labelled[i] == "yes" for i in checked])
+        said = np.array([records[i].prediction == "yes" for i in checked])
+        f1 = f1_of(truth, said)
+        if f1 is None or "f1" not in report.estimated:  # undefined, realized or estimated
+            assert "f1" not in report.estimation_error
+        else:
+            assert report.estimation_error["f1"] == pytest.approx(report.estimated["f1"] - f1)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.monitors import window_metrics
-from driftline.monitors.window_metrics import RealizedMetrics, UncertaintySummary
+from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
 
 
 def test_binary_metrics_match_their_definitions():
@@ -83,3 +83,29 @@ def test_a_summary_does_not_depend_on_how_its_values_came(values, cuts, sample):
     assert one_by_one.values() == in_arrays.values()
     with pytest.raises(ValueError, match="sealed"):
         one_by_one.update({"margin": 0.0})
+
+
+@pytest.mark.parametrize(("classes", "positive"), [(["no", "yes"], "yes"), (["a", "b", "c"], None)])
+def test_hit_counts_give_the_accuracy_and_f1_river_gives(classes, positive):
+    rng = np.random.default_rng(9)
+    hits, metrics = HitCounts(positive), RealizedMetrics(classes, positive)
+    assert (hits.accuracy, hits.f1) == (None, None)
+    for _ in range(500):
+        label, prediction = rng.choice(classes), rng.choice(classes)
+        hits.update(str(label), str(prediction))
+        metrics.update(str(label), str(prediction))
+    values = metrics.values()
+    assert hits.count == 500
+    assert hits.accuracy == values["accuracy"]
+    if positive is None:
+        assert hits.f1 is None  # the estimator estimates no macro F1
+    else:
+        assert hits.f1 == pytest.approx(values["f1"], abs=1e-12)
+
+
+def test_hit_counts_have_no_f1_without_a_positive_label_or_prediction():
+    hits = HitCounts("yes")
+    hits.update("no", "no")
+    assert (hits.accuracy, hits.f1) == (1.0, None)
+    hits.update("yes", "no")
+    assert (hits.accuracy, hits.f1) == (0.5, 0.0)

@@ -15,6 +15,7 @@ from driftline.schemas import (
     DistributionSummary,
     DriftEvidence,
     KafkaPosition,
+    PerformanceReport,
     QualityCheck,
     RetrainTrigger,
     Severity,
@@ -209,3 +210,43 @@ def test_a_dead_tombstone_has_no_original_but_must_say_so():
     with pytest.raises(ValidationError) as caught:
         DeadLetter.model_validate_json(json.dumps(payload))
     assert caught.value.errors()[0]["loc"] == ("original",)
+
+
+def a_report(**changes: object) -> PerformanceReport:
+    fields: dict[str, object] = {
+        "report_id": "r",
+        "model_id": "m",
+        "model_version": "1",
+        "window": 1,
+        "stage": "settled",
+        "first_event_time": WHEN,
+        "last_event_time": WHEN,
+        "predictions": 1000,
+        "labelled": 1000,
+        "label_coverage": 1.0,
+    }
+    return PerformanceReport(**{**fields, **changes})
+
+
+def test_a_report_written_before_estimated_predictions_reads_as_none_estimated():
+    payload = json.loads(a_report(estimated_predictions=5).model_dump_json())
+    assert payload["estimated_predictions"] == 5
+    del payload["estimated_predictions"]
+    older = PerformanceReport.model_validate_json(json.dumps(payload))
+    assert older.estimated_predictions == 0
+    assert not older.partially_estimated
+
+
+@pytest.mark.parametrize(
+    ("estimated", "partial"), [(0, False), (1, True), (5, True), (999, True), (1000, False)]
+)
+def test_a_window_is_partially_estimated_when_some_but_not_all_of_it_was(estimated, partial):
+    report = a_report(estimated_predictions=estimated)
+    assert report.partially_estimated is partial
+    assert PerformanceReport.model_validate_json(report.model_dump_json()) == report
+
+
+def test_estimated_predictions_cannot_be_negative():
+    with pytest.raises(ValidationError) as caught:
+        a_report(estimated_predictions=-1)
+    assert caught.value.errors()[0]["loc"] == ("estimated_predictions",)
