@@ -57,6 +57,10 @@ _ATOM_TOLERANCE = 1e-9
 SHARE_DECIMALS = 12
 """Decimals a sketch keeps of each share: ample for a trillion values, and short in JSON."""
 
+SCORE_BATCH = 65_536
+"""Values of a feature a profile scores at a time: scoring takes temporary arrays several
+times the size of what it scores, some 170 MB for a million values scored at once."""
+
 
 class NumericReference:
     """The reference distribution of one numeric feature, as a CDF sketch.
@@ -877,7 +881,11 @@ def _normal_scores(numeric: Mapping[str, _Scored], rng: np.random.Generator) -> 
         present = ~np.isnan(numbers)
         draws = rng.random(order.size)
         ranked = np.empty(order.size)
-        ranked[order] = reference.normal_scores(numbers[present][order], draws[order])
+        values, ranked_draws = numbers[present][order], draws[order]
+        # A batch at a time: each score is its value's alone, so the scores are the same.
+        for start in range(0, order.size, SCORE_BATCH):
+            batch = slice(start, start + SCORE_BATCH)
+            ranked[order[batch]] = reference.normal_scores(values[batch], ranked_draws[batch])
         z = np.full(numbers.size, np.nan)
         z[present] = ranked
         scores[name] = z
