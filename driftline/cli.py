@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,8 +22,9 @@ import driftline.blas  # noqa: F401  (before numpy loads: one BLAS thread)
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
+    from driftline.agents.history import StatusHistory
     from driftline.client import Publisher
-    from driftline.schemas import Alert, RetrainTrigger
+    from driftline.schemas import Alert, PerformanceReport, RetrainTrigger
     from driftline.streams.settings import Settings
 
 app = typer.Typer(
@@ -62,6 +64,7 @@ DEFAULT_MODELS_TOPIC = "driftline.models"
 DEFAULT_REFERENCES_TOPIC = "driftline.references"
 DEFAULT_ALERTS_TOPIC = "driftline.alerts"
 DEFAULT_RETRAIN_TRIGGERS_TOPIC = "driftline.retrain-triggers"
+DEFAULT_PERFORMANCE_TOPIC = "driftline.performance"
 """The worker's defaults (:class:`~driftline.streams.settings.Settings`; a test checks they
 agree), kept here so that a command that never starts a worker does not import it."""
 
@@ -407,7 +410,12 @@ def reference_build(
     features' correlation), never rows. Workers measure drift against it;
     without one they use the version's first events.
     """
-    from driftline.reference_build import ReferenceBuildError, reference_build_command
+    from driftline.progress import shown_progress
+    from driftline.reference_build import (
+        ReferenceBuildError,
+        known_rows,
+        reference_build_command,
+    )
     from driftline.specfiles import SpecFileError
 
     if output is None and not publish:
@@ -417,9 +425,11 @@ def reference_build(
             err=True,
         )
     try:
-        profile = reference_build_command(
-            data, spec, output, model=model, version=version, ordered=ordered
-        )
+        # On a terminal, the rows read so far and their rate; nothing when stderr is piped.
+        with shown_progress(f"reading {data.name}", total=known_rows(data)) as advance:
+            profile = reference_build_command(
+                data, spec, output, model=model, version=version, ordered=ordered, progress=advance
+            )
     except (SpecFileError, ReferenceBuildError) as error:
         typer.echo(f"driftline reference build: {error}", err=True)
         raise typer.Exit(2) from None
@@ -467,13 +477,34 @@ def replay(
         bool,
         typer.Option(help="Also print the performance report of every window (as JSON)."),
     ] = False,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Recorded label events, one JSON object per line: merged in by event time, "
+            "so performance is replayed too."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write a report of the replay to this HTML file (charts inline)."),
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            help="Also draw the report's charts as PNGs into this folder (needs the "
+            "driftline[report] extra).",
+        ),
+    ] = None,
 ) -> None:
     """Run recorded events through the worker's checks offline; print every alert it would raise.
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
     """
-    from driftline.agents.intake import ALERTS_LOGGER
-    from driftline.replay import Replay, tune_replay_process
+    from driftline.agents.history import StatusHistory
+    from driftline.agents.intake import ALERTS_LOGGER, InputTopic
+    from driftline.progress import shown_progress
+    from driftline.replay import REPORT_BATCH_EVENTS, Replay, tune_replay_process
     from driftline.schemas import Alert, DeadLetter, RetrainTrigger
     from driftline.specfiles import SpecFileError, load_reference_files, load_spec_files
 
@@ -485,10 +516,21 @@ def replay(
         raise typer.Exit(2) from None
     # Each alert and trigger is printed here: the log's line of it would print it twice.
     logging.getLogger(ALERTS_LOGGER).setLevel(logging.ERROR)
+    if png is not None and report is None:
+        typer.echo("driftline replay: --png draws the report's charts: give --report too", err=True)
+        raise typer.Exit(2)
     tune_replay_process()
-    run = Replay(specs, references=references)
+    history = StatusHistory() if report is not None else None
+    shown = contextlib.ExitStack()
+    run = Replay(
+        specs,
+        references=references,
+        history=history,
+        batch_size=REPORT_BATCH_EVENTS if history is not None else None,
+        progress=shown.enter_context(shown_progress(f"replaying {events.name}", unit="messages")),
+    )
     try:
-        for output in run.feed_file(events):
+        for output in run.feed_file(events, labels):
             if isinstance(output, Alert | RetrainTrigger):
                 typer.echo(output.model_dump_json() if as_json else _replayed_line(output))
             elif not isinstance(output, DeadLetter):
@@ -507,6 +549,8 @@ def replay(
     except OSError as error:
         typer.echo(f"driftline replay: {error}", err=True)
         raise typer.Exit(2) from None
+    finally:
+        shown.close()  # the progress line ends before the summary
     counts = run.counters
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(counts.dead_letter_reasons.items()))
     typer.echo(
@@ -515,6 +559,149 @@ def replay(
         f"{counts.duplicates} duplicates; {sum(run.intake.counters.alerts.values())} alerts",
         err=True,
     )
+    if labels is not None:
+        label_counts = run.intake.counters.topics[InputTopic.LABELS]
+        typer.echo(
+            f"{label_counts.consumed} labels: {label_counts.processed} joined, "
+            f"{label_counts.dead_lettered} refused, {label_counts.duplicates} duplicates",
+            err=True,
+        )
+    if history is not None and report is not None:
+        _write_report("replay", history, report, png, title=f"driftline replay of {events.name}")
+
+
+def _write_report(
+    command: str,
+    history: "StatusHistory",
+    output: Path,
+    png: Path | None,
+    *,
+    title: str,
+    note: str = "",
+) -> None:
+    """Write a report's HTML (and PNGs); say where, or exit 2 on what to fix."""
+    from driftline.report import ReportError, report_html, write_pngs
+
+    try:
+        output.write_text(report_html(history, title=title, note=note), encoding="utf-8")
+        typer.echo(f"report written to {output}", err=True)
+        if png is not None:
+            written = write_pngs(history, png)
+            typer.echo(f"{len(written)} PNGs written to {png}", err=True)
+    except (ReportError, OSError) as error:
+        typer.echo(f"driftline {command}: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Argument(help="The HTML file to write.")],
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Only messages with event times from this one on (ISO 8601; UTC if no zone).",
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Only messages with event times before this one (ISO 8601; UTC if no zone).",
+        ),
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            help="Also draw the charts as PNGs into this folder (needs driftline[report]).",
+        ),
+    ] = None,
+    bootstrap_servers: Annotated[
+        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
+    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    alerts_topic: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_ALERTS_TOPIC", help="Alerts topic.")
+    ] = DEFAULT_ALERTS_TOPIC,
+    triggers_topic: Annotated[
+        str,
+        typer.Option(envvar="DRIFTLINE_RETRAIN_TRIGGERS_TOPIC", help="Retraining triggers topic."),
+    ] = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
+    performance_topic: Annotated[
+        str, typer.Option(envvar="DRIFTLINE_PERFORMANCE_TOPIC", help="Performance topic.")
+    ] = DEFAULT_PERFORMANCE_TOPIC,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
+    ] = 30.0,
+) -> None:
+    """Write a report of what a running system sent: alerts, triggers, performance windows.
+
+    Everything the three topics hold is read once, from the oldest message
+    kept to the newest (no consumer group is joined), and kept when its event
+    time is in [--since, --until). Drift charts show each subject's statistic
+    at its alerts' changes only: for the statistic batch by batch, replay the
+    events (``driftline replay ... --report``).
+    """
+    from kafka.errors import KafkaError
+
+    from driftline.report import history_from_outputs
+    from driftline.schemas import Alert, PerformanceReport, RetrainTrigger
+    from driftline.topic_reader import read_to_end
+
+    schemas: dict[str, type[Alert] | type[RetrainTrigger] | type[PerformanceReport]] = {
+        alerts_topic: Alert,
+        triggers_topic: RetrainTrigger,
+        performance_topic: PerformanceReport,
+    }
+    since, until = (_utc(moment) for moment in (since, until))
+    skipped = 0
+
+    def messages() -> Iterator[Alert | RetrainTrigger | PerformanceReport]:
+        nonlocal skipped
+        for record in read_to_end(
+            bootstrap_servers,
+            list(schemas),
+            timeout=timeout,
+            security=_kafka_security("report"),
+        ):
+            message = _tail_parse(schemas[record.topic], record, "report")
+            if message is None:
+                skipped += 1
+            else:
+                yield message
+
+    try:
+        history = history_from_outputs(messages(), since=since, until=until)
+    except (KafkaError, TimeoutError) as error:
+        typer.echo(
+            f"driftline report: cannot read the output topics at {bootstrap_servers} (check "
+            f"--bootstrap-servers or DRIFTLINE_BOOTSTRAP_SERVERS): {error}",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    window = f"event times {since or 'any'} to {until or 'any'}"
+    kept = sum(len(v.marks) for v in history.versions.values())
+    typer.echo(
+        f"driftline report: {kept} alert changes kept ({window}); {skipped} messages that "
+        "were no valid output skipped",
+        err=True,
+    )
+    _write_report(
+        "report",
+        history,
+        output,
+        png,
+        title="driftline report",
+        note=f"From {alerts_topic}, {triggers_topic} and {performance_topic}, {window}. Drift "
+        "charts show each subject's statistic at its alerts' changes.",
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time given without a zone, taken as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @alerts_app.command("tail")
@@ -701,7 +888,9 @@ def _tail(
             for records in batches.values():
                 for record in records:
                     message = _tail_parse(schemas[record.topic], record)
-                    if message is None or (models and message.model_id not in models):
+                    if not isinstance(message, Alert | RetrainTrigger) or (
+                        models and message.model_id not in models
+                    ):
                         continue
                     typer.echo(_tail_json(record.value) if as_json else output_line(message))
                     printed += 1
@@ -739,14 +928,16 @@ def _stop_on_interrupt() -> Iterator[threading.Event]:
 
 
 def _tail_parse(
-    schema: "type[Alert] | type[RetrainTrigger]", record: Any
-) -> "Alert | RetrainTrigger | None":
+    schema: "type[Alert] | type[RetrainTrigger] | type[PerformanceReport]",
+    record: Any,
+    command: str = "alerts tail",
+) -> "Alert | RetrainTrigger | PerformanceReport | None":
     """The record's message, or None (and a warning) when it is not one."""
     try:
         return schema.model_validate_json(record.value or b"")
     except ValidationError as error:
         typer.echo(
-            f"driftline alerts tail: skipped a message at {record.topic}[{record.partition}]"
+            f"driftline {command}: skipped a message at {record.topic}[{record.partition}]"
             f"@{record.offset} that is no valid {schema.__name__} "
             f"({error.error_count()} error(s), first: {_first_error(error)})",
             err=True,

@@ -6,7 +6,7 @@ event it would have refused. The same :class:`~driftline.agents.intake.Intake`
 runs as in the worker, so the answers are the worker's, alert ids included.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,12 +103,15 @@ class Replay:
         settings: Settings | None = None,
         batch_size: int | None = None,
         history: StatusHistory | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.batch_size = batch_size or max(self.settings.batch_max_events, REPLAY_BATCH_EVENTS)
         """Events taken at a time, as a worker takes a batch (it changes no answer)."""
         self.history = history
         """Kept up after each batch when given, for a report (a point per batch and subject)."""
+        self.progress = progress
+        """Told the number of messages of each batch once it is processed (a progress line)."""
         registry = ModelRegistry()
         self.intake = Intake(self.settings, registry)
         for spec in specs:
@@ -147,7 +150,8 @@ class Replay:
             if len(batch) >= self.batch_size:
                 yield from self._process(batch)
                 batch = []
-        yield from self._process(batch)
+        if batch:
+            yield from self._process(batch)
 
     def _process(self, batch: list[InputMessage]) -> Iterator[Output]:
         """What the worker would send for one batch of messages, as it would take them."""
@@ -156,6 +160,8 @@ class Replay:
         messages = [output.message for output in outputs]
         if self.history is not None:
             self.history.observe(self.intake.monitors, messages)
+        if self.progress is not None:
+            self.progress(len(batch))
         yield from messages
 
     def feed_file(self, path: Path, labels: Path | None = None) -> Iterator[Output]:

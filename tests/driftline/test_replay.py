@@ -193,3 +193,22 @@ def test_reference_build_publishes_the_profile_under_its_version_key(worker_sett
         "1",
         500,
     )
+
+
+def test_replay_tells_its_progress_once_a_batch(tmp_path):
+    events = recorded(tmp_path / "events.jsonl", 1_200, 600)
+    told: list[int] = []
+    run = Replay([simulated_model_spec()], batch_size=500, progress=told.append)
+    list(run.feed_file(events))
+    assert told == [500, 500, 200]
+
+
+def test_replay_is_quiet_on_stderr_when_piped(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_YAML)
+    events = recorded(tmp_path / "events.jsonl", 1_000, 600)
+    result = CliRunner().invoke(cli.app, ["replay", str(events), "--spec", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "1000 events: 1000 processed, 0 refused, 0 duplicates; 0 alerts"
+    ]
