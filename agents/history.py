@@ -14,9 +14,10 @@ keeps them per model version, bounded whatever the stream's length:
 - the last ``max_marks`` alert changes (:data:`DEFAULT_MAX_MARKS`), the last
   ``max_triggers`` triggers and the last ``max_windows`` performance windows.
 
-Points are taken once a batch, so their step is the batch's. With 50
-subjects, about 50 by 240 points and a few hundred marks: well under 1 MB a
-model version.
+Points are taken after a batch, once a version has moved
+:data:`DEFAULT_POINT_EVENTS` events since its last (or has alerted), so
+their step is the batch's or a little more. With 50 subjects, about 50 by
+240 points and a few hundred marks: well under 1 MB a model version.
 
 >>> from driftline.schemas import PerformanceReport
 >>> history = StatusHistory(max_points=4)
@@ -54,6 +55,8 @@ DEFAULT_MAX_TRIGGERS = 10
 """Retraining triggers kept per model version."""
 DEFAULT_MAX_WINDOWS = 60
 """Performance windows kept per model version."""
+DEFAULT_POINT_EVENTS = 100
+"""Events a version moves, at least, between two points of its series (unless it alerts)."""
 MAX_VERSIONS = 200
 """Model versions kept; the one seen longest ago goes first."""
 
@@ -145,6 +148,8 @@ class VersionHistory:
     max_points: int = DEFAULT_MAX_POINTS
     events: int = 0
     """Events (with features or a prediction) the version's monitor processed."""
+    pointed: int = 0
+    """The version's events at its last point."""
     warming_up: bool = True
     last_event_time: datetime | None = None
     last_position: KafkaPosition | None = None
@@ -184,9 +189,11 @@ class StatusHistory:
         max_triggers: int = DEFAULT_MAX_TRIGGERS,
         max_windows: int = DEFAULT_MAX_WINDOWS,
         max_versions: int = MAX_VERSIONS,
+        point_events: int = DEFAULT_POINT_EVENTS,
     ) -> None:
-        if min(max_points, max_marks, max_triggers, max_windows, max_versions) < 1:
+        if min(max_points, max_marks, max_triggers, max_windows, max_versions, point_events) < 1:
             raise ValueError("every bound of a status history must be at least 1")
+        self.point_events = point_events
         self.max_points = max_points
         self.max_marks = max_marks
         self.max_triggers = max_triggers
@@ -210,27 +217,38 @@ class StatusHistory:
     def observe(
         self, monitors: Mapping[ModelKey, ModelMonitor], messages: Iterable[object]
     ) -> None:
-        """Take a point for each version whose monitor moved, then the batch's messages.
+        """Take a point for each version whose monitor moved, then keep the batch's messages.
 
-        Costs a few microseconds a version and subject, once a batch.
+        A version gets a point once it has moved ``point_events`` events since
+        its last one, when the batch sent one of its alerts (so the mark and
+        the alarm's statistic land on a point), or when its warm-up ends.
+        Each point costs about a microsecond a subject (27 µs for a version of
+        22 subjects), so a worker of many small models does not take one
+        for each model at every small batch.
         """
+        sent = list(messages)
+        alerted = {(m.model_id, m.model_version) for m in sent if isinstance(m, Alert)}
         for key, monitor in monitors.items():
+            events = monitor.events
             known = self.versions.get(key)
-            if known is not None and known.events == monitor.events:
+            if known is not None and known.events == events and key not in alerted:
                 continue
-            history = self.version(key)
-            history.warming_up = monitor.warming_up
+            history = self.version(key) if known is None else known
+            history.events = events
             last = monitor.last_event
             if last is not None:
                 history.last_event_time, history.last_position = last
-            self.record_pressures(key, monitor.events, monitor.pressures)
-        for message in messages:
+            due = known is None or key in alerted or events - known.pointed >= self.point_events
+            if due or history.warming_up != monitor.warming_up:
+                history.warming_up = monitor.warming_up
+                self.record_pressures(key, events, monitor.pressures)
+        for message in sent:
             self.record(message)
 
     def record_pressures(self, key: ModelKey, events: int, pressures: Mapping[str, float]) -> None:
         """Add a point at ``events`` to each subject's series."""
         history = self.version(key)
-        history.events = events
+        history.events = history.pointed = events
         for subject, pressure in pressures.items():
             history.pressure_series(subject).add(events, pressure)
 

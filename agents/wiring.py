@@ -184,7 +184,10 @@ def _register_input_agent(
             log.exception("failed on a batch of %d %s", len(messages), topic)
             outputs = [intake.failed(message, error) for message in messages]
         await sender.send_all(outputs)
-        monitoring.history.observe(intake.monitors, (output.message for output in outputs))
+        try:
+            monitoring.history.observe(intake.monitors, (output.message for output in outputs))
+        except Exception:  # a bug in what the status page keeps must not stop the agent
+            log.exception("the status history failed on a batch of %d %s", len(messages), topic)
         await monitoring.changelog.write(intake, clock)
         monitoring.progress.processed(partitions)
         batch_seconds.observe(time.perf_counter() - started)

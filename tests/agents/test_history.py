@@ -92,3 +92,18 @@ def test_versions_beyond_the_bound_drop_the_oldest():
     for version in ("1", "2", "3"):
         history.record_pressures(("m", version), 1, {"x": 0.1})
     assert list(history.versions) == [("m", "2"), ("m", "3")]
+
+
+def test_points_wait_for_the_version_to_move_unless_it_alerts(tmp_path: Path):
+    history = StatusHistory(point_events=1_000)
+    run = Replay([simulated_classifier_spec()], history=history, batch_size=250)
+    outputs = list(run.feed_file(*write_classifier_traffic(tmp_path)))
+    [version] = history.versions.values()
+    points = version.series["x"].events
+    alerted_at = {mark.events for mark in version.marks}
+    steps = [b - a for a, b in zip(points, points[1:], strict=False)]
+    # A point a thousand events on, or at the batch of an alert.
+    assert all(step >= 1_000 or b in alerted_at for step, b in zip(steps, points[1:], strict=True))
+    assert alerted_at <= set(points) | {points[-1]}
+    assert version.events == 8_000  # counted at every batch all the same
+    assert len([o for o in outputs if isinstance(o, Alert)]) == len(version.marks)
