@@ -1,5 +1,6 @@
 """The status history: bounded, evenly spaced, and never hiding a threshold crossing."""
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_a_full_series_keeps_even_steps():
     series = PressureSeries(8)
     for events in range(1, 101):
         series.add(events, 0.0)
-    steps = {b - a for a, b in zip(series.events, series.events[1:], strict=False)}
+    steps = {b - a for a, b in itertools.pairwise(series.events)}
     assert len(steps - {series.events[-1] - series.events[-2]}) <= 1
     assert series.stride == 16
 
@@ -101,9 +102,8 @@ def test_points_wait_for_the_version_to_move_unless_it_alerts(tmp_path: Path):
     [version] = history.versions.values()
     points = version.series["x"].events
     alerted_at = {mark.events for mark in version.marks}
-    steps = [b - a for a, b in zip(points, points[1:], strict=False)]
     # A point a thousand events on, or at the batch of an alert.
-    assert all(step >= 1_000 or b in alerted_at for step, b in zip(steps, points[1:], strict=True))
+    assert all(b - a >= 1_000 or b in alerted_at for a, b in itertools.pairwise(points))
     assert alerted_at <= set(points) | {points[-1]}
     assert version.events == 8_000  # counted at every batch all the same
     assert len([o for o in outputs if isinstance(o, Alert)]) == len(version.marks)
