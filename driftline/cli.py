@@ -71,6 +71,18 @@ agree), kept here so that a command that never starts a worker does not import i
 BOOTSTRAP_ENV = "DRIFTLINE_BOOTSTRAP_SERVERS"
 """Every Kafka option of the commands reads the worker's variable for the same setting."""
 
+BootstrapServersOption = Annotated[
+    str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
+]
+AlertsTopicOption = Annotated[
+    str, typer.Option(envvar="DRIFTLINE_ALERTS_TOPIC", help="Alerts topic.")
+]
+TriggersTopicOption = Annotated[
+    str,
+    typer.Option(envvar="DRIFTLINE_RETRAIN_TRIGGERS_TOPIC", help="Retraining triggers topic."),
+]
+"""Options several commands take alike."""
+
 LOG_FORMAT = "driftline: %(levelname)s %(name)s: %(message)s"
 """The one format of the log lines of every command but ``worker`` (whose logging is faust's)."""
 
@@ -245,9 +257,7 @@ def broker(
 
 @app.command()
 def simulate(
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
-    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    bootstrap_servers: BootstrapServersOption = DEFAULT_BOOTSTRAP_SERVERS,
     topic: Annotated[
         str, typer.Option(envvar="DRIFTLINE_PREDICTIONS_TOPIC", help="Predictions topic.")
     ] = DEFAULT_PREDICTIONS_TOPIC,
@@ -295,9 +305,7 @@ def models_register(
             help="YAML (.yaml, .yml) or TOML (.toml) files of model specs.", metavar="FILE"
         ),
     ],
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
-    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    bootstrap_servers: BootstrapServersOption = DEFAULT_BOOTSTRAP_SERVERS,
     topic: Annotated[
         str, typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic.")
     ] = DEFAULT_MODELS_TOPIC,
@@ -329,9 +337,7 @@ def models_register(
 def models_unregister(
     model_id: Annotated[str, typer.Argument(help="Model id.")],
     model_version: Annotated[str, typer.Argument(help="Model version.")],
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
-    ] = DEFAULT_BOOTSTRAP_SERVERS,
+    bootstrap_servers: BootstrapServersOption = DEFAULT_BOOTSTRAP_SERVERS,
     topic: Annotated[
         str, typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic.")
     ] = DEFAULT_MODELS_TOPIC,
@@ -493,7 +499,7 @@ def replay(
         typer.Option(
             metavar="FOLDER",
             help="Also draw the report's charts as PNGs into this folder (needs the "
-            "driftline[report] extra).",
+            "report extra: pip install 'driftline\\[report]').",
         ),
     ] = None,
 ) -> None:
@@ -600,6 +606,7 @@ def report(
         datetime | None,
         typer.Option(
             formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            metavar="TIME",
             help="Only messages with event times from this one on (ISO 8601; UTC if no zone).",
         ),
     ] = None,
@@ -607,6 +614,7 @@ def report(
         datetime | None,
         typer.Option(
             formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            metavar="TIME",
             help="Only messages with event times before this one (ISO 8601; UTC if no zone).",
         ),
     ] = None,
@@ -614,19 +622,13 @@ def report(
         Path | None,
         typer.Option(
             metavar="FOLDER",
-            help="Also draw the charts as PNGs into this folder (needs driftline[report]).",
+            help="Also draw the charts as PNGs into this folder (needs the report extra: "
+            "pip install 'driftline\\[report]').",
         ),
     ] = None,
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
-    ] = DEFAULT_BOOTSTRAP_SERVERS,
-    alerts_topic: Annotated[
-        str, typer.Option(envvar="DRIFTLINE_ALERTS_TOPIC", help="Alerts topic.")
-    ] = DEFAULT_ALERTS_TOPIC,
-    triggers_topic: Annotated[
-        str,
-        typer.Option(envvar="DRIFTLINE_RETRAIN_TRIGGERS_TOPIC", help="Retraining triggers topic."),
-    ] = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
+    bootstrap_servers: BootstrapServersOption = DEFAULT_BOOTSTRAP_SERVERS,
+    alerts_topic: AlertsTopicOption = DEFAULT_ALERTS_TOPIC,
+    triggers_topic: TriggersTopicOption = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
     performance_topic: Annotated[
         str, typer.Option(envvar="DRIFTLINE_PERFORMANCE_TOPIC", help="Performance topic.")
     ] = DEFAULT_PERFORMANCE_TOPIC,
@@ -640,7 +642,7 @@ def report(
     kept to the newest (no consumer group is joined), and kept when its event
     time is in [--since, --until). Drift charts show each subject's statistic
     at its alerts' changes only: for the statistic batch by batch, replay the
-    events (``driftline replay ... --report``).
+    events (driftline replay ... --report).
     """
     from kafka.errors import KafkaError
 
@@ -706,16 +708,9 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 @alerts_app.command("tail")
 def alerts_tail(
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar=BOOTSTRAP_ENV, help="Kafka bootstrap servers.")
-    ] = DEFAULT_BOOTSTRAP_SERVERS,
-    alerts_topic: Annotated[
-        str, typer.Option(envvar="DRIFTLINE_ALERTS_TOPIC", help="Alerts topic.")
-    ] = DEFAULT_ALERTS_TOPIC,
-    triggers_topic: Annotated[
-        str,
-        typer.Option(envvar="DRIFTLINE_RETRAIN_TRIGGERS_TOPIC", help="Retraining triggers topic."),
-    ] = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
+    bootstrap_servers: BootstrapServersOption = DEFAULT_BOOTSTRAP_SERVERS,
+    alerts_topic: AlertsTopicOption = DEFAULT_ALERTS_TOPIC,
+    triggers_topic: TriggersTopicOption = DEFAULT_RETRAIN_TRIGGERS_TOPIC,
     from_beginning: Annotated[
         bool,
         typer.Option(
