@@ -28,15 +28,19 @@ their step is the batch's or a little more. With 50 subjects, about 50 by
 ([4, 8, 10], [0.4, 0.8, 1.0])
 """
 
+import base64
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import orjson
+
 from driftline.monitors import ModelMonitor
 from driftline.schemas import (
     Alert,
     AlertStatus,
+    DeadLetter,
     DriftEvidence,
     KafkaPosition,
     PerformanceEvidence,
@@ -162,6 +166,8 @@ class VersionHistory:
     )
     windows: dict[int, PerformanceReport] = field(default_factory=dict)
     """The latest report of each recent window (settled replaces closed), by window."""
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    """Dead letters of events naming this version, by reason."""
     drift_evidence: dict[str, DriftEvidence] = field(default_factory=dict)
     """Each subject's latest drift evidence: its reference and current distributions."""
 
@@ -253,13 +259,29 @@ class StatusHistory:
             history.pressure_series(subject).add(events, pressure)
 
     def record(self, message: object) -> None:
-        """Keep what a sent message says: alerts, triggers and performance reports."""
+        """Keep what a sent message says: alerts, triggers, performance reports, and the
+        dead letters of the versions kept (:meth:`record_dead_letter`)."""
         if isinstance(message, Alert):
             self.record_alert(message)
         elif isinstance(message, RetrainTrigger):
             self.version((message.model_id, message.model_version)).triggers.append(message)
         elif isinstance(message, PerformanceReport):
             self.record_report(message)
+        elif isinstance(message, DeadLetter):
+            self.record_dead_letter(message)
+
+    def record_dead_letter(self, dead_letter: DeadLetter) -> None:
+        """Count a dead letter by reason for the model version its event names, when that
+        version is kept here; others count only in the worker's totals by topic.
+
+        Only the versions already kept: a stream of events for unknown models
+        or versions must not push real ones out of the history.
+        """
+        key = _event_version(dead_letter.original)
+        history = self.versions.get(key) if key is not None else None
+        if history is not None:
+            reason = dead_letter.reason.value
+            history.dead_letters[reason] = history.dead_letters.get(reason, 0) + 1
 
     def record_alert(self, alert: Alert, events: int | None = None) -> AlertMark:
         """Mark an alert change at ``events``: by default the version's events so far (the
@@ -312,3 +334,20 @@ class StatusHistory:
         history.windows[report.window] = report
         while len(history.windows) > self.max_windows:
             del history.windows[min(history.windows)]
+
+
+def _event_version(original: str | None) -> ModelKey | None:
+    """The model version a dead letter's original event names, if it is a JSON object with
+    a text ``model_id`` and ``model_version``."""
+    if original is None:
+        return None
+    try:
+        event = orjson.loads(base64.b64decode(original, validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(event, dict):
+        return None
+    model_id, version = event.get("model_id"), event.get("model_version")
+    if isinstance(model_id, str) and isinstance(version, str):
+        return model_id, version
+    return None

@@ -5,8 +5,9 @@ every ten seconds with a ``<meta>`` refresh, so it needs no script, and it
 loads nothing from anywhere: styles and charts (:mod:`driftline.agents.charts`)
 are in the document.
 
-Per model version it shows the events processed, the last event's time and
-partition with that partition's lag, open alerts (severity, kind, subject,
+Per model version it shows the events processed, the dead letters of events
+naming it (by reason), the last event's time and partition with that
+partition's lag, open alerts (severity, kind, subject,
 age in event time: from the event that opened the alert to the version's
 last event), the recent retraining triggers, a chart per drift subject
 (drifted ones first, class ``drifted``) and, for a classifier with
@@ -101,12 +102,15 @@ def version_section(
             f", lag {lag:,}" if lag is not None else ""
         )
     last = version.last_event_time.isoformat() if version.last_event_time else "none yet"
+    refused = ", ".join(f"{n:,} {reason}" for reason, n in sorted(version.dead_letters.items()))
+    dead = f"; dead letters: {escape(refused)}" if refused else "; no dead letters"
     warming = ' <span class="badge warming">warming up</span>' if version.warming_up else ""
     return (
         f'<section class="version" data-model="{escape(model_id)}" '
         f'data-version="{escape(model_version)}">'
         f"<h2>{escape(model_id)} version {escape(model_version)}{warming}</h2>"
-        f'<p class="figures">{version.events:,} events; last event at {escape(last)}{where}</p>'
+        f'<p class="figures">{version.events:,} events{dead}; last event at {escape(last)}'
+        f"{where}</p>"
         f"{alerts_table(version)}{triggers_list(version)}"
         f'<div class="charts">{"".join(subject_figures(version))}'
         f"{performance_figure(version)}</div></section>"

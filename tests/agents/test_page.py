@@ -9,6 +9,7 @@ from samples import write_classifier_traffic
 from driftline.agents.history import StatusHistory
 from driftline.agents.page import status_page
 from driftline.replay import Replay
+from driftline.schemas import DeadLetter
 from driftline.simulate import simulated_classifier_spec
 
 REPORT = {
@@ -19,17 +20,29 @@ REPORT = {
             "dead_lettered": 3,
             "duplicates": 0,
             "waiting": 0,
-            "dead_letter_reasons": {"invalid_json": 2, "schema_violation": 1},
+            "dead_letter_reasons": {"invalid_event": 1, "invalid_json": 2},
         }
     }
 }
 
 
+BAD_EVENTS = [
+    b"{broken",  # names no model: counted for the worker only
+    b'{"model_id": "demo-classifier", "model_version": "1", "event_id": "bad-1"}',  # no time
+    b'{"model_id": "unknown", "model_version": "1", "event_id": "u-1",'
+    b' "event_time": "2026-01-01T00:00:00Z"}',
+]
+
+
 def rendered(tmp_path: Path) -> str:
     history = StatusHistory()
     run = Replay([simulated_classifier_spec()], history=history, batch_size=250)
-    for _ in run.feed_file(*write_classifier_traffic(tmp_path)):
-        pass
+    events, labels = write_classifier_traffic(tmp_path)
+    with events.open("ab") as file:
+        file.write(b"\n".join(BAD_EVENTS) + b"\n")
+    outputs = list(run.feed_file(events, labels))
+    assert len([o for o in outputs if isinstance(o, DeadLetter)]) == 3
+    assert list(history.versions) == [("demo-classifier", "1")]  # never the unknown model
     return status_page(history, REPORT, {("predictions", 0): 12}, title="driftline: test")
 
 
@@ -47,8 +60,9 @@ def test_the_page_shows_the_drifted_feature_its_open_alert_and_performance(tmp_p
     assert any(a.get("class") == "chart performance" for _, a in found)
     assert any(a.get("class") == "trigger" for _, a in found)
     assert "8,000 events" in document
-    assert "2 invalid_json, 1 schema_violation" in document
+    assert "1 invalid_event, 2 invalid_json" in document
     assert "partition 0 of events.jsonl" in document  # the version's last position
+    assert "8,000 events; dead letters: 1 invalid_event;" in document
 
 
 def test_the_page_loads_nothing_and_runs_no_script(tmp_path: Path):
