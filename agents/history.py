@@ -30,7 +30,7 @@ their step is the batch's or a little more. With 50 subjects, about 50 by
 
 import base64
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -62,7 +62,9 @@ DEFAULT_MAX_WINDOWS = 60
 DEFAULT_POINT_EVENTS = 100
 """Events a version moves, at least, between two points of its series (unless it alerts)."""
 MAX_VERSIONS = 200
-"""Model versions kept; the one seen longest ago goes first."""
+"""Model versions kept. Past it, new versions are left out (and counted) until a kept one
+stops being monitored: evicting an active version for another would let a worker of many
+versions lose every series again and again."""
 
 MODEL_SUBJECT = "(model)"
 """The subject of a model-level alert (one with no feature)."""
@@ -206,19 +208,31 @@ class StatusHistory:
         self.max_windows = max_windows
         self.max_versions = max_versions
         self.versions: dict[ModelKey, VersionHistory] = {}
+        self.left_out: set[ModelKey] = set()
+        """Versions not kept because ``max_versions`` were kept already."""
 
     def version(self, key: ModelKey) -> VersionHistory:
-        """The version's history, made empty on first use (the oldest one goes if full)."""
+        """The version's history, made empty on first use; when ``max_versions`` are kept
+        already, a history that is kept nowhere (and the version counted as left out)."""
         found = self.versions.get(key)
         if found is None:
-            if len(self.versions) >= self.max_versions:
-                del self.versions[next(iter(self.versions))]
-            found = self.versions[key] = VersionHistory(
+            found = VersionHistory(
                 max_points=self.max_points,
                 marks=deque(maxlen=self.max_marks),
                 triggers=deque(maxlen=self.max_triggers),
             )
+            if len(self.versions) < self.max_versions:
+                self.versions[key] = found
+                self.left_out.discard(key)
+            else:
+                self.left_out.add(key)
         return found
+
+    def forget_all_but(self, keys: Collection[ModelKey]) -> None:
+        """Drop the versions not in ``keys`` (no longer monitored), making room for others."""
+        for key in [key for key in self.versions if key not in keys]:
+            del self.versions[key]
+        self.left_out.intersection_update(keys)
 
     def observe(
         self, monitors: Mapping[ModelKey, ModelMonitor], messages: Iterable[object]
@@ -234,6 +248,8 @@ class StatusHistory:
         """
         sent = list(messages)
         alerted = {(m.model_id, m.model_version) for m in sent if isinstance(m, Alert)}
+        if self.left_out or self.versions.keys() - monitors.keys():
+            self.forget_all_but(monitors.keys())
         for key, monitor in monitors.items():
             events = monitor.events
             known = self.versions.get(key)

@@ -66,6 +66,7 @@ def status_page(
         f"<h1>{escape(title)}</h1>"
         f"{topics_table(report)}"
         + ("".join(versions) or '<p class="muted">No model version has events yet.</p>')
+        + _left_out(history)
         + "</body></html>"
     )
 
@@ -220,3 +221,13 @@ def _age(version: VersionHistory, mark: AlertMark) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h"
+
+
+def _left_out(history: StatusHistory) -> str:
+    """A line on the model versions monitored but not kept for the page, if any."""
+    if not history.left_out:
+        return ""
+    return (
+        f'<p class="muted left-out">{len(history.left_out):,} more model versions are monitored '
+        f"but not drawn: the page keeps {history.max_versions:,}.</p>"
+    )

@@ -70,7 +70,10 @@ def history_from_outputs(
     point to its subject's series, at the observation its evidence names,
     with its statistic over its threshold.
     """
-    history = StatusHistory(max_points=10_000, max_marks=10_000, max_windows=10_000)
+    # One report, once: bounds for a picture, not for a long-lived worker.
+    history = StatusHistory(
+        max_points=10_000, max_marks=10_000, max_windows=10_000, max_versions=10_000
+    )
     for message in messages:
         time = _event_time(message)
         if time is None or (since and time < since) or (until and time >= until):

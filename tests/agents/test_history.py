@@ -88,11 +88,17 @@ def test_every_part_of_the_history_is_bounded(tmp_path: Path):
     assert len(version.open_alerts) <= 3
 
 
-def test_versions_beyond_the_bound_drop_the_oldest():
+def test_versions_beyond_the_bound_are_left_out_until_room_is_made():
     history = StatusHistory(max_versions=2)
     for version in ("1", "2", "3"):
         history.record_pressures(("m", version), 1, {"x": 0.1})
+    assert list(history.versions) == [("m", "1"), ("m", "2")]  # kept, never evicted
+    assert history.left_out == {("m", "3")}
+    history.forget_all_but({("m", "2"), ("m", "3")})  # version 1 is monitored no more
+    assert list(history.versions) == [("m", "2")]
+    history.record_pressures(("m", "3"), 2, {"x": 0.2})
     assert list(history.versions) == [("m", "2"), ("m", "3")]
+    assert not history.left_out
 
 
 def test_points_wait_for_the_version_to_move_unless_it_alerts(tmp_path: Path):

@@ -77,3 +77,12 @@ def test_an_empty_worker_says_so():
     document = status_page(StatusHistory(), {"topics": {}}, {})
     elements(document)
     assert "No model version has events yet." in document
+
+
+def test_versions_left_out_are_counted_on_the_page():
+    history = StatusHistory(max_versions=1)
+    for version in ("1", "2", "3"):
+        history.record_pressures(("m", version), 1, {"x": 0.1})
+    document = status_page(history, {"topics": {}}, {})
+    elements(document)
+    assert "2 more model versions are monitored but not drawn: the page keeps 1." in document
