@@ -546,8 +546,8 @@ def replay(
                 typer.echo(
                     output.model_dump_json()
                     if as_json
-                    else f"REFUSED line {output.source.offset + 1}: {output.reason.value}: "
-                    f"{output.message}"
+                    else f"REFUSED {f'{output.source.topic} ' if labels else ''}line "
+                    f"{output.source.offset + 1}: {output.reason.value}: {output.message}"
                 )
     except BrokenPipeError:  # `driftline replay ... | head`: the reader is gone
         _stdout_to_nowhere()
@@ -568,7 +568,8 @@ def replay(
     if labels is not None:
         label_counts = run.intake.counters.topics[InputTopic.LABELS]
         typer.echo(
-            f"{label_counts.consumed} labels: {label_counts.processed} joined, "
+            f"{label_counts.consumed} labels: {label_counts.processed} processed, "
+            f"{label_counts.waiting} waiting for their prediction, "
             f"{label_counts.dead_lettered} refused, {label_counts.duplicates} duplicates",
             err=True,
         )

@@ -40,7 +40,7 @@ def replayed_report(folder: Path, *extra: str) -> tuple[Path, object]:
 
 def test_a_replay_report_draws_the_drifted_subject_its_alerts_and_performance(tmp_path: Path):
     output, result = replayed_report(tmp_path, "--png", str(tmp_path / "png"))
-    assert "8000 labels: 8000 joined" in result.stderr
+    assert "8000 labels: 8000 processed, 0 waiting for their prediction" in result.stderr
     found = elements(output.read_text()).found
     figures = {
         (a["class"], a["data-subject"])
@@ -170,3 +170,24 @@ def test_driftline_report_reads_the_output_topics_of_a_running_system(
     assert 0 < len(windows) < 16  # those ending from 00:05 on
     assert "skipped" in result.stderr  # the message that was no alert
     assert {png_size(path) for path in (tmp_path / "png").glob("*.png")} == {PNG_PIXELS}
+
+
+def test_a_refused_label_is_named_with_its_file(tmp_path: Path):
+    events, labels = write_classifier_traffic(tmp_path)
+    with labels.open("a") as file:
+        file.write("{not a label\n")
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "replay",
+            str(events),
+            "--spec",
+            str(spec_file(tmp_path)),
+            "--labels",
+            str(labels),
+            "--dead-letters",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "REFUSED labels.jsonl line 8001: invalid_json" in result.stdout
+    assert "8001 labels: 8000 processed, 0 waiting for their prediction, 1 refused" in result.stderr
