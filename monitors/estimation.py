@@ -68,11 +68,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import isotonic_regression
 
-State = dict[str, Any]
-"""A state as plain JSON values (see ``to_state``)."""
-
-STATE_VERSION = 1
-"""Version of the state layout that ``to_state`` writes."""
+from driftline.monitors.state import (
+    State,
+    Stateful,
+    check_header,
+    header,
+    integer_field,
+    number_field,
+    numbers_field,
+)
 
 MIN_REFERENCE = 50
 """The fewest labelled reference predictions :meth:`ConfidenceEstimator.fit` takes."""
@@ -88,35 +92,13 @@ def _probability(value: object, what: str) -> float:
     """``value`` as a probability in [0, 1], or ValueError."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ValueError(f"{what} must be a number, got {value!r}")
-    p = float(value)
+    try:
+        p = float(value)
+    except OverflowError:  # an integer too large for a float
+        p = math.inf
     if not (math.isfinite(p) and -_TOLERANCE <= p <= 1.0 + _TOLERANCE):
         raise ValueError(f"{what} must be a probability in [0, 1], got {value!r}")
     return min(max(p, 0.0), 1.0)
-
-
-def _check_kind(state: Mapping[str, Any], kind: str) -> None:
-    if not isinstance(state, Mapping):
-        raise ValueError(f"state: expected a mapping, got {type(state).__name__}")
-    if state.get("kind") != kind:
-        raise ValueError(f"state: kind {state.get('kind')!r} is not {kind!r}")
-    if state.get("version") != STATE_VERSION:
-        raise ValueError(f"state: version {state.get('version')!r} is not {STATE_VERSION}")
-
-
-def _finite(state: Mapping[str, Any], key: str, low: float = 0.0) -> float:
-    value = state.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"state: {key} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value >= low):
-        raise ValueError(f"state: {key} must be a finite number of at least {low}, got {value!r}")
-    return float(value)
-
-
-def _count(state: Mapping[str, Any], key: str) -> int:
-    value = state.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"state: {key} must be a count, got {value!r}")
-    return value
 
 
 # -- calibration ---------------------------------------------------------------------
@@ -228,8 +210,7 @@ class IsotonicCalibrator:
     def to_state(self) -> State:
         """The fitted map, as JSON-ready lists of floats."""
         return {
-            "kind": type(self).__name__,
-            "version": STATE_VERSION,
+            **header(type(self).__name__),
             "count": self._count,
             "knots": self._knots.tolist(),
             "values": self._values.tolist(),
@@ -238,18 +219,12 @@ class IsotonicCalibrator:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
         """The calibrator :meth:`to_state` described; it maps exactly as the original."""
-        _check_kind(state, cls.__name__)
+        check_header(state, cls.__name__)
         calibrator = cls()
-        arrays = []
-        for key in ("knots", "values"):
-            value = state.get(key)
-            if not isinstance(value, list) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in value
-            ):
-                raise ValueError(f"state: {key} must be a list of numbers")
-            arrays.append(np.asarray(value, dtype=np.float64))
-        knots, values = arrays
-        count = _count(state, "count")
+        knots, values = (
+            np.asarray(numbers_field(state, key), dtype=np.float64) for key in ("knots", "values")
+        )
+        count = integer_field(state, "count")
         if len(knots) != len(values):
             raise ValueError("state: knots and values must have the same length")
         if (count == 0) != (len(knots) == 0):
@@ -607,8 +582,7 @@ class ConfidenceEstimator:
     def to_state(self) -> State:
         """Everything the estimator knows, as JSON-ready data."""
         return {
-            "kind": type(self).__name__,
-            "version": STATE_VERSION,
+            **header(type(self).__name__),
             "classes": self.classes,
             "positive_class": self.positive_class,
             "min_reference": self.min_reference,
@@ -627,7 +601,7 @@ class ConfidenceEstimator:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
         """The estimator :meth:`to_state` described; it answers exactly as the original."""
-        _check_kind(state, cls.__name__)
+        check_header(state, cls.__name__)
         classes, positive = state.get("classes"), state.get("positive_class")
         if classes is not None and not (
             isinstance(classes, list) and all(isinstance(c, str) for c in classes)
@@ -638,8 +612,8 @@ class ConfidenceEstimator:
         estimator = cls(
             classes,
             positive,
-            min_reference=_count(state, "min_reference"),
-            min_class_reference=_count(state, "min_class_reference"),
+            min_reference=integer_field(state, "min_reference"),
+            min_class_reference=integer_field(state, "min_class_reference"),
         )
         seen, scores = state.get("seen"), state.get("scores")
         outcomes, predictions = state.get("outcomes"), state.get("predictions")
@@ -672,11 +646,13 @@ class ConfidenceEstimator:
             raise ValueError("state: a binary task has no class maps")
         if not isinstance(reference, Mapping):
             raise ValueError("state: reference must be a mapping")
-        figures: dict[str, float | int | None] = {"count": _count(reference, "count")}
+        figures: dict[str, float | int | None] = {"count": integer_field(reference, "count")}
         for key in ("accuracy", "estimate", "spread"):
-            figures[key] = _finite(reference, key)
+            figures[key] = number_field(reference, key, minimum=0.0)
         for key in ("f1", "f1_estimate"):
-            figures[key] = None if reference.get(key) is None else _finite(reference, key)
+            figures[key] = (
+                None if reference.get(key) is None else number_field(reference, key, minimum=0.0)
+            )
         estimator._calibrator = IsotonicCalibrator.from_state(calibrator)
         estimator._class_calibrators = {
             estimator._check_name(name, "state: class"): IsotonicCalibrator.from_state(map_)
@@ -804,8 +780,7 @@ class EstimatedWindow:
     def to_state(self) -> State:
         """The window's sums, as JSON-ready data."""
         state: State = {
-            "kind": type(self).__name__,
-            "version": STATE_VERSION,
+            **header(type(self).__name__),
             "count": self._count,
             "binary": self._binary,
         }
@@ -816,9 +791,9 @@ class EstimatedWindow:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Self:
         """The window :meth:`to_state` described; it goes on exactly where it was."""
-        _check_kind(state, cls.__name__)
+        check_header(state, cls.__name__)
         window = cls()
-        window._count = _count(state, "count")
+        window._count = integer_field(state, "count")
         binary = state.get("binary")
         if binary is not None and not isinstance(binary, bool):
             raise ValueError(f"state: binary must be true, false or null, got {binary!r}")
@@ -826,7 +801,11 @@ class EstimatedWindow:
             raise ValueError("state: binary is null exactly when the window is empty")
         window._binary = binary
         for name in cls._SUMS:
-            setattr(window, f"_{name}", _finite(state, name))
+            setattr(window, f"_{name}", number_field(state, name, minimum=0.0))
         if window._correct > window._count + 1e-6 * (window._count + 1):
             raise ValueError("state: more right predictions expected than counted")
         return window
+
+
+_STATEFUL: tuple[type[Stateful], ...] = (IsotonicCalibrator, ConfidenceEstimator, EstimatedWindow)
+"""The calibrator, estimator and window, held by the type checker to the state protocol."""

@@ -16,7 +16,7 @@ counter), so the same stream always gives the same alarms.
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from driftline.monitors.sequential import (
     location_threshold,
     lorden_threshold,
 )
+from driftline.monitors.state import State, Stateful
 from driftline.schemas import CategoricalCounts, NumericSketch
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -452,7 +453,7 @@ class NumericDrift:
         self.scale.reset()
         return True
 
-    def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
+    def to_state(self, *, with_reference: bool = True) -> State:
         """Everything the detector needs to go on, as plain JSON-ready data (no pickle).
 
         Without ``with_reference`` the reference sketch is left out, for an
@@ -460,7 +461,7 @@ class NumericDrift:
         it back to :meth:`from_state`. Recent values are packed exactly
         (see :mod:`driftline.monitors.packing`).
         """
-        state: dict[str, Any] = {
+        state: State = {
             "arl": self.arl,
             "shift": self.shift,
             "ratio": self.ratio,
@@ -480,7 +481,7 @@ class NumericDrift:
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any], reference: NumericReference | None = None
+        cls, state: Mapping[str, Any], reference: NumericReference | None = None
     ) -> "NumericDrift":
         """The detector :meth:`to_state` described, going on exactly where it was.
 
@@ -682,13 +683,13 @@ class CategoricalDrift:
         for each in self.cusums.values():
             each.reset()
 
-    def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
+    def to_state(self, *, with_reference: bool = True) -> State:
         """Everything the detector needs to go on, as plain JSON-ready data (no pickle).
 
         Without ``with_reference`` the reference counts are left out, for an
         owner that keeps them anyway: give them back to :meth:`from_state`.
         """
-        state: dict[str, Any] = {
+        state: State = {
             "arl": self.arl,
             "ratio": self.ratio,
             "max_tracked": self.max_tracked,
@@ -703,7 +704,7 @@ class CategoricalDrift:
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any], reference: CategoricalReference | None = None
+        cls, state: Mapping[str, Any], reference: CategoricalReference | None = None
     ) -> "CategoricalDrift":
         """The detector :meth:`to_state` described, going on exactly where it was.
 
@@ -762,3 +763,7 @@ class CategoricalDrift:
         counts = observed_shares * len(current)
         chi2 = stats.chisquare(counts, expected * counts.sum())
         return {"psi": psi, "jensen_shannon": js, "chi2_p_value": float(chi2.pvalue)}
+
+
+_STATEFUL: tuple[type[Stateful], ...] = (NumericDrift, CategoricalDrift)
+"""The drift detectors here, held by the type checker to the state protocol (:class:`Stateful`)."""

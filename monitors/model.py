@@ -54,6 +54,7 @@ from driftline.monitors.reference import (
 )
 from driftline.monitors.rings import EventMemory, RunRing
 from driftline.monitors.sequential import MAX_RHO
+from driftline.monitors.state import State, Stateful
 from driftline.monitors.uncertainty import uncertainty_of
 from driftline.monitors.warmup import Column, WarmupColumns
 from driftline.schemas import (
@@ -496,7 +497,7 @@ class ModelMonitor:
 
     # State as plain data, so it can be kept outside the process (never pickled).
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> State:
         """Everything the monitor needs to go on, as plain JSON-ready data.
 
         The reference profile is kept once: the detectors' states leave out
@@ -630,7 +631,7 @@ class ModelMonitor:
 
 
 def _detector_from_state(
-    kind: str, state: dict[str, Any], name: str, ready: ModelReference | None
+    kind: str, state: Mapping[str, Any], name: str, ready: ModelReference | None
 ) -> Detector:
     """A detector restored by :meth:`ModelMonitor.from_state`, with its reference rebuilt
     from the monitor's profile as :meth:`ModelMonitor._start` gave it (unless the state
@@ -649,3 +650,7 @@ def _detector_from_state(
         categorical = None if "reference" in state or ready is None else ready.categorical[name]
         return CategoricalDrift.from_state(state, categorical)
     raise ValueError(f"unknown detector kind {kind!r}")
+
+
+_STATEFUL: tuple[type[Stateful], ...] = (ModelMonitor,)
+"""The monitor here, held by the type checker to the state protocol (:class:`Stateful`)."""

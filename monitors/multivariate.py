@@ -19,6 +19,7 @@ from driftline.monitors.feature_drift import DriftAlarm
 from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
+from driftline.monitors.state import State, Stateful
 
 DISTANCE_ROWS = 128
 """Rows whose distances :meth:`MultivariateDrift.distances` computes at once (a block takes
@@ -84,7 +85,7 @@ class MultivariateDrift:
         self._recent = FloatRing(history)
         self.last_alarm: DriftAlarm | None = None
 
-    def to_state(self, *, with_reference: bool = True) -> dict[str, Any]:
+    def to_state(self, *, with_reference: bool = True) -> State:
         """Everything the detector needs to go on, as plain JSON-ready data (no pickle).
 
         Without ``with_reference`` the correlation matrix is left out, for an
@@ -92,7 +93,7 @@ class MultivariateDrift:
         give it back to :meth:`from_state`. Recent distances are packed
         exactly (see :mod:`driftline.monitors.packing`).
         """
-        state: dict[str, Any] = {
+        state: State = {
             "features": self.features,
             "arl": self.arl,
             "inflation": self.inflation,
@@ -107,7 +108,7 @@ class MultivariateDrift:
 
     @classmethod
     def from_state(
-        cls, state: dict[str, Any], correlation: ArrayLike | None = None
+        cls, state: Mapping[str, Any], correlation: ArrayLike | None = None
     ) -> "MultivariateDrift":
         """The detector :meth:`to_state` described, going on exactly where it was.
 
@@ -201,3 +202,7 @@ class MultivariateDrift:
         )
         self.cusum.reset()
         return hit
+
+
+_STATEFUL: tuple[type[Stateful], ...] = (MultivariateDrift,)
+"""The drift detector here, held by the type checker to the state protocol (:class:`Stateful`)."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
+from driftline.monitors.state import State
 from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, QualityCheck
 from driftline.schemas.events import FeatureValue
 
@@ -179,7 +180,7 @@ class RateCheck:
 
     _STATE = ("_window_index", "_observations", "_violations", "_examples", "_alarming")
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> State:
         """The counts of the current window, as plain JSON-ready data."""
         return {name.lstrip("_"): getattr(self, name) for name in self._STATE}
 
@@ -456,7 +457,7 @@ class DataQualityMonitor:
             np.array([math.inf if f.maximum is None else f.maximum for f in numeric]),
         )
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> State:
         """The counts of every check, as plain JSON-ready data (the spec is kept apart)."""
         return {
             "observations": self._observations,

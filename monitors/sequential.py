@@ -28,7 +28,7 @@ bit, and a state restored from JSON continues exactly where it stopped.
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain, repeat
 from typing import Any, ClassVar, Self
@@ -37,11 +37,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq
 
-State = dict[str, float | int | str | list[Any] | None]
-"""A detector's state as plain JSON values (see ``to_state``)."""
-
-STATE_VERSION = 1
-"""Version of the state layout that ``to_state`` writes."""
+from driftline.monitors.state import (
+    State,
+    Stateful,
+    check_header,
+    header,
+    integer_field,
+    is_integer,
+    number_field,
+)
 
 _UNIT = 2**32
 """Integer ticks per unit of log-likelihood ratio."""
@@ -323,7 +327,7 @@ class _Cusum(ABC):
 
     def to_state(self) -> State:
         """Everything that decides future alarms, as JSON-serialisable values."""
-        state: State = {"kind": type(self).__name__, "version": STATE_VERSION}
+        state = header(type(self).__name__)
         for name in self._PARAMETERS:
             state[name] = getattr(self, name)
         state.update(
@@ -337,31 +341,33 @@ class _Cusum(ABC):
         return state
 
     @classmethod
-    def from_state(cls, state: State) -> Self:
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
         """The detector :meth:`to_state` described; it behaves exactly as the original."""
-        _check_kind(state, cls.__name__)
+        check_header(state, cls.__name__)
         parameters: dict[str, Any] = {name: state.get(name) for name in cls._PARAMETERS}
         try:
             detector = cls(**parameters)
-        except TypeError as error:
+        except (TypeError, OverflowError) as error:
+            # The constructor refuses bad values itself (ValueError); values of the
+            # wrong type, or integers too large for a float, fail in its arithmetic.
             raise ValueError(f"state: invalid parameters {parameters!r}") from error
         sides = len(cls._DIRECTIONS)
         sums, starts = state.get("sums"), state.get("starts")
-        observations = _integer(state, "observations")
+        observations = integer_field(state, "observations")
         if not (isinstance(sums, list) and isinstance(starts, list)):
             raise ValueError("state: sums and starts must be lists")
         if len(sums) != sides or len(starts) != sides:
             raise ValueError(f"state: sums and starts must have {sides} entries")
         for value, start in zip(sums, starts, strict=True):
-            if not (_is_int(value) and 0 <= value <= _CEILING):
+            if not (is_integer(value) and 0 <= value <= _CEILING):
                 raise ValueError(f"state: statistic out of range: {value!r}")
-            valid_start = _is_int(start) and 1 <= start <= observations
+            valid_start = is_integer(start) and 1 <= start <= observations
             if (start is None) != (value == 0) or not (start is None or valid_start):
                 raise ValueError(f"state: start {start!r} does not fit statistic {value!r}")
-        direction = _integer(state, "direction", minimum=-1)
+        direction = integer_field(state, "direction", minimum=-1)
         if direction not in (0, *cls._DIRECTIONS):
             raise ValueError(f"state: direction must be 0 or a side's sign, got {direction!r}")
-        change = _integer(state, "change_observation")
+        change = integer_field(state, "change_observation")
         if change > observations or (change == 0) != (direction == 0):
             raise ValueError(f"state: change_observation {change!r} does not fit the alarm")
         drift_detected = state.get("drift_detected")
@@ -551,24 +557,6 @@ def _advance_stepwise(cusums: Sequence[_Cusum], ticks: npt.NDArray[np.int64]) ->
         if alarmed:
             return index
     return None
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _integer(state: State, key: str, minimum: int = 0) -> int:
-    value = state.get(key)
-    if not (isinstance(value, int) and not isinstance(value, bool)) or value < minimum:
-        raise ValueError(f"state: {key} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_kind(state: State, kind: str) -> None:
-    if state.get("kind") != kind:
-        raise ValueError(f"state is of a {state.get('kind')!r}, not of a {kind}")
-    if state.get("version") != STATE_VERSION:
-        raise ValueError(f"state version {state.get('version')!r} is not {STATE_VERSION}")
 
 
 def _finite(x: float) -> float:
@@ -845,7 +833,7 @@ class ChiSquareCusum(_DividedCusum):
     def __init__(
         self, dim: int, threshold: float, inflation: float = 1.5, variance_factor: float = 1.0
     ) -> None:
-        if not (_is_int(dim) and dim >= 1):
+        if not (is_integer(dim) and dim >= 1):
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if not (math.isfinite(inflation) and 1.0 < inflation <= 100.0):
             raise ValueError(f"inflation must be in (1, 100], got {inflation!r}")
@@ -1022,8 +1010,7 @@ class SerialDependence:
     def to_state(self) -> State:
         """Everything that decides future estimates, as JSON-serialisable values."""
         return {
-            "kind": type(self).__name__,
-            "version": STATE_VERSION,
+            **header(type(self).__name__),
             "halflife": self.halflife,
             "prior_rho": self.prior_rho,
             "prior_weight": self.prior_weight,
@@ -1034,21 +1021,21 @@ class SerialDependence:
         }
 
     @classmethod
-    def from_state(cls, state: State) -> Self:
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
         """The estimator :meth:`to_state` described; it continues exactly as the original."""
-        _check_kind(state, cls.__name__)
+        check_header(state, cls.__name__)
         estimator = cls(
-            halflife=_number(state, "halflife"),
-            prior_rho=_number(state, "prior_rho"),
-            prior_weight=_number(state, "prior_weight"),
+            halflife=number_field(state, "halflife"),
+            prior_rho=number_field(state, "prior_rho"),
+            prior_weight=number_field(state, "prior_weight"),
         )
-        weight, total = _number(state, "weight"), _number(state, "total")
+        weight, total = number_field(state, "weight"), number_field(state, "total")
         if weight < 0.0 or total < 0.0:
             raise ValueError("state: weight and total must be non-negative")
         last = state.get("last")
         estimator._weight, estimator._total = weight, total
-        estimator._last = None if last is None else _number(state, "last")
-        estimator._observations = _integer(state, "observations")
+        estimator._last = None if last is None else number_field(state, "last")
+        estimator._observations = integer_field(state, "observations")
         return estimator
 
 
@@ -1071,8 +1058,11 @@ def _decayed(total: float, values: Iterable[float], decay: float) -> float:
     return total
 
 
-def _number(state: State, key: str) -> float:
-    value = state.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"state: {key} must be a finite number, got {value!r}")
-    return float(value)
+_STATEFUL: tuple[type[Stateful], ...] = (
+    LocationCusum,
+    ScaleCusum,
+    BernoulliCusum,
+    ChiSquareCusum,
+    SerialDependence,
+)
+"""The detectors here, held by the type checker to the state protocol (:class:`Stateful`)."""

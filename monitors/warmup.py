@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from driftline.monitors.findings import PREDICTION, UNCERTAINTY
 from driftline.monitors.reference import detector_numbers
+from driftline.monitors.state import State
 from driftline.schemas import FeatureKind, ModelSpec, TaskType
 
 __all__ = ["WarmupColumns"]
@@ -117,7 +118,7 @@ class WarmupColumns:
             for name in self._names
         }
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> State:
         """The columns as JSON: numbers as lists with None for NaN, strings as they are."""
         return {
             "rows": self._rows,

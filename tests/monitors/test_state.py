@@ -1,0 +1,414 @@
+"""The one state format: its validators refuse a bad state with a ValueError and nothing
+else, and every stateful monitor writes states in it that read back to the same bytes."""
+
+import importlib
+import inspect
+import json
+import math
+import pkgutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import driftline.monitors
+from driftline.monitors.estimation import (
+    ConfidenceEstimator,
+    EstimatedWindow,
+    Expectation,
+    IsotonicCalibrator,
+)
+from driftline.monitors.feature_drift import CategoricalDrift, NumericDrift
+from driftline.monitors.model import ModelMonitor
+from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.sequential import (
+    BernoulliCusum,
+    ChiSquareCusum,
+    LocationCusum,
+    ScaleCusum,
+    SerialDependence,
+)
+from driftline.monitors.state import (
+    MAX_INTEGER,
+    STATE_VERSION,
+    Stateful,
+    check_header,
+    header,
+    integer_field,
+    is_integer,
+    number_field,
+    numbers_field,
+)
+from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, PredictionEvent
+
+# Any value a JSON document can hold (with Python's NaN and infinities, which
+# json.loads also reads), integers far beyond a float's range among them.
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(2**63 - 2, 2**64)
+    | st.integers(min_value=2**1024)
+    | st.floats()
+    | st.text(max_size=8)
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+def refused(call: Callable[[], object]) -> bool:
+    """Whether ``call`` refused with a ValueError; any other exception fails the test."""
+    try:
+        call()
+    except ValueError:
+        return True
+    return False
+
+
+# -- the header ------------------------------------------------------------------------
+
+
+def test_a_header_names_its_kind_and_the_current_version_first():
+    state = {**header("Window"), "count": 2}
+    assert list(state)[:2] == ["kind", "version"]
+    assert state["kind"] == "Window"
+    assert state["version"] == STATE_VERSION
+    check_header(json.loads(json.dumps(state)), "Window")
+
+
+@given(JSON)
+def test_anything_but_a_mapping_is_refused(value):
+    assume(not isinstance(value, dict))
+    with pytest.raises(ValueError, match="mapping"):
+        check_header(value, "Window")
+
+
+@given(st.one_of(st.text(), JSON))
+def test_a_state_of_another_kind_is_refused(kind):
+    assume(kind != "Window")
+    with pytest.raises(ValueError, match="kind"):
+        check_header({**header("Window"), "kind": kind}, "Window")
+
+
+@given(JSON)
+def test_a_version_other_than_the_current_integer_is_refused(version):
+    assume(not (is_integer(version) and version == STATE_VERSION))
+    with pytest.raises(ValueError, match="version"):
+        check_header({**header("Window"), "version": version}, "Window")
+
+
+@pytest.mark.parametrize("field", ["kind", "version"])
+def test_a_state_missing_a_header_field_is_refused(field):
+    state = header("Window")
+    del state[field]
+    with pytest.raises(ValueError, match=field):
+        check_header(state, "Window")
+
+
+@pytest.mark.parametrize("version", [True, float(STATE_VERSION)])
+def test_a_version_equal_to_the_current_one_but_not_an_integer_is_refused(version):
+    assert version == STATE_VERSION  # what a plain comparison would let through
+    with pytest.raises(ValueError, match="version"):
+        check_header({**header("Window"), "version": version}, "Window")
+
+
+# -- fields ----------------------------------------------------------------------------
+
+
+@given(st.integers(), st.integers(-3, 3))
+def test_an_integer_field_is_read_when_it_reaches_its_minimum(value, minimum):
+    state = {"count": value}
+    if minimum <= value <= MAX_INTEGER:
+        read = integer_field(state, "count", minimum)
+        assert read == value
+        assert type(read) is int
+    else:
+        with pytest.raises(ValueError, match="count"):
+            integer_field(state, "count", minimum)
+
+
+@given(JSON)
+def test_an_integer_field_that_is_no_integer_is_refused(value):
+    assume(not is_integer(value))
+    with pytest.raises(ValueError, match="count"):
+        integer_field({"count": value}, "count", minimum=-(2**2000))
+
+
+@pytest.mark.parametrize("value", [MAX_INTEGER + 1, 2**64, 10**400])
+def test_an_integer_beyond_64_bits_is_refused(value):
+    assert integer_field({"count": MAX_INTEGER}, "count") == MAX_INTEGER
+    with pytest.raises(ValueError, match="count"):
+        integer_field({"count": value}, "count")
+
+
+def test_a_missing_field_is_refused():
+    with pytest.raises(ValueError, match="count"):
+        integer_field({}, "count")
+    with pytest.raises(ValueError, match="total"):
+        number_field({}, "total")
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**60), 2**60),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+)
+def test_a_number_field_is_read_as_a_float_when_it_reaches_its_minimum(value, minimum):
+    state = {"total": value}
+    if value >= minimum:
+        read = number_field(state, "total", minimum)
+        assert read == float(value)
+        assert type(read) is float
+    else:
+        with pytest.raises(ValueError, match="total"):
+            number_field(state, "total", minimum)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400, -(10**400)])
+def test_a_number_field_that_is_not_finite_as_a_float_is_refused(value):
+    with pytest.raises(ValueError, match="finite"):
+        number_field({"total": value}, "total")
+
+
+@given(JSON)
+def test_a_number_field_that_is_no_number_is_refused(value):
+    assume(isinstance(value, bool) or not isinstance(value, int | float))
+    with pytest.raises(ValueError, match="total"):
+        number_field({"total": value}, "total")
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**60), 2**60)))
+def test_a_list_of_finite_numbers_is_read_as_floats(values):
+    read = numbers_field({"knots": values}, "knots")
+    assert read == [float(value) for value in values]
+    assert all(type(value) is float for value in read)
+
+
+@given(st.lists(JSON, min_size=1, max_size=4), st.data())
+def test_a_list_holding_anything_but_a_finite_number_is_refused(values, data):
+    not_finite = st.sampled_from([math.nan, math.inf, -math.inf]) | st.integers(min_value=2**1024)
+    not_a_number = st.none() | st.booleans() | st.text(max_size=8) | st.lists(SCALARS, max_size=2)
+    bad = data.draw(not_finite | not_a_number)
+    values[data.draw(st.integers(0, len(values) - 1))] = bad
+    with pytest.raises(ValueError, match="knots"):
+        numbers_field({"knots": values}, "knots")
+
+
+@given(JSON)
+def test_a_list_field_that_is_no_list_is_refused(value):
+    assume(not isinstance(value, list))
+    with pytest.raises(ValueError, match="knots"):
+        numbers_field({"knots": value}, "knots")
+
+
+@given(st.dictionaries(st.sampled_from(["kind", "version", "count"]) | st.text(), JSON))
+def test_every_validator_of_any_state_reads_it_or_refuses_it_with_a_value_error(state):
+    refused(lambda: check_header(state, "Window"))
+    refused(lambda: integer_field(state, "count"))
+    refused(lambda: number_field(state, "count"))
+    refused(lambda: numbers_field(state, "count"))
+
+
+# -- every stateful monitor ------------------------------------------------------------
+
+
+def _cusum(detector: Any, values: Any) -> Any:
+    detector.update_many(values)
+    return detector
+
+
+def _calibrator() -> IsotonicCalibrator:
+    rng = np.random.default_rng(3)
+    scores = rng.random(400)
+    return IsotonicCalibrator().fit(scores, rng.random(400) < scores)
+
+
+def _estimator() -> ConfidenceEstimator:
+    rng = np.random.default_rng(4)
+    estimator = ConfidenceEstimator(["no", "yes"], positive_class="yes")
+    for p in rng.random(300).tolist():
+        label = "yes" if rng.random() < p else "no"
+        estimator.learn({"no": 1.0 - p, "yes": p}, "yes" if p >= 0.5 else "no", label)
+    estimator.fit()
+    return estimator
+
+
+def _window() -> EstimatedWindow:
+    window = EstimatedWindow()
+    for p in np.random.default_rng(5).random(40).tolist():
+        window.add(Expectation(max(p, 1.0 - p), p, p >= 0.5))
+    return window
+
+
+def _numeric() -> NumericDrift:
+    rng = np.random.default_rng(6)
+    detector = NumericDrift.from_reference_values(rng.normal(0.0, 1.0, 2_000), arl=1e4)
+    detector.update_many(rng.normal(0.5, 1.0, 500))
+    return detector
+
+
+def _categorical() -> CategoricalDrift:
+    rng = np.random.default_rng(7)
+    detector = CategoricalDrift.from_reference_values(
+        rng.choice(list("abc"), 2_000).tolist(), arl=1e4
+    )
+    for value in rng.choice(list("abcd"), 300).tolist():
+        detector.update(value)
+    return detector
+
+
+def _multivariate() -> MultivariateDrift:
+    rng = np.random.default_rng(8)
+    correlation = np.array([[1.0, 0.6], [0.6, 1.0]])
+    detector = MultivariateDrift(["a", "b"], correlation, arl=1e4)
+    for a, b in rng.multivariate_normal([0.0, 0.0], correlation, 300).tolist():
+        detector.update({"a": a, "b": b})
+    return detector
+
+
+def _model() -> ModelMonitor:
+    rng = np.random.default_rng(9)
+    features = [FeatureSpec(name="x", kind=FeatureKind.NUMERIC)]
+    monitor = ModelMonitor(
+        ModelSpec(model_id="m", model_version="1", task="regression", features=features)
+    )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for index, x in enumerate(rng.normal(0.0, 1.0, 200).tolist()):
+        monitor.update(
+            PredictionEvent(
+                model_id="m",
+                model_version="1",
+                event_id=f"e{index}",
+                event_time=start + timedelta(seconds=index),
+                features={"x": x},
+            )
+        )
+    return monitor
+
+
+FACTORIES: dict[type, Callable[[], Any]] = {
+    LocationCusum: lambda: _cusum(LocationCusum(4.0), np.linspace(-1.0, 2.0, 300)),
+    ScaleCusum: lambda: _cusum(ScaleCusum(4.0), np.linspace(-2.0, 2.0, 300)),
+    BernoulliCusum: lambda: _cusum(BernoulliCusum(0.2, 4.0), np.arange(300) % 3 == 0),
+    ChiSquareCusum: lambda: _cusum(ChiSquareCusum(3, 4.0), np.linspace(0.0, 6.0, 300)),
+    SerialDependence: lambda: _cusum(SerialDependence(), np.sin(np.arange(300.0))),
+    IsotonicCalibrator: _calibrator,
+    ConfidenceEstimator: _estimator,
+    EstimatedWindow: _window,
+    NumericDrift: _numeric,
+    CategoricalDrift: _categorical,
+    MultivariateDrift: _multivariate,
+    ModelMonitor: _model,
+}
+"""A monitor of each stateful class, part way through its stream."""
+
+
+def stateful_classes() -> set[type]:
+    """Every concrete class of the core that writes a state and reads one back."""
+    found = set()
+    for info in pkgutil.iter_modules(driftline.monitors.__path__):
+        module = importlib.import_module(f"driftline.monitors.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            reads = isinstance(inspect.getattr_static(cls, "from_state", None), classmethod)
+            writes = callable(getattr(cls, "to_state", None))
+            if cls.__module__ == module.__name__ and cls is not Stateful and reads and writes:
+                found.add(cls)
+    return {cls for cls in found if not inspect.isabstract(cls)}
+
+
+def test_every_stateful_monitor_of_the_core_is_tried_here():
+    assert stateful_classes() == set(FACTORIES)
+
+
+@pytest.mark.parametrize("cls", list(FACTORIES), ids=lambda cls: cls.__name__)
+def test_a_state_read_back_from_json_is_written_again_to_the_same_bytes(cls):
+    monitor = FACTORIES[cls]()
+    assert isinstance(monitor, Stateful)
+    text = json.dumps(monitor.to_state())
+    restored = cls.from_state(json.loads(text))
+    assert type(restored) is cls
+    assert json.dumps(restored.to_state()) == text
+
+
+HEADED = [LocationCusum, ScaleCusum, BernoulliCusum, ChiSquareCusum, SerialDependence]
+HEADED += [IsotonicCalibrator, ConfidenceEstimator, EstimatedWindow]
+"""The classes whose states carry a header: they are stored and read on their own."""
+
+
+@pytest.mark.parametrize("cls", list(FACTORIES), ids=lambda cls: cls.__name__)
+def test_exactly_the_states_stored_on_their_own_carry_a_header(cls):
+    state = FACTORIES[cls]().to_state()
+    if cls in HEADED:
+        assert list(state)[:2] == ["kind", "version"]
+        check_header(state, cls.__name__)
+    else:
+        assert "version" not in state
+
+
+# States as the core wrote them before its state format was gathered into one
+# module: they must still load, and write back to the same bytes.
+SAVED = [
+    '{"kind": "LocationCusum", "version": 1, "threshold": 2.0, "shift": 0.5, '
+    '"variance_factor": 1.0, "sums": [11274289152, 0], "starts": [1, null], '
+    '"observations": 3, "drift_detected": true, "direction": 1, "change_observation": 1}',
+    '{"kind": "ScaleCusum", "version": 1, "threshold": 2.0, "ratio": 2.0, '
+    '"variance_factor": 1.0, "sums": [13397518344, 0], "starts": [1, null], '
+    '"observations": 2, "drift_detected": true, "direction": 1, "change_observation": 1}',
+    '{"kind": "BernoulliCusum", "version": 1, "p0": 0.25, "threshold": 2.0, "ratio": 1.5, '
+    '"sums": [4441313013, 0], "starts": [1, null], "observations": 4, '
+    '"drift_detected": false, "direction": 0, "change_observation": 0}',
+    '{"kind": "ChiSquareCusum", "version": 1, "dim": 2, "threshold": 2.0, "inflation": 1.5, '
+    '"variance_factor": 1.0, "sums": [2553507917], "starts": [3], "observations": 3, '
+    '"drift_detected": false, "direction": 0, "change_observation": 0}',
+    '{"kind": "SerialDependence", "version": 1, "halflife": 10.0, "prior_rho": 0.0, '
+    '"prior_weight": 200.0, "weight": 176.04314565076163, "total": 349.2785398804207, '
+    '"last": -0.25, "observations": 3}',
+    '{"kind": "IsotonicCalibrator", "version": 1, "count": 4, "knots": [0.2, 0.4, 0.6, 0.8], '
+    '"values": [0.0, 0.5, 0.5, 1.0]}',
+    '{"kind": "EstimatedWindow", "version": 1, "count": 2, "binary": true, "correct": 1.25, '
+    '"variance": 0.4375, "true_positives": 0.75, "false_positives": 0.25, '
+    '"false_negatives": 0.5}',
+    '{"kind": "ConfidenceEstimator", "version": 1, "classes": ["no", "yes"], '
+    '"positive_class": "yes", "min_reference": 50, "min_class_reference": 200, "seen": [], '
+    '"scores": [0.75], "outcomes": [false], "predictions": ["yes"], "calibrator": null, '
+    '"class_calibrators": {}, "reference": {}}',
+]
+
+
+@pytest.mark.parametrize("text", SAVED, ids=lambda text: json.loads(text)["kind"])
+def test_a_state_saved_before_loads_and_is_written_back_to_the_same_bytes(text):
+    kinds = {cls.__name__: cls for cls in HEADED}
+    cls = kinds[json.loads(text)["kind"]]
+    assert json.dumps(cls.from_state(json.loads(text)).to_state()) == text
+
+
+def test_every_kind_with_a_header_has_a_state_saved_before():
+    assert {json.loads(text)["kind"] for text in SAVED} == {cls.__name__ for cls in HEADED}
+
+
+STATES = {cls: FACTORIES[cls]().to_state() for cls in HEADED}
+MISSING = object()
+
+
+@pytest.mark.parametrize("cls", HEADED, ids=lambda cls: cls.__name__)
+@given(data=st.data())
+def test_a_damaged_state_is_read_or_refused_with_a_value_error(cls, data):
+    state = dict(STATES[cls])
+    key = data.draw(st.sampled_from(sorted(state)), label="field")
+    damage = data.draw(st.just(MISSING) | JSON, label="value")
+    if damage is MISSING:
+        del state[key]
+    else:
+        state[key] = damage
+    accepted = not refused(lambda: cls.from_state(state))
+    if key == "kind":
+        assert accepted == (state.get("kind") == cls.__name__)
+    elif key == "version":
+        version = state.get("version")
+        assert accepted == (is_integer(version) and version == STATE_VERSION)
