@@ -14,10 +14,18 @@ export DRIFTLINE_BROKER_CACHE ?= $(CURDIR)/.cache/kafka
 
 .PHONY: demo test lint typecheck clean
 
-$(STAMP): pyproject.toml
+# Installed in strict editable mode: build/__editable__.driftline-*/driftline/ is a real
+# package tree of links to the files in the root folders, which mypy and other static tools
+# read as they read any package. A file added to (or removed from) a package folder needs a
+# new tree: the stamp depends on the folders, whose times change when their entries do.
+PACKAGE_FOLDERS := driftline driftline/kafka schemas monitors streams agents
+EDITABLE_TREE = build/__editable__.driftline-*
+
+$(STAMP): pyproject.toml Makefile $(PACKAGE_FOLDERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf build
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,12 +38,9 @@ lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow the editable install's folder mapping, so it checks a
-# regular install of the package in a scratch folder.
+# mypy reads the package as installed: the strict editable tree, links to the files here.
 typecheck: $(STAMP)
-	rm -rf .cache/typecheck build
-	$(BIN)/python -m pip install --quiet --no-deps --target .cache/typecheck .
-	cd .cache/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p driftline
+	cd $(EDITABLE_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p driftline
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, NamedTuple, TypeGuard
 
 from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
@@ -51,8 +51,10 @@ from driftline.schemas import (
 from driftline.schemas.lines import alert_line, trigger_line
 from driftline.streams import Rejection, dead_letter
 from driftline.streams.codecs import decode_many
-from driftline.streams.sending import PlacedRecord
 from driftline.streams.settings import Settings
+
+if TYPE_CHECKING:  # the sending module loads aiokafka; the intake knows nothing of it
+    from driftline.streams.sending import PlacedRecord
 
 log = logging.getLogger(__name__)
 
@@ -565,7 +567,7 @@ class Intake:
                 if hasattr(store, "partition"):
                     store.partition = partition
 
-    def flush_state(self) -> list[PlacedRecord]:
+    def flush_state(self) -> "list[PlacedRecord]":
         """Write what the last batch changed to the stores that buffer their writes; the
         changelog messages that carry it, for the caller to send.
 

@@ -29,7 +29,8 @@ from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.progress import ProgressWatch, batch_seconds_histogram
-from driftline.agents.registry import ModelRegistry, RegistryFollower
+from driftline.agents.registry import ModelRegistry
+from driftline.agents.registry_follower import RegistryFollower
 from driftline.agents.tables import TableStore, alert_state_table, label_join_table
 from driftline.monitors.positions import Position
 from driftline.streams import DriftlineApp

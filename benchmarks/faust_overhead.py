@@ -270,7 +270,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown configurations: {sorted(unknown)}; known: {CONFIGS}")
 
-    from driftline.streams.broker import LocalKafkaBroker
+    from driftline.broker import LocalKafkaBroker
 
     with tempfile.TemporaryDirectory(prefix="faust-bench-broker-") as broker_dir:
         broker = None

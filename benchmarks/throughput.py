@@ -73,9 +73,9 @@ from benchmarks.traffic import (
     publish_events,
     publish_specs,
 )
+from driftline.broker import LocalKafkaBroker
 from driftline.monitors import ModelMonitor
 from driftline.schemas import ModelSpec
-from driftline.streams.broker import LocalKafkaBroker
 from driftline.streams.settings import Settings
 from driftline.streams.topics import end_offsets, ensure_topics
 

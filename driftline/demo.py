@@ -15,17 +15,17 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from driftline.client import AlertSubscriber, Publisher
-from driftline.schemas import Alert, RetrainTrigger
-from driftline.schemas.lines import output_line
-from driftline.simulate import simulated_model_spec, simulated_predictions
-from driftline.streams.broker import (
+from driftline.broker import (
     KAFKA_VERSION,
     LocalKafkaBroker,
     cached_broker_jars,
     ensure_broker_jars,
     free_port,
 )
+from driftline.client import AlertSubscriber, Publisher
+from driftline.schemas import Alert, RetrainTrigger
+from driftline.schemas.lines import output_line
+from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess

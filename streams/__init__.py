@@ -1,21 +1,41 @@
-"""The Kafka side of driftline: settings, the faust app, topics, codecs, the broker harness.
+"""The Kafka side of driftline: settings, the faust app, topics, codecs.
 
 Nothing here computes a statistic; the agents connect these pieces to the
-statistics core.
+statistics core. Importing the package loads only its cheap names (settings,
+codecs, dead letters): the faust app and topic creation load faust and the
+Kafka clients, so they are imported when first asked for (``create_app``,
+``DriftlineApp``, ``ensure_topics``), and a command that only reads a
+setting never pays for them.
 """
 
-from driftline.streams.app import DriftlineApp, create_app
-from driftline.streams.broker import KAFKA_VERSION, BrokerError, LocalKafkaBroker
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from driftline.streams.codecs import Rejection, decode, encode
 from driftline.streams.deadletters import dead_letter
 from driftline.streams.settings import Settings, load_settings
-from driftline.streams.topics import ensure_topics
+
+if TYPE_CHECKING:
+    from driftline.streams.app import DriftlineApp, create_app
+    from driftline.streams.topics import ensure_topics
+
+LAZY = {
+    "DriftlineApp": "driftline.streams.app",
+    "create_app": "driftline.streams.app",
+    "ensure_topics": "driftline.streams.topics",
+}
+"""Names imported from their module when first asked for."""
+
+
+def __getattr__(name: str) -> Any:
+    module = LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
-    "KAFKA_VERSION",
-    "BrokerError",
     "DriftlineApp",
-    "LocalKafkaBroker",
     "Rejection",
     "Settings",
     "create_app",

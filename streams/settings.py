@@ -44,6 +44,10 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 """The security protocols that talk to Kafka over TLS."""
 
+REFERENCE_MAX_BYTES = 16 * 1024 * 1024
+"""Largest reference profile message: about 20 KB per numeric feature, so up to ~800 of them
+(the references topic is created to take it)."""
+
 WEB_TOKEN_MIN_CHARS = 16
 """The shortest bearer token taken: a short one could be guessed."""
 
@@ -67,8 +71,9 @@ class Settings(BaseSettings):
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT",
-        description="How every Kafka client of driftline connects: PLAINTEXT, SSL (TLS), "
-        "SASL_PLAINTEXT or SASL_SSL (a user and password, over TLS).",
+        description="How every Kafka client of driftline connects (the worker, its registry "
+        "reader, topic creation, the commands): PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (SASL, over TLS).",
     )
     sasl_mechanism: SaslMechanism | None = Field(
         default=None,
@@ -93,7 +98,9 @@ class Settings(BaseSettings):
         default=None, description="PEM file of this client's certificate, for mutual TLS."
     )
     ssl_keyfile: Path | None = Field(
-        default=None, description="PEM file of this client certificate's private key."
+        default=None,
+        description="PEM file of this client certificate's private key, for mutual TLS; goes "
+        "with DRIFTLINE_SSL_CERTFILE (both or neither).",
     )
     ssl_key_password: SecretStr | None = Field(
         default=None, description="Password of DRIFTLINE_SSL_KEYFILE, when it has one."
@@ -225,8 +232,9 @@ class Settings(BaseSettings):
     )
     web_enabled: bool = Field(
         default=False,
-        description="Serve the web endpoints: the status page (/), /status, /metrics, /livez "
-        "and /readyz.",
+        description="Serve the web endpoints: the status page (/), the counts as JSON "
+        "(/status), Prometheus metrics (/metrics) and the probes (/livez, /readyz); faust's "
+        "own views (tables, router, statistics) are always off.",
     )
     web_host: str = Field(
         default="127.0.0.1",
@@ -238,7 +246,7 @@ class Settings(BaseSettings):
         default=None,
         description="Token every web endpoint then requires (Authorization: Bearer <token>, "
         "or as the password of basic authentication, as a browser sends it); at least 16 "
-        "characters. Never logged.",
+        "characters. Never logged, nor echoed in an error.",
     )
     stall_seconds: PositiveFloat = Field(
         default=120.0,

@@ -18,12 +18,9 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from driftline.streams.security import kafka_python_security
-from driftline.streams.settings import Settings
+from driftline.streams.settings import REFERENCE_MAX_BYTES, Settings
 
 log = logging.getLogger(__name__)
-
-REFERENCE_MAX_BYTES = 16 * 1024 * 1024
-"""Largest reference profile message: about 20 KB per numeric feature, so up to ~800 of them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import settings
 from kafka_helpers import named_after
 
-from driftline.streams.broker import LocalKafkaBroker
+from driftline.broker import LocalKafkaBroker
 from driftline.streams.settings import Settings
 
 # Hypothesis checks what a test finds, never how long an example took: on a

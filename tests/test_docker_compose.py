@@ -17,8 +17,8 @@ from driftline.agents.intake import Intake
 from driftline.agents.metrics import REALIZED_METRICS, worker_registry
 from driftline.agents.progress import batch_seconds_histogram
 from driftline.agents.registry import ModelRegistry
+from driftline.broker import KAFKA_VERSION
 from driftline.specfiles import load_spec_files
-from driftline.streams.broker import KAFKA_VERSION
 from driftline.streams.settings import Settings, environment_names, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

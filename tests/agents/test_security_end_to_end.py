@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from kafka_helpers import free_port, named_after, wait_for_worker
 from pydantic import SecretStr
 
+from driftline.broker import LocalKafkaBroker, SecuredListener, unsecured_token
 from driftline.client import Publisher
 from driftline.schemas import PredictionEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
-from driftline.streams.broker import LocalKafkaBroker, SecuredListener, unsecured_token
 from driftline.streams.security import kafka_python_security
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics

@@ -20,6 +20,7 @@ from kafka.errors import TopicAlreadyExistsError
 from typer.testing import CliRunner
 
 from driftline import cli
+from driftline.broker import free_port
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -35,7 +36,6 @@ from driftline.schemas import (
     TriggerReason,
 )
 from driftline.schemas.lines import alert_line, output_line, trigger_line
-from driftline.streams.broker import free_port
 from driftline.streams.settings import Settings
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
-from driftline.streams.broker import (
+from driftline.broker import (
     KAFKA_VERSION,
     SASL_MECHANISMS,
     BrokerError,
@@ -126,7 +126,7 @@ def test_the_jvm_dies_with_the_process_that_started_it(tmp_path: Path):
     script = textwrap.dedent(
         """
         import sys, time
-        from driftline.streams.broker import LocalKafkaBroker
+        from driftline.broker import LocalKafkaBroker
         broker = LocalKafkaBroker().start()
         print(broker.pid, flush=True)
         time.sleep(600)

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from driftline.streams.broker_tls import BrokerTls, make_broker_tls, make_client_certificate
+from driftline.broker_tls import BrokerTls, make_broker_tls, make_client_certificate
 
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka version of the harness; docker-compose.yml uses the same."""
@@ -64,7 +64,7 @@ class SecuredListener:
     (the SCRAM credentials are stored when the storage is formatted), and
     anyone with OAUTHBEARER and an unsigned token (:func:`unsecured_token`),
     over TLS with a certificate signed by a throwaway authority
-    (:func:`~driftline.streams.broker_tls.make_broker_tls`).
+    (:func:`~driftline.broker_tls.make_broker_tls`).
     """
 
     users: Mapping[str, str]
@@ -172,7 +172,7 @@ def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = No
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as scratch:
         pom = Path(scratch) / "pom.xml"
-        pom.write_bytes(resources.files("driftline.streams").joinpath("kafka/pom.xml").read_bytes())
+        pom.write_bytes(resources.files("driftline").joinpath("kafka/pom.xml").read_bytes())
         command = [
             mvn,
             "-B",
@@ -400,7 +400,7 @@ class LocalKafkaBroker:
         properties.write_text(self._server_properties(controller_port))
         log4j = self._workdir / "log4j2.properties"
         log4j.write_bytes(
-            resources.files("driftline.streams").joinpath("kafka/log4j2.properties").read_bytes()
+            resources.files("driftline").joinpath("kafka/log4j2.properties").read_bytes()
         )
         logs = self._workdir / "logs"
         logs.mkdir(exist_ok=True)
