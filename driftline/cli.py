@@ -120,6 +120,8 @@ def worker() -> None:
     """Run a worker: consume predictions, send alerts. Settings come from DRIFTLINE_* variables.
 
     Start more workers with the same DRIFTLINE_APP_ID to share the load.
+
+    Example: DRIFTLINE_BOOTSTRAP_SERVERS=127.0.0.1:9092 DRIFTLINE_WEB_ENABLED=true driftline worker
     """
     from driftline.agents.worker import WorkerStartupError, run_worker
 
@@ -182,6 +184,8 @@ def probe(
     The worker is found as its DRIFTLINE_* variables say (DRIFTLINE_WEB_PORT,
     and DRIFTLINE_WEB_TOKEN when set): a container's healthcheck, where the
     image has no HTTP client, runs `driftline probe`.
+
+    Example: driftline probe readyz --timeout 2
     """
     import urllib.error
     import urllib.request
@@ -222,9 +226,12 @@ def demo(
     ] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 0,
 ) -> None:
-    """Start a local broker and a worker, publish drifting traffic, print alerts as they come."""
+    """Start a local broker and a worker, publish drifting traffic, print alerts as they come.
+
+    Example: driftline demo --events 3000 --shift 2
+    """
+    from driftline.broker import BrokerError
     from driftline.demo import run_demo
-    from driftline.streams.broker import BrokerError
 
     try:
         alerts = run_demo(events=events, rate=rate, shift=shift, linger=linger, seed=seed)
@@ -238,8 +245,11 @@ def demo(
 def broker(
     port: Annotated[int, typer.Option(help="Client port; 0 picks a free one.")] = 9092,
 ) -> None:
-    """Run a local single-node Apache Kafka broker on 127.0.0.1 until Ctrl-C."""
-    from driftline.streams.broker import KAFKA_VERSION, BrokerError, LocalKafkaBroker
+    """Run a local single-node Apache Kafka broker on 127.0.0.1 until Ctrl-C.
+
+    Example: driftline broker --port 19092
+    """
+    from driftline.broker import KAFKA_VERSION, BrokerError, LocalKafkaBroker
 
     try:
         with LocalKafkaBroker(port=port) as local:
@@ -279,7 +289,10 @@ def simulate(
         typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic (--register)."),
     ] = DEFAULT_MODELS_TOPIC,
 ) -> None:
-    """Publish simulated predictions whose feature x shifts at --shift-at (y stays put)."""
+    """Publish simulated predictions whose feature x shifts at --shift-at (y stays put).
+
+    Example: driftline simulate --register --events 4000 --shift-at 2000
+    """
     from driftline.client import Publisher
     from driftline.simulate import simulated_model_spec, simulated_predictions
 
@@ -317,6 +330,8 @@ def models_register(
 
     All files are checked first: if one is invalid, nothing is registered.
     A spec replaces the one registered before for the same model id and version.
+
+    Example: driftline models register examples/churn-model.yaml
     """
     from driftline.specfiles import SpecFileError, load_spec_files
 
@@ -345,7 +360,10 @@ def models_unregister(
         float, typer.Option(min=0.1, help="Seconds to wait for Kafka before giving up.")
     ] = 30.0,
 ) -> None:
-    """Unregister one model version: workers stop watching it and refuse its events."""
+    """Unregister one model version: workers stop watching it and refuse its events.
+
+    Example: driftline models unregister churn 3
+    """
     with _publisher("models unregister", bootstrap_servers, topic, timeout) as publisher:
         publisher.unregister(model_id, model_version)
         publisher.flush(timeout=timeout)
@@ -364,6 +382,8 @@ def schemas_export(
     """Write the JSON Schema (draft 2020-12) of each wire message to DIR/<name>.schema.json.
 
     Producers in other languages can validate their messages against them.
+
+    Example: driftline schemas export json-schemas
     """
     from driftline.schema_export import export_json_schemas
 
@@ -415,6 +435,8 @@ def reference_build(
     The profile holds small sketches (quantiles, category counts, the
     features' correlation), never rows. Workers measure drift against it;
     without one they use the version's first events.
+
+    Example: driftline reference build training.parquet --spec spec.yaml --publish
     """
     from driftline.progress import shown_progress
     from driftline.reference_build import (
@@ -506,6 +528,8 @@ def replay(
     """Run recorded events through the worker's checks offline; print every alert it would raise.
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
+
+    Example: driftline replay events.jsonl --spec spec.yaml --labels labels.jsonl --report out.html
     """
     from driftline.agents.history import StatusHistory
     from driftline.agents.intake import ALERTS_LOGGER, InputTopic
@@ -644,6 +668,8 @@ def report(
     time is in [--since, --until). Drift charts show each subject's statistic
     at its alerts' changes only: for the statistic batch by batch, replay the
     events (driftline replay ... --report).
+
+    Example: driftline report out.html --since 2026-03-01 --until 2026-03-08 --png charts
     """
     from kafka.errors import KafkaError
 
@@ -744,6 +770,8 @@ def alerts_tail(
     shown (and every message of a topic created since). Messages that are no
     alert or trigger are skipped with a warning on stderr. No consumer group is
     joined, so tailing never takes messages away from anyone.
+
+    Example: driftline alerts tail --model churn --from-beginning --max-messages 10
     """
     from kafka.errors import KafkaError
 
@@ -981,7 +1009,7 @@ def _publisher(
 
     target = target or models_topic
     from driftline.client import Publisher, PublishError
-    from driftline.streams.topics import REFERENCE_MAX_BYTES
+    from driftline.streams.settings import REFERENCE_MAX_BYTES
 
     security = _kafka_security(command)
     try:

@@ -73,6 +73,13 @@ class PublishError(Exception):
     ``errors`` holds each failed message's error, in the order they were
     noticed; ``undelivered`` counts those messages, including any still
     unacknowledged when the wait ended.
+
+    >>> try:  # doctest: +SKIP
+    ...     publisher.flush(timeout=10.0)
+    ... except PublishError as error:
+    ...     print(f"{error.undelivered} message(s) lost")
+    ...     for failure in error.errors:
+    ...         print(repr(failure))
     """
 
     def __init__(self, message: str, errors: list[BaseException], undelivered: int) -> None:
@@ -93,6 +100,14 @@ class Publisher:
     had) are raised by the publishing call itself.
 
     ``producer_config`` goes to kafka-python's ``KafkaProducer``.
+
+    Leaving a ``with`` block flushes and closes, so nothing queued is lost unnoticed:
+
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> with Publisher("127.0.0.1:9092", compression_type="gzip") as publisher:  # doctest: +SKIP
+    ...     spec = publisher.register(simulated_model_spec())
+    ...     for event in simulated_predictions(1_000, shift_at=500):
+    ...         publisher.publish(event)
     """
 
     def __init__(
@@ -122,7 +137,15 @@ class Publisher:
         )
 
     def topic_of(self, event: InputEvent) -> str:
-        """The topic an event is published to."""
+        """The topic an event is published to.
+
+        >>> from datetime import UTC, datetime
+        >>> label = LabelEvent(model_id="churn", event_id="l-1", prediction_id="e-1",
+        ...                    event_time=datetime(2026, 3, 1, tzinfo=UTC), label="leaves")
+        >>> publisher = Publisher("127.0.0.1:9092", labels_topic="churn.labels")  # doctest: +SKIP
+        >>> publisher.topic_of(label)  # doctest: +SKIP
+        'churn.labels'
+        """
         if isinstance(event, PredictionEvent):
             return self.predictions_topic
         if isinstance(event, FeatureEvent):
@@ -135,7 +158,14 @@ class Publisher:
         )
 
     def publish(self, event: InputEvent) -> None:
-        """Queue one event for its topic, keyed by its model id; :meth:`flush` waits for it."""
+        """Queue one event for its topic, keyed by its model id; :meth:`flush` waits for it.
+
+        >>> from datetime import UTC, datetime
+        >>> event = PredictionEvent(model_id="churn", model_version="3", event_id="e-1",
+        ...                         event_time=datetime.now(UTC), prediction="stays")
+        >>> publisher.publish(event)  # doctest: +SKIP
+        >>> publisher.flush()  # doctest: +SKIP
+        """
         self._send(self.topic_of(event), event.model_id.encode("utf-8"), _json(event))
 
     def publish_prediction(self, event: PredictionEvent | Mapping[str, Any]) -> PredictionEvent:
@@ -144,19 +174,43 @@ class Publisher:
         Raises pydantic's ``ValidationError`` for an invalid mapping, before
         anything is sent. A ``datetime`` in the mapping stands for its ISO
         8601 text. Returns the event as published.
+
+        >>> event = publisher.publish_prediction({  # doctest: +SKIP
+        ...     "model_id": "churn", "model_version": "3", "event_id": "e-2",
+        ...     "event_time": "2026-03-01T12:00:00Z", "prediction": "leaves",
+        ...     "features": {"tenure_months": 2, "monthly_spend": 30.0, "plan": "basic",
+        ...                  "has_support_ticket": True, "referral_code": None},
+        ... })
         """
         validated = _validated(PredictionEvent, event)
         self.publish(validated)
         return validated
 
     def publish_features(self, event: FeatureEvent | Mapping[str, Any]) -> FeatureEvent:
-        """Validate and queue a feature event, as :meth:`publish_prediction` does."""
+        """Validate and queue a feature event, as :meth:`publish_prediction` does.
+
+        The inputs of prediction ``e-3``, published apart from it:
+
+        >>> event = publisher.publish_features({  # doctest: +SKIP
+        ...     "model_id": "churn", "model_version": "3", "event_id": "f-3",
+        ...     "prediction_id": "e-3", "event_time": "2026-03-01T12:00:05Z",
+        ...     "features": {"tenure_months": 40, "monthly_spend": 12.5, "plan": "pro"},
+        ... })
+        """
         validated = _validated(FeatureEvent, event)
         self.publish(validated)
         return validated
 
     def publish_label(self, event: LabelEvent | Mapping[str, Any]) -> LabelEvent:
-        """Validate and queue a label event, as :meth:`publish_prediction` does."""
+        """Validate and queue a label event, as :meth:`publish_prediction` does.
+
+        Once the truth about prediction ``e-2`` is known:
+
+        >>> label = publisher.publish_label({  # doctest: +SKIP
+        ...     "model_id": "churn", "event_id": "l-2", "prediction_id": "e-2",
+        ...     "event_time": "2026-03-31T09:00:00Z", "label": "stays",
+        ... })
+        """
         validated = _validated(LabelEvent, event)
         self.publish(validated)
         return validated
@@ -166,6 +220,12 @@ class Publisher:
 
         A mapping is validated as its JSON would be (pydantic's
         ``ValidationError`` before anything is sent). Returns the spec.
+
+        >>> spec = publisher.register({  # doctest: +SKIP
+        ...     "model_id": "churn", "model_version": "4", "task": "classification",
+        ...     "classes": ["stays", "leaves"],
+        ...     "features": [{"name": "tenure_months", "kind": "numeric", "minimum": 0}],
+        ... })
         """
         validated = _validated(ModelSpec, spec)
         self._send(self.models_topic, validated.registry_key(), _json(validated))
@@ -175,11 +235,22 @@ class Publisher:
         """Queue a model version's reference profile; it replaces an earlier one.
 
         Workers then measure drift against it instead of a warm-up window.
+
+        A profile written by ``driftline reference build ... --output churn-3.json``:
+
+        >>> from pathlib import Path
+        >>> from driftline.specfiles import load_reference_files
+        >>> [profile] = load_reference_files([Path("churn-3.json")])  # doctest: +SKIP
+        >>> publisher.register_reference(profile)  # doctest: +SKIP
         """
         self._send(self.references_topic, profile.registry_key(), _json(profile))
 
     def unregister(self, model_id: str, model_version: str) -> None:
-        """Queue a tombstone that unregisters a model version."""
+        """Queue a tombstone that unregisters a model version.
+
+        >>> publisher.unregister("churn", "2")  # doctest: +SKIP
+        >>> publisher.flush()  # doctest: +SKIP
+        """
         self._send(self.models_topic, registry_key(model_id, model_version), None)
 
     def flush(self, timeout: float | None = 30.0) -> None:
@@ -188,6 +259,12 @@ class Publisher:
         Raises :class:`PublishError` naming how many messages since the last
         flush were not delivered, or were not acknowledged within ``timeout``
         seconds, with their errors; each failure is reported once.
+
+        Publish a batch, then wait once for all of it:
+
+        >>> for event in events:  # doctest: +SKIP
+        ...     publisher.publish(event)
+        >>> publisher.flush(timeout=10.0)  # doctest: +SKIP
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with contextlib.suppress(KafkaTimeoutError):  # counted below, message by message
@@ -218,7 +295,14 @@ class Publisher:
 
     def close(self, timeout: float = 30.0) -> None:
         """Send what is queued, close the connection, and raise :class:`PublishError` as
-        :meth:`flush` does if anything was not delivered."""
+        :meth:`flush` does if anything was not delivered.
+
+        What a ``with`` block does on leaving, for a publisher kept outside of one:
+
+        >>> publisher = Publisher("127.0.0.1:9092")  # doctest: +SKIP
+        >>> publisher.publish(event)  # doctest: +SKIP
+        >>> publisher.close()  # doctest: +SKIP
+        """
         try:
             self.flush(timeout=timeout)
         finally:
@@ -264,6 +348,13 @@ class AlertSubscriber:
     committed position is kept; without one, each subscriber sees them all.
     ``consumer_config`` goes to kafka-python's ``KafkaConsumer`` (security
     options, say: see :func:`driftline.streams.security.kafka_python_security`).
+
+    The alerts opened so far, read from the oldest kept, until 5 s bring nothing new:
+
+    >>> with AlertSubscriber(  # doctest: +SKIP
+    ...     "127.0.0.1:9092", from_beginning=True, idle_timeout=5.0, include_triggers=False
+    ... ) as subscriber:
+    ...     opened = [alert for alert in subscriber if alert.status.value == "open"]
     """
 
     def __init__(
@@ -303,7 +394,15 @@ class AlertSubscriber:
                 yield message
 
     def poll(self, timeout: float = 1.0) -> list[Output]:
-        """The messages that arrive within ``timeout`` seconds (maybe none)."""
+        """The messages that arrive within ``timeout`` seconds (maybe none).
+
+        A loop that can stop between two waits, where iterating would block:
+
+        >>> with AlertSubscriber("127.0.0.1:9092", group_id="pager") as alerts:  # doctest: +SKIP
+        ...     while not stopping.is_set():
+        ...         for message in alerts.poll(timeout=1.0):
+        ...             page(message)
+        """
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
         parsed = (self._parse(r.topic, r.value) for records in batches.values() for r in records)
         return [message for message in parsed if message is not None]
@@ -320,7 +419,14 @@ class AlertSubscriber:
             return None
 
     def close(self) -> None:
-        """Leave the group and close the connection."""
+        """Leave the group and close the connection.
+
+        What a ``with`` block does on leaving, for a subscriber kept outside of one:
+
+        >>> subscriber = AlertSubscriber("127.0.0.1:9092", group_id="pager")  # doctest: +SKIP
+        >>> messages = subscriber.poll(timeout=5.0)  # doctest: +SKIP
+        >>> subscriber.close()  # doctest: +SKIP
+        """
         self._consumer.close()
 
     def __enter__(self) -> Self:

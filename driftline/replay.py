@@ -66,6 +66,13 @@ def tune_replay_process() -> None:
     of three runs, against the worker's 1 MiB threshold). A replay is a
     short-lived batch job, so the memory kept free costs nothing that
     matters. The settings stay for the rest of the process.
+
+    Call it first thing in a script that does little but replay: the objects
+    alive by then are frozen out of garbage collection.
+
+    >>> tune_replay_process()  # doctest: +SKIP
+    >>> for output in Replay(specs).feed_file(Path("events.jsonl")):  # doctest: +SKIP
+    ...     print(output.model_dump_json())
     """
     tune_garbage_collector()
     fix_mmap_threshold(REPLAY_MMAP_THRESHOLD_BYTES)
@@ -121,7 +128,17 @@ class Replay:
 
     @property
     def counters(self) -> TopicCounters:
-        """What became of the events fed so far."""
+        """What became of the events fed so far.
+
+        >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+        >>> lines = [e.model_dump_json().encode() for e in simulated_predictions(100, shift_at=100)]
+        >>> run = Replay([simulated_model_spec()])
+        >>> outputs = list(run.feed([*lines, b"not an event", lines[0]]))
+        >>> run.counters.consumed, run.counters.processed, run.counters.dead_lettered
+        (102, 100, 1)
+        >>> run.counters.duplicates
+        1
+        """
         return self.intake.counters.topics[InputTopic.PREDICTIONS]
 
     def feed(
@@ -139,11 +156,36 @@ class Replay:
         ``source``, so evidence positions point back into the file. Recorded
         events carry no Kafka timestamp, so their times are not checked
         against one.
+
+        >>> from driftline.simulate import simulated_model_spec
+        >>> run = Replay([simulated_model_spec()])
+        >>> for output in run.feed([b'{"model_id": "demo-model"}', b"", b"not json"]):
+        ...     print(output.source.offset, output.reason.value)
+        0 invalid_event
+        2 invalid_json
         """
         yield from self.feed_messages(_messages(lines, source, topic))
 
     def feed_messages(self, messages: Iterable[InputMessage]) -> Iterator[Output]:
-        """Feed messages of any input topic, in order, ``batch_size`` at a time."""
+        """Feed messages of any input topic, in order, ``batch_size`` at a time.
+
+        A classifier's predictions and their labels, in the order they were published:
+
+        >>> from driftline.simulate import simulated_classifier_spec, simulated_classifier_traffic
+        >>> messages = (
+        ...     InputMessage(InputTopic.LABELS if hasattr(e, "label") else InputTopic.PREDICTIONS,
+        ...                  e.model_dump_json().encode(), None, Position("traffic", 0, n))
+        ...     for n, e in enumerate(simulated_classifier_traffic(3_000, shift_at=1_500))
+        ... )
+        >>> for output in Replay([simulated_classifier_spec()]).feed_messages(messages):
+        ...     if isinstance(output, Alert) and output.status.value == "open":
+        ...         print(output.kind.value, output.feature or "(model)", output.event_id)
+        performance (model) label-demo-classifier-1-1613
+        drift (prediction) demo-classifier-1-2049
+        drift (model) demo-classifier-1-2049
+        drift x demo-classifier-1-2072
+        uncertainty (uncertainty) demo-classifier-1-2127
+        """
         batch: list[InputMessage] = []
         for message in messages:
             batch.append(message)
@@ -172,6 +214,21 @@ class Replay:
         up to their own event time: each file keeps its order, and a label
         goes in just before the first prediction later than it. A line that
         is no JSON event keeps its place after the line before it in its file.
+
+        Recorded predictions and labels, in two files, give each window's realized accuracy:
+
+        >>> import tempfile
+        >>> from driftline.simulate import simulated_classifier_spec, simulated_classifier_traffic
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> events, labels = Path(folder.name, "events.jsonl"), Path(folder.name, "labels.jsonl")
+        >>> with events.open("w") as predicted, labels.open("w") as labelled:
+        ...     for event in simulated_classifier_traffic(3_000, shift_at=1_500):
+        ...         file = labelled if hasattr(event, "label") else predicted
+        ...         print(event.model_dump_json(), file=file)
+        >>> outputs = Replay([simulated_classifier_spec()]).feed_file(events, labels)
+        >>> {o.window: o.realized["accuracy"] for o in outputs if isinstance(o, PerformanceReport)}
+        {0: 0.784, 1: 0.746, 2: 0.766, 3: 0.52, 4: 0.518, 5: 0.552}
+        >>> folder.cleanup()
         """
         with path.open("rb") as events:
             predictions = _messages(events, path.name, InputTopic.PREDICTIONS)

@@ -54,7 +54,15 @@ MAX_SUBJECT_CHARTS = 24
 
 
 class ReportError(RuntimeError):
-    """A report cannot be written; the message says what to fix."""
+    """A report cannot be written; the message says what to fix.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     try:
+    ...         written = write_pngs(StatusHistory(), Path(folder))
+    ...     except ReportError as error:  # matplotlib, of driftline[report], is missing
+    ...         print(f"no PNGs: {error}")
+    """
 
 
 def history_from_outputs(
@@ -69,6 +77,18 @@ def history_from_outputs(
     in ``[since, until)``. Each drift or performance alert change adds a
     point to its subject's series, at the observation its evidence names,
     with its statistic over its threshold.
+
+    Here a replay's outputs stand for the messages read back from the topics:
+
+    >>> from datetime import UTC
+    >>> from driftline.replay import Replay
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
+    >>> lines = (event.model_dump_json().encode() for event in events)
+    >>> outputs = Replay([simulated_model_spec()]).feed(lines)
+    >>> history = history_from_outputs(outputs, since=datetime(2026, 1, 1, 0, 6, tzinfo=UTC))
+    >>> [(mark.status.value, mark.subject) for mark in history.versions["demo-model", "1"].marks]
+    [('update', 'x'), ('update', '(prediction)'), ('update', '(multivariate)')]
     """
     # One report, once: bounds for a picture, not for a long-lived worker.
     history = StatusHistory(
@@ -99,7 +119,20 @@ def history_from_outputs(
 
 
 def report_html(history: StatusHistory, *, title: str, note: str = "") -> str:
-    """The report as one HTML document."""
+    """The report as one HTML document.
+
+    A replay fills a history batch by batch, as ``driftline replay ... --report`` does:
+
+    >>> from driftline.replay import Replay
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> history = StatusHistory()
+    >>> run = Replay([simulated_model_spec()], history=history, batch_size=250)
+    >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
+    >>> outputs = list(run.feed(e.model_dump_json().encode() for e in events))
+    >>> html = report_html(history, title="demo-model, replayed", note="Simulated traffic.")
+    >>> re.search(r'<p class="figures">([^<]*)', html)[1]
+    '5,000 events; 4 alerts opened, 0 resolved; 0 retraining triggers'
+    """
     sections = [version_report(key, version) for key, version in sorted(history.versions.items())]
     return (
         "<!DOCTYPE html>"
@@ -112,7 +145,19 @@ def report_html(history: StatusHistory, *, title: str, note: str = "") -> str:
 
 
 def version_report(key: ModelKey, version: VersionHistory) -> str:
-    """One model version's part of the report."""
+    """One model version's part of the report.
+
+    For a page of one's own, one version at a time:
+
+    >>> from driftline.replay import Replay
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
+    >>> lines = (event.model_dump_json().encode() for event in events)
+    >>> history = history_from_outputs(Replay([simulated_model_spec()]).feed(lines))
+    >>> section = version_report(("demo-model", "1"), history.versions["demo-model", "1"])
+    >>> section.startswith('<section class="version" data-model="demo-model" data-version="1">')
+    True
+    """
     model_id, model_version = key
     opened = sum(1 for mark in version.marks if mark.status.value == "open")
     resolved = sum(1 for mark in version.marks if mark.status.value == "resolve")
@@ -130,12 +175,30 @@ def version_report(key: ModelKey, version: VersionHistory) -> str:
 
 def drifted(version: VersionHistory) -> list[str]:
     """Subjects with a drift (or uncertainty) alert in the history, in the order they first
-    alerted."""
+    alerted.
+
+    >>> from driftline.replay import Replay
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
+    >>> lines = (event.model_dump_json().encode() for event in events)
+    >>> history = history_from_outputs(Replay([simulated_model_spec()]).feed(lines))
+    >>> drifted(history.versions["demo-model", "1"])
+    ['x', '(model)', '(prediction)', '(multivariate)']
+    """
     return list(dict.fromkeys(mark.subject for mark in version.marks if mark.kind in DRIFT_KINDS))
 
 
 def charted_subjects(version: VersionHistory, most: int = MAX_SUBJECT_CHARTS) -> list[str]:
-    """The subjects drawn: those that alerted, then the others by peak; at most ``most``."""
+    """The subjects drawn: those that alerted, then the others by peak; at most ``most``.
+
+    >>> from driftline.replay import Replay
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
+    >>> lines = (event.model_dump_json().encode() for event in events)
+    >>> history = history_from_outputs(Replay([simulated_model_spec()]).feed(lines))
+    >>> charted_subjects(history.versions["demo-model", "1"], most=2)
+    ['(prediction)', '(multivariate)']
+    """
     alerted = {mark.subject for mark in version.marks}
     return sorted(
         version.series,
@@ -261,7 +324,21 @@ def _event_time(message: object) -> datetime | None:
 
 def write_pngs(history: StatusHistory, folder: Path) -> list[Path]:
     """Draw the report's charts as PNGs of :data:`PNG_SIZE_INCHES` at :data:`PNG_DPI` into
-    ``folder``; the files written, in order."""
+    ``folder``; the files written, in order.
+
+    Raises :class:`ReportError` when matplotlib, of the extra ``driftline[report]``, is missing.
+
+    >>> import tempfile
+    >>> from driftline.replay import Replay
+    >>> from driftline.simulate import simulated_model_spec, simulated_predictions
+    >>> events = simulated_predictions(5_000, shift_at=3_000, shift=1.0, seed=2)
+    >>> lines = (event.model_dump_json().encode() for event in events)
+    >>> history = history_from_outputs(Replay([simulated_model_spec()]).feed(lines))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     [path.name for path in write_pngs(history, Path(folder))][:4]
+    ['demo-model-1-drift-prediction.png', 'demo-model-1-drift-multivariate.png',
+     'demo-model-1-drift-x.png', 'demo-model-1-distribution-x.png']
+    """
     pyplot = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

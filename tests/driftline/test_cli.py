@@ -16,10 +16,10 @@ from kafka.errors import TopicAlreadyExistsError
 from typer.testing import CliRunner
 
 from driftline import cli
+from driftline.broker import free_port
 from driftline.schema_export import export_json_schemas
 from driftline.schemas import ModelSpec, registry_key
 from driftline.simulate import simulated_model_spec
-from driftline.streams.broker import free_port
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 
