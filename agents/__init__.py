@@ -6,11 +6,11 @@ intake and the registry are pure, and the faust wiring (``register_agents``,
 asked for.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftline.agents.intake import InputMessage, InputTopic, Intake, IntakeCounters
 from driftline.agents.registry import ModelRegistry
+from driftline.streams.lazy import lazy_names
 
 if TYPE_CHECKING:
     from driftline.agents.registry_follower import RegistryFollower
@@ -28,12 +28,7 @@ LAZY = {
 """Names imported from their module when first asked for."""
 
 
-def __getattr__(name: str) -> Any:
-    module = LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = lazy_names(__name__, LAZY)
 
 __all__ = [
     "BoundedShutdownWorker",

@@ -8,11 +8,11 @@ Kafka clients, so they are imported when first asked for (``create_app``,
 setting never pays for them.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftline.streams.codecs import Rejection, decode, encode
 from driftline.streams.deadletters import dead_letter
+from driftline.streams.lazy import lazy_names
 from driftline.streams.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -27,12 +27,7 @@ LAZY = {
 """Names imported from their module when first asked for."""
 
 
-def __getattr__(name: str) -> Any:
-    module = LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = lazy_names(__name__, LAZY)
 
 __all__ = [
     "DriftlineApp",

@@ -10,6 +10,7 @@ import pytest
 import typer
 import typer.core
 import typer.main
+from cli_commands import cli_commands
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -119,21 +120,13 @@ def test_the_registry_commands_default_to_the_settings_defaults():
 
 def kafka_options() -> list[tuple[str, typer.core.TyperOption]]:
     """Every option of every command that names Kafka servers or a topic."""
-    found = []
-
-    def walk(command: typer.core.TyperCommand | typer.core.TyperGroup, path: str) -> None:
-        if isinstance(command, typer.core.TyperGroup):
-            for name, sub in command.commands.items():
-                walk(sub, f"{path} {name}".strip())
-            return
-        for param in command.params:
-            if isinstance(param, typer.core.TyperOption) and (
-                param.name == "bootstrap_servers" or (param.name or "").endswith("topic")
-            ):
-                found.append((path, param))
-
-    walk(typer.main.get_command(cli.app), "")
-    return found
+    return [
+        (path, param)
+        for path, command in cli_commands()
+        for param in command.params
+        if isinstance(param, typer.core.TyperOption)
+        and (param.name == "bootstrap_servers" or (param.name or "").endswith("topic"))
+    ]
 
 
 def test_every_kafka_option_reads_the_workers_variable_and_default():

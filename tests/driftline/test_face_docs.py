@@ -12,8 +12,9 @@ import pytest
 import typer
 import typer.core
 import typer.main
+from cli_commands import cli_commands
 
-from driftline import cli, client, replay, report
+from driftline import client, replay, report
 from driftline.streams.settings import Settings
 
 API_PAGE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -51,22 +52,7 @@ NAMES = [
 ]
 
 
-def commands() -> list[tuple[str, typer.core.TyperCommand]]:
-    """Every command, by its path after ``driftline`` (``models register``)."""
-    found = []
-
-    def walk(command: typer.core.TyperCommand | typer.core.TyperGroup, path: str) -> None:
-        if isinstance(command, typer.core.TyperGroup):
-            for name, sub in command.commands.items():
-                walk(sub, f"{path} {name}".strip())
-            return
-        found.append((path, command))
-
-    walk(typer.main.get_command(cli.app), "")
-    return found
-
-
-COMMANDS = commands()
+COMMANDS = cli_commands()
 
 
 def example_of(command: typer.core.TyperCommand) -> str:
