@@ -83,6 +83,9 @@ TriggersTopicOption = Annotated[
 ]
 """Options several commands take alike."""
 
+TIME_FORMATS = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
+"""The forms of a time a command takes (ISO 8601; without a zone it is UTC)."""
+
 LOG_FORMAT = "driftline: %(levelname)s %(name)s: %(message)s"
 """The one format of the log lines of every command but ``worker`` (whose logging is faust's)."""
 
@@ -562,7 +565,8 @@ def replay(
     try:
         for output in run.feed_file(events, labels):
             if isinstance(output, Alert | RetrainTrigger):
-                typer.echo(output.model_dump_json() if as_json else _replayed_line(output))
+                line = _replayed_line(output, named=labels is not None)
+                typer.echo(output.model_dump_json() if as_json else line)
             elif not isinstance(output, DeadLetter):
                 if reports:
                     typer.echo(output.model_dump_json())
@@ -630,7 +634,7 @@ def report(
     since: Annotated[
         datetime | None,
         typer.Option(
-            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            formats=TIME_FORMATS,
             metavar="TIME",
             help="Only messages with event times from this one on (ISO 8601; UTC if no zone).",
         ),
@@ -638,7 +642,7 @@ def report(
     until: Annotated[
         datetime | None,
         typer.Option(
-            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            formats=TIME_FORMATS,
             metavar="TIME",
             help="Only messages with event times before this one (ISO 8601; UTC if no zone).",
         ),
@@ -983,14 +987,15 @@ def _tail_json(value: bytes) -> str:
     return text
 
 
-def _replayed_line(output: "Alert | RetrainTrigger") -> str:
-    """The line of an alert or trigger of replay: an alert's event named by its line."""
+def _replayed_line(output: "Alert | RetrainTrigger", *, named: bool = False) -> str:
+    """The line of an alert or trigger of replay: an alert's event named by its line, and by
+    its file when ``named`` (with --labels, a line of either file)."""
     from driftline.schemas import Alert
     from driftline.schemas.lines import output_line
 
     where = None
     if isinstance(output, Alert) and output.source is not None:
-        where = f"line {output.source.offset + 1}"
+        where = f"{f'{output.source.topic} ' if named else ''}line {output.source.offset + 1}"
     return output_line(output, where)
 
 

@@ -190,4 +190,12 @@ def test_a_refused_label_is_named_with_its_file(tmp_path: Path):
     )
     assert result.exit_code == 0, result.output
     assert "REFUSED labels.jsonl line 8001: invalid_json" in result.stdout
+    # With two files, every alert names the file of its line: a drift one the predictions',
+    # the performance one the labels'.
+    alerts = [line for line in result.stdout.splitlines() if " ALERT " in line]
+    assert any(" drift " in line and " at events.jsonl line " in line for line in alerts)
+    assert any(" performance " in line and " at labels.jsonl line " in line for line in alerts)
+    assert all(
+        " at events.jsonl line " in line or " at labels.jsonl line " in line for line in alerts
+    )
     assert "8001 labels: 8000 processed, 0 waiting for their prediction, 1 refused" in result.stderr
