@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple, TypeGuard
 
@@ -51,6 +52,7 @@ from driftline.schemas import (
 from driftline.schemas.lines import alert_line, trigger_line
 from driftline.streams import Rejection, dead_letter
 from driftline.streams.codecs import decode_many
+from driftline.streams.grouping import model_grouped_order
 from driftline.streams.settings import Settings
 
 if TYPE_CHECKING:  # the sending module loads aiokafka; the intake knows nothing of it
@@ -246,8 +248,11 @@ class Intake:
         message leads to on its own (a dead letter if its bytes are no valid event).
 
         Each topic's events are decoded together
-        (:func:`~driftline.streams.codecs.decode_many`); messages on the registry
-        and references topics are validated completely here.
+        (:func:`~driftline.streams.codecs.decode_many`), a model at a time
+        (:func:`~driftline.streams.grouping.model_grouped_order`: each model's
+        events then sit together in memory); messages on the registry and
+        references topics are validated completely here. Rejections are
+        dead-lettered in the batch's order.
         """
         items: list[Decoded | list[Output]] = []
         events_at: dict[InputTopic, list[int]] = {}
@@ -261,13 +266,19 @@ class Intake:
         for topic, indices in events_at.items():
             self.counters.topics[topic].consumed += len(indices)
             values = [messages[index].value for index in indices]
+            order = model_grouped_order(values)
+            if order is not None:
+                indices = [indices[place] for place in order]
+                values = [values[place] for place in order]
             events = decode_many(EVENT_TYPES[topic], values, max_bytes=max_bytes)
+            rejected: list[tuple[int, Rejection]] = []
             for index, event in zip(indices, events, strict=True):
-                message = messages[index]
                 if isinstance(event, Rejection):
-                    items[index] = [self._dead_letter(message, event)]
+                    rejected.append((index, event))
                 else:
-                    items[index] = Decoded(message, event)
+                    items[index] = Decoded(messages[index], event)
+            for index, rejection in sorted(rejected, key=itemgetter(0)):
+                items[index] = [self._dead_letter(messages[index], rejection)]
         return items
 
     def _read_registry(self, message: InputMessage) -> list[Output]:

@@ -589,3 +589,35 @@ def test_a_dead_letter_carries_the_original_only_while_it_fits_its_topic(
         assert letter.original is None
         assert f"{len(value):,} bytes" in letter.message
         assert "predictions, partition 0, offset 5" in letter.message
+
+
+@st.composite
+def interleaved_models(draw: st.DrawFn) -> list[InputMessage]:
+    """Predictions of three models interleaved, with broken values among them (cut short,
+    spaced out, not JSON), each on its own offset."""
+    drawn: list[InputMessage] = []
+    for offset in range(draw(st.integers(min_value=0, max_value=40))):
+        model_id = draw(st.sampled_from(["m1", "m2", "m3"]))
+        text = prediction(draw(st.integers(0, 15)), model_id=model_id).model_dump_json()
+        value = draw(
+            st.sampled_from(
+                [text, text[:-5], text.replace('":', '" :'), "not json", text.replace("0", "x")]
+            )
+        ).encode()
+        drawn.append(message(InputTopic.PREDICTIONS, value, offset, key=model_id.encode()))
+    return drawn
+
+
+@settings(max_examples=100, deadline=None)
+@given(interleaved_models(), st.integers(min_value=1, max_value=12))
+def test_models_interleaved_in_a_batch_give_what_their_messages_alone_would(messages, size):
+    specs = [SPEC.model_copy(update={"model_id": model_id}) for model_id in ("m1", "m2", "m3")]
+    one, batched = intake_with(*specs), intake_with(*specs)
+    expected = [output for m in messages for output in one.handle(m)]
+    got: list[Output] = []
+    for start in range(0, len(messages), size):
+        got += batched.handle_batch(messages[start : start + size])
+    assert [(o.destination, o.key, o.value) for o in got] == [
+        (o.destination, o.key, o.value) for o in expected
+    ]
+    assert batched.counters.topics == one.counters.topics
