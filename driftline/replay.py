@@ -247,7 +247,7 @@ def _messages(lines: Iterable[bytes], source: str, topic: InputTopic) -> Iterato
     ``source``; blank lines are skipped."""
     for offset, line in enumerate(lines):
         value = line.rstrip(b"\r\n")
-        if value.strip():
+        if value and not value.isspace():  # strip() would copy each line
             # Positional: a named tuple made with keywords costs twice as long.
             yield InputMessage(topic, value, None, Position(source, 0, offset))
 
