@@ -410,8 +410,8 @@ class LabelDesk:
         """
         self.counts.predictions_unlabelled += len(pushed)
         version, model_id = spec.model_version, spec.model_id
-        if all(type(payload) is list and payload[0] == version for _, payload in pushed):
-            windows = [(index, int(payload[1])) for index, payload in pushed]
+        windows = _version_windows(pushed, version)
+        if windows is not None:
             held: list[PendingOutputs] = [[] for _ in events]
             for number, findings in monitor.predicted_leaving(events, records, windows).items():
                 held[number] = [_Revealed(spec, some, None) for some in findings]
@@ -546,6 +546,17 @@ def _orphan(expired: Expired) -> Rejection:
 def _prediction_payload(spec: ModelSpec, record: PredictionRecord, topic: str) -> list[Any]:
     """What the join keeps of a prediction: only what the performance monitor needs."""
     return _PayloadWriter(spec, topic).many([record])[0]
+
+
+def _version_windows(pushed: list[tuple[int, Any]], version: str) -> list[tuple[int, int]] | None:
+    """``(index, window)`` of each prediction pushed out, if all are this version's and
+    written by this driftline (as a rule), in one pass; else None."""
+    windows: list[tuple[int, int]] = []
+    for index, payload in pushed:
+        if type(payload) is not list or payload[0] != version:
+            return None
+        windows.append((index, int(payload[1])))
+    return windows
 
 
 class _PayloadWriter:

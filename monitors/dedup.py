@@ -307,15 +307,15 @@ class RecentEventIds:
         times = self._times
         start = self._start
         forgotten_until = self._forgotten_until_us
-        max_ids = self.max_ids
-        while start < end:
-            earliest: int = times.item(start)
-            remembered = end - start
-            if remembered <= max_ids and earliest > expiry:
-                break
-            start += 1
-            if remembered - 1 >= max_ids and earliest > forgotten_until:
-                forgotten_until = earliest
+        room_end = end - self.max_ids
+        if room_end > start:  # the earliest arrivals, past max_ids, go for room
+            forgotten_until = max(forgotten_until, int(times[start:room_end].max()))
+            start = room_end
+        if start < end and times.item(start) <= expiry:
+            # Then arrivals past the window, up to the first one within it; a batch's
+            # arrivals forget thousands at once.
+            within = times[start:end] > expiry
+            start = start + int(within.argmax()) if within.any() else end
         self._start = start
         self._forgotten_until_us = forgotten_until
         self._horizon_us = expiry if expiry >= forgotten_until else forgotten_until

@@ -168,20 +168,28 @@ class HeldPredictions:
             self._buckets[bucket] += 1
 
     def extend(
-        self, prediction_ids: Sequence[str], times: Sequence[int], payloads: Sequence[Any]
+        self,
+        prediction_ids: Sequence[str],
+        times: Sequence[int],
+        payloads: Sequence[Any],
+        *,
+        hashes: Sequence[int] | None = None,
+        in_order: bool = False,
     ) -> None:
         """:meth:`push` each, for predictions in event-time order, none earlier than one held.
 
         The caller checked that no id is held or given twice. Raises
-        ValueError, holding none of them, when the times are out of order.
+        ValueError, holding none of them, when the times are out of order
+        (``in_order``: the caller checked that they are not). ``hashes``: the
+        ids' ``hash()``, when the caller has them already.
         """
         if not times:
             return
-        if (len(self) and times[0] < self._times[-1]) or any(
-            later < earlier for earlier, later in pairwise(times)
+        if (len(self) and times[0] < self._times[-1]) or (
+            not in_order and any(later < earlier for earlier, later in pairwise(times))
         ):
             raise ValueError("predictions held together must come in event-time order")
-        keys = [hash(prediction_id) for prediction_id in prediction_ids]
+        keys = hashes if hashes is not None else [hash(p) for p in prediction_ids]
         self._times.extend(times)
         self._hashes.extend(keys)
         self._records.extend(

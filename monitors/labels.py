@@ -437,6 +437,9 @@ class LabelJoin:
         if left is None:
             return None
         popped = left.popped
+        if all(count <= 1 for count in left.counts):  # as a rule: each pushes one out, or none
+            after = [index for index, count in enumerate(left.counts) if count]
+            return [(index, leaving[2]) for index, leaving in zip(after, popped, strict=True)]
         return [
             (index, popped[place][2])
             for index, places in enumerate(left.places())
@@ -760,7 +763,8 @@ class LabelJoin:
             return None
         if any(later < earlier for earlier, later in pairwise(times)):
             return None
-        keys = {hash(prediction_id) for prediction_id in prediction_ids}
+        hashes = [hash(prediction_id) for prediction_id in prediction_ids]
+        keys = set(hashes)
         if len(keys) < count or (held and held.holds_any(keys)):
             return None
         if held is None:
@@ -773,7 +777,9 @@ class LabelJoin:
         if labels is None and not flagged:
             # No label yet anywhere, so nothing expires: only the cap pushes out.
             counts, front = _pushed_by_cap(len(held), count, cap)
-            return self._held_in(model_id, held, prediction_ids, times, payloads, counts, front)
+            return self._held_in(
+                model_id, held, prediction_ids, hashes, times, payloads, counts, front
+            )
         others = [mark for side, mark in marks.items() if side != _PREDICTIONS_SEEN]
         retention = self._retention_us
         watermark = marks.get(_PREDICTIONS_SEEN, times[0])
@@ -804,7 +810,7 @@ class LabelJoin:
                     size -= 1
             counts.append(gone)
         return self._held_in(
-            model_id, held, prediction_ids, times, payloads, counts, front, evicted
+            model_id, held, prediction_ids, hashes, times, payloads, counts, front, evicted
         )
 
     def _held_in(
@@ -812,21 +818,23 @@ class LabelJoin:
         model_id: str,
         held: HeldPredictions,
         prediction_ids: Sequence[str],
+        hashes: list[int],
         times: list[int],
         payloads: Sequence[Any],
         counts: list[int],
         front: int,
         evicted: list[bool] | None = None,
     ) -> "_Left":
-        """Hold the given predictions (in event-time order) and let the ``front`` earliest go,
-        as :meth:`_hold_many` worked out; the model's prediction watermark rises to the last."""
+        """Hold the given predictions (in event-time order; ``hashes``: their ids') and let
+        the ``front`` earliest go, as :meth:`_hold_many` worked out; the model's prediction
+        watermark rises to the last."""
         marks = self._watermarks[model_id]
         if times[-1] > marks.get(_PREDICTIONS_SEEN, times[-1] - 1):
             marks[_PREDICTIONS_SEEN] = times[-1]
         furthest = self._furthest.get(_PREDICTIONS_SEEN)
         if furthest is None or times[-1] > furthest:
             self._furthest[_PREDICTIONS_SEEN] = times[-1]
-        held.extend(prediction_ids, times, payloads)
+        held.extend(prediction_ids, times, payloads, hashes=hashes, in_order=True)
         popped = held.pop_many(front)
         count = len(prediction_ids)
         self._counts[_PREDICTION] += count - front

@@ -80,9 +80,10 @@ def test_nothing_held_has_no_earliest():
             st.integers(min_value=0, max_value=60),
         ),
         max_size=8,
-    )
+    ),
+    st.booleans(),
 )
-def test_held_together_and_let_go_together_is_one_by_one(rounds):
+def test_held_together_and_let_go_together_is_one_by_one(rounds, checked_by_caller):
     together, alone = HeldPredictions(), HeldPredictions()
     serial = 0
     for gaps, leaving in rounds:
@@ -91,7 +92,11 @@ def test_held_together_and_let_go_together_is_one_by_one(rounds):
         ids = [f"p{serial + n}" for n in range(len(times))]
         payloads = [{"n": serial + n} for n in range(len(times))]
         serial += len(times)
-        together.extend(ids, times, payloads)
+        if checked_by_caller:  # the caller has the hashes, and checked the order
+            hashes = [hash(prediction_id) for prediction_id in ids]
+            together.extend(ids, times, payloads, hashes=hashes, in_order=True)
+        else:
+            together.extend(ids, times, payloads)
         for arguments in zip(ids, times, payloads, strict=True):
             alone.push(*arguments)
         leaving = min(leaving, len(alone))
