@@ -162,9 +162,19 @@ class BatchWatch:
             [self.events[rows[j]].features or {} for j in with_features]
         )
         features = [self.events[row].features or {} for row in rows]
+        # A feature whose values are all finite floats is a column of the quality checks
+        # already: taken as it is, not read from each event again.
+        whole = quality.whole if len(with_features) == len(rows) else frozenset()
         warmup.extend(
             {
-                **{name: [given.get(name) for given in features] for name in monitor._watched},
+                **{
+                    name: (
+                        quality.numeric[name]
+                        if name in whole
+                        else [given.get(name) for given in features]
+                    )
+                    for name in monitor._watched
+                },
                 PREDICTION: self.predictions[: len(rows)],
                 UNCERTAINTY: self.unsure[: len(rows)],
             }

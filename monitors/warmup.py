@@ -97,8 +97,9 @@ class WarmupColumns:
                 self._add(name, [value])
         self._rows += 1
 
-    def extend(self, columns: Mapping[str, Sequence[object]]) -> None:
-        """Keep several events' raw values, one equally long list per column name."""
+    def extend(self, columns: Mapping[str, Sequence[object] | NDArray[np.float64]]) -> None:
+        """Keep several events' raw values, one equally long list per column name (or an
+        array of floats, for numbers already)."""
         lengths = {len(column) for column in columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"the columns differ in length: {sorted(lengths)}")
@@ -140,7 +141,7 @@ class WarmupColumns:
             self._texts[name] = [x if isinstance(x, str) else None for x in kept]
         self._rows = int(state["rows"])
 
-    def _add(self, name: str, values: Sequence[object]) -> None:
+    def _add(self, name: str, values: Sequence[object] | NDArray[np.float64]) -> None:
         if name in self._texts:
             self._texts[name].extend(value if isinstance(value, str) else None for value in values)
             return
