@@ -184,11 +184,6 @@ class _VersionBatch:
     messages: list[InputMessage] = field(default_factory=list)
     events: list[PredictionEvent | FeatureEvent] = field(default_factory=list)
 
-    def add(self, index: int, message: InputMessage, event: PredictionEvent | FeatureEvent) -> None:
-        self.indices.append(index)
-        self.messages.append(message)
-        self.events.append(event)
-
     @property
     def positions(self) -> list[Located | None]:
         return [message.source for message in self.messages]
@@ -390,15 +385,14 @@ class Intake:
                 checked.append((index, item, accepted))
         if new_labels:
             self._join_labels(new_labels, outputs)
-        versions: dict[ModelKey, _VersionBatch] = {}
-        for index, item, (spec, monitor, _) in self._arrived(checked, outputs):
-            event = item.event
-            assert not isinstance(event, LabelEvent)  # labels were processed by _check
-            key = (spec.model_id, spec.model_version)
-            batch = versions.get(key)
+        versions: dict[int, _VersionBatch] = {}  # by the id of the version's one monitor
+        for index, item, known in self._arrived(checked, outputs):
+            batch = versions.get(id(known.monitor))
             if batch is None:
-                batch = versions[key] = _VersionBatch(spec, monitor)
-            batch.add(index, item.message, event)
+                batch = versions[id(known.monitor)] = _VersionBatch(known.spec, known.monitor)
+            batch.indices.append(index)
+            batch.messages.append(item.message)
+            batch.events.append(item.event)  # type: ignore[arg-type]  # labels went to the join
         batches = list(versions.values())
         every_found = ModelMonitor.update_batches(
             [(batch.monitor, batch.events, batch.positions) for batch in batches]

@@ -355,6 +355,34 @@ def test_feature_events_feed_the_same_monitor_as_inline_features():
     assert intake.counters.topics[InputTopic.FEATURES].processed == 4_000
 
 
+def test_a_batch_of_one_versions_predictions_and_feature_events_is_one_by_one():
+    drifting = list(simulated_predictions(3_000, shift_at=1_500, seed=8))
+    messages = []
+    for offset, event in enumerate(drifting):
+        if offset % 2:  # half the inputs come apart from their predictions
+            inputs = FeatureEvent(
+                model_id=event.model_id,
+                model_version=event.model_version,
+                event_id=f"f-{event.event_id}",
+                prediction_id=event.event_id,
+                event_time=event.event_time,
+                features=event.features or {},
+            )
+            event = event.model_copy(update={"features": None})
+            messages.append(message(InputTopic.FEATURES, inputs.model_dump_json().encode(), offset))
+        messages.append(message(InputTopic.PREDICTIONS, event.model_dump_json().encode(), offset))
+    one, batched = intake_with(SPEC), intake_with(SPEC)
+    expected = [output for m in messages for output in one.handle(m)]
+    got = [
+        output
+        for start in range(0, len(messages), 500)
+        for output in batched.handle_batch(messages[start : start + 500])
+    ]
+    assert alerts(expected)  # the drift was found
+    assert [o.value for o in got] == [o.value for o in expected]
+    assert batched.counters.topics == one.counters.topics
+
+
 def test_registry_messages_are_validated_and_bad_ones_dead_lettered():
     intake = intake_with()
     good = message(InputTopic.MODELS, SPEC.model_dump_json().encode(), key=SPEC.registry_key())
