@@ -243,17 +243,17 @@ class Intake:
     def read_many(
         self,
         messages: Sequence[InputMessage],
-        owns: Callable[[str | None], bool] | None = None,
+        owns: Callable[[int, str | None], bool] | None = None,
     ) -> list[Decoded | list[Output]]:
         """Count and validate each message of a batch, in order: a valid event, or what the
         message leads to on its own (a dead letter if its bytes are no valid event).
 
-        With ``owns``, a valid event goes on only if ``owns(its model id)``,
-        and any other message only if ``owns(None)``; the rest are left to
-        another process (an empty list here: not counted, nothing sent).
-        Processes that each own a share of the models, one of them the rest
-        too, then count and send together what one process would (see
-        :mod:`driftline.parallel_replay`).
+        With ``owns``, the message at place ``i`` goes on only if
+        ``owns(i, its model id)`` for a valid event, ``owns(i, None)`` for any
+        other; the rest are left to another process (an empty list here: not
+        counted, nothing sent). Processes that each own a share of the
+        models, and of the other messages, then count and send together what
+        one process would (see :mod:`driftline.parallel_replay`).
 
         Each topic's events are decoded together
         (:func:`~driftline.streams.codecs.decode_many`), a model at a time
@@ -268,7 +268,7 @@ class Intake:
             if message.topic in EVENT_TYPES:
                 events_at.setdefault(message.topic, []).append(index)
                 items.append([])  # its place, filled below
-            elif owns is None or owns(None):
+            elif owns is None or owns(index, None):
                 items.append(self._read_registry(message))
             else:
                 items.append([])
@@ -284,10 +284,10 @@ class Intake:
             taken = 0
             for index, event in zip(indices, events, strict=True):
                 if isinstance(event, Rejection):
-                    if owns is None or owns(None):
+                    if owns is None or owns(index, None):
                         rejected.append((index, event))
                         taken += 1
-                elif owns is None or owns(event.model_id):
+                elif owns is None or owns(index, event.model_id):
                     items[index] = Decoded(messages[index], event)
                     taken += 1
             self.counters.topics[topic].consumed += taken
@@ -386,10 +386,10 @@ class Intake:
         if new_labels:
             self._join_labels(new_labels, outputs)
         versions: dict[int, _VersionBatch] = {}  # by the id of the version's one monitor
-        for index, item, known in self._arrived(checked, outputs):
-            batch = versions.get(id(known.monitor))
+        for index, item, version in self._arrived(checked, outputs):
+            batch = versions.get(id(version.monitor))
             if batch is None:
-                batch = versions[id(known.monitor)] = _VersionBatch(known.spec, known.monitor)
+                batch = versions[id(version.monitor)] = _VersionBatch(version.spec, version.monitor)
             batch.indices.append(index)
             batch.messages.append(item.message)
             batch.events.append(item.event)  # type: ignore[arg-type]  # labels went to the join
