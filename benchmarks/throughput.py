@@ -11,7 +11,8 @@ unless ``--bootstrap-servers`` names one), each path reads every event,
 - (c) ``driftline worker`` as a process, from a fresh consumer group until
   its committed offsets reach the end (start-up reported apart);
 - (d) replay, in a process of its own set up as ``driftline replay`` sets itself
-  up, over the same events' bytes.
+  up, over the same events' bytes, in as many processes as the command takes
+  (one per CPU, no more than the models); (d1) the same in one process.
 
 Then, per layout: the worker's resident memory, and alert latency at half
 the worker's measured rate. Once: the serialized state of a model monitor
@@ -84,7 +85,8 @@ PATH_TITLES = {
     "b": "(b) faust agent, decode only",
     "b'": "(b') faust agent, take_batches",
     "c": "(c) driftline worker",
-    "d": "(d) replay, own process",
+    "d": "(d) replay, as the command",
+    "d1": "(d1) replay, one process",
 }
 BATCHING_MODULE = "driftline.streams.batching"
 BATCHES_MARK = "'"
@@ -98,7 +100,7 @@ class Options:
     events: int = 100_000
     repeats: int = 3
     layouts: tuple[str, ...] = ("1-model", "10-models")
-    paths: tuple[str, ...] = ("a", "b", "c", "d")
+    paths: tuple[str, ...] = ("a", "b", "c", "d", "d1")
     warmup_events: int | None = None
     """The specs' drift warm-up; None keeps the spec's default (what a new user gets)."""
     latency: bool = True
@@ -169,6 +171,7 @@ def runners(paths: Sequence[str]) -> dict[str, Callable[[Bench, str], PathRun]]:
         "b'": lambda bench, tag: run_faust_decoder(bench, tag, batches=True),
         "c": run_worker,
         "d": run_replay,
+        "d1": lambda bench, tag: run_replay(bench, tag, processes=1),
     }
     wanted = set(paths) | ({"b'"} if "b" in paths and batching_available() else set())
     return {path: run for path, run in known.items() if path in wanted}
@@ -217,9 +220,9 @@ def path_summary(runs: list[PathRun | str]) -> dict[str, Any]:
 
 
 def ratios(summaries: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """c/a, c/b, d/a (and b/a, c/b') of the median rates, where both were measured."""
+    """c/a, c/b, d/a, d1/a (and b/a, c/b') of the median rates, where both were measured."""
     rate = {path: summary["events_per_second"] for path, summary in summaries.items()}
-    wanted = [("c", "a"), ("c", "b"), ("d", "a"), ("b", "a"), ("c", "b'")]
+    wanted = [("c", "a"), ("c", "b"), ("d", "a"), ("d1", "a"), ("b", "a"), ("c", "b'")]
     return {
         f"{top}/{bottom}": rate[top] / rate[bottom]
         for top, bottom in wanted
@@ -512,7 +515,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
     parser.add_argument("--layout", choices=[*LAYOUTS, "both"], default="both")
     parser.add_argument(
-        "--paths", default=",".join(defaults.paths), help="comma-separated, of a, b, c, d"
+        "--paths", default=",".join(defaults.paths), help="comma-separated, of a, b, c, d, d1"
     )
     parser.add_argument("--warmup-events", type=int, default=None, help="the specs' drift warm-up")
     parser.add_argument("--no-latency", action="store_true", help="skip the alert latency run")
@@ -540,7 +543,7 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
     paths = tuple(path.strip() for path in args.paths.split(",") if path.strip())
-    if unknown := set(paths) - {"a", "b", "c", "d"}:
+    if unknown := set(paths) - {"a", "b", "c", "d", "d1"}:
         parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
     if args.latency_trials < 1:
         parser.error("--latency-trials must be at least 1")

@@ -2,7 +2,8 @@
 
 (a) a bare aiokafka consumer, (b) a faust agent that only decodes (and (b')
 the same through the project's batch consumption), (c) ``driftline worker``
-as a real process, (d) replay in a process of its own. Each returns a
+as a real process, (d) replay as the command runs it (one process per CPU)
+and (d1) in one process. Each returns a
 :class:`PathRun`: how many events it consumed, and the wall and CPU time of
 its processing, timed from its first event, with start-up apart.
 """
@@ -365,9 +366,10 @@ def replay_garbage_collector() -> Iterator[None]:
         gc.unfreeze()
 
 
-def run_replay(bench: Bench, tag: str) -> PathRun:
+def run_replay(bench: Bench, tag: str, *, processes: int = 0) -> PathRun:
     """(d) :class:`driftline.replay.Replay` over the published values, in a process of its own
-    set up as ``driftline replay`` sets itself up (``benchmarks/replay_process.py``)."""
+    set up as ``driftline replay`` sets itself up (``benchmarks/replay_process.py``): with
+    one process per CPU as the command (``processes`` 0), or (d1) in one."""
     specs, events = bench.workdir / "replay-specs.json", bench.workdir / "replay-events.jsonl"
     if not events.exists():  # once per layout: every run reads the same files
         bench.workdir.mkdir(parents=True, exist_ok=True)
@@ -376,18 +378,20 @@ def run_replay(bench: Bench, tag: str) -> PathRun:
     result = bench.workdir / f"{tag}.json"
     command = [sys.executable, str(REPLAY_PROCESS), "--specs", str(specs), "--events", str(events)]
     subprocess.run(
-        [*command, "--result", str(result)],
+        [*command, "--result", str(result), "--processes", str(processes)],
         check=True,
         timeout=bench.timeout,
         env=os.environ | {"PYTHONSAFEPATH": "1"},
     )
     figures = orjson.loads(result.read_bytes())
     return PathRun(
-        path="d",
+        path="d" if processes != 1 else "d1",
         events=figures["events"],
         timed_events=len(bench.lines),
         seconds=figures["seconds"],
         cpu_seconds=figures["cpu_seconds"],
         startup_seconds=None,
-        details={key: figures[key] for key in ("processed", "dead_lettered", "outputs")},
+        details={
+            key: figures[key] for key in ("processed", "dead_lettered", "outputs", "processes")
+        },
     )

@@ -527,15 +527,26 @@ def replay(
             "report extra: pip install 'driftline\\[report]').",
         ),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Processes sharing the models (0: one per CPU); never more than the specs' "
+            "models, and one with --report. Each is bounded as one worker is.",
+        ),
+    ] = 0,
 ) -> None:
     """Run recorded events through the worker's checks offline; print every alert it would raise.
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
+    The models are shared among processes, one per CPU unless told: the
+    alerts and counts are those of one process (see driftline.replay.Replay).
 
     Example: driftline replay events.jsonl --spec spec.yaml --labels labels.jsonl --report out.html
     """
     from driftline.agents.history import StatusHistory
     from driftline.agents.intake import ALERTS_LOGGER, InputTopic
+    from driftline.parallel_replay import processes_wanted
     from driftline.progress import shown_progress
     from driftline.replay import REPORT_BATCH_EVENTS, Replay, tune_replay_process
     from driftline.schemas import Alert, DeadLetter, RetrainTrigger
@@ -561,9 +572,12 @@ def replay(
         history=history,
         batch_size=REPORT_BATCH_EVENTS if history is not None else None,
         progress=shown.enter_context(shown_progress(f"replaying {events.name}", unit="messages")),
+        processes=processes_wanted(processes),
     )
+    # Closed on the way out, whatever ends the loop: the other processes end with it.
+    outputs = shown.enter_context(contextlib.closing(run.feed_file(events, labels)))
     try:
-        for output in run.feed_file(events, labels):
+        for output in outputs:
             if isinstance(output, Alert | RetrainTrigger):
                 line = _replayed_line(output, named=labels is not None)
                 typer.echo(output.model_dump_json() if as_json else line)

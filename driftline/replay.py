@@ -6,7 +6,7 @@ event it would have refused. The same :class:`~driftline.agents.intake.Intake`
 runs as in the worker, so the answers are the worker's, alert ids included.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
 from driftline.monitors.positions import Position
+from driftline.parallel_replay import ParallelIntake
 from driftline.schemas import (
     Alert,
     DeadLetter,
@@ -100,6 +101,32 @@ class Replay:
     (multivariate) update demo-model-1-4157
     >>> run.counters.processed
     5000
+
+    With ``processes`` above 1, the models are shared among that many
+    processes (:mod:`driftline.parallel_replay`): this one, and others
+    forked at the first batch, each processing its models' events. There
+    are never more processes than the specs' models, and one with a
+    ``history`` (its charts read every monitor). Such a replay is fed
+    once. Ten interleaved models of 20 features ran at 35,000 events a
+    second in one process and 52,000 to 56,000 in two, on two cores (each
+    process also reads every message's model from its bytes, and the
+    batches go from this process to the others).
+
+    Each process is like one worker of that many: the bounds a worker
+    keeps apply to each process, not to them all. Those are the model
+    versions watched (``max_models``, 10,000) and the label join's memory:
+    the predictions and labels waiting (``max_pending_labels``, 1,000,000)
+    and the predictions held before a model's first label
+    (``max_held_predictions``, 100,000, shared out among the models holding
+    some). Past them, one process drops state that several would keep, and
+    the outputs and counts differ. Nor does a model without a label yet see
+    the labels of models in other processes: their event times let its
+    predictions expire, after the label retention (7 days of event time).
+    Below those bounds and spans, which is always with the default settings
+    unless the events name over 10,000 model versions, keep over 1,000,000
+    labels waiting, hold predictions of over 10 models before their first
+    label, or span more than 7 days, the outputs are those of one process,
+    in the same order, alert ids included, and so are the counts.
     """
 
     def __init__(
@@ -111,7 +138,10 @@ class Replay:
         batch_size: int | None = None,
         history: StatusHistory | None = None,
         progress: Callable[[int], None] | None = None,
+        processes: int = 1,
     ) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, not {processes}")
         self.settings = settings or Settings()
         self.batch_size = batch_size or max(self.settings.batch_max_events, REPLAY_BATCH_EVENTS)
         """Events taken at a time, as a worker takes a batch (it changes no answer)."""
@@ -125,6 +155,11 @@ class Replay:
             registry.apply(Registration(spec))
         for profile in references or []:
             registry.apply(ReferenceRegistration(profile))
+        self._models = list(dict.fromkeys(spec.model_id for spec in specs))
+        self.processes = 1 if history is not None else max(1, min(processes, len(self._models)))
+        """Processes the events are shared by: as asked, but no more than the specs' models, and
+        one with ``history``."""
+        self._shared_fed = False
 
     @property
     def counters(self) -> TopicCounters:
@@ -147,7 +182,7 @@ class Replay:
         *,
         source: str = "replay",
         topic: InputTopic = InputTopic.PREDICTIONS,
-    ) -> Iterator[Output]:
+    ) -> Generator[Output, None, None]:
         """Feed events, one JSON document per line; yield what the worker would send.
 
         Events go through the worker's batch path, ``batch_size`` at a time.
@@ -166,7 +201,7 @@ class Replay:
         """
         yield from self.feed_messages(_messages(lines, source, topic))
 
-    def feed_messages(self, messages: Iterable[InputMessage]) -> Iterator[Output]:
+    def feed_messages(self, messages: Iterable[InputMessage]) -> Generator[Output, None, None]:
         """Feed messages of any input topic, in order, ``batch_size`` at a time.
 
         A classifier's predictions and their labels, in the order they were published:
@@ -186,27 +221,36 @@ class Replay:
         drift x demo-classifier-1-2072
         uncertainty (uncertainty) demo-classifier-1-2127
         """
-        batch: list[InputMessage] = []
-        for message in messages:
-            batch.append(message)
-            if len(batch) >= self.batch_size:
-                yield from self._process(batch)
-                batch = []
-        if batch:
-            yield from self._process(batch)
+        if self.processes > 1:
+            yield from self._feed_shared(messages)
+            return
+        for batch in _batches(messages, self.batch_size):
+            with collector_paused():
+                outputs = self.intake.handle_batch(batch)
+            found = [output.message for output in outputs]
+            if self.history is not None:
+                self.history.observe(self.intake.monitors, found)
+            if self.progress is not None:
+                self.progress(len(batch))
+            yield from found
 
-    def _process(self, batch: list[InputMessage]) -> Iterator[Output]:
-        """What the worker would send for one batch of messages, as it would take them."""
-        with collector_paused():
-            outputs = self.intake.handle_batch(batch)
-        messages = [output.message for output in outputs]
-        if self.history is not None:
-            self.history.observe(self.intake.monitors, messages)
-        if self.progress is not None:
-            self.progress(len(batch))
-        yield from messages
+    def _feed_shared(self, messages: Iterable[InputMessage]) -> Generator[Output, None, None]:
+        """:meth:`feed_messages` in :attr:`processes` processes; their counters are added to
+        this one's at the end of the input."""
+        if self._shared_fed:
+            raise RuntimeError(
+                "a replay in several processes is fed once: its models' state ended with them"
+            )
+        self._shared_fed = True
+        with ParallelIntake(self.intake, self.processes, models=self._models) as shared:
+            for batch in _batches(messages, self.batch_size):
+                found = shared.outputs(batch)
+                if self.progress is not None:
+                    self.progress(len(batch))
+                yield from found
+            shared.finish()
 
-    def feed_file(self, path: Path, labels: Path | None = None) -> Iterator[Output]:
+    def feed_file(self, path: Path, labels: Path | None = None) -> Generator[Output, None, None]:
         """:meth:`feed` over the lines of a JSON Lines file of prediction events, with the
         label events of ``labels`` (a JSON Lines file too) merged in by event time.
 
@@ -240,6 +284,18 @@ class Replay:
             with labels.open("rb") as label_lines:
                 found = _messages(label_lines, labels.name, InputTopic.LABELS)
                 yield from self.feed_messages(merged_by_event_time(predictions, found))
+
+
+def _batches(messages: Iterable[InputMessage], size: int) -> Iterator[list[InputMessage]]:
+    """The messages, ``size`` at a time (the last batch may hold fewer)."""
+    batch: list[InputMessage] = []
+    for message in messages:
+        batch.append(message)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _messages(lines: Iterable[bytes], source: str, topic: InputTopic) -> Iterator[InputMessage]:
