@@ -9,11 +9,9 @@ model's events never leave the process that owns it, so each monitor sees
 what it would see in one process, in the same order.
 
 Which model a message is of is read from its bytes first
-(:func:`model_named`): when they begin ``{`` and say ``"model_id":"...``
-at the top level, without an escape, a valid event is of that model (a
-JSON object's key at its top level, since nothing opened before it; no
-other key may hold that text, since the events refuse unknown fields and
-repeated keys). Only the owner of that model decodes the message, and
+(:func:`~driftline.streams.grouping.model_named`): when they begin ``{``
+and say ``"model_id":"...`` at the top level, without an escape, a valid
+event is of that model. Only the owner of that model decodes the message, and
 sends its dead letter if it is no valid event after all. Any other
 message is decoded by every process, and goes on in the one that owns the
 model the decoded event names, or in share 0 when it is no valid event
@@ -55,12 +53,13 @@ from functools import partial
 from itertools import accumulate, repeat
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, Final, NoReturn
+from typing import Any, NoReturn
 
 from driftline.agents.counters import TopicCounters
 from driftline.agents.intake import InputMessage, InputTopic, Intake, IntakeCounters
 from driftline.agents.outputs import OutputMessage
 from driftline.monitors.positions import Position
+from driftline.streams.grouping import model_named
 from driftline.streams.runtime import collector_paused
 
 PICKLE_PROTOCOL = 5
@@ -221,42 +220,6 @@ def unpacked(fields: bytes, joined: bytes) -> list[InputMessage]:
             zip(topics, values, keys or nothing, sources, stamps or nothing, strict=True),
         )
     )
-
-
-_MODEL_ID: Final = b'"model_id":"'
-
-
-def model_named(value: bytes | None) -> str | None:
-    """The model a valid event with these bytes is of, read without decoding them; None when
-    the bytes do not say so plainly (decode them to know).
-
-    They say so when they begin ``{`` and the first ``"model_id":"`` comes
-    before any other ``{`` or ``[``, and its string holds no escape. For a
-    valid event that is its top-level key, and the string its model id (see
-    the module's docstring); bytes that are no valid event may say anything.
-
-    >>> model_named(b'{"model_id":"churn","features":{"x":1}}')
-    'churn'
-    >>> [model_named(v) for v in (b'{"features":{"model_id":"x"},"model_id":"m"}',
-    ...     b'{"model_id": "m"}', b'{"model_id":"a\\\\"b"}', b' {"model_id":"m"}', None)]
-    [None, None, None, None, None]
-    """
-    if not value or value[0] != _OPEN:
-        return None
-    start = value.find(_MODEL_ID)
-    if start < 0 or value.find(b"{", 1, start) >= 0 or value.find(b"[", 1, start) >= 0:
-        return None
-    start += len(_MODEL_ID)
-    end = value.find(b'"', start)
-    if end < 0 or value.find(b"\\", start, end) >= 0:
-        return None
-    try:
-        return value[start:end].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-_OPEN: Final = ord("{")
 
 
 def owned_outputs(

@@ -14,11 +14,10 @@ from typer.testing import CliRunner
 from driftline import cli
 from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake, IntakeCounters
 from driftline.monitors.positions import Position
-from driftline.parallel_replay import Shares, add_counters, model_named, packed, unpacked
+from driftline.parallel_replay import Shares, add_counters, packed, unpacked
 from driftline.replay import Replay
-from driftline.schemas import KafkaPosition, PredictionEvent
+from driftline.schemas import KafkaPosition
 from driftline.simulate import (
-    START,
     simulated_classifier_spec,
     simulated_classifier_traffic,
     simulated_model_spec,
@@ -196,33 +195,6 @@ def test_the_specs_models_are_shared_out_evenly_and_others_whatever_comes_first(
         assert sum(s.owns(model_id) for s in later) == 1
 
 
-valid_events = st.builds(
-    lambda model_id, event_id, features: PredictionEvent(
-        model_id=model_id,
-        model_version="1",
-        event_id=event_id,
-        event_time=START,
-        features=features,
-        prediction=0.5,
-    ),
-    st.text(min_size=1, max_size=8),
-    st.text(min_size=1, max_size=8),
-    st.dictionaries(
-        st.text(min_size=1, max_size=10), st.text(max_size=10) | st.floats(-1, 1), max_size=3
-    ),
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(valid_events, st.permutations(list(PredictionEvent.model_fields)), st.booleans())
-def test_bytes_that_name_their_model_name_the_model_of_the_valid_event(event, order, spaced):
-    fields = event.model_dump(mode="json")
-    text = json.dumps({name: fields[name] for name in order}, ensure_ascii=False)
-    value = (text if spaced else text.replace('": ', '":').replace(", ", ",")).encode()
-    named = model_named(value)
-    assert named is None or named == PredictionEvent.model_validate_json(value).model_id
-
-
 def test_counters_add_up_field_by_field():
     total, more = IntakeCounters(), IntakeCounters()
     for counters, n in ((total, 1), (more, 10)):
@@ -301,26 +273,3 @@ def test_the_command_shares_the_models_among_processes(tmp_path: Path):
     )
     refused = CliRunner().invoke(cli.app, ["replay", str(events), *specs, "--processes", "-1"])
     assert refused.exit_code == 2
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"features":{"model_id":"x"},"model_id":"m","model_version":"1","event_id":"e",'
-        '"event_time":"2026-01-01T00:00:00Z"}',
-        '{"event_id":"{","model_id":"m","model_version":"1","event_time":"2026-01-01T00:00:00Z"}',
-        '{"event_id":"\\"model_id\\":\\"x","model_id":"m","model_version":"1",'
-        '"event_time":"2026-01-01T00:00:00Z"}',
-        '{"model_id":"m\\u0078","model_version":"1","event_id":"e",'
-        '"event_time":"2026-01-01T00:00:00Z"}',
-        '{"model_id":"m","model_version":"1","event_id":"e","event_time":"2026-01-01T00:00:00Z"}',
-    ],
-)
-def test_bytes_name_the_model_of_their_event_or_nothing(text):
-    named = model_named(text.encode())
-    assert named is None or named == PredictionEvent.model_validate_json(text).model_id
-
-
-def test_the_plain_bytes_of_a_valid_event_name_its_model():
-    [event] = simulated_predictions(1, shift_at=1, model_id="churn-7")
-    assert model_named(event.model_dump_json().encode()) == "churn-7"
