@@ -77,8 +77,18 @@ def replayed(
 def mixed() -> list[bytes]:
     lines = drifting_lines(2_500)
     bad = bad_lines(lines[0])
+    cut = [line[:-7] for line in lines[:4]]  # each model's, its bytes naming it: its owner's
     # Bad lines and repeats spread over the batches, first ones before any good line.
-    return [*bad[:2], *lines[:4_000], *bad[2:], lines[10], *lines[4_000:], lines[5_000], bad[0]]
+    return [
+        *bad[:2],
+        *lines[:4_000],
+        *bad[2:],
+        *cut,
+        lines[10],
+        *lines[4_000:],
+        lines[5_000],
+        bad[0],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +106,7 @@ def test_shared_processes_send_and_count_what_one_does(mixed, one_process, proce
     predictions = counters.topics[InputTopic.PREDICTIONS]
     assert predictions.duplicates == 2
     assert set(predictions.dead_letter_reasons) >= {"invalid_json", "invalid_event"}
+    assert predictions.dead_lettered == len(bad_lines(mixed[2])) + len(MODELS) + 1
     assert sum(1 for output in outputs if '"status":"open"' in output) >= len(MODELS)
     assert multiprocessing.active_children() == []
 
