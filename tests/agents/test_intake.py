@@ -79,6 +79,23 @@ def alerts(outputs: list[Output]) -> list[Alert]:
     ]
 
 
+def assert_batched_as_one_by_one(
+    messages: list[InputMessage], size: int, *specs: ModelSpec, **overrides: object
+) -> list[Output]:
+    """Handle the messages one by one in an intake, ``size`` at a time in another: the same
+    outputs and counts. The outputs."""
+    one, batched = intake_with(*specs, **overrides), intake_with(*specs, **overrides)
+    expected = [output for m in messages for output in one.handle(m)]
+    got: list[Output] = []
+    for start in range(0, len(messages), size):
+        got += batched.handle_batch(messages[start : start + size])
+    assert [(o.destination, o.key, o.value) for o in got] == [
+        (o.destination, o.key, o.value) for o in expected
+    ]
+    assert batched.counters.topics == one.counters.topics
+    return expected
+
+
 def prediction(index: int, **changes: object) -> PredictionEvent:
     [event] = simulated_predictions(1, shift_at=10, start=START + timedelta(seconds=index))
     return event.model_copy(update={"event_id": f"e{index}", **changes})
@@ -371,16 +388,7 @@ def test_a_batch_of_one_versions_predictions_and_feature_events_is_one_by_one():
             event = event.model_copy(update={"features": None})
             messages.append(message(InputTopic.FEATURES, inputs.model_dump_json().encode(), offset))
         messages.append(message(InputTopic.PREDICTIONS, event.model_dump_json().encode(), offset))
-    one, batched = intake_with(SPEC), intake_with(SPEC)
-    expected = [output for m in messages for output in one.handle(m)]
-    got = [
-        output
-        for start in range(0, len(messages), 500)
-        for output in batched.handle_batch(messages[start : start + 500])
-    ]
-    assert alerts(expected)  # the drift was found
-    assert [o.value for o in got] == [o.value for o in expected]
-    assert batched.counters.topics == one.counters.topics
+    assert alerts(assert_batched_as_one_by_one(messages, 500, SPEC))  # the drift was found
 
 
 def test_registry_messages_are_validated_and_bad_ones_dead_lettered():
@@ -570,16 +578,7 @@ def checked_messages(draw: st.DrawFn) -> list[InputMessage]:
 @given(checked_messages(), st.integers(min_value=1, max_value=12))
 def test_a_batch_checks_each_event_as_its_message_alone_would(messages, size):
     other = SPEC.model_copy(update={"model_version": "2"})
-    one = intake_with(SPEC, other, max_future_seconds=60)
-    batched = intake_with(SPEC, other, max_future_seconds=60)
-    expected = [output for m in messages for output in one.handle(m)]
-    got: list[Output] = []
-    for start in range(0, len(messages), size):
-        got += batched.handle_batch(messages[start : start + size])
-    assert [(o.destination, o.key, o.value) for o in got] == [
-        (o.destination, o.key, o.value) for o in expected
-    ]
-    assert batched.counters.topics == one.counters.topics
+    assert_batched_as_one_by_one(messages, size, SPEC, other, max_future_seconds=60)
 
 
 def test_a_batch_names_the_times_of_its_events_whose_model_is_not_registered():
@@ -640,12 +639,4 @@ def interleaved_models(draw: st.DrawFn) -> list[InputMessage]:
 @given(interleaved_models(), st.integers(min_value=1, max_value=12))
 def test_models_interleaved_in_a_batch_give_what_their_messages_alone_would(messages, size):
     specs = [SPEC.model_copy(update={"model_id": model_id}) for model_id in ("m1", "m2", "m3")]
-    one, batched = intake_with(*specs), intake_with(*specs)
-    expected = [output for m in messages for output in one.handle(m)]
-    got: list[Output] = []
-    for start in range(0, len(messages), size):
-        got += batched.handle_batch(messages[start : start + size])
-    assert [(o.destination, o.key, o.value) for o in got] == [
-        (o.destination, o.key, o.value) for o in expected
-    ]
-    assert batched.counters.topics == one.counters.topics
+    assert_batched_as_one_by_one(messages, size, *specs)
