@@ -68,8 +68,8 @@ STOP_SECONDS = 5.0
 """How long a process that was told to stop may take before it is terminated."""
 
 _TOPICS = list(InputTopic)
-_TOPIC_CODES = {id(topic): code for code, topic in enumerate(_TOPICS)}
-"""Each topic's code by the identity of its member: an enum member's hash is a Python call."""
+_TOPIC_CODES = {topic: code for code, topic in enumerate(_TOPICS)}
+"""Each topic's code, a byte of the packed batch."""
 
 _new_position = partial(tuple.__new__, Position)
 _new_message = partial(tuple.__new__, InputMessage)
@@ -164,7 +164,7 @@ def packed(batch: Sequence[InputMessage]) -> tuple[bytes, bytes]:
     True
     """
     topics, values, keys, sources, stamps = zip(*batch, strict=True)
-    codes = bytes(map(_TOPIC_CODES.__getitem__, map(id, topics)))
+    codes = bytes(map(_TOPIC_CODES.__getitem__, topics))
     try:
         lengths: array[int] | None = None
         ends = array("q", accumulate(map(len, values)))
