@@ -33,9 +33,10 @@ What it costs: every process reads each message's model from its bytes
 (about 0.8 µs an event), and handing a batch to the others takes about
 0.4 µs an event to pack and 0.5 µs to unpack in each (pickling the
 messages one by one took 1 µs). Ten interleaved models of 20 features
-each ran at 35,000 events a second in one process and 52,000 to 56,000 in
-two, on two cores; when every process decoded every message (9.7 µs of
-the 27 µs an event in one process), two ran at 50,000.
+each ran at 36,500 to 37,400 events a second in one process and 52,000 to
+57,600 in two, on two cores (``benchmarks/throughput.py``, paths (d1) and
+(d)); when every process decoded every message (9.7 µs of the 27 µs an
+event in one process), two ran at 50,000.
 """
 
 import contextlib

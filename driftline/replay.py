@@ -107,10 +107,10 @@ class Replay:
     forked at the first batch, each processing its models' events. There
     are never more processes than the specs' models, and one with a
     ``history`` (its charts read every monitor). Such a replay is fed
-    once. Ten interleaved models of 20 features ran at 35,000 events a
-    second in one process and 52,000 to 56,000 in two, on two cores (each
-    process also reads every message's model from its bytes, and the
-    batches go from this process to the others).
+    once. Ten interleaved models of 20 features ran at 36,500 to 37,400
+    events a second in one process and 52,000 to 57,600 in two, on two
+    cores (each process also reads every message's model from its bytes,
+    and the batches go from this process to the others).
 
     Each process is like one worker of that many: the bounds a worker
     keeps apply to each process, not to them all. Those are the model
