@@ -21,7 +21,7 @@ from driftline.streams.runtime import (
     release_free_memory,
     tune_garbage_collector,
 )
-from driftline.streams.security import credential_refusals, refusal_hint
+from driftline.streams.security import credentials_refused, refusal_hint
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,14 @@ class WorkerStartupError(RuntimeError):
 
 def run_worker(settings: Settings) -> NoReturn:
     """Create missing topics, then run the worker until a signal stops it."""
-    with credential_refusals() as refusals:
-        try:
-            ensure_topics(settings)
-        except KafkaError as error:
-            raise WorkerStartupError(
-                f"cannot reach Kafka at {settings.bootstrap_servers} to create the topics "
-                f"({error}); {refusal_hint(settings, refusals)}"
-            ) from error
+    try:
+        ensure_topics(settings)
+    except KafkaError as error:
+        refusal = credentials_refused(settings, timeout=min(settings.startup_timeout_seconds, 10))
+        raise WorkerStartupError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} to create the topics "
+            f"({error}); {refusal_hint(settings, refusal)}"
+        ) from error
     dapp, monitoring = build_worker_app(settings)
 
     @dapp.app.timer(interval=30.0)  # type: ignore[untyped-decorator]

@@ -18,19 +18,22 @@ configured once, with ``DRIFTLINE_SECURITY_PROTOCOL`` and its companions.
 <SASLCredentials: username=driftline>
 """
 
-import contextlib
+import asyncio
 import logging
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.abc import AbstractTokenProvider as AiokafkaTokenProviderBase
+from aiokafka.conn import AIOKafkaConnection, OAuthAuthenticator, collect_hosts
+from aiokafka.errors import SaslAuthenticationFailed
 from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 from kafka.net.sasl.oauth import AbstractTokenProvider as KafkaPythonTokenProviderBase
 
 from driftline.streams.settings import TLS_PROTOCOLS, Settings
+
+log = logging.getLogger(__name__)
 
 
 class TokenFile:
@@ -157,42 +160,90 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
     return None
 
 
-class _RefusalRecorder(logging.Handler):
-    """Keeps the Kafka client's log records that say the broker refused the credentials."""
+class _TokenAuthenticator(OAuthAuthenticator):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka's OAUTHBEARER exchange, finished as RFC 7628 (3.2.3) has it when the server
+    refuses the token.
 
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.refusals: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if "Authentication failed" in text or "SaslAuthenticationFailed" in text:
-            self.refusals.append(text)
-
-
-@contextlib.contextmanager
-def credential_refusals() -> Iterator[list[str]]:
-    """The messages in which the Kafka client (kafka-python) reports the broker refusing its
-    SASL credentials, while the block runs: the client only times out, and says why in its log.
+    The server then answers the token with an error challenge (a JSON object)
+    rather than failing at once; the client acknowledges it with a single
+    %x01 and the server fails the exchange, saying why. aiokafka stops after
+    the token, so it takes the challenge for success.
     """
-    recorder = _RefusalRecorder()
-    client_log = logging.getLogger("kafka")
-    client_log.addHandler(recorder)
-    try:
-        yield recorder.refusals
-    finally:
-        client_log.removeHandler(recorder)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._challenge_answered = False
+
+    async def step(self, payload: bytes | None) -> tuple[bytes, bool] | None:
+        if self._token_sent and payload and not self._challenge_answered:
+            self._challenge_answered = True
+            return b"\x01", True
+        return cast("tuple[bytes, bool] | None", await super().step(payload))
 
 
-def refusal_hint(settings: Settings, refusals: list[str]) -> str:
-    """What to check when the brokers could not be reached with these settings."""
-    if refusals and settings.sasl_mechanism == "OAUTHBEARER":
+class _CheckingConnection(AIOKafkaConnection):  # type: ignore[misc]  # aiokafka is untyped
+    """A connection that hears a broker's refusal of a bearer token (see above)."""
+
+    def authenticator_oauth(self) -> _TokenAuthenticator:
+        return _TokenAuthenticator(sasl_oauth_token_provider=self._sasl_oauth_token_provider)
+
+
+async def _first_refusal(settings: Settings, timeout: float) -> str | None:
+    """The first bootstrap server's refusal of the credentials; None once one accepts them."""
+    for host, port, _ in collect_hosts(settings.bootstrap_servers):
+        connection = _CheckingConnection(
+            host,
+            port,
+            client_id=f"{settings.app_id}-credentials-check",
+            request_timeout_ms=int(timeout * 1000),
+            **aiokafka_security(settings),
+        )
+        try:
+            await asyncio.wait_for(connection.connect(), timeout)
+        except SaslAuthenticationFailed as refusal:
+            return str(refusal)
+        except Exception as error:  # this server cannot tell; ask the next
+            log.debug("credentials check at %s:%s: %r", host, port, error)
+            continue
+        finally:
+            connection.close()
+        return None
+    return None
+
+
+def credentials_refused(settings: Settings, timeout: float = 10.0) -> str | None:
+    """The brokers' refusal of the settings' SASL credentials, if a broker refuses them.
+
+    Asked after a Kafka client failed to reach the brokers, to tell the
+    operator why. kafka-python only times out then. It reads the refusal
+    when the broker's answer comes apart from its closing the connection, and
+    loses it when both come at once, as often happens: its TLS transport
+    drops what it read together with the end of the stream. So this asks on
+    a connection of its own, with aiokafka, which reads what came before the
+    end; an OAUTHBEARER exchange is finished as the RFC has it (see
+    ``_TokenAuthenticator``). One attempt per bootstrap server, in order,
+    each within ``timeout`` seconds. None without SASL, when the credentials
+    are accepted, or when no broker answers.
+
+    >>> from driftline.streams.settings import Settings
+    >>> credentials_refused(Settings()) is None  # PLAINTEXT: nothing to refuse
+    True
+    """
+    if not settings.security_protocol.startswith("SASL"):
+        return None
+    return asyncio.run(_first_refusal(settings, timeout))
+
+
+def refusal_hint(settings: Settings, refusal: str | None) -> str:
+    """What to check when the brokers could not be reached with these settings, given their
+    refusal of the credentials, if any (see :func:`credentials_refused`)."""
+    if refusal and settings.sasl_mechanism == "OAUTHBEARER":
         return (
             "the brokers refused the bearer token in DRIFTLINE_SASL_OAUTH_TOKEN_FILE="
             f"{settings.sasl_oauth_token_file}: check that it is current and that they accept "
             "its issuer"
         )
-    if refusals:
+    if refusal:
         return (
             f"the brokers refused the SASL credentials of DRIFTLINE_SASL_USERNAME="
             f"{settings.sasl_username} ({settings.sasl_mechanism}): check "

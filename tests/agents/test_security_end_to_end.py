@@ -24,7 +24,7 @@ from driftline.broker import LocalKafkaBroker, SecuredListener, unsecured_token
 from driftline.client import Publisher
 from driftline.schemas import PredictionEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
-from driftline.streams.security import kafka_python_security
+from driftline.streams.security import credentials_refused, kafka_python_security
 from driftline.streams.settings import Settings, to_environment
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
@@ -191,6 +191,42 @@ def test_a_wrong_password_fails_the_worker_at_start_saying_so_without_the_secret
     assert time.monotonic() - started < 40  # the startup timeout, not forever
     assert "refused the SASL credentials of DRIFTLINE_SASL_USERNAME=driftline" in result.stderr
     assert "a-wrong-password-given" not in result.stdout + result.stderr
+
+
+def test_a_brokers_refusal_of_the_credentials_is_read_each_time_it_is_asked_for(
+    secured_broker: LocalKafkaBroker, tmp_path: Path
+):
+    # The broker sends its refusal and closes the connection at once: a client
+    # that drops what it read with the close (kafka-python did, on most
+    # attempts after a broker's first refusal) would not tell it every time.
+    settings = secured_settings(secured_broker, tmp_path / "worker")
+    wrong = settings.model_copy(update={"sasl_password": SecretStr("a-wrong-password-given")})
+    refusals = [credentials_refused(wrong, timeout=20) for _ in range(4)]
+    assert all("Authentication failed" in (refusal or "") for refusal in refusals), refusals
+    assert "a-wrong-password-given" not in str(refusals)
+    assert credentials_refused(settings, timeout=20) is None  # accepted
+    nothing_there = f"127.0.0.1:{free_port()}"
+    unanswered = wrong.model_copy(update={"bootstrap_servers": nothing_there})
+    assert credentials_refused(unanswered) is None
+    after_one_down = f"{nothing_there},{settings.bootstrap_servers}"
+    refusal = credentials_refused(wrong.model_copy(update={"bootstrap_servers": after_one_down}))
+    assert "Authentication failed" in (refusal or "")
+
+
+def test_a_brokers_refusal_of_a_bearer_token_is_read_and_a_current_token_accepted(
+    secured_broker: LocalKafkaBroker, tmp_path: Path
+):
+    # A broker answers a bad token with an error challenge, and fails the
+    # exchange only once the client acknowledges it (RFC 7628).
+    settings = secured_settings(secured_broker, tmp_path / "worker", "OAUTHBEARER")
+    assert settings.sasl_oauth_token_file is not None
+    assert credentials_refused(settings, timeout=20) is None
+    expired = unsecured_token(USER, lifetime_seconds=-600)
+    settings.sasl_oauth_token_file.write_text(expired)
+    refusal = credentials_refused(settings, timeout=20)
+    assert "SaslAuthenticationFailed" in (refusal or ""), refusal
+    assert "invalid_token" in (refusal or ""), refusal
+    assert expired not in (refusal or "")
 
 
 def test_an_expired_bearer_token_fails_the_worker_at_start_naming_its_file(
