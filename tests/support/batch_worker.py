@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--target-seconds", type=float, default=None)
     parser.add_argument("--sizes", default=None, help="a file to append each batch's size to")
     parser.add_argument("--neighbour", type=float, default=None, help="seconds it blocks at a time")
+    parser.add_argument(
+        "--within", type=float, default=0.1, help="seconds a batch waits to fill once begun"
+    )
     args = parser.parse_args()
     dapp = create_app(load_settings())
     if args.buffer is not None:  # a feed holds max(this, 2 * max-records) records
@@ -62,7 +65,7 @@ def main() -> None:
         async for batch in take_batches(
             stream,
             max_records=args.max_records,
-            within=0.1,
+            within=args.within,
             target_seconds=args.target_seconds,
             clock=clock,
         ):
