@@ -189,7 +189,8 @@ class _CheckingConnection(AIOKafkaConnection):  # type: ignore[misc]  # aiokafka
 
 
 async def _first_refusal(settings: Settings, timeout: float) -> str | None:
-    """The first bootstrap server's refusal of the credentials; None once one accepts them."""
+    """The refusal of the credentials by the first bootstrap server that answers; None once
+    one accepts them, or when none answers."""
     for host, port, _ in collect_hosts(settings.bootstrap_servers):
         connection = _CheckingConnection(
             host,
@@ -199,7 +200,7 @@ async def _first_refusal(settings: Settings, timeout: float) -> str | None:
             **aiokafka_security(settings),
         )
         try:
-            await asyncio.wait_for(connection.connect(), timeout)
+            await connection.connect()
         except SaslAuthenticationFailed as refusal:
             return str(refusal)
         except Exception as error:  # this server cannot tell; ask the next
@@ -222,8 +223,8 @@ def credentials_refused(settings: Settings, timeout: float = 10.0) -> str | None
     a connection of its own, with aiokafka, which reads what came before the
     end; an OAUTHBEARER exchange is finished as the RFC has it (see
     ``_TokenAuthenticator``). One attempt per bootstrap server, in order,
-    each within ``timeout`` seconds. None without SASL, when the credentials
-    are accepted, or when no broker answers.
+    within ``timeout`` seconds in all. None without SASL, when the
+    credentials are accepted, or when no broker answers in time.
 
     >>> from driftline.streams.settings import Settings
     >>> credentials_refused(Settings()) is None  # PLAINTEXT: nothing to refuse
@@ -231,7 +232,10 @@ def credentials_refused(settings: Settings, timeout: float = 10.0) -> str | None
     """
     if not settings.security_protocol.startswith("SASL"):
         return None
-    return asyncio.run(_first_refusal(settings, timeout))
+    try:
+        return asyncio.run(asyncio.wait_for(_first_refusal(settings, timeout), timeout))
+    except TimeoutError:
+        return None
 
 
 def refusal_hint(settings: Settings, refusal: str | None) -> str:

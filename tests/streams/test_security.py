@@ -1,4 +1,6 @@
+import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,7 @@ from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
 from driftline.streams.security import (
     TokenFile,
     aiokafka_security,
+    credentials_refused,
     faust_credentials,
     kafka_python_security,
     ssl_context,
@@ -71,3 +74,17 @@ def test_tls_alone_and_oauth_map_to_their_faust_credentials(tmp_path: Path):
     )
     assert isinstance(faust_credentials(oauth), OAuthCredentials)
     assert aiokafka_security(oauth)["sasl_mechanism"] == "OAUTHBEARER"
+
+
+def test_a_credentials_check_gives_up_in_time_on_servers_that_never_answer():
+    # Each takes the connection (the system's backlog does) and never says a word.
+    silent = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
+    try:
+        servers = ",".join(f"127.0.0.1:{server.getsockname()[1]}" for server in silent)
+        settings = Settings(bootstrap_servers=servers, **SCRAM)
+        started = time.monotonic()
+        assert credentials_refused(settings, timeout=2.0) is None
+        assert time.monotonic() - started < 5  # one timeout for them all (not 6 s: one each)
+    finally:
+        for server in silent:
+            server.close()
