@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import islice
 from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple, TypeGuard
@@ -193,6 +194,20 @@ class _VersionBatch:
         return (self.spec.model_id, self.spec.model_version)
 
 
+@dataclass
+class Screened:
+    """A batch checked event by event (:meth:`Intake.screen_batch`), for its monitors next."""
+
+    outputs: list[list[Output]]
+    """Each message's outputs so far: those of the messages refused or repeated."""
+    arrived: list[tuple[int, Decoded, ModelMonitor]]
+    """The new valid events (no labels), in order, by place, with their version's monitor."""
+    labels: list[tuple[int, "_NewLabel"]]
+    """The new labels, in order, by place, for the join."""
+    created: list[ModelKey]
+    """The model versions whose monitors the screening created, in order."""
+
+
 class Intake:
     """Decides, for each consumed message, what it leads to.
 
@@ -355,17 +370,31 @@ class Intake:
         """Process what :meth:`read_many` made of a batch of messages; each message's outputs.
 
         Each event is checked on its own (model, spec, repeats) in the
-        batch's order; the valid events of each model version then go through
-        its monitor together, every version's drift tests side by side
-        (:meth:`ModelMonitor.update_batches`), and the
-        version's alert state is saved once. The outputs are those of
-        processing the messages one by one, in the same order.
+        batch's order (:meth:`screen_batch`); the valid events of each model
+        version then go through its monitor together, every version's drift
+        tests side by side (:meth:`process_screened`). The outputs are those
+        of processing the messages one by one, in the same order.
+        """
+        return self.process_screened(self.screen_batch(items))
+
+    def screen_batch(self, items: Sequence[Decoded | list[Output]]) -> "Screened":
+        """The first part of :meth:`process_batch_each`: check each event of a batch on its
+        own (model, spec, repeats), in order, and create the monitors of versions new to it.
+
+        What an event refused or repeated leads to is in the result's
+        ``outputs``; the events that go on to their monitors (``arrived``) and
+        the new labels that go on to the join (``labels``) are only put aside.
+        None of that reads or changes a monitor or the label join, and
+        :meth:`process_screened` reads nothing of what this keeps (the
+        recent ids), so the two can run in two processes, one batch apart:
+        see :mod:`driftline.pipelined_replay`.
         """
         outputs: list[list[Output]] = [item if isinstance(item, list) else [] for item in items]
         known: dict[tuple[InputTopic, str, str], _Known] = {}
         checked: list[tuple[int, Decoded, _Known]] = []
         new_labels: list[tuple[int, _NewLabel]] = []
         in_time = self._all_in_time(items)
+        watched = len(self._monitors)
         for index, item in enumerate(items):
             if isinstance(item, list):
                 continue
@@ -384,12 +413,36 @@ class Intake:
             else:
                 checked.append((index, item, accepted))
         if new_labels:
-            self._join_labels(new_labels, outputs)
+            new_labels = self._new_labels(new_labels, outputs)
+        created = list(islice(self._monitors, watched, None))
+        arrived = [
+            (index, item, version.monitor)
+            for index, item, version in self._arrived(checked, outputs)
+        ]
+        return Screened(outputs, arrived, new_labels, created)
+
+    def process_screened(self, screened: "Screened") -> list[list[Output]]:
+        """The second part of :meth:`process_batch_each`: join the new labels, then take each
+        model version's arrived events through its monitor and lifecycle; each message's
+        outputs (those of :meth:`screen_batch` too).
+
+        The versions' monitors are those :meth:`screen_batch` created, or
+        ``screened.created`` names (each created here if missing, in order:
+        for a copy of this intake that did not screen the batch itself).
+        """
+        outputs = screened.outputs
+        for key in screened.created:
+            if key not in self._monitors:
+                spec = self.registry.spec(*key)
+                assert spec is not None, f"model {key[0]} version {key[1]} has no spec here"
+                self._monitor_for(spec)
+        if screened.labels:
+            self._join_new_labels(screened.labels, outputs)
         versions: dict[int, _VersionBatch] = {}  # by the id of the version's one monitor
-        for index, item, version in self._arrived(checked, outputs):
-            batch = versions.get(id(version.monitor))
+        for index, item, monitor in screened.arrived:
+            batch = versions.get(id(monitor))
             if batch is None:
-                batch = versions[id(version.monitor)] = _VersionBatch(version.spec, version.monitor)
+                batch = versions[id(monitor)] = _VersionBatch(monitor.spec, monitor)
             batch.indices.append(index)
             batch.messages.append(item.message)
             batch.events.append(item.event)  # type: ignore[arg-type]  # labels went to the join
@@ -632,14 +685,13 @@ class Intake:
             for topic in InputTopic:
                 self._recent.pop((topic, model[0]), None)
 
-    def _join_labels(
+    def _new_labels(
         self, labels: list[tuple[int, _NewLabel]], outputs: list[list[Output]]
-    ) -> None:
-        """Join a batch's labels that are not repeats (:meth:`LabelDesk.label_many`), a run
-        of one partition at a time, so that every join write is on its label's partition;
-        what each leads to goes to its place in ``outputs``.
+    ) -> list[tuple[int, _NewLabel]]:
+        """The batch's labels that are not repeats; what a repeated one leads to goes to its
+        place in ``outputs``.
 
-        The repeats are told apart first, all of a model's labels at once as a rule
+        The repeats are told apart all of a model's labels at once as a rule
         (:meth:`_repeats`), as they were one by one before any label was joined.
         """
         repeated = self._repeats(
@@ -654,7 +706,15 @@ class Intake:
             outputs,
         )
         if repeated:
-            labels = [(index, new) for index, new in labels if index not in repeated]
+            return [(index, new) for index, new in labels if index not in repeated]
+        return labels
+
+    def _join_new_labels(
+        self, labels: list[tuple[int, _NewLabel]], outputs: list[list[Output]]
+    ) -> None:
+        """Join a batch's new labels (:meth:`LabelDesk.label_many`), a run of one partition at
+        a time, so that every join write is on its label's partition; what each leads to goes
+        to its place in ``outputs``."""
         for start, end in _partition_runs([new.message for _, new in labels]):
             run = [new for _, new in labels[start:end]]
             self._at(run[0].message)
