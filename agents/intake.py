@@ -164,7 +164,7 @@ class _Known(NamedTuple):
     recent: RecentEventIds
 
 
-class _NewLabel(NamedTuple):
+class NewLabel(NamedTuple):
     """A label that passed its checks: it goes to the join unless it is a repeat."""
 
     message: InputMessage
@@ -202,7 +202,7 @@ class Screened:
     """Each message's outputs so far: those of the messages refused or repeated."""
     arrived: list[tuple[int, Decoded, ModelMonitor]]
     """The new valid events (no labels), in order, by place, with their version's monitor."""
-    labels: list[tuple[int, "_NewLabel"]]
+    labels: list[tuple[int, "NewLabel"]]
     """The new labels, in order, by place, for the join."""
     created: list[ModelKey]
     """The model versions whose monitors the screening created, in order."""
@@ -392,7 +392,7 @@ class Intake:
         outputs: list[list[Output]] = [item if isinstance(item, list) else [] for item in items]
         known: dict[tuple[InputTopic, str, str], _Known] = {}
         checked: list[tuple[int, Decoded, _Known]] = []
-        new_labels: list[tuple[int, _NewLabel]] = []
+        new_labels: list[tuple[int, NewLabel]] = []
         in_time = self._all_in_time(items)
         watched = len(self._monitors)
         for index, item in enumerate(items):
@@ -408,7 +408,7 @@ class Intake:
                 continue
             if isinstance(accepted, list):
                 outputs[index] = accepted
-            elif isinstance(accepted, _NewLabel):
+            elif isinstance(accepted, NewLabel):
                 new_labels.append((index, accepted))
             else:
                 checked.append((index, item, accepted))
@@ -426,16 +426,11 @@ class Intake:
         model version's arrived events through its monitor and lifecycle; each message's
         outputs (those of :meth:`screen_batch` too).
 
-        The versions' monitors are those :meth:`screen_batch` created, or
-        ``screened.created`` names (each created here if missing, in order:
-        for a copy of this intake that did not screen the batch itself).
+        An intake that did not screen the batch itself (a copy of the one that
+        did) first creates the monitors the screening created
+        (:meth:`create_monitors`).
         """
         outputs = screened.outputs
-        for key in screened.created:
-            if key not in self._monitors:
-                spec = self.registry.spec(*key)
-                assert spec is not None, f"model {key[0]} version {key[1]} has no spec here"
-                self._monitor_for(spec)
         if screened.labels:
             self._join_new_labels(screened.labels, outputs)
         versions: dict[int, _VersionBatch] = {}  # by the id of the version's one monitor
@@ -469,7 +464,7 @@ class Intake:
         known: dict[tuple[InputTopic, str, str], _Known],
         *,
         in_time: bool = False,
-    ) -> _Known | _NewLabel | list[Output]:
+    ) -> _Known | NewLabel | list[Output]:
         """:meth:`_check`, skipping what an earlier event of the batch established.
 
         Once an event of a model version is accepted, nothing in the batch
@@ -544,7 +539,7 @@ class Intake:
 
     def _check(
         self, decoded: Decoded, *, in_time: bool = False
-    ) -> _Known | _NewLabel | list[Output]:
+    ) -> _Known | NewLabel | list[Output]:
         """A valid event's version, monitor and recent ids (not arrived yet), or a new label
         for the join; else what the event leads to on its own. ``in_time``: the event is
         known to be within its time allowance."""
@@ -555,7 +550,7 @@ class Intake:
         if rejection is not None:
             return [self._dead_letter(message, rejection)]
         if isinstance(event, LabelEvent):
-            return _NewLabel(message, event)  # repeats are told apart with the batch's others
+            return NewLabel(message, event)  # repeats are told apart with the batch's others
         spec = self.registry.spec(event.model_id, event.model_version)
         assert spec is not None
         if isinstance(event, PredictionEvent):
@@ -685,9 +680,17 @@ class Intake:
             for topic in InputTopic:
                 self._recent.pop((topic, model[0]), None)
 
+    def create_monitors(self, keys: Sequence[ModelKey]) -> None:
+        """Create the monitors of these model versions, in order, as :meth:`screen_batch`
+        created them in another intake (a copy of this one as it was then)."""
+        for key in keys:
+            spec = self.registry.spec(*key)
+            if spec is None or self._monitor_for(spec) is None:
+                raise RuntimeError(f"model {key[0]} version {key[1]} got no monitor here")
+
     def _new_labels(
-        self, labels: list[tuple[int, _NewLabel]], outputs: list[list[Output]]
-    ) -> list[tuple[int, _NewLabel]]:
+        self, labels: list[tuple[int, NewLabel]], outputs: list[list[Output]]
+    ) -> list[tuple[int, NewLabel]]:
         """The batch's labels that are not repeats; what a repeated one leads to goes to its
         place in ``outputs``.
 
@@ -710,7 +713,7 @@ class Intake:
         return labels
 
     def _join_new_labels(
-        self, labels: list[tuple[int, _NewLabel]], outputs: list[list[Output]]
+        self, labels: list[tuple[int, NewLabel]], outputs: list[list[Output]]
     ) -> None:
         """Join a batch's new labels (:meth:`LabelDesk.label_many`), a run of one partition at
         a time, so that every join write is on its label's partition; what each leads to goes

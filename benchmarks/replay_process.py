@@ -9,7 +9,8 @@ covers :meth:`~driftline.replay.Replay.feed` alone, wall time and the
 process's own CPU time (the other processes' too, with ``--processes``
 above 1: the children's CPU time as their parent reaps them), and is
 written to ``--result`` as JSON. ``--processes`` is the command's: 0 (the
-default) for one per CPU, never more than the specs' models.
+default) for one per CPU, never more than the specs' models (two for one model,
+one after the other).
 
     python benchmarks/replay_process.py --specs specs.json --events events.jsonl --result out.json
 """

@@ -12,7 +12,8 @@ unless ``--bootstrap-servers`` names one), each path reads every event,
   its committed offsets reach the end (start-up reported apart);
 - (d) replay, in a process of its own set up as ``driftline replay`` sets itself
   up, over the same events' bytes, in as many processes as the command takes
-  (one per CPU, no more than the models); (d1) the same in one process.
+  (one per CPU, no more than the models, or two one after the other for one
+  model); (d1) the same in one process.
 
 Then, per layout: the worker's resident memory, and alert latency at half
 the worker's measured rate. Once: the serialized state of a model monitor

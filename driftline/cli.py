@@ -532,15 +532,17 @@ def replay(
         typer.Option(
             min=0,
             help="Processes sharing the models (0: one per CPU); never more than the specs' "
-            "models, and one with --report. Each is bounded as one worker is.",
+            "models (two for one model: one screens the events, the other monitors them), "
+            "and one with --report. Each is bounded as one worker is.",
         ),
     ] = 0,
 ) -> None:
     """Run recorded events through the worker's checks offline; print every alert it would raise.
 
     A summary (events processed, refused by reason, duplicates) ends the output, on stderr.
-    The models are shared among processes, one per CPU unless told: the
-    alerts and counts are those of one process (see driftline.replay.Replay).
+    The models are shared among processes, one per CPU unless told (a single model's
+    events go through two, one after the other): the alerts and counts are those of one
+    process (see driftline.replay.Replay).
 
     Example: driftline replay events.jsonl --spec spec.yaml --labels labels.jsonl --report out.html
     """

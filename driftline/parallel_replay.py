@@ -400,7 +400,7 @@ def _serve(
 ) -> None:
     """A forked process's life: take batches, send back the outputs of its share; at the end
     of the input, its counters."""
-    _own_streams()
+    own_streams()
     for other in inherited:  # the parent's ends: a pipe ends when its parent does
         other.close()
     try:
@@ -429,7 +429,7 @@ def _send(connection: Connection, answer: tuple[str, object]) -> None:
     connection.send_bytes(pickle.dumps(answer, protocol=PICKLE_PROTOCOL))
 
 
-def _own_streams() -> None:
+def own_streams() -> None:
     """Give a forked process standard streams and log handlers of its own, over a copy of
     standard error: an inherited stream's lock may have been held by another thread at the fork,
     and whatever it held unwritten would be written twice."""

@@ -189,7 +189,9 @@ def test_processes_are_capped_by_the_models_and_the_report():
     specs = [simulated_model_spec(model_id=m) for m in ("m0", "m1", "m0")]
     assert Replay(specs, processes=8).processes == 2
     assert Replay(specs, processes=8, history=StatusHistory()).processes == 1
-    assert Replay(specs[:1], processes=8).processes == 1
+    assert Replay(specs[:1], processes=8).processes == 2  # one after the other
+    assert Replay(specs[:1], processes=1).processes == 1
+    assert Replay([], processes=8).processes == 1
     with pytest.raises(ValueError, match="at least 1"):
         Replay(specs, processes=0)
 

@@ -1,0 +1,207 @@
+"""Replay of one model in two processes, one after the other: the outputs and counts of one."""
+
+import json
+import multiprocessing
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from driftline.agents.intake import InputTopic, Intake, IntakeCounters, Screened
+from driftline.pipelined_replay import event_pickle
+from driftline.replay import Replay
+from driftline.schemas import FeatureEvent, LabelEvent, ModelSpec, PredictionEvent
+from driftline.simulate import (
+    simulated_classifier_spec,
+    simulated_classifier_traffic,
+    simulated_model_spec,
+    simulated_predictions,
+)
+from driftline.streams.settings import Settings
+
+
+def lines_of(count: int, *, shift_at: int, version: str = "1", seed: int = 0) -> list[bytes]:
+    return [
+        event.model_dump_json().encode()
+        for event in simulated_predictions(
+            count, shift_at=shift_at, shift=1.0, model_version=version, seed=seed
+        )
+    ]
+
+
+def bad_lines(good: bytes) -> list[bytes]:
+    """Lines a worker refuses, made from a good one: each a reason of its own."""
+    event = json.loads(good)
+    return [
+        b"not json",
+        json.dumps({**event, "model_id": "nobody"}).encode(),
+        json.dumps({**event, "prediction": "high", "event_id": "x-1"}).encode(),
+        json.dumps({**event, "model_version": "9", "event_id": "x-2"}).encode(),
+        good[:-7],
+    ]
+
+
+def replayed(
+    lines: list[bytes],
+    processes: int,
+    *,
+    specs: Sequence[ModelSpec] | None = None,
+    batch_size: int = 1_000,
+    settings: Settings | None = None,
+) -> tuple[list[str], IntakeCounters, Replay]:
+    run = Replay(
+        list(specs or [simulated_model_spec()]),
+        batch_size=batch_size,
+        processes=processes,
+        settings=settings,
+    )
+    outputs = [output.model_dump_json() for output in run.feed(lines)]
+    return outputs, run.intake.counters, run
+
+
+@pytest.fixture(scope="module")
+def mixed() -> list[bytes]:
+    lines = lines_of(8_000, shift_at=4_000)
+    bad = bad_lines(lines[0])
+    # Bad lines and repeats spread over the batches, the first ones before any good line.
+    return [*bad[:2], *lines[:4_000], *bad[2:], lines[10], *lines[4_000:], lines[5_000], bad[0]]
+
+
+def test_one_model_goes_through_two_processes_with_one_processs_outputs_and_counts(mixed):
+    alone = replayed(mixed, 1)
+    outputs, counters, run = replayed(mixed, 2)
+    assert run.processes == 2
+    assert outputs == alone[0]
+    assert counters == alone[1]
+    predictions = counters.topics[InputTopic.PREDICTIONS]
+    assert predictions.duplicates == 2
+    assert predictions.processed == 8_000
+    assert set(predictions.dead_letter_reasons) >= {"invalid_json", "unknown_model"}
+    assert sum(1 for output in outputs if '"status":"open"' in output) >= 1
+    assert multiprocessing.active_children() == []
+
+
+def test_a_classifiers_labels_are_joined_as_in_one_process(tmp_path: Path):
+    spec = simulated_classifier_spec()
+    events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
+    with events.open("w") as predicted, labels.open("w") as labelled:
+        for event in simulated_classifier_traffic(4_000, shift_at=2_000):
+            print(event.model_dump_json(), file=labelled if hasattr(event, "label") else predicted)
+    with labels.open("a") as labelled:  # a repeated label, and one of no prediction
+        first = json.loads(labels.read_text().splitlines()[0])
+        print(json.dumps(first), file=labelled)
+        print(json.dumps({**first, "event_id": "x", "prediction_id": "never-made"}), file=labelled)
+    runs = [Replay([spec], batch_size=700, processes=processes) for processes in (1, 2)]
+    outputs = [[o.model_dump_json() for o in run.feed_file(events, labels)] for run in runs]
+    assert runs[1].processes == 2
+    assert outputs[0] == outputs[1]
+    assert sum(1 for output in outputs[0] if '"realized"' in output) >= 3  # performance reports
+    assert runs[0].intake.counters == runs[1].intake.counters
+    labelled = runs[1].intake.counters.topics[InputTopic.LABELS]
+    assert (labelled.processed, labelled.duplicates, labelled.waiting) == (4_000, 1, 1)
+
+
+def test_versions_past_the_limit_are_refused_as_in_one_process():
+    specs = [simulated_model_spec(model_version=version) for version in ("1", "2", "3")]
+    lines = [
+        line
+        for some in zip(
+            *[lines_of(500, shift_at=250, version=v, seed=n) for n, v in enumerate("123")],
+            strict=True,
+        )
+        for line in some
+    ]
+    limited = Settings(max_models=2)
+    alone = replayed(lines, 1, specs=specs, batch_size=300, settings=limited)
+    outputs, counters, _ = replayed(lines, 2, specs=specs, batch_size=300, settings=limited)
+    assert (outputs, counters) == alone[:2]
+    assert counters.topics[InputTopic.PREDICTIONS].dead_letter_reasons["model_limit"] == 500
+
+
+LINES = lines_of(400, shift_at=200)
+POOL = [*LINES, *bad_lines(LINES[0])]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.integers(0, len(POOL) - 1), min_size=1, max_size=300),
+    batch_size=st.sampled_from([1, 7, 50, 500]),
+)
+def test_any_mix_of_lines_replays_alike_in_two_processes(picks, batch_size):
+    lines = [POOL[pick] for pick in sorted(picks)]  # in order: drift tests see time go on
+    alone = replayed(lines, 1, batch_size=batch_size)
+    piped = replayed(lines, 2, batch_size=batch_size)
+    assert piped[:2] == alone[:2]
+
+
+def test_a_failing_monitoring_process_fails_the_replay_with_its_traceback(monkeypatch):
+    processed = Intake.process_screened
+
+    def failing(self: Intake, screened: Screened) -> list[list]:
+        if any(place >= 100 for place, _, _ in screened.arrived):
+            raise ValueError("the monitors broke")
+        return processed(self, screened)
+
+    monkeypatch.setattr(Intake, "process_screened", failing)  # the forked process has it too
+    run = Replay([simulated_model_spec()], batch_size=200, processes=2)
+    with pytest.raises(RuntimeError, match="monitoring process failed") as raised:
+        list(run.feed(lines_of(1_000, shift_at=500)))
+    assert "ValueError: the monitors broke" in str(raised.value)
+    assert multiprocessing.active_children() == []
+
+
+def test_a_pipelined_replay_stopped_early_leaves_no_process_behind_and_is_fed_once():
+    run = Replay([simulated_model_spec()], batch_size=100, processes=2)
+    outputs = run.feed([b"not json", *lines_of(500, shift_at=500)])
+    next(outputs)
+    assert len(multiprocessing.active_children()) == 1
+    outputs.close()
+    assert multiprocessing.active_children() == []
+    with pytest.raises(RuntimeError, match="fed once"):
+        list(run.feed(lines_of(10, shift_at=10)))
+
+
+TIME = "2026-01-01T00:00:00Z"
+EVENT_JSON = st.fixed_dictionaries(
+    {
+        "model_id": st.text(min_size=1, max_size=5),
+        "model_version": st.sampled_from(["1", "2"]),
+        "event_id": st.text(min_size=1, max_size=5),
+        "event_time": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T01:00:00.5+02:00"]),
+    },
+    optional={
+        "features": st.dictionaries(
+            st.text(min_size=1, max_size=3),
+            st.none()
+            | st.booleans()
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(),
+            max_size=4,
+        ),
+        "prediction": st.floats(allow_nan=False, allow_infinity=False) | st.text(min_size=1),
+        "interval": st.just({"lower": 0.0, "upper": 1.0}),
+        "probabilities": st.just({"a": 0.25, "b": 0.75}),
+    },
+)
+
+
+@given(st.lists(EVENT_JSON, max_size=5), st.data())
+def test_events_cross_whole_remade_from_their_fields(documents, data):
+    events: list[PredictionEvent | FeatureEvent | LabelEvent] = [
+        PredictionEvent.model_validate_json(json.dumps(document)) for document in documents
+    ]
+    if data.draw(st.booleans()):
+        common = {"model_id": "m", "event_id": "e", "prediction_id": "p", "event_time": TIME}
+        label = data.draw(st.sampled_from([1.0, "yes"]))
+        events.append(LabelEvent.model_validate_json(json.dumps(common | {"label": label})))
+        features = {"model_version": "1", "features": {"x": 1.5, "y": None}}
+        events.append(FeatureEvent.model_validate_json(json.dumps(common | features)))
+    remade = pickle.loads(event_pickle(events))
+    assert remade == events
+    assert [type(event) for event in remade] == [type(event) for event in events]
+    for event, again in zip(events, remade, strict=True):
+        assert again.model_fields_set == event.model_fields_set
+        assert again.model_dump_json() == event.model_dump_json()
