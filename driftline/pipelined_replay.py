@@ -175,7 +175,7 @@ class PipelinedIntake:
                 self._start()
             with collector_paused():  # a batch's messages are all new, and all live on
                 screened = self.intake.screen_batch(self.intake.read_many(batch))
-            going = self._going(batch, screened)
+                going = self._going(batch, screened)
             done = None if waiting is None else (waiting[0], self._merged(waiting[1]))
             self._post(*going)  # the other process, done with the last batch, starts on it
             if done is not None:
