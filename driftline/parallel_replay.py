@@ -49,7 +49,7 @@ import sys
 import traceback
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import accumulate, repeat
 from multiprocessing.connection import Connection
@@ -76,7 +76,7 @@ _new_position = partial(tuple.__new__, Position)
 _new_message = partial(tuple.__new__, InputMessage)
 """Named tuples made from a tuple of their fields: half the time of calling the class."""
 
-_END = b""
+END = b""
 """Sent in place of a batch: the input has ended, send your counters."""
 
 
@@ -329,14 +329,14 @@ class ParallelIntake:
         found = owned_outputs(self.intake, batch, self.shares)
         for share in range(1, self.processes):
             found += self._answer(share, "outputs")
-        found.sort(key=_place)
+        found.sort(key=by_place)
         return [message for _, messages in found for message in messages]
 
     def finish(self) -> None:
         """End the input: add every other process's counters to the intake's, then end them."""
         for share, (_, connection) in enumerate(self._children, start=1):
             try:
-                connection.send_bytes(_END)
+                connection.send_bytes(END)
             except OSError:
                 self._failed(share, None)
         for share in range(1, len(self._children) + 1):
@@ -391,17 +391,39 @@ class ParallelIntake:
         raise RuntimeError(f"replay process {share} of {self.processes} failed:\n{text}")
 
 
-def _place(found: tuple[int, list[OutputMessage]]) -> int:
+def by_place(found: tuple[int, list[OutputMessage]]) -> int:
+    """The place in its batch of a message that led to outputs (a sort key)."""
     return found[0]
 
 
 def _serve(
     connection: Connection, inherited: list[Connection], intake: Intake, shares: Shares
 ) -> None:
-    """A forked process's life: take batches, send back the outputs of its share; at the end
-    of the input, its counters."""
+    """A forked process's life: take batches, send back the outputs of its share."""
+    serve_batches(
+        connection,
+        inherited,
+        intake,
+        lambda fields: owned_outputs(intake, unpacked(fields, connection.recv_bytes()), shares),
+    )
+
+
+def serve_batches(
+    connection: Connection,
+    inherited: Sequence[Connection],
+    intake: Intake,
+    work: Callable[[bytes], list[tuple[int, list[OutputMessage]]]],
+) -> None:
+    """A forked process's life: for each batch, what ``work`` finds of it (given the batch's
+    first part, it reads the rest from ``connection``), sent back; at the end of the input
+    (:data:`END` in place of a batch), its ``intake``'s counters. Its failure is sent back as
+    its traceback.
+
+    ``inherited``: the parent's ends of pipes, closed here, so that a pipe ends when its
+    parent does.
+    """
     own_streams()
-    for other in inherited:  # the parent's ends: a pipe ends when its parent does
+    for other in inherited:
         other.close()
     try:
         while True:
@@ -409,23 +431,21 @@ def _serve(
                 fields = connection.recv_bytes()
             except EOFError:  # the parent stopped early, or is gone
                 return
-            if fields == _END:
-                _send(connection, ("counters", intake.counters))
+            if fields == END:
+                send_answer(connection, ("counters", intake.counters))
                 return
-            joined = connection.recv_bytes()
             with collector_paused():  # a batch's messages are all new, and all live on
-                batch = unpacked(fields, joined)
-                found = owned_outputs(intake, batch, shares)
-            del batch, joined
-            _send(connection, ("outputs", found))
+                found = work(fields)
+            send_answer(connection, ("outputs", found))
     except BaseException:
         with contextlib.suppress(OSError):  # the parent may be gone
-            _send(connection, ("error", traceback.format_exc()))
+            send_answer(connection, ("error", traceback.format_exc()))
     finally:
         connection.close()
 
 
-def _send(connection: Connection, answer: tuple[str, object]) -> None:
+def send_answer(connection: Connection, answer: tuple[str, object]) -> None:
+    """Send a forked process's answer to its parent: its kind, and what it holds."""
     connection.send_bytes(pickle.dumps(answer, protocol=PICKLE_PROTOCOL))
 
 

@@ -33,11 +33,9 @@ at 44,700 to 46,900 events a second against 38,200 to 41,500 in one process,
 three runs of each alternated on two cores.
 """
 
-import contextlib
 import io
 import multiprocessing
 import pickle
-import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -48,19 +46,18 @@ from pydantic import BaseModel
 from driftline.agents.intake import Decoded, InputMessage, Intake, NewLabel, Screened
 from driftline.agents.outputs import OutputMessage
 from driftline.parallel_replay import (
+    END,
     PICKLE_PROTOCOL,
     STOP_SECONDS,
     add_counters,
-    own_streams,
+    by_place,
     packed,
+    serve_batches,
     unpacked,
 )
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent
 from driftline.schemas.events import PredictionInterval
 from driftline.streams.runtime import collector_paused
-
-_END = b""
-"""Sent in place of a batch: the input has ended, send your counters."""
 
 _new_object = object.__new__
 _set = object.__setattr__
@@ -192,7 +189,7 @@ class PipelinedIntake:
     def finish(self) -> None:
         """End the input: add the other process's counters to the intake's, then end it."""
         if self._child is not None:
-            self._post(_END)
+            self._post(END)
             add_counters(self.intake.counters, self._answer("counters"))
         self.close()
 
@@ -236,7 +233,7 @@ class PipelinedIntake:
         """This process's outputs of the batch in the other process, with what it found there,
         in the batch's order."""
         found: list[tuple[int, list[OutputMessage]]] = here + self._answer("outputs")
-        found.sort(key=_place)
+        found.sort(key=by_place)
         return [message for _, messages in found for message in messages]
 
     def _post(self, *parts: bytes) -> None:
@@ -268,33 +265,15 @@ class PipelinedIntake:
         raise RuntimeError(f"the replay's monitoring process failed:\n{text}")
 
 
-def _place(found: tuple[int, list[OutputMessage]]) -> int:
-    return found[0]
-
-
 def _monitor_batches(connection: Connection, parents: Connection, intake: Intake) -> None:
     """The forked process's life: take screened batches, send back what their events and
-    labels led to; at the end of the input, its counters."""
-    own_streams()
-    parents.close()  # the parent's end: the pipe ends when the parent does
-    try:
-        while True:
-            try:
-                fields = connection.recv_bytes()
-            except EOFError:  # the parent stopped early, or is gone
-                return
-            if fields == _END:
-                _send(connection, ("counters", intake.counters))
-                return
-            joined, going = connection.recv_bytes(), connection.recv_bytes()
-            with collector_paused():
-                found = _monitored(intake, unpacked(fields, joined), pickle.loads(going))
-            _send(connection, ("outputs", found))
-    except BaseException:
-        with contextlib.suppress(OSError):  # the parent may be gone
-            _send(connection, ("error", traceback.format_exc()))
-    finally:
-        connection.close()
+    labels led to."""
+
+    def monitored(fields: bytes) -> list[tuple[int, list[OutputMessage]]]:
+        batch = unpacked(fields, connection.recv_bytes())
+        return _monitored(intake, batch, pickle.loads(connection.recv_bytes()))
+
+    serve_batches(connection, [parents], intake, monitored)
 
 
 def _monitored(
@@ -320,7 +299,3 @@ def _monitored(
         for place, outputs in enumerate(each)
         if outputs
     ]
-
-
-def _send(connection: Connection, answer: tuple[str, object]) -> None:
-    connection.send_bytes(pickle.dumps(answer, protocol=PICKLE_PROTOCOL))

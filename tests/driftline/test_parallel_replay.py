@@ -1,6 +1,5 @@
 """Replay in several processes: the outputs and counts of one, every process ended after."""
 
-import json
 import multiprocessing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -9,6 +8,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from replays import refused_lines, replayed
 from typer.testing import CliRunner
 
 from driftline import cli
@@ -51,26 +51,10 @@ def drifting_lines(count: int, models: Iterable[str] = MODELS) -> list[bytes]:
 
 def bad_lines(good: bytes) -> list[bytes]:
     """Lines a worker refuses, made from a good one: each a reason of its own."""
-    event = json.loads(good)
-    return [
-        b"not json",
-        json.dumps({**event, "model_id": "nobody"}).encode(),
-        json.dumps({**event, "prediction": "high", "event_id": "x-1"}).encode(),
-        json.dumps({**event, "model_version": "9", "event_id": "x-2"}).encode(),
-        b'{"model_id": "m1"}',
-    ]
+    return [*refused_lines(good), b'{"model_id": "m1"}']
 
 
-def replayed(
-    lines: list[bytes], processes: int, *, batch_size: int = 1_000, models: Sequence[str] = MODELS
-) -> tuple[list[str], IntakeCounters, Replay]:
-    run = Replay(
-        [simulated_model_spec(model_id=model) for model in models],
-        batch_size=batch_size,
-        processes=processes,
-    )
-    outputs = [output.model_dump_json() for output in run.feed(lines)]
-    return outputs, run.intake.counters, run
+SPECS = [simulated_model_spec(model_id=model) for model in MODELS]
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +77,13 @@ def mixed() -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def one_process(mixed: list[bytes]) -> tuple[list[str], IntakeCounters]:
-    outputs, counters, _ = replayed(mixed, 1)
+    outputs, counters, _ = replayed(mixed, 1, SPECS)
     return outputs, counters
 
 
 @pytest.mark.parametrize("processes", [2, 3])
 def test_shared_processes_send_and_count_what_one_does(mixed, one_process, processes):
-    outputs, counters, run = replayed(mixed, processes)
+    outputs, counters, run = replayed(mixed, processes, SPECS)
     assert run.processes == processes
     assert outputs == one_process[0]
     assert counters == one_process[1]
@@ -145,8 +129,8 @@ BAD = bad_lines(LINES[0])
 def test_any_mix_of_lines_replays_alike_in_several_processes(picks, batch_size, processes):
     pool = [*LINES, *BAD]
     lines = [pool[pick] for pick in sorted(picks)]  # in order: drift tests see time go on
-    alone = replayed(lines, 1, batch_size=batch_size, models=MODELS[:3])
-    shared = replayed(lines, processes, batch_size=batch_size, models=MODELS[:3])
+    alone = replayed(lines, 1, SPECS[:3], batch_size=batch_size)
+    shared = replayed(lines, processes, SPECS[:3], batch_size=batch_size)
     assert shared[0] == alone[0]
     assert shared[1] == alone[1]
 

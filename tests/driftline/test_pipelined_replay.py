@@ -3,17 +3,17 @@
 import json
 import multiprocessing
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from replays import refused_lines, replayed
 
-from driftline.agents.intake import InputTopic, Intake, IntakeCounters, Screened
+from driftline.agents.intake import InputTopic, Intake, Screened
 from driftline.pipelined_replay import event_pickle
 from driftline.replay import Replay
-from driftline.schemas import FeatureEvent, LabelEvent, ModelSpec, PredictionEvent
+from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent
 from driftline.simulate import (
     simulated_classifier_spec,
     simulated_classifier_traffic,
@@ -34,32 +34,10 @@ def lines_of(count: int, *, shift_at: int, version: str = "1", seed: int = 0) ->
 
 def bad_lines(good: bytes) -> list[bytes]:
     """Lines a worker refuses, made from a good one: each a reason of its own."""
-    event = json.loads(good)
-    return [
-        b"not json",
-        json.dumps({**event, "model_id": "nobody"}).encode(),
-        json.dumps({**event, "prediction": "high", "event_id": "x-1"}).encode(),
-        json.dumps({**event, "model_version": "9", "event_id": "x-2"}).encode(),
-        good[:-7],
-    ]
+    return [*refused_lines(good), good[:-7]]
 
 
-def replayed(
-    lines: list[bytes],
-    processes: int,
-    *,
-    specs: Sequence[ModelSpec] | None = None,
-    batch_size: int = 1_000,
-    settings: Settings | None = None,
-) -> tuple[list[str], IntakeCounters, Replay]:
-    run = Replay(
-        list(specs or [simulated_model_spec()]),
-        batch_size=batch_size,
-        processes=processes,
-        settings=settings,
-    )
-    outputs = [output.model_dump_json() for output in run.feed(lines)]
-    return outputs, run.intake.counters, run
+SPEC = [simulated_model_spec()]
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +49,8 @@ def mixed() -> list[bytes]:
 
 
 def test_one_model_goes_through_two_processes_with_one_processs_outputs_and_counts(mixed):
-    alone = replayed(mixed, 1)
-    outputs, counters, run = replayed(mixed, 2)
+    alone = replayed(mixed, 1, SPEC)
+    outputs, counters, run = replayed(mixed, 2, SPEC)
     assert run.processes == 2
     assert outputs == alone[0]
     assert counters == alone[1]
@@ -115,8 +93,8 @@ def test_versions_past_the_limit_are_refused_as_in_one_process():
         for line in some
     ]
     limited = Settings(max_models=2)
-    alone = replayed(lines, 1, specs=specs, batch_size=300, settings=limited)
-    outputs, counters, _ = replayed(lines, 2, specs=specs, batch_size=300, settings=limited)
+    alone = replayed(lines, 1, specs, batch_size=300, settings=limited)
+    outputs, counters, _ = replayed(lines, 2, specs, batch_size=300, settings=limited)
     assert (outputs, counters) == alone[:2]
     assert counters.topics[InputTopic.PREDICTIONS].dead_letter_reasons["model_limit"] == 500
 
@@ -132,8 +110,8 @@ POOL = [*LINES, *bad_lines(LINES[0])]
 )
 def test_any_mix_of_lines_replays_alike_in_two_processes(picks, batch_size):
     lines = [POOL[pick] for pick in sorted(picks)]  # in order: drift tests see time go on
-    alone = replayed(lines, 1, batch_size=batch_size)
-    piped = replayed(lines, 2, batch_size=batch_size)
+    alone = replayed(lines, 1, SPEC, batch_size=batch_size)
+    piped = replayed(lines, 2, SPEC, batch_size=batch_size)
     assert piped[:2] == alone[:2]
 
 
