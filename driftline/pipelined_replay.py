@@ -96,7 +96,8 @@ _EVENT_TYPES: tuple[type[BaseModel], ...] = (
 
 def event_pickle(value: object) -> bytes:
     """``value`` pickled, its events (and their intervals) as their fields, to be remade as
-    they are without validation: a third of the time of pydantic's own pickling to load.
+    they are without validation: about three quarters of the time of pydantic's own pickling
+    to load (3.7 against 4.9 µs for an event of 20 features, 5,000 at a time).
 
     >>> from datetime import UTC, datetime
     >>> event = PredictionEvent(
