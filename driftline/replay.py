@@ -130,7 +130,9 @@ class Replay:
     unless the events name over 10,000 model versions, keep over 1,000,000
     labels waiting, hold predictions of over 10 models before their first
     label, or span more than 7 days, the outputs are those of one process,
-    in the same order, alert ids included, and so are the counts.
+    in the same order, alert ids included, and so are the counts. A single
+    model's two processes, one after the other, keep every bound as one
+    process does: their outputs and counts are always one process's.
     """
 
     def __init__(
@@ -164,7 +166,7 @@ class Replay:
         self.processes = 1 if history is not None else max(1, min(processes, most))
         """Processes the events go through: as asked, but no more than the specs' models (two
         for one model, one after the other), and one with ``history``."""
-        self._shared_fed = False
+        self._forked = False
 
     @property
     def counters(self) -> TopicCounters:
@@ -267,11 +269,11 @@ class Replay:
 
     def _start_once(self) -> None:
         """Note that the other processes are started: they cannot be again."""
-        if self._shared_fed:
+        if self._forked:
             raise RuntimeError(
                 "a replay in several processes is fed once: its models' state ended with them"
             )
-        self._shared_fed = True
+        self._forked = True
 
     def feed_file(self, path: Path, labels: Path | None = None) -> Generator[Output, None, None]:
         """:meth:`feed` over the lines of a JSON Lines file of prediction events, with the
