@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from replays import refused_lines, replayed
 
 from driftline.agents.intake import InputTopic, Intake, Screened
-from driftline.pipelined_replay import event_pickle
+from driftline.pipelined_replay import event_pickle, event_rows, remade_events
 from driftline.replay import Replay
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent
 from driftline.simulate import (
@@ -166,8 +166,9 @@ EVENT_JSON = st.fixed_dictionaries(
 )
 
 
-@given(st.lists(EVENT_JSON, max_size=5), st.data())
-def test_events_cross_whole_remade_from_their_fields(documents, data):
+def drawn_events(
+    documents: list[dict[str, object]], data: st.DataObject
+) -> list[PredictionEvent | FeatureEvent | LabelEvent]:
     events: list[PredictionEvent | FeatureEvent | LabelEvent] = [
         PredictionEvent.model_validate_json(json.dumps(document)) for document in documents
     ]
@@ -177,9 +178,31 @@ def test_events_cross_whole_remade_from_their_fields(documents, data):
         events.append(LabelEvent.model_validate_json(json.dumps(common | {"label": label})))
         features = {"model_version": "1", "features": {"x": 1.5, "y": None}}
         events.append(FeatureEvent.model_validate_json(json.dumps(common | features)))
-    remade = pickle.loads(event_pickle(events))
+    return events
+
+
+def assert_remade(remade: list[object], events: list[object]) -> None:
     assert remade == events
     assert [type(event) for event in remade] == [type(event) for event in events]
     for event, again in zip(events, remade, strict=True):
         assert again.model_fields_set == event.model_fields_set
         assert again.model_dump_json() == event.model_dump_json()
+
+
+@given(st.lists(EVENT_JSON, max_size=5), st.data())
+def test_events_cross_whole_remade_from_their_fields(documents, data):
+    events = drawn_events(documents, data)
+    assert_remade(pickle.loads(event_pickle(events)), events)
+
+
+@given(st.lists(EVENT_JSON, max_size=8), st.data())
+def test_events_cross_as_rows_sharing_their_sets_of_fields(documents, data):
+    events = drawn_events(documents, data)
+    places = data.draw(st.permutations(range(len(events))))
+    rows = event_rows(zip(places, events, strict=True))
+    # Events given the same fields share one set, which the pickle then holds once.
+    sets = {id(row[3]) for row in rows}
+    assert len(sets) == len({frozenset(event.model_fields_set) for event in events})
+    remade = remade_events(pickle.loads(event_pickle(rows)))
+    assert [place for place, _ in remade] == list(places)
+    assert_remade([event for _, event in remade], events)
