@@ -10,8 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from replays import refused_lines, replayed
 
-from driftline.agents.intake import InputTopic, Intake, Screened
-from driftline.pipelined_replay import event_pickle, event_rows, remade_events
+from driftline.agents.intake import InputMessage, InputTopic, Intake, Screened
+from driftline.monitors.positions import Position
+from driftline.pipelined_replay import (
+    SMALLEST_RAMPED,
+    event_pickle,
+    event_rows,
+    ramped,
+    remade_events,
+)
 from driftline.replay import Replay
 from driftline.schemas import FeatureEvent, LabelEvent, PredictionEvent
 from driftline.simulate import (
@@ -206,3 +213,46 @@ def test_events_cross_as_rows_sharing_their_sets_of_fields(documents, data):
     remade = remade_events(pickle.loads(event_pickle(rows)))
     assert [place for place, _ in remade] == list(places)
     assert_remade([event for _, event in remade], events)
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=300), st.booleans()), max_size=6))
+def test_ramped_batches_hold_the_messages_in_order_the_ends_of_predictions_cut_small(batches):
+    messages, made = [], 0
+    for size, with_a_label in batches:
+        topics = [InputTopic.PREDICTIONS] * size
+        if with_a_label and size:
+            topics[size // 2] = InputTopic.LABELS
+        messages.append(
+            [
+                InputMessage(topic, b"{}", None, Position("f", 0, made + n))
+                for n, topic in enumerate(topics)
+            ]
+        )
+        made += size
+    pieces = list(ramped(messages))
+    assert [m.source.offset for piece in pieces for m in piece] == list(range(made))
+    assert all(pieces)
+    whole = [batch for batch in messages if batch]
+    if not whole:
+        assert pieces == []
+        return
+    cut = {id(batch): len(batch) >= SMALLEST_RAMPED for batch in whole}
+    ends = (whole[0], whole[-1])
+    for batch in whole:  # a batch with a label, or between the ends, goes whole
+        labelled = any(m.topic is InputTopic.LABELS for m in batch)
+        if labelled or not any(batch is end for end in ends):
+            cut[id(batch)] = False
+    if len(whole) == 1:
+        cut[id(whole[0])] = cut[id(whole[0])] and len(whole[0]) // 2 >= SMALLEST_RAMPED
+    expected = 0
+    for batch in whole:
+        if not cut[id(batch)]:
+            expected += 1
+            assert batch in pieces
+        else:
+            expected += 8 if len(whole) == 1 else 4
+    assert len(pieces) == expected
+    if cut[id(whole[0])]:  # the first piece an eighth of the first batch (a sixteenth alone)
+        assert len(pieces[0]) == len(whole[0]) // (16 if len(whole) == 1 else 8)
+    if cut[id(whole[-1])]:
+        assert len(pieces[-1]) <= len(whole[-1]) // 8 + 1
