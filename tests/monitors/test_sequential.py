@@ -1,5 +1,9 @@
+import contextlib
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import lfilter
 
+from driftline.monitors import sequential
 from driftline.monitors.sequential import (
     P_MIN,
     BernoulliCusum,
@@ -642,3 +647,60 @@ def test_serial_estimates_of_different_lengths_update_as_each_alone(seed, length
         estimate.update_many(row[:n])
     SerialDependence.update_together(together, rows, lengths)
     assert [e.to_state() for e in together] == [e.to_state() for e in alone]
+
+
+@contextlib.contextmanager
+def recursive_filter(used: bool):
+    """Within the block, the decayed sums are taken by scipy.signal's filter (or by the loop)."""
+    saved = list(sequential._RECURSIVE_FILTER)
+    sequential._RECURSIVE_FILTER[:] = [lfilter] if used else []
+    try:
+        yield
+    finally:
+        sequential._RECURSIVE_FILTER[:] = saved
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.lists(st.integers(0, 120), min_size=1, max_size=6),
+    st.floats(1.0, 5_000.0),
+    st.booleans(),
+)
+def test_the_recursive_filter_takes_the_loops_decayed_sums_bit_for_bit(
+    seed, lengths, halflife, wild
+):
+    rng = np.random.default_rng(seed)
+    rows = rng.standard_t(2, size=(len(lengths), max(lengths) + 1)) * (1e150 if wild else 1.0)
+    starts = rng.normal(size=(len(lengths), 3))
+    states = []
+    for used in (False, True):
+        with recursive_filter(used):
+            together = [SerialDependence(halflife=halflife) for _ in lengths]
+            alone = [SerialDependence(halflife=halflife) for _ in lengths]
+            for a, b, start in zip(together, alone, starts, strict=True):
+                a.update_many(start)
+                b.update_many(start)
+            SerialDependence.update_together(together, rows, lengths)
+            SerialDependence.update_together(together, rows)  # every row whole
+            for estimate, row, n in zip(alone, rows, lengths, strict=True):
+                estimate.update_many(row[:n])
+                estimate.update_many(row)
+        states.append([e.to_state() for e in together + alone])
+    assert states[0] == states[1]
+    assert states[0][: len(lengths)] == states[0][len(lengths) :]
+
+
+def test_replay_takes_the_decayed_sums_with_the_filter_a_worker_with_the_loop():
+    code = (
+        "import sys\n"
+        "from driftline.monitors import sequential\n"
+        "import driftline.agents.worker\n"
+        "assert not sequential._RECURSIVE_FILTER and 'scipy.signal' not in sys.modules\n"
+        "from driftline.replay import tune_replay_process\n"
+        "tune_replay_process()\n"
+        "assert sequential._RECURSIVE_FILTER\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env=os.environ | {"PYTHONSAFEPATH": "1"}
+    )
