@@ -17,7 +17,7 @@ from enum import StrEnum
 from itertools import islice
 from operator import itemgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, NamedTuple, TypeGuard, cast
 
 from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
@@ -134,6 +134,9 @@ def _partition_runs(messages: Sequence[InputMessage]) -> Iterator[tuple[int, int
     >>> list(_partition_runs([InputMessage(InputTopic.LABELS, None, None, p) for p in at]))
     [(0, 2), (2, 3), (3, 4)]
     """
+    if messages and len({message.source.partition for message in messages}) == 1:
+        yield 0, len(messages)  # as a rule: one partition's messages
+        return
     start = 0
     while start < len(messages):
         partition = messages[start].source.partition
@@ -150,6 +153,10 @@ def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]
         event.prediction is not None or bool(event.probabilities)
     )
 
+
+_tuple_new = tuple.__new__
+"""Makes a named tuple without the Python-level ``__new__`` its class adds: half the time
+(about 100 against 220 ns), for tuples made once an event."""
 
 _NEW = Arrival.NEW
 _REGRESSION = TaskType.REGRESSION
@@ -303,7 +310,7 @@ class Intake:
                         rejected.append((index, event))
                         taken += 1
                 elif owns is None or owns(index, event.model_id):
-                    items[index] = Decoded(messages[index], event)
+                    items[index] = _tuple_new(Decoded, (messages[index], event))
                     taken += 1
             self.counters.topics[topic].consumed += taken
             for index, rejection in sorted(rejected, key=itemgetter(0)):
@@ -614,21 +621,20 @@ class Intake:
         version's alerts. Runs keep every join write on its event's partition.
         """
         pending: list[PendingOutputs] = []
-        judged: list[tuple[InputMessage, PredictionEvent]] = []
-        places: list[int] = []
-        for place, (message, event) in enumerate(zip(batch.messages, batch.events, strict=True)):
-            if _judged(event):
-                judged.append((message, event))
-                places.append(place)
-        for start, end in _partition_runs([message for message, _ in judged]):
-            self._at(judged[start][0])
-            run = judged[start:end]
+        places = [place for place, event in enumerate(batch.events) if _judged(event)]
+        messages: Sequence[InputMessage] = batch.messages
+        events = cast(list[PredictionEvent], batch.events)
+        if len(places) < len(events):  # as a rule, every event is a judged prediction
+            messages = [messages[place] for place in places]
+            events = [events[place] for place in places]
+        for start, end in _partition_runs(messages):
+            self._at(messages[start])
             pending += self.labels.join_predictions(
                 batch.spec,
-                [event for _, event in run],
-                [message.source for message, _ in run],
+                events[start:end],
+                [message.source for message in messages[start:end]],
             )
-        if len(places) == len(batch.events):  # as a rule, every event is a judged prediction
+        if len(places) == len(batch.events):
             return list(pending)
         owed: list[PendingOutputs | None] = [None] * len(batch.events)
         for place, some in zip(places, pending, strict=True):

@@ -274,13 +274,17 @@ class PerformanceMonitor:
         the findings event by event (the label join's payloads) passes them on.
         """
         first, window, classifier = self._predictions, self.window, self._classifier
+        made = tuple.__new__  # a named tuple's own constructor takes twice as long
         return [
-            PredictionRecord(
-                (first + number) // window,
-                event.event_time,
-                _predicted_class(event) if classifier else event.prediction,
-                dict(event.probabilities) if event.probabilities else None,
-                position,
+            made(
+                PredictionRecord,
+                (
+                    (first + number) // window,
+                    event.event_time,
+                    _predicted_class(event) if classifier else event.prediction,
+                    dict(event.probabilities) if event.probabilities else None,
+                    position,
+                ),
             )
             for number, (event, position) in enumerate(zip(events, positions, strict=True))
         ]
