@@ -76,22 +76,58 @@ def counted_events(
     each one's :func:`~driftline.monitors.findings.prediction_value` and
     :func:`~driftline.monitors.uncertainty.uncertainty_of`.
 
-    Both worked out here, event by event as they would, with the version's
-    task looked up once (two calls an event cost as much as the rest).
-    Raises ``ValueError`` for an event of another model version.
+    Both worked out here as they would, with the version's task looked up
+    once (two calls an event cost as much as the rest), a pass over the
+    batch for each part when all are predictions (about a third of the
+    time of one loop doing all of it). Raises ``ValueError`` for an event
+    of another model version.
     """
-    rows: list[int] = []
-    predictions: list[object] = []
-    unsure: list[float | None] = []
     model_id, version = spec.model_id, spec.model_version
-    wanted = float if spec.task is TaskType.REGRESSION else str
-    classifier = spec.task is TaskType.CLASSIFICATION
-    for index, event in enumerate(events):
+    for event in events:
         if event.model_id != model_id or event.model_version != version:
             raise ValueError(
                 f"event of {event.model_id}/{event.model_version} fed to the monitor of "
                 f"{model_id}/{version}"
             )
+    wanted = float if spec.task is TaskType.REGRESSION else str
+    classifier = spec.task is TaskType.CLASSIFICATION
+    predicted = [event for event in events if isinstance(event, PredictionEvent)]
+    if len(predicted) < len(events):  # feature events among them: event by event
+        return _counted_in_turn(events, wanted, classifier)
+    predictions: list[object] = [
+        given if isinstance(given, wanted) else None
+        for given in [event.prediction for event in predicted]
+    ]
+    unsure: list[float | None]
+    if classifier:
+        unsure = [
+            None if event.probabilities is None else margin(event.probabilities)
+            for event in predicted
+        ]
+    else:
+        unsure = [
+            None if event.interval is None else event.interval.upper - event.interval.lower
+            for event in predicted
+        ]
+    rows = [
+        index
+        for index, event in enumerate(predicted)
+        if event.features is not None or predictions[index] is not None or unsure[index] is not None
+    ]
+    if len(rows) < len(events):
+        predictions = [predictions[index] for index in rows]
+        unsure = [unsure[index] for index in rows]
+    return rows, predictions, unsure
+
+
+def _counted_in_turn(
+    events: Sequence[Event], wanted: type, classifier: bool
+) -> tuple[list[int], list[object], list[float | None]]:
+    """:func:`counted_events` event by event, for a batch with feature events."""
+    rows: list[int] = []
+    predictions: list[object] = []
+    unsure: list[float | None] = []
+    for index, event in enumerate(events):
         prediction: object = None
         uncertainty: float | None = None
         if isinstance(event, PredictionEvent):
