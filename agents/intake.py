@@ -201,6 +201,30 @@ class _VersionBatch:
         return (self.spec.model_id, self.spec.model_version)
 
 
+def _by_version(arrived: Sequence[tuple[int, Decoded, ModelMonitor]]) -> list[_VersionBatch]:
+    """The arrived events of each model version, in the order of their versions' first."""
+    if arrived and all(monitor is arrived[0][2] for _, _, monitor in arrived):
+        monitor = arrived[0][2]  # as a rule, a batch holds one version: its lists at once
+        return [
+            _VersionBatch(
+                monitor.spec,
+                monitor,
+                [index for index, _, _ in arrived],
+                [item.message for _, item, _ in arrived],
+                [item.event for _, item, _ in arrived],  # type: ignore[misc]  # labels went to the join
+            )
+        ]
+    versions: dict[int, _VersionBatch] = {}  # by the id of the version's one monitor
+    for index, item, monitor in arrived:
+        batch = versions.get(id(monitor))
+        if batch is None:
+            batch = versions[id(monitor)] = _VersionBatch(monitor.spec, monitor)
+        batch.indices.append(index)
+        batch.messages.append(item.message)
+        batch.events.append(item.event)  # type: ignore[arg-type]  # labels went to the join
+    return list(versions.values())
+
+
 @dataclass
 class Screened:
     """A batch checked event by event (:meth:`Intake.screen_batch`), for its monitors next."""
@@ -440,15 +464,7 @@ class Intake:
         outputs = screened.outputs
         if screened.labels:
             self._join_new_labels(screened.labels, outputs)
-        versions: dict[int, _VersionBatch] = {}  # by the id of the version's one monitor
-        for index, item, monitor in screened.arrived:
-            batch = versions.get(id(monitor))
-            if batch is None:
-                batch = versions[id(monitor)] = _VersionBatch(monitor.spec, monitor)
-            batch.indices.append(index)
-            batch.messages.append(item.message)
-            batch.events.append(item.event)  # type: ignore[arg-type]  # labels went to the join
-        batches = list(versions.values())
+        batches = _by_version(screened.arrived)
         every_found = ModelMonitor.update_batches(
             [(batch.monitor, batch.events, batch.positions) for batch in batches]
         )
