@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing
+import os
 import pickle
 from pathlib import Path
 
@@ -135,6 +136,21 @@ def test_a_failing_monitoring_process_fails_the_replay_with_its_traceback(monkey
     with pytest.raises(RuntimeError, match="monitoring process failed") as raised:
         list(run.feed(lines_of(1_000, shift_at=500)))
     assert "ValueError: the monitors broke" in str(raised.value)
+    assert multiprocessing.active_children() == []
+
+
+def test_a_monitoring_process_killed_fails_the_replay_with_its_exit_code(monkeypatch):
+    processed = Intake.process_screened
+
+    def dying(self: Intake, screened: Screened) -> list[list]:
+        if any(place >= 100 for place, _, _ in screened.arrived):
+            os._exit(3)  # as a process killed mid-batch ends: without a word
+        return processed(self, screened)
+
+    monkeypatch.setattr(Intake, "process_screened", dying)
+    run = Replay([simulated_model_spec()], batch_size=200, processes=2)
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        list(run.feed(lines_of(3_000, shift_at=1_500)))
     assert multiprocessing.active_children() == []
 
 
