@@ -246,6 +246,7 @@ class PipelinedIntake:
                 if some
             ]
             waiting = (len(batch), here)
+            del screened, going  # the batch's events go now, before the next batch is read
         if waiting is not None:
             yield waiting[0], self._merged(waiting[1])
 

@@ -1,6 +1,9 @@
 """`driftline replay` and `driftline reference build`, end to end on files."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +215,19 @@ def test_replay_is_quiet_on_stderr_when_piped(tmp_path):
     assert result.stderr.splitlines() == [
         "1000 events: 1000 processed, 0 refused, 0 duplicates; 0 alerts"
     ]
+
+
+def test_a_replay_process_is_tuned_for_speed_a_worker_keeps_its_memory():
+    code = (
+        "import gc, sys\n"
+        "from driftline.monitors import sequential\n"
+        "import driftline.agents.worker\n"
+        "assert not sequential._RECURSIVE_FILTER and 'scipy.signal' not in sys.modules\n"
+        "from driftline.replay import REPLAY_YOUNG_COLLECTION_THRESHOLD, tune_replay_process\n"
+        "tune_replay_process()\n"
+        "assert sequential._RECURSIVE_FILTER\n"
+        "assert gc.get_threshold()[0] == REPLAY_YOUNG_COLLECTION_THRESHOLD\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env=os.environ | {"PYTHONSAFEPATH": "1"}
+    )

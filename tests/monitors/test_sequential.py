@@ -1,9 +1,6 @@
 import contextlib
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -689,18 +686,3 @@ def test_the_recursive_filter_takes_the_loops_decayed_sums_bit_for_bit(
         states.append([e.to_state() for e in together + alone])
     assert states[0] == states[1]
     assert states[0][: len(lengths)] == states[0][len(lengths) :]
-
-
-def test_replay_takes_the_decayed_sums_with_the_filter_a_worker_with_the_loop():
-    code = (
-        "import sys\n"
-        "from driftline.monitors import sequential\n"
-        "import driftline.agents.worker\n"
-        "assert not sequential._RECURSIVE_FILTER and 'scipy.signal' not in sys.modules\n"
-        "from driftline.replay import tune_replay_process\n"
-        "tune_replay_process()\n"
-        "assert sequential._RECURSIVE_FILTER\n"
-    )
-    subprocess.run(
-        [sys.executable, "-c", code], check=True, env=os.environ | {"PYTHONSAFEPATH": "1"}
-    )
