@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from itertools import islice
 from operator import itemgetter
 from types import MappingProxyType
@@ -112,6 +113,11 @@ class Decoded(NamedTuple):
     event: InputEvent
 
 
+new_decoded = partial(tuple.__new__, Decoded)
+"""A :class:`Decoded` made from the tuple of its fields, without the Python-level ``__new__``
+of its class: about 115 against 210 ns, for one made an event."""
+
+
 @dataclass
 class IntakeCounters:
     """Counts per input topic, and alerts raised by kind."""
@@ -153,10 +159,6 @@ def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]
         event.prediction is not None or bool(event.probabilities)
     )
 
-
-_tuple_new = tuple.__new__
-"""Makes a named tuple without the Python-level ``__new__`` its class adds: half the time
-(about 100 against 220 ns), for tuples made once an event."""
 
 _NEW = Arrival.NEW
 _REGRESSION = TaskType.REGRESSION
@@ -334,7 +336,7 @@ class Intake:
                         rejected.append((index, event))
                         taken += 1
                 elif owns is None or owns(index, event.model_id):
-                    items[index] = _tuple_new(Decoded, (messages[index], event))
+                    items[index] = new_decoded((messages[index], event))
                     taken += 1
             self.counters.topics[topic].consumed += taken
             for index, rejection in sorted(rejected, key=itemgetter(0)):

@@ -44,7 +44,14 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
-from driftline.agents.intake import Decoded, InputMessage, InputTopic, Intake, NewLabel, Screened
+from driftline.agents.intake import (
+    InputMessage,
+    InputTopic,
+    Intake,
+    NewLabel,
+    Screened,
+    new_decoded,
+)
 from driftline.agents.outputs import OutputMessage
 from driftline.parallel_replay import (
     END,
@@ -419,13 +426,12 @@ def _monitored(
     rows, labels, created = going
     intake.create_monitors(created)
     monitors = intake.monitors
-    made = tuple.__new__  # a named tuple's own constructor takes twice as long
     screened = Screened(
         [[] for _ in batch],
         [
             (
                 place,
-                made(Decoded, (batch[place], event)),
+                new_decoded((batch[place], event)),
                 monitors[event.model_id, event.model_version],
             )
             for place, event in remade_events(rows)

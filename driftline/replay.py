@@ -17,9 +17,8 @@ from driftline.agents.counters import TopicCounters
 from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
-from driftline.monitors.positions import Position
 from driftline.monitors.sequential import use_recursive_filter
-from driftline.parallel_replay import ParallelIntake
+from driftline.parallel_replay import ParallelIntake, new_message, new_position
 from driftline.pipelined_replay import PipelinedIntake
 from driftline.schemas import (
     Alert,
@@ -229,6 +228,7 @@ class Replay:
 
         A classifier's predictions and their labels, in the order they were published:
 
+        >>> from driftline.monitors.positions import Position
         >>> from driftline.simulate import simulated_classifier_spec, simulated_classifier_traffic
         >>> messages = (
         ...     InputMessage(InputTopic.LABELS if hasattr(e, "label") else InputTopic.PREDICTIONS,
@@ -339,19 +339,14 @@ def _batches(messages: Iterable[InputMessage], size: int) -> Iterator[list[Input
         yield batch
 
 
-_tuple_new = tuple.__new__
-
-
 def _messages(lines: Iterable[bytes], source: str, topic: InputTopic) -> Iterator[InputMessage]:
     """Line ``n`` (from 0) of a file as the message at offset ``n`` of partition 0 of
     ``source``; blank lines are skipped."""
     for offset, line in enumerate(lines):
         value = line.rstrip(b"\r\n")
         if value and not value.isspace():  # strip() would copy each line
-            # Made as plain tuples are: a named tuple's own constructor takes twice as long.
-            yield _tuple_new(
-                InputMessage, (topic, value, None, _tuple_new(Position, (source, 0, offset)), None)
-            )
+            # Made from their fields' tuples: a named tuple's own constructor takes twice as long.
+            yield new_message((topic, value, None, new_position((source, 0, offset)), None))
 
 
 def merged_by_event_time(
@@ -363,6 +358,7 @@ def merged_by_event_time(
     event time is earlier; a message without a readable time takes its
     stream's previous one (the start of time before any).
 
+    >>> from driftline.monitors.positions import Position
     >>> def at(topic, *times):
     ...     return [
     ...         InputMessage(topic, b'{"event_time": "%s"}' % t.encode(), None, Position("f", 0, n))
