@@ -1,4 +1,4 @@
-"""The predictions already joined to a label, remembered compactly: 16 bytes each.
+"""The predictions already joined to a label, remembered compactly: 24 bytes each.
 
 After a match, the label join remembers that the prediction was labelled,
 until the prediction's event time leaves the retention, so that a second
@@ -7,7 +7,8 @@ joined again. Half the predictions of a busy labelled model are in that
 state at any time, so one Python entry each (a key string, a value, an
 index tuple: about 300 bytes) would dominate a worker's memory. Here a
 prediction id is kept as a 64-bit digest next to the prediction's time, in
-numpy arrays, with the newest few in a dict until they are merged in.
+numpy arrays (the two, and two 32-bit indexes between time and digest
+order), with the newest few in a dict until they are merged in.
 
 Two different ids share a digest with probability 2⁻⁶⁴: among ``n`` ids
 remembered at once, a collision has probability about n²/2⁶⁵ (3·10⁻⁸ for a
@@ -62,7 +63,7 @@ class MatchedIds:
     __slots__ = (
         "_by_key",
         "_dead",
-        "_keys",
+        "_rank",
         "_recent",
         "_recent_oldest",
         "_sorted_keys",
@@ -77,12 +78,13 @@ class MatchedIds:
         self.merge_every = merge_every
         self._times = np.empty(0, dtype=np.int64)
         """Merged times, in order of (time, digest)."""
-        self._keys = np.empty(0, dtype=np.int64)
-        """The digest of each merged time."""
         self._sorted_keys = np.empty(0, dtype=np.int64)
         """The merged digests, sorted."""
-        self._by_key = np.empty(0, dtype=np.int64)
+        self._by_key = np.empty(0, dtype=np.int32)
         """Where each of ``_sorted_keys`` is in ``_times``."""
+        self._rank = np.empty(0, dtype=np.int32)
+        """Where the digest of each merged time is in ``_sorted_keys``: 4 bytes where the
+        digests in time order would take 8 again."""
         self._start = 0
         """Merged entries before this one are forgotten."""
         self._dead: set[int] = set()
@@ -127,7 +129,7 @@ class MatchedIds:
         """``(time, digest)`` of the earliest remembered (least digest first); None when empty."""
         merged = None
         if self._start < self._times.size:
-            merged = (int(self._times[self._start]), int(self._keys[self._start]))
+            merged = (int(self._times[self._start]), self._key_at(self._start))
         if merged is None or (self._recent_oldest is not None and self._recent_oldest < merged):
             return self._recent_oldest
         return merged
@@ -153,7 +155,8 @@ class MatchedIds:
     def items(self) -> list[tuple[int, int]]:
         """Every ``(digest, time)`` remembered, by digest."""
         self._merge()
-        keys, times = self._keys[self._start :], self._times[self._start :]
+        keys = self._sorted_keys[self._rank[self._start :]]
+        times = self._times[self._start :]
         order = np.argsort(keys, kind="stable")
         return list(zip(keys[order].tolist(), times[order].tolist(), strict=True))
 
@@ -167,6 +170,10 @@ class MatchedIds:
             return None
         at = int(self._by_key[slot])
         return None if at < self._start or at in self._dead else at
+
+    def _key_at(self, at: int) -> int:
+        """The digest of the merged time at ``at``."""
+        return int(self._sorted_keys[self._rank[at]])
 
     def _skip_dead(self) -> None:
         while self._start in self._dead:
@@ -182,11 +189,16 @@ class MatchedIds:
         times = np.concatenate(
             [self._times[live], np.fromiter(self._recent.values(), np.int64, count)]
         )
-        keys = np.concatenate([self._keys[live], np.fromiter(self._recent.keys(), np.int64, count)])
+        keys = np.concatenate(
+            [self._sorted_keys[self._rank[live]], np.fromiter(self._recent.keys(), np.int64, count)]
+        )
         order = np.lexsort((keys, times))
-        self._times, self._keys = times[order], keys[order]
-        self._by_key = np.argsort(self._keys, kind="stable")
-        self._sorted_keys = self._keys[self._by_key]
+        self._times, keys = times[order], keys[order]
+        place_type = np.int32 if keys.size <= np.iinfo(np.int32).max else np.int64
+        self._by_key = np.argsort(keys, kind="stable").astype(place_type)
+        self._sorted_keys = keys[self._by_key]
+        self._rank = np.empty(keys.size, place_type)
+        self._rank[self._by_key] = np.arange(keys.size, dtype=place_type)
         self._start, self._dead = 0, set()
         self._recent, self._recent_oldest = {}, None
 
