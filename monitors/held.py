@@ -8,14 +8,18 @@ bytes as a Python program allows:
 
 * its event time and the ``hash()`` of its prediction id in two
   :class:`array.array` of 64-bit integers (16 bytes);
-* its prediction id and payload as one compact JSON array of exact size, in
-  a list (33 bytes of ``bytes`` header and an 8-byte slot beyond the JSON);
+* its prediction id and payload as one compact JSON array and a comma, at
+  the end of one ``bytearray`` of all of them, and where it starts in an
+  :class:`array.array` (8 bytes beyond the JSON, where a ``bytes`` object
+  of its own in a list took 41 and more, and kept a small block of memory
+  alive for as long as it was held);
 * a count per bucket of hashes, 16 to 32 one-byte buckets per prediction
   held, so that an id is known not to be held without a look at the others
   in 15 of 16 cases or more; the rest compare the hashes in one numpy call.
 
-That is about 130 bytes for a regression prediction, where a dict by store
-key with a heap item by event time took about 370.
+That is about 128 bytes for a regression prediction with a UUID for an id
+(its JSON is 60), where a ``bytes`` object each took 158, and a dict by
+store key with a heap item by event time about 370.
 
 They are kept sorted by event time (equal times in arrival order), so the
 earliest leaves first, pushed out or expired, as from a heap. Predictions
@@ -27,7 +31,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import orjson
@@ -70,14 +74,17 @@ class HeldPredictions:
     ([('p1', 30, {'score': 0.9})], False)
     """
 
-    __slots__ = ("_buckets", "_hashes", "_records", "_start", "_times")
+    __slots__ = ("_buckets", "_hashes", "_records", "_start", "_starts", "_times")
 
     def __init__(self) -> None:
         self._times = array("q")
         self._hashes = array("q")
-        self._records: list[bytes | None] = []
-        """Places before ``_start`` were popped; they are dropped once they are half."""
+        self._records = bytearray()
+        """Each held prediction's ``[id, payload]`` and a comma, one after the other."""
+        self._starts = array("q", [0])
+        """Where each record starts in ``_records``, and where the last ends."""
         self._start = 0
+        """Places before it were popped; they are dropped once they are half."""
         self._buckets = bytearray(_FEWEST_BUCKETS)
 
     def __len__(self) -> int:
@@ -141,25 +148,27 @@ class HeldPredictions:
         """The prediction id and event time of the earliest held (IndexError: none)."""
         if not len(self):
             raise IndexError("no prediction is held")
-        record = self._records[self._start]
-        assert record is not None
-        prediction_id: str = orjson.loads(record)[0]
+        prediction_id: str = orjson.loads(self._record(self._start))[0]
         return prediction_id, self._times[self._start]
 
     def push(self, prediction_id: str, time: int, payload: Any) -> None:
         """Hold a new prediction (the caller checked its id is not held)."""
         key = hash(prediction_id)
-        record = bytes(memoryview(orjson.dumps([prediction_id, payload])))
-        times = self._times
+        record = orjson.dumps([prediction_id, payload]) + b","
+        times, records, starts = self._times, self._records, self._starts
         if len(times) == self._start or time >= times[-1]:
             times.append(time)
             self._hashes.append(key)
-            self._records.append(record)
+            records += record
+            starts.append(len(records))
         else:
             place = bisect_right(times, time, self._start)
             times.insert(place, time)
             self._hashes.insert(place, key)
-            self._records.insert(place, record)
+            at = starts[place]
+            records[at:at] = record
+            starts.insert(place, at)
+            np.frombuffer(starts, dtype=np.int64)[place + 1 :] += len(record)
         if _BUCKETS_PER_PREDICTION * len(self) > len(self._buckets):
             self._index()
             return
@@ -192,10 +201,11 @@ class HeldPredictions:
         keys = hashes if hashes is not None else [hash(p) for p in prediction_ids]
         self._times.extend(times)
         self._hashes.extend(keys)
-        self._records.extend(
-            bytes(memoryview(orjson.dumps([prediction_id, payload])))
-            for prediction_id, payload in zip(prediction_ids, payloads, strict=True)
-        )
+        records, starts = self._records, self._starts
+        for prediction_id, payload in zip(prediction_ids, payloads, strict=True):
+            records += orjson.dumps([prediction_id, payload])
+            records += b","
+            starts.append(len(records))
         if _BUCKETS_PER_PREDICTION * len(self) > len(self._buckets):
             self._index()
             return
@@ -206,22 +216,18 @@ class HeldPredictions:
         if count > len(self):
             raise IndexError(f"{count} predictions asked for, {len(self)} held")
         start, end = self._start, self._start + count
-        records, times, hashes = self._records, self._times, self._hashes
+        times, hashes, starts = self._times, self._hashes, self._starts
         if not count:
             return []
-        leaving = records[start:end]
-        records[start:end] = [None] * count
         self._count_in(np.frombuffer(hashes, dtype=np.int64)[start:end], -1)
         # One JSON document of all the records: one parse, not one call per record.
-        decoded = orjson.loads(b"[" + b",".join(cast(list[bytes], leaving)) + b"]")
+        decoded = orjson.loads(b"[" + self._records[starts[start] : starts[end] - 1] + b"]")
         popped = [
             (prediction_id, time, payload)
             for (prediction_id, payload), time in zip(decoded, times[start:end], strict=True)
         ]
-        if 2 * end >= len(times):  # the popped places are half: drop them
-            del times[:end], hashes[:end], records[:end]
-            end = 0
         self._start = end
+        self._drop_popped()
         return popped
 
     def pop(self) -> tuple[str, int, Any]:
@@ -229,28 +235,35 @@ class HeldPredictions:
         if not len(self):
             raise IndexError("no prediction is held")
         start = self._start
-        record = self._records[start]
-        assert record is not None
-        self._records[start] = None
+        prediction_id, payload = orjson.loads(self._record(start))
         bucket = self._hashes[start] & (len(self._buckets) - 1)
         if self._buckets[bucket] < _FULL:
             self._buckets[bucket] -= 1
         time = self._times[start]
-        start += 1
-        if 2 * start >= len(self._times):  # the popped places are half: drop them
-            del self._times[:start], self._hashes[:start], self._records[:start]
-            start = 0
-        self._start = start
-        prediction_id, payload = orjson.loads(record)
+        self._start = start + 1
+        self._drop_popped()
         return prediction_id, time, payload
 
     def __iter__(self) -> Iterator[tuple[str, int, Any]]:
         """The held predictions, earliest first."""
         for place in range(self._start, len(self._times)):
-            record = self._records[place]
-            assert record is not None
-            prediction_id, payload = orjson.loads(record)
+            prediction_id, payload = orjson.loads(self._record(place))
             yield prediction_id, self._times[place], payload
+
+    def _record(self, place: int) -> bytes:
+        """The JSON of the record at ``place``, without its comma."""
+        return bytes(self._records[self._starts[place] : self._starts[place + 1] - 1])
+
+    def _drop_popped(self) -> None:
+        """Drop the popped places once they are half of those kept (a move of the rest)."""
+        start = self._start
+        if 2 * start < len(self._times):
+            return
+        starts = self._starts
+        del self._times[:start], self._hashes[:start], self._records[: starts[start]]
+        kept = np.frombuffer(starts, dtype=np.int64)[start:] - starts[start]
+        self._starts = array("q", kept.tobytes())
+        self._start = 0
 
     def _count_in(self, keys: "np.ndarray[Any, np.dtype[np.int64]]", step: int) -> None:
         """Add ``step`` (1 or -1) to the bucket of each of these hashes, as one by one would.

@@ -11,6 +11,7 @@ steps = st.lists(
     st.one_of(
         st.tuples(st.just("push"), ids, times),
         st.tuples(st.just("pop"), st.just(""), st.just(0)),
+        st.tuples(st.just("pop_many"), st.just(""), st.integers(0, 4)),
     ),
     max_size=200,
 )
@@ -30,6 +31,11 @@ def test_held_predictions_leave_earliest_first_and_know_their_ids(script, probes
             held.push(prediction_id, time, payload)
             model.append((time, number, prediction_id, payload))
             model.sort(key=lambda entry: entry[:2])
+        elif step == "pop_many":
+            leaving = min(time, len(model))
+            expected = [(i, t, p) for t, _, i, p in model[:leaving]]
+            del model[:leaving]
+            assert held.pop_many(leaving) == expected
         elif model:
             time, _, prediction_id, payload = model.pop(0)
             assert held.peek() == (prediction_id, time)
