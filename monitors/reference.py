@@ -147,6 +147,8 @@ class NumericReference:
         self._values = np.frombuffer(self._points, dtype=np.float64)
         self._below = np.frombuffer(self._points_below, dtype=np.float64)
         self._at = np.frombuffer(self._points_at, dtype=np.float64)
+        for view in (self._values, self._below, self._at):
+            view.flags.writeable = False  # shared: see :attr:`support`
         self._floor = 0.5 / count
         self._ceiling = 1.0 - self._floor
 
@@ -171,7 +173,11 @@ class NumericReference:
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
         if first.all():  # no value repeats, as usual for a continuous feature
             keep, shares = _distinct_support(n, resolution)
-            return cls._of_support((ordered[keep], shares, shares), n, resolution)
+            reference = cls.__new__(cls)
+            reference.resolution = resolution
+            # The shares depend on n alone: references of as many values share one array.
+            reference._adopt(n, array("d", ordered[keep].tobytes()), shares, shares)
+            return reference
         starts = np.flatnonzero(first)
         distinct, counts = ordered[starts], np.diff(np.append(starts, n))
         below_count = starts
@@ -467,9 +473,10 @@ def _reduce_ordered(
 
 
 @functools.lru_cache(maxsize=32)
-def _distinct_support(count: int, resolution: int) -> tuple[NDArray[np.intp], Floats]:
+def _distinct_support(count: int, resolution: int) -> tuple[NDArray[np.intp], "array[float]"]:
     """What :func:`_reduce` keeps of ``count`` distinct values, each seen once: their places in
-    sorted order, and their shares (read only).
+    sorted order (read only), and their shares (not to be changed: every reference of
+    ``count`` distinct values holds this one array).
 
     Each value then sits at its rounded mid-rank, ``F(v-)`` equal to ``F(v)``;
     so which values are kept, and at which shares, depends on nothing but
@@ -483,8 +490,7 @@ def _distinct_support(count: int, resolution: int) -> tuple[NDArray[np.intp], Fl
     kept_places, kept_below, _ = _reduce(values, below, at, count, resolution)
     keep = kept_places.astype(np.intp)
     keep.flags.writeable = False
-    kept_below.flags.writeable = False
-    return keep, kept_below
+    return keep, array("d", kept_below.tobytes())
 
 
 class CategoricalReference:
