@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
+from driftline.monitors.feature_rows import FeatureMatrix, matrix_rows
 from driftline.monitors.state import State
 from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, QualityCheck
 from driftline.schemas.events import FeatureValue
@@ -510,14 +511,22 @@ class DataQualityMonitor:
         categories: dict[str, list[str | None]] = {}
         clears: dict[tuple[str, QualityCheck], list[int]] = {}
         alarms: dict[tuple[str, QualityCheck], list[int]] = {}
-        columns, complete = _columns(batch, tuple(self._features))
-        if complete:  # every event gives every known feature: the others are unexpected
-            self._unexpected_features += sum(map(len, batch)) - len(known) * len(batch)
+        viewed = matrix_rows(batch)
+        if viewed is not None:
+            columns, plain = self._matrix_columns(viewed[0], viewed[1], numeric)
+            unexpected = sum(name not in known for name in viewed[0].names)
+            self._unexpected_features += unexpected * len(batch)
         else:
-            self._unexpected_features += sum(
-                len(features.keys() - known) for features in batch if not features.keys() <= known
-            )
-        plain = self._plain_numbers(columns, numeric)
+            columns, complete = _columns(batch, self._names)
+            if complete:  # every event gives every known feature: the others are unexpected
+                self._unexpected_features += sum(map(len, batch)) - len(known) * len(batch)
+            else:
+                self._unexpected_features += sum(
+                    len(features.keys() - known)
+                    for features in batch
+                    if not features.keys() <= known
+                )
+            plain = self._plain_numbers(columns, numeric)
         for order, ((name, feature), column) in enumerate(
             zip(self._features.items(), columns, strict=True)
         ):
@@ -559,11 +568,40 @@ class DataQualityMonitor:
         values past the bounds are out of range); a check not listed has no
         violation in the batch.
         """
-        numeric_at = self._numeric_at
-        plain = [at for at in numeric_at if set(map(type, columns[at])) == _FLOATS]
+        plain = [at for at in self._numeric_at if set(map(type, columns[at])) == _FLOATS]
         if not plain:
             return {}
-        matrix = np.array([columns[at] for at in plain], dtype=np.float64)
+        return self._checked_numbers(
+            plain, np.array([columns[at] for at in plain], dtype=np.float64), numeric
+        )
+
+    def _matrix_columns(
+        self, matrix: FeatureMatrix, rows: np.ndarray, numeric: dict[str, np.ndarray]
+    ) -> tuple[list[Sequence[object]], dict[str, dict[QualityCheck, np.ndarray]]]:
+        """:func:`_columns` and :meth:`_plain_numbers` of a batch of rows of one matrix (see
+        :mod:`~driftline.monitors.feature_rows`): every numeric feature it gives is plain,
+        its column taken from the matrix at once."""
+        count = len(rows)
+        places = [matrix.column(name) for name in self._names]
+        plain = [(at, place) for at in self._numeric_at if (place := places[at]) is not None]
+        block = np.ascontiguousarray(matrix.values[rows].T)
+        columns: list[Sequence[object]] = [
+            [_ABSENT] * count
+            if place is None
+            else (block[place] if at in self._numeric_at else block[place].tolist())
+            for at, place in enumerate(places)
+        ]
+        if not plain:
+            return columns, {}
+        checked = block[[place for _, place in plain]]
+        return columns, self._checked_numbers([at for at, _ in plain], checked, numeric)
+
+    def _checked_numbers(
+        self, plain: list[int], matrix: np.ndarray, numeric: dict[str, np.ndarray]
+    ) -> dict[str, dict[QualityCheck, np.ndarray]]:
+        """The checks of the plain numeric features (by place among the spec's), their values
+        a row each of ``matrix``; each one's column goes into ``numeric``."""
+        numeric_at = self._numeric_at
         wrong = ~np.isfinite(matrix)
         any_wrong: list[bool] = np.any(wrong, axis=1).tolist()
         if True in any_wrong:
@@ -719,6 +757,8 @@ def _columns(
 
 def _column_example(column: Sequence[object], index: int) -> str | None:
     value = column[index]
+    if isinstance(value, np.generic):  # a matrix's column (see _matrix_columns)
+        value = value.item()
     return None if value is _ABSENT or value is None else _example(value)
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from replays import refused_lines, replayed
 
 from driftline.agents.intake import InputMessage, InputTopic, Intake, Screened
+from driftline.monitors.feature_rows import FeatureRow
 from driftline.monitors.positions import Position
 from driftline.pipelined_replay import (
     SMALLEST_RAMPED,
@@ -222,13 +223,30 @@ def test_events_cross_whole_remade_from_their_fields(documents, data):
 def test_events_cross_as_rows_sharing_their_sets_of_fields(documents, data):
     events = drawn_events(documents, data)
     places = data.draw(st.permutations(range(len(events))))
-    rows = event_rows(zip(places, events, strict=True))
+    rows, matrices = event_rows(zip(places, events, strict=True))
     # Events given the same fields share one set, which the pickle then holds once.
     sets = {id(row[3]) for row in rows}
     assert len(sets) == len({frozenset(event.model_fields_set) for event in events})
-    remade = remade_events(pickle.loads(event_pickle(rows)))
+    remade = remade_events(*pickle.loads(event_pickle((rows, matrices))))
     assert [place for place, _ in remade] == list(places)
-    assert_remade([event for _, event in remade], events)
+    # Features that are all floats cross in a matrix, and come back as its rows: mappings of
+    # the same items. The events are otherwise as they were.
+    for event, (_, again) in zip(events, remade, strict=True):
+        features = getattr(event, "features", None)
+        in_matrix = bool(features) and {type(value) for value in features.values()} == {float}
+        assert isinstance(getattr(again, "features", None), FeatureRow) is in_matrix
+    assert_remade([as_dicts(event) for _, event in remade], events)
+
+
+def as_dicts(event: PredictionEvent | FeatureEvent | LabelEvent) -> object:
+    """The event with its features as a dict: a row of a matrix is not for serializing."""
+    features = getattr(event, "features", None)
+    if not isinstance(features, FeatureRow):
+        return event
+    fields = event.model_fields_set
+    again = event.model_copy(update={"features": dict(features)})
+    assert again.model_fields_set == fields
+    return again
 
 
 @given(st.lists(st.tuples(st.integers(min_value=0, max_value=300), st.booleans()), max_size=6))

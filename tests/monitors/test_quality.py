@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binom
 
+from driftline.monitors.feature_rows import FeatureMatrix
 from driftline.monitors.quality import (
     DataQualityMonitor,
     QualityFinding,
@@ -535,3 +536,38 @@ def test_batches_find_what_event_by_event_finds_whatever_the_values(rows, cuts):
     assert batched.unexpected_features == one_by_one.unexpected_features
     assert batched.to_state() == one_by_one.to_state()
     assert batched.alarming_checks() == one_by_one.alarming_checks()
+
+
+@given(
+    names=st.lists(st.sampled_from(["x", "y", "c", "unexpected"]), min_size=1, unique=True),
+    values=st.lists(st.lists(mostly_floats, min_size=4, max_size=4), max_size=60),
+    cuts=st.lists(st.integers(0, 60), max_size=3),
+)
+def test_rows_of_a_feature_matrix_are_checked_as_their_dicts_are(names, values, cuts):
+    # A batch of rows of one matrix takes its columns as they are; the outcome is the dicts'.
+    spec = model(
+        numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
+        numeric("y", maximum=3, max_out_of_range_rate=0.02),
+        FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
+        window=10,
+    )
+    dicts = [dict(zip(names, row, strict=False)) for row in values]
+    matrices, places = FeatureMatrix.gather(dicts)
+    assert all(place is not None for place in places)
+    rows = [matrices[0].row(place[1]) for place in places]  # type: ignore[index]
+    bounds = [0, *sorted(min(cut, len(rows)) for cut in cuts), len(rows)]
+    from_dicts, from_rows = DataQualityMonitor(spec), DataQualityMonitor(spec)
+    for lo, hi in itertools.pairwise(bounds):
+        expected, got = from_dicts.update_many(dicts[lo:hi]), from_rows.update_many(rows[lo:hi])
+        assert got.findings == expected.findings
+        assert got.numeric.keys() == expected.numeric.keys()
+        for name, column in expected.numeric.items():
+            np.testing.assert_array_equal(got.numeric[name], column)
+        assert (got.categories, got.clears, got.alarms) == (
+            expected.categories,
+            expected.clears,
+            expected.alarms,
+        )
+        assert got.whole == expected.whole
+    assert from_rows.unexpected_features == from_dicts.unexpected_features
+    assert from_rows.to_state() == from_dicts.to_state()
