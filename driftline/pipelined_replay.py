@@ -23,24 +23,27 @@ here (as it would in one process: a bound on the versions watched is kept
 alike), and names it, so the other process creates it too.
 
 What it costs: a batch crosses as its messages packed
-(:func:`~driftline.parallel_replay.packed`, about 0.5 µs an event) and the
-events that go on as rows of their fields (:func:`event_rows`, pickled in
-about 2 µs an event), remade there without validation
-(:func:`remade_events`, about 2.6 µs an event with the pickle read). One
-model of 20 features, in batches of 5,000: this process took about 18 µs an
-event (decoding 7, screening 3), the other about 18.5 (monitoring 13.5 to
-14.5), against 23 to 27 in one process. Five runs alternated on two cores:
-45,300 to 52,500 events a second (median 50,300), against 44,000 to 48,200
-(median 46,400) when the events crossed as pickled objects.
+(:func:`~driftline.parallel_replay.packed`, about 0.4 µs an event) and the
+events that go on as columns of their fields, their float features as one
+matrix (:func:`event_columns`: about 1.9 µs an event, and 0.8 to pickle),
+remade there without validation (:func:`remade_events`, about 1.7 µs an
+event with the pickle read), their features read as rows of the matrix.
+One model of 20 features, in batches of 5,000: this process took about 15
+to 17 µs an event, the other 14 to 15.5 (monitoring 11 to 12). Eight runs
+alternated on two cores: a median of 56,400 events a second, against 54,700
+with each event's fields a dict, and 48,000 to 49,000 with its features a
+dict of floats, pickled and remade value by value.
 """
 
 import io
 import multiprocessing
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, NoReturn
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple, NoReturn
 
 from pydantic import BaseModel
 
@@ -129,65 +132,112 @@ def event_pickle(value: object) -> bytes:
 _DISPATCH: dict[type, Any] = dict.fromkeys(_EVENT_TYPES, _reduced)
 
 
-EventRow = tuple[int, type[BaseModel], dict[str, Any], set[str], Any, Any]
-"""An event with its place in the batch, as the fields :func:`_remade` takes; its features
-may stand as where they are in a matrix (see :func:`event_rows`)."""
+class EventColumns(NamedTuple):
+    """Events of one type with their places in a batch, as a column per field
+    (:func:`event_columns`)."""
+
+    kind: type[BaseModel]
+    places: list[int]
+    names: tuple[str, ...]
+    """The fields, as each event's ``__dict__`` holds them."""
+    columns: list[list[Any]]
+    given: list[set[str]]
+    """The distinct sets of the fields given (``model_fields_set``)."""
+    which_given: list[int] | None
+    """Each event's set in ``given``, by number; None when all have the first."""
+    extras: list[Any] | None
+    """Each event's ``__pydantic_extra__``; None when none has any."""
+    privates: list[Any] | None
+    """Each event's ``__pydantic_private__``; None when none has any."""
 
 
-def event_rows(
+_FIELDS_GIVEN = attrgetter("__pydantic_fields_set__")
+_EXTRA = attrgetter("__pydantic_extra__")
+_PRIVATE = attrgetter("__pydantic_private__")
+_FIELDS = attrgetter("__dict__")
+
+
+def event_columns(
     placed: Iterable[tuple[int, BaseModel]],
-) -> tuple[list[EventRow], list[FeatureMatrix]]:
-    """Each ``(place, event)`` as a row of what remakes the event (:func:`remade_events`), and
-    the matrices of their features.
+) -> tuple[list[EventColumns], list[FeatureMatrix]]:
+    """The ``(place, event)`` as columns of their fields, one set of columns per type of
+    event, to be remade as they are (:func:`remade_events`); and the matrices of their features.
 
-    The events' features that are all floats cross as rows of float
-    matrices (:meth:`FeatureMatrix.gather`), their place ``(matrix, row)``
-    in the event's fields: one block of bytes each, where a dict of twenty
-    floats was pickled and read value by value, and taken as columns by
-    the data-quality checks (:func:`~driftline.monitors.feature_rows.matrix_rows`)
-    where they were read out of each dict.
+    Columns, not an event's fields each: a dict of fields pickled and read
+    back costs its keys every time. The features that are all floats cross
+    as rows of float matrices (:meth:`FeatureMatrix.gather`), their place
+    ``(matrix, row)`` in the features' column: one block of bytes each,
+    where a dict of twenty floats was pickled and read value by value, and
+    taken as columns by the data-quality checks
+    (:func:`~driftline.monitors.feature_rows.matrix_rows`) where they were
+    read out of each dict. The sets of the fields given are shared: as a
+    rule all the events of a batch have the same. (Events are frozen:
+    nothing adds to a set.)
 
-    The events' sets of the fields given are shared: as a rule all the
-    events of a batch have the same, so the pickle holds it once and refers
-    to it from every row, where each event's own set took a set built
-    again for each event. (Events are frozen: nothing adds to a set.)
+    Events of 20 features, 5,000 a batch: 2.4 µs an event to lay out and
+    pickle, 1.7 to read and remake, against 3.4 and 1.6 as a dict of fields
+    each with the features in the matrix, and 3.1 and 2.5 with a dict of
+    features each.
     """
-    rows: list[EventRow] = []
-    given: list[set[str]] = []
-    last: set[str] | None = None
     placed = list(placed)
     matrices, where = FeatureMatrix.gather(
         [getattr(event, "features", None) for _, event in placed]
     )
-    for (place, event), at in zip(placed, where, strict=True):
-        fields = event.__pydantic_fields_set__
-        if fields != last:
-            last = next((seen for seen in given if seen == fields), None)
-            if last is None:
-                given.append(fields)
-                last = fields
-        values = event.__dict__
-        if at is not None:
-            values = values.copy()
-            values["features"] = at
-        rows.append(
-            (
-                place,
-                type(event),
-                values,
-                last,
-                event.__pydantic_extra__,
-                event.__pydantic_private__,
+    kinds: dict[type[BaseModel], list[int]] = {}
+    for number, (_, event) in enumerate(placed):
+        kinds.setdefault(type(event), []).append(number)
+    laid_out = []
+    for kind, numbers in kinds.items():
+        events = [placed[number][1] for number in numbers]
+        names = tuple(kind.model_fields)
+        fields = list(map(_FIELDS, events))
+        if set(map(len, fields)) != {len(names)}:
+            raise ValueError(f"an event of {kind.__name__} holds other fields than its model's")
+        columns = [list(column) for column in zip(*map(itemgetter(*names), fields), strict=True)]
+        if "features" in names:
+            features = columns[names.index("features")]
+            for row, number in enumerate(numbers):
+                if where[number] is not None:
+                    features[row] = where[number]
+        laid_out.append(
+            EventColumns(
+                kind,
+                [placed[number][0] for number in numbers],
+                names,
+                columns,
+                *_shared_sets(list(map(_FIELDS_GIVEN, events))),
+                _unless_all_none(list(map(_EXTRA, events))),
+                _unless_all_none(list(map(_PRIVATE, events))),
             )
         )
-    return rows, matrices
+    return laid_out, matrices
+
+
+def _shared_sets(sets: list[set[str]]) -> tuple[list[set[str]], list[int] | None]:
+    """The distinct sets, and each one's number among them (None when all are the first)."""
+    first = sets[0]
+    if all(given == first for given in sets):
+        return [first], None
+    distinct: list[set[str]] = []
+    numbers: list[int] = []
+    for given in sets:
+        number = next((n for n, seen in enumerate(distinct) if seen == given), len(distinct))
+        if number == len(distinct):
+            distinct.append(given)
+        numbers.append(number)
+    return distinct, numbers
+
+
+def _unless_all_none(values: list[Any]) -> list[Any] | None:
+    return None if values.count(None) == len(values) else values
 
 
 def remade_events(
-    rows: Iterable[EventRow], matrices: Sequence[FeatureMatrix] = ()
+    laid_out: Sequence[EventColumns], matrices: Sequence[FeatureMatrix] = ()
 ) -> list[tuple[int, Any]]:
-    """The ``(place, event)`` of each row :func:`event_rows` made, without validation; features
-    that crossed in a matrix are its rows (:class:`FeatureRow`, a mapping of the same items).
+    """The ``(place, event)`` that :func:`event_columns` laid out, remade without validation,
+    in place order; features that crossed in a matrix are its rows (:class:`FeatureRow`, a
+    mapping of the same items).
 
     >>> from datetime import UTC, datetime
     >>> events = [
@@ -196,8 +246,8 @@ def remade_events(
     ...                     features={"a": float(n), "b": "x" if n else 1.0})
     ...     for n in range(2)
     ... ]
-    >>> rows, matrices = pickle.loads(event_pickle(event_rows(enumerate(events))))
-    >>> remade = remade_events(rows, matrices)
+    >>> crossed = pickle.loads(event_pickle(event_columns(enumerate(events))))
+    >>> remade = remade_events(*crossed)
     >>> [(place, event == events[place]) for place, event in remade]
     [(0, True), (1, True)]
     >>> [type(event.features).__name__ for _, event in remade]
@@ -205,16 +255,29 @@ def remade_events(
     """
     new, setting = _new_object, _set
     remade: list[tuple[int, Any]] = []
-    for place, kind, fields, given, extra, private in rows:
-        at = fields.get("features")
-        if type(at) is tuple:
-            fields["features"] = FeatureRow(matrices[at[0]], at[1])
-        event = new(kind)
-        setting(event, "__dict__", fields)
-        setting(event, "__pydantic_fields_set__", given)
-        setting(event, "__pydantic_extra__", extra)
-        setting(event, "__pydantic_private__", private)
-        remade.append((place, event))
+    for kind, places, names, columns, given, which_given, extras, privates in laid_out:
+        if "features" in names:
+            at = names.index("features")
+            columns[at] = [
+                FeatureRow(matrices[where[0]], where[1]) if type(where) is tuple else where
+                for where in columns[at]
+            ]
+        sets = repeat(given[0]) if which_given is None else map(given.__getitem__, which_given)
+        for place, values, fields_given, extra, private in zip(
+            places,
+            zip(*columns, strict=True),
+            sets,
+            repeat(None) if extras is None else extras,
+            repeat(None) if privates is None else privates,
+            strict=False,  # the repeats are endless; the places and columns are as long
+        ):
+            event = new(kind)
+            setting(event, "__dict__", dict(zip(names, values, strict=True)))
+            setting(event, "__pydantic_fields_set__", fields_given)
+            setting(event, "__pydantic_extra__", extra)
+            setting(event, "__pydantic_private__", private)
+            remade.append((place, event))
+    remade.sort(key=itemgetter(0))  # events of several types: back in the batch's order
     return remade
 
 
@@ -321,7 +384,7 @@ class PipelinedIntake:
         """What the other process takes of a screened batch: its messages, and what goes on."""
         fields, joined = packed(batch)
         going = (
-            event_rows((place, item.event) for place, item, _ in screened.arrived),
+            event_columns((place, item.event) for place, item, _ in screened.arrived),
             [(place, new.label) for place, new in screened.labels],
             screened.created,
         )
