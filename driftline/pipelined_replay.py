@@ -183,22 +183,29 @@ def event_columns(
     matrices, where = FeatureMatrix.gather(
         [getattr(event, "features", None) for _, event in placed]
     )
+    every_event = [event for _, event in placed]
     kinds: dict[type[BaseModel], list[int]] = {}
-    for number, (_, event) in enumerate(placed):
-        kinds.setdefault(type(event), []).append(number)
+    if len(set(map(type, every_event))) == 1:  # as a rule, all of one type
+        kinds[type(every_event[0])] = list(range(len(placed)))
+    else:
+        for number, event in enumerate(every_event):
+            kinds.setdefault(type(event), []).append(number)
     laid_out = []
     for kind, numbers in kinds.items():
-        events = [placed[number][1] for number in numbers]
+        alone = len(numbers) == len(placed)
+        events = every_event if alone else [every_event[number] for number in numbers]
         names = tuple(kind.model_fields)
         fields = list(map(_FIELDS, events))
         if set(map(len, fields)) != {len(names)}:
             raise ValueError(f"an event of {kind.__name__} holds other fields than its model's")
         columns = [list(column) for column in zip(*map(itemgetter(*names), fields), strict=True)]
         if "features" in names:
-            features = columns[names.index("features")]
-            for row, number in enumerate(numbers):
-                if where[number] is not None:
-                    features[row] = where[number]
+            at = names.index("features")
+            places_of = where if alone else [where[number] for number in numbers]
+            columns[at] = [
+                given if place is None else place
+                for given, place in zip(columns[at], places_of, strict=True)
+            ]
         laid_out.append(
             EventColumns(
                 kind,

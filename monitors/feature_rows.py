@@ -26,7 +26,7 @@ they are.
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter, countOf, itemgetter
 from typing import Any, cast
 
 import numpy as np
@@ -102,7 +102,7 @@ class FeatureMatrix:
         matrices: list[FeatureMatrix] = []
         places: list[tuple[int, int] | None] = [None] * len(batch)
         for names, indices, rows in groups:
-            if set(map(type, chain.from_iterable(rows))) != _FLOATS:
+            if countOf(map(type, chain.from_iterable(rows)), float) != len(rows) * len(names):
                 kept = [place for place, row in enumerate(rows) if set(map(type, row)) == _FLOATS]
                 rows, indices = [rows[place] for place in kept], [indices[place] for place in kept]
                 if not rows:
