@@ -16,6 +16,7 @@ from driftline.monitors.feature_rows import FeatureRow
 from driftline.monitors.positions import Position
 from driftline.pipelined_replay import (
     SMALLEST_RAMPED,
+    cut_to_pieces,
     event_columns,
     event_pickle,
     ramped,
@@ -251,10 +252,15 @@ def as_dicts(event: PredictionEvent | FeatureEvent | LabelEvent) -> object:
     return again
 
 
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=300), st.booleans()), max_size=6))
-def test_ramped_batches_hold_the_messages_in_order_the_ends_of_predictions_cut_small(batches):
+batch_sizes = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=300), st.booleans()), max_size=6
+)
+
+
+def batches_of(sizes: list[tuple[int, bool]]) -> tuple[list[list[InputMessage]], int]:
+    """Batches of predictions of these sizes, a label amid those marked; and how many messages."""
     messages, made = [], 0
-    for size, with_a_label in batches:
+    for size, with_a_label in sizes:
         topics = [InputTopic.PREDICTIONS] * size
         if with_a_label and size:
             topics[size // 2] = InputTopic.LABELS
@@ -265,6 +271,35 @@ def test_ramped_batches_hold_the_messages_in_order_the_ends_of_predictions_cut_s
             ]
         )
         made += size
+    return messages, made
+
+
+@given(batch_sizes, st.integers(min_value=1, max_value=120))
+def test_batches_of_predictions_alone_cross_in_even_pieces_of_at_most_the_most(sizes, most):
+    messages, made = batches_of(sizes)
+    pieces = list(cut_to_pieces(messages, most))
+    assert [m.source.offset for piece in pieces for m in piece] == list(range(made))
+    at = 0
+    for batch in messages:  # each batch's pieces follow one another
+        taken = 0
+        sizes_cut = []
+        while taken < len(batch) or (not batch and not sizes_cut):
+            sizes_cut.append(len(pieces[at]))
+            taken += len(pieces[at])
+            at += 1
+        assert taken == len(batch)
+        if len(batch) <= most or any(m.topic is InputTopic.LABELS for m in batch):
+            assert sizes_cut == [len(batch)]  # whole
+        else:
+            assert max(sizes_cut) <= most
+            assert max(sizes_cut) - min(sizes_cut[:-1] or sizes_cut) <= 1
+            assert len(sizes_cut) == -(-len(batch) // most)
+    assert at == len(pieces)
+
+
+@given(batch_sizes)
+def test_ramped_batches_hold_the_messages_in_order_the_ends_of_predictions_cut_small(batches):
+    messages, made = batches_of(batches)
     pieces = list(ramped(messages))
     assert [m.source.offset for piece in pieces for m in piece] == list(range(made))
     assert all(pieces)
