@@ -5,12 +5,12 @@ An event's features come as a dict of twenty or so Python floats. A batch
 of them crossing from one process to another is pickled value by value and
 remade dict by dict, and the data-quality checks then read the values back
 out of the dicts into columns. Where every value of a batch's events is a
-float and the events name the same features in the same order (the common
-case), :meth:`FeatureMatrix.gather` lays them out as one ``float64``
-matrix, which crosses as one block of bytes, and each event gets a
-:class:`FeatureRow` in place of its dict: a mapping of the same names and
-values, in the same order, so that whatever reads an event's features reads
-what it would have read in the dict. The data-quality checks recognise a
+float and the events name the same features (the common case),
+:meth:`FeatureMatrix.gather` lays them out as one ``float64`` matrix, which
+crosses as one block of bytes, and each event gets a :class:`FeatureRow` in
+place of its dict: a mapping of the same names and values (in the order the
+first of those events gave them), so that whatever reads an event's
+features reads what it would have read in the dict. The data-quality checks recognise a
 batch of rows of one matrix (:func:`matrix_rows`) and take its columns as
 they are.
 
@@ -35,7 +35,7 @@ import numpy as np
 class FeatureMatrix:
     """Events' feature values, one row per event and one column per name, all floats.
 
-    ``names``: the features, in the order each event gave them; ``values``:
+    ``names``: the features, in the order the first of its events gave them; ``values``:
     an ``(events, names)`` array of ``float64``, kept read-only, as the
     events it stands for are frozen.
     """
