@@ -2,7 +2,8 @@
 
 ``GET /livez`` answers 503 when restarting the worker is the cure: the app
 is stopping or crashed (a worker that stopped itself after a Kafka error
-stays alive otherwise, consuming nothing), or an assigned input partition
+also exits within its shutdown timeout, see
+:class:`~driftline.agents.worker.BoundedShutdownWorker`), or an assigned input partition
 has had messages waiting for ``DRIFTLINE_STALL_SECONDS`` without one being
 processed. A blocked event loop cannot answer at all, so the probe's own
 timeout fails it. ``GET /readyz`` answers 200 once the tables are

@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import faust
@@ -26,7 +27,12 @@ from driftline.streams.security import credentials_refused, refusal_hint
 log = logging.getLogger(__name__)
 
 EXIT_SHUTDOWN_TIMEOUT = 75
-"""Exit code when a worker had to be stopped hard after the shutdown timeout."""
+"""Exit code when a worker had to be ended hard: its stop took longer than the shutdown timeout."""
+
+EXIT_STOPPED_ITSELF = 70
+"""Exit code when a worker stopped without being asked by a signal (faust crashed or stopped
+the app, after a fatal Kafka error say) and its stop completed in time: a service manager
+should restart it."""
 
 
 def build_worker_app(settings: Settings) -> tuple[DriftlineApp, Monitoring]:
@@ -40,20 +46,51 @@ def build_worker_app(settings: Settings) -> tuple[DriftlineApp, Monitoring]:
 
 
 class BoundedShutdownWorker(faust.Worker):
-    """A faust worker that exits at the latest ``shutdown_timeout`` after a signal.
+    """A faust worker whose process ends at the latest ``shutdown_timeout`` after it begins
+    to stop, with an exit code that says why.
 
     faust stops gracefully on SIGTERM (committing offsets), but a consumer
-    stuck in a group join can keep it alive for minutes; an orchestrator
-    waiting on the process deserves a bound. Past it the process exits with
-    code 75 so the hard stop shows.
+    stuck in a group join, or a producer waiting on an unreachable broker,
+    can keep it alive for minutes; an orchestrator waiting on the process
+    deserves a bound. faust also stops by itself: a service that crashes
+    (a fatal producer error, a failed rebalance) crashes the whole tree of
+    services (mode's ``Service.crash``), and a worker left "Stopping..." with
+    its web server up would consume nothing, alive, forever. So a watchdog
+    thread is armed when a signal arrives, when the worker crashes
+    (:meth:`_crash`) and whenever the worker's run ends (:meth:`on_worker_shutdown`,
+    which mode calls however it ends); past the timeout it ends the process
+    with :data:`EXIT_SHUTDOWN_TIMEOUT`. A stop that completes in time exits 0
+    after a signal and :data:`EXIT_STOPPED_ITSELF` otherwise, so a service
+    manager restarts the worker.
+
+    ``exit`` ends the process (``os._exit``: the watchdog runs in a thread, and
+    the event loop may be the thing that is stuck); a test may pass its own.
     """
 
-    def __init__(self, *args: Any, shutdown_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        shutdown_timeout: float,
+        exit: Callable[[int], object] = os._exit,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.shutdown_timeout = shutdown_timeout
+        self._exit = exit
         self._watchdog: threading.Timer | None = None
+        self._stop_cause: str | None = None
+        """Why the worker began to stop: "the signal", or what stopped it by itself."""
+        self.signalled = False
+        """Whether a signal (SIGTERM, SIGINT) asked the worker to stop."""
 
-    def _arm_watchdog(self) -> None:
+    @property
+    def stopped_itself(self) -> bool:
+        """Whether the worker began to stop without a signal asking it to."""
+        return self._stop_cause is not None and not self.signalled
+
+    def _arm_watchdog(self, cause: str) -> None:
+        if self._stop_cause is None:
+            self._stop_cause = cause
         if self._watchdog is None:
             self._watchdog = threading.Timer(self.shutdown_timeout, self._force_exit)
             self._watchdog.daemon = True
@@ -61,18 +98,57 @@ class BoundedShutdownWorker(faust.Worker):
 
     def _force_exit(self) -> None:
         log.error(
-            "worker did not stop within %.1f s of the signal; exiting hard", self.shutdown_timeout
+            "worker did not stop within %.1f s of %s; exiting hard",
+            self.shutdown_timeout,
+            self._stop_cause,
         )
         logging.shutdown()
-        os._exit(EXIT_SHUTDOWN_TIMEOUT)
+        self._exit(EXIT_SHUTDOWN_TIMEOUT)
 
     def _on_sigterm(self) -> None:
-        self._arm_watchdog()
+        self.signalled = True
+        self._arm_watchdog("the signal")
         super()._on_sigterm()
 
     def _on_sigint(self) -> None:
-        self._arm_watchdog()
+        self.signalled = True
+        self._arm_watchdog("the signal")
         super()._on_sigint()
+
+    def _crash(self, reason: BaseException) -> None:
+        # mode's Service.crash marks every service up the tree as crashed, the
+        # worker (the root) included, whichever service crashed: the earliest
+        # moment the worker knows it is going down.
+        super()._crash(reason)
+        self._arm_watchdog(f"crashing ({reason!r})")
+
+    async def on_started(self) -> None:
+        # mode's Worker waits here until the worker stops or crashes; wait for the
+        # app's stop too, or a worker whose app stopped by itself would wait forever.
+        if self.daemon:
+            await self.wait(self.app.wait_until_stopped())
+
+    def on_worker_shutdown(self) -> None:
+        # Called by mode's Worker.execute_from_commandline when the worker's run
+        # ends, however it ends, before it stops the services.
+        if not self.signalled:
+            app = self.app
+            if app.crash_reason is not None or self.crash_reason is not None:
+                cause = f"crashing ({self.crash_reason or app.crash_reason!r})"
+            else:
+                cause = f"stopping by itself (the app is {app.state})"
+            self._arm_watchdog(cause)
+            log.error("the worker is %s, without a signal; it exits to be restarted", cause)
+        super().on_worker_shutdown()
+
+    def execute_from_commandline(self) -> NoReturn:
+        """Run the worker until it stops; exit non-zero unless a signal asked for the stop."""
+        try:
+            super().execute_from_commandline()
+        except SystemExit as exit:
+            if self.stopped_itself and exit.code != EXIT_SHUTDOWN_TIMEOUT:
+                raise SystemExit(EXIT_STOPPED_ITSELF) from None
+            raise
 
 
 class WorkerStartupError(RuntimeError):

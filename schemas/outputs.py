@@ -401,7 +401,10 @@ class DeadLetter(WireModel):
     """An input message that could not be used, with the reason and the bytes.
 
     ``original`` holds the message value exactly as received, base64-encoded,
-    so the producer can see what was sent and it can be replayed once fixed.
+    so the producer can see what was sent and it can be replayed once fixed;
+    a message too large to carry whole is carried cut (``original_truncated``),
+    with the size and SHA-256 digest of the whole kept. Dead letters written
+    before those fields (without them) still read.
     """
 
     schema_version: Literal[1] = 1
@@ -413,6 +416,26 @@ class DeadLetter(WireModel):
         default=None, description="The message key, if it was UTF-8 (and at most 2,048 bytes)."
     )
     original: str | None = Field(
-        description="The message value as received, base64-encoded; null for a tombstone, or "
-        "for a message too large to carry (`message` says where to read it)."
+        description="The message value as received, base64-encoded; null for a tombstone. "
+        "A message whose value and key are over the worker's DRIFTLINE_MAX_MESSAGE_BYTES is "
+        "carried cut, its first bytes only (`original_truncated`; `message` says where to read "
+        "the whole). Before `original_truncated` existed, such a message was carried as null."
+    )
+    original_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="The size of the whole message value in bytes (before base64, and before "
+        "any cut); null for a tombstone, and in dead letters written before this field.",
+    )
+    original_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="The SHA-256 digest of the whole message value (before base64, and before "
+        "any cut), in lowercase hex; null for a tombstone, and in dead letters written before "
+        "this field.",
+    )
+    original_truncated: bool = Field(
+        default=False,
+        description="Whether `original` holds only the first bytes of the value: the message "
+        "was over the worker's DRIFTLINE_MAX_MESSAGE_BYTES (value and key together).",
     )

@@ -294,7 +294,8 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_seconds: PositiveFloat = Field(
         default=8.0,
-        description="After SIGTERM or SIGINT, the worker exits at the latest after this long.",
+        description="Once the worker begins to stop (after SIGTERM or SIGINT, or by itself "
+        "after a crash), it exits at the latest after this long.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Worker log level."

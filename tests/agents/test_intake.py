@@ -602,7 +602,7 @@ def test_a_batch_names_the_times_of_its_events_whose_model_is_not_registered():
 
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=40) | st.none(), st.integers(min_value=0, max_value=3_000))
-def test_a_dead_letter_carries_the_original_only_while_it_fits_its_topic(
+def test_a_dead_letter_carries_the_original_whole_only_while_it_fits_its_topic(
     key: bytes | None, size: int
 ) -> None:
     intake = intake_with(SPEC, max_message_bytes=1_024)
@@ -612,8 +612,12 @@ def test_a_dead_letter_carries_the_original_only_while_it_fits_its_topic(
     assert len(output.value) + len(output.key or b"") <= 2 * 1_024 + DEAD_LETTER_TEXT_BYTES
     if len(value) + len(key or b"") <= intake.settings.max_message_bytes:
         assert base64.b64decode(letter.original or "") == value
+        assert not letter.original_truncated
     else:
-        assert letter.original is None
+        assert letter.original_truncated
+        carried = base64.b64decode(letter.original or "")
+        assert value.startswith(carried)
+        assert len(carried) == max(intake.settings.max_message_bytes - len(key or b""), 0)
         assert f"{len(value):,} bytes" in letter.message
         assert "predictions, partition 0, offset 5" in letter.message
 
