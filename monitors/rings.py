@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from driftline.monitors.packing import pack_ints, pack_positions, pack_times
 from driftline.monitors.positions import Located
 from driftline.schemas import KafkaPosition
 
@@ -477,6 +478,56 @@ class EventMemory:
     def __iter__(self) -> Iterator[tuple[datetime, KafkaPosition | None]]:
         return zip(self.times(), self.positions(), strict=True)
 
+    def packed(self) -> dict[str, Any]:
+        """The times and positions as :func:`~driftline.monitors.packing.pack_times` and
+        :func:`~driftline.monitors.packing.pack_positions` pack them, computed from the
+        integers kept, not from a datetime and a position made for each event.
+
+        A worker writes this at every checkpoint of a model version (thousands
+        of events each): made one by one, the times took some 2 µs an event.
+        Times in a zone whose offset changes (a ``ZoneInfo``) go the slow way.
+
+        >>> from datetime import UTC, timezone
+        >>> memory = EventMemory(4)
+        >>> plus2 = timezone(timedelta(hours=2))
+        >>> moments = [datetime(2026, 1, 1, s, tzinfo=UTC if s % 2 else plus2) for s in range(5)]
+        >>> places = [None, *(KafkaPosition(topic=t, partition=1, offset=9) for t in "abab")]
+        >>> memory.extend(moments, places)
+        >>> memory.packed() == {"times": pack_times(memory.times()),
+        ...                     "positions": pack_positions(memory.positions())}
+        True
+        """
+        offsets = [_fixed_offset(zone) for zone in self._zones]
+        if any(offset is None for offset in offsets):
+            return {
+                "times": pack_times(self.times()),
+                "positions": pack_positions(self.positions()),
+            }
+        places = self._places
+        place = self._place.values()
+        zone_offset = np.array(
+            [offsets[zone // 2] or 0 for zone, _, _ in places] or [0], dtype=np.int64
+        )[place]
+        topic_code = np.array([topic for _, topic, _ in places] or [-1], dtype=np.int64)[place]
+        partition = np.array([p for _, _, p in places] or [0], dtype=np.int64)[place]
+        present = topic_code >= 0
+        codes, first = np.unique(topic_code[present], return_index=True)
+        order = codes[np.argsort(first)]  # the topics in the order they first come
+        renumber = np.full(len(self._topics) + 1, -1, dtype=np.int64)
+        renumber[order] = np.arange(len(order))
+        return {
+            "times": {
+                "micros": pack_ints(self._clock.values() - zone_offset),
+                "offsets": pack_ints(zone_offset),
+            },
+            "positions": {
+                "topics": [self._topics[code] for code in order.tolist()],
+                "topic": pack_ints(renumber[topic_code]),  # -1 (no position) stays -1
+                "partition": pack_ints(partition),
+                "offset": pack_ints(self._offset.values()),
+            },
+        }
+
     def _time(self, clock: int, zone: int) -> datetime:
         wall = _EPOCH + timedelta(microseconds=clock)
         return wall.replace(tzinfo=self._zones[zone // 2], fold=zone % 2)
@@ -518,3 +569,12 @@ class EventMemory:
             code = self._topic_codes[topic] = len(self._topics)
             self._topics.append(topic)
         return code
+
+
+def _fixed_offset(zone: tzinfo | None) -> int | None:
+    """A time zone's UTC offset in microseconds when it has one offset for every time (a
+    fixed offset, as JSON times carry), else None."""
+    if zone is None:
+        return None
+    offset = zone.utcoffset(None)
+    return None if offset is None else offset // _MICROSECOND

@@ -37,6 +37,22 @@ def test_integers_come_back_exactly(values):
     assert unpack_ints(through_json(pack_ints(values))) == values
 
 
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=-(2**63), max_value=2**63),
+            st.integers(min_value=-3, max_value=3),  # runs of equal steps
+        ),
+        max_size=200,
+    )
+)
+def test_many_integers_pack_with_numpy_as_one_by_one(values):
+    one_by_one = pack_ints(iter(values))  # no sequence: the loop
+    assert pack_ints(values) == one_by_one
+    if all(-(2**63) <= value < 2**63 for value in values):
+        assert pack_ints(np.array(values, dtype=np.int64)) == one_by_one
+
+
 def test_consecutive_integers_pack_into_a_run():
     assert pack_ints(range(1_000, 1_512)) == [1_000, [1, 511]]
 

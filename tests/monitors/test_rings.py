@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftline.monitors.packing import pack_positions, pack_times
 from driftline.monitors.rings import EventMemory, FloatRing, IntRing, RunRing
 from driftline.schemas import KafkaPosition, PredictionEvent
 
@@ -142,6 +143,10 @@ def test_an_event_memory_gives_back_the_times_and_positions_a_deque_would(maxlen
             same_event(memory[index], kept[index])
         assert memory.times() == [time for time, _ in kept]
         assert memory.positions() == [position for _, position in kept]
+        assert memory.packed() == {
+            "times": pack_times([time for time, _ in kept]),
+            "positions": pack_positions([position for _, position in kept]),
+        }
         for got, expected in zip(memory, kept, strict=True):
             same_event(got, expected)
 
