@@ -1,35 +1,34 @@
-"""Each model version's alert lifecycle and retraining state, kept where a restart finds it.
+"""Each model version's alert lifecycle and retraining decider, in memory and read back.
 
-The drift and performance monitors start afresh after a restart or a
-rebalance, but the alerts they raised must not: an alert open before the
-restart stays open under the same id (a monitor that finds the same change
-again updates it rather than opening a second one), cooldowns still hold,
-and a change that already triggered retraining does not trigger again.
-:class:`AlertBooks` keeps that state in a store (a faust table in the
-worker, whose changelog survives the worker; a dict in tests), written when
-an event changed it and every ``SAVE_EVERY`` events otherwise (so the
-version's event clock is off by at most that much after a restart).
+An alert open before a restart stays open under the same id (a monitor that
+finds the same change again updates it rather than opening a second one),
+cooldowns still hold, and a change that already triggered retraining does
+not trigger again: the intake saves each version's books with its monitor,
+once per batch (:mod:`driftline.agents.version_state`), and
+:class:`AlertBooks` reads them back on a version's first use.
 """
 
-import hashlib
-from collections.abc import MutableMapping
-
-import orjson
+from collections.abc import Callable
 
 from driftline.agents.lifecycle import AlertLifecycle
 from driftline.agents.registry import ModelKey
 from driftline.agents.retraining import RetrainDecider
-from driftline.schemas import ModelSpec, registry_key
+from driftline.monitors.state import State
+from driftline.schemas import ModelSpec
 
-SAVE_EVERY = 1_000
-"""Events of a version between two saves of its state when nothing else changed it."""
+SavedBooks = Callable[[ModelSpec], tuple[State, State] | None]
+"""Reads a version's saved lifecycle and decider states, if any."""
 
 
 class AlertBooks:
-    """The alert lifecycle and retraining decider of every model version, saved in a store."""
+    """The alert lifecycle and retraining decider of every model version.
 
-    def __init__(self, store: MutableMapping[str, bytes] | None = None) -> None:
-        self.store: MutableMapping[str, bytes] = {} if store is None else store
+    ``saved`` reads a version's saved states, for a version not in memory
+    yet; without it, every version starts with no alerts.
+    """
+
+    def __init__(self, saved: SavedBooks | None = None) -> None:
+        self.saved = saved
         self._books: dict[ModelKey, tuple[AlertLifecycle, RetrainDecider]] = {}
 
     def lifecycles(self) -> list[AlertLifecycle]:
@@ -46,49 +45,31 @@ class AlertBooks:
         book = self._books.get(key)
         if book is not None and book[0].spec is spec:
             return book
-        book = self._read(spec) or (AlertLifecycle(spec), RetrainDecider(spec))
+        saved = None if self.saved is None else self.saved(spec)
+        if saved is None:
+            book = (AlertLifecycle(spec), RetrainDecider(spec))
+        else:
+            book = (
+                AlertLifecycle.from_state(spec, saved[0]),
+                RetrainDecider.from_state(spec, saved[1]),
+            )
         self._books[key] = book
         return book
 
-    def save(self, spec: ModelSpec, *, changed: bool, since: int | None = None) -> None:
-        """Write the version's state if events changed it, or every ``SAVE_EVERY`` events.
+    def holds(self, spec: ModelSpec) -> bool:
+        """Whether the version's books are in memory (for this very spec)."""
+        book = self._books.get((spec.model_id, spec.model_version))
+        return book is not None and book[0].spec is spec
 
-        ``since`` is the version's clock before the events (a batch) this
-        save is for; without it, they were one event.
-        """
-        life, decider = self.book_for(spec)
-        before = life.clock - 1 if since is None else since
-        if not changed and before // SAVE_EVERY == life.clock // SAVE_EVERY:
-            return
-        self.store[_key(spec)] = orjson.dumps(
-            {
-                "spec": _fingerprint(spec),
-                "lifecycle": life.to_state(),
-                "retraining": decider.to_state(),
-            }
+    def restore(self, spec: ModelSpec, lifecycle: State, retraining: State) -> AlertLifecycle:
+        """Take a version's saved books, read with its monitor; its lifecycle."""
+        life = AlertLifecycle.from_state(spec, lifecycle)
+        self._books[(spec.model_id, spec.model_version)] = (
+            life,
+            RetrainDecider.from_state(spec, retraining),
         )
+        return life
 
     def forget(self, model: ModelKey) -> None:
         """Drop the in-memory state of a version whose spec changed or went away."""
         self._books.pop(model, None)
-
-    def _read(self, spec: ModelSpec) -> tuple[AlertLifecycle, RetrainDecider] | None:
-        raw = self.store.get(_key(spec))
-        if raw is None:
-            return None
-        state = orjson.loads(raw)
-        if state.get("spec") != _fingerprint(spec):
-            return None
-        return (
-            AlertLifecycle.from_state(spec, state["lifecycle"]),
-            RetrainDecider.from_state(spec, state["retraining"]),
-        )
-
-
-def _key(spec: ModelSpec) -> str:
-    return registry_key(spec.model_id, spec.model_version).decode("utf-8")
-
-
-def _fingerprint(spec: ModelSpec) -> str:
-    """Which spec the state belongs to."""
-    return hashlib.sha256(spec.model_dump_json().encode("utf-8")).hexdigest()[:32]

@@ -30,12 +30,14 @@ from driftline.agents.registry import (
     read_registry_message,
     registry_max_bytes,
 )
+from driftline.agents.version_state import Fence, VersionStates
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
 from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.monitors.positions import Located, kafka_position
+from driftline.monitors.state import State
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -257,7 +259,7 @@ class Intake:
         registry: ModelRegistry,
         *,
         label_store: MutableMapping[bytes, bytes] | None = None,
-        alert_store: MutableMapping[str, bytes] | None = None,
+        state_store: MutableMapping[str, bytes] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -273,10 +275,20 @@ class Intake:
             held_before_first_label=settings.held_predictions_before_first_label,
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
-        self.books = AlertBooks(alert_store)
+        self.states = None if state_store is None else VersionStates(state_store)
+        """Where each version's state is saved once per batch (see :meth:`flush_state`)."""
+        self.books = AlertBooks(None if self.states is None else self._saved_books)
+        self._touched: dict[ModelKey, int | None] = {}
+        """The versions whose state changed since it was last saved, with the partition of
+        their last message (where the state goes)."""
+        self._positions: dict[ModelKey, Fence] = {}
+        """Per version, the offset after its last event processed, per topic and partition."""
+        self._fences: dict[ModelKey, Fence] = {}
+        """Per version restored from saved state, where the events it already reflects end
+        (dropped once the events go past it)."""
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
         self._max_future = timedelta(seconds=settings.max_future_seconds)
-        self._stores = [store for store in (label_store, alert_store) if store is not None]
+        self._stores = [store for store in (label_store, state_store) if store is not None]
         self._partition: int | None = None
         registry.on_change = self.forget
 
@@ -443,6 +455,8 @@ class Intake:
                 outputs[index] = accepted
             elif isinstance(accepted, NewLabel):
                 new_labels.append((index, accepted))
+            elif self._fences and self._behind_fence(item.message, accepted.spec):
+                self.counters.topics[item.message.topic].duplicates += 1
             else:
                 checked.append((index, item, accepted))
         if new_labels:
@@ -467,14 +481,15 @@ class Intake:
         if screened.labels:
             self._join_new_labels(screened.labels, outputs)
         batches = _by_version(screened.arrived)
+        warming = [batch.monitor.warming_up for batch in batches]
         every_found = ModelMonitor.update_batches(
             [(batch.monitor, batch.events, batch.positions) for batch in batches]
         )
-        for batch, found in zip(batches, every_found, strict=True):
+        for batch, found, warmed in zip(batches, every_found, warming, strict=True):
             try:
                 if isinstance(found, Exception):
                     raise found
-                self._watch(batch, found, outputs)
+                self._watch(batch, found, outputs, warming_up=warmed)
             except Exception as error:
                 # A bug: the version's events of this batch are dead-lettered (their
                 # bytes can be replayed); the other versions go on.
@@ -588,14 +603,23 @@ class Intake:
         return _Known(spec, monitor, self._recent_ids(message.topic, event.model_id))
 
     def _watch(
-        self, batch: "_VersionBatch", found: BatchFindings, outputs: list[list[Output]]
+        self,
+        batch: "_VersionBatch",
+        found: BatchFindings,
+        outputs: list[list[Output]],
+        *,
+        warming_up: bool = False,
     ) -> None:
         """Take one version's findings (its monitor has seen its events) event by event
-        through its lifecycle."""
+        through its lifecycle. ``warming_up``: the monitor was collecting its warm-up
+        reference when the batch began (the batch's events then count as no quiet time
+        for alerts read back from saved state)."""
         spec = batch.spec
         life, decider = self.books.book_for(spec)
+        if warming_up:
+            life.not_quiet_until(life.clock + len(batch.events))
         counters = self.counters.topics
-        watching, since, changed = life.watching, life.clock, False
+        watching = life.watching
         due = decider.due_at
         owed_by_event = self._join_predictions(batch)
         rows = zip(batch.indices, batch.messages, owed_by_event, strict=True)
@@ -619,7 +643,6 @@ class Intake:
                 )
                 watching = life.watching
             triggers = decider.observe(alerts, now)
-            changed = changed or bool(alerts or triggers)
             sent = [self._alert(alert) for alert in alerts]
             sent += [self._trigger(t) for t in triggers]
             counters[message.topic].processed += 1
@@ -627,9 +650,7 @@ class Intake:
                 sent += self.labels.release(owed)  # a performance alert may trigger
             outputs[index] = sent
             due = decider.due_at
-        if batch.messages:
-            self._at(batch.messages[-1])  # the version's state is saved where its last event was
-        self.books.save(spec, changed=changed, since=since)
+        self._processed(batch)
 
     def _join_predictions(self, batch: "_VersionBatch") -> list[PendingOutputs | None]:
         """Join a version's predictions to their labels, a run of one partition at a time;
@@ -668,21 +689,138 @@ class Intake:
                 if hasattr(store, "partition"):
                     store.partition = partition
 
-    def flush_state(self) -> "list[PlacedRecord]":
+    def flush_state(self, *, versions: bool = True) -> "list[PlacedRecord]":
         """Write what the last batch changed to the stores that buffer their writes; the
         changelog messages that carry it, for the caller to send.
 
         A faust table store buffers them, so that a key changed many times
         in a batch reaches the changelog once; the agent calls this after
         each batch and sends the messages before the batch's offsets can be
-        committed.
+        committed. With ``versions`` (once the batch's outputs are delivered),
+        the state of each version the batch changed is written first
+        (:meth:`save_versions`); the version records come last.
         """
+        if versions:
+            self.save_versions()
         records: list[PlacedRecord] = []
         for store in self._stores:
             drain = getattr(store, "drain", None)
             if drain is not None:
                 records += drain()
         return records
+
+    def save_versions(self) -> int:
+        """Write the state of every version changed since the last save to the state store,
+        each to the partition of its last message; how many were written.
+
+        A version that fails to be written (a bug) is logged and stays to be
+        written with the next batch; the others are written.
+        """
+        if self.states is None:
+            self._touched.clear()
+            return 0
+        written = 0
+        for key, partition in list(self._touched.items()):
+            spec = self.registry.spec(*key)
+            if spec is not None:
+                try:
+                    self._save(spec, partition)
+                except Exception:
+                    log.exception("saving the state of model %s version %s failed", *key)
+                    continue
+                written += 1
+            del self._touched[key]
+        return written
+
+    def _save(self, spec: ModelSpec, partition: int | None) -> None:
+        assert self.states is not None
+        key = (spec.model_id, spec.model_version)
+        if partition is not None and partition != self._partition:
+            self._partition = partition
+            for store in self._stores:
+                if hasattr(store, "partition"):
+                    store.partition = partition
+        life, decider = self.books.book_for(spec)
+        self.states.write(
+            spec,
+            self.registry.reference(*key),
+            monitor=self._monitors.get(key),
+            lifecycle=life.to_state(),
+            retraining=decider.to_state(),
+            fence=self._positions.get(key, {}),
+        )
+
+    def _processed(self, batch: "_VersionBatch") -> None:
+        """Note where a version's batch ended, for its state's fence; it is to be saved."""
+        if not batch.messages:
+            return
+        positions = self._positions.setdefault(batch.key, {})
+        messages = batch.messages
+        for _, end in _partition_runs(messages):
+            last = messages[end - 1].source
+            positions[(last.topic, last.partition)] = last.offset + 1
+        self._at(messages[-1])  # the version's state is saved where its last event was
+        self._touched[batch.key] = self._partition
+
+    def _touch(self, spec: ModelSpec) -> None:
+        """A version's state changed outside its batch of events (a label): it is to be saved."""
+        key = (spec.model_id, spec.model_version)
+        self._touched.setdefault(key, self._partition)
+
+    def _behind_fence(self, message: InputMessage, spec: ModelSpec) -> bool:
+        """Whether a version's event is one its restored state already reflects.
+
+        Once an event of a partition reaches the fence, the partition's fence
+        is dropped: what follows is new.
+        """
+        key = (spec.model_id, spec.model_version)
+        fence = self._fences.get(key)
+        if fence is None:
+            return False
+        source = message.source
+        place = (source.topic, source.partition)
+        end = fence.get(place)
+        if end is None:
+            return False
+        if source.offset < end:
+            return True
+        del fence[place]
+        if not fence:
+            del self._fences[key]
+        return False
+
+    def _saved_books(self, spec: ModelSpec) -> tuple[State, State] | None:
+        """A version's saved lifecycle and decider states, for its books read without its
+        monitor (a label came first)."""
+        assert self.states is not None
+        saved = self.states.read(
+            spec, self.registry.reference(spec.model_id, spec.model_version), monitor=False
+        )
+        return None if saved is None else (saved.lifecycle, saved.retraining)
+
+    def _restored(self, spec: ModelSpec) -> ModelMonitor | None:
+        """A version's monitor read back from its saved state, with its books and fence;
+        None when there is none to read back (the books and fence may still be)."""
+        if self.states is None:
+            return None
+        key = (spec.model_id, spec.model_version)
+        saved = self.states.read(spec, self.registry.reference(*key))
+        if saved is None:
+            return None
+        if not self.books.holds(spec):
+            life = self.books.restore(spec, saved.lifecycle, saved.retraining)
+            if saved.monitor is not None:
+                life.carry_on()
+        self._positions[key] = dict(saved.fence)
+        if saved.fence:
+            self._fences[key] = dict(saved.fence)
+        if saved.monitor is not None:
+            log.info(
+                "model %s version %s: monitor restored from its saved state (%d events in)",
+                *key,
+                saved.monitor.events,
+            )
+        return saved.monitor
 
     @property
     def monitors(self) -> Mapping[ModelKey, ModelMonitor]:
@@ -698,6 +836,9 @@ class Intake:
         """Drop the state of a model version whose spec changed or went away."""
         self.labels.forget(model)
         self.books.forget(model)
+        self._fences.pop(model, None)
+        if self.states is not None:
+            self.states.forget(model)
         if self._monitors.pop(model, None) is not None:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
@@ -872,13 +1013,16 @@ class Intake:
         if monitor is None:
             if len(self._monitors) >= self.settings.max_models:
                 return None
-            monitor = self._monitors[key] = ModelMonitor(
-                spec,
-                reference=self.registry.reference(*key),
-                max_monitored_features=self.settings.max_features_per_model,
-                quality_alpha=self.settings.quality_alpha,
-            )
-            log.info("monitoring model %s version %s", *key)
+            monitor = self._restored(spec)
+            if monitor is None:
+                monitor = ModelMonitor(
+                    spec,
+                    reference=self.registry.reference(*key),
+                    max_monitored_features=self.settings.max_features_per_model,
+                    quality_alpha=self.settings.quality_alpha,
+                )
+                log.info("monitoring model %s version %s", *key)
+            self._monitors[key] = monitor
         return monitor
 
     def _performance_alert(self, alert: Alert) -> list[Output]:
@@ -892,7 +1036,7 @@ class Intake:
         subject = evidence.metric if isinstance(evidence, PerformanceEvidence) else alert.kind.value
         sent = life.other(alert, now, subject)
         triggers = decider.observe(sent, now)
-        self.books.save(spec, changed=bool(sent or triggers))
+        self._touch(spec)
         return [self._alert(a) for a in sent] + [self._trigger(t) for t in triggers]
 
     def _performance_back(
@@ -911,7 +1055,7 @@ class Intake:
             source=source,
             summary=f"performance: {back.metric.replace('_', ' ')} back to its reference {what}",
         )
-        self.books.save(spec, changed=bool(sent))
+        self._touch(spec)
         return [self._alert(alert) for alert in sent]
 
     def _trigger(self, trigger: RetrainTrigger) -> Output:

@@ -194,6 +194,28 @@ class AlertLifecycle:
             life.open and life.restored_at is not None for life in self._drifts.values()
         )
 
+    def carry_on(self) -> None:
+        """The monitor behind the drift and data-quality alerts read back was restored too.
+
+        It goes on where it was, so its own findings (an alarm, a return under
+        its exit threshold, a clean window) decide those alerts, as if there
+        had been no restart.
+        """
+        for life in [*self._drifts.values(), *self._quality.values()]:
+            life.restored_at = None
+
+    def not_quiet_until(self, clock: int) -> None:
+        """Count no quiet for drift alerts read back before the version's event ``clock``.
+
+        A monitor that starts afresh without a registered reference collects
+        a warm-up reference first, and cannot alarm during it: its events say
+        nothing about whether the change is still there, so they must not
+        resolve the alerts it raised before.
+        """
+        for life in self._drifts.values():
+            if life.restored_at is not None:
+                life.restored_at = max(life.restored_at, clock)
+
     def _restored_quiet(
         self, now: int, event: PredictionEvent | FeatureEvent, source: KafkaPosition | None
     ) -> list[Alert]:

@@ -1,4 +1,4 @@
-"""Worker state kept in faust tables: the label join, and each version's alert state.
+"""Worker state kept in faust tables: the label join, and each version's state.
 
 Every write goes to the table's changelog topic on the partition of the
 event being processed, which is the partition its model's predictions and
@@ -15,12 +15,14 @@ from faust.streams import current_event
 
 from driftline.streams import DriftlineApp
 from driftline.streams.sending import PlacedRecord
+from driftline.streams.settings import REFERENCE_MAX_BYTES
 
 LABEL_JOIN_TABLE = "label-join"
 """The label join's table; its changelog topic is ``<app id>-label-join-changelog``."""
 
-ALERT_STATE_TABLE = "alert-state"
-"""Each model version's open alerts, cooldowns and retraining state."""
+VERSION_STATE_TABLE = "version-state"
+"""Each model version's monitor, alerts and retraining state, saved once per batch
+(:mod:`driftline.agents.version_state`)."""
 
 
 COMPACT_EVERY = 256
@@ -257,18 +259,31 @@ def label_join_table(dapp: DriftlineApp) -> Any:
     )
 
 
-def alert_state_table(dapp: DriftlineApp) -> Any:
-    """Declare the table of each model version's alert state."""
+def version_state_table(dapp: DriftlineApp) -> Any:
+    """Declare the table of each model version's state.
+
+    A version's record grows with its features (some 7 KiB a numeric one),
+    and its warm-up reference is as large as a registered one, so the
+    changelog takes messages as large as the references topic does.
+    """
     return _raw_table(
-        dapp, ALERT_STATE_TABLE, "Open alerts, cooldowns and retraining state per model version."
+        dapp,
+        VERSION_STATE_TABLE,
+        "Monitors, open alerts, cooldowns and retraining state per model version.",
+        max_message_bytes=REFERENCE_MAX_BYTES,
     )
 
 
-def _raw_table(dapp: DriftlineApp, name: str, help: str) -> Any:
+def _raw_table(
+    dapp: DriftlineApp, name: str, help: str, *, max_message_bytes: int | None = None
+) -> Any:
+    """A table of raw bytes, partitioned like the input topics, with a compacted changelog."""
+    configs = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
     return dapp.app.Table(
         name,
         key_type=bytes,  # bytes keys and values travel raw
         value_type=bytes,
         partitions=dapp.settings.topic_partitions,
         help=help,
+        extra_topic_configs=configs,
     )

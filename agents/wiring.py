@@ -31,7 +31,7 @@ from driftline.agents.outputs import Destination, Output
 from driftline.agents.progress import ProgressWatch, batch_seconds_histogram
 from driftline.agents.registry import ModelRegistry
 from driftline.agents.registry_follower import RegistryFollower
-from driftline.agents.tables import TableStore, alert_state_table, label_join_table
+from driftline.agents.tables import TableStore, label_join_table, version_state_table
 from driftline.monitors.positions import Position
 from driftline.streams import DriftlineApp
 from driftline.streams.app import kafka_producer
@@ -65,14 +65,14 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     """Declare the registry follower and one agent per input topic on the app."""
     registry = ModelRegistry()
     table = label_join_table(dapp)
-    alert_state = alert_state_table(dapp)
+    version_state = version_state_table(dapp)
     monitoring = Monitoring(
         changelog=ChangelogWriter(dapp.settings, lambda: kafka_producer(dapp.app)),
         intake=Intake(
             dapp.settings,
             registry,
             label_store=TableStore(table, bytes, write_behind=True),
-            alert_store=TableStore(alert_state, str, write_behind=True),
+            state_store=TableStore(version_state, str, write_behind=True),
         ),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
@@ -184,12 +184,12 @@ def _register_input_agent(
             # of the batch is dead-lettered with the error (its bytes can be replayed).
             log.exception("failed on a batch of %d %s", len(messages), topic)
             outputs = [intake.failed(message, error) for message in messages]
-        await sender.send_all(outputs)
+        deliveries = await sender.send_all(outputs)
         try:
             monitoring.history.observe(intake.monitors, (output.message for output in outputs))
         except Exception:  # a bug in what the status page keeps must not stop the agent
             log.exception("the status history failed on a batch of %d %s", len(messages), topic)
-        await monitoring.changelog.write(intake, clock)
+        await monitoring.changelog.write(intake, clock, after=deliveries)
         monitoring.progress.processed(partitions)
         batch_seconds.observe(time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
@@ -293,15 +293,17 @@ class OutputSender:
         }
         self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
 
-    async def send_all(self, outputs: Sequence[Output]) -> None:
+    async def send_all(self, outputs: Sequence[Output]) -> "list[asyncio.Future[Any]]":
         """Hand every output to the producer, in order within each partition, then wait for them
-        together: at most :data:`OUTPUT_DELIVERY_WAIT_SECONDS`, until the broker has them all."""
+        together: at most :data:`OUTPUT_DELIVERY_WAIT_SECONDS`, until the broker has them all.
+        Their deliveries (the state written after them waits for those)."""
         topics = self.topics
         deliveries = await self.records.send_all(
             [(topics[output.destination], output.key, output.value) for output in outputs]
         )
         if deliveries:
             await asyncio.wait(deliveries, timeout=OUTPUT_DELIVERY_WAIT_SECONDS)
+        return deliveries
 
 
 class ChangelogWriter:
@@ -317,12 +319,36 @@ class ChangelogWriter:
 
     def __init__(self, settings: Settings, producer: Callable[[], BatchProducer]) -> None:
         self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
+        self.timeout = settings.send_timeout_seconds
         self._lock = asyncio.Lock()
 
-    async def write(self, intake: Intake, clock: AgentClock | None = None) -> None:
+    async def write(
+        self,
+        intake: Intake,
+        clock: AgentClock | None = None,
+        after: "Sequence[asyncio.Future[Any]]" = (),
+    ) -> None:
         """Hand every change the intake's tables buffered to the producer (their encoding
-        timed by the writing agent's ``clock``)."""
+        timed by the writing agent's ``clock``).
+
+        The state of the model versions goes only once the batch's outputs
+        (``after``) are delivered: a state saved with an alert open, its
+        alert lost in a crash, would never send that alert (a restarted
+        worker skips the events its state reflects). Outputs not delivered
+        within the send timeout leave the versions' state to the next batch.
+        """
+        pending = [delivery for delivery in after if not delivery.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.timeout)
+        delivered = all(delivery.done() and _delivered(delivery) for delivery in after)
+        if not delivered:
+            log.warning("outputs not delivered yet: the model versions' state waits a batch")
         async with self._lock:
             with clock or contextlib.nullcontext():
-                placed = intake.flush_state()
+                placed = intake.flush_state(versions=delivered)
             await self.records.send_placed(placed)
+
+
+def _delivered(delivery: "asyncio.Future[Any]") -> bool:
+    """Whether a delivery succeeded (it is done)."""
+    return not delivery.cancelled() and delivery.exception() is None

@@ -37,8 +37,6 @@ from driftline.monitors.findings import (
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.packing import (
     pack_ints,
-    pack_positions,
-    pack_times,
     unpack_ints,
     unpack_positions,
     unpack_times,
@@ -497,7 +495,7 @@ class ModelMonitor:
 
     # State as plain data, so it can be kept outside the process (never pickled).
 
-    def to_state(self) -> State:
+    def to_state(self, *, with_reference: bool = True) -> State:
         """Everything the monitor needs to go on, as plain JSON-ready data.
 
         The reference profile is kept once: the detectors' states leave out
@@ -505,6 +503,12 @@ class ModelMonitor:
         :meth:`from_state` rebuilds from the profile as :meth:`_start` built
         it. Recent values, event numbers, times and positions are packed
         exactly (see :mod:`driftline.monitors.packing`).
+
+        Without ``with_reference`` the profile is left out too (``"reference"``
+        says only whether there is one): it changes once, when the warm-up
+        ends, while the rest changes with every event, so a caller that
+        saves the state often keeps the profile (:attr:`reference`) apart and
+        gives it back to :meth:`from_state`.
 
         >>> from driftline.schemas import FeatureSpec
         >>> spec = ModelSpec(model_id="m", model_version="1", task="regression",
@@ -518,14 +522,15 @@ class ModelMonitor:
         reference = self.reference
         return {
             "spec": self.spec.model_dump(mode="json"),
-            "reference": None if reference is None else reference.model_dump(mode="json"),
+            "reference": None
+            if reference is None
+            else reference.model_dump(mode="json")
+            if with_reference
+            else True,
             "max_monitored_features": self.max_monitored_features,
             "quality_alpha": self.quality_alpha,
             "events": self._events,
-            "recent_events": {
-                "times": pack_times(self._recent_events.times()),
-                "positions": pack_positions(self._recent_events.positions()),
-            },
+            "recent_events": self._recent_events.packed(),
             "warmup": None if self._warmup is None else self._warmup.to_state(),
             "quality": self._quality.to_state(),
             "subjects": [
@@ -533,7 +538,7 @@ class ModelMonitor:
                     "name": subject.name,
                     "kind": type(subject.detector).__name__,
                     "detector": subject.detector.to_state(with_reference=False),
-                    "observed_at": pack_ints(subject.observed_at.tolist()),
+                    "observed_at": pack_ints(subject.observed_at.values()),
                     "latched": subject.latched,
                     "quiet": subject.quiet,
                 }
@@ -542,18 +547,39 @@ class ModelMonitor:
         }
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> "ModelMonitor":
-        """The monitor :meth:`to_state` described, going on exactly where it was."""
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        reference: ReferenceProfile | None = None,
+        *,
+        spec: ModelSpec | None = None,
+    ) -> "ModelMonitor":
+        """The monitor :meth:`to_state` described, going on exactly where it was.
+
+        ``reference`` is the profile of a state written without it (and
+        ignored for one written with it); ValueError if the state had a
+        profile and none is given. ``spec``, if given, is the spec the
+        monitor holds (the caller's own object, so that it can tell the
+        monitor's spec by identity): ValueError if the state is of another.
+        """
+        saved_spec = ModelSpec.model_validate_json(json.dumps(state["spec"]))
+        if spec is not None and spec != saved_spec:
+            raise ValueError("state: saved for another spec")
         monitor = cls(
-            ModelSpec.model_validate_json(json.dumps(state["spec"])),
+            saved_spec if spec is None else spec,
             max_monitored_features=state["max_monitored_features"],
             quality_alpha=state["quality_alpha"],
         )
         ready = None
-        if state["reference"] is not None:
-            ready = ModelReference(
-                ReferenceProfile.model_validate_json(json.dumps(state["reference"]))
-            )
+        saved = state["reference"]
+        if saved is True:
+            if reference is None:
+                raise ValueError("state: written without its reference profile, and none given")
+            saved_profile = reference
+        elif saved is not None:
+            saved_profile = ReferenceProfile.model_validate_json(json.dumps(saved))
+        if saved is not None:
+            ready = ModelReference(saved_profile)
             monitor._reference = CompactProfile(ready)
         monitor._events = int(state["events"])
         recent = state["recent_events"]

@@ -48,7 +48,7 @@ FLAG = os.environ["TEST_STALL_FLAG"]
 async def send_all(self, outputs):
     while os.path.exists(FLAG):
         await asyncio.sleep(0.05)
-    await _send_all(self, outputs)
+    return await _send_all(self, outputs)
 
 
 wiring.OutputSender.send_all = send_all

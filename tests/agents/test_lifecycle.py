@@ -182,11 +182,13 @@ def test_a_restarted_worker_keeps_the_open_alerts_and_sends_no_second_open():
         registry = ModelRegistry()
         registry.apply(Registration(model))
         registry.apply(ReferenceRegistration(reference))
-        return Intake(Settings(), registry, alert_store=store)
+        return Intake(Settings(), registry, state_store=store)
 
     def feed(target: Intake, start: int, end: int) -> tuple[list[Alert], int]:
         outputs: list[Output] = []
         for index in range(start, end):
+            if index % 250 == 0:  # a batch ends: its state is saved
+                target.flush_state()
             event = PredictionEvent(
                 model_id="m",
                 model_version="1",
@@ -199,6 +201,7 @@ def test_a_restarted_worker_keeps_the_open_alerts_and_sends_no_second_open():
                 InputTopic.PREDICTIONS, event.model_dump_json().encode(), b"m", source
             )
             outputs += target.handle(message)
+        target.flush_state()
         alerts = [
             Alert.model_validate_json(o.value)
             for o in outputs

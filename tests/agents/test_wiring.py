@@ -73,7 +73,7 @@ class _Tables:
     def __init__(self, *records: tuple[str, int, bytes, bytes | None]) -> None:
         self.records = list(records)
 
-    def flush_state(self) -> list[tuple[str, int, bytes, bytes | None]]:
+    def flush_state(self, *, versions: bool = True) -> list[tuple[str, int, bytes, bytes | None]]:
         drained, self.records = self.records, []
         return drained
 

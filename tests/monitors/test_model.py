@@ -338,11 +338,13 @@ def test_a_drift_that_ends_repeats_while_it_lasts_and_resolves_after_it():
     assert at >= max(repeats) + monitor.spec.alerts.resolve_after_events
 
 
-@pytest.mark.parametrize("split", [1_500, 3_100, 4_700])
-def test_a_restored_monitor_gives_exactly_the_same_findings_and_state_afterwards(split):
+@pytest.mark.parametrize("apart", [False, True])
+@pytest.mark.parametrize("split", [800, 1_500, 3_100, 4_700])
+def test_a_restored_monitor_gives_exactly_the_same_findings_and_state_afterwards(split, apart):
     # Every finding compared whole (evidence, quantiles, distances, times with
     # their offsets, positions), on numeric, categorical, prediction and joint
-    # subjects, with the state cut at a warm-up, a quiet and an alarming moment.
+    # subjects, with the state cut at a warm-up, a quiet and an alarming moment;
+    # ``apart``: the reference profile kept apart from the state, as a worker saves it.
     import json
 
     rng = random.Random(23)
@@ -370,7 +372,13 @@ def test_a_restored_monitor_gives_exactly_the_same_findings_and_state_afterwards
     original = ModelMonitor(model)
     for e, p in zip(events[:split], positions[:split], strict=True):
         original.update(e, p)
-    restored = ModelMonitor.from_state(json.loads(json.dumps(original.to_state())))
+    if apart:
+        state = json.loads(json.dumps(original.to_state(with_reference=False)))
+        assert state["reference"] is (True if split > 1_000 else None)
+        restored = ModelMonitor.from_state(state, original.reference, spec=model)
+        assert restored.spec is model
+    else:
+        restored = ModelMonitor.from_state(json.loads(json.dumps(original.to_state())))
     assert restored.to_state() == original.to_state()
     found = []
     for e, p in zip(events[split:], positions[split:], strict=True):
@@ -379,3 +387,16 @@ def test_a_restored_monitor_gives_exactly_the_same_findings_and_state_afterwards
         found += [d.subject for d in mine.drifts + mine.repeats]
     assert restored.to_state() == original.to_state()
     assert set(found) >= {"x", "plan"}  # alarms (or repeats of them) after the cut
+
+
+def test_a_state_without_its_reference_is_refused_without_one_or_for_another_spec():
+    model = spec(numeric("x"), warmup_events=100)
+    monitor = ModelMonitor(model)
+    for i in range(150):
+        monitor.update(event({"x": float(i % 7)}, i))
+    state = monitor.to_state(with_reference=False)
+    with pytest.raises(ValueError, match="without its reference profile"):
+        ModelMonitor.from_state(state)
+    other = spec(numeric("x"), numeric("y"), warmup_events=100)
+    with pytest.raises(ValueError, match="another spec"):
+        ModelMonitor.from_state(state, monitor.reference, spec=other)

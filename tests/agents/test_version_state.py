@@ -1,0 +1,246 @@
+"""A version's state saved once per batch: a restart changes nothing a user can see.
+
+The oracle is one intake that sees every event once. A "restarted" run is
+an intake that processes batches and saves its state after each, then a
+new intake on the same store, handed the events again from an earlier
+batch (the offsets a crash did not commit): together they must send
+exactly the oracle's messages.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from driftline.agents.intake import InputMessage, InputTopic, Intake
+from driftline.agents.outputs import Destination, Output
+from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
+from driftline.agents.version_state import STATE_FORMAT, reference_key, state_key
+from driftline.monitors.reference import build_reference
+from driftline.schemas import FeatureSpec, KafkaPosition, ModelSpec, PredictionEvent
+from driftline.streams.settings import Settings
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+FEATURES = ["a", "b", "c"]
+EVENTS = 9_000
+DRIFT_FROM = 3_500
+BATCH = 500
+
+
+def model_spec() -> ModelSpec:
+    return ModelSpec(
+        model_id="m",
+        model_version="1",
+        task="regression",
+        features=[FeatureSpec(name=name, kind="numeric") for name in FEATURES],
+        drift={"warmup_events": 1_000},
+        alerts={"resolve_after_events": 1_500},
+    )
+
+
+def messages(seed: int = 5, drift_to: int = EVENTS) -> list[InputMessage]:
+    """Events with a shift of feature "a" from DRIFT_FROM to ``drift_to``."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(EVENTS, len(FEATURES)))
+    rows[DRIFT_FROM:drift_to, 0] += 1.0
+    made = []
+    for index, row in enumerate(rows):
+        event = PredictionEvent(
+            model_id="m",
+            model_version="1",
+            event_id=f"e{index}",
+            event_time=START + timedelta(seconds=index),
+            features=dict(zip(FEATURES, row.tolist(), strict=True)),
+            prediction=float(row.sum()),
+        )
+        source = KafkaPosition(topic="predictions", partition=0, offset=index)
+        made.append(
+            InputMessage(
+                InputTopic.PREDICTIONS, orjson.dumps(event.model_dump(mode="json")), b"m", source
+            )
+        )
+    return made
+
+
+def intake(store: dict[str, bytes] | None, *, registered: bool = False) -> Intake:
+    model = model_spec()
+    registry = ModelRegistry()
+    registry.apply(Registration(model))
+    if registered:
+        training = np.random.default_rng(1).normal(size=(3_000, len(FEATURES)))
+        columns = {name: training[:, i].tolist() for i, name in enumerate(FEATURES)}
+        registry.apply(
+            ReferenceRegistration(build_reference(model, columns, source="test", ordered=False))
+        )
+    return Intake(Settings(), registry, state_store=store)
+
+
+def feed(target: Intake, batch: Sequence[InputMessage]) -> list[bytes]:
+    """One batch through the intake, its state saved as a worker saves it; the alerts and
+    triggers it sent."""
+    outputs: list[Output] = target.handle_batch(batch)
+    target.flush_state()
+    return [
+        output.value
+        for output in outputs
+        if output.destination in (Destination.ALERTS, Destination.RETRAIN_TRIGGERS)
+    ]
+
+
+def run(
+    events: list[InputMessage],
+    restarts: Sequence[tuple[int, int]] = (),
+    *,
+    registered: bool = False,
+) -> tuple[list[bytes], int]:
+    """The messages sent by batches of ``BATCH`` events, with a new intake at each restart:
+    ``(at, replayed)`` starts it at batch ``at``, handed the ``replayed`` batches before it
+    again. How many events the restarted intakes counted as duplicates, too."""
+    store: dict[str, bytes] = {}
+    current = intake(store, registered=registered)
+    starts = dict(restarts)
+    sent: list[bytes] = []
+    duplicates = 0
+    batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+    for number, batch in enumerate(batches):
+        if number in starts:
+            duplicates += _counted_duplicates(current)
+            current = intake(store, registered=registered)
+            for again in batches[number - starts[number] : number]:
+                sent += feed(current, again)
+        sent += feed(current, batch)
+    return sent, duplicates + _counted_duplicates(current)
+
+
+def _counted_duplicates(target: Intake) -> int:
+    return target.counters.topics[InputTopic.PREDICTIONS].duplicates
+
+
+@pytest.fixture(scope="module")
+def drifting() -> list[InputMessage]:
+    return messages()
+
+
+@pytest.fixture(scope="module")
+def oracle(drifting: list[InputMessage]) -> list[bytes]:
+    sent, duplicates = run(drifting)
+    assert duplicates == 0
+    return sent
+
+
+def test_the_oracle_alerts_the_drift_and_keeps_it_open(oracle: list[bytes]) -> None:
+    of_a = [item["status"] for item in map(orjson.loads, oracle) if item.get("feature") == "a"]
+    assert of_a[0] == "open"
+    assert "resolve" not in of_a
+
+
+def test_a_restart_during_a_drift_sends_what_the_oracle_sends(
+    drifting: list[InputMessage], oracle: list[bytes]
+) -> None:
+    # The alert opens near event 4,000; a restart at 6,500 that replays two batches.
+    sent, duplicates = run(drifting, [(13, 2)])
+    assert sent == oracle
+    assert duplicates == 2 * BATCH
+
+
+def test_restarts_before_during_and_after_the_warmup_change_nothing(
+    drifting: list[InputMessage], oracle: list[bytes]
+) -> None:
+    sent, duplicates = run(drifting, [(1, 1), (2, 0), (5, 3), (9, 1), (16, 2)])
+    assert sent == oracle
+    assert duplicates == (1 + 0 + 3 + 1 + 2) * BATCH
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(1, EVENTS // BATCH - 1), min_size=1, max_size=3, unique=True),
+    st.integers(0, 3),
+    st.booleans(),
+)
+def test_any_restarts_change_nothing(
+    drifting: list[InputMessage], at: list[int], replayed: int, registered: bool
+) -> None:
+    restarts = [(number, min(replayed, number)) for number in sorted(at)]
+    expected, _ = run(drifting, registered=registered)
+    assert run(drifting, restarts, registered=registered)[0] == expected
+
+
+def test_without_saved_state_a_restart_resolves_the_drift_falsely(
+    drifting: list[InputMessage], oracle: list[bytes]
+) -> None:
+    # What the saved state prevents: a new intake with nothing saved learns the drift as normal.
+    batches = [drifting[i : i + BATCH] for i in range(0, EVENTS, BATCH)]
+    first, second = intake(None), intake(None)
+    sent = [value for batch in batches[:13] for value in feed(first, batch)]
+    sent += [value for batch in batches[13:] for value in feed(second, batch)]
+    assert sent != oracle
+
+
+def test_a_state_of_an_unknown_format_is_refused_and_the_version_starts_afresh(
+    drifting: list[InputMessage], caplog: pytest.LogCaptureFixture
+) -> None:
+    store: dict[str, bytes] = {}
+    first = intake(store)
+    for start in range(0, 3_000, BATCH):
+        feed(first, drifting[start : start + BATCH])
+    key = state_key("m", "1")
+    record = orjson.loads(store[key])
+    assert record["format"] == STATE_FORMAT
+    assert record["monitor"]["events"] == 3_000
+    assert reference_key("m", "1") in store  # the warm-up reference, apart
+    store[key] = orjson.dumps({**record, "format": STATE_FORMAT + 1})
+    second = intake(store)
+    feed(second, drifting[3_000:3_500])
+    assert second.monitors[("m", "1")].events == 500
+    assert "cannot be read" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda record: {**record, "monitor": {"spec": record["monitor"]["spec"]}},
+        lambda record: {**record, "fence": "nowhere"},
+        lambda record: {**record, "lifecycle": None},
+    ],
+)
+def test_a_damaged_state_never_crashes_the_intake(drifting: list[InputMessage], damage) -> None:  # type: ignore[no-untyped-def]
+    store: dict[str, bytes] = {}
+    first = intake(store)
+    for start in range(0, 2_000, BATCH):
+        feed(first, drifting[start : start + BATCH])
+    key = state_key("m", "1")
+    store[key] = orjson.dumps(damage(orjson.loads(store[key])))
+    second = intake(store)
+    feed(second, drifting[2_000:2_500])
+    counters = second.counters.topics[InputTopic.PREDICTIONS]
+    assert counters.processed + counters.duplicates == 500
+    assert counters.dead_lettered == 0
+
+
+def test_a_monitor_that_starts_afresh_counts_no_quiet_time_during_its_warmup(
+    drifting: list[InputMessage],
+) -> None:
+    # The saved monitor is unreadable at a restart during the drift: the new one warms up
+    # (1,000 events) on drifted data, which then looks normal. The alerts read back must not
+    # resolve on the warm-up's events: not before 1,000 + 1,500 quiet events after it.
+    store: dict[str, bytes] = {}
+    first = intake(store)
+    for start in range(0, 6_500, BATCH):
+        feed(first, drifting[start : start + BATCH])
+    key = state_key("m", "1")
+    store[key] = orjson.dumps({**orjson.loads(store[key]), "monitor": {"damaged": True}})
+    second = intake(store)
+    sent = [
+        orjson.loads(v)
+        for s in range(6_500, EVENTS, BATCH)
+        for v in feed(second, drifting[s : s + BATCH])
+    ]
+    resolved = [int(item["event_id"][1:]) for item in sent if item.get("status") == "resolve"]
+    assert second.monitors[("m", "1")].events == EVENTS - 6_500
+    # Event e<i> is the version's event i + 1: resolved after the warm-up and 1,500 more.
+    assert resolved
+    assert min(resolved) + 1 - 6_500 == 1_000 + 1_500
