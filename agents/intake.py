@@ -10,7 +10,7 @@ three counts: processed, dead-lettered (with a reason) or duplicate.
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -844,6 +844,40 @@ class Intake:
         if not self.registry.has_model(model[0]):
             for topic in InputTopic:
                 self._recent.pop((topic, model[0]), None)
+
+    def release(self, partitions: Collection[tuple[str, int]]) -> list[ModelKey]:
+        """Drop from memory the versions whose events came from these (topic, partition)s,
+        which the worker no longer owns (a rebalance took them); the versions dropped.
+
+        Their state is in the state store (saved with their last batch): a
+        worker that owns them next, this one included, reads it back from
+        there, never from a copy in memory that another worker may have
+        moved on from since. A version whose state is not saved yet (its
+        outputs were not delivered in time) is logged: the events since its
+        last save are replayed to whoever owns it next.
+        """
+        gone = [
+            key
+            for key, positions in self._positions.items()
+            if any(place in partitions for place in positions)
+        ]
+        for key in gone:
+            if key in self._touched:
+                log.warning(
+                    "model %s version %s: released before its latest state was saved; the "
+                    "events since its last save will be processed again",
+                    *key,
+                )
+                del self._touched[key]
+            self._monitors.pop(key, None)
+            self.books.forget(key)
+            self._fences.pop(key, None)
+            self._positions.pop(key, None)
+            if self.states is not None:
+                self.states.forget(key)
+        if gone:
+            log.info("released %d model versions of partitions taken by a rebalance", len(gone))
+        return gone
 
     def create_monitors(self, keys: Sequence[ModelKey]) -> None:
         """Create the monitors of these model versions, in order, as :meth:`screen_batch`

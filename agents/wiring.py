@@ -98,6 +98,19 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         # The table holds what was waiting; the join's indexes are rebuilt from it.
         monitoring.intake.labels.join.rebuild()
 
+    @dapp.app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types it narrowly
+    async def release_revoked(app: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # faust waited for the batches in progress; what they changed is written (and
+        # the versions' state with it), then the versions of those partitions leave
+        # memory: whoever owns them next reads them back from the table.
+        (revoked,) = args
+        try:
+            await monitoring.changelog.write(monitoring.intake)
+            await app.producer.flush()
+            monitoring.intake.release({(tp.topic, tp.partition) for tp in revoked})
+        except Exception:  # a bug here must not crash the rebalance
+            log.exception("releasing the state of %d revoked partitions failed", len(revoked))
+
     predicting: set[int] = set()
     """Partitions of the predictions batch being processed now."""
     pacer = InputPacer(

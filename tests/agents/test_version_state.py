@@ -244,3 +244,18 @@ def test_a_monitor_that_starts_afresh_counts_no_quiet_time_during_its_warmup(
     # Event e<i> is the version's event i + 1: resolved after the warm-up and 1,500 more.
     assert resolved
     assert min(resolved) + 1 - 6_500 == 1_000 + 1_500
+
+
+def test_a_version_released_by_a_rebalance_is_read_back_when_its_partition_returns(
+    drifting: list[InputMessage], oracle: list[bytes]
+) -> None:
+    store: dict[str, bytes] = {}
+    worker = intake(store)
+    sent: list[bytes] = []
+    for number, start in enumerate(range(0, EVENTS, BATCH)):
+        if number in (4, 11):
+            assert worker.release({("predictions", 1)}) == []  # not its partition
+            assert worker.release({("predictions", 0)}) == [("m", "1")]
+            assert worker.monitor_count == 0
+        sent += feed(worker, drifting[start : start + BATCH])
+    assert sent == oracle
