@@ -107,6 +107,8 @@ def create_app(settings: Settings) -> DriftlineApp:
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         producer_max_request_size=settings.dead_letter_max_bytes,
         broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         broker_max_poll_records=settings.batch_max_events,
         producer_acks=-1,
         producer_request_timeout=settings.send_timeout_seconds,

@@ -262,6 +262,16 @@ class Settings(BaseSettings):
         default=2.8,
         description="How often processed offsets are committed; on shutdown they always are.",
     )
+    session_timeout_seconds: PositiveFloat = Field(
+        default=15.0,
+        ge=6.0,
+        le=300.0,
+        description="How long the Kafka group waits for a silent worker before it hands the "
+        "worker's partitions to the others: after a crash (kill -9, a lost machine), its "
+        "replacement or the other workers take over after about this long. Heartbeats go every "
+        "third of it. Brokers refuse values below their group.min.session.timeout.ms (6 s by "
+        "default).",
+    )
     batch_max_events: PositiveInt = Field(
         default=2_000,
         le=100_000,
