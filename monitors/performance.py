@@ -32,28 +32,46 @@ Everything is counted in events, never by a clock; label delays are
 differences of event times.
 """
 
+import base64
+import binascii
 import hashlib
 import math
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
 from driftline.monitors.estimation import ConfidenceEstimator, EstimatedWindow
-from driftline.monitors.feature_drift import NumericDrift
-from driftline.monitors.positions import Located, kafka_position
+from driftline.monitors.feature_drift import DriftAlarm, NumericDrift
+from driftline.monitors.packing import unpack_ints
+from driftline.monitors.positions import Located, Position, kafka_position
 from driftline.monitors.reference import NumericReference
 from driftline.monitors.rings import EventMemory, FloatRing
 from driftline.monitors.sequential import BernoulliCusum, lorden_threshold
+from driftline.monitors.state import (
+    State,
+    check_header,
+    header,
+    integer_field,
+    number_field,
+    numbers_field,
+)
 from driftline.monitors.uncertainty import entropy, least_confidence, margin
-from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
+from driftline.monitors.window_metrics import (
+    HitCounts,
+    RealizedMetrics,
+    UncertaintySummary,
+    _pack_doubles,
+    _unpack_doubles,
+)
 from driftline.schemas import (
     KafkaPosition,
     ModelSpec,
@@ -191,6 +209,57 @@ class _Window:
     def settled(self) -> bool:
         return self.closed and self.labelled + self.expired >= self.predictions
 
+    def to_state(self) -> State:
+        """The window as JSON-ready data: its counts, times and parts, delays packed."""
+        return {
+            "index": self.index,
+            "first_time": self.first_time.isoformat(),
+            "last_time": self.last_time.isoformat(),
+            "predictions": self.predictions,
+            "labelled": self.labelled,
+            "expired": self.expired,
+            "closed": self.closed,
+            "delays": _pack_doubles(np.asarray(self.delays, dtype=np.float64)),
+            "realized": self.realized.to_state(),
+            "checked": self.checked.to_state(),
+            "estimate": self.estimate.to_state(),
+            "uncertainty": self.uncertainty.to_state(),
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: Mapping[str, Any], realized: RealizedMetrics, checked: HitCounts
+    ) -> Self:
+        """The window :meth:`to_state` described, its metrics and counts loaded into
+        ``realized`` and ``checked`` (new ones, made with the spec's parameters)."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state: a window must be a mapping, got {state!r}")
+        _part(state, "realized", realized.load_state)
+        _part(state, "checked", checked.load_state)
+        estimate = _part(state, "estimate", EstimatedWindow.from_state)
+        uncertainty = _part(state, "uncertainty", UncertaintySummary.from_state)
+        window = cls(
+            index=integer_field(state, "index"),
+            first_time=_time_field(state, "first_time"),
+            last_time=_time_field(state, "last_time"),
+            realized=realized,
+            checked=checked,
+            predictions=integer_field(state, "predictions", minimum=1),
+            labelled=integer_field(state, "labelled"),
+            expired=integer_field(state, "expired"),
+            closed=_bool_field(state, "closed"),
+            delays=_unpack_doubles(state.get("delays"), "delays").tolist(),
+            estimate=estimate,
+            uncertainty=uncertainty,
+        )
+        if len(window.delays) != window.labelled or realized.count != window.labelled:
+            raise ValueError("state: a window has a delay and a realized count per label")
+        if checked.count > window.labelled or estimate.count > window.predictions:
+            raise ValueError("state: more estimated or checked predictions than counted")
+        if window.first_time > window.last_time:
+            raise ValueError("state: a window must not end before it begins")
+        return window
+
 
 class PerformanceMonitor:
     """Realized and estimated performance of one model version, window by window.
@@ -262,6 +331,186 @@ class PerformanceMonitor:
         """The errors the next :meth:`labelled` calls bring (see :meth:`expect`)."""
         self._outcomes: deque[bool] = deque()
         """Whether the error test alarms at each of the next of them, already worked out."""
+
+    # State as plain data (see :mod:`driftline.monitors.state`).
+
+    def to_state(self) -> State:
+        """Everything that decides the monitor's future, as plain JSON-ready data.
+
+        The spec is not in it: the caller keeps the spec, and gives it back
+        to :meth:`from_state` (the state names its model and version, and is
+        refused for another). Kept are the counts; the open windows, each
+        with its realized metrics, checked hits, estimate and uncertainty;
+        the estimator with its calibration; the reference errors while they
+        are collected, then the reference error and the error test; the
+        metrics since the reference; the latches; the latest estimate and
+        realized metrics; and the recent memories (label delays, errors, the
+        time and Kafka position of the labelled predictions), packed exactly
+        (see :mod:`driftline.monitors.packing`; a classifier's errors, all 0
+        or 1, as bits). Every sequence goes out from its array at once: a
+        state costs well under a millisecond to write, whatever the memories
+        hold.
+
+        The errors :meth:`expect` announced and the test's outcomes worked
+        out ahead for them (``coming``, ``outcomes``) are kept too, with a
+        regressor's test's latest alarm (``error_alarm``, which its own state
+        leaves out). They are empty between the label join's batches (it ends
+        each with ``expect([])``) but not between two :meth:`labelled` calls
+        of one, where the test has already taken the errors up to its next
+        alarm: a state taken there goes on as exactly as any other.
+
+        >>> spec = ModelSpec(model_id="m", model_version="1", task="classification",
+        ...                  classes=["a", "b"], features=[])
+        >>> monitor = PerformanceMonitor(spec)
+        >>> from datetime import UTC
+        >>> event = PredictionEvent(model_id="m", model_version="1", event_id="e0",
+        ...                         event_time=datetime(2026, 1, 1, tzinfo=UTC), prediction="a",
+        ...                         probabilities={"a": 0.8, "b": 0.2})
+        >>> record, _ = monitor.predicted(event)
+        >>> import json
+        >>> copy = PerformanceMonitor.from_state(spec, json.loads(json.dumps(monitor.to_state())))
+        >>> copy.predictions, copy.to_state() == monitor.to_state()
+        (1, True)
+        """
+        test = self._error_test
+        return {
+            **header(type(self).__name__),
+            "model": [self.spec.model_id, self.spec.model_version],
+            "arl": self.arl,
+            "predictions": self._predictions,
+            "labelled": self._labelled,
+            "expired": self._expired,
+            "windows": [window.to_state() for window in self._windows.values()],
+            "estimator": None if self._estimator is None else self._estimator.to_state(),
+            "estimated_from": self._estimated_from,
+            "estimated_after": None
+            if self._estimated_after is None
+            else self._estimated_after.isoformat(),
+            "reference_errors": _pack_errors(np.asarray(self._reference_errors, dtype=np.float64)),
+            "reference_error": self._reference_error,
+            # The test the task takes (a classifier's CUSUM, a regressor's drift tests),
+            # with its reference: a regressor's was built from the reference errors.
+            "error_test": None if test is None else test.to_state(),
+            # A regressor's test keeps its latest alarm outside its state: read at the
+            # label that raised it, which may come after the state when expect() ran ahead.
+            "error_alarm": _alarm_state(test.last_alarm)
+            if isinstance(test, NumericDrift)
+            else None,
+            "since_reference": self._since_reference.to_state(),
+            "changes": self._changes.packed(),
+            "latched_quiet": self._latched_quiet,
+            "estimate_latched": self._estimate_latched,
+            "delays": _pack_doubles(self._delays.values()),
+            "recent_errors": _pack_errors(self._recent_errors.values()),
+            "last_estimate": dict(self.last_estimate),
+            "last_realized": dict(self.last_realized),
+            "coming": list(self._coming),
+            "outcomes": list(self._outcomes),
+        }
+
+    @classmethod
+    def from_state(cls, spec: ModelSpec, state: Mapping[str, Any]) -> Self:
+        """The monitor :meth:`to_state` described, for ``spec`` (the one it was made with),
+        going on exactly where it was.
+
+        ValueError, naming the field, if ``state`` is not such a state (of
+        another kind, version, or model version, or damaged).
+        """
+        check_header(state, cls.__name__)
+        model = [spec.model_id, spec.model_version]
+        if state.get("model") != model:
+            raise ValueError(f"state: model {state.get('model')!r} is not {model!r}")
+        arl = number_field(state, "arl", minimum=0.0)
+        if arl <= 0.0:
+            raise ValueError(f"state: arl must be positive, got {arl!r}")
+        monitor = cls(spec, arl=arl)
+        monitor._predictions = integer_field(state, "predictions")
+        monitor._labelled = integer_field(state, "labelled")
+        monitor._expired = integer_field(state, "expired")
+        windows = state.get("windows")
+        if not isinstance(windows, list) or len(windows) > MAX_OPEN_WINDOWS:
+            raise ValueError(f"state: windows must be a list of at most {MAX_OPEN_WINDOWS}")
+        for number, saved in enumerate(windows):
+            with _field(f"windows[{number}]"):
+                window = _Window.from_state(saved, monitor._metrics(), HitCounts(monitor._positive))
+            if (
+                window.index in monitor._windows
+                or window.index > monitor._predictions // monitor.window
+            ):
+                raise ValueError(f"state: windows[{number}] has the index of another, or to come")
+            monitor._windows[window.index] = window
+        monitor._estimator = monitor._estimator_from_state(state.get("estimator"))
+        estimated_from = state.get("estimated_from")
+        if estimated_from is not None:
+            estimated_from = integer_field(state, "estimated_from")
+            if monitor._estimator is None or not monitor._estimator.ready:
+                raise ValueError("state: estimated_from without a ready estimator")
+        monitor._estimated_from = estimated_from
+        after = state.get("estimated_after")
+        monitor._estimated_after = None if after is None else _time_field(state, "estimated_after")
+        if after is not None and estimated_from is None:
+            raise ValueError("state: estimated_after without estimated_from")
+        monitor._reference_errors = _unpack_errors(state, "reference_errors").tolist()
+        reference = state.get("reference_error")
+        monitor._reference_error = (
+            None if reference is None else number_field(state, "reference_error", minimum=0.0)
+        )
+        monitor._error_test = test = monitor._error_test_from_state(state.get("error_test"))
+        alarm = state.get("error_alarm")
+        if alarm is not None:
+            if not isinstance(test, NumericDrift):
+                raise ValueError("state: error_alarm is a regressor's error test's")
+            with _field("error_alarm"):
+                test.last_alarm = _alarm_from_state(_mapping(alarm, "error_alarm"))
+        if (monitor._reference_error is None) != (monitor._error_test is None) or (
+            len(monitor._reference_errors) >= spec.performance.reference_labels
+        ):
+            raise ValueError(
+                "state: reference_error and error_test come together, once the reference is in"
+            )
+        if monitor._reference_error is not None and monitor._reference_errors:
+            raise ValueError("state: reference_errors are dropped once the reference is in")
+        _part(state, "since_reference", monitor._since_reference.load_state)
+        with _field("changes"):
+            _unpack_events(state.get("changes"), monitor._changes)
+        latched = state.get("latched_quiet")
+        monitor._latched_quiet = None if latched is None else integer_field(state, "latched_quiet")
+        monitor._estimate_latched = _bool_field(state, "estimate_latched")
+        monitor._delays.extend(_unpack_doubles(state.get("delays"), "delays"))
+        monitor._recent_errors.extend(_unpack_errors(state, "recent_errors"))
+        monitor.last_estimate = _figures_field(state, "last_estimate")
+        monitor.last_realized = _figures_field(state, "last_realized")
+        monitor._coming = deque(numbers_field(state, "coming"))
+        outcomes = state.get("outcomes")
+        if not (isinstance(outcomes, list) and all(isinstance(o, bool) for o in outcomes)):
+            raise ValueError(f"state: outcomes must be a list of booleans, got {outcomes!r}")
+        if len(outcomes) > len(monitor._coming) or (outcomes and monitor._error_test is None):
+            raise ValueError("state: an outcome worked out for each of some errors to come")
+        monitor._outcomes = deque(outcomes)
+        return monitor
+
+    def _estimator_from_state(self, state: object) -> ConfidenceEstimator | None:
+        """The estimator of a state: None, or one of the spec's classes (a classifier's)."""
+        if state is None:
+            return None
+        if not self._classifier:
+            raise ValueError("state: a regressor has no estimator")
+        with _field("estimator"):
+            estimator = ConfidenceEstimator.from_state(_mapping(state, "estimator"))
+        if estimator.classes != self.spec.classes or estimator.positive_class != self._positive:
+            raise ValueError("state: the estimator is for other classes than the spec's")
+        return estimator
+
+    def _error_test_from_state(self, state: object) -> BernoulliCusum | NumericDrift | None:
+        """The error test of a state: None, or the one the task takes, with its reference."""
+        if state is None:
+            return None
+        with _field("error_test"):
+            saved = _mapping(state, "error_test")
+            if self._classifier:
+                return BernoulliCusum.from_state(saved)
+            # NumericDrift reads its fields unchecked: what fails in it is refused here.
+            return NumericDrift.from_state(saved)
 
     # Feeding predictions, labels and expiries.
 
@@ -867,6 +1116,165 @@ class PerformanceMonitor:
         window = _Window(index, time, time, self._metrics(), HitCounts(self._positive))
         self._windows[index] = window
         return window
+
+
+# Reading states back.
+
+_Part = TypeVar("_Part")
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """Refuse whatever reading the field ``name`` raises as a ValueError that names it.
+
+    Reading a part's state (the error test, the packed events) may fail
+    deep inside on a damaged state, with a KeyError or TypeError of its own.
+    """
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError) as error:
+        message = str(error).removeprefix("state: ")
+        raise ValueError(f"state: {name}: {message}") from error
+
+
+def _part(state: Mapping[str, Any], key: str, read: Callable[[Mapping[str, Any]], _Part]) -> _Part:
+    """The field ``key``, a part's state (a mapping), read by ``read``; errors name it."""
+    with _field(key):
+        return read(_mapping(state.get(key), key))
+
+
+def _mapping(value: object, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"state: {key} must be a mapping, got {value!r}")
+    return value
+
+
+def _bool_field(state: Mapping[str, Any], key: str) -> bool:
+    value = state.get(key)
+    if not isinstance(value, bool):
+        raise ValueError(f"state: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _time_field(state: Mapping[str, Any], key: str) -> datetime:
+    """The field ``key``: a timezone-aware time in ISO 8601 (as ``isoformat`` writes it)."""
+    value = state.get(key)
+    try:
+        time = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        time = None
+    if time is None or time.utcoffset() is None:
+        raise ValueError(f"state: {key} must be a timezone-aware ISO 8601 time, got {value!r}")
+    return time
+
+
+def _pack_errors(errors: npt.NDArray[np.float64]) -> str | State:
+    """Errors, packed exactly: a classifier's, all 0 or 1, as bits (``numpy.packbits``,
+    in base64, with their count), 64 times smaller than as doubles; others as doubles."""
+    wrong = errors != 0.0
+    if not np.array_equal(errors, wrong):
+        return _pack_doubles(errors)
+    bits = base64.b64encode(np.packbits(wrong).tobytes()).decode("ascii")
+    return {"count": len(errors), "bits": bits}
+
+
+def _unpack_errors(state: Mapping[str, Any], key: str) -> npt.NDArray[np.float64]:
+    """The errors :func:`_pack_errors` packed in the field ``key``."""
+    packed = state.get(key)
+    if not isinstance(packed, Mapping):
+        return _unpack_doubles(packed, key)
+    count = integer_field(packed, "count")
+    bits = packed.get("bits")
+    try:
+        raw = base64.b64decode(bits, validate=True) if isinstance(bits, str) else None
+    except binascii.Error:
+        raw = None
+    if raw is None or len(raw) != -(-count // 8):
+        raise ValueError(f"state: {key} must pack {count} bits in base64, got {bits!r}")
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=count).astype(np.float64)
+
+
+def _alarm_state(alarm: DriftAlarm | None) -> State | None:
+    """A drift test's alarm as JSON-ready data, its evidence packed."""
+    if alarm is None:
+        return None
+    return {
+        "test": alarm.test,
+        "direction": alarm.direction,
+        "statistic": alarm.statistic,
+        "threshold": alarm.threshold,
+        "arl": alarm.arl,
+        "observation": alarm.observation,
+        "change_observation": alarm.change_observation,
+        "current": _pack_doubles(np.asarray(alarm.current, dtype=np.float64)),
+    }
+
+
+def _alarm_from_state(state: Mapping[str, Any]) -> DriftAlarm:
+    """The alarm :func:`_alarm_state` wrote."""
+    test, direction = state.get("test"), state.get("direction")
+    if not (isinstance(test, str) and direction in ("up", "down")):
+        raise ValueError(f"state: an alarm's test and direction, got {test!r}, {direction!r}")
+    return DriftAlarm(
+        test=test,
+        direction=direction,
+        statistic=number_field(state, "statistic"),
+        threshold=number_field(state, "threshold"),
+        arl=number_field(state, "arl"),
+        observation=integer_field(state, "observation"),
+        change_observation=integer_field(state, "change_observation"),
+        current=tuple(_unpack_doubles(state.get("current"), "current").tolist()),
+    )
+
+
+def _figures_field(state: Mapping[str, Any], key: str) -> dict[str, float]:
+    figures = _mapping(state.get(key), key)
+    return {str(name): number_field(figures, name) for name in figures}
+
+
+def _unpack_events(packed: object, memory: EventMemory) -> None:
+    """Put the events :meth:`EventMemory.packed` packed into ``memory`` (an empty one).
+
+    The times are made in numpy (wall clocks as ``datetime64``) and the
+    positions as named tuples: some ten times faster than
+    :func:`~driftline.monitors.packing.unpack_times` and
+    :func:`~driftline.monitors.packing.unpack_positions`, which make them one by
+    one (a validated KafkaPosition each), and the memory keeps only their numbers.
+    """
+    state = _mapping(packed, "changes")
+    times, positions = (
+        _mapping(state.get("times"), "times"),
+        _mapping(state.get("positions"), "positions"),
+    )
+    micros, offsets = (
+        np.asarray(unpack_ints(times[key]), dtype=np.int64) for key in ("micros", "offsets")
+    )
+    topic, partition, offset = (
+        unpack_ints(positions[key]) for key in ("topic", "partition", "offset")
+    )
+    topics = positions["topics"]
+    if not (isinstance(topics, list) and all(isinstance(name, str) for name in topics)):
+        raise ValueError("positions.topics must be a list of topic names")
+    count = len(micros)
+    if not (len(offsets) == len(topic) == len(partition) == len(offset) == count <= memory.maxlen):
+        raise ValueError("times and positions must be as many, and few enough")
+    if count and not (
+        min(topic) >= -1 and max(topic) < len(topics) and min(partition) >= 0 and min(offset) >= 0
+    ):
+        raise ValueError(
+            "positions must name a topic listed, and partitions and offsets of at least 0"
+        )
+    walls = (micros + offsets).astype("datetime64[us]").tolist()
+    zones = {value: timezone(timedelta(microseconds=value)) for value in set(offsets.tolist())}
+    moments = [
+        wall.replace(tzinfo=zones[value])
+        for wall, value in zip(walls, offsets.tolist(), strict=True)
+    ]
+    places: list[Located | None] = [
+        None if code < 0 else Position(topics[code], part, at)
+        for code, part, at in zip(topic, partition, offset, strict=True)
+    ]
+    memory.extend(moments, places)
 
 
 REFERENCE_MARGIN = 2.0

@@ -18,14 +18,27 @@ one by one.
 {'accuracy': 0.5, 'precision': 0.5, 'recall': 1.0, 'f1': 0.667, 'log_loss': 0.57, 'roc_auc': 1.0}
 """
 
+import base64
+import binascii
 import math
 from array import array
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 from river import metrics as river_metrics
+from river.metrics.base import MeanMetric
+
+from driftline.monitors.state import (
+    State,
+    Stateful,
+    check_header,
+    header,
+    integer_field,
+    is_integer,
+    number_field,
+)
 
 metrics: Any = river_metrics  # River's metric constructors are untyped
 
@@ -110,6 +123,49 @@ class RealizedMetrics:
         values = {name: float(metric.get()) for name, metric in self._metrics.items()}
         return {name: value for name, value in values.items() if math.isfinite(value)}
 
+    # State as plain data (see :mod:`driftline.monitors.state`).
+
+    def to_state(self) -> State:
+        """What River's metrics have counted, as JSON-ready data.
+
+        Each metric is what it sums: a confusion matrix (accuracy, precision,
+        recall, F1), a running mean (log loss, cross-entropy, MAE, RMSE), or
+        ROC AUC's confusion matrices at its thresholds. A matrix keeps its
+        classes in the order they came (:func:`_matrix_state`): the macro
+        averages add the classes up in the order of a set built from them,
+        and floating-point sums depend on their order. The classes and the
+        positive class come from the constructor (the spec), not the state.
+
+        >>> metrics = RealizedMetrics(classes=["a", "b"])
+        >>> metrics.update("a", "b", {"a": 0.4, "b": 0.6})
+        >>> copy = RealizedMetrics(classes=["a", "b"])
+        >>> copy.load_state(metrics.to_state())
+        >>> copy.values() == metrics.values()
+        True
+        """
+        return {
+            **header(type(self).__name__),
+            "count": self.count,
+            "metrics": {name: _metric_state(metric) for name, metric in self._metrics.items()},
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take up what :meth:`to_state` gave, for metrics made with the same parameters.
+
+        ValueError (naming the field) if ``state`` is not such a state; the
+        metrics are then in no defined state.
+        """
+        check_header(state, type(self).__name__)
+        count = integer_field(state, "count")
+        saved = state.get("metrics")
+        if not isinstance(saved, Mapping) or list(saved) != list(self._metrics):
+            raise ValueError(
+                f"state: metrics must be a mapping of {list(self._metrics)}, got {saved!r}"
+            )
+        for name, metric in self._metrics.items():
+            _load_metric(metric, saved[name], f"metrics.{name}")
+        self.count = count
+
 
 class HitCounts:
     """Accuracy, and a binary classifier's F1, of labelled predictions, from counts alone.
@@ -163,6 +219,36 @@ class HitCounts:
             return None
         denominator = 2 * self.true_positives + self.false_positives + self.false_negatives
         return 2 * self.true_positives / denominator if denominator else None
+
+    _COUNTS = ("count", "right", "true_positives", "false_positives", "false_negatives")
+
+    def to_state(self) -> State:
+        """The counts, as JSON-ready data (the positive class comes from the constructor).
+
+        >>> hits = HitCounts("yes")
+        >>> hits.update("yes", "no")
+        >>> hits.to_state()["false_negatives"]
+        1
+        """
+        state = header(type(self).__name__)
+        for name in self._COUNTS:
+            state[name] = int(getattr(self, name))
+        return state
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take up the counts :meth:`to_state` gave; ValueError (naming the field) if
+        ``state`` is not such a state."""
+        check_header(state, type(self).__name__)
+        counts = {name: integer_field(state, name) for name in self._COUNTS}
+        count = counts["count"]
+        if counts["right"] > count:
+            raise ValueError("state: right must be at most count")
+        if self.positive_class is None and any(counts[name] for name in self._COUNTS[2:]):
+            raise ValueError("state: counts of a positive class, without one")
+        if counts["true_positives"] + counts["false_positives"] + counts["false_negatives"] > count:
+            raise ValueError("state: more true and false positives and negatives than count")
+        for name, value in counts.items():
+            setattr(self, name, value)
 
 
 class UncertaintySummary:
@@ -237,6 +323,52 @@ class UncertaintySummary:
             self._sealed = self.values()
             self._values, self._seen, self._strides = {}, {}, {}
 
+    def to_state(self) -> State:
+        """The values kept (packed exactly, as base64 of doubles) or the sealed summary.
+
+        >>> summary = UncertaintySummary()
+        >>> summary.update({"margin": 0.25})
+        >>> UncertaintySummary.from_state(summary.to_state()).values() == summary.values()
+        True
+        """
+        return {
+            **header(type(self).__name__),
+            "values": {name: _pack_doubles(kept) for name, kept in self._values.items()},
+            "seen": dict(self._seen),
+            "strides": dict(self._strides),
+            "sealed": None if self._sealed is None else dict(self._sealed),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """The summary :meth:`to_state` described; ValueError (naming the field) if
+        ``state`` is not one."""
+        check_header(state, cls.__name__)
+        values, seen, strides = (_mapping(state, key) for key in ("values", "seen", "strides"))
+        sealed = state.get("sealed")
+        if not (set(values) == set(seen) == set(strides)):
+            raise ValueError("state: values, seen and strides must name the same measures")
+        summary = cls()
+        for name, packed in values.items():
+            kept = array("d", _unpack_doubles(packed, f"values.{name}").tobytes())
+            count, stride = integer_field(seen, name), integer_field(strides, name, minimum=1)
+            if stride & (stride - 1) or len(kept) > UNCERTAINTY_SAMPLE:
+                raise ValueError(f"state: strides.{name} must be a power of 2, with few values")
+            if len(kept) != -(-count // stride):
+                raise ValueError(f"state: values.{name} must hold every {stride}th of {count}")
+            summary._values[name], summary._seen[name], summary._strides[name] = (
+                kept,
+                count,
+                stride,
+            )
+        if sealed is not None:
+            if not isinstance(sealed, Mapping) or values:
+                raise ValueError(
+                    "state: sealed must be a mapping, and a sealed summary keeps no values"
+                )
+            summary._sealed = {str(name): number_field(sealed, name) for name in sealed}
+        return summary
+
 
 UNCERTAINTY_SAMPLE = 65_536
 """Values of a measure a summary keeps; past it, a systematic sample of them."""
@@ -247,3 +379,139 @@ _MEASURES = ("margin", "entropy", "least_confidence", "interval_width")
 
 def _measure_order(name: str) -> tuple[int, str]:
     return (_MEASURES.index(name) if name in _MEASURES else len(_MEASURES), name)
+
+
+# State helpers: River's metrics, and arrays of doubles.
+
+Key = str | bool | int | float
+"""What a confusion matrix is indexed by: a class (or a label as it came), or a boolean."""
+
+
+def _metric_state(metric: Any) -> State:
+    """What one of River's metrics has counted (see :meth:`RealizedMetrics.to_state`)."""
+    if isinstance(metric, MeanMetric):
+        mean = metric._mean
+        return {"mean": [mean.n, mean._mean]}
+    if isinstance(metric, river_metrics.ROCAUC):
+        return {"matrices": [_matrix_state(matrix) for matrix in metric.cms]}
+    return {"matrix": _matrix_state(metric.cm)}
+
+
+def _load_metric(metric: Any, state: object, field: str) -> None:
+    """Put what :func:`_metric_state` wrote back into ``metric``, made as the one that wrote it."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"state: {field} must be a mapping, got {state!r}")
+    if isinstance(metric, MeanMetric):
+        mean = state.get("mean")
+        if not (isinstance(mean, list) and len(mean) == 2):
+            raise ValueError(f"state: {field}.mean must be [weight, mean], got {mean!r}")
+        pair = {"weight": mean[0], "mean": mean[1]}
+        metric._mean.n = number_field(pair, "weight", minimum=0.0)
+        metric._mean._mean = number_field(pair, "mean")
+    elif isinstance(metric, river_metrics.ROCAUC):
+        matrices = state.get("matrices")
+        if not (isinstance(matrices, list) and len(matrices) == len(metric.cms)):
+            raise ValueError(f"state: {field}.matrices must be {len(metric.cms)} matrices")
+        for number, (matrix, saved) in enumerate(zip(metric.cms, matrices, strict=True)):
+            _load_matrix(matrix, saved, f"{field}.matrices[{number}]")
+    else:
+        # In place: F1 shares its matrix with its precision and recall.
+        _load_matrix(metric.cm, state.get("matrix"), f"{field}.matrix")
+
+
+def _matrix_state(matrix: Any) -> State:
+    """A River ``ConfusionMatrix`` as JSON-ready data: its totals, and its row sums, column
+    sums and cells as ``[key(s), weight]`` lists in the order the matrix holds them.
+
+    The keys stay what they were (a string, or a boolean for a binary
+    metric): JSON keeps their types in lists, not as the keys of an object.
+    """
+    return {
+        "samples": matrix.n_samples,
+        "weight": matrix.total_weight,
+        "hits": matrix._total_true_positives,
+        "rows": [[key, weight] for key, weight in matrix.sum_row.items()],
+        "columns": [[key, weight] for key, weight in matrix.sum_col.items()],
+        "cells": [
+            [row, column, weight]
+            for row, cells in matrix.data.items()
+            for column, weight in cells.items()
+        ],
+    }
+
+
+def _load_matrix(matrix: Any, state: object, field: str) -> None:
+    """Fill a new River ``ConfusionMatrix`` with what :func:`_matrix_state` wrote."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"state: {field} must be a mapping, got {state!r}")
+    samples = integer_field(state, "samples")
+    weight: float = number_field(state, "weight", minimum=0.0)
+    if is_integer(state["weight"]):
+        weight = int(weight)  # a new matrix's 0, before its first float weight
+    hits = number_field(state, "hits", minimum=0.0)
+    rows = _weights(state.get("rows"), 1, f"{field}.rows")
+    columns = _weights(state.get("columns"), 1, f"{field}.columns")
+    cells = _weights(state.get("cells"), 2, f"{field}.cells")
+    matrix.n_samples, matrix.total_weight, matrix._total_true_positives = samples, weight, hits
+    for (key,), value in rows:
+        matrix.sum_row[key] = value
+    for (key,), value in columns:
+        matrix.sum_col[key] = value
+    for (row, column), value in cells:
+        matrix.data[row][column] = value
+
+
+def _weights(items: object, keys: int, field: str) -> list[tuple[tuple[Key, ...], float]]:
+    """``[*keys, weight]`` lists of a matrix state, checked: ``keys`` keys and a number each."""
+    if not isinstance(items, list):
+        raise ValueError(f"state: {field} must be a list, got {items!r}")
+    checked: list[tuple[tuple[Key, ...], float]] = []
+    for item in items:
+        if not (
+            isinstance(item, list)
+            and len(item) == keys + 1
+            and all(_is_key(key) for key in item[:keys])
+        ):
+            raise ValueError(f"state: {field} must hold [{keys} key(s), weight], got {item!r}")
+        checked.append((tuple(item[:keys]), number_field({field: item[keys]}, field)))
+    return checked
+
+
+def _mapping(state: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The field ``key``: a mapping."""
+    value = state.get(key)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"state: {key} must be a mapping, got {value!r}")
+    return value
+
+
+def _is_key(value: object) -> bool:
+    return (
+        isinstance(value, str | bool)
+        or is_integer(value)
+        or (isinstance(value, float) and math.isfinite(value))
+    )
+
+
+def _pack_doubles(values: "array[float] | npt.NDArray[np.float64]") -> str:
+    """Doubles as :func:`~driftline.monitors.packing.pack_floats` packs them (base64 of
+    little-endian doubles), from their buffer at once rather than number by number."""
+    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unpack_doubles(packed: object, field: str) -> npt.NDArray[np.float64]:
+    """The doubles :func:`_pack_doubles` packed; ValueError naming ``field`` if they are not."""
+    if not isinstance(packed, str):
+        raise ValueError(f"state: {field} must be packed doubles (base64), got {packed!r}")
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except binascii.Error as error:
+        raise ValueError(f"state: {field} is not base64: {error}") from error
+    if len(raw) % 8:
+        raise ValueError(f"state: {field} must pack whole doubles")
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
+
+
+_STATEFUL: tuple[type[Stateful], ...] = (UncertaintySummary,)
+"""The summary, held by the type checker to the state protocol (the metrics and counts take
+their parameters from the constructor, and :meth:`~RealizedMetrics.load_state` their state)."""

@@ -25,6 +25,7 @@ from driftline.monitors.estimation import (
 from driftline.monitors.feature_drift import CategoricalDrift, NumericDrift
 from driftline.monitors.model import ModelMonitor
 from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.performance import PerformanceMonitor, _Window
 from driftline.monitors.sequential import (
     BernoulliCusum,
     ChiSquareCusum,
@@ -43,6 +44,7 @@ from driftline.monitors.state import (
     number_field,
     numbers_field,
 )
+from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
 from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, PredictionEvent
 
 # Any value a JSON document can hold (with Python's NaN and infinities, which
@@ -292,6 +294,47 @@ def _model() -> ModelMonitor:
     return monitor
 
 
+PERFORMANCE_SPEC = ModelSpec(
+    model_id="m",
+    model_version="1",
+    task="classification",
+    classes=["no", "yes"],
+    features=[],
+    performance={"window": 50, "reference_labels": 100, "positive_class": "yes"},
+)
+"""The spec of the performance monitor tried here: its state leaves the spec to its owner."""
+
+
+def _performance() -> PerformanceMonitor:
+    """A classifier's performance monitor past its reference, with windows still open."""
+    rng = np.random.default_rng(10)
+    monitor = PerformanceMonitor(PERFORMANCE_SPEC)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for index, p in enumerate(rng.random(300).tolist()):
+        event = PredictionEvent(
+            model_id="m",
+            model_version="1",
+            event_id=f"e{index}",
+            event_time=start + timedelta(seconds=index),
+            probabilities={"no": 1.0 - p, "yes": p},
+        )
+        record, _ = monitor.predicted(event)
+        if index < 240:
+            label = "yes" if rng.random() < p else "no"
+            monitor.labelled(record, label, event_id=f"l{index}", label_time=event.event_time)
+    return monitor
+
+
+def _performance_window() -> _Window:
+    return next(reversed(_performance()._windows.values()))
+
+
+def _uncertainty() -> UncertaintySummary:
+    summary = UncertaintySummary()
+    summary.update_many("margin", np.random.default_rng(11).random(300))
+    return summary
+
+
 FACTORIES: dict[type, Callable[[], Any]] = {
     LocationCusum: lambda: _cusum(LocationCusum(4.0), np.linspace(-1.0, 2.0, 300)),
     ScaleCusum: lambda: _cusum(ScaleCusum(4.0), np.linspace(-2.0, 2.0, 300)),
@@ -305,8 +348,26 @@ FACTORIES: dict[type, Callable[[], Any]] = {
     CategoricalDrift: _categorical,
     MultivariateDrift: _multivariate,
     ModelMonitor: _model,
+    PerformanceMonitor: _performance,
+    _Window: _performance_window,
+    UncertaintySummary: _uncertainty,
 }
 """A monitor of each stateful class, part way through its stream."""
+
+READERS: dict[type, Callable[[Any], Any]] = {
+    PerformanceMonitor: lambda state: PerformanceMonitor.from_state(PERFORMANCE_SPEC, state),
+    _Window: lambda state: _Window.from_state(
+        state, RealizedMetrics(["no", "yes"], "yes"), HitCounts("yes")
+    ),
+}
+"""How the classes whose ``from_state`` takes more than the state read one: the
+performance monitor takes its spec, a window of it new metrics made from the spec."""
+
+
+def read(cls: type, state: Any) -> Any:
+    """``cls.from_state(state)``, with what more the class takes (see :data:`READERS`)."""
+    reader = READERS.get(cls, cls.from_state)  # type: ignore[attr-defined]
+    return reader(state)
 
 
 def stateful_classes() -> set[type]:
@@ -331,13 +392,14 @@ def test_a_state_read_back_from_json_is_written_again_to_the_same_bytes(cls):
     monitor = FACTORIES[cls]()
     assert isinstance(monitor, Stateful)
     text = json.dumps(monitor.to_state())
-    restored = cls.from_state(json.loads(text))
+    restored = read(cls, json.loads(text))
     assert type(restored) is cls
     assert json.dumps(restored.to_state()) == text
 
 
 HEADED = [LocationCusum, ScaleCusum, BernoulliCusum, ChiSquareCusum, SerialDependence]
 HEADED += [IsotonicCalibrator, ConfidenceEstimator, EstimatedWindow]
+HEADED += [UncertaintySummary, PerformanceMonitor]
 """The classes whose states carry a header: they are stored and read on their own."""
 
 
@@ -378,6 +440,38 @@ SAVED = [
     '"positive_class": "yes", "min_reference": 50, "min_class_reference": 200, "seen": [], '
     '"scores": [0.75], "outcomes": [false], "predictions": ["yes"], "calibrator": null, '
     '"class_calibrators": {}, "reference": {}}',
+    # The monitors' first layout of these states, as they come new.
+    '{"kind": "UncertaintySummary", "version": 1, "values": {"margin": '
+    '"AAAAAAAA0D8AAAAAAADgPwAAAAAAAOg/"}, "seen": {"margin": 3}, "strides": {"margin": 1}, '
+    '"sealed": null}',
+    '{"kind": "PerformanceMonitor", "version": 1, "model": ["m", "1"], "arl": 1000000.0, '
+    '"predictions": 0, "labelled": 0, "expired": 0, "windows": [], "estimator": {"kind": '
+    '"ConfidenceEstimator", "version": 1, "classes": ["no", "yes"], "positive_class": '
+    '"yes", "min_reference": 50, "min_class_reference": 200, "seen": [], "scores": [], '
+    '"outcomes": [], "predictions": [], "calibrator": null, "class_calibrators": {}, '
+    '"reference": {}}, "estimated_from": null, "estimated_after": null, '
+    '"reference_errors": {"count": 0, "bits": ""}, "reference_error": null, "error_test": '
+    'null, "error_alarm": null, "since_reference": {"kind": "RealizedMetrics", "version": '
+    '1, "count": 0, "metrics": {"accuracy": {"matrix": {"samples": 0, "weight": 0, "hits": '
+    '0.0, "rows": [], "columns": [], "cells": []}}, "precision": {"matrix": {"samples": 0, '
+    '"weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}}, "recall": '
+    '{"matrix": {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}}, "f1": {"matrix": {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], '
+    '"columns": [], "cells": []}}, "log_loss": {"mean": [0.0, 0.0]}, "roc_auc": '
+    '{"matrices": [{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}, {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}]}}}, "changes": {"times": {"micros": [], "offsets": []}, "positions": '
+    '{"topics": [], "topic": [], "partition": [], "offset": []}}, "latched_quiet": null, '
+    '"estimate_latched": false, "delays": "", "recent_errors": {"count": 0, "bits": ""}, '
+    '"last_estimate": {}, "last_realized": {}, "coming": [], "outcomes": []}',
 ]
 
 
@@ -385,7 +479,7 @@ SAVED = [
 def test_a_state_saved_before_loads_and_is_written_back_to_the_same_bytes(text):
     kinds = {cls.__name__: cls for cls in HEADED}
     cls = kinds[json.loads(text)["kind"]]
-    assert json.dumps(cls.from_state(json.loads(text)).to_state()) == text
+    assert json.dumps(read(cls, json.loads(text)).to_state()) == text
 
 
 def test_every_kind_with_a_header_has_a_state_saved_before():
@@ -406,7 +500,7 @@ def test_a_damaged_state_is_read_or_refused_with_a_value_error(cls, data):
         del state[key]
     else:
         state[key] = damage
-    accepted = not refused(lambda: cls.from_state(state))
+    accepted = not refused(lambda: read(cls, state))
     if key == "kind":
         assert accepted == (state.get("kind") == cls.__name__)
     elif key == "version":
