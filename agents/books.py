@@ -4,11 +4,10 @@ An alert open before a restart stays open under the same id (a monitor that
 finds the same change again updates it rather than opening a second one),
 cooldowns still hold, and a change that already triggered retraining does
 not trigger again: the intake saves each version's books with its monitor,
-once per batch (:mod:`driftline.agents.version_state`), and
-:class:`AlertBooks` reads them back on a version's first use.
+once per batch (:mod:`driftline.agents.version_state`), and gives them back
+to :class:`AlertBooks` (:meth:`AlertBooks.restore`) when it reads the
+version back.
 """
-
-from collections.abc import Callable
 
 from driftline.agents.lifecycle import AlertLifecycle
 from driftline.agents.registry import ModelKey
@@ -16,19 +15,11 @@ from driftline.agents.retraining import RetrainDecider
 from driftline.monitors.state import State
 from driftline.schemas import ModelSpec
 
-SavedBooks = Callable[[ModelSpec], tuple[State, State] | None]
-"""Reads a version's saved lifecycle and decider states, if any."""
-
 
 class AlertBooks:
-    """The alert lifecycle and retraining decider of every model version.
+    """The alert lifecycle and retraining decider of every model version."""
 
-    ``saved`` reads a version's saved states, for a version not in memory
-    yet; without it, every version starts with no alerts.
-    """
-
-    def __init__(self, saved: SavedBooks | None = None) -> None:
-        self.saved = saved
+    def __init__(self) -> None:
         self._books: dict[ModelKey, tuple[AlertLifecycle, RetrainDecider]] = {}
 
     def lifecycles(self) -> list[AlertLifecycle]:
@@ -36,24 +27,16 @@ class AlertBooks:
         return [life for life, _ in self._books.values()]
 
     def book_for(self, spec: ModelSpec) -> tuple[AlertLifecycle, RetrainDecider]:
-        """The version's lifecycle and decider: in memory, else read back, else new.
+        """The version's lifecycle and decider: in memory (restored or not), else new.
 
-        Saved state of another spec of the same version (a re-registration)
-        is not read back: a new spec starts with no alerts and no policy state.
+        Books of another spec of the same version (a re-registration) are
+        not taken: a new spec starts with no alerts and no policy state.
         """
         key = (spec.model_id, spec.model_version)
         book = self._books.get(key)
         if book is not None and book[0].spec is spec:
             return book
-        saved = None if self.saved is None else self.saved(spec)
-        if saved is None:
-            book = (AlertLifecycle(spec), RetrainDecider(spec))
-        else:
-            book = (
-                AlertLifecycle.from_state(spec, saved[0]),
-                RetrainDecider.from_state(spec, saved[1]),
-            )
-        self._books[key] = book
+        book = self._books[key] = (AlertLifecycle(spec), RetrainDecider(spec))
         return book
 
     def holds(self, spec: ModelSpec) -> bool:

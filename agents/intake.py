@@ -18,7 +18,7 @@ from functools import partial
 from itertools import islice
 from operator import itemgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, cast
 
 from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
@@ -37,7 +37,6 @@ from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.monitors.positions import Located, kafka_position
-from driftline.monitors.state import State
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -277,7 +276,11 @@ class Intake:
         self._monitors: dict[ModelKey, ModelMonitor] = {}
         self.states = None if state_store is None else VersionStates(state_store)
         """Where each version's state is saved once per batch (see :meth:`flush_state`)."""
-        self.books = AlertBooks(None if self.states is None else self._saved_books)
+        self.books = AlertBooks()
+        self._restored_models: set[str] = set()
+        """Models whose versions' saved state was read back (at their first event here)."""
+        self._restored_versions: set[ModelKey] = set()
+        """Versions whose saved state was read back (or found to be none)."""
         self._touched: dict[ModelKey, int | None] = {}
         """The versions whose state changed since it was last saved, with the partition of
         their last message (where the state goes)."""
@@ -286,11 +289,17 @@ class Intake:
         self._fences: dict[ModelKey, Fence] = {}
         """Per version restored from saved state, where the events it already reflects end
         (dropped once the events go past it)."""
+        self._label_positions: dict[str, Fence] = {}
+        """Per model, the offset after its last label taken, per topic and partition."""
+        self._label_fences: dict[str, Fence] = {}
+        """Per model restored from saved state, where the labels it already reflects end."""
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
         self._max_future = timedelta(seconds=settings.max_future_seconds)
         self._stores = [store for store in (label_store, state_store) if store is not None]
         self._partition: int | None = None
         registry.on_change = self.forget
+        if self.states is not None:
+            self.labels.used = self._touch
 
     def handle(self, message: InputMessage) -> list[Output]:
         """The messages one consumed message leads to; never raises on bad input."""
@@ -454,8 +463,15 @@ class Intake:
             if isinstance(accepted, list):
                 outputs[index] = accepted
             elif isinstance(accepted, NewLabel):
-                new_labels.append((index, accepted))
-            elif self._fences and self._behind_fence(item.message, accepted.spec):
+                if self._label_fences and _behind(
+                    self._label_fences, accepted.label.model_id, item.message
+                ):
+                    self.counters.topics[item.message.topic].duplicates += 1
+                else:
+                    new_labels.append((index, accepted))
+            elif self._fences and _behind(
+                self._fences, (accepted.spec.model_id, accepted.spec.model_version), item.message
+            ):
                 self.counters.topics[item.message.topic].duplicates += 1
             else:
                 checked.append((index, item, accepted))
@@ -589,6 +605,8 @@ class Intake:
             rejection = self._too_far_ahead(event, message)
         if rejection is not None:
             return [self._dead_letter(message, rejection)]
+        if self.states is not None and event.model_id not in self._restored_models:
+            self._restore_model(event.model_id)
         if isinstance(event, LabelEvent):
             return NewLabel(message, event)  # repeats are told apart with the batch's others
         spec = self.registry.spec(event.model_id, event.model_version)
@@ -745,9 +763,11 @@ class Intake:
             spec,
             self.registry.reference(*key),
             monitor=self._monitors.get(key),
+            performance=self.labels.monitors.get(key),
             lifecycle=life.to_state(),
             retraining=decider.to_state(),
             fence=self._positions.get(key, {}),
+            label_fence=self._label_positions.get(spec.model_id, {}),
         )
 
     def _processed(self, batch: "_VersionBatch") -> None:
@@ -767,60 +787,56 @@ class Intake:
         key = (spec.model_id, spec.model_version)
         self._touched.setdefault(key, self._partition)
 
-    def _behind_fence(self, message: InputMessage, spec: ModelSpec) -> bool:
-        """Whether a version's event is one its restored state already reflects.
+    def _restore_model(self, model_id: str) -> None:
+        """Read back the saved state of every registered version of a model, at its first
+        event here (a restart, or a partition a rebalance brought), before any is processed."""
+        self._restored_models.add(model_id)
+        for version in sorted(self.registry.versions(model_id)):
+            spec = self.registry.spec(model_id, version)
+            if spec is not None:
+                self._restore_version(spec)
 
-        Once an event of a partition reaches the fence, the partition's fence
-        is dropped: what follows is new.
+    def _restore_version(self, spec: ModelSpec) -> None:
+        """Read back a version's saved state, once: its monitors, books and fences.
+
+        What is in memory already stays (a version's state is read back
+        before any event of it is processed, so nothing is, as a rule).
         """
         key = (spec.model_id, spec.model_version)
-        fence = self._fences.get(key)
-        if fence is None:
-            return False
-        source = message.source
-        place = (source.topic, source.partition)
-        end = fence.get(place)
-        if end is None:
-            return False
-        if source.offset < end:
-            return True
-        del fence[place]
-        if not fence:
-            del self._fences[key]
-        return False
-
-    def _saved_books(self, spec: ModelSpec) -> tuple[State, State] | None:
-        """A version's saved lifecycle and decider states, for its books read without its
-        monitor (a label came first)."""
-        assert self.states is not None
-        saved = self.states.read(
-            spec, self.registry.reference(spec.model_id, spec.model_version), monitor=False
-        )
-        return None if saved is None else (saved.lifecycle, saved.retraining)
-
-    def _restored(self, spec: ModelSpec) -> ModelMonitor | None:
-        """A version's monitor read back from its saved state, with its books and fence;
-        None when there is none to read back (the books and fence may still be)."""
-        if self.states is None:
-            return None
-        key = (spec.model_id, spec.model_version)
-        saved = self.states.read(spec, self.registry.reference(*key))
+        if self.states is None or key in self._restored_versions:
+            return
+        self._restored_versions.add(key)
+        try:
+            saved = self.states.read(spec, self.registry.reference(*key))
+        except Exception:  # a bug: the version starts afresh rather than the worker failing
+            log.exception("reading back the state of model %s version %s failed", *key)
+            return
         if saved is None:
-            return None
+            return
         if not self.books.holds(spec):
             life = self.books.restore(spec, saved.lifecycle, saved.retraining)
             if saved.monitor is not None:
                 life.carry_on()
-        self._positions[key] = dict(saved.fence)
-        if saved.fence:
-            self._fences[key] = dict(saved.fence)
-        if saved.monitor is not None:
+        monitor = saved.monitor
+        if (
+            monitor is not None
+            and key not in self._monitors
+            and len(self._monitors) < self.settings.max_models
+        ):
+            self._monitors[key] = monitor
             log.info(
                 "model %s version %s: monitor restored from its saved state (%d events in)",
                 *key,
-                saved.monitor.events,
+                monitor.events,
             )
-        return saved.monitor
+        if saved.performance is not None and key not in self.labels.monitors:
+            self.labels.monitors[key] = saved.performance
+        _merge(self._positions.setdefault(key, {}), saved.fence)
+        if saved.fence:
+            _merge(self._fences.setdefault(key, {}), saved.fence)
+        if saved.label_fence:
+            _merge(self._label_positions.setdefault(spec.model_id, {}), saved.label_fence)
+            _merge(self._label_fences.setdefault(spec.model_id, {}), saved.label_fence)
 
     @property
     def monitors(self) -> Mapping[ModelKey, ModelMonitor]:
@@ -837,6 +853,7 @@ class Intake:
         self.labels.forget(model)
         self.books.forget(model)
         self._fences.pop(model, None)
+        self._restored_versions.discard(model)  # read back again: the books stay
         if self.states is not None:
             self.states.forget(model)
         if self._monitors.pop(model, None) is not None:
@@ -870,11 +887,17 @@ class Intake:
                 )
                 del self._touched[key]
             self._monitors.pop(key, None)
+            self.labels.forget(key)
             self.books.forget(key)
             self._fences.pop(key, None)
             self._positions.pop(key, None)
+            self._restored_versions.discard(key)
             if self.states is not None:
                 self.states.forget(key)
+        for model_id in {model_id for model_id, _ in gone}:
+            self._restored_models.discard(model_id)
+            self._label_positions.pop(model_id, None)
+            self._label_fences.pop(model_id, None)
         if gone:
             log.info("released %d model versions of partitions taken by a rebalance", len(gone))
         return gone
@@ -920,6 +943,11 @@ class Intake:
         for start, end in _partition_runs([new.message for _, new in labels]):
             run = [new for _, new in labels[start:end]]
             self._at(run[0].message)
+            if self.states is not None:
+                for new in run:
+                    source = new.message.source
+                    positions = self._label_positions.setdefault(new.label.model_id, {})
+                    positions[(source.topic, source.partition)] = source.offset + 1
             try:
                 joined = self.labels.label_many(
                     [new.label for new in run],
@@ -1047,7 +1075,8 @@ class Intake:
         if monitor is None:
             if len(self._monitors) >= self.settings.max_models:
                 return None
-            monitor = self._restored(spec)
+            self._restore_version(spec)
+            monitor = self._monitors.get(key)
             if monitor is None:
                 monitor = ModelMonitor(
                     spec,
@@ -1199,3 +1228,33 @@ def _violation(message: str, field_path: str) -> Rejection:
 def _listing(names: list[str], most: int = 10) -> str:
     shown = ", ".join(repr(name) for name in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _behind(fences: dict[Any, "Fence"], key: object, message: InputMessage) -> bool:
+    """Whether a message is one the restored state of ``key`` (a version, or a model for its
+    labels) already reflects: its offset is below the fence of its partition.
+
+    Once a message of a partition reaches the fence, the partition's fence is
+    dropped: what follows is new.
+    """
+    fence = fences.get(key)
+    if fence is None:
+        return False
+    source = message.source
+    place = (source.topic, source.partition)
+    end = fence.get(place)
+    if end is None:
+        return False
+    if source.offset < end:
+        return True
+    del fence[place]
+    if not fence:
+        del fences[key]
+    return False
+
+
+def _merge(into: "Fence", fence: "Fence") -> None:
+    """Take the later of each partition's offsets of ``fence`` into ``into``."""
+    for place, offset in fence.items():
+        if offset > into.get(place, -1):
+            into[place] = offset

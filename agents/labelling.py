@@ -167,6 +167,8 @@ class LabelDesk:
             max_held=settings.max_held_predictions,
         )
         self._monitors: dict[ModelKey, PerformanceMonitor] = {}
+        self.used: Callable[[ModelSpec], None] | None = None
+        """Told of each version whose performance monitor is fed, so its state is saved."""
 
     @property
     def monitors(self) -> dict[ModelKey, PerformanceMonitor]:
@@ -478,6 +480,8 @@ class LabelDesk:
         monitor = self._monitors.get(key)
         if monitor is None or monitor.spec is not spec:  # a new spec starts afresh
             monitor = self._monitors[key] = PerformanceMonitor(spec)
+        if self.used is not None:
+            self.used(spec)
         return monitor
 
     def _outputs(

@@ -192,6 +192,10 @@ class ModelRegistry:
         """The spec of one model version, or None when it is not registered."""
         return self._specs.get((model_id, model_version))
 
+    def versions(self, model_id: str) -> list[str]:
+        """The registered versions of a model, in no particular order."""
+        return list(self._versions.get(model_id, ()))
+
     def has_model(self, model_id: str) -> bool:
         """Whether any version of this model is registered."""
         return model_id in self._versions

@@ -20,9 +20,12 @@ changelog survives the worker) as one record:
   reference profile; a warm-up reference goes in a record of its own
   (:func:`reference_key`), written once, when the warm-up ends, and
   ``reference`` holds its digest;
+- ``performance``: the performance monitor (realized and estimated
+  performance, the estimator's calibration), once the version has one;
 - ``lifecycle`` and ``retraining``: the alert lifecycle and the decider;
 - ``fence``: per input topic and partition, the offset after the last event
-  of the version the state reflects.
+  of the version the state reflects; ``label_fence`` the same for the
+  labels of its model.
 
 The fence makes a replay harmless. A crash loses the offsets committed
 since the last commit, not the state written per batch, so a restarted
@@ -42,6 +45,7 @@ import orjson
 
 from driftline.agents.registry import ModelKey
 from driftline.monitors import ModelMonitor
+from driftline.monitors.performance import PerformanceMonitor
 from driftline.monitors.state import State
 from driftline.schemas import ModelSpec, ReferenceProfile, registry_key
 
@@ -61,9 +65,13 @@ class SavedVersion:
     monitor: ModelMonitor | None
     """The monitor, going on where it was; None when it must start afresh (its reference
     changed, or its state could not be read)."""
+    performance: PerformanceMonitor | None
+    """The performance monitor, going on where it was; None when it had none (or its state
+    could not be read)."""
     lifecycle: State
     retraining: State
     fence: Fence
+    label_fence: Fence
 
 
 class VersionStates:
@@ -87,9 +95,11 @@ class VersionStates:
         registered: ReferenceProfile | None,
         *,
         monitor: ModelMonitor | None,
+        performance: PerformanceMonitor | None,
         lifecycle: State,
         retraining: State,
         fence: Fence,
+        label_fence: Fence,
     ) -> None:
         """Write a version's record (and its warm-up reference, when new)."""
         key = (spec.model_id, spec.model_version)
@@ -117,11 +127,11 @@ class VersionStates:
                 "registered": None if registered is None else self.digest(registered),
                 "reference": reference_digest,
                 "monitor": None if monitor is None else monitor.to_state(with_reference=False),
+                "performance": None if performance is None else performance.to_state(),
                 "lifecycle": lifecycle,
                 "retraining": retraining,
-                "fence": [
-                    [topic, partition, offset] for (topic, partition), offset in fence.items()
-                ],
+                "fence": _listed(fence),
+                "label_fence": _listed(label_fence),
             },
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
@@ -147,7 +157,7 @@ class VersionStates:
                 raise ValueError(f"format {found!r}, where this worker reads {STATE_FORMAT}")
             if record["spec"] != self.digest(spec):
                 return None  # saved for an earlier spec of the version
-            fence = {(str(t), int(p)): int(o) for t, p, o in record["fence"]}
+            fence, label_fence = _fence(record["fence"]), _fence(record["label_fence"])
             lifecycle, retraining = record["lifecycle"], record["retraining"]
             if not isinstance(lifecycle, dict) or not isinstance(retraining, dict):
                 raise ValueError("lifecycle and retraining must be objects")
@@ -160,7 +170,26 @@ class VersionStates:
             )
             return None
         restored = self._monitor(spec, registered, record) if monitor else None
-        return SavedVersion(restored, lifecycle, retraining, fence)
+        performance = self._performance(spec, record.get("performance")) if monitor else None
+        return SavedVersion(restored, performance, lifecycle, retraining, fence, label_fence)
+
+    def _performance(self, spec: ModelSpec, state: object) -> PerformanceMonitor | None:
+        """The record's performance monitor, if it has one that can be read."""
+        if state is None:
+            return None
+        try:
+            if not isinstance(state, Mapping):
+                raise ValueError("not an object")
+            return PerformanceMonitor.from_state(spec, state)
+        except ValueError as error:
+            log.error(
+                "model %s version %s: its saved performance monitor cannot be read (%s); it "
+                "starts afresh",
+                spec.model_id,
+                spec.model_version,
+                error,
+            )
+            return None
 
     def _monitor(
         self, spec: ModelSpec, registered: ReferenceProfile | None, record: Mapping[str, Any]
@@ -216,6 +245,29 @@ class VersionStates:
             self._digests.clear()
         self._digests[id(thing)] = (thing, digest)
         return digest
+
+
+def _listed(fence: Fence) -> list[list[Any]]:
+    return [[topic, partition, offset] for (topic, partition), offset in fence.items()]
+
+
+def _fence(listed: Any) -> Fence:
+    """A fence as :func:`_listed` wrote it; ValueError if it is not one."""
+    if not isinstance(listed, list):
+        raise ValueError("a fence must be a list")
+    fence: Fence = {}
+    for item in listed:
+        if not isinstance(item, list) or len(item) != 3:
+            raise ValueError("a fence lists [topic, partition, offset]")
+        topic, partition, offset = item
+        if (
+            not isinstance(topic, str)
+            or not isinstance(partition, int)
+            or not isinstance(offset, int)
+        ):
+            raise ValueError("a fence lists [topic, partition, offset]")
+        fence[(topic, partition)] = offset
+    return fence
 
 
 def state_key(model_id: str, model_version: str) -> str:

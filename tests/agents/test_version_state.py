@@ -21,7 +21,8 @@ from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
 from driftline.agents.version_state import STATE_FORMAT, reference_key, state_key
 from driftline.monitors.reference import build_reference
-from driftline.schemas import FeatureSpec, KafkaPosition, ModelSpec, PredictionEvent
+from driftline.schemas import FeatureSpec, KafkaPosition, LabelEvent, ModelSpec, PredictionEvent
+from driftline.simulate import simulated_classifier_spec, simulated_classifier_traffic
 from driftline.streams.settings import Settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,8 +67,16 @@ def messages(seed: int = 5, drift_to: int = EVENTS) -> list[InputMessage]:
     return made
 
 
-def intake(store: dict[str, bytes] | None, *, registered: bool = False) -> Intake:
-    model = model_spec()
+def intake(
+    store: dict[str, bytes] | None,
+    *,
+    registered: bool = False,
+    model: ModelSpec | None = None,
+    labels: dict[bytes, bytes] | None = None,
+) -> Intake:
+    """An intake of the model's spec (and a registered reference), saving its state in
+    ``store`` and its label join in ``labels``, rebuilt from it as a worker's table is."""
+    model = model or model_spec()
     registry = ModelRegistry()
     registry.apply(Registration(model))
     if registered:
@@ -76,7 +85,9 @@ def intake(store: dict[str, bytes] | None, *, registered: bool = False) -> Intak
         registry.apply(
             ReferenceRegistration(build_reference(model, columns, source="test", ordered=False))
         )
-    return Intake(Settings(), registry, state_store=store)
+    made = Intake(Settings(), registry, state_store=store, label_store=labels)
+    made.labels.join.rebuild()
+    return made
 
 
 def feed(target: Intake, batch: Sequence[InputMessage]) -> list[bytes]:
@@ -84,11 +95,11 @@ def feed(target: Intake, batch: Sequence[InputMessage]) -> list[bytes]:
     triggers it sent."""
     outputs: list[Output] = target.handle_batch(batch)
     target.flush_state()
-    return [
-        output.value
-        for output in outputs
-        if output.destination in (Destination.ALERTS, Destination.RETRAIN_TRIGGERS)
-    ]
+    return [output.value for output in outputs if output.destination in SENT]
+
+
+SENT = (Destination.ALERTS, Destination.RETRAIN_TRIGGERS, Destination.PERFORMANCE)
+"""What a user sees of a version: its alerts, triggers and performance reports."""
 
 
 def run(
@@ -96,12 +107,14 @@ def run(
     restarts: Sequence[tuple[int, int]] = (),
     *,
     registered: bool = False,
+    model: ModelSpec | None = None,
 ) -> tuple[list[bytes], int]:
     """The messages sent by batches of ``BATCH`` events, with a new intake at each restart:
     ``(at, replayed)`` starts it at batch ``at``, handed the ``replayed`` batches before it
     again. How many events the restarted intakes counted as duplicates, too."""
     store: dict[str, bytes] = {}
-    current = intake(store, registered=registered)
+    labels: dict[bytes, bytes] = {}
+    current = intake(store, registered=registered, model=model, labels=labels)
     starts = dict(restarts)
     sent: list[bytes] = []
     duplicates = 0
@@ -109,7 +122,7 @@ def run(
     for number, batch in enumerate(batches):
         if number in starts:
             duplicates += _counted_duplicates(current)
-            current = intake(store, registered=registered)
+            current = intake(store, registered=registered, model=model, labels=labels)
             for again in batches[number - starts[number] : number]:
                 sent += feed(current, again)
         sent += feed(current, batch)
@@ -117,7 +130,8 @@ def run(
 
 
 def _counted_duplicates(target: Intake) -> int:
-    return target.counters.topics[InputTopic.PREDICTIONS].duplicates
+    topics = target.counters.topics
+    return topics[InputTopic.PREDICTIONS].duplicates + topics[InputTopic.LABELS].duplicates
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +273,30 @@ def test_a_version_released_by_a_rebalance_is_read_back_when_its_partition_retur
             assert worker.monitor_count == 0
         sent += feed(worker, drifting[start : start + BATCH])
     assert sent == oracle
+
+
+def classifier_messages() -> list[InputMessage]:
+    """A classifier's predictions and their labels (200 events later), its accuracy falling
+    from event 6,000 on, each topic's messages at their own offsets."""
+    offsets = {InputTopic.PREDICTIONS: 0, InputTopic.LABELS: 0}
+    made = []
+    for event in simulated_classifier_traffic(12_000, shift_at=6_000, seed=4):
+        topic = InputTopic.LABELS if isinstance(event, LabelEvent) else InputTopic.PREDICTIONS
+        source = KafkaPosition(topic=topic.value, partition=0, offset=offsets[topic])
+        offsets[topic] += 1
+        value = orjson.dumps(event.model_dump(mode="json"))
+        made.append(InputMessage(topic, value, event.model_id.encode(), source))
+    return made
+
+
+def test_a_classifiers_performance_and_label_join_go_on_across_restarts() -> None:
+    model = simulated_classifier_spec()
+    traffic = classifier_messages()
+    expected, duplicates = run(traffic, model=model)
+    assert duplicates == 0
+    kinds = [orjson.loads(value).get("kind") for value in expected]
+    assert "performance" in kinds  # a realized performance alert, with the reports
+    restarts = [(3, 1), (12, 2), (16, 0), (25, 3), (36, 1)]
+    sent, replayed = run(traffic, restarts, model=model)
+    assert sent == expected
+    assert replayed == sum(BATCH for _, again in restarts for _ in range(again))
