@@ -62,6 +62,15 @@ class WorkerProcess:
                 self._process.wait()
         return self._process.returncode
 
+    def kill(self) -> int:
+        """SIGKILL the worker, as a crash or a lost machine would end it, and wait; its exit code."""
+        if self._process is None:
+            raise RuntimeError("the worker is not started")
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        return self._process.returncode
+
     def log_text(self) -> str:
         """Everything the worker has printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""

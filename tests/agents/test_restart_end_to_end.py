@@ -1,0 +1,154 @@
+"""A worker stopped or killed during a drift changes nothing a user sees.
+
+A real worker, as a subprocess against the local broker, without a
+registered reference (so its warm-up reference must survive), is stopped
+(SIGTERM) or killed (SIGKILL, its offsets not committed) while a drift goes
+on, then a new worker takes over. The alerts and triggers they sent
+together, each once, are those of the oracle: a replay of the same events
+in one process.
+"""
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from kafka import KafkaProducer
+from kafka_helpers import free_port, read_all, wait_for_worker, wait_until_caught_up
+
+from driftline.replay import Replay
+from driftline.schemas import Alert, FeatureSpec, ModelSpec, PredictionEvent, RetrainTrigger
+from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
+from driftline.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.kafka
+
+MODEL = "restarts"
+FEATURES = ["a", "b", "c"]
+EVENTS, DRIFT_FROM, STOP_AT = 9_000, 3_500, 6_000
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+SPEC = ModelSpec(
+    model_id=MODEL,
+    model_version="1",
+    task="regression",
+    features=[FeatureSpec(name=name, kind="numeric") for name in FEATURES],
+    drift={"warmup_events": 1_000},
+    alerts={"resolve_after_events": 1_500},
+)
+
+
+def lines() -> list[bytes]:
+    """The events: feature "a" shifts by one sd from DRIFT_FROM to the end."""
+    rng = np.random.default_rng(12)
+    rows = rng.normal(size=(EVENTS, len(FEATURES)))
+    rows[DRIFT_FROM:, 0] += 1.0
+    return [
+        orjson.dumps(
+            PredictionEvent(
+                model_id=MODEL,
+                model_version="1",
+                event_id=f"e{index}",
+                event_time=START + timedelta(seconds=index),
+                features=dict(zip(FEATURES, row.tolist(), strict=True)),
+                prediction=float(row.sum()),
+            ).model_dump(mode="json")
+        )
+        for index, row in enumerate(rows)
+    ]
+
+
+def what_a_user_sees(messages: list[Alert | RetrainTrigger]) -> list[tuple[Any, ...]]:
+    """Each alert message and trigger once (a crash may send one again, with its id), in order."""
+    seen = [
+        (m.alert_id, m.status.value, m.feature, m.event_id, m.summary)
+        if isinstance(m, Alert)
+        else (m.trigger_id, m.idempotency_key)
+        for m in messages
+    ]
+    return list(dict.fromkeys(seen))
+
+
+def processed(report: dict[str, Any]) -> int:
+    return int(report["topics"]["predictions"]["processed"])
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
+    worker_settings: Settings, tmp_path: Path, stop: str
+) -> None:
+    events = lines()
+    outputs = list(Replay([SPEC]).feed(events))
+    oracle = what_a_user_sees([o for o in outputs if isinstance(o, Alert | RetrainTrigger)])
+    opened = [item for item in oracle if item[1] == "open"]
+    assert any(item[2] == "a" for item in opened)
+    assert not any(item[1] == "resolve" and item[2] == "a" for item in oracle)  # it lasts
+
+    # Killed, the first worker commits seldom: the next one is handed events it processed.
+    first_commits = 3_600.0 if stop == "sigkill" else worker_settings.commit_interval_seconds
+    settings = worker_settings.model_copy(
+        update={
+            "web_enabled": True,
+            "web_port": free_port(),
+            "commit_interval_seconds": first_commits,
+        }
+    )
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer.send(
+        settings.models_topic, key=SPEC.registry_key(), value=SPEC.model_dump_json().encode()
+    )
+
+    def publish(start: int, end: int) -> None:
+        for line in events[start:end]:
+            producer.send(settings.predictions_topic, key=MODEL.encode(), value=line)
+        producer.flush()
+
+    publish(0, STOP_AT)
+    first = WorkerProcess(settings, tmp_path / "first.log").start()
+    try:
+        wait_for_worker(settings.web_port, first, lambda r: processed(r) >= STOP_AT)
+        if stop == "sigkill":
+            assert first.kill() == -9
+        else:
+            assert first.stop() == 0, first.log_text()
+    finally:
+        first.stop()
+    publish(STOP_AT, EVENTS)
+    producer.close()
+
+    second_settings = worker_settings.model_copy(
+        update={"web_enabled": True, "web_port": free_port()}
+    )
+    with WorkerProcess(second_settings, tmp_path / "second.log") as second:
+        wait_for_worker(
+            second_settings.web_port, second, lambda r: processed(r) >= EVENTS - STOP_AT
+        )
+        wait_until_caught_up(
+            settings.bootstrap_servers, settings.app_id, settings.predictions_topic
+        )
+        report = wait_for_worker(second_settings.web_port, second, lambda r: True)
+        assert "monitor restored from its saved state" in second.log_text()
+        assert second.stop() == 0, second.log_text()
+
+    predictions = report["topics"]["predictions"]
+    assert predictions["consumed"] == predictions["processed"] + predictions["duplicates"]
+    if stop == "sigkill":  # handed the events since the last commit: those done are not redone
+        assert predictions["duplicates"] > 0
+        assert predictions["processed"] >= EVENTS - STOP_AT
+    else:
+        assert predictions["duplicates"] == 0
+        assert predictions["processed"] == EVENTS - STOP_AT
+    sent: list[Alert | RetrainTrigger] = [
+        Alert.model_validate_json(value or b"")
+        for value in read_all(settings.bootstrap_servers, settings.alerts_topic)
+    ]
+    sent += [
+        RetrainTrigger.model_validate_json(value or b"")
+        for value in read_all(settings.bootstrap_servers, settings.retrain_triggers_topic)
+    ]
+    assert Counter(what_a_user_sees(sent)) == Counter(oracle)
