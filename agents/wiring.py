@@ -357,7 +357,7 @@ class ChangelogWriter:
         if not delivered:
             log.warning("outputs not delivered yet: the model versions' state waits a batch")
         async with self._lock:
-            with clock or contextlib.nullcontext():
+            with clock or contextlib.nullcontext(), collector_paused():
                 placed = intake.flush_state(versions=delivered)
             await self.records.send_placed(placed)
 

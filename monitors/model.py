@@ -143,6 +143,8 @@ class ModelMonitor:
         self._warmup: WarmupColumns | None = None
         self._subjects: list[Subject] = []
         self._reference: CompactProfile | None = None
+        self._spec_state: State | None = None
+        """The spec as :meth:`to_state` writes it, made once (a spec never changes)."""
         if reference is None:
             self._warmup = WarmupColumns(spec, self._watched)
         else:
@@ -519,14 +521,17 @@ class ModelMonitor:
         >>> copy.events, copy.warming_up
         (0, True)
         """
-        reference = self.reference
+        if self._reference is None:
+            reference: Any = None
+        elif with_reference:
+            reference = self._reference.profile.model_dump(mode="json")
+        else:
+            reference = True  # the profile is built again only when asked for
+        if self._spec_state is None:
+            self._spec_state = self.spec.model_dump(mode="json")
         return {
-            "spec": self.spec.model_dump(mode="json"),
-            "reference": None
-            if reference is None
-            else reference.model_dump(mode="json")
-            if with_reference
-            else True,
+            "spec": self._spec_state,
+            "reference": reference,
             "max_monitored_features": self.max_monitored_features,
             "quality_alpha": self.quality_alpha,
             "events": self._events,

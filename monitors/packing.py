@@ -37,13 +37,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def pack_floats(values: Iterable[float]) -> str:
+def pack_floats(values: Iterable[float] | npt.NDArray[np.floating[Any]]) -> str:
     """``values`` as base64 of little-endian doubles (exact).
 
     >>> pack_floats([1.5, -0.1])
     'AAAAAAAA+D+amZmZmZm5vw=='
     """
-    array = np.fromiter(values, dtype="<f8")
+    if isinstance(values, np.ndarray):  # a ring's values: converted at once, not one by one
+        array = np.ascontiguousarray(values, dtype="<f8")
+    else:
+        array = np.fromiter(values, dtype="<f8")
     return base64.b64encode(array.tobytes()).decode("ascii")
 
 

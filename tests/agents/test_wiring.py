@@ -74,6 +74,7 @@ class _Tables:
         self.records = list(records)
 
     def flush_state(self, *, versions: bool = True) -> list[tuple[str, int, bytes, bytes | None]]:
+        self.versions = versions
         drained, self.records = self.records, []
         return drained
 
@@ -127,3 +128,31 @@ def test_a_write_returns_only_after_a_write_in_progress_handed_its_changes_over(
 
     assert asyncio.run(run()) == ["first", "second"]
     assert producer.records() == [("changelog", 1, b"k", b"v")]
+
+
+@pytest.mark.parametrize(
+    ("delivery", "written"),
+    [("delivered", True), ("failed", False), ("delivered later", True), ("never", False)],
+)
+def test_the_versions_state_is_written_only_once_the_batchs_outputs_are_delivered(
+    delivery: str, written: bool
+) -> None:
+    """A state saved with an alert open whose message was lost would never send it: the
+    restarted worker skips the events the state reflects."""
+    producer = FakeProducer()
+    writer = wiring.ChangelogWriter(Settings(send_timeout_seconds=0.2), lambda: producer)
+    tables = _Tables(("join-changelog", 0, b"a", b"1"))
+
+    async def run() -> None:
+        output: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if delivery == "delivered":
+            output.set_result(None)
+        elif delivery == "failed":
+            output.set_exception(RuntimeError("not delivered"))
+        elif delivery == "delivered later":
+            asyncio.get_running_loop().call_later(0.05, output.set_result, None)
+        await writer.write(tables, after=[output])  # type: ignore[arg-type]
+
+    asyncio.run(asyncio.wait_for(run(), timeout=5.0))
+    assert tables.versions is written
+    assert producer.records() == [("join-changelog", 0, b"a", b"1")]  # the rest goes at once
