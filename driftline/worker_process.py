@@ -63,7 +63,7 @@ class WorkerProcess:
         return self._process.returncode
 
     def kill(self) -> int:
-        """SIGKILL the worker, as a crash or a lost machine would end it, and wait; its exit code."""
+        """SIGKILL the worker, as a crash or a lost machine ends it, and wait; its exit code."""
         if self._process is None:
             raise RuntimeError("the worker is not started")
         if self._process.poll() is None:

@@ -191,7 +191,8 @@ class Settings(BaseSettings):
     max_pending_labels: PositiveInt = Field(
         default=1_000_000,
         description="Predictions and labels one worker keeps waiting for their partner; past it "
-        "the oldest stop waiting early (a prediction as unlabelled, a label as an orphan).",
+        "the oldest stop waiting early (a prediction as unlabelled, a label as an orphan). Each "
+        "waiting prediction takes about 350 bytes of the worker's memory (~350 MB at the cap).",
     )
     held_predictions_before_first_label: NonNegativeInt = Field(
         default=10_000,
