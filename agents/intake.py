@@ -699,8 +699,12 @@ class Intake:
         return owed
 
     def _at(self, message: InputMessage) -> None:
-        """Tell the stores which input partition the writes that follow belong to."""
-        partition = message.source.partition
+        """Tell the stores that the writes that follow belong to this message's partition."""
+        self._at_partition(message.source.partition)
+
+    def _at_partition(self, partition: int) -> None:
+        """Tell the stores which input partition the writes that follow belong to (a saved
+        version's state goes to the partition of its last message)."""
         if partition != self._partition:
             self._partition = partition
             for store in self._stores:
@@ -753,11 +757,8 @@ class Intake:
     def _save(self, spec: ModelSpec, partition: int | None) -> None:
         assert self.states is not None
         key = (spec.model_id, spec.model_version)
-        if partition is not None and partition != self._partition:
-            self._partition = partition
-            for store in self._stores:
-                if hasattr(store, "partition"):
-                    store.partition = partition
+        if partition is not None:
+            self._at_partition(partition)
         life, decider = self.books.book_for(spec)
         self.states.write(
             spec,

@@ -10,7 +10,7 @@ from faust.types import TopicT
 from driftline.streams.batching import install_batching_transport
 from driftline.streams.faust_fixes import fix_recovery
 from driftline.streams.security import faust_credentials
-from driftline.streams.settings import Settings
+from driftline.streams.settings import REFERENCE_MAX_BYTES, Settings
 
 FRAMEWORK_LOGGERS = ("aiokafka", "faust", "mode", "kafka")
 """Loggers of the Kafka stack, which log per record at DEBUG."""
@@ -105,7 +105,9 @@ def create_app(settings: Settings) -> DriftlineApp:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
-        producer_max_request_size=settings.dead_letter_max_bytes,
+        # the largest message a worker sends: a dead letter, or a version's state (as large
+        # as a reference profile: the state table's changelog takes as much)
+        producer_max_request_size=max(settings.dead_letter_max_bytes, REFERENCE_MAX_BYTES),
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.session_timeout_seconds / 3,

@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka_helpers import free_port, read_all, wait_for_worker, wait_until_caught_up
 
+from driftline.agents.tables import VERSION_STATE_TABLE
 from driftline.replay import Replay
 from driftline.schemas import Alert, FeatureSpec, ModelSpec, PredictionEvent, RetrainTrigger
-from driftline.streams.settings import Settings
+from driftline.streams.settings import REFERENCE_MAX_BYTES, Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
 
@@ -152,3 +154,14 @@ def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
         for value in read_all(settings.bootstrap_servers, settings.retrain_triggers_topic)
     ]
     assert Counter(what_a_user_sees(sent)) == Counter(oracle)
+
+    # The state's changelog keeps the latest record of each version, and takes large ones.
+    changelog = f"{settings.app_id}-{VERSION_STATE_TABLE}-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, changelog)])
+    finally:
+        admin.close()
+    config = configs["topic"][changelog]
+    assert config["cleanup.policy"]["value"] == "compact"
+    assert config["max.message.bytes"]["value"] == str(REFERENCE_MAX_BYTES)

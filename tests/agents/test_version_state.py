@@ -7,8 +7,9 @@ batch (the offsets a crash did not commit): together they must send
 exactly the oracle's messages.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import orjson
@@ -194,13 +195,19 @@ def test_without_saved_state_a_restart_resolves_the_drift_falsely(
     assert sent != oracle
 
 
+def saved_after(events: list[InputMessage], count: int) -> dict[str, bytes]:
+    """The store of an intake that processed the first ``count`` events, in batches."""
+    store: dict[str, bytes] = {}
+    first = intake(store)
+    for start in range(0, count, BATCH):
+        feed(first, events[start : start + BATCH])
+    return store
+
+
 def test_a_state_of_an_unknown_format_is_refused_and_the_version_starts_afresh(
     drifting: list[InputMessage], caplog: pytest.LogCaptureFixture
 ) -> None:
-    store: dict[str, bytes] = {}
-    first = intake(store)
-    for start in range(0, 3_000, BATCH):
-        feed(first, drifting[start : start + BATCH])
+    store = saved_after(drifting, 3_000)
     key = state_key("m", "1")
     record = orjson.loads(store[key])
     assert record["format"] == STATE_FORMAT
@@ -221,11 +228,10 @@ def test_a_state_of_an_unknown_format_is_refused_and_the_version_starts_afresh(
         lambda record: {**record, "lifecycle": None},
     ],
 )
-def test_a_damaged_state_never_crashes_the_intake(drifting: list[InputMessage], damage) -> None:  # type: ignore[no-untyped-def]
-    store: dict[str, bytes] = {}
-    first = intake(store)
-    for start in range(0, 2_000, BATCH):
-        feed(first, drifting[start : start + BATCH])
+def test_a_damaged_state_never_crashes_the_intake(
+    drifting: list[InputMessage], damage: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    store = saved_after(drifting, 2_000)
     key = state_key("m", "1")
     store[key] = orjson.dumps(damage(orjson.loads(store[key])))
     second = intake(store)
@@ -241,10 +247,7 @@ def test_a_monitor_that_starts_afresh_counts_no_quiet_time_during_its_warmup(
     # The saved monitor is unreadable at a restart during the drift: the new one warms up
     # (1,000 events) on drifted data, which then looks normal. The alerts read back must not
     # resolve on the warm-up's events: not before 1,000 + 1,500 quiet events after it.
-    store: dict[str, bytes] = {}
-    first = intake(store)
-    for start in range(0, 6_500, BATCH):
-        feed(first, drifting[start : start + BATCH])
+    store = saved_after(drifting, 6_500)
     key = state_key("m", "1")
     store[key] = orjson.dumps({**orjson.loads(store[key]), "monitor": {"damaged": True}})
     second = intake(store)
