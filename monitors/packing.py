@@ -21,6 +21,8 @@ Unpacking also takes the plain lists the states held before.
 """
 
 import base64
+import binascii
+from array import array
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -37,17 +39,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def pack_floats(values: Iterable[float] | npt.NDArray[np.floating[Any]]) -> str:
+def pack_floats(values: "Iterable[float] | npt.NDArray[np.floating[Any]] | array[float]") -> str:
     """``values`` as base64 of little-endian doubles (exact).
 
     >>> pack_floats([1.5, -0.1])
     'AAAAAAAA+D+amZmZmZm5vw=='
     """
-    if isinstance(values, np.ndarray):  # a ring's values: converted at once, not one by one
-        array = np.ascontiguousarray(values, dtype="<f8")
+    if isinstance(values, np.ndarray | array):  # a ring's values: at once, not one by one
+        doubles = np.asarray(values, dtype="<f8")
     else:
-        array = np.fromiter(values, dtype="<f8")
-    return base64.b64encode(array.tobytes()).decode("ascii")
+        doubles = np.fromiter(values, dtype="<f8")
+    return base64.b64encode(doubles.tobytes()).decode("ascii")
 
 
 def unpack_floats(packed: str | Sequence[float]) -> list[float]:
@@ -60,6 +62,28 @@ def unpack_floats(packed: str | Sequence[float]) -> list[float]:
         return [float(x) for x in packed]
     array = np.frombuffer(base64.b64decode(packed), dtype="<f8")
     return [float(x) for x in array.tolist()]
+
+
+def unpack_float_array(packed: object, field: str) -> npt.NDArray[np.float64]:
+    """The doubles :func:`pack_floats` packed, as an array, checked: ValueError naming
+    ``field`` (of a state) if ``packed`` is no such string.
+
+    >>> unpack_float_array(pack_floats([1.5, -0.1]), "values").tolist()
+    [1.5, -0.1]
+    >>> unpack_float_array("AAA", "values")
+    Traceback (most recent call last):
+    ...
+    ValueError: state: values is not base64: ...
+    """
+    if not isinstance(packed, str):
+        raise ValueError(f"state: {field} must be packed doubles (base64), got {packed!r}")
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except binascii.Error as error:
+        raise ValueError(f"state: {field} is not base64: {error}") from error
+    if len(raw) % 8:
+        raise ValueError(f"state: {field} must pack whole doubles")
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
 
 
 def pack_ints(values: Iterable[int] | npt.NDArray[np.integer[Any]]) -> PackedInts:

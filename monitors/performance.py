@@ -51,7 +51,7 @@ from scipy import stats
 
 from driftline.monitors.estimation import ConfidenceEstimator, EstimatedWindow
 from driftline.monitors.feature_drift import DriftAlarm, NumericDrift
-from driftline.monitors.packing import unpack_ints
+from driftline.monitors.packing import pack_floats, unpack_float_array, unpack_ints
 from driftline.monitors.positions import Located, Position, kafka_position
 from driftline.monitors.reference import NumericReference
 from driftline.monitors.rings import EventMemory, FloatRing
@@ -69,8 +69,6 @@ from driftline.monitors.window_metrics import (
     HitCounts,
     RealizedMetrics,
     UncertaintySummary,
-    _pack_doubles,
-    _unpack_doubles,
 )
 from driftline.schemas import (
     KafkaPosition,
@@ -219,7 +217,7 @@ class _Window:
             "labelled": self.labelled,
             "expired": self.expired,
             "closed": self.closed,
-            "delays": _pack_doubles(np.asarray(self.delays, dtype=np.float64)),
+            "delays": pack_floats(np.asarray(self.delays, dtype=np.float64)),
             "realized": self.realized.to_state(),
             "checked": self.checked.to_state(),
             "estimate": self.estimate.to_state(),
@@ -248,7 +246,7 @@ class _Window:
             labelled=integer_field(state, "labelled"),
             expired=integer_field(state, "expired"),
             closed=_bool_field(state, "closed"),
-            delays=_unpack_doubles(state.get("delays"), "delays").tolist(),
+            delays=unpack_float_array(state.get("delays"), "delays").tolist(),
             estimate=estimate,
             uncertainty=uncertainty,
         )
@@ -400,7 +398,7 @@ class PerformanceMonitor:
             "changes": self._changes.packed(),
             "latched_quiet": self._latched_quiet,
             "estimate_latched": self._estimate_latched,
-            "delays": _pack_doubles(self._delays.values()),
+            "delays": pack_floats(self._delays.values()),
             "recent_errors": _pack_errors(self._recent_errors.values()),
             "last_estimate": dict(self.last_estimate),
             "last_realized": dict(self.last_realized),
@@ -476,7 +474,7 @@ class PerformanceMonitor:
         latched = state.get("latched_quiet")
         monitor._latched_quiet = None if latched is None else integer_field(state, "latched_quiet")
         monitor._estimate_latched = _bool_field(state, "estimate_latched")
-        monitor._delays.extend(_unpack_doubles(state.get("delays"), "delays"))
+        monitor._delays.extend(unpack_float_array(state.get("delays"), "delays"))
         monitor._recent_errors.extend(_unpack_errors(state, "recent_errors"))
         monitor.last_estimate = _figures_field(state, "last_estimate")
         monitor.last_realized = _figures_field(state, "last_realized")
@@ -1173,7 +1171,7 @@ def _pack_errors(errors: npt.NDArray[np.float64]) -> str | State:
     in base64, with their count), 64 times smaller than as doubles; others as doubles."""
     wrong = errors != 0.0
     if not np.array_equal(errors, wrong):
-        return _pack_doubles(errors)
+        return pack_floats(errors)
     bits = base64.b64encode(np.packbits(wrong).tobytes()).decode("ascii")
     return {"count": len(errors), "bits": bits}
 
@@ -1182,7 +1180,7 @@ def _unpack_errors(state: Mapping[str, Any], key: str) -> npt.NDArray[np.float64
     """The errors :func:`_pack_errors` packed in the field ``key``."""
     packed = state.get(key)
     if not isinstance(packed, Mapping):
-        return _unpack_doubles(packed, key)
+        return unpack_float_array(packed, key)
     count = integer_field(packed, "count")
     bits = packed.get("bits")
     try:
@@ -1206,7 +1204,7 @@ def _alarm_state(alarm: DriftAlarm | None) -> State | None:
         "arl": alarm.arl,
         "observation": alarm.observation,
         "change_observation": alarm.change_observation,
-        "current": _pack_doubles(np.asarray(alarm.current, dtype=np.float64)),
+        "current": pack_floats(np.asarray(alarm.current, dtype=np.float64)),
     }
 
 
@@ -1223,7 +1221,7 @@ def _alarm_from_state(state: Mapping[str, Any]) -> DriftAlarm:
         arl=number_field(state, "arl"),
         observation=integer_field(state, "observation"),
         change_observation=integer_field(state, "change_observation"),
-        current=tuple(_unpack_doubles(state.get("current"), "current").tolist()),
+        current=tuple(unpack_float_array(state.get("current"), "current").tolist()),
     )
 
 

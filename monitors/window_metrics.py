@@ -18,8 +18,6 @@ one by one.
 {'accuracy': 0.5, 'precision': 0.5, 'recall': 1.0, 'f1': 0.667, 'log_loss': 0.57, 'roc_auc': 1.0}
 """
 
-import base64
-import binascii
 import math
 from array import array
 from collections.abc import Mapping, Sequence
@@ -30,6 +28,7 @@ import numpy.typing as npt
 from river import metrics as river_metrics
 from river.metrics.base import MeanMetric
 
+from driftline.monitors.packing import pack_floats, unpack_float_array
 from driftline.monitors.state import (
     State,
     Stateful,
@@ -333,7 +332,7 @@ class UncertaintySummary:
         """
         return {
             **header(type(self).__name__),
-            "values": {name: _pack_doubles(kept) for name, kept in self._values.items()},
+            "values": {name: pack_floats(kept) for name, kept in self._values.items()},
             "seen": dict(self._seen),
             "strides": dict(self._strides),
             "sealed": None if self._sealed is None else dict(self._sealed),
@@ -350,7 +349,7 @@ class UncertaintySummary:
             raise ValueError("state: values, seen and strides must name the same measures")
         summary = cls()
         for name, packed in values.items():
-            kept = array("d", _unpack_doubles(packed, f"values.{name}").tobytes())
+            kept = array("d", unpack_float_array(packed, f"values.{name}").tobytes())
             count, stride = integer_field(seen, name), integer_field(strides, name, minimum=1)
             if stride & (stride - 1) or len(kept) > UNCERTAINTY_SAMPLE:
                 raise ValueError(f"state: strides.{name} must be a power of 2, with few values")
@@ -491,25 +490,6 @@ def _is_key(value: object) -> bool:
         or is_integer(value)
         or (isinstance(value, float) and math.isfinite(value))
     )
-
-
-def _pack_doubles(values: "array[float] | npt.NDArray[np.float64]") -> str:
-    """Doubles as :func:`~driftline.monitors.packing.pack_floats` packs them (base64 of
-    little-endian doubles), from their buffer at once rather than number by number."""
-    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
-
-
-def _unpack_doubles(packed: object, field: str) -> npt.NDArray[np.float64]:
-    """The doubles :func:`_pack_doubles` packed; ValueError naming ``field`` if they are not."""
-    if not isinstance(packed, str):
-        raise ValueError(f"state: {field} must be packed doubles (base64), got {packed!r}")
-    try:
-        raw = base64.b64decode(packed, validate=True)
-    except binascii.Error as error:
-        raise ValueError(f"state: {field} is not base64: {error}") from error
-    if len(raw) % 8:
-        raise ValueError(f"state: {field} must pack whole doubles")
-    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
 
 
 _STATEFUL: tuple[type[Stateful], ...] = (UncertaintySummary,)
