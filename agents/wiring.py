@@ -221,7 +221,15 @@ def _register_input_agent(
         were its new objects, and it walked them all (a young collection each batch,
         ~0.75 µs an event in a replay of one model taken this way). Only a batch with an
         unregistered model lets the loop run in between, while the registry catches up.
+
+        Until the registry and references topics have been read to their end once, a
+        batch waits for that first: a version's saved state is read back at its model's
+        first event, and checked against the reference registered for it, which must be
+        known by then (a monitor saved against a registered reference would otherwise
+        start afresh, with a warm-up of its own).
         """
+        if not follower.caught_up:
+            await follower.sync()
         with clock, collector_paused():
             items = intake.read_many(messages)
             unknown = intake.unregistered_at(items)

@@ -21,8 +21,16 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka_helpers import free_port, read_all, wait_for_worker, wait_until_caught_up
 
 from driftline.agents.tables import VERSION_STATE_TABLE
+from driftline.monitors.reference import build_reference
 from driftline.replay import Replay
-from driftline.schemas import Alert, FeatureSpec, ModelSpec, PredictionEvent, RetrainTrigger
+from driftline.schemas import (
+    Alert,
+    FeatureSpec,
+    ModelSpec,
+    PredictionEvent,
+    ReferenceProfile,
+    RetrainTrigger,
+)
 from driftline.streams.settings import REFERENCE_MAX_BYTES, Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
@@ -79,12 +87,23 @@ def processed(report: dict[str, Any]) -> int:
     return int(report["topics"]["predictions"]["processed"])
 
 
-@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+def registered_reference() -> ReferenceProfile:
+    """A training sample's profile, registered for the version (no warm-up then)."""
+    training = np.random.default_rng(3).normal(size=(4_000, len(FEATURES)))
+    columns = {name: training[:, i].tolist() for i, name in enumerate(FEATURES)}
+    return build_reference(SPEC, columns, source="test:training sample", ordered=False)
+
+
+@pytest.mark.parametrize(
+    ("stop", "registered"), [("sigterm", False), ("sigkill", False), ("sigkill", True)]
+)
 def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
-    worker_settings: Settings, tmp_path: Path, stop: str
+    worker_settings: Settings, tmp_path: Path, stop: str, registered: bool
 ) -> None:
     events = lines()
-    outputs = list(Replay([SPEC]).feed(events))
+    reference = registered_reference() if registered else None
+    references = [] if reference is None else [reference]
+    outputs = list(Replay([SPEC], references=references).feed(events))
     oracle = what_a_user_sees([o for o in outputs if isinstance(o, Alert | RetrainTrigger)])
     opened = [item for item in oracle if item[1] == "open"]
     assert any(item[2] == "a" for item in opened)
@@ -104,6 +123,12 @@ def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
     producer.send(
         settings.models_topic, key=SPEC.registry_key(), value=SPEC.model_dump_json().encode()
     )
+    if reference is not None:
+        producer.send(
+            settings.references_topic,
+            key=reference.registry_key(),
+            value=reference.model_dump_json().encode(),
+        )
 
     def publish(start: int, end: int) -> None:
         for line in events[start:end]:
