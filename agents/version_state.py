@@ -1,7 +1,8 @@
 """Each model version's state, saved once per batch where a restart or a rebalance finds it.
 
-A worker keeps, per model version, a drift and data-quality monitor, an
-alert lifecycle and a retraining decider. Started afresh after a restart,
+A worker keeps, per model version, a drift and data-quality monitor, a
+performance monitor, an alert lifecycle and a retraining decider. Started
+afresh after a restart,
 a monitor without a registered reference would collect a new warm-up
 reference from whatever comes next, drifted data included, and the drift
 would become the new normal. So after each batch, the state of every
@@ -27,11 +28,11 @@ changelog survives the worker) as one record:
   of the version the state reflects; ``label_fence`` the same for the
   labels of its model.
 
-The fence makes a replay harmless. A crash loses the offsets committed
-since the last commit, not the state written per batch, so a restarted
-worker is handed events its restored state has already seen: those below
-the fence count as duplicates and change nothing (see
-:class:`~driftline.agents.intake.Intake`). Every record is JSON (orjson),
+The fence makes a replay harmless. Offsets are committed every few
+seconds, the state after every batch, so the worker that takes over after a
+crash is handed again the events since the last commit, some of which its
+restored state has already seen: those below the fence count as duplicates
+and change nothing (see :class:`~driftline.agents.intake.Intake`). Every record is JSON (orjson),
 never pickled: reading one back runs no code of its own.
 """
 
@@ -136,11 +137,8 @@ class VersionStates:
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
 
-    def read(
-        self, spec: ModelSpec, registered: ReferenceProfile | None, *, monitor: bool = True
-    ) -> SavedVersion | None:
-        """The version's saved state, if there is one for this spec; None otherwise (without
-        ``monitor``, its monitor is not read back).
+    def read(self, spec: ModelSpec, registered: ReferenceProfile | None) -> SavedVersion | None:
+        """The version's saved state, if there is one for this spec; None otherwise.
 
         A record this code cannot read (another format, or damaged) is
         logged and ignored: the version starts afresh rather than the worker
@@ -169,9 +167,14 @@ class VersionStates:
                 error,
             )
             return None
-        restored = self._monitor(spec, registered, record) if monitor else None
-        performance = self._performance(spec, record.get("performance")) if monitor else None
-        return SavedVersion(restored, performance, lifecycle, retraining, fence, label_fence)
+        return SavedVersion(
+            self._monitor(spec, registered, record),
+            self._performance(spec, record.get("performance")),
+            lifecycle,
+            retraining,
+            fence,
+            label_fence,
+        )
 
     def _performance(self, spec: ModelSpec, state: object) -> PerformanceMonitor | None:
         """The record's performance monitor, if it has one that can be read."""
