@@ -38,8 +38,6 @@ from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.packing import (
     pack_ints,
     unpack_ints,
-    unpack_positions,
-    unpack_times,
 )
 from driftline.monitors.positions import Located
 from driftline.monitors.quality import DataQualityMonitor, QualityFinding
@@ -587,10 +585,7 @@ class ModelMonitor:
             ready = ModelReference(saved_profile)
             monitor._reference = CompactProfile(ready)
         monitor._events = int(state["events"])
-        recent = state["recent_events"]
-        monitor._recent_events.extend(
-            unpack_times(recent["times"]), unpack_positions(recent["positions"])
-        )
+        monitor._recent_events.extend_packed(state["recent_events"])
         if state["warmup"] is None:
             monitor._warmup = None
         else:

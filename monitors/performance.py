@@ -41,7 +41,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple, Self, TypeVar
 
@@ -51,8 +51,8 @@ from scipy import stats
 
 from driftline.monitors.estimation import ConfidenceEstimator, EstimatedWindow
 from driftline.monitors.feature_drift import DriftAlarm, NumericDrift
-from driftline.monitors.packing import pack_floats, unpack_float_array, unpack_ints
-from driftline.monitors.positions import Located, Position, kafka_position
+from driftline.monitors.packing import pack_floats, unpack_float_array
+from driftline.monitors.positions import Located, kafka_position
 from driftline.monitors.reference import NumericReference
 from driftline.monitors.rings import EventMemory, FloatRing
 from driftline.monitors.sequential import BernoulliCusum, lorden_threshold
@@ -470,7 +470,7 @@ class PerformanceMonitor:
             raise ValueError("state: reference_errors are dropped once the reference is in")
         _part(state, "since_reference", monitor._since_reference.load_state)
         with _field("changes"):
-            _unpack_events(state.get("changes"), monitor._changes)
+            monitor._changes.extend_packed(_mapping(state.get("changes"), "changes"))
         latched = state.get("latched_quiet")
         monitor._latched_quiet = None if latched is None else integer_field(state, "latched_quiet")
         monitor._estimate_latched = _bool_field(state, "estimate_latched")
@@ -1228,51 +1228,6 @@ def _alarm_from_state(state: Mapping[str, Any]) -> DriftAlarm:
 def _figures_field(state: Mapping[str, Any], key: str) -> dict[str, float]:
     figures = _mapping(state.get(key), key)
     return {str(name): number_field(figures, name) for name in figures}
-
-
-def _unpack_events(packed: object, memory: EventMemory) -> None:
-    """Put the events :meth:`EventMemory.packed` packed into ``memory`` (an empty one).
-
-    The times are made in numpy (wall clocks as ``datetime64``) and the
-    positions as named tuples: some ten times faster than
-    :func:`~driftline.monitors.packing.unpack_times` and
-    :func:`~driftline.monitors.packing.unpack_positions`, which make them one by
-    one (a validated KafkaPosition each), and the memory keeps only their numbers.
-    """
-    state = _mapping(packed, "changes")
-    times, positions = (
-        _mapping(state.get("times"), "times"),
-        _mapping(state.get("positions"), "positions"),
-    )
-    micros, offsets = (
-        np.asarray(unpack_ints(times[key]), dtype=np.int64) for key in ("micros", "offsets")
-    )
-    topic, partition, offset = (
-        unpack_ints(positions[key]) for key in ("topic", "partition", "offset")
-    )
-    topics = positions["topics"]
-    if not (isinstance(topics, list) and all(isinstance(name, str) for name in topics)):
-        raise ValueError("positions.topics must be a list of topic names")
-    count = len(micros)
-    if not (len(offsets) == len(topic) == len(partition) == len(offset) == count <= memory.maxlen):
-        raise ValueError("times and positions must be as many, and few enough")
-    if count and not (
-        min(topic) >= -1 and max(topic) < len(topics) and min(partition) >= 0 and min(offset) >= 0
-    ):
-        raise ValueError(
-            "positions must name a topic listed, and partitions and offsets of at least 0"
-        )
-    walls = (micros + offsets).astype("datetime64[us]").tolist()
-    zones = {value: timezone(timedelta(microseconds=value)) for value in set(offsets.tolist())}
-    moments = [
-        wall.replace(tzinfo=zones[value])
-        for wall, value in zip(walls, offsets.tolist(), strict=True)
-    ]
-    places: list[Located | None] = [
-        None if code < 0 else Position(topics[code], part, at)
-        for code, part, at in zip(topic, partition, offset, strict=True)
-    ]
-    memory.extend(moments, places)
 
 
 REFERENCE_MARGIN = 2.0
