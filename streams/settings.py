@@ -54,6 +54,14 @@ WEB_TOKEN_MIN_CHARS = 16
 DEAD_LETTER_TEXT_BYTES = 64 * 1024
 """Room in a dead letter beyond its message's bytes: its reason, field path, key and source."""
 
+BROKER_DEFAULT_MAX_BYTES = 1 << 20
+"""About the largest message a Kafka topic takes unless configured (``message.max.bytes``,
+1 MiB and 12 bytes): no topic a worker creates takes less."""
+
+INPUT_FRAMING_BYTES = 64 * 1024
+"""Room in an input topic's limit beyond ``max_message_bytes``: Kafka counts a message's key,
+headers and record-batch framing against the topic's ``max.message.bytes`` as well."""
+
 
 class Settings(BaseSettings):
     """Everything a ``driftline worker`` reads from its environment.
@@ -416,7 +424,27 @@ class Settings(BaseSettings):
         >>> Settings().dead_letter_max_bytes
         2162688
         """
-        return max(2 * self.max_message_bytes, 1 << 20) + DEAD_LETTER_TEXT_BYTES
+        return max(2 * self.max_message_bytes, BROKER_DEFAULT_MAX_BYTES) + DEAD_LETTER_TEXT_BYTES
+
+    @property
+    def input_topic_max_bytes(self) -> int:
+        """The largest message an input topic takes: what the worker creates them to take.
+
+        The broker refuses a message over its topic's limit to its producer
+        (1 MiB unless configured): the worker never sees it, so it is neither
+        processed nor dead-lettered. A topic left at the broker's default
+        would then refuse valid events the worker takes when
+        ``max_message_bytes`` is raised past 1 MiB. So every input topic takes
+        a value of ``max_message_bytes`` with its key and Kafka's framing (a
+        value a little over it still reaches the worker, and is dead-lettered
+        as too large), and never less than the broker's default.
+
+        >>> Settings().input_topic_max_bytes
+        1114112
+        >>> Settings(max_message_bytes=4 << 20).input_topic_max_bytes
+        4259840
+        """
+        return max(self.max_message_bytes, BROKER_DEFAULT_MAX_BYTES) + INPUT_FRAMING_BYTES
 
 
 def is_loopback(host: str) -> bool:

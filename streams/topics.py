@@ -33,16 +33,18 @@ class TopicPlan:
 
 
 def topic_plans(settings: Settings) -> list[TopicPlan]:
-    """Every topic a worker consumes from or produces to, as it should be created."""
-    partitioned = [
-        settings.predictions_topic,
-        settings.features_topic,
-        settings.labels_topic,
-        settings.alerts_topic,
-        settings.retrain_triggers_topic,
-        settings.performance_topic,
-    ]
-    plans = [TopicPlan(name, settings.topic_partitions) for name in partitioned]
+    """Every topic a worker consumes from or produces to, as it should be created.
+
+    Each topic the worker reads takes the largest message the worker accepts
+    from it (``Settings.input_topic_max_bytes``; a reference profile on the
+    references topic), and the dead-letters topic the largest dead letter: a
+    message the broker refused would be lost without a trace on Kafka.
+    """
+    inputs = {"max.message.bytes": str(settings.input_topic_max_bytes)}  # copied per plan
+    events = [settings.predictions_topic, settings.features_topic, settings.labels_topic]
+    outputs = [settings.alerts_topic, settings.retrain_triggers_topic, settings.performance_topic]
+    plans = [TopicPlan(name, settings.topic_partitions, dict(inputs)) for name in events]
+    plans += [TopicPlan(name, settings.topic_partitions) for name in outputs]
     plans.append(
         TopicPlan(
             settings.dead_letters_topic,
@@ -50,12 +52,13 @@ def topic_plans(settings: Settings) -> list[TopicPlan]:
             {"max.message.bytes": str(settings.dead_letter_max_bytes)},
         )
     )
-    plans.append(TopicPlan(settings.models_topic, 1, {"cleanup.policy": "compact"}))
+    plans.append(TopicPlan(settings.models_topic, 1, {"cleanup.policy": "compact", **inputs}))
+    references = max(REFERENCE_MAX_BYTES, settings.input_topic_max_bytes)
     plans.append(
         TopicPlan(
             settings.references_topic,
             1,
-            {"cleanup.policy": "compact", "max.message.bytes": str(REFERENCE_MAX_BYTES)},
+            {"cleanup.policy": "compact", "max.message.bytes": str(references)},
         )
     )
     return plans

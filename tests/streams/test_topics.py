@@ -2,12 +2,13 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from driftline.schemas import DeadLetterReason, KafkaPosition
 from driftline.streams.codecs import Rejection, encode
 from driftline.streams.deadletters import dead_letter
+from driftline.streams.settings import BROKER_DEFAULT_MAX_BYTES, Settings
 from driftline.streams.topics import ensure_topics, topic_plans, worker_topics
 
 pytestmark = pytest.mark.kafka
@@ -64,3 +65,31 @@ def test_the_largest_dead_letter_a_worker_makes_fits_the_dead_letters_topic(work
             await producer.stop()
 
     asyncio.run(send())
+
+
+def test_the_topics_a_worker_reads_never_take_less_than_the_broker_default() -> None:
+    # A topic created with a lower limit would refuse to producers messages the broker
+    # takes by default, which the worker would otherwise dead-letter as too large.
+    settings = Settings(max_message_bytes=8_192)
+    limits = {plan.name: plan.config.get("max.message.bytes") for plan in topic_plans(settings)}
+    for topic in settings.input_topics:
+        assert int(limits[topic] or 0) > BROKER_DEFAULT_MAX_BYTES
+
+
+def test_every_input_topic_takes_a_message_as_large_as_the_worker_accepts(worker_settings):
+    """Raised past the broker's default of 1 MiB, ``max_message_bytes`` is what the topics a
+    worker creates take: a topic left at the default refused a valid event of 2 MiB."""
+    settings = worker_settings.model_copy(update={"max_message_bytes": 2 * 2**20 + 2**17})
+    ensure_topics(settings)
+    key = b"k" * 256
+    value = b"v" * settings.max_message_bytes
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        max_request_size=settings.input_topic_max_bytes,
+    )
+    try:
+        for topic in settings.input_topics:
+            producer.send(topic, key=key, value=value).get(timeout=60)
+    finally:
+        producer.close()
