@@ -65,15 +65,13 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     """Declare the registry follower and one agent per input topic on the app."""
     registry = ModelRegistry()
     table = label_join_table(dapp)
-    version_state = version_state_table(dapp)
+    label_store = TableStore(table, bytes, write_behind=True)
+    state_store = TableStore(version_state_table(dapp), str, write_behind=True)
     monitoring = Monitoring(
-        changelog=ChangelogWriter(dapp.settings, lambda: kafka_producer(dapp.app)),
-        intake=Intake(
-            dapp.settings,
-            registry,
-            label_store=TableStore(table, bytes, write_behind=True),
-            state_store=TableStore(version_state, str, write_behind=True),
+        changelog=ChangelogWriter(
+            dapp.settings, lambda: kafka_producer(dapp.app), [label_store, state_store]
         ),
+        intake=Intake(dapp.settings, registry, label_store=label_store, state_store=state_store),
         registry=registry,
         follower=RegistryFollower(dapp.settings, registry),
         progress=ProgressWatch(dapp.settings.stall_seconds),
@@ -336,12 +334,30 @@ class ChangelogWriter:
     write may take the changes another agent's batch made; the lock keeps
     that agent from acking its batch (it waits here first) until those
     changes are with the producer, which faust flushes before it commits.
+    Where each table's changes landed on its changelog is told to the table
+    as they are delivered: one kept on disk records it, as faust does for its
+    own sends, so that a restart reads only what came after.
     """
 
-    def __init__(self, settings: Settings, producer: Callable[[], BatchProducer]) -> None:
-        self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Callable[[], BatchProducer],
+        stores: Sequence[TableStore[Any]] = (),
+    ) -> None:
+        self.records = RecordSender(
+            producer, timeout=settings.send_timeout_seconds, on_delivered=self._persisted
+        )
         self.timeout = settings.send_timeout_seconds
         self._lock = asyncio.Lock()
+        self._stores = {store.changelog_topic: store for store in stores}
+        """The tables by changelog topic, told where their delivered changes landed."""
+
+    def _persisted(self, topic: str, partition: int, offset: int) -> None:
+        """A table kept on disk records how far its changelog holds what it holds."""
+        store = self._stores.get(topic)
+        if store is not None:
+            store.persisted(partition, offset)
 
     async def write(
         self,

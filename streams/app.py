@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=faust_credentials(settings),
-        store="memory://",
+        store=f"{settings.table_store}://",
         datadir=str(settings.data_dir),
         autodiscover=False,
         web_enabled=settings.web_enabled,

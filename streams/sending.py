@@ -89,9 +89,17 @@ class RecordSender:
     own after the agents are declared).
     """
 
-    def __init__(self, producer: Callable[[], BatchProducer], *, timeout: float) -> None:
+    def __init__(
+        self,
+        producer: Callable[[], BatchProducer],
+        *,
+        timeout: float,
+        on_delivered: Callable[[str, int, int], object] | None = None,
+    ) -> None:
         self.producer = producer
         self.timeout = timeout
+        self.on_delivered = on_delivered
+        """Told ``(topic, partition, offset of its last record)`` of each batch delivered."""
 
     async def send_all(self, records: Sequence[Record]) -> "list[asyncio.Future[Any]]":
         """Hand every record to the producer; the deliveries of their batches.
@@ -137,6 +145,10 @@ class RecordSender:
                 count = batch.record_count()
                 delivery = await self._hand_over(producer, batch, topic, partition)
                 delivery.add_done_callback(partial(_report_undelivered, topic, partition, count))
+                if self.on_delivered is not None:
+                    delivery.add_done_callback(
+                        partial(_tell_delivered, self.on_delivered, topic, partition, count)
+                    )
                 deliveries.append(delivery)
         return deliveries
 
@@ -180,6 +192,22 @@ def _batches(
             batches.append(producer.create_batch())
             batches[-1].append(key=key, value=value, timestamp=None)  # a first record always fits
     return batches
+
+
+def _tell_delivered(
+    tell: Callable[[str, int, int], object],
+    topic: str,
+    partition: int,
+    count: int,
+    delivery: "asyncio.Future[Any]",
+) -> None:
+    """``tell`` where a delivered batch's last record landed (its first's offset, plus)."""
+    if delivery.cancelled() or delivery.exception() is not None:
+        return
+    try:
+        tell(topic, partition, int(delivery.result().offset) + count - 1)
+    except Exception:  # a callback of the event loop: a bug here must not go unseen
+        log.exception("telling where a batch to %s partition %d landed failed", topic, partition)
 
 
 def _report_undelivered(

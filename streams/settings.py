@@ -239,6 +239,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".driftline"), description="Where the worker keeps its local state."
     )
+    table_store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="Where a worker keeps its tables (the label join, each model version's "
+        "state): 'rocksdb' on disk under data_dir, so that a worker restarted on the same "
+        "machine reads only what its changelogs got since; 'memory' reads the changelogs whole "
+        "at each start. Workers sharing a data_dir share it partition by partition.",
+    )
     web_enabled: bool = Field(
         default=False,
         description="Serve the web endpoints: the status page (/), the counts as JSON "

@@ -3,11 +3,13 @@
 A real worker, as a subprocess against the local broker, without a
 registered reference (so its warm-up reference must survive), is stopped
 (SIGTERM) or killed (SIGKILL, its offsets not committed) while a drift goes
-on, then a new worker takes over. The alerts and triggers they sent
-together, each once, are those of the oracle: a replay of the same events
-in one process.
+on, then a new worker takes over, on the same local state or with its
+folder deleted (the state then comes back from the changelogs alone). The
+alerts and triggers they sent together, each once, are those of the oracle:
+a replay of the same events in one process.
 """
 
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +18,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka_helpers import free_port, read_all, wait_for_worker, wait_until_caught_up
+from rocksdict import AccessType, Options, Rdict
 
 from driftline.agents.tables import VERSION_STATE_TABLE
 from driftline.monitors.reference import build_reference
@@ -94,11 +97,40 @@ def registered_reference() -> ReferenceProfile:
     return build_reference(SPEC, columns, source="test:training sample", ordered=False)
 
 
+def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """The offset after the last message of each partition of ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def persisted_offsets(data_dir: Path, table: str) -> dict[int, int]:
+    """The changelog offset each partition's database of ``table`` says it holds everything up
+    to (faust's RocksDB store keeps it with the data)."""
+    found = {}
+    for path in data_dir.rglob(f"{table}-*.db"):
+        partition = int(path.stem.rsplit("-", 1)[1])
+        database = Rdict(
+            str(path), options=Options(raw_mode=True), access_type=AccessType.read_only()
+        )
+        try:
+            offset = database.get(b"__faust\0offset__")
+        finally:
+            database.close()
+        if offset is not None:
+            found[partition] = int(offset)
+    return found
+
+
 @pytest.mark.parametrize(
-    ("stop", "registered"), [("sigterm", False), ("sigkill", False), ("sigkill", True)]
+    ("stop", "registered", "local_state"),
+    [("sigterm", False, "kept"), ("sigkill", False, "kept"), ("sigkill", True, "deleted")],
 )
 def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
-    worker_settings: Settings, tmp_path: Path, stop: str, registered: bool
+    worker_settings: Settings, tmp_path: Path, stop: str, registered: bool, local_state: str
 ) -> None:
     events = lines()
     reference = registered_reference() if registered else None
@@ -145,6 +177,17 @@ def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
             assert first.stop() == 0, first.log_text()
     finally:
         first.stop()
+    changelog = f"{settings.app_id}-{VERSION_STATE_TABLE}-changelog"
+    if stop == "sigterm":  # the local state says it holds the whole changelog: none is read again
+        written = {
+            p: end - 1
+            for p, end in end_offsets(settings.bootstrap_servers, changelog).items()
+            if end
+        }
+        assert written
+        assert persisted_offsets(settings.data_dir, VERSION_STATE_TABLE) == written
+    if local_state == "deleted":
+        shutil.rmtree(settings.data_dir)
     publish(STOP_AT, EVENTS)
     producer.close()
 
@@ -181,7 +224,6 @@ def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
     assert Counter(what_a_user_sees(sent)) == Counter(oracle)
 
     # The state's changelog keeps the latest record of each version, and takes large ones.
-    changelog = f"{settings.app_id}-{VERSION_STATE_TABLE}-changelog"
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, changelog)])

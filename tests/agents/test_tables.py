@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from faust.streams import _current_event
+from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -317,3 +318,60 @@ def test_the_dict_is_looked_at_every_so_many_flushes(monkeypatch):
     for _ in range(2 * COMPACT_EVERY):
         store.flush()
     assert len(looks) == 2
+
+
+@pytest.fixture
+def disk_table(tmp_path: Any) -> Any:
+    """A faust table kept in RocksDB (the worker's default store), with 4 partitions."""
+    import faust
+
+    app = faust.App("disk-test", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=tmp_path)
+    return app.Table("t", key_type=bytes, value_type=bytes, partitions=4)
+
+
+def test_a_table_on_disk_keeps_each_key_in_the_database_of_its_messages_partition(disk_table):
+    store = TableStore(disk_table, str, write_behind=True)
+    store.partition = 2
+    store["a"] = b"1"
+    store.partition = 0
+    store["b"] = b"2"
+    records = store.drain()
+    assert sorted((partition, key) for _, partition, key, _ in records) == [(0, b"b"), (2, b"a")]
+    databases = disk_table.data._dbs
+    assert databases[2].get(b"a") == b"1"
+    assert databases[2].get(b"b") is None
+    assert databases[0].get(b"b") == b"2"
+    # A store that never saw the writes reads them back, from any partition's message.
+    reader = TableStore(disk_table, str)
+    reader.partition = 3
+    assert reader["a"] == b"1"
+    assert "b" in reader
+    assert "c" not in reader
+    assert reader.get("c") is None
+    store.partition = 1
+    del store["a"]  # from another partition's message: gone from wherever it was
+    store["b"] = b"2"  # what it holds: nothing to write
+    assert [(p, k, v) for _, p, k, v in store.drain()] == [(1, b"a", None)]
+    assert databases[2].get(b"a") is None
+    assert "a" not in reader
+    assert reader["b"] == b"2"
+
+
+def test_a_table_on_disk_records_how_far_its_changelog_holds_its_data(disk_table):
+    store = TableStore(disk_table, str, write_behind=True)
+    store.partition = 1
+    store["a"] = b"1"
+    store.drain()
+    changelog = store.changelog_topic
+    assert changelog == "disk-test-t-changelog"
+    store.persisted(1, 41)
+    assert disk_table.data.persisted_offset(TP(changelog, 1)) == 41
+    store.persisted(3, 7)  # its database is not open here: not this worker's partition
+    assert 3 not in disk_table.data._dbs
+
+
+def test_a_table_in_memory_has_no_offset_to_record():
+    table = LoggedTable()
+    store = TableStore(table, str, write_behind=True)
+    store.persisted(0, 5)  # nothing to record, and no error
+    assert table.data == {}

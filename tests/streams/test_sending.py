@@ -175,19 +175,25 @@ def test_a_batch_the_broker_never_took_is_reported_with_its_place(
 def test_records_land_where_the_producers_own_sends_put_their_keys(
     worker_settings: Settings,
 ) -> None:
-    """Against the real broker: the partition of each key is the one ``send`` gives it, and
-    each partition holds its records in the order given."""
+    """Against the real broker: the partition of each key is the one ``send`` gives it, each
+    partition holds its records in the order given, and where each batch's last record landed
+    is told as it is delivered."""
     ensure_topics(worker_settings)
     topic = worker_settings.alerts_topic
     servers = worker_settings.bootstrap_servers
     keys = [f"model-{i}".encode() for i in range(12)]
     records: list[Record] = [(topic, keys[i % 12], f"{i}".encode()) for i in range(600)]
 
+    told: list[tuple[str, int, int]] = []
+
     async def run() -> tuple[dict[bytes, int], list[Any]]:
         producer = AIOKafkaProducer(bootstrap_servers=servers, max_batch_size=2048)
         await producer.start()
         try:
-            deliveries = await RecordSender(lambda: producer, timeout=30.0).send_all(records)
+            sender = RecordSender(
+                lambda: producer, timeout=30.0, on_delivered=lambda *at: told.append(at)
+            )
+            deliveries = await sender.send_all(records)
             await asyncio.gather(*deliveries)
             own = {
                 key: (await producer.send_and_wait(topic, b"own", key=key)).partition
@@ -219,3 +225,6 @@ def test_records_land_where_the_producers_own_sends_put_their_keys(
         stored = sorted((r for r in mine if r.partition == partition), key=lambda r: r.offset)
         indices = [int(record.value) for record in stored]
         assert indices == sorted(indices)
+        if stored:
+            last = max(offset for t, p, offset in told if (t, p) == (topic, partition))
+            assert last == stored[-1].offset
