@@ -8,23 +8,24 @@ offset past an event still being processed.
 
 The event topics are read in batches (:func:`~driftline.streams.batching.take_batches`):
 a batch is decoded, checked and fed to each model version's monitor at
-once, its outputs are sent in order, the state it changed is written, and
-only then are its offsets acked, so a crash replays at most the batches in
-flight (alert ids are deterministic, so a replay repeats ids, never invents
-new alerts).
+once, its outputs are sent in order, and its offsets are acked only once a
+checkpoint (:mod:`~driftline.agents.checkpoints`, about once a second) saved
+the state it changed, so a crash replays at most the batches since (alert
+ids are deterministic, so a replay repeats ids, never invents new alerts).
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from faust.types import StreamT, TopicT
 from prometheus_client import Histogram
 
+from driftline.agents.checkpoints import Checkpointer
 from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
@@ -35,8 +36,8 @@ from driftline.agents.tables import TableStore, label_join_table, version_state_
 from driftline.monitors.positions import Position
 from driftline.streams import DriftlineApp
 from driftline.streams.app import kafka_producer
-from driftline.streams.batching import BatchingConsumer, take_batches
-from driftline.streams.busy import AgentClock, LoopTime
+from driftline.streams.batching import BatchingConsumer, DeferredAcks, take_batches
+from driftline.streams.busy import LoopTime
 from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
 from driftline.streams.runtime import collector_paused
 from driftline.streams.sending import BatchProducer, RecordSender
@@ -52,7 +53,7 @@ class Monitoring:
     intake: Intake
     registry: ModelRegistry
     follower: RegistryFollower
-    changelog: "ChangelogWriter"
+    changelog: Checkpointer
     progress: ProgressWatch
     """When each input partition last had a batch processed (for ``/livez``)."""
     batch_seconds: Histogram
@@ -65,11 +66,15 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     """Declare the registry follower and one agent per input topic on the app."""
     registry = ModelRegistry()
     table = label_join_table(dapp)
+    acks = DeferredAcks(dapp.app)
     label_store = TableStore(table, bytes, write_behind=True)
     state_store = TableStore(version_state_table(dapp), str, write_behind=True)
     monitoring = Monitoring(
-        changelog=ChangelogWriter(
-            dapp.settings, lambda: kafka_producer(dapp.app), [label_store, state_store]
+        changelog=Checkpointer(
+            dapp.settings,
+            lambda: kafka_producer(dapp.app),
+            [label_store, state_store],
+            acks=acks,
         ),
         intake=Intake(dapp.settings, registry, label_store=label_store, state_store=state_store),
         registry=registry,
@@ -78,6 +83,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         batch_seconds=batch_seconds_histogram(),
         history=StatusHistory(),
     )
+    acks.checkpoint = partial(monitoring.changelog.write, monitoring.intake, now=True)
 
     @dapp.app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
@@ -103,11 +109,18 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         # memory: whoever owns them next reads them back from the table.
         (revoked,) = args
         try:
-            await monitoring.changelog.write(monitoring.intake)
+            await monitoring.changelog.write(monitoring.intake, now=True)
             await app.producer.flush()
             monitoring.intake.release({(tp.topic, tp.partition) for tp in revoked})
         except Exception:  # a bug here must not crash the rebalance
             log.exception("releasing the state of %d revoked partitions failed", len(revoked))
+
+    @dapp.app.timer(interval=max(dapp.settings.state_save_interval_seconds, 0.1))  # type: ignore[untyped-decorator]
+    async def save_state() -> None:
+        # Batches wait for a checkpoint to be acked: one is taken when an agent's batch
+        # finds it due, and here when the agents are idle, so that no offset waits long.
+        if len(acks):
+            await monitoring.changelog.write(monitoring.intake)
 
     predicting: set[int] = set()
     """Partitions of the predictions batch being processed now."""
@@ -185,22 +198,26 @@ def _register_input_agent(
         partitions = {record.tp for record in records}
         monitoring.progress.started(partitions)
         messages = [_input_message(topic, record) for record in records]
-        try:
-            outputs = await decide(messages)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            # The intake dead-letters what it fails on itself; getting here is a bug
-            # outside it. It must not kill the agent nor lose a message: each message
-            # of the batch is dead-lettered with the error (its bytes can be replayed).
-            log.exception("failed on a batch of %d %s", len(messages), topic)
-            outputs = [intake.failed(message, error) for message in messages]
-        deliveries = await sender.send_all(outputs)
+        # No checkpoint between what the batch changes and the hand-over of its outputs.
+        async with monitoring.changelog.processing() as owe:
+            try:
+                outputs = await decide(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # The intake dead-letters what it fails on itself; getting here is a bug
+                # outside it. It must not kill the agent nor lose a message: each message
+                # of the batch is dead-lettered with the error (its bytes can be replayed).
+                log.exception("failed on a batch of %d %s", len(messages), topic)
+                outputs = [intake.failed(message, error) for message in messages]
+            deliveries = await sender.hand_over(outputs)
+            owe(deliveries)
+        await sender.wait(deliveries)
         try:
             monitoring.history.observe(intake.monitors, (output.message for output in outputs))
         except Exception:  # a bug in what the status page keeps must not stop the agent
             log.exception("the status history failed on a batch of %d %s", len(messages), topic)
-        await monitoring.changelog.write(intake, clock, after=deliveries)
+        await monitoring.changelog.write(intake, clock)
         monitoring.progress.processed(partitions)
         batch_seconds.observe(time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
@@ -248,6 +265,7 @@ def _register_input_agent(
             within=settings.batch_max_wait_seconds,
             target_seconds=settings.batch_target_seconds,
             clock=clock,
+            acks=monitoring.changelog.acks,
         ):
             await process(batch)
 
@@ -316,76 +334,19 @@ class OutputSender:
         """Hand every output to the producer, in order within each partition, then wait for them
         together: at most :data:`OUTPUT_DELIVERY_WAIT_SECONDS`, until the broker has them all.
         Their deliveries (the state written after them waits for those)."""
-        topics = self.topics
-        deliveries = await self.records.send_all(
-            [(topics[output.destination], output.key, output.value) for output in outputs]
-        )
-        if deliveries:
-            await asyncio.wait(deliveries, timeout=OUTPUT_DELIVERY_WAIT_SECONDS)
+        deliveries = await self.hand_over(outputs)
+        await self.wait(deliveries)
         return deliveries
 
-
-class ChangelogWriter:
-    """Hands what a batch changed in the tables to the producer, one agent at a time.
-
-    Each change goes to the table's changelog in record batches
-    (:meth:`~driftline.agents.tables.TableStore.drain`), not through faust's
-    send, a message at a time. The agents share the tables, so one agent's
-    write may take the changes another agent's batch made; the lock keeps
-    that agent from acking its batch (it waits here first) until those
-    changes are with the producer, which faust flushes before it commits.
-    Where each table's changes landed on its changelog is told to the table
-    as they are delivered: one kept on disk records it, as faust does for its
-    own sends, so that a restart reads only what came after.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        producer: Callable[[], BatchProducer],
-        stores: Sequence[TableStore[Any]] = (),
-    ) -> None:
-        self.records = RecordSender(
-            producer, timeout=settings.send_timeout_seconds, on_delivered=self._persisted
+    async def hand_over(self, outputs: Sequence[Output]) -> "list[asyncio.Future[Any]]":
+        """Hand every output to the producer, in order within each partition; their
+        deliveries."""
+        topics = self.topics
+        return await self.records.send_all(
+            [(topics[output.destination], output.key, output.value) for output in outputs]
         )
-        self.timeout = settings.send_timeout_seconds
-        self._lock = asyncio.Lock()
-        self._stores = {store.changelog_topic: store for store in stores}
-        """The tables by changelog topic, told where their delivered changes landed."""
 
-    def _persisted(self, topic: str, partition: int, offset: int) -> None:
-        """A table kept on disk records how far its changelog holds what it holds."""
-        store = self._stores.get(topic)
-        if store is not None:
-            store.persisted(partition, offset)
-
-    async def write(
-        self,
-        intake: Intake,
-        clock: AgentClock | None = None,
-        after: "Sequence[asyncio.Future[Any]]" = (),
-    ) -> None:
-        """Hand every change the intake's tables buffered to the producer (their encoding
-        timed by the writing agent's ``clock``).
-
-        The state of the model versions goes only once the batch's outputs
-        (``after``) are delivered: a state saved with an alert open, its
-        alert lost in a crash, would never send that alert (a restarted
-        worker skips the events its state reflects). Outputs not delivered
-        within the send timeout leave the versions' state to the next batch.
-        """
-        pending = [delivery for delivery in after if not delivery.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=self.timeout)
-        delivered = all(delivery.done() and _delivered(delivery) for delivery in after)
-        if not delivered:
-            log.warning("outputs not delivered yet: the model versions' state waits a batch")
-        async with self._lock:
-            with clock or contextlib.nullcontext(), collector_paused():
-                placed = intake.flush_state(versions=delivered)
-            await self.records.send_placed(placed)
-
-
-def _delivered(delivery: "asyncio.Future[Any]") -> bool:
-    """Whether a delivery succeeded (it is done)."""
-    return not delivery.cancelled() and delivery.exception() is None
+    async def wait(self, deliveries: "Sequence[asyncio.Future[Any]]") -> None:
+        """Wait for deliveries, at most :data:`OUTPUT_DELIVERY_WAIT_SECONDS`."""
+        if deliveries:
+            await asyncio.wait(deliveries, timeout=OUTPUT_DELIVERY_WAIT_SECONDS)

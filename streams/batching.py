@@ -56,9 +56,10 @@ including a kill -9 and restart).
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer as AIOKafkaClient
@@ -71,6 +72,8 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from driftline.streams.busy import AgentClock
+
+logger = logging.getLogger(__name__)
 
 
 class RecordFeed:
@@ -285,6 +288,26 @@ class BatchingConsumer(AIOKafkaConsumer):
         """Seeks to the committed offsets so far: a failed delivery after one undoes nothing."""
         self._fetching: asyncio.Task[Any] | None = None
         """The fetch loop's task, once it runs."""
+        self.deferred: DeferredAcks | None = None
+        """The batches processed and waiting for their state to be saved, if agents defer."""
+
+    async def wait_empty(self) -> None:
+        """faust's wait for the records in progress (before a rebalance or a stop, which then
+        commit), then a checkpoint for the batches deferred, and a commit of their offsets.
+
+        Batches whose acks wait for their state to be saved
+        (:class:`DeferredAcks`) are done, so they are not waited for; without
+        this, a stop would commit none of the last second's offsets and the
+        worker that takes over would read those events again.
+        """
+        await super().wait_empty()
+        deferred = self.deferred
+        if deferred is not None and len(deferred) and deferred.checkpoint is not None:
+            try:
+                await deferred.checkpoint()
+            except Exception:  # a bug here must not stop a rebalance or a shutdown
+                logger.exception("the checkpoint before a commit failed")
+            await self.commit()
 
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset, never in the middle of a fetch.
@@ -737,6 +760,43 @@ class BatchSizer:
         return max(self.min_records, int(fitting))
 
 
+class DeferredAcks:
+    """Batches processed but not acked yet: their offsets become committable only when the
+    owner of their state says it is saved (:meth:`take`, then :meth:`ack`).
+
+    :func:`take_batches` given one hands it each batch once processed,
+    instead of acking it. A batch left here when its partition is taken
+    away is never acked: the worker that gets the partition reads it again
+    from the last commit, as after a crash.
+    """
+
+    def __init__(self, app: AppT) -> None:
+        self.app = app
+        self._batches: list[Sequence[Message]] = []
+        self.checkpoint: Callable[[], Awaitable[object]] | None = None
+        """Saves the state and acks what it covers: run before a rebalance or a stop commits."""
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def defer(self, messages: Sequence[Message]) -> None:
+        """Keep a processed batch to ack later."""
+        self._batches.append(messages)
+
+    def take(self) -> list[Sequence[Message]]:
+        """The batches deferred so far, which the state being saved now reflects."""
+        taken, self._batches = self._batches, []
+        return taken
+
+    def ack(self, batches: Sequence[Sequence[Message]]) -> None:
+        """Ack batches taken before, in order, once what they changed is saved."""
+        consumer = self.app.consumer
+        if not isinstance(consumer, BatchingConsumer):
+            raise TypeError("deferred acks need an app made by create_app (the batching consumer)")
+        for messages in batches:
+            consumer.ack_batch(messages)
+
+
 async def take_batches(
     stream: StreamT[Any],
     *,
@@ -744,6 +804,7 @@ async def take_batches(
     within: float,
     target_seconds: float | None = None,
     clock: AgentClock | None = None,
+    acks: DeferredAcks | None = None,
 ) -> AsyncIterator[list[Message]]:
     """Batches of the raw records of ``stream``'s topics, each acked when the next is asked for.
 
@@ -757,7 +818,8 @@ async def take_batches(
     time other agents worked meanwhile (see :mod:`~driftline.streams.busy`).
     Its records are
     acked, so their offsets become committable, only when the caller asks
-    for the next batch: never if the loop is left otherwise. The app must
+    for the next batch: never if the loop is left otherwise. With ``acks``,
+    they are handed to it then instead, to be acked once their state is saved. The app must
     have been made by ``create_app`` (which installs the batching consumer),
     and ``stream`` is the agent's stream; it is never iterated itself.
     """
@@ -767,6 +829,8 @@ async def take_batches(
     consumer = app.consumer
     if not isinstance(consumer, BatchingConsumer):
         raise TypeError("take_batches needs an app made by create_app (the batching consumer)")
+    if acks is not None:
+        consumer.deferred = acks
     topics = list(getattr(stream.channel, "topics", ()) or ())
     if not topics:
         raise TypeError("take_batches reads a stream of named Kafka topics")
@@ -800,7 +864,10 @@ async def take_batches(
                 if clock:
                     spent -= clock.others - others
                 sizer.update(len(batch), spent)
-            consumer.ack_batch(held)
+            if acks is None:
+                consumer.ack_batch(held)
+            else:
+                acks.defer(held)
             unacked.discard(last)
             held = []
     finally:

@@ -10,7 +10,9 @@ a replay of the same events in one process.
 """
 
 import shutil
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
-from kafka_helpers import free_port, read_all, wait_for_worker, wait_until_caught_up
+from kafka_helpers import end_offsets, free_port, read_all, wait_for_worker, wait_until_caught_up
 from rocksdict import AccessType, Options, Rdict
 
 from driftline.agents.tables import VERSION_STATE_TABLE
@@ -97,14 +99,12 @@ def registered_reference() -> ReferenceProfile:
     return build_reference(SPEC, columns, source="test:training sample", ordered=False)
 
 
-def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    """The offset after the last message of each partition of ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.2)
 
 
 def persisted_offsets(data_dir: Path, table: str) -> dict[int, int]:
@@ -168,16 +168,21 @@ def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
         producer.flush()
 
     publish(0, STOP_AT)
+    changelog = f"{settings.app_id}-{VERSION_STATE_TABLE}-changelog"
     first = WorkerProcess(settings, tmp_path / "first.log").start()
     try:
         wait_for_worker(settings.web_port, first, lambda r: processed(r) >= STOP_AT)
         if stop == "sigkill":
+            # Killed once a checkpoint after every event saved its state (about a second).
+            saved = sum(end_offsets(settings.bootstrap_servers, changelog).values())
+            wait_for(
+                lambda: sum(end_offsets(settings.bootstrap_servers, changelog).values()) > saved
+            )
             assert first.kill() == -9
         else:
             assert first.stop() == 0, first.log_text()
     finally:
         first.stop()
-    changelog = f"{settings.app_id}-{VERSION_STATE_TABLE}-changelog"
     if stop == "sigterm":  # the local state says it holds the whole changelog: none is read again
         written = {
             p: end - 1

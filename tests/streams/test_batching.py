@@ -335,6 +335,35 @@ def test_a_worker_killed_mid_batch_and_restarted_processes_every_record(
     assert committed_offsets(*group_of(settings)) == {p: o for p, o in written.items() if o}
 
 
+def test_deferred_batches_are_committed_only_after_a_checkpoint_which_a_stop_takes(
+    worker_settings: Settings, tmp_path: Path
+):
+    """Batches handed to deferred acks are processed but not committed, however often faust
+    commits, until their checkpoint; a stop takes one before its last commit, so the next
+    worker does not read them again."""
+    settings = worker_settings.model_copy(update={"commit_interval_seconds": 0.1})
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    for index in range(300):
+        producer.send(settings.predictions_topic, key=str(index % 7).encode(), value=b"%d" % index)
+    producer.flush()
+    producer.close()
+    written = end_offsets(settings.bootstrap_servers, settings.predictions_topic)
+    log = tmp_path / "worker.log"
+    worker = start_batch_worker(settings, log, ("--pause", "0", "--max-records", "50", "--defer"))
+    try:
+        deadline = time.monotonic() + 60
+        while len(read_all(settings.bootstrap_servers, settings.alerts_topic, idle_ms=500)) < 300:
+            assert worker.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(1.0)  # ten commit intervals
+        assert sum(committed_so_far(settings).values()) == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert committed_offsets(*group_of(settings)) == {p: o for p, o in written.items() if o}
+
+
 def batch_sizes_copying(settings: Settings, tmp_path: Path, options: tuple[str, ...]) -> list[int]:
     """Publish 1,000 records, copy them out with a batch worker run with ``options`` (and
     ``--sizes``) until it is caught up, check each was copied; the size of each batch."""

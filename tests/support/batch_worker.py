@@ -10,6 +10,9 @@ With ``--target-seconds`` batches are sized to take about that long, and
 ``--sizes`` gets the size of each batch, a line each. With ``--neighbour``
 another task keeps the event loop busy that many seconds during each
 batch's pause, as another agent would, timed on the same loop's clock.
+With ``--defer``, batches are acked only by a checkpoint (as the worker's
+state saves ack them), which runs only when faust waits for the streams to
+be done: before a rebalance or a stop commits.
 """
 
 import argparse
@@ -20,7 +23,7 @@ from typing import Any
 import faust
 
 from driftline.streams import create_app, load_settings
-from driftline.streams.batching import take_batches
+from driftline.streams.batching import DeferredAcks, take_batches
 from driftline.streams.busy import LoopTime
 
 
@@ -35,6 +38,7 @@ def main() -> None:
     parser.add_argument(
         "--within", type=float, default=0.1, help="seconds a batch waits to fill once begun"
     )
+    parser.add_argument("--defer", action="store_true", help="ack only at checkpoints")
     args = parser.parse_args()
     dapp = create_app(load_settings())
     if args.buffer is not None:  # a feed holds max(this, 2 * max-records) records
@@ -44,6 +48,14 @@ def main() -> None:
     dapp.app.conf.broker_session_timeout = 6.0
     dapp.app.conf.broker_heartbeat_interval = 1.0
     output = dapp.alerts
+    acks = DeferredAcks(dapp.app) if args.defer else None
+    if acks is not None:
+
+        async def checkpoint() -> None:
+            assert acks is not None
+            acks.ack(acks.take())
+
+        acks.checkpoint = checkpoint
     loop_time = LoopTime()
     clock = loop_time.clock()
 
@@ -68,6 +80,7 @@ def main() -> None:
             within=args.within,
             target_seconds=args.target_seconds,
             clock=clock,
+            acks=acks,
         ):
             if args.sizes:
                 with open(args.sizes, "a") as sizes:
