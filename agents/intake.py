@@ -427,7 +427,10 @@ class Intake:
         batch's order (:meth:`screen_batch`); the valid events of each model
         version then go through its monitor together, every version's drift
         tests side by side (:meth:`process_screened`). The outputs are those
-        of processing the messages one by one, in the same order.
+        of processing the messages one by one, in the same order, for a batch
+        of one topic, as a worker's agents take them. A batch's labels are
+        joined before its other events, so one that mixes them answers as if
+        its labels had come first (a replay cuts its batches where they take turns).
         """
         return self.process_screened(self.screen_batch(items))
 

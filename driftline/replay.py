@@ -328,13 +328,29 @@ class Replay:
 
 
 def _batches(messages: Iterable[InputMessage], size: int) -> Iterator[list[InputMessage]]:
-    """The messages, ``size`` at a time (the last batch may hold fewer)."""
+    """The messages in order, at most ``size`` at a time, a batch ending where labels and
+    other events take turns.
+
+    The batch path joins a batch's labels before its other events (a
+    worker's batches hold one topic each), so a batch mixing them would
+    answer differently from the messages one by one.
+
+    >>> from driftline.schemas import KafkaPosition
+    >>> topics = [InputTopic.PREDICTIONS] * 3 + [InputTopic.LABELS] * 2 + [InputTopic.FEATURES]
+    >>> where = KafkaPosition(topic="t", partition=0, offset=0)
+    >>> stream = [InputMessage(topic, b"{}", None, where) for topic in topics]
+    >>> [[m.topic.value for m in batch] for batch in _batches(stream, 2)]
+    [['predictions', 'predictions'], ['predictions'], ['labels', 'labels'], ['features']]
+    """
     batch: list[InputMessage] = []
+    labels = False
     for message in messages:
-        batch.append(message)
-        if len(batch) >= size:
+        is_label = message.topic is InputTopic.LABELS
+        if batch and (len(batch) >= size or is_label is not labels):
             yield batch
             batch = []
+        labels = is_label
+        batch.append(message)
     if batch:
         yield batch
 

@@ -231,3 +231,31 @@ def test_a_replay_process_is_tuned_for_speed_a_worker_keeps_its_memory():
     subprocess.run(
         [sys.executable, "-c", code], check=True, env=os.environ | {"PYTHONSAFEPATH": "1"}
     )
+
+
+def test_interleaved_predictions_and_labels_replay_as_they_would_one_by_one():
+    """The batch path joins a batch's labels before its predictions, so a replay's batch ends
+    where they take turns: large batches answer as batches of one message do."""
+    from driftline.agents.intake import InputMessage, InputTopic
+    from driftline.monitors.positions import Position
+    from driftline.simulate import simulated_classifier_spec, simulated_classifier_traffic
+
+    def messages() -> list[InputMessage]:
+        traffic = simulated_classifier_traffic(1_500, shift_at=800, label_delay=50, seed=4)
+        return [
+            InputMessage(
+                InputTopic.LABELS if hasattr(event, "label") else InputTopic.PREDICTIONS,
+                event.model_dump_json().encode(),
+                None,
+                Position("traffic", 0, n),
+            )
+            for n, event in enumerate(traffic)
+        ]
+
+    def replayed(batch_size: int) -> list[bytes]:
+        replay = Replay([simulated_classifier_spec()], batch_size=batch_size)
+        return [output.model_dump_json().encode() for output in replay.feed_messages(messages())]
+
+    one_by_one = replayed(1)
+    assert any(b'"report_id"' in output for output in one_by_one)  # reports to compare
+    assert replayed(5_000) == one_by_one

@@ -117,10 +117,13 @@ def wait_for_worker(
     done: Callable[[dict[str, Any]], bool],
     *,
     timeout: float = 180.0,
+    interval: float = 0.5,
 ) -> dict[str, Any]:
     """Poll a running worker's ``/status`` until ``done(report)``; the report that satisfied it.
 
-    Fails with the worker's log if it exits or ``timeout`` passes first.
+    Polled every ``interval`` seconds: a test that must act soon after the worker gets
+    somewhere (kill it there, say) polls more often. Fails with the worker's log if it
+    exits or ``timeout`` passes first.
     """
     deadline = time.monotonic() + timeout
     report: dict[str, Any] = {}
@@ -132,5 +135,5 @@ def wait_for_worker(
             report = {}
         if report and done(report):
             return report
-        time.sleep(0.5)
+        time.sleep(interval)
     raise AssertionError(f"the worker did not get there: {report}\n{worker.log_text()}")
