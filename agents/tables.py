@@ -39,6 +39,16 @@ _ROOM_FACTOR = 8
 """A dict with this many times the room its keys need is rebuilt."""
 
 
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 1024 * 1024,
+}
+"""Each partition's database of a table kept on disk: at most two 8 MiB memtables and a 16 MiB
+block cache. faust's defaults (three 64 MiB memtables and a 2 GiB cache, per partition and
+table) would let a worker holding 8 partitions of two tables grow past 3 GiB; with these, a
+database holds at most ~32 MiB, and one that is written little holds far less."""
+
 K = TypeVar("K", bound=str | bytes)
 
 
@@ -355,6 +365,7 @@ def _raw_table(
 ) -> Any:
     """A table of raw bytes, partitioned like the input topics, with a compacted changelog."""
     configs = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
+    on_disk = dapp.settings.table_store == "rocksdb"
     return dapp.app.Table(
         name,
         key_type=bytes,  # bytes keys and values travel raw
@@ -362,4 +373,5 @@ def _raw_table(
         partitions=dapp.settings.topic_partitions,
         help=help,
         extra_topic_configs=configs,
+        options=dict(ROCKSDB_OPTIONS) if on_disk else None,
     )

@@ -375,3 +375,17 @@ def test_a_table_in_memory_has_no_offset_to_record():
     store = TableStore(table, str, write_behind=True)
     store.persisted(0, 5)  # nothing to record, and no error
     assert table.data == {}
+
+
+def test_the_worker_tables_on_disk_bound_their_memory(tmp_path: Any) -> None:
+    """faust's defaults (three 64 MiB memtables and a 2 GiB block cache per partition and
+    table) would let a worker's memory grow by gigabytes."""
+    from driftline.agents.tables import ROCKSDB_OPTIONS, label_join_table, version_state_table
+    from driftline.streams import create_app
+    from driftline.streams.settings import Settings
+
+    dapp = create_app(Settings(data_dir=tmp_path))
+    for table in (label_join_table(dapp), version_state_table(dapp)):
+        options = table.data.rocksdb_options
+        assert options.write_buffer_size * options.max_write_buffer_number <= 16 * 2**20
+        assert options.block_cache_size == ROCKSDB_OPTIONS["block_cache_size"] <= 16 * 2**20
