@@ -300,8 +300,8 @@ class Settings(BaseSettings):
     batch_max_events: PositiveInt = Field(
         default=2_000,
         le=100_000,
-        description="Most messages an agent takes in one batch: its state is written and its "
-        "offsets become committable once per batch, and its alerts are sent when it is done. "
+        description="Most messages an agent takes in one batch: its alerts are sent when it "
+        "is done, and its offsets become committable at the next state save. "
         "A batch is shared by the model versions of the agent's partitions; a version's part "
         "should hold dozens of events. 2,000 keeps a batch of ten versions near 0.1 s; raise "
         "it for workers that watch hundreds. It also bounds the records one poll of the consumer "
