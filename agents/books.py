@@ -4,7 +4,7 @@ An alert open before a restart stays open under the same id (a monitor that
 finds the same change again updates it rather than opening a second one),
 cooldowns still hold, and a change that already triggered retraining does
 not trigger again: the intake saves each version's books with its monitor,
-once per batch (:mod:`driftline.agents.version_state`), and gives them back
+at every checkpoint (:mod:`driftline.agents.version_state`), and gives them back
 to :class:`AlertBooks` (:meth:`AlertBooks.restore`) when it reads the
 version back.
 """

@@ -30,6 +30,7 @@ from driftline.agents.registry import (
     read_registry_message,
     registry_max_bytes,
 )
+from driftline.agents.saved_arrivals import SavedArrivals
 from driftline.agents.version_state import Fence, VersionStates
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
@@ -275,7 +276,7 @@ class Intake:
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
         self.states = None if state_store is None else VersionStates(state_store)
-        """Where each version's state is saved once per batch (see :meth:`flush_state`)."""
+        """Where each version's state is saved at every checkpoint (see :meth:`flush_state`)."""
         self.books = AlertBooks()
         self._restored_models: set[str] = set()
         """Models whose versions' saved state was read back (at their first event here)."""
@@ -294,6 +295,8 @@ class Intake:
         self._label_fences: dict[str, Fence] = {}
         """Per model restored from saved state, where the labels it already reflects end."""
         self._recent: dict[tuple[InputTopic, str], RecentEventIds] = {}
+        self.arrivals = None if state_store is None else SavedArrivals(state_store)
+        """Where the recent ids of each model and topic are saved with the versions' state."""
         self._max_future = timedelta(seconds=settings.max_future_seconds)
         self._stores = [store for store in (label_store, state_store) if store is not None]
         self._partition: int | None = None
@@ -719,14 +722,16 @@ class Intake:
         changelog messages that carry it, for the caller to send.
 
         A faust table store buffers them, so that a key changed many times
-        in a batch reaches the changelog once; the agent calls this after
-        each batch and sends the messages before the batch's offsets can be
-        committed. With ``versions`` (once the batch's outputs are delivered),
-        the state of each version the batch changed is written first
-        (:meth:`save_versions`); the version records come last.
+        between checkpoints reaches the changelog once; a checkpoint calls
+        this and sends the messages before the offsets of the batches it
+        covers can be committed. With ``versions``, the state of each version
+        changed since is written first (:meth:`save_versions`), with the ids
+        that arrived since (:meth:`save_arrivals`); the version records come last.
         """
         if versions:
+            partitions = {key[0]: partition for key, partition in self._touched.items()}
             self.save_versions()
+            self.save_arrivals(partitions)
         records: list[PlacedRecord] = []
         for store in self._stores:
             drain = getattr(store, "drain", None)
@@ -755,6 +760,32 @@ class Intake:
                     continue
                 written += 1
             del self._touched[key]
+        return written
+
+    def save_arrivals(self, partitions: Mapping[str, int | None] | None = None) -> int:
+        """Write the ids that arrived since the last save, per model and topic, each to the
+        partition its model's state went to (``partitions``, by model id); how many streams.
+
+        A stream that fails to be written (a bug) is logged and keeps its
+        arrivals for the next save.
+        """
+        if self.arrivals is None:
+            return 0
+        written = 0
+        for (topic, model_id), recent in self._recent.items():
+            journal = recent.journal
+            if not journal:
+                continue
+            partition = (partitions or {}).get(model_id)
+            if partition is not None:
+                self._at_partition(partition)
+            try:
+                self.arrivals.write((topic.value, model_id), journal, recent.horizon)
+            except Exception:
+                log.exception("saving the recent %s ids of model %s failed", topic.value, model_id)
+                continue
+            recent.journal = []
+            written += 1
         return written
 
     def _save(self, spec: ModelSpec, partition: int | None) -> None:
@@ -799,6 +830,12 @@ class Intake:
             spec = self.registry.spec(model_id, version)
             if spec is not None:
                 self._restore_version(spec)
+        if self.arrivals is not None:
+            for topic in InputTopic:
+                saved = self.arrivals.read((topic.value, model_id))
+                if saved:
+                    self._recent.pop((topic, model_id), None)
+                    self._recent_ids(topic, model_id).restore(saved)
 
     def _restore_version(self, spec: ModelSpec) -> None:
         """Read back a version's saved state, once: its monitors, books and fences.
@@ -863,8 +900,7 @@ class Intake:
         if self._monitors.pop(model, None) is not None:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
-            for topic in InputTopic:
-                self._recent.pop((topic, model[0]), None)
+            self._forget_recent(model[0])
 
     def release(self, partitions: Collection[tuple[str, int]]) -> list[ModelKey]:
         """Drop from memory the versions whose events came from these (topic, partition)s,
@@ -899,6 +935,7 @@ class Intake:
             if self.states is not None:
                 self.states.forget(key)
         for model_id in {model_id for model_id, _ in gone}:
+            self._forget_recent(model_id)
             self._restored_models.discard(model_id)
             self._label_positions.pop(model_id, None)
             self._label_fences.pop(model_id, None)
@@ -974,6 +1011,14 @@ class Intake:
             return None
         return self._repeated(message, event, recent, arrival)
 
+    def _forget_recent(self, model_id: str) -> None:
+        """Drop a model's recent ids (saved already, if they are kept: a worker that gets the
+        model reads them back)."""
+        for topic in InputTopic:
+            self._recent.pop((topic, model_id), None)
+            if self.arrivals is not None:
+                self.arrivals.forget((topic.value, model_id))
+
     def _recent_ids(self, topic: InputTopic, model_id: str) -> RecentEventIds:
         """The ids seen recently on ``topic`` for ``model_id`` (none yet for a new stream)."""
         recent = self._recent.get((topic, model_id))
@@ -982,6 +1027,8 @@ class Intake:
                 window=timedelta(seconds=self.settings.duplicate_window_seconds),
                 max_ids=self.settings.max_remembered_event_ids,
             )
+            if self.arrivals is not None:
+                recent.journal = []  # saved with the versions' state
         return recent
 
     def _repeated(

@@ -22,7 +22,7 @@ LABEL_JOIN_TABLE = "label-join"
 """The label join's table; its changelog topic is ``<app id>-label-join-changelog``."""
 
 VERSION_STATE_TABLE = "version-state"
-"""Each model version's monitor, alerts and retraining state, saved once per batch
+"""Each model version's monitor, alerts and retraining state, saved at every checkpoint
 (:mod:`driftline.agents.version_state`)."""
 
 

@@ -1,12 +1,13 @@
-"""Each model version's state, saved once per batch where a restart or a rebalance finds it.
+"""Each model version's state, saved at every checkpoint where a restart or a rebalance finds it.
 
 A worker keeps, per model version, a drift and data-quality monitor, a
 performance monitor, an alert lifecycle and a retraining decider. Started
 afresh after a restart,
 a monitor without a registered reference would collect a new warm-up
 reference from whatever comes next, drifted data included, and the drift
-would become the new normal. So after each batch, the state of every
-version the batch touched is written to a table (``version-state``, whose
+would become the new normal. So at every checkpoint (about once a second,
+see :mod:`~driftline.agents.checkpoints`), the state of every version
+touched since is written to a table (``version-state``, whose
 changelog survives the worker) as one record:
 
 - ``format``: :data:`STATE_FORMAT`, the layout of the record; a record of
@@ -29,9 +30,9 @@ changelog survives the worker) as one record:
   labels of its model.
 
 The fence makes a replay harmless. Offsets are committed every few
-seconds, the state after every batch, so the worker that takes over after a
-crash is handed again the events since the last commit, some of which its
-restored state has already seen: those below the fence count as duplicates
+seconds, and only those a checkpoint covers, so the worker that takes over
+after a crash is handed again the events since the last commit, some of
+which its restored state has already seen: those below the fence count as duplicates
 and change nothing (see :class:`~driftline.agents.intake.Intake`). Every record is JSON (orjson),
 never pickled: reading one back runs no code of its own.
 """

@@ -13,7 +13,7 @@ arrays rather than as a string in a dict (about 200 bytes); see
 :class:`RecentEventIds` for how.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -152,6 +152,10 @@ class RecentEventIds:
         self._merged_bits_mask = 63
         # Hashes that arrived since the last merge, by place in _times.
         self._unmerged: dict[int, int] = {}
+        self.journal: list[tuple[str, datetime]] | None = None
+        """When a list, each new arrival is appended to it, its id and event time: what a
+        caller that keeps the ids elsewhere has to save since it last emptied the list
+        (:meth:`restore` takes them back)."""
 
     def arrive(self, event_id: str, event_time: datetime) -> Arrival:
         """Record one event's arrival and say whether it is new, a duplicate or late."""
@@ -184,7 +188,32 @@ class RecentEventIds:
             self._forget_old(end)
         elif end - self._start > self.max_ids:
             self._forget_old(end)
+        journal = self.journal
+        if journal is not None:
+            journal.append((event_id, event_time))
         return _NEW
+
+    def restore(self, arrivals: Iterable[tuple[str, datetime]]) -> None:
+        """Take back arrivals a journal recorded, in their order, as if they arrived again
+        (the journal records none of them): the same ids are remembered and forgotten.
+
+        >>> from datetime import UTC, datetime, timedelta
+        >>> noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        >>> first = RecentEventIds(window=timedelta(hours=1), max_ids=1000)
+        >>> first.journal = []
+        >>> [first.arrive(i, noon).value for i in "aba"]
+        ['new', 'new', 'duplicate']
+        >>> again = RecentEventIds(window=timedelta(hours=1), max_ids=1000)
+        >>> again.restore(first.journal)
+        >>> again.arrive("b", noon).value, again.arrive("c", noon).value
+        ('duplicate', 'new')
+        """
+        journal, self.journal = self.journal, None
+        try:
+            for event_id, event_time in arrivals:
+                self.arrive(event_id, event_time)
+        finally:
+            self.journal = journal
 
     def arrive_all_new(self, event_ids: Sequence[str], event_times: Sequence[datetime]) -> bool:
         """Record the arrivals of a run of events at once if all are new; whether they were.
@@ -233,6 +262,8 @@ class RecentEventIds:
             self._watermark = event_times[times.index(latest)]
             self._watermark_us = latest
             self._forget_old(self._end)
+        if self.journal is not None:
+            self.journal.extend(zip(event_ids, event_times, strict=True))
         return True
 
     def _all_new(self, keys: list[int], times: list[int]) -> bool:

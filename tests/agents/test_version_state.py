@@ -303,3 +303,55 @@ def test_a_classifiers_performance_and_label_join_go_on_across_restarts() -> Non
     sent, replayed = run(traffic, restarts, model=model)
     assert sent == expected
     assert replayed == sum(BATCH for _, again in restarts for _ in range(again))
+
+
+def resent(events: list[InputMessage], indices: Sequence[int], offset: int) -> list[InputMessage]:
+    """Events sent again by a producer (a retry): the same bytes at later offsets."""
+    return [
+        InputMessage(
+            events[index].topic,
+            events[index].value,
+            events[index].key,
+            KafkaPosition(topic="predictions", partition=0, offset=offset + n),
+        )
+        for n, index in enumerate(indices)
+    ]
+
+
+def test_a_producers_retry_of_an_event_from_before_a_restart_is_still_a_duplicate(
+    drifting: list[InputMessage],
+) -> None:
+    """The ids remembered for duplicates are saved with the state: a retry that reaches the
+    restarted worker, past every fence, is recognised as the first worker would have."""
+    store: dict[str, bytes] = {}
+    first = intake(store)
+    for start in range(0, 2_000, BATCH):
+        feed(first, drifting[start : start + BATCH])
+    without_ids = {key: value for key, value in store.items() if not key.startswith('["arr')}
+    retries = resent(drifting, [10, 1_500, 1_999], offset=EVENTS)  # past every fence
+    restarted = intake(store)
+    feed(restarted, drifting[2_000:2_500] + retries)
+    assert _counted_duplicates(restarted) == 3
+    # Without the saved ids, the retries count as new events.
+    forgetful = intake(without_ids)
+    feed(forgetful, drifting[2_000:2_500] + retries)
+    assert _counted_duplicates(forgetful) == 0
+
+
+def test_saved_ids_older_than_the_window_are_deleted_from_the_store(
+    drifting: list[InputMessage],
+) -> None:
+    """Ids are kept for the duplicate window of event time (events here are a second apart):
+    the chunks all of whose ids left it are deleted, so the store stays bounded."""
+    store: dict[str, bytes] = {}
+    target = Intake(
+        Settings(duplicate_window_seconds=1_000), intake(None).registry, state_store=store
+    )
+    for start in range(0, 4_000, BATCH):
+        feed(target, drifting[start : start + BATCH])
+    chunks = [orjson.loads(key) for key in store if key.startswith('["arrivals"')]
+    numbers = sorted(key[3] for key in chunks if len(key) == 4)
+    # 8 chunks of 500 s written; with the watermark at 3,999 s, events up to 2,999 s are late.
+    assert numbers == [6, 7]
+    head = orjson.loads(store['["arrivals","predictions","m"]'])
+    assert (head["first"], head["next"]) == (6, 8)

@@ -341,3 +341,32 @@ def test_a_run_of_new_events_is_recorded_at_once():
     assert not ids.arrive_all_new(["x", "x"], [at(6), at(7)])  # given twice
     assert not ids.arrive_all_new(["x", "y"], [at(60), at(20)])  # y late after x
     assert len(ids) == 11
+
+
+@given(
+    arrivals,
+    st.integers(min_value=0, max_value=40),
+    st.integers(min_value=1, max_value=6),
+    st.integers(min_value=1, max_value=30),
+    st.booleans(),
+)
+def test_ids_restored_from_a_journal_answer_as_if_never_forgotten(
+    events, cut, max_ids, window, in_runs
+):
+    """What a journal recorded up to a restart, restored into a new memory, answers every
+    later arrival as the memory that never restarted does."""
+    kept = RecentEventIds(window=timedelta(seconds=window), max_ids=max_ids, merge_size=2)
+    first = RecentEventIds(window=timedelta(seconds=window), max_ids=max_ids, merge_size=2)
+    first.journal = []
+    cut = min(cut, len(events))
+    for event_id, seconds in events[:cut]:
+        kept.arrive(event_id, at(seconds))
+        if not (in_runs and first.arrive_all_new([event_id], [at(seconds)])):
+            first.arrive(event_id, at(seconds))
+    restarted = RecentEventIds(window=timedelta(seconds=window), max_ids=max_ids, merge_size=2)
+    restarted.journal = []
+    restarted.restore(first.journal)
+    assert restarted.journal == []  # what was restored is not recorded again
+    for event_id, seconds in events[cut:]:
+        assert restarted.arrive(event_id, at(seconds)) is kept.arrive(event_id, at(seconds))
+    assert restarted.horizon == kept.horizon
