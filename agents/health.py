@@ -9,6 +9,15 @@ processed. A blocked event loop cannot answer at all, so the probe's own
 timeout fails it. ``GET /readyz`` answers 200 once the tables are
 recovered and the registry topic has been read to its end.
 
+Both say whether the brokers answer the worker (``"broker"``, see
+:mod:`driftline.streams.broker_contact`). A broker outage makes ``/readyz``
+503 but leaves ``/livez`` 200: a restart does not bring a broker back, and
+a restarted worker could not even start without one (it would exit after
+``DRIFTLINE_STARTUP_TIMEOUT_SECONDS``, again and again), while a running
+one resumes by itself once the broker answers. For the same reason a
+partition that waits during an outage is not stalled: its stall is counted
+from when the broker answered again.
+
 Every endpoint of the web server takes the same rule: with
 ``DRIFTLINE_WEB_TOKEN`` set, a request must carry ``Authorization: Bearer
 <token>``, or the token as the password of basic authentication, which is
@@ -29,6 +38,7 @@ from faust.web import Request, Response, View
 from driftline.agents.progress import Partition, ProgressWatch
 from driftline.agents.wiring import Monitoring
 from driftline.streams.batching import BatchingConsumer
+from driftline.streams.broker_contact import CONTACT, BrokerContact, watch_broker_contact
 from driftline.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,27 +62,42 @@ def waiting_partitions(app: Any, topics: Iterable[str]) -> list[Partition]:
     ]
 
 
-def liveness(app: Any, watch: ProgressWatch) -> dict[str, Any]:
-    """The liveness report: ``live``, and each problem in words."""
+def liveness(app: Any, watch: ProgressWatch, contact: BrokerContact = CONTACT) -> dict[str, Any]:
+    """The liveness report: ``live``, each problem in words, and whether the brokers answer.
+
+    An unreachable broker is reported but is no problem of the worker's
+    (a restart would not cure it), and the partitions that wait on it do
+    not stall: they are given ``DRIFTLINE_STALL_SECONDS`` from when it
+    answered again.
+    """
     problems = []
     if app.crashed or app.should_stop:
         problems.append(f"the worker is {app.state}: it consumes nothing more")
-    for (topic, partition), idle in sorted(watch.stalled().items()):
+    broker = contact.report()
+    stalled = watch.stalled(since=contact.back_at) if broker["reachable"] else {}
+    for (topic, partition), idle in sorted(stalled.items()):
         problems.append(
             f"{topic}[{partition}] has had messages waiting {idle:.0f} s without progress "
             f"(DRIFTLINE_STALL_SECONDS={watch.stall_seconds:g})"
         )
-    return {"live": not problems, "problems": problems}
+    return {"live": not problems, "problems": problems, "broker": broker}
 
 
-def readiness(app: Any, monitoring: Monitoring) -> dict[str, Any]:
-    """The readiness report: ``ready``, and what is still awaited."""
+def readiness(app: Any, monitoring: Monitoring, contact: BrokerContact = CONTACT) -> dict[str, Any]:
+    """The readiness report: ``ready``, what is still awaited, and whether the brokers answer
+    (a worker cut off from its broker consumes nothing, so it is not ready)."""
     waiting_for = []
     if not app.tables.recovery.completed.is_set():
         waiting_for.append("the tables' recovery")
     if not monitoring.follower.caught_up:
         waiting_for.append("the registry topic, read to its end")
-    return {"ready": not waiting_for, "waiting_for": waiting_for}
+    broker = contact.report()
+    if not broker["reachable"]:
+        waiting_for.append(
+            f"an answer from the broker ({', '.join(broker['unanswered'])}): none for "
+            f"{broker['seconds']:.0f} s"
+        )
+    return {"ready": not waiting_for, "waiting_for": waiting_for, "broker": broker}
 
 
 def refusal(
@@ -117,7 +142,9 @@ def carries_token(authorization: str, token: bytes) -> bool:
 
 
 def register_health_pages(app: Any, monitoring: Monitoring, settings: Settings) -> ProgressWatch:
-    """Serve ``/livez`` and ``/readyz``, and watch the input partitions for them."""
+    """Serve ``/livez`` and ``/readyz``, and watch the input partitions and the brokers'
+    answers for them."""
+    watch_broker_contact()
     watch = monitoring.progress
     topics = settings.input_topics
 

@@ -62,12 +62,18 @@ class ProgressWatch:
         for partition in self._waiting_since.keys() - waiting:
             del self._waiting_since[partition]
 
-    def stalled(self) -> dict[Partition, float]:
-        """Each partition stalled, with how long it has waited without progress (seconds)."""
+    def stalled(self, since: float | None = None) -> dict[Partition, float]:
+        """Each partition stalled, with how long it has waited without progress (seconds).
+
+        ``since`` (on the watch's clock) is the earliest a wait may count
+        from: a partition that waited on something else, a broker that did
+        not answer say, is given the full ``stall_seconds`` from then on.
+        """
         now = self.clock()
+        earliest = float("-inf") if since is None else since
         stalled = {}
-        for partition, since in self._waiting_since.items():
-            idle = now - max(since, self._progress.get(partition, since))
+        for partition, waiting in self._waiting_since.items():
+            idle = now - max(waiting, self._progress.get(partition, waiting), earliest)
             if idle >= self.stall_seconds:
                 stalled[partition] = idle
         return stalled

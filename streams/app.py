@@ -1,10 +1,12 @@
 """The faust app factory: one configured app and the topics it uses."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
 from faust.types import TopicT
 
 from driftline.streams.batching import install_batching_transport
@@ -117,6 +119,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         cython_optimizations=True,
     )
     install_batching_transport(app)
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # this app's alone
     return DriftlineApp(
         app=app,
         settings=settings,
@@ -130,6 +133,28 @@ def create_app(settings: Settings) -> DriftlineApp:
         performance=_raw_topic(app, settings.performance_topic),
         dead_letters=_raw_topic(app, settings.dead_letters_topic),
     )
+
+
+class IdempotentProducer(AIOKafkaFaustProducer):
+    """faust's aiokafka producer, idempotent: a batch is retried until the broker takes it.
+
+    Without idempotence, aiokafka gives up on a batch once it is older than
+    the request timeout (``DRIFTLINE_SEND_TIMEOUT_SECONDS``) and fails it:
+    with the broker paused for 30 s, a worker lost a record of a version's
+    state on its way to the changelog ("were not delivered
+    (RequestTimedOutError()); they are lost"), and faust, which only waits
+    for the producer to be done before it commits, committed the offsets
+    of the events that state reflected; an alert would be lost the same
+    way. An idempotent producer never expires a batch, and its sequence
+    numbers keep a retried batch from landing twice or out of order
+    (aiokafka's ``Sender._can_retry``). Until the broker is back, sends
+    wait: commits wait with them (they flush the producer first), and a
+    stop past ``DRIFTLINE_SHUTDOWN_TIMEOUT_SECONDS`` ends the worker hard,
+    its uncommitted events read again after its restart.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
 def kafka_producer(app: faust.App) -> Any:

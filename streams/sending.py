@@ -80,7 +80,10 @@ class RecordSender:
     ``timeout`` so a broker that went away cannot stall a try forever, and
     the agent simply stops taking new events meanwhile. A batch the producer
     did not take is sent again whole, and one it took is never sent again
-    (one it took and then failed to deliver is logged as lost).
+    (one it took and then failed to deliver is logged as lost; the worker's
+    producer is idempotent, see :class:`~driftline.streams.app.IdempotentProducer`,
+    so a broker away does not fail a batch, only an error no retry cures,
+    a message too large say).
     faust flushes the producer before it commits offsets, so an event's
     offset is committed only after what it produced was delivered, or
     reported lost.

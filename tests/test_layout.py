@@ -76,6 +76,7 @@ FAUST_WIRING = {
     "agents/worker.py",
     "streams/app.py",
     "streams/batching.py",
+    "streams/broker_contact.py",
     "streams/faust_fixes.py",
     "streams/security.py",
     "streams/sending.py",

@@ -6,6 +6,9 @@ from hypothesis import strategies as st
 
 from driftline.agents.health import carries_token, liveness, readiness
 from driftline.agents.progress import ProgressWatch
+from driftline.streams.broker_contact import BrokerContact
+
+BROKER = ("kafka-0", 9092)
 
 
 def an_app(state: str = "running", *, recovered: bool = True) -> SimpleNamespace:
@@ -18,17 +21,69 @@ def an_app(state: str = "running", *, recovered: bool = True) -> SimpleNamespace
     )
 
 
+def a_contact(now: list[float]) -> BrokerContact:
+    return BrokerContact(clock=lambda: now[0], wall=lambda: 1_800_000_000.0 + now[0])
+
+
 def test_a_running_worker_without_stalls_is_live():
-    assert liveness(an_app(), ProgressWatch(10.0)) == {"live": True, "problems": []}
+    assert liveness(an_app(), ProgressWatch(10.0), a_contact([0.0])) == {
+        "live": True,
+        "problems": [],
+        "broker": {"reachable": True},
+    }
 
 
 def test_a_stopping_or_crashed_worker_is_not_live():
     for state in ("stopping", "crashed"):
-        report = liveness(an_app(state), ProgressWatch(10.0))
+        report = liveness(an_app(state), ProgressWatch(10.0), a_contact([0.0]))
         assert report == {
             "live": False,
             "problems": [f"the worker is {state}: it consumes nothing more"],
+            "broker": {"reachable": True},
         }
+
+
+def test_a_broker_outage_is_reported_live_and_not_ready():
+    now = [0.0]
+    contact = a_contact(now)
+    contact.asked(BROKER)
+    now[0] = 42.0
+    broker = {
+        "reachable": False,
+        "since": "2027-01-15T08:00:00+00:00",
+        "seconds": 42.0,
+        "unanswered": ["kafka-0:9092"],
+    }
+    assert liveness(an_app(), ProgressWatch(10.0), contact) == {
+        "live": True,  # a restart would not bring the broker back
+        "problems": [],
+        "broker": broker,
+    }
+    monitoring = SimpleNamespace(follower=SimpleNamespace(caught_up=True))
+    assert readiness(an_app(), monitoring, contact) == {
+        "ready": False,
+        "waiting_for": ["an answer from the broker (kafka-0:9092): none for 42 s"],
+        "broker": broker,
+    }
+    contact.answered(BROKER)
+    assert readiness(an_app(), monitoring, contact)["ready"] is True
+
+
+def test_a_partition_waiting_during_a_broker_outage_stalls_only_after_it_answers_again():
+    now = [0.0]
+    watch = ProgressWatch(10.0, clock=lambda: now[0])
+    contact = a_contact(now)
+    watch.observe([("predictions", 0)])
+    contact.asked(BROKER)
+    now[0] = 60.0  # a minute without progress, the broker silent all along
+    assert liveness(an_app(), watch, contact)["problems"] == []
+    contact.answered(BROKER)
+    now[0] = 69.0
+    assert liveness(an_app(), watch, contact)["live"] is True
+    now[0] = 70.5  # the stall counts from the broker's answer
+    assert liveness(an_app(), watch, contact)["problems"] == [
+        "predictions[0] has had messages waiting 10 s without progress (DRIFTLINE_STALL_SECONDS=10)"
+    ]
 
 
 def test_a_stalled_partition_is_named_with_how_long_it_waited():
@@ -36,7 +91,7 @@ def test_a_stalled_partition_is_named_with_how_long_it_waited():
     watch = ProgressWatch(10.0, clock=lambda: now[0])
     watch.observe([("predictions", 3)])
     now[0] = 12.4
-    assert liveness(an_app(), watch)["problems"] == [
+    assert liveness(an_app(), watch, a_contact(now))["problems"] == [
         "predictions[3] has had messages waiting 12 s without progress (DRIFTLINE_STALL_SECONDS=10)"
     ]
 
@@ -44,12 +99,18 @@ def test_a_stalled_partition_is_named_with_how_long_it_waited():
 def test_ready_once_the_tables_are_recovered_and_the_registry_read():
     follower = SimpleNamespace(caught_up=False)
     monitoring = SimpleNamespace(follower=follower)
-    assert readiness(an_app(recovered=False), monitoring) == {
+    contact = a_contact([0.0])
+    assert readiness(an_app(recovered=False), monitoring, contact) == {
         "ready": False,
         "waiting_for": ["the tables' recovery", "the registry topic, read to its end"],
+        "broker": {"reachable": True},
     }
     follower.caught_up = True
-    assert readiness(an_app(), monitoring) == {"ready": True, "waiting_for": []}
+    assert readiness(an_app(), monitoring, contact) == {
+        "ready": True,
+        "waiting_for": [],
+        "broker": {"reachable": True},
+    }
 
 
 TOKEN = b"a-token-of-some-length"

@@ -41,17 +41,17 @@ import os
 import driftline.blas  # as the command does: before numpy loads
 from driftline.agents import wiring
 
-_send_all = wiring.OutputSender.send_all
+_hand_over = wiring.OutputSender.hand_over
 FLAG = os.environ["TEST_STALL_FLAG"]
 
 
-async def send_all(self, outputs):
+async def hand_over(self, outputs):
     while os.path.exists(FLAG):
         await asyncio.sleep(0.05)
-    return await _send_all(self, outputs)
+    return await _hand_over(self, outputs)
 
 
-wiring.OutputSender.send_all = send_all
+wiring.OutputSender.hand_over = hand_over
 """
 
 
@@ -160,8 +160,11 @@ def test_livez_fails_while_an_agent_is_stalled_and_recovers_after(
     ensure_topics(settings)
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         _, ready = wait_for(worker, lambda: get(port, "/readyz"), lambda a: a[0] == 200)
-        assert ready == {"ready": True, "waiting_for": []}
-        assert get(port, "/livez") == (200, {"live": True, "problems": []})
+        assert ready == {"ready": True, "waiting_for": [], "broker": {"reachable": True}}
+        assert get(port, "/livez") == (
+            200,
+            {"live": True, "problems": [], "broker": {"reachable": True}},
+        )
         assert probe(settings, "readyz").returncode == 0
 
         publish(settings, 0, 500)

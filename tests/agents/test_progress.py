@@ -53,6 +53,17 @@ def test_a_batch_in_flight_waits_until_it_is_processed():
     assert watch.stalled() == {}
 
 
+def test_a_wait_counts_only_from_the_time_given():
+    clock = Clock()
+    watch = ProgressWatch(10.0, clock=clock)
+    watch.observe([P0])
+    clock.now = 100.0  # waited on something else (the broker) until 95
+    assert watch.stalled(since=95.0) == {}
+    clock.now = 105.0
+    assert watch.stalled(since=95.0) == {P0: 10.0}
+    assert watch.stalled() == {P0: 105.0}
+
+
 def test_a_quiet_partition_never_stalls():
     clock = Clock()
     watch = ProgressWatch(10.0, clock=clock)

@@ -1,0 +1,75 @@
+"""The worker's producer, against a broker of its own paused past the send timeout."""
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka.errors import KafkaError
+from kafka_helpers import named_after, read_all
+
+from driftline.broker import LocalKafkaBroker
+from driftline.streams.app import create_app, kafka_producer
+from driftline.streams.sending import RecordSender
+from driftline.streams.settings import Settings
+from driftline.streams.topics import ensure_topics
+
+SEND_TIMEOUT = 2.0
+PAUSE = 4 * SEND_TIMEOUT
+
+
+@pytest.mark.kafka
+def test_a_batch_held_by_a_paused_broker_past_the_send_timeout_is_delivered_once(tmp_path: Path):
+    """Without idempotence aiokafka fails a batch older than its request timeout: a worker
+    lost a version's state that way when its broker was paused for 30 s."""
+    with LocalKafkaBroker(data_dir=tmp_path / "kafka") as broker:
+        settings = Settings(
+            bootstrap_servers=broker.bootstrap_servers,
+            data_dir=tmp_path / "worker",
+            send_timeout_seconds=SEND_TIMEOUT,
+            **named_after(uuid.uuid4().hex[:10]),
+        )
+        ensure_topics(settings)
+        topic = settings.alerts_topic
+        assert broker.pid is not None
+
+        async def send_through_a_pause() -> None:
+            app = create_app(settings).app
+            await app.producer.start()
+            try:
+                sender = RecordSender(lambda: kafka_producer(app), timeout=SEND_TIMEOUT)
+                [before] = await sender.send_all([(topic, b"k", b"before")])
+                await before
+                os.kill(broker.pid, signal.SIGSTOP)
+                await asyncio.sleep(0.5)  # the signal stops the broker's threads, not at once
+                try:
+                    [held] = await sender.send_all([(topic, b"k", b"held")])
+                    await asyncio.sleep(PAUSE)
+                    assert not held.done()  # still retried, not failed
+                finally:
+                    os.kill(broker.pid, signal.SIGCONT)
+                await asyncio.wait_for(held, timeout=120)
+            finally:
+                await app.producer.stop()
+
+        try:
+            asyncio.run(send_through_a_pause())
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        assert read_when_back(settings.bootstrap_servers, topic) == [b"before", b"held"]
+
+
+def read_when_back(bootstrap_servers: str, topic: str) -> list[bytes | None]:
+    """Every message of ``topic``, once the resumed broker serves metadata again (a KRaft
+    broker fences itself for a moment after missing its heartbeats to the controller)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return read_all(bootstrap_servers, topic)
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
