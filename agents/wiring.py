@@ -110,7 +110,14 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         (revoked,) = args
         try:
             await monitoring.changelog.write(monitoring.intake, now=True)
-            await app.producer.flush()
+            try:  # bounded: in a broker outage the flush would wait for the broker
+                await asyncio.wait_for(app.producer.flush(), dapp.settings.send_timeout_seconds)
+            except TimeoutError:
+                log.warning(
+                    "the last changes of %d revoked partitions are not delivered yet: whoever "
+                    "owns them next may process their latest events again",
+                    len(revoked),
+                )
             monitoring.intake.release({(tp.topic, tp.partition) for tp in revoked})
         except Exception:  # a bug here must not crash the rebalance
             log.exception("releasing the state of %d revoked partitions failed", len(revoked))
