@@ -780,7 +780,7 @@ class Intake:
             if partition is not None:
                 self._at_partition(partition)
             try:
-                self.arrivals.write((topic.value, model_id), journal, recent.horizon)
+                self.arrivals.write((topic.value, model_id), journal, recent.horizon_micros)
             except Exception:
                 log.exception("saving the recent %s ids of model %s failed", topic.value, model_id)
                 continue

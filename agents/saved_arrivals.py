@@ -12,8 +12,9 @@ of its own, and deletes the chunks whose every id has left the window:
 - ``["arrivals", topic, model_id]``: the head, ``{"format", "first",
   "next"}``, the numbers of the oldest chunk kept and of the next one;
 - ``["arrivals", topic, model_id, n]``: chunk ``n``, ``{"format", "ids",
-  "times", "latest"}``, the ids in arrival order with their event times
-  (:func:`~driftline.monitors.packing.pack_times`) and the latest of them.
+  "micros", "latest"}``, the ids in arrival order with their event times
+  in microseconds since the epoch
+  (:func:`~driftline.monitors.packing.pack_ints`) and the latest of them.
 
 Reading back replays every kept chunk's arrivals in order
 (:meth:`~driftline.monitors.dedup.RecentEventIds.restore`), so the same
@@ -25,12 +26,11 @@ reflect the same events as its fences.
 import logging
 from collections import deque
 from collections.abc import MutableMapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from driftline.monitors.packing import pack_times, unpack_times
+from driftline.monitors.packing import pack_ints, unpack_ints
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,18 @@ class SavedArrivals:
 
     def __init__(self, store: MutableMapping[str, bytes]) -> None:
         self.store = store
-        self._chunks: dict[Stream, deque[tuple[int, datetime]]] = {}
+        self._chunks: dict[Stream, deque[tuple[int, int]]] = {}
         self._next: dict[Stream, int] = {}
 
     def write(
         self,
         stream: Stream,
-        arrivals: Sequence[tuple[str, datetime]],
-        horizon: datetime | None,
+        arrivals: Sequence[tuple[str, int]],
+        horizon: int | None,
     ) -> None:
-        """Write the arrivals since the last write as a new chunk, and delete the chunks whose
-        events all lie at or before ``horizon`` (they are forgotten: late from now on)."""
+        """Write the arrivals since the last write (ids and event times in microseconds) as a
+        new chunk, and delete the chunks whose events all lie at or before ``horizon`` (they
+        are forgotten: late from now on)."""
         chunks = self._chunks.setdefault(stream, deque())
         number = self._next.get(stream)
         if number is None:  # not read back here: whatever is kept carries on
@@ -72,14 +73,14 @@ class SavedArrivals:
                 self.store.pop(_chunk_key(stream, first), None)
         if arrivals:
             ids = [event_id for event_id, _ in arrivals]
-            times = [event_time for _, event_time in arrivals]
-            latest = max(times)
+            micros = [time for _, time in arrivals]
+            latest = max(micros)
             self.store[_chunk_key(stream, number)] = orjson.dumps(
                 {
                     "format": ARRIVALS_FORMAT,
                     "ids": ids,
-                    "times": pack_times(times),
-                    "latest": latest.isoformat(),
+                    "micros": pack_ints(micros),
+                    "latest": latest,
                 }
             )
             chunks.append((number, latest))
@@ -90,15 +91,15 @@ class SavedArrivals:
             {"format": ARRIVALS_FORMAT, "first": first, "next": number}
         )
 
-    def read(self, stream: Stream) -> list[tuple[str, datetime]]:
+    def read(self, stream: Stream) -> list[tuple[str, int]]:
         """Every kept arrival of a stream, in order (none if nothing was saved).
 
         A head or chunk that cannot be read is logged: the memory starts
         afresh (a retry of an earlier event then counts as new), never a crash.
         """
         first, number = self._read_head(stream)
-        arrivals: list[tuple[str, datetime]] = []
-        chunks: deque[tuple[int, datetime]] = deque()
+        arrivals: list[tuple[str, int]] = []
+        chunks: deque[tuple[int, int]] = deque()
         try:
             for chunk in range(first, number):
                 raw = self.store.get(_chunk_key(stream, chunk))
@@ -106,11 +107,13 @@ class SavedArrivals:
                     continue  # deleted as expired by a write whose head was not saved yet
                 record = orjson.loads(raw)
                 _check_format(record)
-                ids, times = record["ids"], unpack_times(record["times"])
-                if len(ids) != len(times) or not all(isinstance(i, str) for i in ids):
+                ids, micros, latest = record["ids"], unpack_ints(record["micros"]), record["latest"]
+                if len(ids) != len(micros) or not all(isinstance(i, str) for i in ids):
                     raise ValueError("a chunk's ids and times do not match")
-                arrivals += zip(ids, times, strict=True)
-                chunks.append((chunk, datetime.fromisoformat(record["latest"])))
+                if not isinstance(latest, int):
+                    raise ValueError(f"latest {latest!r}")
+                arrivals += zip(ids, micros, strict=True)
+                chunks.append((chunk, latest))
         except (ValueError, KeyError, TypeError) as error:
             log.error(
                 "the remembered %s ids of model %s cannot be read (%s); they start afresh",

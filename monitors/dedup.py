@@ -152,10 +152,11 @@ class RecentEventIds:
         self._merged_bits_mask = 63
         # Hashes that arrived since the last merge, by place in _times.
         self._unmerged: dict[int, int] = {}
-        self.journal: list[tuple[str, datetime]] | None = None
-        """When a list, each new arrival is appended to it, its id and event time: what a
-        caller that keeps the ids elsewhere has to save since it last emptied the list
-        (:meth:`restore` takes them back)."""
+        self.journal: list[tuple[str, int]] | None = None
+        """When a list, each new arrival is appended to it, its id and event time (in
+        microseconds since the epoch, as the memory keeps it): what a caller that keeps the
+        ids elsewhere has to save since it last emptied the list (:meth:`restore` takes them
+        back)."""
 
     def arrive(self, event_id: str, event_time: datetime) -> Arrival:
         """Record one event's arrival and say whether it is new, a duplicate or late."""
@@ -190,12 +191,13 @@ class RecentEventIds:
             self._forget_old(end)
         journal = self.journal
         if journal is not None:
-            journal.append((event_id, event_time))
+            journal.append((event_id, time))
         return _NEW
 
-    def restore(self, arrivals: Iterable[tuple[str, datetime]]) -> None:
+    def restore(self, arrivals: Iterable[tuple[str, int]]) -> None:
         """Take back arrivals a journal recorded, in their order, as if they arrived again
-        (the journal records none of them): the same ids are remembered and forgotten.
+        (the journal records none of them): the same ids are remembered and forgotten. Their
+        times come back in UTC (the instants are the same; :attr:`horizon` reads in UTC).
 
         >>> from datetime import UTC, datetime, timedelta
         >>> noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -210,8 +212,8 @@ class RecentEventIds:
         """
         journal, self.journal = self.journal, None
         try:
-            for event_id, event_time in arrivals:
-                self.arrive(event_id, event_time)
+            for event_id, micros in arrivals:
+                self.arrive(event_id, _AWARE_EPOCH + timedelta(microseconds=micros))
         finally:
             self.journal = journal
 
@@ -263,7 +265,7 @@ class RecentEventIds:
             self._watermark_us = latest
             self._forget_old(self._end)
         if self.journal is not None:
-            self.journal.extend(zip(event_ids, event_times, strict=True))
+            self.journal.extend(zip(event_ids, times, strict=True))
         return True
 
     def _all_new(self, keys: list[int], times: list[int]) -> bool:
@@ -309,6 +311,11 @@ class RecentEventIds:
         if place is None:
             return None
         return self._datetime(self._times.item(place))
+
+    @property
+    def horizon_micros(self) -> int | None:
+        """:attr:`horizon` in microseconds since the epoch, as :attr:`journal` gives times."""
+        return None if self._watermark is None else self._horizon_us
 
     @property
     def horizon(self) -> datetime | None:

@@ -1,7 +1,5 @@
 """SavedArrivals: the recent ids of a stream saved in chunks, read back whole, expired whole."""
 
-from datetime import UTC, datetime, timedelta
-
 import orjson
 import pytest
 from hypothesis import given
@@ -9,12 +7,13 @@ from hypothesis import strategies as st
 
 from driftline.agents.saved_arrivals import SavedArrivals
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
+START = 1_767_225_600_000_000
+"""2026-01-01 in microseconds since the epoch, as the memory keeps event times."""
 STREAM = ("predictions", "m")
 
 
-def at(seconds: int) -> datetime:
-    return START + timedelta(seconds=seconds)
+def at(seconds: int) -> int:
+    return START + seconds * 1_000_000
 
 
 @given(st.lists(st.lists(st.integers(0, 100), max_size=5), max_size=8), st.integers(-1, 100))
@@ -47,7 +46,8 @@ def test_a_worker_that_reads_a_stream_back_goes_on_numbering_its_chunks():
     [
         lambda record: {**record, "format": 99},
         lambda record: {**record, "ids": record["ids"][:-1]},
-        lambda record: {**record, "times": "nonsense"},
+        lambda record: {**record, "micros": "nonsense"},
+        lambda record: {**record, "latest": "later"},
         lambda record: "not a chunk",
     ],
 )
