@@ -5,7 +5,7 @@ performance monitor, an alert lifecycle and a retraining decider. Started
 afresh after a restart,
 a monitor without a registered reference would collect a new warm-up
 reference from whatever comes next, drifted data included, and the drift
-would become the new normal. So at every checkpoint (about once a second,
+would become the new normal. So at every checkpoint (every two seconds,
 see :mod:`~driftline.agents.checkpoints`), the state of every version
 touched since is written to a table (``version-state``, whose
 changelog survives the worker) as one record:

@@ -9,7 +9,7 @@ offset past an event still being processed.
 The event topics are read in batches (:func:`~driftline.streams.batching.take_batches`):
 a batch is decoded, checked and fed to each model version's monitor at
 once, its outputs are sent in order, and its offsets are acked only once a
-checkpoint (:mod:`~driftline.agents.checkpoints`, about once a second) saved
+checkpoint (:mod:`~driftline.agents.checkpoints`, every two seconds) saved
 the state it changed, so a crash replays at most the batches since (alert
 ids are deterministic, so a replay repeats ids, never invents new alerts).
 """

@@ -279,7 +279,7 @@ class Settings(BaseSettings):
         description="How often processed offsets are committed; on shutdown they always are.",
     )
     state_save_interval_seconds: float = Field(
-        default=1.0,
+        default=2.0,
         ge=0.0,
         le=60.0,
         description="How often the model versions' state and the label join are saved to "

@@ -173,7 +173,7 @@ def test_a_worker_stopped_during_a_drift_sends_what_the_oracle_sends(
     try:
         wait_for_worker(settings.web_port, first, lambda r: processed(r) >= STOP_AT)
         if stop == "sigkill":
-            # Killed once a checkpoint after every event saved its state (about a second).
+            # Killed once a checkpoint after every event saved its state (two seconds).
             saved = sum(end_offsets(settings.bootstrap_servers, changelog).values())
             wait_for(
                 lambda: sum(end_offsets(settings.bootstrap_servers, changelog).values()) > saved
