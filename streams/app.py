@@ -87,12 +87,15 @@ def create_app(settings: Settings) -> DriftlineApp:
     """
     fix_recovery()
     quiet_framework_loggers()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the app's folder
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=faust_credentials(settings),
         store=f"{settings.table_store}://",
-        datadir=str(settings.data_dir),
+        # A folder per app id: the tables' databases of another app (a replay under its own
+        # group, say) hold offsets of other changelogs, which faust would refuse to recover.
+        datadir=str(settings.data_dir / settings.app_id),
         autodiscover=False,
         web_enabled=settings.web_enabled,
         web_bind=settings.web_host,

@@ -73,3 +73,15 @@ def read_when_back(bootstrap_servers: str, topic: str) -> list[bytes | None]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
+
+
+def test_each_app_id_keeps_its_tables_in_a_folder_of_its_own(tmp_path: Path) -> None:
+    """Another app's databases (a replay under its own group, say) hold offsets of other
+    changelogs: faust refuses to recover from them, so two app ids never share a folder."""
+
+    folders = {
+        Path(create_app(Settings(data_dir=tmp_path / "state", app_id=app_id)).app.conf.datadir)
+        for app_id in ("driftline", "driftline-replay")
+    }
+    assert folders == {tmp_path / "state" / "driftline", tmp_path / "state" / "driftline-replay"}
+    assert (tmp_path / "state").is_dir()
