@@ -97,6 +97,14 @@ predictions closely, a model's items are mostly such, so a small number keeps th
 (1,024 kept 50 labelled models ~9 MiB heavier when items were heap tuples), and the half
 keeps a sweep's cost per match under two reads."""
 
+EVICTION_ROUND = 1_024
+"""Past ``max_entries``, the join evicts down to ``max_entries - max_entries //
+EVICTION_ROUND`` at once (down to ``max_entries`` itself below 1,024 entries). Finding the
+oldest entry of all takes a look at each model; a join kept at its bound would otherwise take
+those looks at every new entry (with ten models, a quarter of a worker's time per event). In
+a round, each eviction costs one look (at the model it evicted from) and a heap step, and the
+markers it drops leave their segments with one rewrite each, not one per marker."""
+
 MARKS_PER_SEGMENT = 64
 """Markers stored under one key: a segment is rewritten whenever one of its
 markers goes, so small segments keep that cheap, and 64 spread the cost of
@@ -226,10 +234,11 @@ class LabelJoin:
 
     At most ``max_entries`` entries (waiting predictions, held or stored,
     waiting labels and markers, of all models) are kept. Past that, the
-    oldest by event time (then key) is evicted, whatever its model (a
-    marker silently); it is held in memory and handed out as
+    oldest by event time (then key) are evicted, whatever their model (a
+    marker silently), down to 1/1,024 below the bound (see
+    :data:`EVICTION_ROUND`); they are held in memory and handed out as
     :class:`Expired` by the next :meth:`advance` of any model, so calling it
-    after every event loses none. Finding it costs one look per model.
+    after every event loses none.
 
     The entries by event time, the watermarks and the counts are
     derived from the store. The constructor does not read it (a faust Table
@@ -689,8 +698,8 @@ class LabelJoin:
         waiting.push(time, key, code)
         self._counts[code] += 1
         self._size += 1
-        while self._size > self.max_entries:
-            self._evict(min(self._tops())[1])
+        if self._size > self.max_entries:
+            self._evict_oldest()
 
     def _held_cap(self) -> int:
         """How many predictions each model without a label may hold now.
@@ -715,8 +724,8 @@ class LabelJoin:
         held.push(prediction_id, time, payload)
         self._counts[_PREDICTION] += 1
         self._size += 1
-        while self._size > self.max_entries:
-            self._evict(min(self._tops())[1])
+        if self._size > self.max_entries:
+            self._evict_oldest()
         cap = self._held_cap()
         while len(held) > cap:
             self._evicted.append(self._let_go(model_id, held, evicted=None))
@@ -854,22 +863,36 @@ class LabelJoin:
             evicted = not marks or time >= min(marks.values()) - self._retention_us
         return Expired(Side.PREDICTION, model_id, prediction_id, _datetime(time), payload, evicted)
 
-    def _tops(self) -> list[tuple[_Item, str]]:
-        """The oldest live item (or marker) of each model that has one, with the model.
+    def _evict_oldest(self) -> None:
+        """Evict the oldest entries of all models (see :data:`EVICTION_ROUND`), in order.
 
-        A marker (of the segments) comes before an entry of the same time.
+        The oldest live item (or marker) of each model waits in a heap; each
+        eviction takes the least and puts back its model's next. An eviction
+        changes no other model's oldest, so the order is that of one eviction
+        at a time. The markers dropped are removed from their segments at the end.
         """
+        target = self.max_entries - self.max_entries // EVICTION_ROUND
         tops = []
         for model_id in self._waiting.keys() | self._matched.keys() | self._held.keys():
             top = self._top(model_id)
             if top is not None:
                 tops.append((top, model_id))
-        return tops
+        heapq.heapify(tops)
+        marks_gone: Counter[str] = Counter()
+        while self._size > target:
+            top, model_id = heapq.heappop(tops)
+            self._evict(model_id, top, marks_gone)
+            following = self._top(model_id)
+            if following is not None:
+                heapq.heappush(tops, (following, model_id))
+        for model_id, count in marks_gone.items():
+            self._unstore_marks(model_id, count)
 
     def _top(self, model_id: str) -> _Item | None:
         """The model's oldest live item, or its oldest marker as ``(time, b"", "m")``.
 
-        For a model without a label yet: its earliest held prediction, as an item.
+        A marker comes before an entry of the same time. For a model without
+        a label yet: its earliest held prediction, as an item.
         """
         held = self._held.get(model_id)
         if held is not None:
@@ -877,26 +900,30 @@ class LabelJoin:
                 return None
             prediction_id, time = held.peek()
             return time, _key(model_id, prediction_id), _PREDICTION
-        waiting = self._waiting.get(model_id)
-        while waiting and self._live(model_id, waiting.peek()) is None:
-            waiting.pop()  # lazily invalidated: matched, expired or replaced
         matched = self._matched.get(model_id)
         oldest = None if matched is None else matched.oldest()
         mark = None if oldest is None else (oldest[0], b"", _MARKER)
+        waiting = self._waiting.get(model_id)
+        if mark is not None and (not waiting or mark < waiting.peek()):
+            return mark  # before every item, live or stale: no store read needed
+        while waiting and self._live(model_id, waiting.peek()) is None:
+            waiting.pop()  # lazily invalidated: matched, expired or replaced
         if waiting and (mark is None or waiting.peek() < mark):
             return waiting.peek()
         return mark
 
-    def _evict(self, model_id: str) -> None:
-        """Remove the model's oldest entry; keep it for :meth:`advance` unless a marker."""
+    def _evict(self, model_id: str, top: _Item, marks_gone: Counter[str]) -> None:
+        """Remove the model's oldest entry, ``top``: keep it for :meth:`advance`, or, for a
+        marker, forget it in memory and count it in ``marks_gone`` (to unstore)."""
         held = self._held.get(model_id)
         if held is not None:
             self._evicted.append(self._let_go(model_id, held, evicted=None))
             return
-        top = self._top(model_id)
-        assert top is not None
         if top[1] == b"":
-            self._evict_mark(model_id)
+            self._matched[model_id].remove_oldest()
+            self._counts[_MARKER] -= 1
+            self._size -= 1
+            marks_gone[model_id] += 1
             return
         waiting = self._waiting[model_id]
         entry = self._live(model_id, waiting.peek())
@@ -973,23 +1000,39 @@ class LabelJoin:
                 marks = _marks(self.store[segment.key])
                 self._rewrite(model_id, number, marks[marks[:, 1] >= horizon])
 
-    def _evict_mark(self, model_id: str) -> None:
-        """Forget the model's oldest marker, in memory and in the store (silently)."""
-        matched = self._matched[model_id]
-        oldest = matched.oldest()
-        assert oldest is not None
-        time, key = oldest
-        matched.remove(key)
-        self._counts[_MARKER] -= 1
-        self._size -= 1
-        for number, segment in self._segments[model_id].items():
-            if segment.earliest <= time <= segment.latest:
-                marks = _marks(self.store[segment.key])
-                hit = (marks[:, 0] == key) & (marks[:, 1] == time)
-                if hit.any():
-                    self._rewrite(model_id, number, marks[~hit])
-                    return
-        raise AssertionError(f"marker of {model_id} at {time} is in no segment")
+    def _unstore_marks(self, model_id: str, count: int) -> None:
+        """Remove the model's ``count`` evicted markers from their segments.
+
+        They were its oldest, by ``(time, digest)`` as :class:`MatchedIds`
+        orders them: a stored marker is gone if it comes before the oldest
+        one left. Only segments that begin no later than that one can hold
+        any: those are taken from the segment heap, and each rewritten once.
+        """
+        segment_heap, segments = self._segment_heaps[model_id], self._segments[model_id]
+        left = self._matched[model_id].oldest()
+        found, touched, untouched = 0, {}, []
+        while segment_heap and (left is None or segment_heap[0][0] <= left[0]):
+            earliest, number = heapq.heappop(segment_heap)
+            segment = segments.get(number)
+            if segment is None or segment.earliest != earliest or number in touched:  # stale
+                continue
+            marks = _marks(self.store[segment.key])
+            if left is None:
+                gone = np.ones(len(marks), dtype=bool)
+            else:
+                times, digests = marks[:, 1], marks[:, 0]
+                gone = (times < left[0]) | ((times == left[0]) & (digests < left[1]))
+            if gone.any():
+                found += int(gone.sum())
+                touched[number] = marks[~gone]
+            else:  # it begins with a marker as old as the oldest left
+                untouched.append((earliest, number))
+        for number, kept in touched.items():
+            self._rewrite(model_id, number, kept)
+        for entry in untouched:
+            heapq.heappush(segment_heap, entry)
+        if found != count:
+            raise AssertionError(f"{count - found} markers of {model_id} are in no segment")
 
     def _rewrite(self, model_id: str, number: int, kept: np.ndarray) -> None:
         """Store a segment's remaining markers, or delete it when none is left."""

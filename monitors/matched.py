@@ -125,6 +125,25 @@ class MatchedIds:
         self._dead.add(at)
         self._skip_dead()
 
+    def remove_oldest(self) -> tuple[int, int]:
+        """Forget the earliest remembered (see :meth:`oldest`) and return it, in constant time.
+
+        >>> matched = MatchedIds()
+        >>> matched.add(7, 20); matched.add(3, 10)
+        >>> matched.remove_oldest(), len(matched)
+        ((10, 3), 1)
+        """
+        oldest = self.oldest()
+        if oldest is None:
+            raise KeyError("no digest is remembered")
+        if oldest == self._recent_oldest:
+            del self._recent[oldest[1]]
+            self._recent_oldest = _oldest_of(self._recent)
+        else:  # the merged one at the start
+            self._start += 1
+            self._skip_dead()
+        return oldest
+
     def oldest(self) -> tuple[int, int] | None:
         """``(time, digest)`` of the earliest remembered (least digest first); None when empty."""
         merged = None

@@ -198,9 +198,12 @@ class Settings(BaseSettings):
     )
     max_pending_labels: PositiveInt = Field(
         default=1_000_000,
-        description="Predictions and labels one worker keeps waiting for their partner; past it "
-        "the oldest stop waiting early (a prediction as unlabelled, a label as an orphan). Each "
-        "waiting prediction takes about 350 bytes of the worker's memory (~350 MB at the cap).",
+        description="Predictions and labels one worker keeps waiting for their partner, and "
+        "labelled predictions it remembers until the retention passes them (so that a second "
+        "label is refused), together; past it the oldest stop waiting early (a prediction as "
+        "unlabelled, a label as an orphan; a remembered one is forgotten), a thousandth of the "
+        "cap at a time. Each waiting prediction takes about 350 bytes of the worker's memory "
+        "(~350 MB at the cap), a remembered one about 30.",
     )
     held_predictions_before_first_label: NonNegativeInt = Field(
         default=10_000,

@@ -727,6 +727,93 @@ def test_sweeping_the_heap_changes_no_answer(stream, retention, max_entries):
         assert run() == unswept
 
 
+def kept_times(join):
+    """The event time of every entry the join keeps: stored, held, and markers."""
+    times = [time for held in join._held.values() for _, time, _ in held]
+    for key, value in join.store.items():
+        parts = orjson.loads(key)
+        if len(parts) == 2:
+            times.append(orjson.loads(value)[1])
+        elif len(parts) == 3:
+            times += [time for _, time in struct.iter_unpack("<qq", value)]
+    return times
+
+
+def test_past_the_bound_a_round_evicts_the_oldest_of_all_models_down_to_its_share():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(labels, "EVICTION_ROUND", 4)  # bound 8: down to 6
+        join = LabelJoin(RETENTION, max_entries=8)
+        for second in range(4):  # "a" labels p0..p3: four markers
+            join.predicted("a", f"p{second}", at(second), {})
+            join.labelled("a", f"p{second}", at(second + 50), {})
+        for second in range(4, 8):
+            join.labelled("b", f"q{second}", at(second), {})
+        assert len(join) == 8
+        join.predicted("b", "late", at(9), {})
+        assert len(join) == 6  # the three oldest went: markers p0, p1 and p2
+        assert join.advance("b") == []  # markers go silently
+        assert sorted(kept_times(join)) == [micros(second) for second in (3, 4, 5, 6, 7, 9)]
+        rebuilt = LabelJoin(RETENTION, store=dict(join.store), max_entries=8)
+        rebuilt.rebuild()
+        assert len(rebuilt) == 6
+        assert join.labelled("a", "p0", at(60), {}) is None  # its marker is gone: it waits
+        assert isinstance(join.labelled("a", "p3", at(60), {}), labels.AlreadyLabelled)
+
+
+@st.composite
+def labelled_events(draw):
+    """Predictions with unique ids, most of them labelled some seconds later, in arrival
+    order: many markers, which evictions take first, as in a worker at its bound."""
+    arrivals = []
+    for index, (model, second, delay) in enumerate(
+        draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["a", "b"]),
+                    st.integers(min_value=0, max_value=40),
+                    st.one_of(st.none(), st.integers(min_value=0, max_value=20)),
+                ),
+                max_size=40,
+            )
+        )
+    ):
+        arrivals.append((second, index, (Side.PREDICTION, model, str(index), second)))
+        if delay is not None:
+            arrivals.append(
+                (second + delay, index, (Side.LABEL, model, str(index), second + delay))
+            )
+    return [event for *_, event in sorted(arrivals)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(events, labelled_events()),
+    retentions,
+    st.integers(min_value=1, max_value=12),
+    st.integers(1, 4),
+)
+def test_a_round_of_evictions_takes_the_oldest_and_accounts_every_event(
+    stream, retention, max_entries, eviction_round
+):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(labels, "EVICTION_ROUND", eviction_round)
+        join = LabelJoin(retention, max_entries=max_entries)
+        settled: list[int] = []
+        for index, event in enumerate(stream):
+            result, expired = feed(join, index, event)
+            settled += accounted(index, result, expired)
+            kept = kept_times(join)
+            assert len(kept) == len(join) <= max_entries
+            evicted = [micros((e.event_time - START).total_seconds()) for e in expired if e.evicted]
+            if evicted and kept:
+                assert max(evicted) <= min(kept)  # the oldest went, not some newer one
+        rebuilt = LabelJoin(retention, store=dict(join.store), max_entries=max_entries)
+        rebuilt.rebuild()
+        assert len(rebuilt) == len(join) - join.held_predictions  # the segments agree
+        settled += finish(join)
+    assert sorted(e for e in settled if e >= 0) == list(range(len(stream)))
+
+
 # predicted_many: the predictions of a batch together, as one by one.
 
 

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -5,7 +6,7 @@ from driftline.monitors.matched import MatchedIds, digest
 
 operations = st.lists(
     st.tuples(
-        st.sampled_from(["add", "remove", "remove_before", "evict"]),
+        st.sampled_from(["add", "remove", "remove_before", "evict", "remove_oldest"]),
         st.integers(min_value=-5, max_value=5),  # a digest: few, so they repeat
         st.integers(min_value=0, max_value=20),  # a time
     ),
@@ -35,6 +36,10 @@ def test_matched_ids_answer_as_a_dict_would(steps, merge_every):
             assert matched.oldest() == oldest
             matched.remove(oldest[1])
             del reference[oldest[1]]
+        elif operation == "remove_oldest" and reference:
+            oldest = min((t, k) for k, t in reference.items())
+            assert matched.remove_oldest() == oldest
+            del reference[oldest[1]]
         assert len(matched) == len(reference)
         for probe in range(-5, 6):
             assert matched.time_of(probe) == reference.get(probe)
@@ -52,6 +57,12 @@ def test_removing_a_digest_not_remembered_is_a_key_error():
         pass
     else:
         raise AssertionError("no KeyError")
+
+
+def test_removing_the_oldest_of_none_is_a_key_error():
+    matched = MatchedIds()
+    with pytest.raises(KeyError, match="no digest"):
+        matched.remove_oldest()
 
 
 def test_digests_are_stable_64_bit_values():
