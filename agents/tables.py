@@ -1,10 +1,12 @@
 """Worker state kept in faust tables: the label join, and each version's state.
 
-Every write goes to the table's changelog topic on the partition of the
+A new key goes to the table's changelog topic on the partition of the
 event being processed, which is the partition its model's predictions and
-labels share (both are keyed by model id). So when a partition moves to
-another worker, or a worker restarts, faust replays that part of the
-changelog, and the label join and the alerts go on where they stopped.
+labels share (both are keyed by model id), and every later write or delete
+of it goes to that same partition, whichever event makes it (the label
+join, full, evicts the oldest entries of any model). So when a partition
+moves to another worker, or a worker restarts, faust replays that part of
+the changelog, and the label join and the alerts go on where they stopped.
 """
 
 import sys
@@ -68,11 +70,14 @@ class TableStore(MutableMapping[K, bytes], Generic[K]):
     it, not at all; a delete of a key the table has goes out as a delete.
     Each buffered write remembers the partition of the message being
     processed when it was made (faust's current event, else :attr:`partition`,
-    which a batch-reading agent sets per message), and goes to that partition of
-    the changelog whenever it is flushed, so a batch spanning partitions, or
-    a flush by another agent, puts each key where a restart or a rebalance
-    looks for it. A write made outside an event goes through the table's
-    own path at flush time (which then needs a current event).
+    which a batch-reading agent sets per message). A key the table holds
+    already is written (or deleted) in the partition it is held in, its own;
+    a new key in the remembered partition, whenever it is flushed. So a batch
+    spanning partitions, a flush by another agent, or a write from one
+    model's message to another model's key puts each key where a restart or
+    a rebalance looks for it, and only there. A write made outside an event
+    goes through the table's own path at flush time (which then needs a
+    current event).
 
     Without ``write_behind`` every write and delete goes to the table at
     once; :meth:`flush` has nothing to do. Either way, the table must be
@@ -184,9 +189,9 @@ class TableStore(MutableMapping[K, bytes], Generic[K]):
         written = 0
         for key, (value, partition) in list(self._pending.items()):
             raw = _raw(key)
-            held = self._held(raw, partition)
+            held, home = self._located(raw, partition)
             if held != value:  # a delete of a key the table lacks, or the same value: nothing
-                self._write(raw, value, partition, send)
+                self._write(raw, value, partition if home is None else home, send)
                 written += 1
             del self._pending[key]
         self._flushes += 1
@@ -240,38 +245,60 @@ class TableStore(MutableMapping[K, bytes], Generic[K]):
         send(raw, value, partition)
         if self._databases() is not None:  # on disk: into that partition's database
             _put(self.table.data, raw, value, partition)
-        elif value is None:
+            return
+        homes = self._key_partitions()
+        if value is None:
             del self.table.data[raw]
+            if homes is not None:
+                homes.pop(raw, None)
         else:
             self.table.data[raw] = value
+            if homes is not None:
+                homes[raw] = partition
 
     def _held(self, raw: bytes, partition: int | None = None) -> bytes | None:
-        """The value the table holds for ``raw`` (None: none).
+        """The value the table holds for ``raw`` (None: none): see :meth:`_located`."""
+        return self._located(raw, partition)[0]
+
+    def _located(self, raw: bytes, partition: int | None = None) -> tuple[bytes | None, int | None]:
+        """The value the table holds for ``raw`` and the partition it is held in: (None,
+        None) when it holds none, and None for the partition where the table does not say.
 
         A table kept on disk (faust's RocksDB store) keeps a database per
         partition, and faust looks a key up in each when no event of its own
         is being processed, through layers that cost ~10 µs a read. A key
-        is written to the partition of the message that wrote it, which is
-        the partition of the message that reads it back (a model's events
-        and labels share one), so that partition's database is read first,
-        then the others, each only where its Bloom filter says the key may be.
+        is written to the partition of the message that first wrote it, as
+        a rule the partition of the message that reads it back (a model's
+        events and labels share one), so that partition's database is read
+        first, then the others, each only where its Bloom filter says the
+        key may be. A table in memory (faust's memory store) says where a
+        key is held in the index faust keeps of the keys it recovered, which
+        :meth:`_write` keeps for the keys it writes.
         """
         databases = self._databases()
         if databases is None:
-            return self.table.get(raw) if raw in self.table else None
+            if raw not in self.table:
+                return None, None
+            homes = self._key_partitions()
+            return self.table.get(raw), None if homes is None else homes.get(raw)
         first = self._partition() if partition is None else partition
         if first is not None:
             database = databases.get(first)
             if database is not None:
                 value = database.get(raw)
                 if value is not None:
-                    return bytes(value)
+                    return bytes(value), first
         for number, database in list(databases.items()):
             if number != first and database.key_may_exist(raw):
                 value = database.get(raw)
                 if value is not None:
-                    return bytes(value)
-        return None
+                    return bytes(value), number
+        return None, None
+
+    def _key_partitions(self) -> dict[bytes, int] | None:
+        """faust's index of the partition each key of a table in memory is held in, if any."""
+        homes = getattr(getattr(self.table, "data", None), "_key_partition", None)
+        return homes if isinstance(homes, dict) else None
 
     def _databases(self) -> dict[int, Any] | None:
         """The open databases of a table kept on disk, by partition; None for one in memory."""

@@ -5,8 +5,10 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from faust.streams import _current_event
 from faust.types import TP
@@ -14,6 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftline.agents.tables import COMPACT_EVERY, TableStore
+from driftline.monitors import labels
+from driftline.monitors.labels import LabelJoin
 
 
 class CountingTable(dict[bytes, bytes]):
@@ -349,9 +353,9 @@ def test_a_table_on_disk_keeps_each_key_in_the_database_of_its_messages_partitio
     assert "c" not in reader
     assert reader.get("c") is None
     store.partition = 1
-    del store["a"]  # from another partition's message: gone from wherever it was
+    del store["a"]  # from another partition's message: gone from its own partition
     store["b"] = b"2"  # what it holds: nothing to write
-    assert [(p, k, v) for _, p, k, v in store.drain()] == [(1, b"a", None)]
+    assert [(p, k, v) for _, p, k, v in store.drain()] == [(2, b"a", None)]
     assert databases[2].get(b"a") is None
     assert "a" not in reader
     assert reader["b"] == b"2"
@@ -389,3 +393,64 @@ def test_the_worker_tables_on_disk_bound_their_memory(tmp_path: Any) -> None:
         options = table.data.rocksdb_options
         assert options.write_buffer_size * options.max_write_buffer_number <= 16 * 2**20
         assert options.block_cache_size == ROCKSDB_OPTIONS["block_cache_size"] <= 16 * 2**20
+
+
+def test_a_key_held_already_is_rewritten_in_its_own_partition_whatever_message_writes_it(
+    disk_table,
+):
+    store = TableStore(disk_table, str, write_behind=True)
+    store.partition = 2
+    store["a"] = b"1"
+    store.drain()
+    store.partition = 0  # another model's message evicts or rewrites "a"
+    store["a"] = b"2"
+    assert [(p, k, v) for _, p, k, v in store.drain()] == [(2, b"a", b"2")]
+    databases = disk_table.data._dbs
+    assert databases[2].get(b"a") == b"2"
+    assert 0 not in databases  # no second copy, which a read could find first
+    assert store["a"] == b"2"
+
+
+def test_a_table_in_memory_keeps_each_key_in_its_own_partition_too() -> None:
+    import faust
+
+    app = faust.App("memory-test", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=4)
+    store = TableStore(table, str, write_behind=True)
+    store.partition = 3
+    store["a"] = b"1"
+    assert [(p, k, v) for _, p, k, v in store.drain()] == [(3, b"a", b"1")]
+    store.partition = 1
+    store["a"] = b"2"
+    store["b"] = b"1"
+    assert sorted((p, k, v) for _, p, k, v in store.drain()) == [(1, b"b", b"1"), (3, b"a", b"2")]
+    assert table.data._key_partition == {b"a": 3, b"b": 1}  # as faust's recovery would say
+    del store["a"]
+    assert [(p, k, v) for _, p, k, v in store.drain()] == [(3, b"a", None)]
+    assert table.data._key_partition == {b"b": 1}
+
+
+def test_a_full_label_join_on_disk_writes_each_models_keys_in_its_models_partition(
+    disk_table, monkeypatch
+):
+    monkeypatch.setattr(labels, "EVICTION_ROUND", 2)
+    store = TableStore(disk_table, bytes, write_behind=True)
+    join = LabelJoin(timedelta(days=1), store=store, max_entries=8)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    sent: list[tuple[int, bytes]] = []
+    for second in range(12):  # model "a" on partition 0, "b" on 1: each evicts the other's
+        model, partition = ("a", 0) if second % 2 else ("b", 1)
+        store.partition = partition
+        moment = start + timedelta(seconds=second)
+        join.predicted(model, f"p{second}", moment, {})
+        join.labelled(model, f"p{second}", moment, {})  # matched: a marker
+        join.predicted(model, f"q{second}", moment, {})  # waits
+        join.advance(model)
+        sent += [(p, key) for _, p, key, _ in store.drain()]
+    assert len(join) <= 8
+    homes = {b"a": 0, b"b": 1}
+    assert all(partition == homes[orjson.loads(key)[0].encode()] for partition, key in sent)
+    databases = disk_table.data._dbs
+    for number, database in databases.items():
+        for key in database.keys():  # noqa: SIM118 (a RocksDB database, not a dict)
+            assert homes[orjson.loads(key)[0].encode()] == number
