@@ -878,15 +878,15 @@ class LabelJoin:
             if top is not None:
                 tops.append((top, model_id))
         heapq.heapify(tops)
-        marks_gone: Counter[str] = Counter()
+        marks_gone: set[str] = set()
         while self._size > target:
             top, model_id = heapq.heappop(tops)
             self._evict(model_id, top, marks_gone)
             following = self._top(model_id)
             if following is not None:
                 heapq.heappush(tops, (following, model_id))
-        for model_id, count in marks_gone.items():
-            self._unstore_marks(model_id, count)
+        for model_id in marks_gone:
+            self._unstore_marks(model_id)
 
     def _top(self, model_id: str) -> _Item | None:
         """The model's oldest live item, or its oldest marker as ``(time, b"", "m")``.
@@ -912,9 +912,9 @@ class LabelJoin:
             return waiting.peek()
         return mark
 
-    def _evict(self, model_id: str, top: _Item, marks_gone: Counter[str]) -> None:
+    def _evict(self, model_id: str, top: _Item, marks_gone: set[str]) -> None:
         """Remove the model's oldest entry, ``top``: keep it for :meth:`advance`, or, for a
-        marker, forget it in memory and count it in ``marks_gone`` (to unstore)."""
+        marker, forget it in memory and add its model to ``marks_gone`` (to unstore)."""
         held = self._held.get(model_id)
         if held is not None:
             self._evicted.append(self._let_go(model_id, held, evicted=None))
@@ -923,7 +923,7 @@ class LabelJoin:
             self._matched[model_id].remove_oldest()
             self._counts[_MARKER] -= 1
             self._size -= 1
-            marks_gone[model_id] += 1
+            marks_gone.add(model_id)
             return
         waiting = self._waiting[model_id]
         entry = self._live(model_id, waiting.peek())
@@ -1000,17 +1000,20 @@ class LabelJoin:
                 marks = _marks(self.store[segment.key])
                 self._rewrite(model_id, number, marks[marks[:, 1] >= horizon])
 
-    def _unstore_marks(self, model_id: str, count: int) -> None:
-        """Remove the model's ``count`` evicted markers from their segments.
+    def _unstore_marks(self, model_id: str) -> None:
+        """Remove the model's evicted markers from their segments.
 
         They were its oldest, by ``(time, digest)`` as :class:`MatchedIds`
-        orders them: a stored marker is gone if it comes before the oldest
-        one left. Only segments that begin no later than that one can hold
-        any: those are taken from the segment heap, and each rewritten once.
+        orders them: a stored marker before the oldest one left is gone.
+        Only segments that begin no later than that one can hold any: those
+        are taken from the segment heap, and each rewritten once. Whatever
+        they held before it goes, so the segments agree with the markers
+        remembered in memory even if they did not before.
         """
         segment_heap, segments = self._segment_heaps[model_id], self._segments[model_id]
         left = self._matched[model_id].oldest()
-        found, touched, untouched = 0, {}, []
+        touched: dict[int, np.ndarray] = {}
+        untouched = []
         while segment_heap and (left is None or segment_heap[0][0] <= left[0]):
             earliest, number = heapq.heappop(segment_heap)
             segment = segments.get(number)
@@ -1023,7 +1026,6 @@ class LabelJoin:
                 times, digests = marks[:, 1], marks[:, 0]
                 gone = (times < left[0]) | ((times == left[0]) & (digests < left[1]))
             if gone.any():
-                found += int(gone.sum())
                 touched[number] = marks[~gone]
             else:  # it begins with a marker as old as the oldest left
                 untouched.append((earliest, number))
@@ -1031,8 +1033,6 @@ class LabelJoin:
             self._rewrite(model_id, number, kept)
         for entry in untouched:
             heapq.heappush(segment_heap, entry)
-        if found != count:
-            raise AssertionError(f"{count - found} markers of {model_id} are in no segment")
 
     def _rewrite(self, model_id: str, number: int, kept: np.ndarray) -> None:
         """Store a segment's remaining markers, or delete it when none is left."""
