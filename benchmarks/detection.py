@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from river import drift
 
-from benchmarks.scenarios import BY_NAME, Feature, Stream, select
+from benchmarks.scenarios import BY_NAME, REFERENCE_SIZE, WARMUP, Feature, Stream, select
 
 DEFAULT_SEEDS = 50
 QUICK_SEEDS = 5
@@ -44,6 +44,8 @@ MAX_WORKERS = 2
 KSWIN_MAX_SEEDS = 10
 KSWIN_MAX_EVENTS = 20_000
 WITHIN = 2_000  # "detected within 2,000 events", the category-share target
+WITHIN_LONG = 3_000  # "detected within 3,000 events", the target beside the limit
+LIMIT_FACTOR = 1.25  # "a median delay within 1.25 times the information limit"
 
 
 # -- metrics -------------------------------------------------------------------------
@@ -122,9 +124,19 @@ class Summary:
     detected_within_2000: float | None
     us_per_event: float | None
     errors: list[str] = field(default_factory=list)
+    limit: float | None = None
+    """The scenario's information limit (benchmarks/limits.py), where it is known."""
+    detected_within_3000: float | None = None
+
+    @property
+    def delay_over_limit(self) -> float | None:
+        """The median delay in units of the information limit (1 is perfect)."""
+        if self.median_delay is None or self.limit is None:
+            return None
+        return self.median_delay / self.limit
 
 
-def summarize(runs: Sequence[Run]) -> Summary:
+def summarize(runs: Sequence[Run], limit: float | None = None) -> Summary:
     """Pool the runs of one scenario and detector (all with the same names)."""
     ok = [r for r in runs if r.error is None]
     delays = [d for r in ok for d in r.delays]
@@ -149,6 +161,10 @@ def summarize(runs: Sequence[Run]) -> Summary:
         ),
         us_per_event=1e6 * sum(r.seconds for r in ok) / updates if updates else None,
         errors=sorted({r.error for r in runs if r.error is not None}),
+        limit=limit,
+        detected_within_3000=(
+            sum(1 for d in detected if d <= WITHIN_LONG) / len(delays) if delays else None
+        ),
     )
 
 
@@ -379,15 +395,22 @@ def _collect(results: Iterable[list[Run]], total: int, progress: bool) -> list[R
 
 
 def summaries(
-    runs: Sequence[Run], scenarios: Sequence[str], detectors: Sequence[str]
+    runs: Sequence[Run], scenarios: Sequence[str], detectors: Sequence[str], arl: float
 ) -> list[Summary]:
     out = []
     for scenario in scenarios:
         for detector in detectors:
             group = [r for r in runs if r.scenario == scenario and r.detector == detector]
             if group:
-                out.append(summarize(sorted(group, key=lambda r: r.seed)))
+                limit = BY_NAME[scenario].limit(arl, reference_events(DETECTORS[detector]))
+                out.append(summarize(sorted(group, key=lambda r: r.seed), limit))
     return out
+
+
+def reference_events(detector: DetectorConfig) -> int:
+    """How many events of the pre-change distribution the detector learns from (River's,
+    which learn as they go, count as a warm-up)."""
+    return REFERENCE_SIZE if detector.reference == "registered" else WARMUP
 
 
 # -- the issue's targets -------------------------------------------------------------
@@ -445,10 +468,31 @@ TARGETS = (
 )
 
 
+def limit_target(scenario: str) -> Target:
+    """Issue 16's target for a change whose information limit is known."""
+    return Target(
+        scenario,
+        f"detected within {WITHIN_LONG:,} events in >= 95% of seeds, "
+        f"median delay <= {LIMIT_FACTOR:g} x the limit",
+        lambda s: (
+            s.detected_within_3000 is not None
+            and s.detected_within_3000 >= 0.95
+            and s.delay_over_limit is not None
+            and s.delay_over_limit <= LIMIT_FACTOR
+        ),
+        lambda s: (
+            f"{_fmt(None if s.detected_within_3000 is None else 100 * s.detected_within_3000)}%"
+            f" within, median {_fmt(s.median_delay)} = {_fmt(s.delay_over_limit, 2)} x "
+            f"{_fmt(s.limit)}"
+        ),
+    )
+
+
 def check_targets(results: Sequence[Summary], detector: str) -> list[dict[str, Any]]:
     checks = []
     by_scenario = {s.scenario: s for s in results if s.detector == detector}
-    for target in TARGETS:
+    limited = [limit_target(s.scenario) for s in by_scenario.values() if s.limit is not None]
+    for target in (*TARGETS, *limited):
         summary = by_scenario.get(target.scenario)
         status = "not run"
         shown = ""
@@ -477,6 +521,8 @@ COLUMNS = (
     ("median delay", 12, ">"),
     ("mean delay", 10, ">"),
     ("miss rate", 9, ">"),
+    ("limit", 7, ">"),
+    ("÷limit", 6, ">"),
     ("FA/1k/feat", 10, ">"),
     ("us/event", 8, ">"),
 )
@@ -495,7 +541,7 @@ def table(results: Sequence[Summary]) -> str:
             lines.append("")
         previous = s.scenario
         if not s.seeds:
-            lines.append(line([s.scenario, s.detector, f"{s.events:,}", "0", *["n/a"] * 5]))
+            lines.append(line([s.scenario, s.detector, f"{s.events:,}", "0", *["n/a"] * 7]))
             lines.append(f"    {'; '.join(s.errors)}")
             continue
         lines.append(
@@ -508,6 +554,8 @@ def table(results: Sequence[Summary]) -> str:
                     _fmt(s.median_delay),
                     _fmt(s.mean_delay),
                     _fmt(s.miss_rate, 2),
+                    _fmt(s.limit),
+                    _fmt(s.delay_over_limit, 2),
                     _fmt(s.false_alarms_per_1000, 4),
                     _fmt(s.us_per_event, 2),
                 ]
@@ -578,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     runs = execute(tasks, workers)
     elapsed = time.monotonic() - began
-    results = summaries(runs, scenarios, [d for d in DETECTORS if d in detectors])
+    results = summaries(runs, scenarios, [d for d in DETECTORS if d in detectors], args.arl)
 
     print(table(results))
     print()
@@ -588,7 +636,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{', '.join(unchanged)}: the change leaves these features' distribution as it was,"
             " so alarms after it are false alarms too, and a miss rate of 1.00 is right."
         )
-    notes = ["FA/1k/feat: false alarms per 1,000 monitored events per feature; delays in events."]
+    notes = [
+        "FA/1k/feat: false alarms per 1,000 monitored events per feature; delays in events;"
+        " limit: the change's information limit at the detectors' ARL (benchmarks/limits.py),"
+        " ÷limit: the median delay over it."
+    ]
     if "kswin" in detectors:
         notes.append(
             f"KSWIN: at most {KSWIN_MAX_SEEDS} seeds, and the first {KSWIN_MAX_EVENTS:,} events"
@@ -619,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "unchanged_features": unchanged,
                 "detectors": {d: DETECTORS[d].description for d in detectors},
             },
-            "summaries": [asdict(s) for s in results],
+            "summaries": [asdict(s) | {"delay_over_limit": s.delay_over_limit} for s in results],
             "targets": checks,
             "runs": [
                 asdict(r) for r in sorted(runs, key=lambda r: (r.scenario, r.detector, r.seed))

@@ -35,7 +35,10 @@ import numpy as np
 import numpy.typing as npt
 from river.datasets import synth
 from river.drift import datasets as cpd
-from scipy import signal
+from scipy import signal, stats
+
+from benchmarks import limits
+from benchmarks.limits import Information
 
 N_BEFORE = 5_000
 N_AFTER = 5_000
@@ -108,6 +111,17 @@ class Scenario:
     # was (a concept drift seen through its inputs): every alarm there is a false
     # alarm, and the right miss rate is 1.
     monitored_change: bool = True
+    # What the events after the change tell (see benchmarks/limits.py), where
+    # it is known, given the events of the reference a detector learns (a
+    # category it never saw counts at one of them): the information limit.
+    information: Callable[[int], Information] | None = None
+
+    def limit(self, arl: float, reference_events: int) -> float | None:
+        """Events after the change no detector with false alarms ``arl`` events apart can
+        beat on average (see benchmarks/limits.py); None where it is not known."""
+        if self.information is None or not self.monitored_change:
+            return None
+        return self.information(reference_events).limit(arl)
 
     @property
     def stationary(self) -> bool:
@@ -165,9 +179,15 @@ def _ar1(mean: float = 0.0, rho: float = AR_RHO) -> Sampler:
 
 
 def numeric_scenario(
-    name: str, group: str, description: str, before: Sampler, after: Sampler | None
+    name: str,
+    group: str,
+    description: str,
+    before: Sampler,
+    after: Sampler | None,
+    divergence: float | None = None,
 ) -> Scenario:
-    """One numeric feature: ``before``, then ``after`` (stationary if None)."""
+    """One numeric feature: ``before``, then ``after`` (stationary if None), which tells
+    ``divergence`` (KL(after || before)) per event."""
 
     def generate(seed: int) -> Stream:
         rng = rng_for(seed, name)
@@ -178,18 +198,28 @@ def numeric_scenario(
         values = np.concatenate([before(rng, N_BEFORE), after(rng, N_AFTER)])
         return Stream((Feature("x", "numeric", values, reference),), (N_BEFORE,))
 
-    return Scenario(name, group, description, generate)
+    information = None if divergence is None else _constant(divergence)
+    return Scenario(name, group, description, generate, information=information)
 
 
-def _gradual(name: str, description: str) -> Scenario:
+def _constant(divergence: float) -> Callable[[int], Information]:
+    """The information of an abrupt change, whatever the reference."""
+    change = Information.constant(divergence)
+    return lambda reference_events: change
+
+
+def _gradual(name: str, description: str, width: int = GRADUAL_WIDTH) -> Scenario:
+    """N(0, 1) whose mean ramps linearly to 1 sd over ``width`` events."""
+
     def generate(seed: int) -> Stream:
         rng = rng_for(seed, name)
         reference = rng_for(seed, name, stream=1).normal(size=REFERENCE_SIZE)
         values = rng.normal(size=N_BEFORE + N_AFTER)
-        values[N_BEFORE:] += np.minimum(1.0, np.arange(1, N_AFTER + 1) / GRADUAL_WIDTH)
+        values[N_BEFORE:] += np.minimum(1.0, np.arange(1, N_AFTER + 1) / width)
         return Stream((Feature("x", "numeric", values, reference),), (N_BEFORE,))
 
-    return Scenario(name, "issue", description, generate)
+    ramp = Information.ramp(limits.normal_location, width)
+    return Scenario(name, "issue", description, generate, information=lambda _: ramp)
 
 
 CATEGORIES = ("a", "b", "c", "d", "e")
@@ -204,21 +234,42 @@ def shifted_shares(shares: Sequence[float], index: int, share: float) -> list[fl
 
 
 def _category_share(name: str, description: str, new_share: float) -> Scenario:
+    after = shifted_shares(CATEGORY_SHARES, CATEGORIES.index(TRACKED_CATEGORY), new_share)
+    return _categorical(name, description, dict(zip(CATEGORIES, after, strict=True)))
+
+
+NEW_CATEGORY = "f"
+
+
+def _categorical(
+    name: str, description: str, after: Mapping[str, float], tracked: str = TRACKED_CATEGORY
+) -> Scenario:
+    """Categories at :data:`CATEGORY_SHARES`, then at the shares ``after`` (which may name
+    a category the reference never has: its share before is floored, see
+    benchmarks/limits.py, at one event of the warm-up reference)."""
+    before = dict(zip(CATEGORIES, CATEGORY_SHARES, strict=True))
+    categories = sorted(before.keys() | after.keys())
+    after_shares = [after.get(c, 0.0) for c in categories]
+    before_shares = [before.get(c, 0.0) for c in categories]
+
     def generate(seed: int) -> Stream:
         rng = rng_for(seed, name)
-        labels = np.array(CATEGORIES)
-        after = shifted_shares(CATEGORY_SHARES, CATEGORIES.index(TRACKED_CATEGORY), new_share)
+        labels = np.array(categories)
         values = np.concatenate(
             [
-                rng.choice(labels, N_BEFORE, p=CATEGORY_SHARES),
-                rng.choice(labels, N_AFTER, p=after),
+                rng.choice(labels, N_BEFORE, p=before_shares),
+                rng.choice(labels, N_AFTER, p=after_shares),
             ]
         )
-        reference = rng_for(seed, name, stream=1).choice(labels, REFERENCE_SIZE, p=CATEGORY_SHARES)
-        feature = Feature("category", "categorical", values, reference, TRACKED_CATEGORY)
+        reference = rng_for(seed, name, stream=1).choice(labels, REFERENCE_SIZE, p=before_shares)
+        feature = Feature("category", "categorical", values, reference, tracked)
         return Stream((feature,), (N_BEFORE,))
 
-    return Scenario(name, "issue", description, generate)
+    def information(reference_events: int) -> Information:
+        floor = limits.floored(before, set(categories), reference_events)
+        return Information.constant(limits.categorical(floor, after))
+
+    return Scenario(name, "issue", description, generate, information=information)
 
 
 # -- River's synthetic concept drifts ----------------------------------------------
@@ -380,17 +431,43 @@ SCENARIOS: tuple[Scenario, ...] = (
     numeric_scenario(
         "stationary-normal", "issue", "N(0,1), 100,000 events, no change", _normal(), None
     ),
-    numeric_scenario("mean-shift-0.5sd", "issue", "N(0,1) -> N(0.5,1)", _normal(), _normal(0.5)),
-    numeric_scenario("mean-shift-1sd", "issue", "N(0,1) -> N(1,1)", _normal(), _normal(1.0)),
-    numeric_scenario("mean-shift-2sd", "issue", "N(0,1) -> N(2,1)", _normal(), _normal(2.0)),
+    *(
+        numeric_scenario(
+            f"mean-shift-{shift:g}sd",
+            "issue",
+            f"N(0,1) -> N({shift:g},1)",
+            _normal(),
+            _normal(shift),
+            limits.normal_location(shift),
+        )
+        for shift in (0.25, 0.5, 1.0, 2.0)
+    ),
     numeric_scenario(
-        "variance-x2", "issue", "N(0,1) -> N(0,2): variance doubles", _normal(), _normal(0, 2**0.5)
+        "variance-x2",
+        "issue",
+        "N(0,1) -> N(0,2): variance doubles",
+        _normal(),
+        _normal(0, 2**0.5),
+        limits.normal_scale(2**0.5),
     ),
     _gradual("gradual-1sd-2000", "N(0,1), mean ramps linearly to 1 sd over 2,000 events"),
+    _gradual("gradual-1sd-3000", "N(0,1), mean ramps linearly to 1 sd over 3,000 events", 3_000),
     _category_share(
         "category-share-20-35",
         "5 categories; 'a' goes from 20% to 35%, the others shrink proportionally",
         0.35,
+    ),
+    _categorical(
+        "category-new-3pct",
+        "5 categories; a new one, 'f', takes 3% of the events, the others shrink proportionally",
+        dict(zip(CATEGORIES, (0.97 * share for share in CATEGORY_SHARES), strict=True))
+        | {NEW_CATEGORY: 0.03},
+        tracked=NEW_CATEGORY,
+    ),
+    _categorical(
+        "category-shares-several",
+        "5 categories; all shares move at once: 20/35/25/12/8% -> 26/29/20/15/10%",
+        dict(zip(CATEGORIES, (0.26, 0.29, 0.20, 0.15, 0.10), strict=True)),
     ),
     numeric_scenario(
         "student-t3-stationary", "real-looking", "Student t, 3 dof, no change", _student_t3(), None
@@ -401,6 +478,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Student t, 3 dof; location + 1 sd (sqrt 3)",
         _student_t3(),
         _student_t3(_T3_SD),
+        limits.continuous(stats.t(3).logpdf, stats.t(3, loc=_T3_SD).logpdf, -np.inf, np.inf),
     ),
     numeric_scenario(
         "lognormal-stationary", "real-looking", "lognormal(0, 1), no change", _lognormal(), None
@@ -411,6 +489,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "lognormal(0, 1) -> lognormal(0.84, 1): scale x2.3, mean + 1 sd",
         _lognormal(),
         _lognormal(_LOGNORMAL_SHIFTED),
+        limits.normal_location(_LOGNORMAL_SHIFTED),  # the divergence of their logarithms
     ),
     numeric_scenario(
         "poisson3-stationary", "real-looking", "Poisson(3): integers, many ties", _poisson(3), None
@@ -421,6 +500,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Poisson(3) -> Poisson(3 + sqrt 3): mean + 1 sd",
         _poisson(3),
         _poisson(3 + 3**0.5),
+        limits.poisson(3, 3 + 3**0.5),
     ),
     numeric_scenario(
         "mixture-stationary",
@@ -435,6 +515,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         "mixture; N(4,1)'s share 30% -> 50% (mean + 0.38 sd)",
         _mixture(0.3),
         _mixture(0.5),
+        limits.continuous(limits.mixture(0.3), limits.mixture(0.5), -np.inf, np.inf),
+    ),
+    numeric_scenario(
+        "mixture-share-30-40",
+        "real-looking",
+        "mixture; N(4,1)'s share 30% -> 40% (the modes' weights move by 0.1: mean + 0.19 sd)",
+        _mixture(0.3),
+        _mixture(0.4),
+        limits.continuous(limits.mixture(0.3), limits.mixture(0.4), -np.inf, np.inf),
     ),
     numeric_scenario(
         "ar1-stationary",
@@ -449,6 +538,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "AR(1), rho 0.5; mean + 1 marginal sd",
         _ar1(),
         _ar1(_AR_SHIFT),
+        limits.ar1_location(_AR_SHIFT, AR_RHO),
     ),
     _river_drift(
         "sea-inputs",
