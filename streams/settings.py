@@ -247,7 +247,8 @@ class Settings(BaseSettings):
         description="Where a worker keeps its tables (the label join, each model version's "
         "state): 'rocksdb' on disk under data_dir, so that a worker restarted on the same "
         "machine reads only what its changelogs got since; 'memory' reads the changelogs whole "
-        "at each start. Workers sharing a data_dir share it partition by partition.",
+        "at each start, and keeps each key's partition beside it (~40 bytes a key more). "
+        "Workers sharing a data_dir share it partition by partition.",
     )
     web_enabled: bool = Field(
         default=False,
