@@ -1,6 +1,7 @@
 """The faust app factory: one configured app and the topics it uses."""
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -154,10 +155,24 @@ class IdempotentProducer(AIOKafkaFaustProducer):
     wait: commits wait with them (they flush the producer first), and a
     stop past ``DRIFTLINE_SHUTDOWN_TIMEOUT_SECONDS`` ends the worker hard,
     its uncommitted events read again after its restart.
+
+    One way to expire a batch is left even then: a batch older than the
+    request timeout, waiting for a partition that has no leader, is failed
+    (``NotLeaderForPartitionError``, ``LeaderNotAvailableError``:
+    aiokafka's ``MessageAccumulator.drain_by_nodes``). A KRaft broker
+    paused past its heartbeats fences itself for a moment when it resumes,
+    so its partitions have no leader then: after a 180 s pause, a worker
+    lost a batch that way. Its batches here never expire (their time to
+    live is infinite): they wait for the leader as they wait for the broker.
     """
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        producer = super()._new_producer(transactional_id)
+        producer._message_accumulator._batch_ttl = math.inf
+        return producer
 
 
 def kafka_producer(app: faust.App) -> Any:

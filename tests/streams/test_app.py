@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aiokafka.producer import message_accumulator
+from aiokafka.structs import TopicPartition
 from kafka.errors import KafkaError
 from kafka_helpers import named_after, read_all
 
@@ -85,3 +87,39 @@ def test_each_app_id_keeps_its_tables_in_a_folder_of_its_own(tmp_path: Path) -> 
     }
     assert folders == {tmp_path / "state" / "driftline", tmp_path / "state" / "driftline-replay"}
     assert (tmp_path / "state").is_dir()
+
+
+class _Later:
+    """``time`` as aiokafka's accumulator reads it, a day later than it is."""
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic() + 86_400
+
+
+def test_a_batch_waits_for_its_partitions_leader_however_long_it_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka fails a batch older than the request timeout whose partition has no leader,
+    idempotent or not; a KRaft broker resumed after a long pause has none for a moment."""
+    settings = Settings(
+        bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, send_timeout_seconds=SEND_TIMEOUT
+    )
+
+    async def drain_a_day_later() -> bool:
+        producer = create_app(settings).app.producer._new_producer()
+        try:
+            accumulator = producer._message_accumulator
+            builder = accumulator.create_builder()
+            builder.append(key=b"k", value=b"v", timestamp=None)
+            tp = TopicPartition("alerts", 0)
+            delivery = await accumulator.add_batch(builder, tp, timeout=1)
+            with monkeypatch.context() as later:
+                later.setattr(message_accumulator, "time", _Later)
+                _, no_leader = accumulator.drain_by_nodes(ignore_nodes=set())
+            assert no_leader  # the partition's leader is not known: the case at hand
+            return delivery.done()
+        finally:
+            producer._closed = True  # never started: nothing to stop
+
+    assert asyncio.run(drain_a_day_later()) is False  # not failed: it waits
