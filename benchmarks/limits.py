@@ -119,7 +119,9 @@ def categorical(before: Mapping[str, float], after: Mapping[str, float]) -> floa
     return total
 
 
-def floored(shares: Mapping[str, float], categories: set[str], reference_events: int) -> dict:
+def floored(
+    shares: Mapping[str, float], categories: set[str], reference_events: int
+) -> dict[str, float]:
     """``shares`` with every category of ``categories`` it lacks at ``1 / reference_events``,
     the others scaled down to make room (see the module's docstring)."""
     missing = sorted(categories - {c for c, s in shares.items() if s > 0})

@@ -993,16 +993,10 @@ class LabelJoin:
             return
         self._counts[_MARKER] -= removed
         self._size -= removed
-        segment_heap, segments = self._segment_heaps[model_id], self._segments[model_id]
-        while segment_heap and segment_heap[0][0] < horizon:
-            earliest, number = heapq.heappop(segment_heap)
-            segment = segments.get(number)
-            if segment is not None and segment.earliest == earliest:  # else stale
-                marks = _marks(self.store[segment.key])
-                self._rewrite(model_id, number, marks[marks[:, 1] >= horizon])
+        self._unstore_marks(model_id)
 
     def _unstore_marks(self, model_id: str) -> None:
-        """Remove the model's evicted markers from their segments.
+        """Remove the model's forgotten markers from their segments (expired or evicted).
 
         They were its oldest, by ``(time, digest)`` as :class:`MatchedIds`
         orders them: a stored marker before the oldest one left is gone.
