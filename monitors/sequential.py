@@ -183,9 +183,42 @@ class _Cusum(ABC):
             ticks.append(round(step * _UNIT))
         self._advance(ticks)
 
-    def _advance(self, ticks: Sequence[int]) -> None:
-        """One step of every side, by increments already in ticks."""
-        self._observations += 1
+    def update_group(self, count: int, total: float) -> None:
+        """Feed ``count`` values at once, known only by the sum of their ``g``: ``total``.
+
+        Each side moves by the sum of the group's increments, ``a * total +
+        b * count``, in one step: the grouped CUSUM of a stream that comes as
+        summaries (one per batch of events) rather than value by value. It
+        looks only at the groups' ends, so it alarms at the end of the group
+        in which the value-by-value statistic would first have been above
+        the threshold there, or later (never sooner): at most one group late
+        for a change the statistic keeps above it, and a false alarm is no
+        more likely than value by value. A side that leaves zero in the
+        group is taken to have left it at the group's first value, so
+        ``change_observation`` names the group the change began in.
+        ``g`` is the value itself, its square or its 0/1 indicator, as each
+        detector says (see :class:`LocationCusum`, :class:`ScaleCusum`,
+        :class:`BernoulliCusum`, :class:`ChiSquareCusum`).
+
+        >>> cusum = LocationCusum(threshold=5.0, shift=1.0)
+        >>> cusum.update_group(10, 12.0)  # ten values summing to 12: one side gains 12 - 10/2
+        >>> cusum.drift_detected, cusum.statistic, cusum.observations, cusum.change_observation
+        (True, 7.0, 10, 1)
+        """
+        if not (is_integer(count) and count >= 1):
+            raise ValueError(f"count must be a positive number of values, got {count!r}")
+        total = _finite(total)
+        limit = _STEP_LIMIT * count
+        ticks = []
+        for a, b in self._coefficients:
+            step = min(max(a * total + b * count, -limit), limit)
+            ticks.append(round(step * _UNIT))
+        self._advance(ticks, count)
+
+    def _advance(self, ticks: Sequence[int], count: int = 1) -> None:
+        """One step of every side, by increments already in ticks, for ``count`` values."""
+        first = self._observations + 1
+        self._observations += count
         alarm = -1
         for side, tick in enumerate(ticks):
             old = self._sums[side]
@@ -196,7 +229,7 @@ class _Cusum(ABC):
             else:
                 new = min(new, _CEILING)
                 if old == 0:
-                    self._starts[side] = self._observations
+                    self._starts[side] = first
             self._sums[side] = new
             if alarm < 0 and old <= self._limit < new:
                 alarm = side
@@ -937,6 +970,32 @@ class SerialDependence:
             self._weight = _decayed(self._weight, repeat(1.0, differences.size), self._decay)
         self._last = float(values[-1])
         self._observations += taken
+
+    def update_group(self, differences: int, squares: float) -> None:
+        """Take ``differences`` consecutive differences at once, known by the sum of their
+        squares (each capped at ``MAX_SQUARED_DIFFERENCE``, as :meth:`update` caps them).
+
+        They weigh as that many equal squares would: the grouped estimate of a stream that
+        comes as summaries. The last score is left as it was: a summary's first difference
+        is its own business.
+
+        >>> dependence = SerialDependence(prior_weight=0.0)
+        >>> dependence.update_group(1_000, 1_000.0)  # squares averaging 1: rho = 1 - 1/2
+        >>> round(dependence.rho, 6)
+        0.5
+        """
+        if not (is_integer(differences) and differences >= 0):
+            raise ValueError(f"differences must be a count, got {differences!r}")
+        squares = _finite(squares)
+        if not 0.0 <= squares <= MAX_SQUARED_DIFFERENCE * differences:
+            raise ValueError(f"{differences} capped squared differences cannot sum to {squares!r}")
+        if not differences:
+            return
+        kept = self._decay**differences
+        added = (1.0 - kept) / (1.0 - self._decay)
+        self._total = kept * self._total + squares / differences * added
+        self._weight = kept * self._weight + added
+        self._observations += differences
 
     @staticmethod
     def update_together(

@@ -686,3 +686,97 @@ def test_the_recursive_filter_takes_the_loops_decayed_sums_bit_for_bit(
         states.append([e.to_state() for e in together + alone])
     assert states[0] == states[1]
     assert states[0][: len(lengths)] == states[0][len(lengths) :]
+
+
+# Grouped updates: a stream that comes as summaries of batches.
+
+GROUPED = [
+    # Each detector, what it takes made from normal values, and g of what it takes.
+    (lambda: LocationCusum(LOCATION_THRESHOLD), lambda z: z, lambda x: x),
+    (lambda: ScaleCusum(LORDEN_THRESHOLD), lambda z: z, lambda x: x * x),
+    (lambda: ChiSquareCusum(2, LORDEN_THRESHOLD), lambda z: z * z, lambda x: x),
+    (lambda: BernoulliCusum(0.2, LORDEN_THRESHOLD), lambda z: (z > 0.8).astype(int), lambda x: x),
+]
+
+
+@pytest.mark.parametrize(("make", "taken", "feature"), GROUPED)
+@given(values=st.lists(st.floats(-4, 4), min_size=1, max_size=60))
+def test_a_group_of_one_is_one_update(make, taken, feature, values):
+    one, grouped = make(), make()
+    for x in taken(np.array(values)).tolist():
+        one.update(x)
+        grouped.update_group(1, float(feature(x)))
+        assert grouped.to_state() == one.to_state()
+
+
+@pytest.mark.parametrize(("make", "taken", "feature"), GROUPED)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30),
+    shift=st.floats(0.0, 2.0),
+)
+def test_the_grouped_statistic_never_passes_the_value_by_value_one_at_a_groups_end(
+    make, taken, feature, seed, sizes, shift
+):
+    # Each group's max(0, S + G) is at most the composition of its values' own steps:
+    # the grouped test alarms no sooner, and false alarms are no likelier.
+    rng = np.random.default_rng(seed)
+    one, grouped = make(), make()
+    for size in sizes:
+        x = taken(rng.normal(shift, 1.0, size))
+        for value in x.tolist():
+            one.update(value)
+        grouped.update_group(size, float(feature(x).sum()))
+        # Rounding: one rounds each value's step, the other each group's sum.
+        assert grouped.statistic <= one.statistic + one.observations / 2**32
+    assert grouped.observations == one.observations == sum(sizes)
+
+
+def test_a_grouped_alarm_comes_at_the_end_of_the_group_where_the_change_shows():
+    rng = np.random.default_rng(8)
+    z = np.concatenate([rng.normal(0, 1, 5_000), rng.normal(1, 1, 1_000)])
+    one = LocationCusum(LOCATION_THRESHOLD)
+    first = one.update_many(z)
+    assert first is not None
+    grouped = LocationCusum(LOCATION_THRESHOLD)
+    size = 100
+    for start in range(0, len(z), size):
+        grouped.update_group(size, float(z[start : start + size].sum()))
+        if grouped.drift_detected:
+            break
+    # No sooner than value by value, and within a group or so after it.
+    assert first + 1 <= grouped.observations <= first + 2 * size
+    assert grouped.change_observation % size == 1
+    assert 4_900 < grouped.change_observation <= 5_001
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.5, True])
+def test_a_group_needs_a_positive_count(count):
+    with pytest.raises(ValueError, match="count"):
+        LocationCusum(LOCATION_THRESHOLD).update_group(count, 0.0)
+
+
+def test_a_group_needs_a_finite_total():
+    with pytest.raises(ValueError, match="finite"):
+        LocationCusum(LOCATION_THRESHOLD).update_group(3, math.inf)
+
+
+def test_grouped_differences_estimate_as_equal_ones_would():
+    rng = np.random.default_rng(2)
+    z = lfilter([0.75**0.5], [1.0, -0.5], rng.normal(0, 1, 40_000))
+    one, grouped = SerialDependence(), SerialDependence()
+    one.update_many(z)
+    squares = np.minimum(np.diff(z) ** 2, sequential.MAX_SQUARED_DIFFERENCE)
+    for start in range(0, len(squares), 250):
+        piece = squares[start : start + 250]
+        grouped.update_group(len(piece), float(piece.sum()))
+    assert grouped.rho == pytest.approx(one.rho, abs=0.02)
+    assert grouped.rho == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("differences", "squares"), [(-1, 0.0), (2, -1.0), (2, 200.0), (1, math.nan)]
+)
+def test_impossible_grouped_differences_are_refused(differences, squares):
+    with pytest.raises(ValueError, match=r"differences|finite"):
+        SerialDependence().update_group(differences, squares)
