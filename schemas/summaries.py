@@ -1,0 +1,180 @@
+"""Summaries of batches: what the first stage of a two-stage worker hands to the second.
+
+When a hot model's events are keyed by event id, they spread over every
+partition of the input topics, and no single worker sees them all. Each
+worker then does the work that grows with events (decoding, validation,
+repeats, data-quality checks, normal scores against the version's
+reference) for its own partitions, and sends one :class:`VersionSummary`
+per batch and model version to an internal topic, keyed by the version.
+The worker that owns the version's partition there runs the sequential
+tests on the summaries, the alerts' lifecycle and the triggers; its work
+grows with batches, not with events.
+
+A summary holds only sufficient statistics of the tests: counts, sums of
+scores and of squared scores, group counts of categories, the sum of the
+joint test's distances, data-quality violation counts. Each list it
+carries (samples for an alert's evidence, warm-up rows, examples) is
+bounded, so a summary's size does not grow with its batch.
+
+>>> from datetime import UTC, datetime
+>>> summary = VersionSummary(
+...     model_id="churn", model_version="3",
+...     source=KafkaPosition(topic="predictions", partition=5, offset=1200), last_offset=1699,
+...     events=500, checked=500,
+...     first_event_time=datetime(2026, 1, 1, tzinfo=UTC),
+...     last_event_time=datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC), last_event_id="e-1699",
+...     reference="a1b2c3d4",
+...     numeric={"x": NumericSums(count=500, total=12.5, squares=488.0,
+...                               differences=499, squared_differences=1003.1)},
+... )
+>>> VersionSummary.model_validate_json(summary.model_dump_json()) == summary
+True
+"""
+
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, Field, NonNegativeFloat, NonNegativeInt, model_validator
+
+from driftline.schemas._base import Choice, WireModel
+from driftline.schemas.events import FeatureValue, Identifier, Prediction
+from driftline.schemas.outputs import KafkaPosition, QualityCheck
+from driftline.schemas.registry import registry_key
+
+MAX_SAMPLE = 64
+"""Values a summary may carry per subject for an alert's evidence."""
+
+MAX_WARMUP_ROWS = 10_000
+"""Events a summary may forward for a reference still being built."""
+
+MAX_EXAMPLES = 5
+"""Offending values a summary may carry per data-quality check."""
+
+MAX_EXAMPLE_LENGTH = 100
+"""Characters of one offending value's JSON text."""
+
+MAX_GROUPS = 10_001
+"""Category groups a summary may count per subject: the tracked ones and the rest."""
+
+
+class NumericSums(WireModel):
+    """One numeric subject's normal scores ``z`` over a batch, by their sums.
+
+    Enough for the location test (``count``, ``total``), the scale test
+    (``squares``) and the estimate of serial dependence
+    (``differences`` consecutive pairs in the partition's order, and the sum
+    of their squared differences, each capped at 64 as the detectors cap
+    them). ``sample`` holds a few of the batch's raw values, spread over
+    it, for an alert's evidence.
+    """
+
+    count: NonNegativeInt
+    total: float
+    squares: NonNegativeFloat
+    differences: NonNegativeInt
+    squared_differences: NonNegativeFloat
+    sample: list[float] = Field(default_factory=list, max_length=MAX_SAMPLE)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.differences >= max(self.count, 1):
+            raise ValueError(f"{self.count} scores have fewer than {self.differences} differences")
+        if self.squared_differences > 64.0 * self.differences:
+            raise ValueError("squared differences are capped at 64 each")
+        if len(self.sample) > self.count:
+            raise ValueError("a sample cannot hold more values than were counted")
+        return self
+
+
+class CategorySums(WireModel):
+    """One categorical subject's values over a batch, counted by group.
+
+    Groups are those of the subject's detector: the tracked categories of
+    the reference one by one, every other value in ``"(other)"``.
+    """
+
+    counts: Annotated[dict[str, NonNegativeInt], Field(max_length=MAX_GROUPS)]
+    sample: list[str] = Field(default_factory=list, max_length=MAX_SAMPLE)
+
+    @property
+    def count(self) -> int:
+        """How many values were counted."""
+        return sum(self.counts.values())
+
+
+class JointSums(WireModel):
+    """The joint test of the numeric features over a batch: events with every score, and the
+    sum of their distances ``z' R^-1 z`` (a few of them in ``sample``)."""
+
+    count: NonNegativeInt
+    total: NonNegativeFloat
+    sample: list[NonNegativeFloat] = Field(default_factory=list, max_length=MAX_SAMPLE)
+
+
+class QualityCounts(WireModel):
+    """One data-quality check of one feature over a batch: how many values failed it."""
+
+    feature: Identifier
+    check: Choice[QualityCheck]
+    violations: NonNegativeInt
+    examples: list[Annotated[str, Field(max_length=MAX_EXAMPLE_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_EXAMPLES
+    )
+
+
+class WarmupRow(WireModel):
+    """One event forwarded while the version's reference is being built: its raw values."""
+
+    features: dict[Identifier, FeatureValue] = Field(default_factory=dict, max_length=10_000)
+    prediction: Prediction | None = None
+    uncertainty: float | None = None
+
+
+class VersionSummary(WireModel):
+    """What one batch of one partition showed about one model version.
+
+    ``source`` is the position of the batch's first event of this version and
+    ``last_offset`` the offset of its last one: together they name the batch,
+    so the second stage can tell a summary it already took (one sent again
+    after a restart) and an alert can point at the events to read again.
+    ``events`` counts the events with features, a prediction or an
+    uncertainty (those the tests see), ``checked`` those whose features were
+    checked for data quality. ``reference`` names the reference the scores
+    were taken against (a digest of its profile); None while the version has
+    none, and the summary then forwards ``warmup`` rows instead of scores.
+    """
+
+    schema_version: Literal[1] = 1
+    model_id: Identifier
+    model_version: Identifier
+    source: KafkaPosition
+    last_offset: NonNegativeInt
+    events: NonNegativeInt
+    checked: NonNegativeInt
+    first_event_time: AwareDatetime
+    last_event_time: AwareDatetime
+    last_event_id: Identifier
+    reference: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    numeric: dict[Identifier, NumericSums] = Field(default_factory=dict, max_length=10_002)
+    categorical: dict[Identifier, CategorySums] = Field(default_factory=dict, max_length=10_002)
+    joint: JointSums | None = None
+    quality: list[QualityCounts] = Field(default_factory=list, max_length=40_000)
+    unexpected_features: NonNegativeInt = 0
+    warmup: list[WarmupRow] = Field(default_factory=list, max_length=MAX_WARMUP_ROWS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.last_offset < self.source.offset:
+            raise ValueError("last_offset is before the source's offset")
+        if self.last_event_time < self.first_event_time:
+            raise ValueError("last_event_time is before first_event_time")
+        if self.reference is None and (self.numeric or self.categorical or self.joint):
+            raise ValueError("scores need the reference they were taken against")
+        if self.reference is not None and self.warmup:
+            raise ValueError("warm-up rows are for a version without a reference")
+        if len(self.warmup) > self.events:
+            raise ValueError("more warm-up rows than events")
+        return self
+
+    def registry_key(self) -> bytes:
+        """The summary's Kafka key: its model version's, as for specs and references."""
+        return registry_key(self.model_id, self.model_version)

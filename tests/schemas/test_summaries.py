@@ -1,0 +1,121 @@
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from driftline.schemas.registry import registry_key
+from driftline.schemas.summaries import MAX_SAMPLE, NumericSums, VersionSummary
+
+SUMMARY = {
+    "model_id": "churn",
+    "model_version": "3",
+    "source": {"topic": "predictions", "partition": 5, "offset": 1200},
+    "last_offset": 1699,
+    "events": 500,
+    "checked": 500,
+    "first_event_time": "2026-01-01T00:00:00Z",
+    "last_event_time": "2026-01-01T00:00:09Z",
+    "last_event_id": "e-1699",
+    "reference": "a1b2c3d4",
+    "numeric": {
+        "x": {
+            "count": 500,
+            "total": 12.5,
+            "squares": 488.0,
+            "differences": 499,
+            "squared_differences": 1003.1,
+            "sample": [0.1, 2.5],
+        }
+    },
+    "categorical": {"plan": {"counts": {"free": 300, "(other)": 200}, "sample": ["free"]}},
+    "joint": {"count": 480, "total": 975.0},
+    "quality": [{"feature": "x", "check": "missing", "violations": 3, "examples": []}],
+}
+
+
+def test_a_summary_goes_through_json_unchanged_and_is_keyed_by_its_version():
+    summary = VersionSummary.model_validate_json(json.dumps(SUMMARY))
+    assert VersionSummary.model_validate_json(summary.model_dump_json()) == summary
+    assert summary.registry_key() == registry_key("churn", "3")
+    assert summary.categorical["plan"].count == 500
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"last_offset": 1199}, "last_offset"),
+        ({"last_event_time": "2025-12-31T23:59:59Z"}, "last_event_time"),
+        ({"reference": None}, "reference"),
+        ({"warmup": [{"features": {"x": 1.0}}]}, "warm-up"),
+        (
+            {
+                "events": 0,
+                "warmup": [],
+                "reference": None,
+                "numeric": {},
+                "categorical": {},
+                "joint": None,
+            },
+            None,
+        ),
+    ],
+)
+def test_an_inconsistent_summary_is_refused_with_the_reason(change, message):
+    data = {**SUMMARY, **change}
+    if message is None:
+        VersionSummary.model_validate_json(json.dumps(data))
+        return
+    with pytest.raises(ValidationError, match=message):
+        VersionSummary.model_validate_json(json.dumps(data))
+
+
+def test_warmup_rows_are_counted_events():
+    data = {
+        **SUMMARY,
+        "reference": None,
+        "numeric": {},
+        "categorical": {},
+        "joint": None,
+        "events": 1,
+        "warmup": [{"features": {"x": 1.0}}, {"features": {"x": 2.0}}],
+    }
+    with pytest.raises(ValidationError, match="more warm-up rows than events"):
+        VersionSummary.model_validate_json(json.dumps(data))
+
+
+@given(
+    count=st.integers(0, 10_000),
+    differences=st.integers(0, 10_000),
+    squared=st.floats(0, 1e6),
+    sample=st.integers(0, MAX_SAMPLE),
+)
+def test_numeric_sums_hold_together_or_are_refused(count, differences, squared, sample):
+    fields = {
+        "count": count,
+        "total": 0.0,
+        "squares": 0.0,
+        "differences": differences,
+        "squared_differences": squared,
+        "sample": [0.0] * sample,
+    }
+    possible = differences < max(count, 1) and squared <= 64 * differences and sample <= count
+    if possible:
+        assert NumericSums(**fields).count == count
+    else:
+        with pytest.raises(ValidationError):
+            NumericSums(**fields)
+
+
+@pytest.mark.parametrize("bad", [{"total": float("nan")}, {"squares": -1.0}, {"count": "5"}])
+def test_numeric_sums_are_finite_and_strict(bad):
+    fields = {
+        "count": 5,
+        "total": 1.0,
+        "squares": 4.0,
+        "differences": 4,
+        "squared_differences": 8.0,
+    }
+    with pytest.raises(ValidationError):
+        NumericSums(**{**fields, **bad})
