@@ -391,6 +391,35 @@ class QualityBatch:
         return alarmed >= cleared
 
 
+@dataclass(frozen=True, slots=True)
+class QualityTally:
+    """A batch's data-quality violations, counted (see :meth:`DataQualityMonitor.count_many`).
+
+    ``counts`` maps a feature and check to its violations and up to
+    ``MAX_EXAMPLES`` distinct offending values (checks without a violation
+    are left out); ``numeric`` and ``categories`` hold the usable values, as
+    in :class:`QualityBatch`.
+    """
+
+    events: int
+    counts: dict[tuple[str, QualityCheck], tuple[int, list[str]]]
+    unexpected: int
+    numeric: dict[str, "np.ndarray"]
+    categories: dict[str, list[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Classified:
+    """A batch's values, classified feature by feature (in the spec's order)."""
+
+    columns: list[Sequence[object]]
+    violations: dict[str, dict[QualityCheck, np.ndarray]]
+    numeric: dict[str, np.ndarray]
+    categories: dict[str, list[str | None]]
+    whole: frozenset[str]
+    unexpected: int
+
+
 _ABSENT = object()
 _FLOATS = {float}
 
@@ -504,36 +533,16 @@ class DataQualityMonitor:
         values of the common kinds (a float for a numeric feature, a string
         for a categorical one) are classified without a call per value.
         """
-        known = self._features.keys()
         self._observations += len(batch)
         found: list[tuple[int, int, int, QualityFinding]] = []
-        numeric: dict[str, np.ndarray] = {}
-        categories: dict[str, list[str | None]] = {}
         clears: dict[tuple[str, QualityCheck], list[int]] = {}
         alarms: dict[tuple[str, QualityCheck], list[int]] = {}
-        viewed = matrix_rows(batch)
-        if viewed is not None:
-            columns, plain = self._matrix_columns(viewed[0], viewed[1], numeric)
-            unexpected = sum(name not in known for name in viewed[0].names)
-            self._unexpected_features += unexpected * len(batch)
-        else:
-            columns, complete = _columns(batch, self._names)
-            if complete:  # every event gives every known feature: the others are unexpected
-                self._unexpected_features += sum(map(len, batch)) - len(known) * len(batch)
-            else:
-                self._unexpected_features += sum(
-                    len(features.keys() - known)
-                    for features in batch
-                    if not features.keys() <= known
-                )
-            plain = self._plain_numbers(columns, numeric)
-        for order, ((name, feature), column) in enumerate(
-            zip(self._features.items(), columns, strict=True)
+        classified = self._classify_many(batch)
+        self._unexpected_features += classified.unexpected
+        for order, (name, column) in enumerate(
+            zip(self._features, classified.columns, strict=True)
         ):
-            if name in plain:
-                violations = plain[name]
-            else:
-                violations = self._classify_column(feature, column, numeric, categories)
+            violations = classified.violations[name]
             for rank, (check, rate_check) in enumerate(self._checks[name].items()):
                 violated = violations.get(check)
                 if violated is None:  # none in the batch
@@ -551,10 +560,124 @@ class DataQualityMonitor:
         findings: dict[int, list[QualityFinding]] = {}
         for i, _, _, finding in sorted(found, key=lambda item: item[:3]):
             findings.setdefault(i, []).append(finding)
+        return QualityBatch(
+            findings,
+            classified.numeric,
+            classified.categories,
+            clears,
+            alarms,
+            classified.whole,
+        )
+
+    def count_many(self, batch: Sequence[Mapping[str, FeatureValue]]) -> "QualityTally":
+        """Classify a batch's values and count each check's violations, changing nothing.
+
+        What a two-stage worker's first stage sends on: the counts (with a few
+        examples each) go to the worker that runs the checks
+        (:meth:`update_counts`), the usable values to the drift scores.
+        """
+        classified = self._classify_many(batch)
+        counts: dict[tuple[str, QualityCheck], tuple[int, list[str]]] = {}
+        for name, column in zip(self._features, classified.columns, strict=True):
+            violations = classified.violations[name]
+            for check in self._checks[name]:
+                violated = violations.get(check)
+                if violated is None:
+                    continue
+                hits = np.flatnonzero(violated)
+                if not hits.size:
+                    continue
+                examples: list[str] = []
+                for index in hits.tolist():
+                    example = _column_example(column, index)
+                    if example is not None and example not in examples:
+                        examples.append(example)
+                        if len(examples) == MAX_EXAMPLES:
+                            break
+                counts[(name, check)] = (int(hits.size), examples)
+        return QualityTally(
+            events=len(batch),
+            counts=counts,
+            unexpected=classified.unexpected,
+            numeric=classified.numeric,
+            categories=classified.categories,
+        )
+
+    def update_counts(
+        self,
+        events: int,
+        counts: Mapping[tuple[str, QualityCheck], tuple[int, Sequence[str]]],
+        unexpected: int = 0,
+    ) -> list[QualityFinding]:
+        """Take a batch of ``events`` known only by each check's violation count; its alarms.
+
+        ``counts`` maps a feature and check to its violations in the batch and
+        a few offending values (checks left out had none; counts of checks
+        that do not apply are refused). A batch's violations are taken as
+        spread evenly over it, so a window that ends within the batch gets
+        its share: a check alarms at the batch in which its window's count
+        reached the threshold. Examples go with the first violations.
+        """
+        if events < 0 or unexpected < 0:
+            raise ValueError("events and unexpected features are counts")
+        for (name, check), (violations, _) in counts.items():
+            if check not in self._checks.get(name, {}):
+                raise ValueError(f"no {check.value} check for feature {name!r}")
+            if not 0 <= violations <= events:
+                raise ValueError(f"{violations} {check.value} violations of {name!r} in {events}")
+        self._observations += events
+        self._unexpected_features += unexpected
+        findings: list[QualityFinding] = []
+        for name, checks in self._checks.items():
+            for check, rate_check in checks.items():
+                violations, examples = counts.get((name, check), (0, ()))
+                if not violations:
+                    rate_check.take_clean(events)
+                    continue
+                spread = np.zeros(events, dtype=bool)
+                spread[((np.arange(violations) + 0.5) * events / violations).astype(np.int64)] = (
+                    True
+                )
+                numbered = {
+                    int(at): example
+                    for at, example in zip(np.flatnonzero(spread).tolist(), examples, strict=False)
+                }
+                marks = rate_check.update_many(spread, numbered.get)
+                findings.extend(
+                    _finding(name, check, alarmed) for _, alarmed in marks if alarmed is not None
+                )
+        return findings
+
+    def _classify_many(self, batch: Sequence[Mapping[str, FeatureValue]]) -> "_Classified":
+        """Every feature's values over a batch: columns, violations and usable values."""
+        known = self._features.keys()
+        numeric: dict[str, np.ndarray] = {}
+        categories: dict[str, list[str | None]] = {}
+        viewed = matrix_rows(batch)
+        if viewed is not None:
+            columns, plain = self._matrix_columns(viewed[0], viewed[1], numeric)
+            unexpected = sum(name not in known for name in viewed[0].names) * len(batch)
+        else:
+            columns, complete = _columns(batch, self._names)
+            if complete:  # every event gives every known feature: the others are unexpected
+                unexpected = sum(map(len, batch)) - len(known) * len(batch)
+            else:
+                unexpected = sum(
+                    len(features.keys() - known)
+                    for features in batch
+                    if not features.keys() <= known
+                )
+            plain = self._plain_numbers(columns, numeric)
+        violations = {
+            name: plain[name]
+            if name in plain
+            else self._classify_column(feature, column, numeric, categories)
+            for (name, feature), column in zip(self._features.items(), columns, strict=True)
+        }
         whole = frozenset(
             name for name, violated in plain.items() if QualityCheck.TYPE_VIOLATION not in violated
         )
-        return QualityBatch(findings, numeric, categories, clears, alarms, whole)
+        return _Classified(columns, violations, numeric, categories, whole, unexpected)
 
     def _plain_numbers(
         self, columns: Sequence[Sequence[object]], numeric: dict[str, np.ndarray]

@@ -571,3 +571,116 @@ def test_rows_of_a_feature_matrix_are_checked_as_their_dicts_are(names, values, 
         assert got.whole == expected.whole
     assert from_rows.unexpected_features == from_dicts.unexpected_features
     assert from_rows.to_state() == from_dicts.to_state()
+
+
+# Counting in one place, checking in another: a two-stage worker's data quality.
+
+BATCHES_SPEC = model(
+    numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
+    numeric("y", maximum=3, max_out_of_range_rate=0.02),
+    FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
+    window=10,
+)
+
+
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {"y": mostly_floats},
+            optional={
+                "x": mostly_floats | odd_values,
+                "c": st.sampled_from(["a", "b", "zz"]) | odd_values,
+                "unexpected": odd_values,
+            },
+        ),
+        max_size=120,
+    ),
+)
+def test_counting_a_batch_gives_its_violations_and_values_and_changes_nothing(rows):
+    counting, checking = DataQualityMonitor(BATCHES_SPEC), DataQualityMonitor(BATCHES_SPEC)
+    before = counting.to_state()
+    tally = counting.count_many(rows)
+    assert counting.to_state() == before
+    checked = checking.update_many(rows)
+    for name, feature in [("x", "numeric"), ("y", "numeric"), ("c", "categories")]:
+        if feature == "numeric":
+            np.testing.assert_array_equal(tally.numeric[name], checked.numeric[name])
+        else:
+            assert tally.categories[name] == checked.categories[name]
+    one_by_one = [DataQualityMonitor(BATCHES_SPEC).update(row).values for row in rows]
+    for (name, check), (violations, examples) in tally.counts.items():
+        offending = [values[name] for values in one_by_one if values[name].violates(check)]
+        assert violations == len(offending) > 0
+        assert len(examples) == len(set(examples)) <= 5
+    for name in ("x", "y", "c"):
+        for check in QualityCheck:
+            if (name, check) not in tally.counts and check in checking._checks[name]:
+                assert not any(values[name].violates(check) for values in one_by_one)
+    assert tally.unexpected == checking.unexpected_features
+    assert tally.events == len(rows)
+
+
+def test_counts_of_a_lasting_problem_alarm_in_the_batch_its_window_reaches_the_threshold():
+    # 25 missing values in a window of 1,000 alarm (tolerated 1%, alpha 1e-4).
+    spec = model(numeric("tenure"))
+    counted = DataQualityMonitor(spec)
+    alarms = []
+    for batch in range(20):
+        missing = 0 if batch < 10 else 30  # 30% missing from event 1,000 on, 100 a batch
+        found = counted.update_counts(100, {("tenure", QualityCheck.MISSING): (missing, [])})
+        alarms += [(batch, finding.violations) for finding in found]
+    # Window 1 (events 1,000-1,999) holds 30 a batch: the first batch reaching 25 is its first.
+    assert alarms == [(10, 25)]
+    assert counted.observations == 2_000
+    assert counted.rate_check("tenure", QualityCheck.MISSING).alarming
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_counts_of_a_clean_stream_never_alarm(seed):
+    rng = np.random.default_rng(seed)
+    spec = model(numeric("tenure", minimum=0, maximum=100))
+    counted = DataQualityMonitor(spec)
+    for _ in range(1_000):
+        size = int(rng.integers(1, 400))
+        missing = int(rng.binomial(size, 0.005))
+        out = int(rng.binomial(size, 0.002))
+        counts = {
+            ("tenure", QualityCheck.MISSING): (missing, []),
+            ("tenure", QualityCheck.OUT_OF_RANGE): (out, ["-1.0"]),
+        }
+        assert counted.update_counts(size, {k: v for k, v in counts.items() if v[0]}) == []
+
+
+def test_a_window_ending_within_a_batch_gets_the_batchs_share():
+    counted = DataQualityMonitor(model(numeric("tenure"), window=100))
+    counted.update_counts(90, {})
+    # Half of this batch's 8 violations fall after the window's end: the next window has them.
+    assert counted.update_counts(20, {("tenure", QualityCheck.MISSING): (8, [])}) == []
+    check = counted.rate_check("tenure", QualityCheck.MISSING)
+    assert (check.window_index, check.observations, check.violations) == (1, 10, 4)
+
+
+def test_the_examples_go_with_the_first_violations():
+    # Out of range is tolerated at 0: the first violation alarms, and shows the first example.
+    counted = DataQualityMonitor(model(numeric("tenure", minimum=0), window=10))
+    found = counted.update_counts(
+        10, {("tenure", QualityCheck.OUT_OF_RANGE): (10, ["-1.0", "-2.0"])}
+    )
+    assert [(f.violations, f.examples) for f in found] == [(1, ("-1.0",))]
+
+
+@pytest.mark.parametrize(
+    ("events", "counts", "message"),
+    [
+        (5, {("tenure", QualityCheck.MISSING): (6, [])}, "violations"),
+        (5, {("tenure", QualityCheck.UNSEEN_CATEGORY): (1, [])}, "no unseen_category check"),
+        (5, {("other", QualityCheck.MISSING): (1, [])}, "no missing check"),
+        (-1, {}, "counts"),
+    ],
+)
+def test_impossible_counts_are_refused_and_change_nothing(events, counts, message):
+    counted = DataQualityMonitor(model(numeric("tenure")))
+    before = counted.to_state()
+    with pytest.raises(ValueError, match=message):
+        counted.update_counts(events, counts)
+    assert counted.to_state() == before
