@@ -40,6 +40,7 @@ from driftline.monitors.sequential import (
 )
 from driftline.monitors.state import State, Stateful
 from driftline.schemas import CategoricalCounts, NumericSketch
+from driftline.schemas.summaries import CategorySums, NumericSums
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles that summarise a numeric distribution in alert evidence."""
@@ -271,6 +272,48 @@ class NumericDrift:
             self._apply_variance_factor()
         return alarmed
 
+    def update_summary(self, sums: NumericSums) -> bool:
+        """Watch a batch of values known by the sums of their scores; True on an alarm.
+
+        The grouped form of :meth:`update` for a stream that comes as summaries
+        (a two-stage worker's second stage): the location test takes the
+        scores' sum, the scale test the sum of their squares, each in one step
+        (see :meth:`~driftline.monitors.sequential.LocationCusum.update_group`),
+        and the serial estimate the summary's differences. An alarm comes at
+        the end of the batch in which the tests crossed; the change point is
+        the first value of the batch in which the alarming test left zero.
+        The summary's sample of raw values stands for the batch in the
+        alarm's evidence.
+
+        >>> rng = np.random.default_rng(3)
+        >>> detector = NumericDrift.from_reference_values(rng.normal(0, 1, 2_000), arl=1e6)
+        >>> def summary(shift):
+        ...     z = rng.normal(shift, 1, 100)
+        ...     return NumericSums(count=100, total=z.sum(), squares=(z * z).sum(),
+        ...                        differences=99, squared_differences=(np.diff(z) ** 2).sum(),
+        ...                        sample=z[:8].tolist())
+        >>> [detector.update_summary(summary(0.0)) for _ in range(50)].count(True)
+        0
+        >>> next(i for i in range(20) if detector.update_summary(summary(1.0)))
+        0
+        >>> detector.last_alarm.observation, detector.last_alarm.change_observation
+        (5100, 5001)
+        """
+        if sums.count == 0:
+            return False
+        self.serial.update_group(sums.differences, sums.squared_differences)
+        self._apply_variance_factor()
+        self.location.update_group(sums.count, sums.total)
+        self.scale.update_group(sums.count, sums.squares)
+        self._observations += sums.count
+        self._recent.extend(sums.sample)
+        self.last_score = None
+        if not (self.location.drift_detected or self.scale.drift_detected):
+            return False
+        cusum = self.location if self.location.drift_detected else self.scale
+        since = self._observations - cusum.change_observation + 1
+        return self._check(math.ceil(since * len(sums.sample) / sums.count))
+
     def update_many(self, xs: ArrayLike) -> list[int]:
         """Watch values in order; the 0-based indices of the alarms among them.
 
@@ -427,8 +470,12 @@ class NumericDrift:
         alarmed = self._taken(values, scores, start, len(block))
         return start + len(block) - 1 if alarmed else None
 
-    def _check(self) -> bool:
-        """Record an alarm if a test crossed; start both tests afresh after one."""
+    def _check(self, recent: int | None = None) -> bool:
+        """Record an alarm if a test crossed; start both tests afresh after one.
+
+        The alarm's evidence holds the values since the change point, or the
+        last ``recent`` values kept when given.
+        """
         fired: tuple[str, LocationCusum | ScaleCusum] | None = None
         if self.location.drift_detected:
             fired = ("location_cusum", self.location)
@@ -438,7 +485,7 @@ class NumericDrift:
             return False
         test, cusum = fired
         since = max(1, self._observations - cusum.change_observation + 1)
-        recent = self._recent.last(since).tolist()
+        kept = self._recent.last(since if recent is None else max(recent, 1)).tolist()
         self.last_alarm = DriftAlarm(
             test=test,
             direction="up" if cusum.direction > 0 else "down",
@@ -447,7 +494,7 @@ class NumericDrift:
             arl=self.arl * self.TESTS,
             observation=self._observations,
             change_observation=cusum.change_observation,
-            current=tuple(recent),
+            current=tuple(kept),
         )
         self.location.reset()
         self.scale.reset()
@@ -637,6 +684,46 @@ class CategoricalDrift:
         self._fire(fired)
         return True
 
+    def update_counts(self, sums: CategorySums) -> bool:
+        """Watch a batch of values known by their groups' counts; True on an alarm.
+
+        The grouped form of :meth:`update` (see
+        :meth:`NumericDrift.update_summary`): each group's test takes its count
+        among the batch's values in one step. Groups are this detector's
+        (:meth:`group_of`); a count of any other is refused.
+
+        >>> rng = np.random.default_rng(4)
+        >>> reference = rng.choice(["a", "b"], 2_000, p=[0.8, 0.2]).tolist()
+        >>> detector = CategoricalDrift.from_reference_values(reference, arl=1e6)
+        >>> def summary(share):
+        ...     ones = int(rng.binomial(100, share))
+        ...     return CategorySums(counts={"a": 100 - ones, "b": ones})
+        >>> [detector.update_counts(summary(0.2)) for _ in range(50)].count(True)
+        0
+        >>> next(i for i in range(20) if detector.update_counts(summary(0.4)))
+        1
+        >>> detector.last_alarm.direction, detector.last_alarm.change_observation
+        ('a down', 5001)
+        """
+        unknown = sums.counts.keys() - self.cusums.keys()
+        if unknown:
+            raise ValueError(f"counts of groups this detector does not have: {sorted(unknown)}")
+        count = sums.count
+        if count == 0:
+            return False
+        fired: str | None = None
+        for name, cusum in self.cusums.items():
+            cusum.update_group(count, float(sums.counts.get(name, 0)))
+            if fired is None and cusum.drift_detected:
+                fired = name
+        self._observations += count
+        self._recent.extend(sums.sample)
+        if fired is None:
+            return False
+        since = self._observations - self.cusums[fired].change_observation + 1
+        self._fire(fired, math.ceil(since * len(sums.sample) / count))
+        return True
+
     def take_until_alarm(self, categories: Sequence[str]) -> int | None:
         """Feed values in order up to the first alarm; its index, or None if all were taken.
 
@@ -666,10 +753,16 @@ class CategoricalDrift:
         self._fire(fired)
         return first
 
-    def _fire(self, name: str) -> None:
-        """Record the alarm of group ``name``'s CUSUM; start every group afresh."""
+    def _fire(self, name: str, recent: int | None = None) -> None:
+        """Record the alarm of group ``name``'s CUSUM; start every group afresh.
+
+        The evidence holds the values since the change point, or the last
+        ``recent`` values kept when given.
+        """
         cusum = self.cusums[name]
         since = max(1, self._observations - cusum.change_observation + 1)
+        if recent is not None:
+            since = max(recent, 1)
         self.last_alarm = DriftAlarm(
             test="category_cusum",
             direction=f"{name} {'up' if cusum.direction > 0 else 'down'}",

@@ -9,6 +9,7 @@ to it otherwise). A CUSUM watches ``s`` for inflation: any shift of the
 mean, rise of a variance or change of correlation makes ``s`` larger.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
 from driftline.monitors.state import State, Stateful
+from driftline.schemas.summaries import JointSums
 
 DISTANCE_ROWS = 128
 """Rows whose distances :meth:`MultivariateDrift.distances` computes at once (a block takes
@@ -181,6 +183,25 @@ class MultivariateDrift:
             return False
         return self.take_until_alarm(np.array([distance])) == 0
 
+    def update_summary(self, sums: JointSums) -> bool:
+        """Watch a batch of events known by the sum of their distances; True on an alarm.
+
+        The grouped form of :meth:`update` (see
+        :meth:`~driftline.monitors.feature_drift.NumericDrift.update_summary`):
+        the test takes the batch's sum in one step, and its sample of
+        distances stands for the batch in the evidence.
+        """
+        if sums.count == 0:
+            return False
+        self.cusum.update_group(sums.count, sums.total)
+        self._observations += sums.count
+        self._recent.extend(sums.sample)
+        if not self.cusum.drift_detected:
+            return False
+        since = self._observations - self.cusum.change_observation + 1
+        self._alarm(math.ceil(since * len(sums.sample) / sums.count))
+        return True
+
     def take_until_alarm(self, distances: np.ndarray) -> int | None:
         """Feed events' distances in order up to the first alarm; its index, or None."""
         hit = self.cusum.update_many(distances)
@@ -189,7 +210,11 @@ class MultivariateDrift:
         self._recent.extend(distances[:taken])
         if hit is None:
             return None
-        since = max(1, self._observations - self.cusum.change_observation + 1)
+        self._alarm(self._observations - self.cusum.change_observation + 1)
+        return hit
+
+    def _alarm(self, recent: int) -> None:
+        """Record the test's alarm, with the last ``recent`` distances kept; start it afresh."""
         self.last_alarm = DriftAlarm(
             test="multivariate_cusum",
             direction="up",
@@ -198,10 +223,9 @@ class MultivariateDrift:
             arl=self.arl,
             observation=self._observations,
             change_observation=self.cusum.change_observation,
-            current=tuple(self._recent.last(since).tolist()),
+            current=tuple(self._recent.last(max(recent, 1)).tolist()),
         )
         self.cusum.reset()
-        return hit
 
 
 _STATEFUL: tuple[type[Stateful], ...] = (MultivariateDrift,)

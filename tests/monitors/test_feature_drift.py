@@ -14,6 +14,7 @@ from driftline.monitors.feature_drift import (
     _uniforms_of_streams,
     ks_uniform,
 )
+from driftline.schemas.summaries import CategorySums, NumericSums
 
 ARL = 1e6
 
@@ -260,3 +261,89 @@ def test_the_ks_test_of_evidence_is_scipys_to_the_last_bit(values, tied):
 def test_the_ks_test_of_evidence_needs_a_value():
     with pytest.raises(ValueError, match="at least one value"):
         ks_uniform(np.zeros(0))
+
+
+# Summaries: a stream that comes as sums over batches (a two-stage worker's second stage).
+
+
+def numeric_summary(detector: NumericDrift, values: np.ndarray, sample: int = 8) -> NumericSums:
+    """The sums a first stage sends for these values, scored against the detector's reference."""
+    z = detector.reference.normal_scores(values, np.full(len(values), 0.5))
+    return NumericSums(
+        count=len(z),
+        total=float(z.sum()),
+        squares=float((z * z).sum()),
+        differences=len(z) - 1,
+        squared_differences=float(np.minimum(np.diff(z) ** 2, 64.0).sum()),
+        sample=values[:sample].tolist(),
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("size", [50, 400])
+def test_summaries_of_a_stationary_stream_raise_no_alarm(seed, size):
+    rng = np.random.default_rng(seed)
+    detector = NumericDrift.from_reference_values(rng.standard_t(3, 5_000), arl=ARL)
+    for _ in range(100_000 // size):
+        assert not detector.update_summary(numeric_summary(detector, rng.standard_t(3, size)))
+    assert detector.observations == 100_000 // size * size
+
+
+@pytest.mark.parametrize(("shift", "scale"), [(1.0, 1.0), (-0.5, 1.0), (0.0, 2.0)])
+@pytest.mark.parametrize("seed", range(3))
+def test_summaries_alarm_no_sooner_and_at_most_a_batch_later_than_value_by_value(
+    shift, scale, seed
+):
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(0, 1, 4_000), rng.normal(shift, scale, 4_000)])
+    reference_values = rng.normal(0, 1, 5_000)
+    one = NumericDrift.from_reference_values(reference_values, arl=ARL)
+    grouped = NumericDrift.from_reference_values(reference_values, arl=ARL)
+    first = one.update_many(values)[0]
+    size = 100
+    for start in range(0, len(values), size):
+        if grouped.update_summary(numeric_summary(grouped, values[start : start + size])):
+            break
+    alarm = grouped.last_alarm
+    assert alarm is not None
+    assert alarm.test == one.last_alarm.test or shift == 0.0
+    # A little later for the grouped test's coarser variance estimate, never much.
+    assert first < alarm.observation <= first + 2 * size + 0.25 * (first - 4_000)
+    assert 3_900 < alarm.change_observation <= 4_001
+    assert alarm.change_observation % size == 1
+    assert set(alarm.current) <= set(values.tolist())
+
+
+def test_category_counts_of_groups_the_detector_lacks_are_refused():
+    detector = CategoricalDrift.from_reference_values(["a", "b", "a"], arl=ARL)
+    with pytest.raises(ValueError, match=r"\['zz'\]"):
+        detector.update_counts(CategorySums(counts={"a": 3, "zz": 1}))
+    assert detector.observations == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_category_counts_alarm_within_a_batch_of_value_by_value(seed):
+    rng = np.random.default_rng(seed)
+    names = ["a", "b", "c"]
+    reference_values = rng.choice(names, 5_000, p=[0.5, 0.3, 0.2]).tolist()
+    one = CategoricalDrift.from_reference_values(reference_values, arl=ARL)
+    grouped = CategoricalDrift.from_reference_values(reference_values, arl=ARL)
+    before = rng.choice(names, 20_000, p=[0.5, 0.3, 0.2]).tolist()
+    after = rng.choice([*names, "new"], 5_000, p=[0.47, 0.3, 0.2, 0.03]).tolist()
+    values = before + after
+    first = one.take_until_alarm(values)
+    assert first is not None
+    assert first >= len(before)
+    size = 100
+    for start in range(0, len(values), size):
+        batch = values[start : start + size]
+        counts: dict[str, int] = {}
+        for value in batch:
+            counts[grouped.group_of(value)] = counts.get(grouped.group_of(value), 0) + 1
+        if grouped.update_counts(CategorySums(counts=counts, sample=batch[:8])):
+            break
+    alarm = grouped.last_alarm
+    assert alarm is not None
+    assert alarm.direction == one.last_alarm.direction == "(other) up"
+    assert first < alarm.observation <= first + size
+    assert alarm.change_observation % size == 1
