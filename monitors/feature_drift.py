@@ -30,6 +30,7 @@ from driftline.monitors.rings import FloatRing
 from driftline.monitors.scoring import ReferenceStack, pieces
 from driftline.monitors.sequential import (
     BernoulliCusum,
+    GroupSide,
     LocationCusum,
     ScaleCusum,
     SerialDependence,
@@ -40,7 +41,7 @@ from driftline.monitors.sequential import (
 )
 from driftline.monitors.state import State, Stateful
 from driftline.schemas import CategoricalCounts, NumericSketch
-from driftline.schemas.summaries import CategorySums, NumericSums
+from driftline.schemas.summaries import CategorySums, NumericSums, Sides, Walk
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles that summarise a numeric distribution in alert evidence."""
@@ -276,13 +277,13 @@ class NumericDrift:
         """Watch a batch of values known by the sums of their scores; True on an alarm.
 
         The grouped form of :meth:`update` for a stream that comes as summaries
-        (a two-stage worker's second stage): the location test takes the
-        scores' sum, the scale test the sum of their squares, each in one step
-        (see :meth:`~driftline.monitors.sequential.LocationCusum.update_group`),
-        and the serial estimate the summary's differences. An alarm comes at
-        the end of the batch in which the tests crossed; the change point is
-        the first value of the batch in which the alarming test left zero.
-        The summary's sample of raw values stands for the batch in the
+        (a two-stage worker's second stage): each test's sides take the walks
+        of their increments over the batch in one step (see
+        :meth:`~driftline.monitors.sequential.LocationCusum.update_sides`), and
+        the serial estimate the summary's differences. An alarm comes at the
+        end of the batch in which a test crossed its threshold; the change
+        point is the first value of the batch in which the alarming test left
+        zero. The summary's sample of raw values stands for the batch in the
         alarm's evidence.
 
         >>> rng = np.random.default_rng(3)
@@ -291,7 +292,8 @@ class NumericDrift:
         ...     z = rng.normal(shift, 1, 100)
         ...     return NumericSums(count=100, total=z.sum(), squares=(z * z).sum(),
         ...                        differences=99, squared_differences=(np.diff(z) ** 2).sum(),
-        ...                        sample=z[:8].tolist())
+        ...                        location=detector.location_walks(z),
+        ...                        scale=detector.scale_walks(z), sample=z[:8].tolist())
         >>> [detector.update_summary(summary(0.0)) for _ in range(50)].count(True)
         0
         >>> next(i for i in range(20) if detector.update_summary(summary(1.0)))
@@ -299,12 +301,10 @@ class NumericDrift:
         >>> detector.last_alarm.observation, detector.last_alarm.change_observation
         (5100, 5001)
         """
-        if sums.count == 0:
-            return False
         self.serial.update_group(sums.differences, sums.squared_differences)
         self._apply_variance_factor()
-        self.location.update_group(sums.count, sums.total)
-        self.scale.update_group(sums.count, sums.squares)
+        self.location.update_sides(sums.count, walks(sums.location))
+        self.scale.update_sides(sums.count, walks(sums.scale))
         self._observations += sums.count
         self._recent.extend(sums.sample)
         self.last_score = None
@@ -313,6 +313,17 @@ class NumericDrift:
         cusum = self.location if self.location.drift_detected else self.scale
         since = self._observations - cusum.change_observation + 1
         return self._check(math.ceil(since * len(sums.sample) / sums.count))
+
+    def location_walks(self, scores: ArrayLike) -> Sides:
+        """The walks of the location test's sides over a batch's scores (see
+        :meth:`update_summary`)."""
+        up, down = self.location.group_sides(scores)
+        return walk_of(up), walk_of(down)
+
+    def scale_walks(self, scores: ArrayLike) -> Sides:
+        """The walks of the scale test's sides over a batch's scores."""
+        up, down = self.scale.group_sides(scores)
+        return walk_of(up), walk_of(down)
 
     def update_many(self, xs: ArrayLike) -> list[int]:
         """Watch values in order; the 0-based indices of the alarms among them.
@@ -696,26 +707,30 @@ class CategoricalDrift:
         >>> reference = rng.choice(["a", "b"], 2_000, p=[0.8, 0.2]).tolist()
         >>> detector = CategoricalDrift.from_reference_values(reference, arl=1e6)
         >>> def summary(share):
-        ...     ones = int(rng.binomial(100, share))
-        ...     return CategorySums(counts={"a": 100 - ones, "b": ones})
+        ...     values = rng.choice(["a", "b"], 100, p=[1 - share, share]).tolist()
+        ...     return CategorySums(counts={"a": values.count("a"), "b": values.count("b")},
+        ...                         walks=detector.walks(values))
         >>> [detector.update_counts(summary(0.2)) for _ in range(50)].count(True)
         0
         >>> next(i for i in range(20) if detector.update_counts(summary(0.4)))
-        1
+        0
         >>> detector.last_alarm.direction, detector.last_alarm.change_observation
         ('a down', 5001)
         """
         unknown = sums.counts.keys() - self.cusums.keys()
         if unknown:
             raise ValueError(f"counts of groups this detector does not have: {sorted(unknown)}")
+        if sums.walks.keys() != self.cusums.keys():
+            raise ValueError("the walks of every group's test are needed")
         count = sums.count
         if count == 0:
             return False
         fired: str | None = None
+        best = 0.0
         for name, cusum in self.cusums.items():
-            cusum.update_group(count, float(sums.counts.get(name, 0)))
-            if fired is None and cusum.drift_detected:
-                fired = name
+            cusum.update_sides(count, walks(sums.walks[name]))
+            if cusum.drift_detected and cusum.statistic / cusum.threshold > best:
+                fired, best = name, cusum.statistic / cusum.threshold
         self._observations += count
         self._recent.extend(sums.sample)
         if fired is None:
@@ -723,6 +738,21 @@ class CategoricalDrift:
         since = self._observations - self.cusums[fired].change_observation + 1
         self._fire(fired, math.ceil(since * len(sums.sample) / count))
         return True
+
+    def walks(self, categories: Sequence[str]) -> dict[str, Sides]:
+        """The walks of every group's test over a batch's values (see :meth:`update_counts`)."""
+        index = {group: number for number, group in enumerate(self.cusums)}
+        other = index[self.OTHER]
+        codes = np.fromiter(
+            (index[c] if c in self._tracked else other for c in categories),
+            dtype=np.int64,
+            count=len(categories),
+        )
+        found = {}
+        for number, (group, cusum) in enumerate(self.cusums.items()):
+            up, down = cusum.group_sides(codes == number)
+            found[group] = (walk_of(up), walk_of(down))
+        return found
 
     def take_until_alarm(self, categories: Sequence[str]) -> int | None:
         """Feed values in order up to the first alarm; its index, or None if all were taken.
@@ -856,6 +886,16 @@ class CategoricalDrift:
         counts = observed_shares * len(current)
         chi2 = stats.chisquare(counts, expected * counts.sum())
         return {"psi": psi, "jensen_shannon": js, "chi2_p_value": float(chi2.pvalue)}
+
+
+def walk_of(side: GroupSide) -> Walk:
+    """A test side's walk over a batch, as a summary carries it."""
+    return Walk(total=side.total, highest=side.highest, lowest=side.lowest, climb=side.climb)
+
+
+def walks(sides: Sequence[Walk]) -> list[GroupSide]:
+    """A summary's walks of a test's sides, as the test takes them."""
+    return [GroupSide(w.total, w.highest, w.lowest, w.climb) for w in sides]
 
 
 _STATEFUL: tuple[type[Stateful], ...] = (NumericDrift, CategoricalDrift)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 from scipy import stats
@@ -142,6 +143,16 @@ class BatchFindings:
         return alarming
 
 
+class Moment(Protocol):
+    """An event as a finding names it: by its id and time (an event, or a summary's last)."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def event_time(self) -> datetime: ...
+
+
 @dataclass
 class Subject:
     """One drift subject: its detector, and what is needed to place and latch its alarms."""
@@ -228,7 +239,7 @@ def change_event_number(subject: Subject, alarm: DriftAlarm) -> int:
 def drift_finding(
     subject: Subject,
     alarm: DriftAlarm,
-    event: PredictionEvent | FeatureEvent,
+    event: Moment,
     change: tuple[datetime | None, KafkaPosition | None],
 ) -> DriftFinding:
     """The finding of a subject's alarm on ``event``, its change point at ``change``."""

@@ -29,6 +29,7 @@ from driftline.monitors.findings import (
     DriftFinding,
     DriftResolution,
     ModelFindings,
+    Moment,
     Subject,
     change_event_number,
     drift_finding,
@@ -398,14 +399,15 @@ class ModelMonitor:
         return findings, repeats, resolved
 
     def _latch(
-        self, subject: Subject, alarmed: bool, event: PredictionEvent | FeatureEvent
+        self, subject: Subject, alarmed: bool, event: Moment, observations: int = 1
     ) -> tuple[DriftFinding, bool] | DriftResolution | None:
-        """An alarm (and whether it repeats one still latched), a resolution, or nothing."""
+        """An alarm (and whether it repeats one still latched), a resolution, or nothing, for
+        ``observations`` of the subject ending with ``event``'s."""
         policy = self.spec.alerts
         if not alarmed:
             if not subject.latched:
                 return None
-            subject.quiet += 1
+            subject.quiet += observations
             if subject.quiet < policy.resolve_after_events:
                 return None
             if subject.detector.pressure >= policy.exit_fraction:
@@ -633,6 +635,11 @@ class ModelMonitor:
     def drift_subjects(self) -> list[str]:
         """What is watched for drift: features, then the predictions and the features together."""
         return [subject.name for subject in self._subjects]
+
+    @property
+    def detectors(self) -> dict[str, Detector]:
+        """Each drift subject's detector, by subject, in the order of :attr:`drift_subjects`."""
+        return {subject.name: subject.detector for subject in self._subjects}
 
     @property
     def pressures(self) -> dict[str, float]:

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from driftline.monitors.feature_drift import DriftAlarm
+from driftline.monitors.feature_drift import DriftAlarm, walk_of, walks
 from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
 from driftline.monitors.state import State, Stateful
-from driftline.schemas.summaries import JointSums
+from driftline.schemas.summaries import JointSums, Walk
 
 DISTANCE_ROWS = 128
 """Rows whose distances :meth:`MultivariateDrift.distances` computes at once (a block takes
@@ -188,12 +188,11 @@ class MultivariateDrift:
 
         The grouped form of :meth:`update` (see
         :meth:`~driftline.monitors.feature_drift.NumericDrift.update_summary`):
-        the test takes the batch's sum in one step, and its sample of
-        distances stands for the batch in the evidence.
+        the test takes the walk of its increments over the batch in one
+        step, and its sample of distances stands for the batch in the
+        evidence.
         """
-        if sums.count == 0:
-            return False
-        self.cusum.update_group(sums.count, sums.total)
+        self.cusum.update_sides(sums.count, walks([sums.walk]))
         self._observations += sums.count
         self._recent.extend(sums.sample)
         if not self.cusum.drift_detected:
@@ -201,6 +200,11 @@ class MultivariateDrift:
         since = self._observations - self.cusum.change_observation + 1
         self._alarm(math.ceil(since * len(sums.sample) / sums.count))
         return True
+
+    def walk(self, distances: np.ndarray) -> Walk:
+        """The walk of the test's side over a batch's distances (see :meth:`update_summary`)."""
+        (side,) = self.cusum.group_sides(distances)
+        return walk_of(side)
 
     def take_until_alarm(self, distances: np.ndarray) -> int | None:
         """Feed events' distances in order up to the first alarm; its index, or None."""

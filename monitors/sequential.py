@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain, repeat
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -140,6 +140,21 @@ def _check_arl(arl: float, sides: int) -> None:
         raise ValueError(f"sides must be a positive count, got {sides!r}")
 
 
+class GroupSide(NamedTuple):
+    """The walk of one CUSUM side's increments over a group of values: ``C_k``, the sum of
+    the first ``k`` (``C_0 = 0``).
+
+    ``total`` is ``C_n``, ``highest`` the largest ``C_k`` (``k >= 1``), ``lowest``
+    the smallest ``C_k`` with ``C_0`` among them (never above 0), and ``climb``
+    the largest rise ``C_k - C_j`` with ``j <= k`` (never below 0).
+    """
+
+    total: float
+    highest: float
+    lowest: float
+    climb: float
+
+
 class _Cusum(ABC):
     """One-sided log-likelihood-ratio CUSUMs on one stream, alarming together.
 
@@ -183,42 +198,95 @@ class _Cusum(ABC):
             ticks.append(round(step * _UNIT))
         self._advance(ticks)
 
-    def update_group(self, count: int, total: float) -> None:
-        """Feed ``count`` values at once, known only by the sum of their ``g``: ``total``.
+    @property
+    def _raw_coefficients(self) -> tuple[tuple[float, float], ...]:
+        """Each side's ``(a, b)`` before any division (see :class:`_DividedCusum`)."""
+        return self._coefficients
 
-        Each side moves by the sum of the group's increments, ``a * total +
-        b * count``, in one step: the grouped CUSUM of a stream that comes as
-        summaries (one per batch of events) rather than value by value. It
-        looks only at the groups' ends, so it alarms at the end of the group
-        in which the value-by-value statistic would first have been above
-        the threshold there, or later (never sooner): at most one group late
-        for a change the statistic keeps above it, and a false alarm is no
-        more likely than value by value. A side that leaves zero in the
-        group is taken to have left it at the group's first value, so
-        ``change_observation`` names the group the change began in.
-        ``g`` is the value itself, its square or its 0/1 indicator, as each
-        detector says (see :class:`LocationCusum`, :class:`ScaleCusum`,
-        :class:`BernoulliCusum`, :class:`ChiSquareCusum`).
+    @property
+    def _divisor(self) -> float:
+        """What the raw increments are divided by (1 here; see :class:`_DividedCusum`)."""
+        return 1.0
+
+    def group_sides(self, g: npt.ArrayLike) -> list[GroupSide]:
+        """How a group of values, by their ``g``, would move each side, in any state.
+
+        The walk of a side's raw increments ``a * g + b`` over the group,
+        known by four numbers (:class:`GroupSide`), is all a CUSUM needs to
+        learn what the group does to it from wherever it starts (see
+        :meth:`update_sides`). What a two-stage worker's first stage sends for
+        each test; the detector's own statistics are left as they are.
 
         >>> cusum = LocationCusum(threshold=5.0, shift=1.0)
-        >>> cusum.update_group(10, 12.0)  # ten values summing to 12: one side gains 12 - 10/2
-        >>> cusum.drift_detected, cusum.statistic, cusum.observations, cusum.change_observation
-        (True, 7.0, 10, 1)
+        >>> [tuple(map(float, side)) for side in cusum.group_sides([3.0, -2.0, 4.0])]
+        [(3.5, 3.5, 0.0, 3.5), (-6.5, -2.0, -6.5, 1.5)]
+        """
+        values = self._features(g)
+        if not values.size:
+            raise ValueError("a group holds at least one value")
+        sides = []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a, b in self._raw_coefficients:
+                walk = np.cumsum(np.clip(a * values + b, -_STEP_LIMIT, _STEP_LIMIT))
+                lows = np.minimum.accumulate(np.minimum(walk, 0.0))
+                sides.append(
+                    GroupSide(
+                        total=float(walk[-1]),
+                        highest=float(walk.max()),
+                        lowest=float(lows[-1]),
+                        climb=float((walk - lows).max()),
+                    )
+                )
+        return sides
+
+    def update_sides(self, count: int, sides: Sequence[GroupSide]) -> None:
+        """Feed a group of ``count`` values known by :meth:`group_sides`.
+
+        Exactly what value by value would do to the sides' highs within the
+        group: with ``S`` a side's statistic before it, the highest it reaches
+        is ``max(S + highest, climb)`` and it ends at ``max(S + total, total -
+        lowest)``. So the test alarms in the group in which it would have
+        crossed value by value (it reports it at the group's end), and ends
+        it where value by value would, unless it alarmed (the caller then
+        starts afresh, as after any alarm). A side that left zero in the
+        group is taken to have left it at the group's first value. Any
+        division of the increments (a variance factor) applies here.
+
+        >>> one, grouped = LocationCusum(5.0, shift=1.0), LocationCusum(5.0, shift=1.0)
+        >>> for x in [0.5, 3.0, -2.0, 4.0]:
+        ...     one.update(x)
+        >>> grouped.update_sides(1, grouped.group_sides([0.5]))
+        >>> grouped.update_sides(3, grouped.group_sides([3.0, -2.0, 4.0]))
+        >>> (grouped.drift_detected, grouped.statistic) == (one.drift_detected, one.statistic)
+        True
         """
         if not (is_integer(count) and count >= 1):
             raise ValueError(f"count must be a positive number of values, got {count!r}")
-        total = _finite(total)
-        limit = _STEP_LIMIT * count
-        ticks = []
-        for a, b in self._coefficients:
-            step = min(max(a * total + b * count, -limit), limit)
-            ticks.append(round(step * _UNIT))
-        self._advance(ticks, count)
-
-    def _advance(self, ticks: Sequence[int], count: int = 1) -> None:
-        """One step of every side, by increments already in ticks, for ``count`` values."""
+        if len(sides) != len(self._DIRECTIONS):
+            raise ValueError(f"{len(sides)} sides given to a test of {len(self._DIRECTIONS)}")
+        divisor = self._divisor
+        walks = [[_finite(x) / divisor for x in side] for side in sides]
         first = self._observations + 1
         self._observations += count
+        alarm, best = -1, 0.0
+        for number, (total, highest, lowest, climb) in enumerate(walks):
+            old = self._sums[number]
+            start = old / _UNIT
+            peak = round(max(start + highest, climb) * _UNIT)
+            end = round(max(start + total, total - lowest) * _UNIT)
+            if end <= 0:
+                self._sums[number], self._starts[number] = 0, None
+            else:
+                if not (old > 0 and start + total >= total - lowest):
+                    self._starts[number] = first  # it left zero in the group
+                self._sums[number] = min(end, _CEILING)
+            if old <= self._limit < peak and peak / self._limit > best:
+                alarm, best = number, peak / self._limit
+        self._record(alarm)
+
+    def _advance(self, ticks: Sequence[int]) -> None:
+        """One step of every side, by increments already in ticks."""
+        self._observations += 1
         alarm = -1
         for side, tick in enumerate(ticks):
             old = self._sums[side]
@@ -229,7 +297,7 @@ class _Cusum(ABC):
             else:
                 new = min(new, _CEILING)
                 if old == 0:
-                    self._starts[side] = first
+                    self._starts[side] = self._observations
             self._sums[side] = new
             if alarm < 0 and old <= self._limit < new:
                 alarm = side
@@ -640,6 +708,14 @@ class _DividedCusum(_Cusum):
             raise ValueError(f"variance_factor must be a number >= 1, got {value!r}")
         self._variance_factor = value
         self._coefficients = tuple((a / value, b / value) for a, b in self._sides)
+
+    @property
+    def _raw_coefficients(self) -> tuple[tuple[float, float], ...]:
+        return self._sides
+
+    @property
+    def _divisor(self) -> float:
+        return self._variance_factor
 
 
 class LocationCusum(_DividedCusum):

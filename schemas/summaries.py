@@ -17,6 +17,7 @@ carries (samples for an alert's evidence, warm-up rows, examples) is
 bounded, so a summary's size does not grow with its batch.
 
 >>> from datetime import UTC, datetime
+>>> walk = Walk(total=-3.0, highest=1.5, lowest=-4.0, climb=2.5)
 >>> summary = VersionSummary(
 ...     model_id="churn", model_version="3",
 ...     source=KafkaPosition(topic="predictions", partition=5, offset=1200), last_offset=1699,
@@ -25,7 +26,8 @@ bounded, so a summary's size does not grow with its batch.
 ...     last_event_time=datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC), last_event_id="e-1699",
 ...     reference="a1b2c3d4",
 ...     numeric={"x": NumericSums(count=500, total=12.5, squares=488.0,
-...                               differences=499, squared_differences=1003.1)},
+...                               differences=499, squared_differences=1003.1,
+...                               location=(walk, walk), scale=(walk, walk))},
 ... )
 >>> VersionSummary.model_validate_json(summary.model_dump_json()) == summary
 True
@@ -33,7 +35,14 @@ True
 
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, NonNegativeFloat, NonNegativeInt, model_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    model_validator,
+)
 
 from driftline.schemas._base import Choice, WireModel
 from driftline.schemas.events import FeatureValue, Identifier, Prediction
@@ -56,22 +65,55 @@ MAX_GROUPS = 10_001
 """Category groups a summary may count per subject: the tracked ones and the rest."""
 
 
+class Walk(WireModel):
+    """How one side of a sequential test moves over a batch: the walk ``C_k`` of its
+    increments (the sum of the first ``k``, ``C_0 = 0``) by four numbers.
+
+    ``total`` is the sum of all, ``highest`` the largest ``C_k`` (k >= 1),
+    ``lowest`` the smallest with ``C_0`` among them and ``climb`` the largest
+    rise ``C_k - C_j`` (j <= k). From these the second stage learns whether
+    the test would have crossed its threshold within the batch, and where it
+    ends, from any statistic it had before.
+    """
+
+    total: float
+    highest: float
+    lowest: float = Field(le=0.0)
+    climb: float = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not (
+            self.lowest <= min(self.total, 0.0)
+            and self.highest >= self.total
+            and self.climb >= max(self.highest, self.total - self.lowest)
+        ):
+            raise ValueError("not the figures of one walk")
+        return self
+
+
+Sides = tuple[Walk, Walk]
+"""A two-sided test's walks: up, then down."""
+
+
 class NumericSums(WireModel):
     """One numeric subject's normal scores ``z`` over a batch, by their sums.
 
-    Enough for the location test (``count``, ``total``), the scale test
-    (``squares``) and the estimate of serial dependence
-    (``differences`` consecutive pairs in the partition's order, and the sum
-    of their squared differences, each capped at 64 as the detectors cap
-    them). ``sample`` holds a few of the batch's raw values, spread over
-    it, for an alert's evidence.
+    ``location`` and ``scale`` are the walks of the two tests' sides over the
+    batch; ``count``, ``total`` and ``squares`` are the scores' own sums, and
+    ``differences`` (consecutive pairs in the partition's order) and their
+    squares (each capped at 64 as the detectors cap them) feed the estimate
+    of serial dependence. ``sample`` holds a few of the batch's raw values,
+    spread over it, for an alert's evidence.
     """
 
-    count: NonNegativeInt
+    count: PositiveInt
     total: float
     squares: NonNegativeFloat
     differences: NonNegativeInt
     squared_differences: NonNegativeFloat
+    location: Sides
+    scale: Sides
     sample: list[float] = Field(default_factory=list, max_length=MAX_SAMPLE)
 
     @model_validator(mode="after")
@@ -89,11 +131,19 @@ class CategorySums(WireModel):
     """One categorical subject's values over a batch, counted by group.
 
     Groups are those of the subject's detector: the tracked categories of
-    the reference one by one, every other value in ``"(other)"``.
+    the reference one by one, every other value in ``"(other)"``. ``counts``
+    lists the groups seen in the batch, ``walks`` every group's test.
     """
 
-    counts: Annotated[dict[str, NonNegativeInt], Field(max_length=MAX_GROUPS)]
+    counts: Annotated[dict[str, PositiveInt], Field(max_length=MAX_GROUPS)]
+    walks: Annotated[dict[str, Sides], Field(max_length=MAX_GROUPS)]
     sample: list[str] = Field(default_factory=list, max_length=MAX_SAMPLE)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.counts.keys() <= self.walks.keys():
+            raise ValueError("a group counted without its test's walks")
+        return self
 
     @property
     def count(self) -> int:
@@ -102,11 +152,13 @@ class CategorySums(WireModel):
 
 
 class JointSums(WireModel):
-    """The joint test of the numeric features over a batch: events with every score, and the
-    sum of their distances ``z' R^-1 z`` (a few of them in ``sample``)."""
+    """The joint test of the numeric features over a batch: events with every score, the
+    sum of their distances ``z' R^-1 z`` (a few of them in ``sample``) and the walk of the
+    test's one side."""
 
-    count: NonNegativeInt
+    count: PositiveInt
     total: NonNegativeFloat
+    walk: Walk
     sample: list[NonNegativeFloat] = Field(default_factory=list, max_length=MAX_SAMPLE)
 
 

@@ -275,6 +275,8 @@ def numeric_summary(detector: NumericDrift, values: np.ndarray, sample: int = 8)
         squares=float((z * z).sum()),
         differences=len(z) - 1,
         squared_differences=float(np.minimum(np.diff(z) ** 2, 64.0).sum()),
+        location=detector.location_walks(z),
+        scale=detector.scale_walks(z),
         sample=values[:sample].tolist(),
     )
 
@@ -316,8 +318,13 @@ def test_summaries_alarm_no_sooner_and_at_most_a_batch_later_than_value_by_value
 
 def test_category_counts_of_groups_the_detector_lacks_are_refused():
     detector = CategoricalDrift.from_reference_values(["a", "b", "a"], arl=ARL)
+    walks = detector.walks(["a", "a", "a", "zz"])
     with pytest.raises(ValueError, match=r"\['zz'\]"):
-        detector.update_counts(CategorySums(counts={"a": 3, "zz": 1}))
+        detector.update_counts(
+            CategorySums(counts={"a": 3, "zz": 1}, walks={**walks, "zz": walks["a"]})
+        )
+    with pytest.raises(ValueError, match="every group"):
+        detector.update_counts(CategorySums(counts={"a": 3}, walks={"a": walks["a"]}))
     assert detector.observations == 0
 
 
@@ -340,7 +347,8 @@ def test_category_counts_alarm_within_a_batch_of_value_by_value(seed):
         counts: dict[str, int] = {}
         for value in batch:
             counts[grouped.group_of(value)] = counts.get(grouped.group_of(value), 0) + 1
-        if grouped.update_counts(CategorySums(counts=counts, sample=batch[:8])):
+        summary = CategorySums(counts=counts, walks=grouped.walks(batch), sample=batch[:8])
+        if grouped.update_counts(summary):
             break
     alarm = grouped.last_alarm
     assert alarm is not None

@@ -688,25 +688,16 @@ def test_the_recursive_filter_takes_the_loops_decayed_sums_bit_for_bit(
     assert states[0][: len(lengths)] == states[0][len(lengths) :]
 
 
-# Grouped updates: a stream that comes as summaries of batches.
+# Groups of values known by their walks: a stream that comes as summaries of batches.
 
 GROUPED = [
     # Each detector, what it takes made from normal values, and g of what it takes.
     (lambda: LocationCusum(LOCATION_THRESHOLD), lambda z: z, lambda x: x),
-    (lambda: ScaleCusum(LORDEN_THRESHOLD), lambda z: z, lambda x: x * x),
+    (lambda: LocationCusum(3.0, variance_factor=2.0), lambda z: z, lambda x: x),
+    (lambda: ScaleCusum(LORDEN_THRESHOLD), lambda z: z, lambda x: x),
     (lambda: ChiSquareCusum(2, LORDEN_THRESHOLD), lambda z: z * z, lambda x: x),
     (lambda: BernoulliCusum(0.2, LORDEN_THRESHOLD), lambda z: (z > 0.8).astype(int), lambda x: x),
 ]
-
-
-@pytest.mark.parametrize(("make", "taken", "feature"), GROUPED)
-@given(values=st.lists(st.floats(-4, 4), min_size=1, max_size=60))
-def test_a_group_of_one_is_one_update(make, taken, feature, values):
-    one, grouped = make(), make()
-    for x in taken(np.array(values)).tolist():
-        one.update(x)
-        grouped.update_group(1, float(feature(x)))
-        assert grouped.to_state() == one.to_state()
 
 
 @pytest.mark.parametrize(("make", "taken", "feature"), GROUPED)
@@ -715,24 +706,31 @@ def test_a_group_of_one_is_one_update(make, taken, feature, values):
     sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30),
     shift=st.floats(0.0, 2.0),
 )
-def test_the_grouped_statistic_never_passes_the_value_by_value_one_at_a_groups_end(
+def test_a_group_known_by_its_walk_crosses_and_ends_where_value_by_value_does(
     make, taken, feature, seed, sizes, shift
 ):
-    # Each group's max(0, S + G) is at most the composition of its values' own steps:
-    # the grouped test alarms no sooner, and false alarms are no likelier.
     rng = np.random.default_rng(seed)
     one, grouped = make(), make()
     for size in sizes:
         x = taken(rng.normal(shift, 1.0, size))
+        crossed = False
         for value in x.tolist():
             one.update(value)
-        grouped.update_group(size, float(feature(x).sum()))
-        # Rounding: one rounds each value's step, the other each group's sum.
-        assert grouped.statistic <= one.statistic + one.observations / 2**32
+            crossed |= one.drift_detected
+        grouped.update_sides(size, grouped.group_sides(x))
+        assert grouped.drift_detected == crossed
+        if crossed:  # the detectors start afresh after an alarm, at the group's end here
+            one.reset()
+            grouped.reset()
+        # Rounding: one rounds each value's step, the other each group's figures.
+        assert grouped.statistic == pytest.approx(one.statistic, abs=one.observations * 2**-31)
+        assert (grouped.statistic == 0) == (one.statistic == 0) or min(
+            grouped.statistic, one.statistic
+        ) < one.observations * 2**-31
     assert grouped.observations == one.observations == sum(sizes)
 
 
-def test_a_grouped_alarm_comes_at_the_end_of_the_group_where_the_change_shows():
+def test_a_group_walk_places_the_change_at_the_first_value_of_the_group_it_began_in():
     rng = np.random.default_rng(8)
     z = np.concatenate([rng.normal(0, 1, 5_000), rng.normal(1, 1, 1_000)])
     one = LocationCusum(LOCATION_THRESHOLD)
@@ -741,24 +739,33 @@ def test_a_grouped_alarm_comes_at_the_end_of_the_group_where_the_change_shows():
     grouped = LocationCusum(LOCATION_THRESHOLD)
     size = 100
     for start in range(0, len(z), size):
-        grouped.update_group(size, float(z[start : start + size].sum()))
+        grouped.update_sides(size, grouped.group_sides(z[start : start + size]))
         if grouped.drift_detected:
             break
-    # No sooner than value by value, and within a group or so after it.
-    assert first + 1 <= grouped.observations <= first + 2 * size
+    # The group in which value by value crossed, reported at its end.
+    assert grouped.observations == (first // size + 1) * size
+    assert grouped.direction == one.direction == 1
     assert grouped.change_observation % size == 1
-    assert 4_900 < grouped.change_observation <= 5_001
+    assert one.change_observation - size < grouped.change_observation <= one.change_observation
 
 
 @pytest.mark.parametrize("count", [0, -1, 1.5, True])
 def test_a_group_needs_a_positive_count(count):
+    cusum = LocationCusum(LOCATION_THRESHOLD)
     with pytest.raises(ValueError, match="count"):
-        LocationCusum(LOCATION_THRESHOLD).update_group(count, 0.0)
+        cusum.update_sides(count, cusum.group_sides([0.0]))
 
 
-def test_a_group_needs_a_finite_total():
+def test_a_group_needs_a_walk_per_side_and_finite_figures():
+    cusum = LocationCusum(LOCATION_THRESHOLD)
+    sides = cusum.group_sides([0.0, 1.0])
+    with pytest.raises(ValueError, match="1 sides"):
+        cusum.update_sides(2, sides[:1])
     with pytest.raises(ValueError, match="finite"):
-        LocationCusum(LOCATION_THRESHOLD).update_group(3, math.inf)
+        cusum.update_sides(2, [sides[0]._replace(total=math.inf), sides[1]])
+    with pytest.raises(ValueError, match="at least one value"):
+        cusum.group_sides([])
+    assert cusum.observations == 0
 
 
 def test_grouped_differences_estimate_as_equal_ones_would():

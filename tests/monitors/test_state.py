@@ -26,6 +26,7 @@ from driftline.monitors.feature_drift import CategoricalDrift, NumericDrift
 from driftline.monitors.model import ModelMonitor
 from driftline.monitors.multivariate import MultivariateDrift
 from driftline.monitors.performance import PerformanceMonitor, _Window
+from driftline.monitors.positions import Position
 from driftline.monitors.sequential import (
     BernoulliCusum,
     ChiSquareCusum,
@@ -44,8 +45,10 @@ from driftline.monitors.state import (
     number_field,
     numbers_field,
 )
+from driftline.monitors.summarise import VersionSummariser
+from driftline.monitors.summary_monitor import SummaryMonitor
 from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
-from driftline.schemas import FeatureKind, FeatureSpec, ModelSpec, PredictionEvent
+from driftline.schemas import DriftPolicy, FeatureKind, FeatureSpec, ModelSpec, PredictionEvent
 
 # Any value a JSON document can hold (with Python's NaN and infinities, which
 # json.loads also reads), integers far beyond a float's range among them.
@@ -294,6 +297,41 @@ def _model() -> ModelMonitor:
     return monitor
 
 
+def _summary_monitor() -> SummaryMonitor:
+    rng = np.random.default_rng(10)
+    features = [
+        FeatureSpec(name="x", kind=FeatureKind.NUMERIC),
+        FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL),
+    ]
+    spec = ModelSpec(
+        model_id="m",
+        model_version="1",
+        task="regression",
+        features=features,
+        drift=DriftPolicy(warmup_events=100),
+    )
+    monitor, summariser = SummaryMonitor(spec), VersionSummariser(spec)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for batch in range(6):
+        events = [
+            PredictionEvent(
+                model_id="m",
+                model_version="1",
+                event_id=f"e{batch}-{index}",
+                event_time=start + timedelta(seconds=batch * 60 + index),
+                features={"x": float(rng.normal()), "c": str(rng.choice(["a", "b"]))},
+            )
+            for index in range(50)
+        ]
+        where = [Position("predictions", 0, batch * 50 + index) for index in range(50)]
+        summary = summariser.summarise(events, where, partition=("predictions", 0))
+        assert summary is not None
+        monitor.update_summary(summary)
+        if monitor.reference is not None and summariser.reference is None:
+            summariser.use_reference(monitor.reference)
+    return monitor
+
+
 PERFORMANCE_SPEC = ModelSpec(
     model_id="m",
     model_version="1",
@@ -348,6 +386,7 @@ FACTORIES: dict[type, Callable[[], Any]] = {
     CategoricalDrift: _categorical,
     MultivariateDrift: _multivariate,
     ModelMonitor: _model,
+    SummaryMonitor: _summary_monitor,
     PerformanceMonitor: _performance,
     _Window: _performance_window,
     UncertaintySummary: _uncertainty,

@@ -6,7 +6,16 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from driftline.schemas.registry import registry_key
-from driftline.schemas.summaries import MAX_SAMPLE, NumericSums, VersionSummary
+from driftline.schemas.summaries import (
+    MAX_SAMPLE,
+    CategorySums,
+    NumericSums,
+    VersionSummary,
+    Walk,
+)
+
+WALK = {"total": -3.0, "highest": 1.5, "lowest": -4.0, "climb": 2.5}
+SIDES = [WALK, WALK]
 
 SUMMARY = {
     "model_id": "churn",
@@ -26,11 +35,19 @@ SUMMARY = {
             "squares": 488.0,
             "differences": 499,
             "squared_differences": 1003.1,
+            "location": SIDES,
+            "scale": SIDES,
             "sample": [0.1, 2.5],
         }
     },
-    "categorical": {"plan": {"counts": {"free": 300, "(other)": 200}, "sample": ["free"]}},
-    "joint": {"count": 480, "total": 975.0},
+    "categorical": {
+        "plan": {
+            "counts": {"free": 300, "(other)": 200},
+            "walks": {"free": SIDES, "pro": SIDES, "(other)": SIDES},
+            "sample": ["free"],
+        }
+    },
+    "joint": {"count": 480, "total": 975.0, "walk": WALK},
     "quality": [{"feature": "x", "check": "missing", "violations": 3, "examples": []}],
 }
 
@@ -86,7 +103,7 @@ def test_warmup_rows_are_counted_events():
 
 
 @given(
-    count=st.integers(0, 10_000),
+    count=st.integers(1, 10_000),
     differences=st.integers(0, 10_000),
     squared=st.floats(0, 1e6),
     sample=st.integers(0, MAX_SAMPLE),
@@ -98,6 +115,8 @@ def test_numeric_sums_hold_together_or_are_refused(count, differences, squared, 
         "squares": 0.0,
         "differences": differences,
         "squared_differences": squared,
+        "location": (WALK, WALK),
+        "scale": (WALK, WALK),
         "sample": [0.0] * sample,
     }
     possible = differences < max(count, 1) and squared <= 64 * differences and sample <= count
@@ -119,3 +138,26 @@ def test_numeric_sums_are_finite_and_strict(bad):
     }
     with pytest.raises(ValidationError):
         NumericSums(**{**fields, **bad})
+
+
+@given(
+    total=st.floats(-100, 100),
+    highest=st.floats(-100, 100),
+    lowest=st.floats(-100, 0),
+    climb=st.floats(0, 200),
+)
+def test_a_walk_holds_together_or_is_refused(total, highest, lowest, climb):
+    possible = (
+        lowest <= min(total, 0) and highest >= total and climb >= max(highest, total - lowest)
+    )
+    fields = {"total": total, "highest": highest, "lowest": lowest, "climb": climb}
+    if possible:
+        assert Walk(**fields).climb == climb
+    else:
+        with pytest.raises(ValidationError, match="one walk"):
+            Walk(**fields)
+
+
+def test_a_category_counted_needs_its_walks():
+    with pytest.raises(ValidationError, match="without its test's walks"):
+        CategorySums(counts={"free": 3}, walks={"pro": (WALK, WALK)})

@@ -1,0 +1,259 @@
+"""The second stage of a two-stage worker: one model version's tests, run on summaries.
+
+The first stage (:mod:`~driftline.monitors.summarise`) turns each batch of
+a partition into a :class:`~driftline.schemas.summaries.VersionSummary`.
+A :class:`SummaryMonitor` takes them, from every partition, and runs the
+same tests as a :class:`~driftline.monitors.model.ModelMonitor` does on
+events, each in one grouped step per summary: data quality on the
+violation counts, the location and scale tests on sums of scores, the
+category tests on group counts, the joint test on the sum of distances.
+Its work grows with summaries, not events. An alarm comes at the end of
+the summary in which a test crossed its threshold, no sooner than event by
+event would have and about a batch later at most; its change point is the
+first event of the summary in which the alarming test left zero, with that
+summary's first position to read the events again from.
+
+Without a registered reference it builds one from the warm-up rows the
+first stage forwards, exactly as a model monitor builds one from its first
+events; the worker publishes it, the first stage scores against it from
+then on, and summaries still scored against none (or another reference)
+count for data quality only.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from driftline.monitors.feature_drift import CategoricalDrift, DriftAlarm, NumericDrift
+from driftline.monitors.findings import (
+    PREDICTION,
+    UNCERTAINTY,
+    BatchFindings,
+    DriftFinding,
+    DriftResolution,
+    ModelFindings,
+    Subject,
+)
+from driftline.monitors.model import ModelMonitor
+from driftline.monitors.multivariate import MultivariateDrift
+from driftline.monitors.packing import pack_ints, unpack_ints
+from driftline.monitors.positions import Located
+from driftline.monitors.rings import EventMemory, IntRing
+from driftline.monitors.state import State
+from driftline.monitors.summarise import reference_digest
+from driftline.schemas import (
+    FeatureEvent,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+    ReferenceProfile,
+)
+from driftline.schemas.summaries import VersionSummary
+
+SUMMARY_MEMORY = 1_024
+"""Recent summaries whose first event time and position are kept to place a change point."""
+
+
+class SummaryMoment(NamedTuple):
+    """A summary as its findings name it: by its last event."""
+
+    event_id: str
+    event_time: datetime
+
+
+class SummaryMonitor(ModelMonitor):
+    """A model version's tests, run on the summaries of its batches from every partition.
+
+    Parameters are those of :class:`~driftline.monitors.model.ModelMonitor`.
+    Feed it with :meth:`update_summary`; :meth:`update` and
+    :meth:`update_batch` are for events, and refused.
+
+    Each source partition's summaries are taken in order of their offsets:
+    one that ends at or before the last taken from its partition was taken
+    already (a batch summarised again after a restart), and is skipped.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        reference: ReferenceProfile | None = None,
+        max_monitored_features: int = 1_000,
+        quality_alpha: float = 1e-4,
+    ) -> None:
+        self._digest: str | None = None
+        self._summaries = EventMemory(SUMMARY_MEMORY)
+        """Each recent summary's first event time and position."""
+        self._starts: dict[str, IntRing] = {}
+        """Per drift subject, its detector's observations before each recent summary."""
+        self._taken: dict[tuple[str, int], int] = {}
+        """The last offset taken from each source partition."""
+        self._last: tuple[datetime, KafkaPosition | None] | None = None
+        super().__init__(
+            spec,
+            reference=reference,
+            max_monitored_features=max_monitored_features,
+            quality_alpha=quality_alpha,
+        )
+        if reference is not None:
+            self._digest = reference_digest(reference)
+
+    def update(
+        self, event: PredictionEvent | FeatureEvent, position: Located | None = None
+    ) -> ModelFindings:
+        """Refused: a summary monitor takes summaries (:meth:`update_summary`)."""
+        raise TypeError("a summary monitor takes summaries, not events")
+
+    def update_batch(
+        self,
+        events: Sequence[PredictionEvent | FeatureEvent],
+        positions: Sequence[Located | None] | None = None,
+    ) -> BatchFindings:
+        """Refused: a summary monitor takes summaries (:meth:`update_summary`)."""
+        raise TypeError("a summary monitor takes summaries, not events")
+
+    def update_summary(self, summary: VersionSummary) -> ModelFindings | None:
+        """Take one summary; what it revealed, or None if it was taken already.
+
+        Examples
+        --------
+        See :mod:`driftline.monitors.summarise` for making summaries, and the
+        tests of this module for a version spread over eight partitions.
+        """
+        spec = self.spec
+        if (summary.model_id, summary.model_version) != (spec.model_id, spec.model_version):
+            raise ValueError(
+                f"summary of {summary.model_id}/{summary.model_version} given to the monitor of "
+                f"{spec.model_id}/{spec.model_version}"
+            )
+        source = (summary.source.topic, summary.source.partition)
+        if summary.last_offset <= self._taken.get(source, -1):
+            return None
+        counts = {
+            (counted.feature, counted.check): (counted.violations, counted.examples)
+            for counted in summary.quality
+        }
+        quality = self._quality.update_counts(summary.checked, counts, summary.unexpected_features)
+        self._taken[source] = summary.last_offset
+        if not summary.events:
+            return ModelFindings(quality=quality)
+        self._events += summary.events
+        self._last = (summary.last_event_time, summary.source)
+        if self._warmup is not None:
+            self._take_warmup(summary)
+            return ModelFindings(quality=quality)
+        if summary.reference is None or summary.reference != self._digest:
+            return ModelFindings(quality=quality)
+        self._summaries.append(summary.first_event_time, summary.source)
+        drifts, repeats, resolved = self._watch_summary(summary)
+        return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
+
+    def _take_warmup(self, summary: VersionSummary) -> None:
+        """Collect the summary's warm-up rows; build the reference once there are enough."""
+        assert self._warmup is not None
+        for row in summary.warmup:
+            self._warmup.append(
+                {**row.features, PREDICTION: row.prediction, UNCERTAINTY: row.uncertainty}
+            )
+        if len(self._warmup) >= self.spec.drift.warmup_events:
+            self._end_warmup()
+            self._digest = reference_digest(self.reference)  # type: ignore[arg-type]
+
+    def _watch_summary(
+        self, summary: VersionSummary
+    ) -> tuple[list[DriftFinding], list[DriftFinding], list[DriftResolution]]:
+        """New alarms, repeated alarms and resolutions of the drift subjects for one summary."""
+        moment = SummaryMoment(summary.last_event_id, summary.last_event_time)
+        findings: list[DriftFinding] = []
+        repeats: list[DriftFinding] = []
+        resolved: list[DriftResolution] = []
+        for subject in self._subjects:
+            detector = subject.detector
+            before = detector.observations
+            starts = self._starts.setdefault(subject.name, IntRing(SUMMARY_MEMORY))
+            starts.append(before)
+            if isinstance(detector, MultivariateDrift):
+                alarmed = summary.joint is not None and detector.update_summary(summary.joint)
+            elif isinstance(detector, NumericDrift):
+                sums = summary.numeric.get(subject.name)
+                alarmed = sums is not None and detector.update_summary(sums)
+            else:
+                assert isinstance(detector, CategoricalDrift)
+                counts = summary.categorical.get(subject.name)
+                alarmed = counts is not None and detector.update_counts(counts)
+            taken = detector.observations - before
+            if not taken:
+                continue
+            outcome = self._latch(subject, alarmed, moment, taken)
+            if isinstance(outcome, DriftResolution):
+                resolved.append(outcome)
+            elif outcome is not None:
+                finding, repeat = outcome
+                (repeats if repeat else findings).append(finding)
+        return findings, repeats, resolved
+
+    def _place(
+        self, subject: Subject, alarm: DriftAlarm
+    ) -> tuple[datetime | None, KafkaPosition | None]:
+        """The first event time and position of the summary the alarm's change point is in."""
+        starts = self._starts[subject.name].values()
+        slot = int(np.searchsorted(starts, alarm.change_observation, side="left")) - 1
+        if slot < 0:
+            return None, None
+        return self._summaries[slot - len(starts) + len(self._summaries)]
+
+    @property
+    def reference_digest(self) -> str | None:
+        """The digest of the reference the tests measure against (what summaries must name);
+        None during the warm-up."""
+        return self._digest
+
+    @property
+    def last_event(self) -> tuple[datetime, KafkaPosition | None] | None:
+        """The last event time of the last summary taken, and that summary's first position."""
+        return self._last
+
+    def to_state(self, *, with_reference: bool = True) -> State:
+        """:meth:`ModelMonitor.to_state`, and what places change points and skips repeats."""
+        state = super().to_state(with_reference=with_reference)
+        state["summaries"] = {
+            "digest": self._digest,
+            "memory": self._summaries.packed(),
+            "starts": {name: pack_ints(ring.values()) for name, ring in self._starts.items()},
+            "taken": [
+                [topic, partition, offset] for (topic, partition), offset in self._taken.items()
+            ],
+            "last": None
+            if self._last is None
+            else [
+                self._last[0].isoformat(),
+                None if self._last[1] is None else self._last[1].model_dump(),
+            ],
+        }
+        return state
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        reference: ReferenceProfile | None = None,
+        *,
+        spec: ModelSpec | None = None,
+    ) -> "SummaryMonitor":
+        """The monitor :meth:`to_state` described, going on exactly where it was."""
+        monitor = super().from_state(state, reference, spec=spec)
+        assert isinstance(monitor, SummaryMonitor)
+        saved = state["summaries"]
+        monitor._digest = saved["digest"]
+        monitor._summaries.extend_packed(saved["memory"])
+        for name, packed in saved["starts"].items():
+            ring = monitor._starts[name] = IntRing(SUMMARY_MEMORY)
+            ring.extend(unpack_ints(packed))
+        monitor._taken = {(str(t), int(p)): int(o) for t, p, o in saved["taken"]}
+        last = saved["last"]
+        if last is not None:
+            position = None if last[1] is None else KafkaPosition.model_validate(last[1])
+            monitor._last = (datetime.fromisoformat(last[0]), position)
+        return monitor
