@@ -87,23 +87,28 @@ def reference_digest(profile: ReferenceProfile) -> str:
     return hashlib.blake2b(profile.model_dump_json().encode(), digest_size=8).hexdigest()
 
 
-def event_uniforms(event_ids: Sequence[str], seed: int) -> np.ndarray:
-    """One uniform in [0, 1) per event, drawn from its id and ``seed`` (splitmix64).
+def event_keys(event_ids: Sequence[str]) -> np.ndarray:
+    """A 32-bit key of each event id (its CRC-32), what :func:`event_uniforms` draws from."""
+    return np.fromiter(
+        (zlib.crc32(event_id.encode()) for event_id in event_ids),
+        dtype=np.uint64,
+        count=len(event_ids),
+    )
+
+
+def event_uniforms(keys: np.ndarray, seed: int) -> np.ndarray:
+    """One uniform in [0, 1) per event, drawn from its key (:func:`event_keys`) and ``seed``
+    (splitmix64).
 
     What breaks ties among equal values here: it depends on the event alone,
     not on where it came in a partition, so any worker, and any batch read
     again, scores an event alike.
 
-    >>> a = event_uniforms(["e1", "e2"], 7)
-    >>> b = event_uniforms(["e2"], 7)
+    >>> a = event_uniforms(event_keys(["e1", "e2"]), 7)
+    >>> b = event_uniforms(event_keys(["e2"]), 7)
     >>> bool(a[1] == b[0]), bool(0 <= a.min() and a.max() < 1)
     (True, True)
     """
-    keys = np.fromiter(
-        (zlib.crc32(event_id.encode()) for event_id in event_ids),
-        dtype=np.uint64,
-        count=len(event_ids),
-    )
     with np.errstate(over="ignore"):
         z = np.uint64(seed & _MASK) + (keys + np.uint64(1)) * np.uint64(_GOLDEN)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -270,22 +275,25 @@ class VersionSummariser:
         joint: JointSums | None = None
         scores: dict[str, np.ndarray] = {}
         """Each numeric feature's scores over the events with features (NaN where none)."""
-        ids_with_features = [event.event_id for event in with_features]
-        ids = [event.event_id for event in watched]
+        keys = event_keys([event.event_id for event in watched])
+        keys_with_features = (
+            keys
+            if len(with_features) == len(watched)
+            else event_keys([event.event_id for event in with_features])
+        )
         for name, detector in self._plan.detectors.items():
             if isinstance(detector, MultivariateDrift):
                 joint = self._joint(detector, scores, len(with_features))
                 continue
             values: Sequence[object] | np.ndarray
             if name == PREDICTION:
-                values = predictions
-                names = ids
+                values, keyed = predictions, keys
             elif name == UNCERTAINTY:
-                values, names = unsure, ids
+                values, keyed = unsure, keys
             elif isinstance(detector, NumericDrift):
-                values, names = tally.numeric[name], ids_with_features
+                values, keyed = tally.numeric[name], keys_with_features
             else:
-                values, names = tally.categories[name], ids_with_features
+                values, keyed = tally.categories[name], keys_with_features
             if isinstance(detector, NumericDrift):
                 column = np.asarray(
                     values
@@ -293,7 +301,7 @@ class VersionSummariser:
                     else [math.nan if v is None else v for v in values],
                     dtype=np.float64,
                 )
-                sums, scored = self._numeric(detector, column, names)
+                sums, scored = self._numeric(detector, column, keyed)
                 if sums is not None:
                     numeric[name] = sums
                 if name not in (PREDICTION, UNCERTAINTY):
@@ -306,7 +314,7 @@ class VersionSummariser:
         return {"numeric": numeric, "categorical": categorical, "joint": joint}
 
     def _numeric(
-        self, detector: NumericDrift, column: np.ndarray, names: list[str]
+        self, detector: NumericDrift, column: np.ndarray, keys: np.ndarray
     ) -> tuple[NumericSums | None, np.ndarray]:
         """One numeric subject's sums (None without a value), and its scores in place of its
         values (NaN kept)."""
@@ -315,9 +323,7 @@ class VersionSummariser:
         scores = np.full(len(column), np.nan)
         if not values.size:
             return None, scores
-        uniforms = event_uniforms(
-            [n for n, ok in zip(names, finite.tolist(), strict=True) if ok], detector.seed
-        )
+        uniforms = event_uniforms(keys if len(values) == len(keys) else keys[finite], detector.seed)
         z = detector.reference.normal_scores(values, uniforms)
         scores[finite] = z
         differences = np.diff(z)

@@ -172,7 +172,9 @@ class SummaryMonitor(ModelMonitor):
         for subject in self._subjects:
             detector = subject.detector
             before = detector.observations
-            starts = self._starts.setdefault(subject.name, IntRing(SUMMARY_MEMORY))
+            starts = self._starts.get(subject.name)
+            if starts is None:
+                starts = self._starts[subject.name] = IntRing(SUMMARY_MEMORY)
             starts.append(before)
             if isinstance(detector, MultivariateDrift):
                 alarmed = summary.joint is not None and detector.update_summary(summary.joint)
