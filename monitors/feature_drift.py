@@ -29,6 +29,7 @@ from driftline.monitors.reference import CategoricalReference, NumericReference
 from driftline.monitors.rings import FloatRing
 from driftline.monitors.scoring import ReferenceStack, pieces
 from driftline.monitors.sequential import (
+    MAX_RHO,
     BernoulliCusum,
     GroupSide,
     LocationCusum,
@@ -273,7 +274,7 @@ class NumericDrift:
             self._apply_variance_factor()
         return alarmed
 
-    def update_summary(self, sums: NumericSums) -> bool:
+    def update_summary(self, sums: NumericSums, spread: int = 1) -> bool:
         """Watch a batch of values known by the sums of their scores; True on an alarm.
 
         The grouped form of :meth:`update` for a stream that comes as summaries
@@ -285,6 +286,12 @@ class NumericDrift:
         point is the first value of the batch in which the alarming test left
         zero. The summary's sample of raw values stands for the batch in the
         alarm's evidence.
+
+        ``spread`` is how many partitions the stream's values are spread over
+        at random (its events keyed by event id), one of which the summary's
+        come from, in order: neighbours there are ``spread`` values apart on
+        average, so their correlation is weaker than the stream's, and the
+        serial correction takes the stream's (:func:`stream_rho`).
 
         >>> rng = np.random.default_rng(3)
         >>> detector = NumericDrift.from_reference_values(rng.normal(0, 1, 2_000), arl=1e6)
@@ -301,8 +308,16 @@ class NumericDrift:
         >>> detector.last_alarm.observation, detector.last_alarm.change_observation
         (5100, 5001)
         """
+        if spread > 1 and self.serial.observations == 0:
+            # Its differences are of a partition's neighbours, ``spread`` events apart on
+            # average: the estimate is kept in those terms, and for as many events.
+            self.serial = SerialDependence(
+                halflife=self.serial.halflife * spread,
+                prior_rho=partition_rho(self.serial_rho, spread),
+                prior_weight=self.serial.prior_weight,
+            )
         self.serial.update_group(sums.differences, sums.squared_differences)
-        self._apply_variance_factor()
+        self._apply_variance_factor(spread)
         self.location.update_sides(sums.count, walks(sums.location))
         self.scale.update_sides(sums.count, walks(sums.scale))
         self._observations += sums.count
@@ -567,8 +582,8 @@ class NumericDrift:
         detector.last_score = state["last_score"]
         return detector
 
-    def _apply_variance_factor(self) -> None:
-        rho = self.serial.rho
+    def _apply_variance_factor(self, spread: int = 1) -> None:
+        rho = stream_rho(self.serial.rho, spread)
         self.location.variance_factor = (1 + rho) / (1 - rho)
         self.scale.variance_factor = (1 + rho * rho) / (1 - rho * rho)
 
@@ -886,6 +901,28 @@ class CategoricalDrift:
         counts = observed_shares * len(current)
         chi2 = stats.chisquare(counts, expected * counts.sum())
         return {"psi": psi, "jensen_shannon": js, "chi2_p_value": float(chi2.pvalue)}
+
+
+def partition_rho(rho: float, spread: int) -> float:
+    """The lag-1 correlation within one of ``spread`` partitions a stream is spread over at
+    random, for an AR(1)-like stream correlated at ``rho``: neighbours there are ``k`` apart
+    with probability ``(1 - 1/spread)**(k - 1) / spread``, so it is ``(rho / spread) / (1 -
+    rho (1 - 1/spread))``.
+
+    >>> round(partition_rho(0.9, 8), 3), partition_rho(0.5, 1)
+    (0.529, 0.5)
+    """
+    return (rho / spread) / (1.0 - rho * (1.0 - 1.0 / spread))
+
+
+def stream_rho(rho: float, spread: int) -> float:
+    """The stream's lag-1 correlation from one partition's (the inverse of
+    :func:`partition_rho`), at most ``MAX_RHO``.
+
+    >>> round(stream_rho(partition_rho(0.9, 8), 8), 6)
+    0.9
+    """
+    return min(spread * rho / (1.0 + rho * (spread - 1)), MAX_RHO)
 
 
 def walk_of(side: GroupSide) -> Walk:

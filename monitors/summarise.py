@@ -136,6 +136,9 @@ class VersionSummariser:
         Raw values kept per subject and summary, for alerts' evidence.
     warmup_rows
         Events a summary forwards at most while there is no reference.
+    spread
+        How many partitions the version's events are spread over: those of its
+        topic when they are keyed by event id, 1 when keyed by model id.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class VersionSummariser:
         quality_alpha: float = 1e-4,
         sample: int = SAMPLE,
         warmup_rows: int = MAX_WARMUP_ROWS,
+        spread: int = 1,
     ) -> None:
         if not 0 <= sample <= MAX_SAMPLE:
             raise ValueError(f"sample must be in [0, {MAX_SAMPLE}], got {sample!r}")
@@ -157,6 +161,7 @@ class VersionSummariser:
         self.quality_alpha = quality_alpha
         self.sample = sample
         self.warmup_rows = warmup_rows
+        self.spread = spread
         self._quality = DataQualityMonitor(spec, alpha=quality_alpha)
         self._plan: ModelMonitor | None = None
         self._digest: str | None = None
@@ -229,6 +234,7 @@ class VersionSummariser:
             "last_offset": max(offsets, default=first),
             "events": len(watched),
             "checked": len(with_features),
+            "spread": self.spread,
             "first_event_time": min(event.event_time for event in watched),
             "last_event_time": max(event.event_time for event in watched),
             "last_event_id": watched[-1].event_id,

@@ -180,7 +180,7 @@ class SummaryMonitor(ModelMonitor):
                 alarmed = summary.joint is not None and detector.update_summary(summary.joint)
             elif isinstance(detector, NumericDrift):
                 sums = summary.numeric.get(subject.name)
-                alarmed = sums is not None and detector.update_summary(sums)
+                alarmed = sums is not None and detector.update_summary(sums, summary.spread)
             else:
                 assert isinstance(detector, CategoricalDrift)
                 counts = summary.categorical.get(subject.name)

@@ -190,7 +190,9 @@ class VersionSummary(WireModel):
     after a restart) and an alert can point at the events to read again.
     ``events`` counts the events with features, a prediction or an
     uncertainty (those the tests see), ``checked`` those whose features were
-    checked for data quality. ``reference`` names the reference the scores
+    checked for data quality. ``spread`` is how many partitions the version's
+    events are spread over (its topic's, for events keyed by event id; 1 for
+    events keyed by model id). ``reference`` names the reference the scores
     were taken against (a digest of its profile); None while the version has
     none, and the summary then forwards ``warmup`` rows instead of scores.
     """
@@ -205,6 +207,7 @@ class VersionSummary(WireModel):
     first_event_time: AwareDatetime
     last_event_time: AwareDatetime
     last_event_id: Identifier
+    spread: PositiveInt = 1
     reference: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     numeric: dict[Identifier, NumericSums] = Field(default_factory=dict, max_length=10_002)
     categorical: dict[Identifier, CategorySums] = Field(default_factory=dict, max_length=10_002)
