@@ -30,6 +30,7 @@ from driftline.monitors.rings import FloatRing
 from driftline.monitors.scoring import ReferenceStack, pieces
 from driftline.monitors.sequential import (
     MAX_RHO,
+    SERIAL_HALFLIFE,
     BernoulliCusum,
     GroupSide,
     LocationCusum,
@@ -308,11 +309,12 @@ class NumericDrift:
         >>> detector.last_alarm.observation, detector.last_alarm.change_observation
         (5100, 5001)
         """
-        if spread > 1 and self.serial.observations == 0:
+        halflife = SERIAL_HALFLIFE * spread
+        if self.serial.observations == 0 and self.serial.halflife != halflife:
             # Its differences are of a partition's neighbours, ``spread`` events apart on
             # average: the estimate is kept in those terms, and for as many events.
             self.serial = SerialDependence(
-                halflife=self.serial.halflife * spread,
+                halflife=halflife,
                 prior_rho=partition_rho(self.serial_rho, spread),
                 prior_weight=self.serial.prior_weight,
             )

@@ -68,6 +68,9 @@ MAX_THRESHOLD = 1e6
 MAX_RHO = 0.95
 """Largest lag-1 autocorrelation :class:`SerialDependence` reports."""
 
+SERIAL_HALFLIFE = 1000.0
+"""Values after which a difference weighs half as much in :class:`SerialDependence`, unless told."""
+
 MAX_SQUARED_DIFFERENCE = 64.0
 """Squared differences :class:`SerialDependence` caps (|difference| 8, 5.7 sd under no change)."""
 
@@ -1000,7 +1003,10 @@ class SerialDependence:
     """
 
     def __init__(
-        self, halflife: float = 1000.0, prior_rho: float = 0.0, prior_weight: float = 200.0
+        self,
+        halflife: float = SERIAL_HALFLIFE,
+        prior_rho: float = 0.0,
+        prior_weight: float = 200.0,
     ) -> None:
         if not (math.isfinite(halflife) and halflife > 0.0):
             raise ValueError(f"halflife must be a positive number of values, got {halflife!r}")

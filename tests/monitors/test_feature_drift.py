@@ -355,3 +355,14 @@ def test_category_counts_alarm_within_a_batch_of_value_by_value(seed):
     assert alarm.direction == one.last_alarm.direction == "(other) up"
     assert first < alarm.observation <= first + size
     assert alarm.change_observation % size == 1
+
+
+def test_summaries_of_one_value_each_keep_the_spread_serial_estimate_as_it_was_made():
+    # A summary of one value has no difference: the estimate, made once for the spread,
+    # must not be made again (its half-life grew eightfold at each summary, to infinity).
+    rng = np.random.default_rng(4)
+    detector = NumericDrift.from_reference_values(rng.normal(0, 1, 2_000), arl=ARL)
+    for value in rng.normal(0, 1, 50):
+        detector.update_summary(numeric_summary(detector, np.array([value])), spread=8)
+    assert detector.serial.halflife == 8_000
+    assert detector.observations == 50
