@@ -758,18 +758,22 @@ class CategoricalDrift:
 
     def walks(self, categories: Sequence[str]) -> dict[str, Sides]:
         """The walks of every group's test over a batch's values (see :meth:`update_counts`)."""
-        index = {group: number for number, group in enumerate(self.cusums)}
-        other = index[self.OTHER]
-        codes = np.fromiter(
-            (index[c] if c in self._tracked else other for c in categories),
-            dtype=np.int64,
-            count=len(categories),
-        )
+        codes = self._group_codes(categories)
         found = {}
         for number, (group, cusum) in enumerate(self.cusums.items()):
             up, down = cusum.group_sides(codes == number)
             found[group] = (walk_of(up), walk_of(down))
         return found
+
+    def _group_codes(self, categories: Sequence[str]) -> np.ndarray:
+        """Each value's group, by its place in ``cusums``."""
+        index = {group: number for number, group in enumerate(self.cusums)}
+        other = index[self.OTHER]
+        return np.fromiter(
+            (index[c] if c in self._tracked else other for c in categories),
+            dtype=np.int64,
+            count=len(categories),
+        )
 
     def take_until_alarm(self, categories: Sequence[str]) -> int | None:
         """Feed values in order up to the first alarm; its index, or None if all were taken.
@@ -781,13 +785,7 @@ class CategoricalDrift:
         """
         if not categories:
             return None
-        index = {group: number for number, group in enumerate(self.cusums)}
-        other = index[self.OTHER]
-        codes = np.fromiter(
-            (index[c] if c in self._tracked else other for c in categories),
-            dtype=np.int64,
-            count=len(categories),
-        )
+        codes = self._group_codes(categories)
         groups = list(self.cusums.values())
         first = advance_together(groups, [codes == number for number in range(len(groups))])
         if first is None:

@@ -501,28 +501,32 @@ mostly_floats = st.floats(-5, 5) | st.sampled_from([math.nan, math.inf, 50.0, -5
 odd_values = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["a", "b", "zz"])
 
 
-@given(
-    rows=st.lists(
-        st.fixed_dictionaries(
-            {"y": mostly_floats},
-            optional={
-                "x": mostly_floats | odd_values,
-                "c": st.sampled_from(["a", "b", "zz"]) | odd_values,
-                "unexpected": odd_values,  # in no spec: only counted
-            },
-        ),
-        max_size=120,
+mixed_rows = st.lists(
+    st.fixed_dictionaries(
+        {"y": mostly_floats},
+        optional={
+            "x": mostly_floats | odd_values,
+            "c": st.sampled_from(["a", "b", "zz"]) | odd_values,
+            "unexpected": odd_values,  # in no spec: only counted
+        },
     ),
-    cuts=st.lists(st.integers(0, 120), max_size=4),
+    max_size=120,
 )
+"""Rows of every kind a spec's three features may get, floats-only columns or mixed ones."""
+
+THREE_FEATURES = model(
+    numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
+    numeric("y", maximum=3, max_out_of_range_rate=0.02),
+    FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
+    window=10,
+)
+"""The spec those rows are checked against."""
+
+
+@given(rows=mixed_rows, cuts=st.lists(st.integers(0, 120), max_size=4))
 def test_batches_find_what_event_by_event_finds_whatever_the_values(rows, cuts):
     # Floats-only columns take a faster path than mixed ones: both must match update().
-    spec = model(
-        numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
-        numeric("y", maximum=3, max_out_of_range_rate=0.02),
-        FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
-        window=10,
-    )
+    spec = THREE_FEATURES
     one_by_one = DataQualityMonitor(spec)
     expected = [
         (i, f.feature, f.check, f.violations, f.examples)
@@ -545,12 +549,7 @@ def test_batches_find_what_event_by_event_finds_whatever_the_values(rows, cuts):
 )
 def test_rows_of_a_feature_matrix_are_checked_as_their_dicts_are(names, values, cuts):
     # A batch of rows of one matrix takes its columns as they are; the outcome is the dicts'.
-    spec = model(
-        numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
-        numeric("y", maximum=3, max_out_of_range_rate=0.02),
-        FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
-        window=10,
-    )
+    spec = THREE_FEATURES
     dicts = [dict(zip(names, row, strict=False)) for row in values]
     matrices, places = FeatureMatrix.gather(dicts)
     assert all(place is not None for place in places)
@@ -575,29 +574,10 @@ def test_rows_of_a_feature_matrix_are_checked_as_their_dicts_are(names, values, 
 
 # Counting in one place, checking in another: a two-stage worker's data quality.
 
-BATCHES_SPEC = model(
-    numeric("x", minimum=-4, maximum=4, max_type_violation_rate=0.05),
-    numeric("y", maximum=3, max_out_of_range_rate=0.02),
-    FeatureSpec(name="c", kind=FeatureKind.CATEGORICAL, categories=["a", "b"]),
-    window=10,
-)
 
-
-@given(
-    rows=st.lists(
-        st.fixed_dictionaries(
-            {"y": mostly_floats},
-            optional={
-                "x": mostly_floats | odd_values,
-                "c": st.sampled_from(["a", "b", "zz"]) | odd_values,
-                "unexpected": odd_values,
-            },
-        ),
-        max_size=120,
-    ),
-)
+@given(rows=mixed_rows)
 def test_counting_a_batch_gives_its_violations_and_values_and_changes_nothing(rows):
-    counting, checking = DataQualityMonitor(BATCHES_SPEC), DataQualityMonitor(BATCHES_SPEC)
+    counting, checking = DataQualityMonitor(THREE_FEATURES), DataQualityMonitor(THREE_FEATURES)
     before = counting.to_state()
     tally = counting.count_many(rows)
     assert counting.to_state() == before
@@ -607,7 +587,7 @@ def test_counting_a_batch_gives_its_violations_and_values_and_changes_nothing(ro
             np.testing.assert_array_equal(tally.numeric[name], checked.numeric[name])
         else:
             assert tally.categories[name] == checked.categories[name]
-    one_by_one = [DataQualityMonitor(BATCHES_SPEC).update(row).values for row in rows]
+    one_by_one = [DataQualityMonitor(THREE_FEATURES).update(row).values for row in rows]
     for (name, check), (violations, examples) in tally.counts.items():
         offending = [values[name] for values in one_by_one if values[name].violates(check)]
         assert violations == len(offending) > 0
