@@ -20,6 +20,9 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, cast
 
+import orjson
+from pydantic import ValidationError
+
 from driftline.agents.books import AlertBooks
 from driftline.agents.counters import TopicCounters
 from driftline.agents.labelling import LabelDesk, LabelMessage, PendingOutputs
@@ -27,6 +30,7 @@ from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import (
     ModelKey,
     ModelRegistry,
+    ReferenceRegistration,
     read_registry_message,
     registry_max_bytes,
 )
@@ -37,7 +41,9 @@ from driftline.monitors.dedup import Arrival, RecentEventIds
 from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
-from driftline.monitors.positions import Located, kafka_position
+from driftline.monitors.positions import Located, Position, kafka_position
+from driftline.monitors.summarise import VersionSummariser
+from driftline.monitors.summary_monitor import SummaryMoment, SummaryMonitor
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -45,15 +51,18 @@ from driftline.schemas import (
     DeadLetterReason,
     FeatureEvent,
     KafkaPosition,
+    KeyedBy,
     LabelEvent,
     ModelSpec,
     PerformanceBasis,
     PerformanceEvidence,
     PredictionEvent,
+    ReferenceProfile,
     RetrainTrigger,
     TaskType,
 )
 from driftline.schemas.lines import alert_line, trigger_line
+from driftline.schemas.summaries import VersionSummary
 from driftline.streams import Rejection, dead_letter
 from driftline.streams.codecs import decode_many
 from driftline.streams.grouping import model_grouped_order
@@ -82,6 +91,8 @@ class InputTopic(StrEnum):
     LABELS = "labels"
     MODELS = "models"
     REFERENCES = "references"
+    SUMMARIES = "summaries"
+    """Summaries of batches of models keyed by event id, for the second stage."""
 
 
 EVENT_TYPES: dict[InputTopic, type[InputEvent]] = {
@@ -168,10 +179,11 @@ _REGRESSION = TaskType.REGRESSION
 
 
 class _Known(NamedTuple):
-    """What the batch established of a model version: its spec, monitor and recent ids."""
+    """What the batch established of a model version: its spec, monitor (or summariser, for a
+    version keyed by event id) and recent ids."""
 
     spec: ModelSpec
-    monitor: ModelMonitor
+    monitor: "ModelMonitor | VersionSummariser"
     recent: RecentEventIds
 
 
@@ -191,7 +203,7 @@ class _VersionBatch:
     """The valid events of one model version in a batch, with their places in it."""
 
     spec: ModelSpec
-    monitor: ModelMonitor
+    monitor: "ModelMonitor | VersionSummariser"
     indices: list[int] = field(default_factory=list)
     messages: list[InputMessage] = field(default_factory=list)
     events: list[PredictionEvent | FeatureEvent] = field(default_factory=list)
@@ -205,7 +217,9 @@ class _VersionBatch:
         return (self.spec.model_id, self.spec.model_version)
 
 
-def _by_version(arrived: Sequence[tuple[int, Decoded, ModelMonitor]]) -> list[_VersionBatch]:
+def _by_version(
+    arrived: Sequence[tuple[int, Decoded, "ModelMonitor | VersionSummariser"]],
+) -> list[_VersionBatch]:
     """The arrived events of each model version, in the order of their versions' first."""
     if arrived and all(monitor is arrived[0][2] for _, _, monitor in arrived):
         monitor = arrived[0][2]  # as a rule, a batch holds one version: its lists at once
@@ -235,8 +249,9 @@ class Screened:
 
     outputs: list[list[Output]]
     """Each message's outputs so far: those of the messages refused or repeated."""
-    arrived: list[tuple[int, Decoded, ModelMonitor]]
-    """The new valid events (no labels), in order, by place, with their version's monitor."""
+    arrived: list[tuple[int, Decoded, "ModelMonitor | VersionSummariser"]]
+    """The new valid events (no labels), in order, by place, with their version's monitor (or
+    summariser)."""
     labels: list[tuple[int, "NewLabel"]]
     """The new labels, in order, by place, for the join."""
     created: list[ModelKey]
@@ -275,6 +290,13 @@ class Intake:
             held_before_first_label=settings.held_predictions_before_first_label,
         )
         self._monitors: dict[ModelKey, ModelMonitor] = {}
+        """Each version's monitor: of its events, or of its summaries (a
+        :class:`~driftline.monitors.summary_monitor.SummaryMonitor`, for a version keyed by
+        event id whose partition of the summaries topic is this worker's)."""
+        self._summarisers: dict[ModelKey, VersionSummariser] = {}
+        """The first stage of each version keyed by event id whose events come here."""
+        self._looped = 0
+        """Summaries taken back here (see :meth:`loop_back`)."""
         self.states = None if state_store is None else VersionStates(state_store)
         """Where each version's state is saved at every checkpoint (see :meth:`flush_state`)."""
         self.books = AlertBooks()
@@ -309,8 +331,34 @@ class Intake:
         return self.handle_batch([message])
 
     def handle_batch(self, messages: Sequence[InputMessage]) -> list[Output]:
-        """The messages a batch of consumed messages leads to, in the batch's order."""
-        return self.process_batch(self.read_many(messages))
+        """The messages a batch of consumed messages leads to, in the batch's order.
+
+        An intake that works alone (a replay, a test) is both stages of the versions keyed by
+        event id: their summaries and warm-up references come back to it at once
+        (:meth:`loop_back`) instead of going out.
+        """
+        return self.loop_back(self.process_batch(self.read_many(messages)))
+
+    def loop_back(self, outputs: Sequence[Output]) -> list[Output]:
+        """``outputs`` with each summary taken here by the second stage in its place, and each
+        warm-up reference registered here, as a worker's would come back through Kafka."""
+        done: list[Output] = []
+        for output in outputs:
+            if output.destination is Destination.REFERENCES:
+                assert isinstance(output.message, ReferenceProfile)
+                self.registry.apply(ReferenceRegistration(output.message))
+            elif output.destination is Destination.SUMMARIES:
+                self._looped += 1
+                message = InputMessage(
+                    InputTopic.SUMMARIES,
+                    output.value,
+                    output.key,
+                    Position(self.settings.summaries_topic, 0, self._looped),
+                )
+                done += self.loop_back(self.process_summaries([message]))
+            else:
+                done.append(output)
+        return done
 
     def read_many(
         self,
@@ -502,10 +550,19 @@ class Intake:
         outputs = screened.outputs
         if screened.labels:
             self._join_new_labels(screened.labels, outputs)
-        batches = _by_version(screened.arrived)
-        warming = [batch.monitor.warming_up for batch in batches]
+        batches = []
+        for batch in _by_version(screened.arrived):
+            if isinstance(batch.monitor, VersionSummariser):
+                self._summarise(batch, outputs)
+            else:
+                batches.append(batch)
+        monitors = [cast(ModelMonitor, batch.monitor) for batch in batches]
+        warming = [monitor.warming_up for monitor in monitors]
         every_found = ModelMonitor.update_batches(
-            [(batch.monitor, batch.events, batch.positions) for batch in batches]
+            [
+                (monitor, batch.events, batch.positions)
+                for monitor, batch in zip(monitors, batches, strict=True)
+            ]
         )
         for batch, found, warmed in zip(batches, every_found, warming, strict=True):
             try:
@@ -614,6 +671,8 @@ class Intake:
         if self.states is not None and event.model_id not in self._restored_models:
             self._restore_model(event.model_id)
         if isinstance(event, LabelEvent):
+            if self._spread_model(event.model_id):
+                return [self._dead_letter(message, _spread_label(event.model_id))]
             return NewLabel(message, event)  # repeats are told apart with the batch's others
         spec = self.registry.spec(event.model_id, event.model_version)
         assert spec is not None
@@ -621,6 +680,9 @@ class Intake:
             violation = prediction_violation(spec, event)
             if violation is not None:
                 return [self._dead_letter(message, violation)]
+        if spec.keyed_by is KeyedBy.EVENT_ID:
+            summariser = self._summariser_for(spec)
+            return _Known(spec, summariser, self._recent_ids(message.topic, event.model_id))
         monitor = self._monitor_for(spec)
         if monitor is None:
             return [self._dead_letter(message, self._model_limit(spec))]
@@ -897,6 +959,7 @@ class Intake:
         self._restored_versions.discard(model)  # read back again: the books stay
         if self.states is not None:
             self.states.forget(model)
+        self._summarisers.pop(model, None)
         if self._monitors.pop(model, None) is not None:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
@@ -1129,7 +1192,8 @@ class Intake:
             self._restore_version(spec)
             monitor = self._monitors.get(key)
             if monitor is None:
-                monitor = ModelMonitor(
+                kind = SummaryMonitor if spec.keyed_by is KeyedBy.EVENT_ID else ModelMonitor
+                monitor = kind(
                     spec,
                     reference=self.registry.reference(*key),
                     max_monitored_features=self.settings.max_features_per_model,
@@ -1138,6 +1202,149 @@ class Intake:
                 log.info("monitoring model %s version %s", *key)
             self._monitors[key] = monitor
         return monitor
+
+    def _summariser_for(self, spec: ModelSpec) -> VersionSummariser:
+        """The first stage of a version keyed by event id, made on its first event here: it
+        scores against the version's registered reference (one the second stage built from
+        the warm-up and published is registered too), and forwards warm-up rows without one."""
+        key = (spec.model_id, spec.model_version)
+        summariser = self._summarisers.get(key)
+        if summariser is None:
+            summariser = self._summarisers[key] = VersionSummariser(
+                spec,
+                reference=self.registry.reference(*key),
+                max_monitored_features=self.settings.max_features_per_model,
+                quality_alpha=self.settings.quality_alpha,
+                spread=self.settings.topic_partitions,
+                warmup_rows=SUMMARY_WARMUP_ROWS,
+            )
+        return summariser
+
+    def _spread_model(self, model_id: str) -> bool:
+        """Whether a version of the model is keyed by event id."""
+        return any(
+            spec is not None and spec.keyed_by is KeyedBy.EVENT_ID
+            for spec in (self.registry.spec(model_id, v) for v in self.registry.versions(model_id))
+        )
+
+    def _summarise(self, batch: "_VersionBatch", outputs: list[list[Output]]) -> None:
+        """The first stage of a version keyed by event id: one summary of its events per run
+        of one partition, sent with the run's last message; each event counts as processed.
+
+        A bug fails the version's events of the batch alone (dead-lettered, their bytes can
+        be replayed); the other versions go on.
+        """
+        summariser = cast(VersionSummariser, batch.monitor)
+        counters = self.counters.topics
+        for start, end in _partition_runs(batch.messages):
+            messages = batch.messages[start:end]
+            indices = batch.indices[start:end]
+            source = messages[0].source
+            try:
+                summary = summariser.summarise(
+                    batch.events[start:end],
+                    [message.source for message in messages],
+                    partition=(source.topic, source.partition),
+                )
+            except Exception as error:
+                log.exception("failed to summarise a batch of model %s version %s", *batch.key)
+                for index, message in zip(indices, messages, strict=True):
+                    outputs[index] = [self.failed(message, error)]
+                continue
+            for message in messages:
+                counters[message.topic].processed += 1
+            if summary is not None:
+                outputs[indices[-1]].append(
+                    Output(Destination.SUMMARIES, summary.registry_key(), summary)
+                )
+
+    def unregistered_summaries(self, messages: Sequence[InputMessage]) -> list[float]:
+        """The Kafka timestamps (0.0 for none) of the summaries of a batch whose version is not
+        registered here (yet), by their keys: the worker lets the registry catch up first."""
+        times = []
+        for message in messages:
+            try:
+                model_id, version = orjson.loads(message.key or b"null")
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                continue  # the summary is dead-lettered for what it is
+            if self.registry.spec(str(model_id), str(version)) is None:
+                times.append(message.timestamp or 0.0)
+        return times
+
+    def process_summaries(self, messages: Sequence[InputMessage]) -> list[Output]:
+        """The second stage: take each summary of a batch of the summaries topic through its
+        version's summary monitor and lifecycle; the outputs, in order.
+
+        A summary taken already (sent again by a first stage that restarted) is counted as
+        a duplicate; one that is no valid summary, or of a version no longer registered as
+        keyed by event id, is dead-lettered.
+        """
+        outputs: list[Output] = []
+        counters = self.counters.topics[InputTopic.SUMMARIES]
+        for message in messages:
+            counters.consumed += 1
+            try:
+                outputs += self._take_summary(message)
+            except Exception as error:  # a bug: this summary alone is dead-lettered
+                log.exception("failed on the summary at %s", message.source)
+                outputs.append(self.failed(message, error))
+        return outputs
+
+    def _take_summary(self, message: InputMessage) -> list[Output]:
+        """What one summary leads to (see :meth:`process_summaries`)."""
+        counters = self.counters.topics[InputTopic.SUMMARIES]
+        try:
+            summary = VersionSummary.model_validate_json(message.value or b"")
+        except ValidationError as error:
+            problem = error.errors()[0]["msg"] if error.errors() else str(error)
+            rejection = Rejection(
+                DeadLetterReason.INVALID_EVENT,
+                f"not a batch summary ({problem}); only workers write to this topic",
+            )
+            return [self._dead_letter(message, rejection)]
+        spec = self.registry.spec(summary.model_id, summary.model_version)
+        if spec is None or spec.keyed_by is not KeyedBy.EVENT_ID:
+            rejection = Rejection(
+                DeadLetterReason.UNKNOWN_MODEL,
+                f"model {summary.model_id} version {summary.model_version} is not registered "
+                "as keyed by event id (any more): its summaries have no version to test",
+            )
+            return [self._dead_letter(message, rejection)]
+        key = (spec.model_id, spec.model_version)
+        if self.states is not None and spec.model_id not in self._restored_models:
+            self._restore_model(spec.model_id)
+        if self._fences and _behind(self._fences, key, message):
+            counters.duplicates += 1
+            return []
+        monitor = self._monitor_for(spec)
+        if monitor is None:
+            return [self._dead_letter(message, self._model_limit(spec))]
+        assert isinstance(monitor, SummaryMonitor)
+        self._at(message)
+        source = message.source
+        self._positions.setdefault(key, {})[(source.topic, source.partition)] = source.offset + 1
+        self._touched[key] = self._partition
+        warming = monitor.warming_up
+        found = monitor.update_summary(summary)
+        if found is None:
+            counters.duplicates += 1
+            return []
+        sent: list[Output] = []
+        if warming and monitor.reference is not None:
+            # Every worker's first stage takes it from the references topic, as a registered
+            # one; this worker's monitor too, which starts afresh on it then.
+            sent.append(Output(Destination.REFERENCES, spec.registry_key(), monitor.reference))
+        life, decider = self.books.book_for(spec)
+        if warming:
+            life.not_quiet_until(life.clock + summary.events)
+        now = life.advance(summary.events)
+        moment = SummaryMoment(summary.last_event_id, summary.last_event_time)
+        alerts = life.update(found, now, moment, summary.source, monitor.quality_alarming)
+        triggers = decider.observe(alerts, now)
+        sent += [self._alert(alert) for alert in alerts]
+        sent += [self._trigger(trigger) for trigger in triggers]
+        counters.processed += 1
+        return sent
 
     def _performance_alert(self, alert: Alert) -> list[Output]:
         """A performance alert, through the version's lifecycle and retraining policy."""
@@ -1214,6 +1421,20 @@ class Intake:
         counters.dead_lettered += 1
         counters.dead_letter_reasons[rejection.reason.value] += 1
         return Output(Destination.DEAD_LETTERS, message.key, letter)
+
+
+SUMMARY_WARMUP_ROWS = 500
+"""Events a first stage forwards at most per summary while its version has no reference: a
+summary stays well under a topic's default message size."""
+
+
+def _spread_label(model_id: str) -> Rejection:
+    return Rejection(
+        DeadLetterReason.SPEC_VIOLATION,
+        f"model {model_id} has a version keyed by event id, whose performance is not "
+        "monitored yet: its labels are not joined. Register it keyed by model id "
+        '("keyed_by": "model_id") to monitor its performance',
+    )
 
 
 def prediction_violation(spec: ModelSpec, event: PredictionEvent) -> Rejection | None:

@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from driftline.agents.alerts import alert_id, drift_alert, quality_alert
+from driftline.monitors.findings import Moment
 from driftline.monitors.model import DriftFinding, ModelFindings
 from driftline.monitors.quality import QualityFinding
 from driftline.schemas import (
@@ -38,11 +39,9 @@ from driftline.schemas import (
     AlertKind,
     AlertStatus,
     DriftEvidence,
-    FeatureEvent,
     GroupEvidence,
     KafkaPosition,
     ModelSpec,
-    PredictionEvent,
     QualityCheck,
     Severity,
 )
@@ -139,16 +138,17 @@ class AlertLifecycle:
         self.clock = 0
         """Events of the version seen by this lifecycle (kept across restarts in its state)."""
 
-    def advance(self) -> int:
-        """Count one more event of the version; the new clock."""
-        self.clock += 1
+    def advance(self, events: int = 1) -> int:
+        """Count one more event of the version (or ``events`` more: a summary's); the new
+        clock."""
+        self.clock += events
         return self.clock
 
     def update(
         self,
         findings: ModelFindings,
         now: int,
-        event: PredictionEvent | FeatureEvent,
+        event: Moment,
         source: KafkaPosition | None,
         quality_alarming: QualityAlarming | None = None,
     ) -> list[Alert]:
@@ -216,9 +216,7 @@ class AlertLifecycle:
             if life.restored_at is not None:
                 life.restored_at = max(life.restored_at, clock)
 
-    def _restored_quiet(
-        self, now: int, event: PredictionEvent | FeatureEvent, source: KafkaPosition | None
-    ) -> list[Alert]:
+    def _restored_quiet(self, now: int, event: Moment, source: KafkaPosition | None) -> list[Alert]:
         """Resolve drift alerts read back from saved state whose subject stayed quiet since."""
         sent: list[Alert] = []
         for subject, life in self._drifts.items():
@@ -472,7 +470,7 @@ class AlertLifecycle:
         return [self._group_message(AlertStatus.UPDATE, event_id, member.event_time, source)]
 
     def _leave_group(
-        self, member_id: str, event: PredictionEvent | FeatureEvent, source: KafkaPosition | None
+        self, member_id: str, event: Moment, source: KafkaPosition | None
     ) -> list[Alert]:
         group = self._group
         if group is None or member_id not in group.open_members:
@@ -492,7 +490,7 @@ class AlertLifecycle:
         self,
         finding: QualityFinding,
         now: int,
-        event: PredictionEvent | FeatureEvent,
+        event: Moment,
         source: KafkaPosition | None,
     ) -> list[Alert]:
         spec = self.spec
@@ -526,7 +524,7 @@ class AlertLifecycle:
         self,
         alarming: QualityAlarming,
         now: int,
-        event: PredictionEvent | FeatureEvent,
+        event: Moment,
         source: KafkaPosition | None,
     ) -> list[Alert]:
         sent = []
@@ -552,7 +550,7 @@ class AlertLifecycle:
         life: _Life,
         status: AlertStatus,
         summary: str,
-        event: PredictionEvent | FeatureEvent,
+        event: Moment,
         source: KafkaPosition | None,
     ) -> Alert:
         life.alert = life.alert.model_copy(

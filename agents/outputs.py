@@ -3,10 +3,19 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from driftline.schemas import Alert, DeadLetter, PerformanceReport, RetrainTrigger
+from driftline.schemas import (
+    Alert,
+    DeadLetter,
+    PerformanceReport,
+    ReferenceProfile,
+    RetrainTrigger,
+)
+from driftline.schemas.summaries import VersionSummary
 from driftline.streams import encode
 
-OutputMessage = Alert | DeadLetter | PerformanceReport | RetrainTrigger
+OutputMessage = (
+    Alert | DeadLetter | PerformanceReport | RetrainTrigger | VersionSummary | ReferenceProfile
+)
 """A message the worker sends."""
 
 
@@ -17,6 +26,10 @@ class Destination(StrEnum):
     PERFORMANCE = "performance"
     RETRAIN_TRIGGERS = "retrain_triggers"
     DEAD_LETTERS = "dead_letters"
+    SUMMARIES = "summaries"
+    """A batch's summary of a model keyed by event id, for the worker that tests its version."""
+    REFERENCES = "references"
+    """A reference built from a warm-up in summaries, for every worker's first stage."""
 
 
 @dataclass(frozen=True, slots=True)

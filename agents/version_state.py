@@ -49,7 +49,8 @@ from driftline.agents.registry import ModelKey
 from driftline.monitors import ModelMonitor
 from driftline.monitors.performance import PerformanceMonitor
 from driftline.monitors.state import State
-from driftline.schemas import ModelSpec, ReferenceProfile, registry_key
+from driftline.monitors.summary_monitor import SummaryMonitor
+from driftline.schemas import KeyedBy, ModelSpec, ReferenceProfile, registry_key
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,8 @@ class VersionStates:
             reference = registered
             if registered is None and digest is not None:
                 reference = self._warmup_reference(key, digest)
-            monitor = ModelMonitor.from_state(state, reference, spec=spec)
+            kind = SummaryMonitor if spec.keyed_by is KeyedBy.EVENT_ID else ModelMonitor
+            monitor = kind.from_state(state, reference, spec=spec)
         except (ValueError, KeyError, TypeError, IndexError) as error:
             log.error(
                 "model %s version %s: its saved monitor cannot be read (%s); it starts afresh "

@@ -142,6 +142,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         InputTopic.LABELS: dapp.labels,
         InputTopic.MODELS: dapp.models,
         InputTopic.REFERENCES: dapp.references,
+        InputTopic.SUMMARIES: dapp.summaries,
     }
     loop_time = LoopTime()
     for topic, channel in inputs.items():
@@ -162,7 +163,9 @@ def _unprocessed(dapp: DriftlineApp, partition: int) -> bool:
     return consumer.waiting(topic, partition) > 0 or consumer.unread(topic, partition)
 
 
-BATCHED_TOPICS = frozenset({InputTopic.PREDICTIONS, InputTopic.FEATURES, InputTopic.LABELS})
+BATCHED_TOPICS = frozenset(
+    {InputTopic.PREDICTIONS, InputTopic.FEATURES, InputTopic.LABELS, InputTopic.SUMMARIES}
+)
 """Input topics read in batches; the registry topics stay event by event (they are small)."""
 
 
@@ -252,6 +255,12 @@ def _register_input_agent(
         """
         if not follower.caught_up:
             await follower.sync()
+        if topic is InputTopic.SUMMARIES:
+            unknown = intake.unregistered_summaries(messages)
+            if unknown:
+                await follower.sync(published_before=max(unknown))
+            with clock, collector_paused():
+                return intake.process_summaries(messages)
         with clock, collector_paused():
             items = intake.read_many(messages)
             unknown = intake.unregistered_at(items)
@@ -334,6 +343,8 @@ class OutputSender:
             Destination.PERFORMANCE: settings.performance_topic,
             Destination.RETRAIN_TRIGGERS: settings.retrain_triggers_topic,
             Destination.DEAD_LETTERS: settings.dead_letters_topic,
+            Destination.SUMMARIES: settings.summaries_topic,
+            Destination.REFERENCES: settings.references_topic,
         }
         self.records = RecordSender(producer, timeout=settings.send_timeout_seconds)
 

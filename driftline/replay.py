@@ -16,6 +16,7 @@ import orjson
 from driftline.agents.counters import TopicCounters
 from driftline.agents.history import StatusHistory
 from driftline.agents.intake import InputMessage, InputTopic, Intake
+from driftline.agents.outputs import OutputMessage
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
 from driftline.monitors.sequential import use_recursive_filter
 from driftline.parallel_replay import ParallelIntake, new_message, new_position
@@ -23,11 +24,13 @@ from driftline.pipelined_replay import PipelinedIntake
 from driftline.schemas import (
     Alert,
     DeadLetter,
+    KeyedBy,
     ModelSpec,
     PerformanceReport,
     ReferenceProfile,
     RetrainTrigger,
 )
+from driftline.schemas.summaries import VersionSummary
 from driftline.streams.runtime import (
     collector_paused,
     fix_mmap_threshold,
@@ -37,6 +40,16 @@ from driftline.streams.runtime import (
 from driftline.streams.settings import Settings
 
 Output = Alert | DeadLetter | PerformanceReport | RetrainTrigger
+
+
+def _reported(message: OutputMessage) -> Output:
+    """A message a replay reports: never a summary or a reference, which its one intake took
+    back itself (see :meth:`~driftline.agents.intake.Intake.loop_back`)."""
+    if isinstance(message, VersionSummary | ReferenceProfile):
+        raise TypeError(f"a replay reports no {type(message).__name__}")
+    return message
+
+
 """What a replay yields: every message the worker would send."""
 
 
@@ -178,9 +191,12 @@ class Replay:
             registry.apply(ReferenceRegistration(profile))
         self._models = list(dict.fromkeys(spec.model_id for spec in specs))
         most = len(self._models) if len(self._models) > 1 else 2 * len(self._models)
-        self.processes = 1 if history is not None else max(1, min(processes, most))
+        spread = any(spec.keyed_by is KeyedBy.EVENT_ID for spec in specs)
+        alone = history is not None or spread
+        self.processes = 1 if alone else max(1, min(processes, most))
         """Processes the events go through: as asked, but no more than the specs' models (two
-        for one model, one after the other), and one with ``history``."""
+        for one model, one after the other), and one with ``history`` or a model keyed by
+        event id (its one process is both of its stages)."""
         self._forked = False
 
     @property
@@ -253,7 +269,7 @@ class Replay:
         for batch in _batches(messages, self.batch_size):
             with collector_paused():
                 outputs = self.intake.handle_batch(batch)
-            found = [output.message for output in outputs]
+            found = [_reported(output.message) for output in outputs]
             if self.history is not None:
                 self.history.observe(self.intake.monitors, found)
             if self.progress is not None:
@@ -269,7 +285,7 @@ class Replay:
                 found = shared.outputs(batch)
                 if self.progress is not None:
                     self.progress(len(batch))
-                yield from found
+                yield from map(_reported, found)
             shared.finish()
 
     def _feed_pipelined(self, messages: Iterable[InputMessage]) -> Generator[Output, None, None]:
@@ -280,7 +296,7 @@ class Replay:
             for count, found in pipeline.outputs(_batches(messages, self.batch_size)):
                 if self.progress is not None:
                     self.progress(count)
-                yield from found
+                yield from map(_reported, found)
             pipeline.finish()
 
     def _start_once(self) -> None:

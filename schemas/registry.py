@@ -299,6 +299,17 @@ class RetrainPolicy(WireModel):
     )
 
 
+class KeyedBy(StrEnum):
+    """How producers key a model version's events on Kafka, and so how it is monitored."""
+
+    MODEL_ID = "model_id"
+    """All of a model's events in one partition: one worker watches them event by event."""
+    EVENT_ID = "event_id"
+    """Spread over every partition (labels and feature events keyed by their prediction's
+    event id): each worker summarises its partitions' batches, and one per version tests the
+    summaries. For a model too busy for one worker."""
+
+
 class ModelSpec(WireModel):
     """One model version as registered: its task, classes and features.
 
@@ -334,6 +345,13 @@ class ModelSpec(WireModel):
     performance: PerformancePolicy = Field(default_factory=PerformancePolicy)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     retraining: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    keyed_by: Choice[KeyedBy] = Field(
+        default=KeyedBy.MODEL_ID,
+        description="How producers key this version's events: by model id (in one partition, "
+        "watched event by event on one worker), or by event id (spread over every partition "
+        "for a model too busy for one worker: each worker summarises its partitions' batches, "
+        "and one per version runs the tests on the summaries).",
+    )
     description: Annotated[str, Field(max_length=10_000)] | None = None
 
     @model_validator(mode="after")

@@ -57,6 +57,7 @@ class DriftlineApp:
     labels: TopicT
     models: TopicT
     references: TopicT
+    summaries: TopicT
     alerts: TopicT
     retrain_triggers: TopicT
     performance: TopicT
@@ -132,6 +133,7 @@ def create_app(settings: Settings) -> DriftlineApp:
         labels=_raw_topic(app, settings.labels_topic),
         models=_raw_topic(app, settings.models_topic),
         references=_raw_topic(app, settings.references_topic),
+        summaries=_raw_topic(app, settings.summaries_topic),
         alerts=_raw_topic(app, settings.alerts_topic),
         retrain_triggers=_raw_topic(app, settings.retrain_triggers_topic),
         performance=_raw_topic(app, settings.performance_topic),

@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         min_length=1,
         description="Topic every input event that could not be used is sent to, with why.",
     )
+    summaries_topic: str = Field(
+        default="driftline.summaries",
+        min_length=1,
+        description="Internal topic of batch summaries of models keyed by event id: each "
+        "worker sends its partitions' summaries there, keyed by model version, and the worker "
+        "owning a version's partition of it tests them.",
+    )
     topic_partitions: PositiveInt = Field(
         default=4,
         description="Partitions of the topics the worker creates; the most workers that "
@@ -415,13 +422,15 @@ class Settings(BaseSettings):
 
     @property
     def input_topics(self) -> list[str]:
-        """The topics a worker consumes: events, labels and the two registry topics."""
+        """The topics a worker consumes: events, labels, the two registry topics and the
+        summaries of models keyed by event id."""
         return [
             self.predictions_topic,
             self.features_topic,
             self.labels_topic,
             self.models_topic,
             self.references_topic,
+            self.summaries_topic,
         ]
 
     @property

@@ -7,7 +7,9 @@ model id get the configured partitions (and so are co-partitioned: one
 worker gets a model's predictions, features and labels). The registry and
 references topics are compacted, so they keep the latest spec and reference
 profile of every model version for ever, and have one partition each, so
-changes keep their order.
+changes keep their order. The summaries topic, internal, carries the
+summaries of batches of models keyed by event id to the worker that tests
+each version (keyed by version, so each version's summaries are in order).
 """
 
 import logging
@@ -52,6 +54,7 @@ def topic_plans(settings: Settings) -> list[TopicPlan]:
             {"max.message.bytes": str(settings.dead_letter_max_bytes)},
         )
     )
+    plans.append(TopicPlan(settings.summaries_topic, settings.topic_partitions, dict(inputs)))
     plans.append(TopicPlan(settings.models_topic, 1, {"cleanup.policy": "compact", **inputs}))
     references = max(REFERENCE_MAX_BYTES, settings.input_topic_max_bytes)
     plans.append(
