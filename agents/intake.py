@@ -8,6 +8,7 @@ what the monitor found into alerts. Each message ends in exactly one of
 three counts: processed, dead-lettered (with a reason) or duplicate.
 """
 
+import heapq
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
@@ -1273,35 +1274,43 @@ class Intake:
 
     def process_summaries(self, messages: Sequence[InputMessage]) -> list[Output]:
         """The second stage: take each summary of a batch of the summaries topic through its
-        version's summary monitor and lifecycle; the outputs, in order.
+        version's summary monitor and lifecycle; the outputs.
 
-        A summary taken already (sent again by a first stage that restarted) is counted as
-        a duplicate; one that is no valid summary, or of a version no longer registered as
-        keyed by event id, is dead-lettered.
+        The batch's summaries are taken in the order of their events' times, each source
+        partition's in its own order (:func:`by_event_time`): first stages that do not keep
+        pace with each other (one started later, or was handed partitions by a rebalance)
+        send summaries of earlier events after later ones, and the tests are to see events
+        in about the order they happened. A summary taken already (sent again by a first
+        stage that restarted) is counted as a duplicate; one that is no valid summary, or of
+        a version no longer registered as keyed by event id, is dead-lettered.
         """
         outputs: list[Output] = []
         counters = self.counters.topics[InputTopic.SUMMARIES]
+        read: list[tuple[InputMessage, VersionSummary]] = []
         for message in messages:
             counters.consumed += 1
             try:
-                outputs += self._take_summary(message)
+                summary = VersionSummary.model_validate_json(message.value or b"")
+            except ValidationError as error:
+                problem = error.errors()[0]["msg"] if error.errors() else str(error)
+                rejection = Rejection(
+                    DeadLetterReason.INVALID_EVENT,
+                    f"not a batch summary ({problem}); only workers write to this topic",
+                )
+                outputs.append(self._dead_letter(message, rejection))
+                continue
+            read.append((message, summary))
+        for message, summary in by_event_time(read):
+            try:
+                outputs += self._take_summary(message, summary)
             except Exception as error:  # a bug: this summary alone is dead-lettered
                 log.exception("failed on the summary at %s", message.source)
                 outputs.append(self.failed(message, error))
         return outputs
 
-    def _take_summary(self, message: InputMessage) -> list[Output]:
+    def _take_summary(self, message: InputMessage, summary: VersionSummary) -> list[Output]:
         """What one summary leads to (see :meth:`process_summaries`)."""
         counters = self.counters.topics[InputTopic.SUMMARIES]
-        try:
-            summary = VersionSummary.model_validate_json(message.value or b"")
-        except ValidationError as error:
-            problem = error.errors()[0]["msg"] if error.errors() else str(error)
-            rejection = Rejection(
-                DeadLetterReason.INVALID_EVENT,
-                f"not a batch summary ({problem}); only workers write to this topic",
-            )
-            return [self._dead_letter(message, rejection)]
         spec = self.registry.spec(summary.model_id, summary.model_version)
         if spec is None or spec.keyed_by is not KeyedBy.EVENT_ID:
             rejection = Rejection(
@@ -1321,8 +1330,9 @@ class Intake:
             return [self._dead_letter(message, self._model_limit(spec))]
         assert isinstance(monitor, SummaryMonitor)
         self._at(message)
-        source = message.source
-        self._positions.setdefault(key, {})[(source.topic, source.partition)] = source.offset + 1
+        source, positions = message.source, self._positions.setdefault(key, {})
+        place = (source.topic, source.partition)
+        positions[place] = max(positions.get(place, 0), source.offset + 1)
         self._touched[key] = self._partition
         warming = monitor.warming_up
         found = monitor.update_summary(summary)
@@ -1421,6 +1431,43 @@ class Intake:
         counters.dead_lettered += 1
         counters.dead_letter_reasons[rejection.reason.value] += 1
         return Output(Destination.DEAD_LETTERS, message.key, letter)
+
+
+def by_event_time(
+    read: Sequence[tuple[InputMessage, VersionSummary]],
+) -> list[tuple[InputMessage, VersionSummary]]:
+    """Summaries merged in the order of their last events' times, each source partition's
+    kept in its own order (a partition's summaries are taken in the order of its offsets).
+
+    >>> from datetime import UTC, datetime
+    >>> def summary(partition, offset, second):
+    ...     time = datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)
+    ...     return None, VersionSummary(
+    ...         model_id="m", model_version="1", events=1, checked=1,
+    ...         source=KafkaPosition(topic="p", partition=partition, offset=offset),
+    ...         last_offset=offset, first_event_time=time, last_event_time=time,
+    ...         last_event_id="e")
+    >>> read = [summary(0, 10, 5), summary(0, 11, 9), summary(1, 3, 2), summary(1, 4, 7)]
+    >>> [(s.source.partition, s.source.offset) for _, s in by_event_time(read)]
+    [(1, 3), (0, 10), (1, 4), (0, 11)]
+    """
+    queues: dict[tuple[str, int], list[tuple[InputMessage, VersionSummary]]] = {}
+    for item in read:
+        queues.setdefault((item[1].source.topic, item[1].source.partition), []).append(item)
+    if len(queues) < 2:
+        return list(read)
+    heads = [
+        (queue[0][1].last_event_time, number, 0) for number, queue in enumerate(queues.values())
+    ]
+    lists = list(queues.values())
+    heapq.heapify(heads)
+    merged = []
+    while heads:
+        _, number, at = heapq.heappop(heads)
+        merged.append(lists[number][at])
+        if at + 1 < len(lists[number]):
+            heapq.heappush(heads, (lists[number][at + 1][1].last_event_time, number, at + 1))
+    return merged
 
 
 SUMMARY_WARMUP_ROWS = 500

@@ -92,6 +92,7 @@ def named_after(suffix: str) -> dict[str, str]:
         "retrain_triggers",
         "performance",
         "dead_letters",
+        "summaries",
     ]
     names = {f"{topic}_topic": f"{topic.replace('_', '-')}-{suffix}" for topic in topics}
     return {"app_id": f"test-{suffix}", **names}
