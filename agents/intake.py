@@ -44,7 +44,7 @@ from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.monitors.positions import Located, Position, kafka_position
 from driftline.monitors.summarise import VersionSummariser
-from driftline.monitors.summary_monitor import SummaryMoment, SummaryMonitor
+from driftline.monitors.summary_monitor import SummaryMoment, SummaryMonitor, Taken
 from driftline.schemas import (
     Alert,
     AlertKind,
@@ -1334,18 +1334,39 @@ class Intake:
         place = (source.topic, source.partition)
         positions[place] = max(positions.get(place, 0), source.offset + 1)
         self._touched[key] = self._partition
-        warming = monitor.warming_up
-        found = monitor.update_summary(summary)
-        if found is None:
+        taken = monitor.take(summary)
+        if taken is None:
             counters.duplicates += 1
             return []
         sent: list[Output] = []
-        if warming and monitor.reference is not None:
+        for each in taken:
+            sent += self._tested(spec, monitor, each)
+        counters.processed += 1
+        return sent
+
+    def flush_summaries(self) -> list[Output]:
+        """Take every summary the second stage holds back (the input ended: a replay's), as
+        :meth:`process_summaries` would have; the outputs, looped back as
+        :meth:`handle_batch` loops them."""
+        sent: list[Output] = []
+        for key, monitor in list(self._monitors.items()):
+            spec = self.registry.spec(*key)
+            if isinstance(monitor, SummaryMonitor) and spec is not None:
+                for taken in monitor.flush():
+                    sent += self._tested(spec, monitor, taken)
+        return self.loop_back(sent)
+
+    def _tested(self, spec: ModelSpec, monitor: SummaryMonitor, taken: Taken) -> list[Output]:
+        """What a summary the monitor took leads to: its warm-up reference (once), the alerts
+        and triggers of what it revealed."""
+        summary, found = taken.summary, taken.findings
+        sent: list[Output] = []
+        if taken.warmed_up and monitor.reference is not None:
             # Every worker's first stage takes it from the references topic, as a registered
             # one; this worker's monitor too, which starts afresh on it then.
             sent.append(Output(Destination.REFERENCES, spec.registry_key(), monitor.reference))
         life, decider = self.books.book_for(spec)
-        if warming:
+        if taken.warming_up:
             life.not_quiet_until(life.clock + summary.events)
         now = life.advance(summary.events)
         moment = SummaryMoment(summary.last_event_id, summary.last_event_time)
@@ -1353,7 +1374,6 @@ class Intake:
         triggers = decider.observe(alerts, now)
         sent += [self._alert(alert) for alert in alerts]
         sent += [self._trigger(trigger) for trigger in triggers]
-        counters.processed += 1
         return sent
 
     def _performance_alert(self, alert: Alert) -> list[Output]:

@@ -275,6 +275,8 @@ class Replay:
             if self.progress is not None:
                 self.progress(len(batch))
             yield from found
+        # The summaries the second stage still holds back, of models keyed by event id.
+        yield from (_reported(output.message) for output in self.intake.flush_summaries())
 
     def _feed_shared(self, messages: Iterable[InputMessage]) -> Generator[Output, None, None]:
         """:meth:`feed_messages` in :attr:`processes` processes; their counters are added to

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from driftline.monitors.aligning import SummaryAligner
 from driftline.monitors.feature_drift import CategoricalDrift, DriftAlarm, NumericDrift
 from driftline.monitors.findings import (
     PREDICTION,
@@ -63,6 +64,16 @@ class SummaryMoment(NamedTuple):
     event_time: datetime
 
 
+class Taken(NamedTuple):
+    """A summary the monitor took, what it revealed, whether the monitor was warming up
+    before it, and whether it ended the warm-up."""
+
+    summary: VersionSummary
+    findings: ModelFindings
+    warming_up: bool
+    warmed_up: bool
+
+
 class SummaryMonitor(ModelMonitor):
     """A model version's tests, run on the summaries of its batches from every partition.
 
@@ -91,6 +102,8 @@ class SummaryMonitor(ModelMonitor):
         self._taken: dict[tuple[str, int], int] = {}
         """The last offset taken from each source partition."""
         self._last: tuple[datetime, KafkaPosition | None] | None = None
+        self.aligner = SummaryAligner()
+        """Where summaries wait to be taken in the order of their events' times."""
         super().__init__(
             spec,
             reference=reference,
@@ -113,6 +126,27 @@ class SummaryMonitor(ModelMonitor):
     ) -> BatchFindings:
         """Refused: a summary monitor takes summaries (:meth:`update_summary`)."""
         raise TypeError("a summary monitor takes summaries, not events")
+
+    def take(self, summary: VersionSummary) -> list[Taken] | None:
+        """Offer one summary as it arrives; the summaries it lets be taken, in the order of
+        their events' times (see :class:`~driftline.monitors.aligning.SummaryAligner`), each
+        with what :meth:`update_summary` found; None if it arrived already."""
+        going = self.aligner.offer(summary)
+        return None if going is None else self._take_all(going)
+
+    def flush(self) -> list[Taken]:
+        """Take every summary held (the input ended), in order; as :meth:`take` gives them."""
+        return self._take_all(self.aligner.flush())
+
+    def _take_all(self, going: Sequence[VersionSummary]) -> list[Taken]:
+        """:meth:`update_summary` of each summary let go, in order."""
+        taken = []
+        for each in going:
+            warming = self.warming_up
+            found = self.update_summary(each)
+            if found is not None:
+                taken.append(Taken(each, found, warming, warming and not self.warming_up))
+        return taken
 
     def update_summary(self, summary: VersionSummary) -> ModelFindings | None:
         """Take one summary; what it revealed, or None if it was taken already.
@@ -221,6 +255,7 @@ class SummaryMonitor(ModelMonitor):
         """:meth:`ModelMonitor.to_state`, and what places change points and skips repeats."""
         state = super().to_state(with_reference=with_reference)
         state["summaries"] = {
+            "aligner": self.aligner.to_state(),
             "digest": self._digest,
             "memory": self._summaries.packed(),
             "starts": {name: pack_ints(ring.values()) for name, ring in self._starts.items()},
@@ -248,6 +283,7 @@ class SummaryMonitor(ModelMonitor):
         monitor = super().from_state(state, reference, spec=spec)
         assert isinstance(monitor, SummaryMonitor)
         saved = state["summaries"]
+        monitor.aligner = SummaryAligner.from_state(saved["aligner"])
         monitor._digest = saved["digest"]
         monitor._summaries.extend_packed(saved["memory"])
         for name, packed in saved["starts"].items():

@@ -16,6 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import driftline.monitors
+from driftline.monitors.aligning import SummaryAligner
 from driftline.monitors.estimation import (
     ConfidenceEstimator,
     EstimatedWindow,
@@ -48,7 +49,15 @@ from driftline.monitors.state import (
 from driftline.monitors.summarise import VersionSummariser
 from driftline.monitors.summary_monitor import SummaryMonitor
 from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
-from driftline.schemas import DriftPolicy, FeatureKind, FeatureSpec, ModelSpec, PredictionEvent
+from driftline.schemas import (
+    DriftPolicy,
+    FeatureKind,
+    FeatureSpec,
+    KafkaPosition,
+    ModelSpec,
+    PredictionEvent,
+)
+from driftline.schemas.summaries import VersionSummary
 
 # Any value a JSON document can hold (with Python's NaN and infinities, which
 # json.loads also reads), integers far beyond a float's range among them.
@@ -332,6 +341,29 @@ def _summary_monitor() -> SummaryMonitor:
     return monitor
 
 
+def _aligner() -> SummaryAligner:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    aligner = SummaryAligner()
+    for partition, second in ((0, 5), (1, 9)):
+        time = start + timedelta(seconds=second)
+        aligner.offer(
+            VersionSummary(
+                model_id="m",
+                model_version="1",
+                events=1,
+                checked=1,
+                spread=3,
+                source=KafkaPosition(topic="p", partition=partition, offset=second),
+                last_offset=second,
+                first_event_time=time,
+                last_event_time=time,
+                last_event_id=f"e{second}",
+            )
+        )
+    assert aligner.waiting == 2
+    return aligner
+
+
 PERFORMANCE_SPEC = ModelSpec(
     model_id="m",
     model_version="1",
@@ -387,6 +419,7 @@ FACTORIES: dict[type, Callable[[], Any]] = {
     MultivariateDrift: _multivariate,
     ModelMonitor: _model,
     SummaryMonitor: _summary_monitor,
+    SummaryAligner: _aligner,
     PerformanceMonitor: _performance,
     _Window: _performance_window,
     UncertaintySummary: _uncertainty,
