@@ -43,7 +43,7 @@ from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.monitors.positions import Located, Position, kafka_position
-from driftline.monitors.summarise import VersionSummariser
+from driftline.monitors.summarise import VersionSummariser, reference_digest
 from driftline.monitors.summary_monitor import SummaryMoment, SummaryMonitor, Taken
 from driftline.schemas import (
     Alert,
@@ -839,6 +839,11 @@ class Intake:
             journal = recent.journal
             if not journal:
                 continue
+            if self._spread_model(model_id):
+                # Its ids arrive at every worker that reads its partitions, each its own: one
+                # record per model would be written by all of them. Kept in memory only.
+                recent.journal = []
+                continue
             partition = (partitions or {}).get(model_id)
             if partition is not None:
                 self._at_partition(partition)
@@ -953,7 +958,16 @@ class Intake:
         return len(self._monitors)
 
     def forget(self, model: ModelKey) -> None:
-        """Drop the state of a model version whose spec changed or went away."""
+        """Drop the state of a model version whose spec changed or went away.
+
+        The one change kept is a version keyed by event id whose reference came back as its
+        summary monitor built it (it published it): the first stage takes it up, and the
+        monitor goes on, with the summaries it holds back.
+        """
+        monitor = self._monitors.get(model)
+        if isinstance(monitor, SummaryMonitor) and self._own_reference(monitor):
+            self._summarisers.pop(model, None)
+            return
         self.labels.forget(model)
         self.books.forget(model)
         self._fences.pop(model, None)
@@ -965,6 +979,17 @@ class Intake:
             log.info("model %s version %s: monitor reset for its new spec or reference", *model)
         if not self.registry.has_model(model[0]):
             self._forget_recent(model[0])
+
+    def _own_reference(self, monitor: SummaryMonitor) -> bool:
+        """Whether the version's spec is the monitor's and its registered reference the one the
+        monitor measures against."""
+        spec = monitor.spec
+        registered = self.registry.reference(spec.model_id, spec.model_version)
+        return (
+            self.registry.spec(spec.model_id, spec.model_version) == spec
+            and registered is not None
+            and reference_digest(registered) == monitor.reference_digest
+        )
 
     def release(self, partitions: Collection[tuple[str, int]]) -> list[ModelKey]:
         """Drop from memory the versions whose events came from these (topic, partition)s,

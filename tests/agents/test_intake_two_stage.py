@@ -112,8 +112,11 @@ def test_workers_send_summaries_keyed_by_version_and_the_warm_up_reference_once(
             if output.destination is Destination.REFERENCES:
                 assert isinstance(output.message, ReferenceProfile)
                 references.append(output.message)
+                monitor = second.monitors[(SPREAD.model_id, SPREAD.model_version)]
                 for intake in (first, second):  # as both read the references topic
                     intake.registry.apply(ReferenceRegistration(output.message))
+                # Its own reference back: the monitor goes on, with what it holds back.
+                assert second.monitors[(SPREAD.model_id, SPREAD.model_version)] is monitor
         found += alerts(tested)
     assert len(references) == 1
     assert {a.feature for a in found if a.status.value == "open" and a.feature} >= {"x"}
@@ -161,3 +164,18 @@ def test_labels_of_a_spread_model_are_dead_lettered_with_what_to_do():
     assert isinstance(letter.message, DeadLetter)
     assert letter.message.reason.value == "spec_violation"
     assert '"keyed_by": "model_id"' in letter.message.message
+
+
+def test_the_recent_ids_of_a_spread_model_stay_in_memory():
+    # Every worker reading its partitions has its ids; one saved record per model would be
+    # written by all of them at once.
+    registry = ModelRegistry()
+    store: dict[str, bytes] = {}
+    intake = Intake(Settings(topic_partitions=PARTITIONS), registry, state_store=store)
+    registry.apply(Registration(SPREAD))
+    [batch, *_] = rounds(list(simulated_predictions(64, shift_at=100)))
+    intake.process_batch(intake.read_many(batch))
+    assert intake.save_arrivals() == 0
+    assert not [key for key in store if "arrivals" in key]
+    assert intake.process_batch(intake.read_many(batch[:1])) == []  # a repeat, recognised
+    assert intake.counters.topics[InputTopic.PREDICTIONS].duplicates == 1
