@@ -92,9 +92,7 @@ class SummaryAligner:
 
     def _release(self, everything: bool = False) -> list[VersionSummary]:
         """The held summaries the watermark, or the bound, lets go, in order."""
-        topics = {topic for topic, _ in self._latest}
-        complete = bool(self._latest) and len(self._latest) >= self._spread * len(topics)
-        watermark = min(self._latest.values()) if complete else None
+        watermark = self.watermark
         limit = self.held if self.held is not None else HELD_PER_PARTITION * self._spread
         heads = [(queue[0].last_event_time, source) for source, queue in self._waiting.items()]
         heapq.heapify(heads)
@@ -114,6 +112,16 @@ class SummaryAligner:
             else:
                 del self._waiting[source]
         return going
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The earliest of the partitions' latest event times, once every partition has sent a
+        summary (None before): no partition sends an earlier event after it, unless it goes
+        back (a restart)."""
+        topics = {topic for topic, _ in self._latest}
+        if not self._latest or len(self._latest) < self._spread * len(topics):
+            return None
+        return min(self._latest.values())
 
     @property
     def waiting(self) -> int:

@@ -247,6 +247,7 @@ class VersionSummariser:
         if self._plan is None:
             summary["warmup"] = [
                 WarmupRow(
+                    event_time=events[i].event_time,
                     features=dict(events[i].features or {}),
                     prediction=predictions[i],  # type: ignore[arg-type]  # a number or a class
                     uncertainty=unsure[i],

@@ -20,6 +20,7 @@ then on, and summaries still scored against none (or another reference)
 count for data quality only.
 """
 
+import heapq
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -51,7 +52,7 @@ from driftline.schemas import (
     PredictionEvent,
     ReferenceProfile,
 )
-from driftline.schemas.summaries import VersionSummary
+from driftline.schemas.summaries import VersionSummary, WarmupRow
 
 SUMMARY_MEMORY = 1_024
 """Recent summaries whose first event time and position are kept to place a change point."""
@@ -104,6 +105,10 @@ class SummaryMonitor(ModelMonitor):
         self._last: tuple[datetime, KafkaPosition | None] | None = None
         self.aligner = SummaryAligner()
         """Where summaries wait to be taken in the order of their events' times."""
+        self._warm_rows: list[tuple[float, int, WarmupRow]] = []
+        """The earliest warm-up rows so far, latest on top (a heap)."""
+        self._warm_count = 0
+        """Warm-up rows received."""
         super().__init__(
             spec,
             reference=reference,
@@ -185,15 +190,39 @@ class SummaryMonitor(ModelMonitor):
         return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
 
     def _take_warmup(self, summary: VersionSummary) -> None:
-        """Collect the summary's warm-up rows; build the reference once there are enough."""
+        """Keep the summary's warm-up rows among the earliest; build the reference from the
+        ``warmup_events`` earliest once no partition can send an earlier one.
+
+        A first stage ahead of the others sends rows of later events first (a backlog, a
+        rebalance): taken as they came, a reference would hold events from after a change.
+        So the earliest rows by event time are kept (a bounded heap), and the warm-up ends
+        when the aligner's watermark has passed the latest of them, or when four times as
+        many rows came (a partition that sends nothing holds it no longer).
+        """
         assert self._warmup is not None
+        wanted = self.spec.drift.warmup_events
         for row in summary.warmup:
+            self._warm_count += 1
+            entry = (-row.event_time.timestamp(), -self._warm_count, row)
+            if len(self._warm_rows) < wanted:
+                heapq.heappush(self._warm_rows, entry)
+            elif entry[:2] > self._warm_rows[0][:2]:
+                heapq.heapreplace(self._warm_rows, entry)
+        if len(self._warm_rows) < wanted:
+            return
+        watermark = self.aligner.watermark
+        latest = -self._warm_rows[0][0]
+        if not (watermark is not None and watermark.timestamp() >= latest) and (
+            self._warm_count < 4 * wanted
+        ):
+            return
+        for _, _, row in sorted(self._warm_rows, key=lambda entry: (-entry[0], -entry[1])):
             self._warmup.append(
                 {**row.features, PREDICTION: row.prediction, UNCERTAINTY: row.uncertainty}
             )
-        if len(self._warmup) >= self.spec.drift.warmup_events:
-            self._end_warmup()
-            self._digest = reference_digest(self.reference)  # type: ignore[arg-type]
+        self._warm_rows = []
+        self._end_warmup()
+        self._digest = reference_digest(self.reference)  # type: ignore[arg-type]
 
     def _watch_summary(
         self, summary: VersionSummary
@@ -256,6 +285,10 @@ class SummaryMonitor(ModelMonitor):
         state = super().to_state(with_reference=with_reference)
         state["summaries"] = {
             "aligner": self.aligner.to_state(),
+            "warm_count": self._warm_count,
+            "warm_rows": [
+                [order, row.model_dump_json()] for _, order, row in sorted(self._warm_rows)
+            ],
             "digest": self._digest,
             "memory": self._summaries.packed(),
             "starts": {name: pack_ints(ring.values()) for name, ring in self._starts.items()},
@@ -284,6 +317,11 @@ class SummaryMonitor(ModelMonitor):
         assert isinstance(monitor, SummaryMonitor)
         saved = state["summaries"]
         monitor.aligner = SummaryAligner.from_state(saved["aligner"])
+        monitor._warm_count = int(saved["warm_count"])
+        for order, text in saved["warm_rows"]:
+            row = WarmupRow.model_validate_json(text)
+            monitor._warm_rows.append((-row.event_time.timestamp(), int(order), row))
+        heapq.heapify(monitor._warm_rows)
         monitor._digest = saved["digest"]
         monitor._summaries.extend_packed(saved["memory"])
         for name, packed in saved["starts"].items():

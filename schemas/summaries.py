@@ -174,8 +174,10 @@ class QualityCounts(WireModel):
 
 
 class WarmupRow(WireModel):
-    """One event forwarded while the version's reference is being built: its raw values."""
+    """One event forwarded while the version's reference is being built: its time and raw
+    values."""
 
+    event_time: AwareDatetime
     features: dict[Identifier, FeatureValue] = Field(default_factory=dict, max_length=10_000)
     prediction: Prediction | None = None
     uncertainty: float | None = None

@@ -350,3 +350,24 @@ def test_an_autocorrelated_version_over_eight_partitions_raises_nothing():
     assert isinstance(detector, NumericDrift)
     assert detector.serial.rho == pytest.approx(partition_rho(rho, PARTITIONS), abs=0.05)
     assert stream_rho(detector.serial.rho, PARTITIONS) == pytest.approx(rho, abs=0.05)
+
+
+def test_a_warm_up_taken_out_of_order_holds_the_earliest_events_alone():
+    # One partition's first stage races ahead, past a change, before the others send anything:
+    # the reference is built from the earliest events all the same, not from its later ones.
+    data = stream(40_000, 11, x_shift_at=8_000)
+    summarisers = {p: VersionSummariser(SPEC, spread=PARTITIONS) for p in range(PARTITIONS)}
+    made = list(summaries_of(data, summarisers.__getitem__, batch=256))
+    ahead = [item for item in made if item[1].source.partition == 0]
+    rest = [item for item in made if item[1].source.partition != 0]
+    monitor = SummaryMonitor(SPEC)
+    for _, summary in [*ahead, *rest]:
+        taken = monitor.take(summary)
+        assert taken is not None
+        if monitor.reference is not None:
+            break
+    reference = monitor.reference
+    assert reference is not None
+    sketch = reference.features["x"]
+    median = next(v for v, at in zip(sketch.values, sketch.cdf_at, strict=True) if at >= 0.5)
+    assert abs(median) < 0.15  # the shifted events would have moved it toward 1

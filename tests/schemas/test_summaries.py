@@ -65,7 +65,7 @@ def test_a_summary_goes_through_json_unchanged_and_is_keyed_by_its_version():
         ({"last_offset": 1199}, "last_offset"),
         ({"last_event_time": "2025-12-31T23:59:59Z"}, "last_event_time"),
         ({"reference": None}, "reference"),
-        ({"warmup": [{"features": {"x": 1.0}}]}, "warm-up"),
+        ({"warmup": [{"event_time": "2026-01-01T00:00:00Z", "features": {"x": 1.0}}]}, "warm-up"),
         (
             {
                 "events": 0,
@@ -96,7 +96,10 @@ def test_warmup_rows_are_counted_events():
         "categorical": {},
         "joint": None,
         "events": 1,
-        "warmup": [{"features": {"x": 1.0}}, {"features": {"x": 2.0}}],
+        "warmup": [
+            {"event_time": "2026-01-01T00:00:00Z", "features": {"x": 1.0}},
+            {"event_time": "2026-01-01T00:00:01Z", "features": {"x": 2.0}},
+        ],
     }
     with pytest.raises(ValidationError, match="more warm-up rows than events"):
         VersionSummary.model_validate_json(json.dumps(data))
