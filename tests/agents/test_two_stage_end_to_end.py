@@ -90,4 +90,5 @@ def test_two_workers_summarise_a_hot_model_and_one_tests_it(
         DeadLetter.model_validate_json(value or b"")
         for value in read_all(settings.bootstrap_servers, settings.dead_letters_topic)
     ]
-    assert [letter.reason.value for letter in letters] == ["invalid_json"]
+    # Sent again if a rebalance handed its partition on before its offset was committed.
+    assert {letter.reason.value for letter in letters} == {"invalid_json"}
