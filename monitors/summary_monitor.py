@@ -2,16 +2,17 @@
 
 The first stage (:mod:`~driftline.monitors.summarise`) turns each batch of
 a partition into a :class:`~driftline.schemas.summaries.VersionSummary`.
-A :class:`SummaryMonitor` takes them, from every partition, and runs the
-same tests as a :class:`~driftline.monitors.model.ModelMonitor` does on
-events, each in one grouped step per summary: data quality on the
-violation counts, the location and scale tests on sums of scores, the
-category tests on group counts, the joint test on the sum of distances.
-Its work grows with summaries, not events. An alarm comes at the end of
-the summary in which a test crossed its threshold, no sooner than event by
-event would have and about a batch later at most; its change point is the
-first event of the summary in which the alarming test left zero, with that
-summary's first position to read the events again from.
+A :class:`SummaryMonitor` takes them, from every partition, in the order
+of their events' times (:class:`~driftline.monitors.aligning.SummaryAligner`),
+and runs the same tests as a :class:`~driftline.monitors.model.ModelMonitor`
+does on events, each in one step per summary: data quality on the
+violation counts, every sequential test on the walks of its sides'
+increments over the batch (it crosses in the summary in which, event by
+event in the partition's order, it would have), the serial correction on
+the differences. Its work grows with summaries, not events. An alarm is
+reported at the end of the summary it came in; its change point is the
+first event of the summary in which the alarming test left zero, with
+that summary's first position to read the events again from.
 
 Without a registered reference it builds one from the warm-up rows the
 first stage forwards, exactly as a model monitor builds one from its first
@@ -79,8 +80,9 @@ class SummaryMonitor(ModelMonitor):
     """A model version's tests, run on the summaries of its batches from every partition.
 
     Parameters are those of :class:`~driftline.monitors.model.ModelMonitor`.
-    Feed it with :meth:`update_summary`; :meth:`update` and
-    :meth:`update_batch` are for events, and refused.
+    Feed it with :meth:`take` as summaries arrive (or :meth:`update_summary`
+    with summaries already in order); :meth:`update` and :meth:`update_batch`
+    are for events, and refused.
 
     Each source partition's summaries are taken in order of their offsets:
     one that ends at or before the last taken from its partition was taken
