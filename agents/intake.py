@@ -298,6 +298,8 @@ class Intake:
         """The first stage of each version keyed by event id whose events come here."""
         self._looped = 0
         """Summaries taken back here (see :meth:`loop_back`)."""
+        self._spread_models: dict[str, bool] = {}
+        """Per model asked about, whether a version is keyed by event id."""
         self.states = None if state_store is None else VersionStates(state_store)
         """Where each version's state is saved at every checkpoint (see :meth:`flush_state`)."""
         self.books = AlertBooks()
@@ -964,6 +966,7 @@ class Intake:
         summary monitor built it (it published it): the first stage takes it up, and the
         monitor goes on, with the summaries it holds back.
         """
+        self._spread_models.clear()
         monitor = self._monitors.get(model)
         if isinstance(monitor, SummaryMonitor) and self._own_reference(monitor):
             self._summarisers.pop(model, None)
@@ -1242,16 +1245,20 @@ class Intake:
                 max_monitored_features=self.settings.max_features_per_model,
                 quality_alpha=self.settings.quality_alpha,
                 spread=self.settings.topic_partitions,
-                warmup_rows=SUMMARY_WARMUP_ROWS,
+                warmup_rows=summary_warmup_rows(spec),
             )
         return summariser
 
     def _spread_model(self, model_id: str) -> bool:
-        """Whether a version of the model is keyed by event id."""
-        return any(
-            spec is not None and spec.keyed_by is KeyedBy.EVENT_ID
-            for spec in (self.registry.spec(model_id, v) for v in self.registry.versions(model_id))
-        )
+        """Whether a version of the model is keyed by event id (known once per model until
+        the registry changes: every label asks)."""
+        spread = self._spread_models.get(model_id)
+        if spread is None:
+            versions = self.registry.versions(model_id)
+            specs = (self.registry.spec(model_id, version) for version in versions)
+            spread = any(spec is not None and spec.keyed_by is KeyedBy.EVENT_ID for spec in specs)
+            self._spread_models[model_id] = spread
+        return spread
 
     def _summarise(self, batch: "_VersionBatch", outputs: list[list[Output]]) -> None:
         """The first stage of a version keyed by event id: one summary of its events per run
@@ -1388,7 +1395,7 @@ class Intake:
         sent: list[Output] = []
         if taken.warmed_up and monitor.reference is not None:
             # Every worker's first stage takes it from the references topic, as a registered
-            # one; this worker's monitor too, which starts afresh on it then.
+            # one; this worker's monitor goes on with it (see forget).
             sent.append(Output(Destination.REFERENCES, spec.registry_key(), monitor.reference))
         life, decider = self.books.book_for(spec)
         if taken.warming_up:
@@ -1516,8 +1523,22 @@ def by_event_time(
 
 
 SUMMARY_WARMUP_ROWS = 500
-"""Events a first stage forwards at most per summary while its version has no reference: a
-summary stays well under a topic's default message size."""
+"""Events a first stage forwards at most per summary while its version has no reference."""
+
+SUMMARY_WARMUP_BYTES = 256 << 10
+"""About the most a summary's warm-up rows take, at 32 bytes a value: a summary stays well
+under a topic's default message size (1 MiB) whatever its model's width."""
+
+
+def summary_warmup_rows(spec: ModelSpec) -> int:
+    """The events a first stage forwards per summary during the version's warm-up.
+
+    >>> from driftline.simulate import simulated_model_spec
+    >>> summary_warmup_rows(simulated_model_spec())
+    500
+    """
+    values = len(spec.features) + 2  # with the prediction and its uncertainty
+    return max(1, min(SUMMARY_WARMUP_ROWS, SUMMARY_WARMUP_BYTES // (32 * values)))
 
 
 def _spread_label(model_id: str) -> Rejection:
