@@ -109,7 +109,7 @@ class AlertLifecycle:
     >>> import random
     >>> from datetime import UTC, datetime, timedelta
     >>> from driftline.monitors import ModelMonitor
-    >>> from driftline.schemas import FeatureSpec
+    >>> from driftline.schemas import FeatureSpec, PredictionEvent
     >>> spec = ModelSpec(model_id="m", model_version="1", task="regression",
     ...                  features=[FeatureSpec(name="x", kind="numeric")],
     ...                  drift={"multivariate": False, "prediction": False})
