@@ -268,6 +268,17 @@ def broker(
         pass
 
 
+def _one_of(*choices: str) -> Any:
+    """An option callback that takes only these values (a choice whose type stays ``str``)."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is none of {', '.join(choices)}")
+        return value
+
+    return check
+
+
 @app.command()
 def simulate(
     bootstrap_servers: BootstrapServersOption = DEFAULT_BOOTSTRAP_SERVERS,
@@ -291,20 +302,35 @@ def simulate(
         str,
         typer.Option(envvar="DRIFTLINE_MODELS_TOPIC", help="Model registry topic (--register)."),
     ] = DEFAULT_MODELS_TOPIC,
+    keyed_by: Annotated[
+        str,
+        typer.Option(
+            callback=_one_of("model_id", "event_id"),
+            help="model_id or event_id: key the events by model id (one partition), or by "
+            "event id, spread over every partition as a model too busy for one worker is "
+            "(--register registers the spec so).",
+        ),
+    ] = "model_id",
 ) -> None:
     """Publish simulated predictions whose feature x shifts at --shift-at (y stays put).
 
     Example: driftline simulate --register --events 4000 --shift-at 2000
     """
     from driftline.client import Publisher
+    from driftline.schemas import KeyedBy
     from driftline.simulate import simulated_model_spec, simulated_predictions
 
     security = _kafka_security("simulate")
     with Publisher(
-        bootstrap_servers, predictions_topic=topic, models_topic=models_topic, **security
+        bootstrap_servers,
+        predictions_topic=topic,
+        models_topic=models_topic,
+        keyed_by=KeyedBy(keyed_by),
+        **security,
     ) as publisher:
         if register:
-            publisher.register(simulated_model_spec(model_id=model_id))
+            spec = simulated_model_spec(model_id=model_id)
+            publisher.register(spec.model_copy(update={"keyed_by": KeyedBy(keyed_by)}))
         for event in simulated_predictions(
             events, shift_at=shift_at, shift=shift, seed=seed, model_id=model_id
         ):

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from driftline.schemas import (
     Alert,
     FeatureEvent,
+    KeyedBy,
     LabelEvent,
     ModelSpec,
     PredictionEvent,
@@ -91,8 +92,11 @@ class PublishError(Exception):
 class Publisher:
     """Publishes events and model specs, each to its topic, keyed so each model stays in order.
 
-    Events go to their topic keyed by ``model_id``; a spec goes to the model
-    registry topic keyed by :meth:`ModelSpec.registry_key`. Sends are
+    Events go to their topic keyed by ``model_id``, or, with ``keyed_by``
+    ``KeyedBy.EVENT_ID`` (for a model registered so, too busy for one worker),
+    by the prediction's event id, so that its features and its label land in
+    its partition (:meth:`key_of`); a spec goes to the model registry topic
+    keyed by :meth:`ModelSpec.registry_key`. Sends are
     asynchronous: :meth:`flush` waits until the broker has acknowledged every
     message and raises :class:`PublishError` if any was not delivered, so a
     producer never takes a lost message for a sent one. Errors the producer
@@ -119,8 +123,10 @@ class Publisher:
         labels_topic: str = DEFAULT_LABELS_TOPIC,
         models_topic: str = DEFAULT_MODELS_TOPIC,
         references_topic: str = DEFAULT_REFERENCES_TOPIC,
+        keyed_by: KeyedBy = KeyedBy.MODEL_ID,
         **producer_config: Any,
     ) -> None:
+        self.keyed_by = KeyedBy(keyed_by)
         self.predictions_topic = predictions_topic
         self.features_topic = features_topic
         self.labels_topic = labels_topic
@@ -157,8 +163,26 @@ class Publisher:
             "events are PredictionEvent, FeatureEvent or LabelEvent objects"
         )
 
+    def key_of(self, event: InputEvent) -> bytes:
+        """The key an event is published with: its model id, or its prediction's event id
+        when this publisher keys by event id (the models it publishes for are registered with
+        ``keyed_by: event_id``).
+
+        >>> from datetime import UTC, datetime
+        >>> label = LabelEvent(model_id="churn", event_id="l-1", prediction_id="e-1",
+        ...                    event_time=datetime(2026, 3, 1, tzinfo=UTC), label="leaves")
+        >>> spread = Publisher("127.0.0.1:9092", keyed_by=KeyedBy.EVENT_ID)  # doctest: +SKIP
+        >>> spread.key_of(label)  # doctest: +SKIP
+        b'e-1'
+        """
+        if self.keyed_by is KeyedBy.MODEL_ID:
+            return event.model_id.encode("utf-8")
+        if isinstance(event, PredictionEvent):
+            return event.event_id.encode("utf-8")
+        return event.prediction_id.encode("utf-8")
+
     def publish(self, event: InputEvent) -> None:
-        """Queue one event for its topic, keyed by its model id; :meth:`flush` waits for it.
+        """Queue one event for its topic, keyed by :meth:`key_of`; :meth:`flush` waits for it.
 
         >>> from datetime import UTC, datetime
         >>> event = PredictionEvent(model_id="churn", model_version="3", event_id="e-1",
@@ -166,7 +190,7 @@ class Publisher:
         >>> publisher.publish(event)  # doctest: +SKIP
         >>> publisher.flush()  # doctest: +SKIP
         """
-        self._send(self.topic_of(event), event.model_id.encode("utf-8"), _json(event))
+        self._send(self.topic_of(event), self.key_of(event), _json(event))
 
     def publish_prediction(self, event: PredictionEvent | Mapping[str, Any]) -> PredictionEvent:
         """Validate (a mapping is validated as its JSON would be) and queue a prediction.

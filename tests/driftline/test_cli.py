@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from driftline import cli
 from driftline.broker import free_port
 from driftline.schema_export import export_json_schemas
-from driftline.schemas import ModelSpec, registry_key
+from driftline.schemas import KeyedBy, ModelSpec, PredictionEvent, registry_key
 from driftline.simulate import simulated_model_spec
 from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
@@ -261,6 +261,29 @@ def test_simulate_registers_its_model_first_when_asked(worker_settings: Settings
     events = read_keyed(settings.bootstrap_servers, settings.predictions_topic)
     assert len(events) == 20
     assert {key for key, _ in events} == {b"sim"}
+
+
+@pytest.mark.kafka
+def test_simulate_can_key_a_model_by_event_id(worker_settings: Settings):
+    settings = worker_settings
+    ensure_topics(settings)
+    result = runner.invoke(
+        cli.app,
+        ["simulate", "--register", "--events", "20", "--keyed-by", "event_id"],
+        env={
+            "DRIFTLINE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "DRIFTLINE_PREDICTIONS_TOPIC": settings.predictions_topic,
+            "DRIFTLINE_MODELS_TOPIC": settings.models_topic,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    [(_, value)] = read_keyed(settings.bootstrap_servers, settings.models_topic)
+    assert ModelSpec.model_validate_json(value or b"").keyed_by is KeyedBy.EVENT_ID
+    events = read_keyed(settings.bootstrap_servers, settings.predictions_topic)
+    assert sorted(key or b"" for key, _ in events) == sorted(
+        PredictionEvent.model_validate_json(value or b"").event_id.encode() for _, value in events
+    )
+    assert len({key for key, _ in events}) == 20
 
 
 def test_register_says_when_kafka_cannot_be_reached():

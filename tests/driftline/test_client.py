@@ -26,6 +26,7 @@ from driftline.schemas import (
     Alert,
     AlertKind,
     FeatureEvent,
+    KeyedBy,
     LabelEvent,
     ModelSpec,
     PredictionEvent,
@@ -163,6 +164,33 @@ def test_each_kind_of_event_goes_to_its_own_topic(kafka_broker, topics: Settings
         [(key, value)] = read_keyed(kafka_broker.bootstrap_servers, topic)
         assert key == b"churn"
         assert type(event).model_validate_json(value or b"") == event
+
+
+def test_a_publisher_keyed_by_event_id_keys_features_and_labels_by_their_prediction(
+    kafka_broker, topics: Settings
+):
+    # A model spread over partitions: its features and label land with their prediction.
+    prediction = PredictionEvent(
+        model_id="churn", model_version="3", event_id="e-7", event_time=WHEN, prediction="stays"
+    )
+    features = FeatureEvent(
+        model_id="churn",
+        model_version="3",
+        event_id="f-7",
+        prediction_id="e-7",
+        event_time=WHEN,
+        features={"tenure": 14.0},
+    )
+    label = LabelEvent(
+        model_id="churn", event_id="l-7", prediction_id="e-7", event_time=WHEN, label="leaves"
+    )
+    with publisher_for(topics, keyed_by=KeyedBy.EVENT_ID) as publisher:
+        assert publisher.keyed_by is KeyedBy.EVENT_ID
+        for event in (prediction, features, label):
+            publisher.publish(event)
+    for topic in (topics.predictions_topic, topics.features_topic, topics.labels_topic):
+        [(key, _)] = read_keyed(kafka_broker.bootstrap_servers, topic)
+        assert key == b"e-7"
 
 
 def test_mappings_are_validated_as_json_and_published(kafka_broker, topics: Settings):
