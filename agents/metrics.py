@@ -75,9 +75,19 @@ class WorkerCollector(Collector):
             for reason, count in sorted(counts.dead_letter_reasons.items()):
                 dead.add_metric([topic.value, reason], count)
         waiting.add_metric([], intake.counters.topics[InputTopic.LABELS].waiting)
+        cpu = CounterMetricFamily(
+            "driftline_agent_cpu_seconds",
+            "CPU time of each input topic's agent: decoding, monitoring and encoding its "
+            "outputs (for a model keyed by event id, predictions are its first stage and "
+            "summaries its second).",
+            labels=["topic"],
+        )
+        for topic, clock in self.monitoring.work.items():
+            cpu.add_metric([topic.value], clock.cpu_seconds)
         yield from outcomes.values()
         yield dead
         yield waiting
+        yield cpu
         alerts = CounterMetricFamily("driftline_alerts", "Alerts raised, by kind.", labels=["kind"])
         for kind, count in sorted(intake.counters.alerts.items()):
             alerts.add_metric([kind], count)

@@ -18,6 +18,7 @@ import numpy as np
 from faust.web import Request, Response, View
 
 from driftline.agents.health import refusal
+from driftline.agents.intake import InputTopic
 from driftline.agents.page import status_page
 from driftline.agents.progress import input_lags
 from driftline.agents.wiring import Monitoring
@@ -36,6 +37,7 @@ def status_report(monitoring: Monitoring) -> dict[str, Any]:
                 "duplicates": counts.duplicates,
                 "waiting": counts.waiting,
                 "dead_letter_reasons": dict(sorted(counts.dead_letter_reasons.items())),
+                "cpu_seconds": _cpu_seconds(monitoring, topic),
             }
             for topic, counts in counters.topics.items()
         },
@@ -62,6 +64,12 @@ def status_report(monitoring: Monitoring) -> dict[str, Any]:
         "models_registered": len(monitoring.registry),
         "models_monitored": monitoring.intake.monitor_count,
     }
+
+
+def _cpu_seconds(monitoring: Monitoring, topic: InputTopic) -> float:
+    """The CPU time of the topic's agent so far: its decoding, deciding and encoding."""
+    clock = monitoring.work.get(topic)
+    return clock.cpu_seconds if clock is not None else 0.0
 
 
 def delay_quantiles(delays: list[float]) -> dict[str, float]:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,7 +37,7 @@ from driftline.monitors.positions import Position
 from driftline.streams import DriftlineApp
 from driftline.streams.app import kafka_producer
 from driftline.streams.batching import BatchingConsumer, DeferredAcks, take_batches
-from driftline.streams.busy import LoopTime
+from driftline.streams.busy import AgentClock, LoopTime
 from driftline.streams.pacing import InputPacer, earliest_by_partition, latest_by_partition
 from driftline.streams.runtime import collector_paused
 from driftline.streams.sending import BatchProducer, RecordSender
@@ -60,6 +60,9 @@ class Monitoring:
     """How long batches take, by input topic (for ``/metrics``)."""
     history: StatusHistory
     """What the status page draws: recent pressures, alerts, triggers, windows."""
+    work: dict[InputTopic, AgentClock] = field(default_factory=dict)
+    """Each input agent's synchronous work (decoding, deciding, encoding its outputs): what
+    each topic costs, stage 1 (predictions) and stage 2 (summaries) apart."""
 
 
 def register_agents(dapp: DriftlineApp) -> Monitoring:
@@ -146,7 +149,8 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
     }
     loop_time = LoopTime()
     for topic, channel in inputs.items():
-        _register_input_agent(dapp, topic, channel, monitoring, pacer, predicting, loop_time)
+        monitoring.work[topic] = loop_time.clock()
+        _register_input_agent(dapp, topic, channel, monitoring, pacer, predicting)
     return monitoring
 
 
@@ -176,16 +180,16 @@ def _register_input_agent(
     monitoring: Monitoring,
     pacer: InputPacer,
     predicting: set[int],
-    loop_time: LoopTime,
 ) -> None:
     """One agent for ``topic``: batches of messages in, their outputs sent, then acked.
 
-    Its batches are sized by its own work (``loop_time`` takes the others'
-    off), so that one agent's batches do not shrink for another's.
+    Its batches are sized by its own work (its clock in ``monitoring.work``
+    takes the other agents' off), so that one agent's batches do not shrink
+    for another's.
     """
     settings = dapp.settings
-    clock = loop_time.clock()
-    sender = OutputSender(settings, lambda: kafka_producer(dapp.app))
+    clock = monitoring.work[topic]
+    sender = OutputSender(settings, lambda: kafka_producer(dapp.app), clock)
     batch_seconds = monitoring.batch_seconds.labels(topic.value)
     intake, follower = monitoring.intake, monitoring.follower
 
@@ -337,7 +341,14 @@ class OutputSender:
     """Sends the outputs of a batch to their topics, encoded here and only here, then waits for
     them together (see :class:`~driftline.streams.sending.RecordSender`)."""
 
-    def __init__(self, settings: Settings, producer: Callable[[], BatchProducer]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Callable[[], BatchProducer],
+        clock: AgentClock | None = None,
+    ) -> None:
+        self.clock = clock or LoopTime().clock()
+        """Where the encoding is timed: it is part of the agent's work."""
         self.topics = {
             Destination.ALERTS: settings.alerts_topic,
             Destination.PERFORMANCE: settings.performance_topic,
@@ -360,9 +371,9 @@ class OutputSender:
         """Hand every output to the producer, in order within each partition; their
         deliveries."""
         topics = self.topics
-        return await self.records.send_all(
-            [(topics[output.destination], output.key, output.value) for output in outputs]
-        )
+        with self.clock:
+            records = [(topics[output.destination], output.key, output.value) for output in outputs]
+        return await self.records.send_all(records)
 
     async def wait(self, deliveries: "Sequence[asyncio.Future[Any]]") -> None:
         """Wait for deliveries, at most :data:`OUTPUT_DELIVERY_WAIT_SECONDS`."""

@@ -39,13 +39,21 @@ class LoopTime:
 
 
 class AgentClock:
-    """Times one agent's synchronous work, in ``with`` blocks (not re-entrant)."""
+    """Times one agent's synchronous work, in ``with`` blocks (not re-entrant).
+
+    ``seconds`` is wall time (what batches are sized by); ``cpu_seconds`` the
+    CPU time of the loop's thread in the same blocks, what the work costs
+    whatever else the machine runs: a worker's stages are compared by it.
+    """
 
     def __init__(self, loop: LoopTime) -> None:
         self.loop = loop
         self.seconds = 0.0
         """This agent's work so far."""
+        self.cpu_seconds = 0.0
+        """The CPU time of this agent's work so far (the thread's, in the timed blocks)."""
         self._started = 0.0
+        self._started_cpu = 0.0
 
     @property
     def others(self) -> float:
@@ -54,9 +62,11 @@ class AgentClock:
 
     def __enter__(self) -> "AgentClock":
         self._started = time.perf_counter()
+        self._started_cpu = time.thread_time()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.cpu_seconds += time.thread_time() - self._started_cpu
         spent = time.perf_counter() - self._started
         self.seconds += spent
         self.loop.seconds += spent

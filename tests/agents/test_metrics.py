@@ -12,12 +12,16 @@ from driftline.agents.metrics import WorkerCollector
 from driftline.agents.registry import ModelRegistry, Registration
 from driftline.schemas import AlertKind, KafkaPosition, LabelEvent, Severity
 from driftline.simulate import simulated_model_spec, simulated_predictions
+from driftline.streams.busy import AgentClock, LoopTime
 from driftline.streams.settings import Settings
 
 
-def scrape(intake: Intake) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    intake: Intake, work: dict[InputTopic, AgentClock] | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry()
-    registry.register(WorkerCollector(SimpleNamespace(intake=intake)))  # type: ignore[arg-type]
+    monitoring = SimpleNamespace(intake=intake, work=work or {})
+    registry.register(WorkerCollector(monitoring))  # type: ignore[arg-type]
     text = generate_latest(registry).decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -63,6 +67,17 @@ def test_counts_coverage_and_delays_match_what_the_intake_saw():
     assert samples[("driftline_label_delay_seconds", (*model, ("quantile", "max")))] == 30.0
 
 
+def test_each_agents_cpu_time_is_exported_by_topic():
+    loop = LoopTime()
+    work = {InputTopic.PREDICTIONS: loop.clock(), InputTopic.SUMMARIES: loop.clock()}
+    with work[InputTopic.PREDICTIONS]:
+        sum(range(200_000))
+    samples = scrape(Intake(Settings(), ModelRegistry()), work)
+    first = samples[("driftline_agent_cpu_seconds_total", (("topic", "predictions"),))]
+    assert first == work[InputTopic.PREDICTIONS].cpu_seconds > 0
+    assert samples[("driftline_agent_cpu_seconds_total", (("topic", "summaries"),))] == 0
+
+
 def performance_of(realized: dict[str, float], estimated: dict[str, float]) -> Intake:
     """An intake whose one performance monitor last found these figures."""
     monitor = SimpleNamespace(
@@ -80,7 +95,7 @@ def performance_of(realized: dict[str, float], estimated: dict[str, float]) -> I
 
 def scrape_performance(intake: Intake) -> dict[str, float]:
     registry = CollectorRegistry()
-    registry.register(WorkerCollector(SimpleNamespace(intake=intake)))  # type: ignore[arg-type]
+    registry.register(WorkerCollector(SimpleNamespace(intake=intake, work={})))  # type: ignore[arg-type]
     families = text_string_to_metric_families(generate_latest(registry).decode())
     return {
         sample.name: sample.value

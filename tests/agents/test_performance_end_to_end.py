@@ -149,6 +149,10 @@ def test_accuracy_falling_from_90_to_70_percent_with_delayed_and_missing_labels(
     )
     assert labels["dead_letter_reasons"] == {"orphan_label": ORPHANS}
     assert labels["processed"] == labelled
+    # Each agent's own work is timed, that of the summaries' agent (idle here) at nothing.
+    assert predictions["cpu_seconds"] > 0
+    assert labels["cpu_seconds"] > 0
+    assert report["topics"]["summaries"]["cpu_seconds"] == 0
 
     [performance] = report["performance"]
     assert performance["predictions"] == PREDICTIONS

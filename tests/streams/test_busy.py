@@ -34,3 +34,22 @@ def test_a_clock_counts_the_work_of_a_block_that_raised() -> None:
         fail_after_work(clock)
     assert clock.seconds >= 0.01
     assert loop.seconds == clock.seconds
+
+
+def spin(seconds: float) -> None:
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def test_a_clock_counts_cpu_time_apart_from_waiting() -> None:
+    clock = LoopTime().clock()
+    with clock:
+        time.sleep(0.05)  # waits: wall time, next to no CPU
+    assert clock.seconds >= 0.05
+    assert clock.cpu_seconds < 0.02
+    with clock:
+        spin(0.03)
+    assert clock.cpu_seconds >= 0.03
+    spin(0.03)  # outside a block: not counted
+    assert clock.cpu_seconds < 0.05
