@@ -167,6 +167,21 @@ def _partition_runs(messages: Sequence[InputMessage]) -> Iterator[tuple[int, int
         start = end
 
 
+def _by_partition(messages: Sequence[InputMessage]) -> list[list[int]]:
+    """The places of each partition's messages, in their order, partitions in order of their
+    first message: a batch interleaves the partitions it reads.
+
+    >>> from driftline.monitors.positions import Position
+    >>> at = [Position("t", partition, 0) for partition in (0, 1, 0, 2, 1)]
+    >>> _by_partition([InputMessage(InputTopic.PREDICTIONS, None, None, p) for p in at])
+    [[0, 2], [1, 4], [3]]
+    """
+    places: dict[tuple[str, int], list[int]] = {}
+    for place, message in enumerate(messages):
+        places.setdefault((message.source.topic, message.source.partition), []).append(place)
+    return list(places.values())
+
+
 def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]:
     """Whether an event is a prediction whose performance can be judged once labelled."""
     return isinstance(event, PredictionEvent) and (
@@ -1261,21 +1276,22 @@ class Intake:
         return spread
 
     def _summarise(self, batch: "_VersionBatch", outputs: list[list[Output]]) -> None:
-        """The first stage of a version keyed by event id: one summary of its events per run
-        of one partition, sent with the run's last message; each event counts as processed.
+        """The first stage of a version keyed by event id: one summary of its events per
+        partition of the batch (each partition's in their order), sent with the partition's
+        last message; each event counts as processed.
 
-        A bug fails the version's events of the batch alone (dead-lettered, their bytes can
-        be replayed); the other versions go on.
+        A bug fails the version's events of the partition alone (dead-lettered, their bytes
+        can be replayed); the others go on.
         """
         summariser = cast(VersionSummariser, batch.monitor)
         counters = self.counters.topics
-        for start, end in _partition_runs(batch.messages):
-            messages = batch.messages[start:end]
-            indices = batch.indices[start:end]
+        for places in _by_partition(batch.messages):
+            messages = [batch.messages[place] for place in places]
+            indices = [batch.indices[place] for place in places]
             source = messages[0].source
             try:
                 summary = summariser.summarise(
-                    batch.events[start:end],
+                    [batch.events[place] for place in places],
                     [message.source for message in messages],
                     partition=(source.topic, source.partition),
                 )

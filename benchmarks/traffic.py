@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
 from driftline.client import Publisher
-from driftline.schemas import LabelEvent, ModelSpec, PredictionEvent
+from driftline.schemas import KeyedBy, LabelEvent, ModelSpec, PredictionEvent
 from driftline.simulate import simulated_model_spec, simulated_predictions
 from driftline.streams.settings import Settings
 
@@ -44,6 +44,8 @@ class Layout:
     title: str
     models: int
     features: int = 20
+    keyed_by: KeyedBy = KeyedBy.MODEL_ID
+    """How the models' events are keyed: by model id (one partition each), or spread."""
 
     @property
     def feature_names(self) -> list[str]:
@@ -55,6 +57,10 @@ LAYOUTS = {
     "10-models": Layout("10-models", "10 models across 4 partitions", models=10),
 }
 SCALING = Layout("100-models", "100 models x 20 numeric features", models=100)
+HOT_MODEL = Layout(
+    "hot-model", "1 model x 20 numeric features, keyed by event id", 1, keyed_by=KeyedBy.EVENT_ID
+)
+"""One busy model spread over every partition: watched in two stages."""
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -84,7 +90,9 @@ def model_specs(
     """One regression spec per model, with the default drift policy unless told otherwise."""
     names = layout.feature_names
     specs = [
-        simulated_model_spec(drifting=names[0], stable=tuple(names[1:]), model_id=model_id)
+        simulated_model_spec(
+            drifting=names[0], stable=tuple(names[1:]), model_id=model_id
+        ).model_copy(update={"keyed_by": layout.keyed_by})
         for model_id in model_ids(layout, partitions)
     ]
     if warmup_events is None:
@@ -155,10 +163,11 @@ def label_for(event: PredictionEvent) -> LabelEvent:
     )
 
 
-def publisher_for(settings: Settings) -> Publisher:
-    """A publisher to the topics of these settings."""
+def publisher_for(settings: Settings, keyed_by: KeyedBy = KeyedBy.MODEL_ID) -> Publisher:
+    """A publisher to the topics of these settings, keying events as ``keyed_by`` says."""
     return Publisher(
         settings.bootstrap_servers,
+        keyed_by=keyed_by,
         predictions_topic=settings.predictions_topic,
         labels_topic=settings.labels_topic,
         models_topic=settings.models_topic,
@@ -201,13 +210,15 @@ def publish_events(
     labelled: int = 0,
     keep: bool = False,
     flush_every: int = 50_000,
+    keyed_by: KeyedBy = KeyedBy.MODEL_ID,
 ) -> list[bytes]:
-    """Publish the events (and a label for every ``labelled``-th one, when not 0).
+    """Publish the events (and a label for every ``labelled``-th one, when not 0), keyed as
+    ``keyed_by`` says.
 
     Returns the events' JSON values as published when ``keep``, for replay.
     """
     kept: list[bytes] = []
-    with publisher_for(settings) as publisher:
+    with publisher_for(settings, keyed_by) as publisher:
         for index, event in enumerate(events, start=1):
             publisher.publish(event)
             if keep:

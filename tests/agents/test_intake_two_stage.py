@@ -123,6 +123,24 @@ def test_workers_send_summaries_keyed_by_version_and_the_warm_up_reference_once(
     assert second.counters.topics[InputTopic.SUMMARIES].duplicates == offset
 
 
+def test_a_batch_interleaving_partitions_gives_one_summary_a_partition():
+    # A consumer's batch interleaves the partitions it reads: one summary each, not one a run.
+    intake = intake_with(SPREAD)
+    events = list(simulated_predictions(600, shift_at=600, seed=2))
+    first, second = rounds(events, batch=40)[:2]
+    interleaved = [message for pair in zip(first, second, strict=False) for message in pair]
+    outputs = intake.process_batch(intake.read_many(interleaved))
+    summaries = [o.message for o in outputs if o.destination is Destination.SUMMARIES]
+    assert all(isinstance(summary, VersionSummary) for summary in summaries)
+    by_partition = {s.source.partition: s for s in summaries}  # type: ignore[union-attr]
+    assert len(summaries) == len(by_partition) == 2
+    for batch in (first, second):
+        summary = by_partition[batch[0].source.partition]
+        assert summary.events == len(batch)  # type: ignore[union-attr]
+        assert summary.source.offset == batch[0].source.offset  # type: ignore[union-attr]
+        assert summary.last_offset == batch[-1].source.offset  # type: ignore[union-attr]
+
+
 def test_what_is_no_summary_of_a_registered_spread_version_is_dead_lettered():
     intake = intake_with(SPREAD)
     plain = intake_with(simulated_model_spec())  # the same model, keyed by model id
