@@ -140,11 +140,43 @@ def publish_traffic(servers: str, options: Options, workdir: Path) -> Traffic:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """One look at the running workers."""
+    """One look at the running workers, their figures added up."""
 
     at: float
     settled: int
+    """Predictions processed, dead-lettered or counted as duplicates."""
     cpu: float
+    """The processes' CPU time."""
+    stage_1: float
+    """CPU time of the predictions agents (the first stage)."""
+    stage_2: float
+    """CPU time of the summaries agents (the second stage)."""
+    summaries: int
+    """Summaries taken."""
+
+
+STEADY_FROM = 0.2
+"""The share of the events settled from which a run counts as steady: the warm-up (its
+summaries carry rows, the second stage builds the reference) is over well before."""
+
+
+def look(members: list[WorkerProcess], reports: list[dict[str, Any] | None], at: float) -> Mark:
+    """The workers' figures now, from their last reports and their processes."""
+
+    def cpu_of(topic: str) -> float:
+        return sum(
+            float((r or {}).get("topics", {}).get(topic, {}).get("cpu_seconds", 0.0))
+            for r in reports
+        )
+
+    return Mark(
+        at,
+        sum(settled(report) or 0 for report in reports),
+        sum(cpu_seconds(worker.pid) for worker in members),
+        cpu_of("predictions"),
+        cpu_of("summaries"),
+        sum(settled(report, "summaries") or 0 for report in reports),
+    )
 
 
 def run_settings(traffic: Traffic, keyed_by: KeyedBy, tag: str, workdir: Path) -> Settings:
@@ -196,10 +228,8 @@ def _follow(
     timeout: float,
 ) -> dict[str, Any]:
     reports: list[dict[str, Any] | None] = [None] * len(members)
-    idle = first = settled_at = None
+    idle = first = steady = settled_at = None
     summary_ends: dict[int, int] | None = None
-    timeline: list[tuple[float, int, int]] = []
-    """(seconds, predictions settled, summaries settled) at each look."""
     while True:
         for worker in members:
             if not worker.running:
@@ -210,47 +240,57 @@ def _follow(
             read_status(worker.settings.web_port) or report
             for worker, report in zip(members, reports, strict=True)
         ]
-        mark = Mark(
-            time.monotonic() - started,
-            sum(settled(report) or 0 for report in reports),
-            sum(cpu_seconds(worker.pid) for worker in members),
-        )
-        timeline.append((mark.at, mark.settled, sum(settled(r, "summaries") or 0 for r in reports)))
+        mark = look(members, reports, time.monotonic() - started)
         if mark.settled == 0:
             idle = mark
         elif first is None:
             first = mark
+        if steady is None and STEADY_FROM * expected <= mark.settled < expected:
+            steady = mark
         if settled_at is None and mark.settled >= expected:
             settled_at = mark
         if settled_at is not None:
             ends = end_offsets(settings.bootstrap_servers, settings.summaries_topic)
-            taken = sum(settled(report, "summaries") or 0 for report in reports)
-            if ends == summary_ends and taken >= sum(ends.values()):
+            if ends == summary_ends and mark.summaries >= sum(ends.values()):
                 assert first is not None
                 begin = first if first.settled < expected else (idle or first)
-                figures = _figures(members, reports, settings, begin, settled_at, mark, expected)
-                return figures | {"timeline": timeline}
+                figures = _figures(members, reports, settings, (begin, settled_at, mark), expected)
+                # A run too short to be seen in between counts whole.
+                return figures | steady_figures(steady or begin, mark)
             summary_ends = ends
         time.sleep(POLL_SECONDS)
+
+
+def steady_figures(steady: Mark, done: Mark) -> dict[str, float]:
+    """Each stage's CPU time from the first look with ``STEADY_FROM`` of the events settled to
+    the end: what the stages cost once the warm-up is over."""
+    events = done.settled - steady.settled
+    summaries = done.summaries - steady.summaries
+    stage_1, stage_2 = done.stage_1 - steady.stage_1, done.stage_2 - steady.stage_2
+    return {
+        "steady_events": events,
+        "stage_1_cpu_us_per_event": 1e6 * stage_1 / events if events else math.nan,
+        "stage_2_cpu_us_per_event": 1e6 * stage_2 / events if events else math.nan,
+        "stage_2_over_stage_1": stage_2 / stage_1 if stage_1 else math.nan,
+        "events_per_summary": events / summaries if summaries else math.nan,
+        "stage_2_cpu_us_per_summary": 1e6 * stage_2 / summaries if summaries else math.nan,
+    }
 
 
 def _figures(
     members: list[WorkerProcess],
     reports: list[dict[str, Any] | None],
     settings: Settings,
-    begin: Mark,
-    settled_at: Mark,
-    done: Mark,
+    marks: tuple[Mark, Mark, Mark],
     expected: int,
 ) -> dict[str, Any]:
-    """One run's figures: rates, each stage's CPU time per event, the summaries."""
+    """One run's whole figures: rates, each stage's CPU time per event, the summaries."""
+    begin, settled_at, done = marks
     timed = expected - begin.settled
 
     def topic_total(topic: str, count: str) -> float:
         return sum(float((r or {}).get("topics", {}).get(topic, {}).get(count, 0)) for r in reports)
 
-    stage_1 = topic_total("predictions", "cpu_seconds")
-    stage_2 = topic_total("summaries", "cpu_seconds")
     sizes = summary_sizes(settings)
     steady = [size for size, warming_up in sizes if not warming_up]
     return {
@@ -259,17 +299,14 @@ def _figures(
         "events_per_second": timed / (settled_at.at - begin.at),
         "events_per_second_to_last_summary": timed / (done.at - begin.at),
         "process_cpu_us_per_event": 1e6 * (done.cpu - begin.cpu) / timed,
-        "stage_1_cpu_us_per_event": 1e6 * stage_1 / expected,
-        "stage_2_cpu_us_per_event": 1e6 * stage_2 / expected,
-        "stage_2_over_stage_1": stage_2 / stage_1 if stage_1 else math.nan,
+        "whole_stage_1_cpu_us_per_event": 1e6 * done.stage_1 / expected,
+        "whole_stage_2_cpu_us_per_event": 1e6 * done.stage_2 / expected,
         "processed": topic_total("predictions", "processed"),
         "dead_lettered": topic_total("predictions", "dead_lettered"),
         "summaries": len(sizes),
-        "summaries_taken": topic_total("summaries", "processed"),
+        "summaries_taken": done.summaries,
         "summary_bytes_mean": statistics.fmean(size for size, _ in sizes) if sizes else 0.0,
         "steady_summary_bytes_mean": statistics.fmean(steady) if steady else math.nan,
-        "events_per_summary": expected / len(sizes) if sizes else math.nan,
-        "stage_2_cpu_us_per_summary": 1e6 * stage_2 / len(sizes) if sizes else math.nan,
         "alerts": [dict((r or {}).get("alerts", {})) for r in reports],
     }
 
@@ -349,6 +386,8 @@ NUMBERS = (
     "stage_1_cpu_us_per_event",
     "stage_2_cpu_us_per_event",
     "stage_2_over_stage_1",
+    "whole_stage_1_cpu_us_per_event",
+    "whole_stage_2_cpu_us_per_event",
     "summaries",
     "summary_bytes_mean",
     "steady_summary_bytes_mean",
@@ -400,6 +439,8 @@ def arithmetic(by_case: dict[str, dict[str, float]], options: Options) -> dict[s
         ("measured", one["events_per_summary"]),
         ("target", batch / partitions_per_worker),
     ):
+        if not events_per_summary > 0:  # not measured
+            continue
         summaries_per_second = options.target_rate / events_per_summary
         result[case] = {
             "events_per_summary": events_per_summary,
@@ -423,8 +464,9 @@ def report(figures: dict[str, Any]) -> str:
         f"{'case':<26} {'events/s':>9} {'to last':>9} {'proc µs/ev':>10} {'stage 1':>8} "
         f"{'stage 2':>8} {'2/1':>6} {'summaries':>9} {'bytes':>7} {'µs/summ':>8}",
         "(events/s until every prediction is settled, and until the last summary is taken; "
-        "CPU µs an event: the processes', stage 1's and stage 2's; bytes of a summary without "
-        "warm-up rows; stage 2's CPU µs a summary)",
+        "CPU µs an event: the processes' over the run, then stage 1's and stage 2's once "
+        f"{STEADY_FROM:.0%} of the events are settled; summaries in all; bytes of one "
+        "without warm-up rows; stage 2's CPU µs a summary once steady)",
     ]
     for name, m in figures["medians"].items():
         lines.append(
@@ -449,7 +491,10 @@ def report(figures: dict[str, Any]) -> str:
             ("measured", "summaries as measured"),
             ("target", f"full batches of {sums['batch_max_events']:,} over a worker's partitions"),
         ):
-            each = sums[case]
+            each = sums.get(case)
+            if each is None:
+                lines.append(f"{title}: not measured")
+                continue
             lines.append(
                 f"{title}: {each['events_per_summary']:,.0f} events a summary, "
                 f"{each['summaries_per_second']:,.0f} summaries/s, "

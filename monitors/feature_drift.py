@@ -320,8 +320,8 @@ class NumericDrift:
             )
         self.serial.update_group(sums.differences, sums.squared_differences)
         self._apply_variance_factor(spread)
-        self.location.update_sides(sums.count, walks(sums.location))
-        self.scale.update_sides(sums.count, walks(sums.scale))
+        self.location.update_sides(sums.count, sums.location)
+        self.scale.update_sides(sums.count, sums.scale)
         self._observations += sums.count
         self._recent.extend(sums.sample)
         self.last_score = None
@@ -745,7 +745,7 @@ class CategoricalDrift:
         fired: str | None = None
         best = 0.0
         for name, cusum in self.cusums.items():
-            cusum.update_sides(count, walks(sums.walks[name]))
+            cusum.update_sides(count, sums.walks[name])
             if cusum.drift_detected and cusum.statistic / cusum.threshold > best:
                 fired, best = name, cusum.statistic / cusum.threshold
         self._observations += count
@@ -927,12 +927,7 @@ def stream_rho(rho: float, spread: int) -> float:
 
 def walk_of(side: GroupSide) -> Walk:
     """A test side's walk over a batch, as a summary carries it."""
-    return Walk(total=side.total, highest=side.highest, lowest=side.lowest, climb=side.climb)
-
-
-def walks(sides: Sequence[Walk]) -> list[GroupSide]:
-    """A summary's walks of a test's sides, as the test takes them."""
-    return [GroupSide(w.total, w.highest, w.lowest, w.climb) for w in sides]
+    return Walk(*side)
 
 
 _STATEFUL: tuple[type[Stateful], ...] = (NumericDrift, CategoricalDrift)

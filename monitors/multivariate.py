@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from driftline.monitors.feature_drift import DriftAlarm, walk_of, walks
+from driftline.monitors.feature_drift import DriftAlarm, walk_of
 from driftline.monitors.packing import pack_floats, unpack_floats
 from driftline.monitors.rings import FloatRing
 from driftline.monitors.sequential import ChiSquareCusum, lorden_threshold
@@ -192,7 +192,7 @@ class MultivariateDrift:
         step, and its sample of distances stands for the batch in the
         evidence.
         """
-        self.cusum.update_sides(sums.count, walks([sums.walk]))
+        self.cusum.update_sides(sums.count, [sums.walk])
         self._observations += sums.count
         self._recent.extend(sums.sample)
         if not self.cusum.drift_detected:

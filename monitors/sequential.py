@@ -31,6 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain, repeat
+from math import isfinite
 from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
@@ -242,8 +243,10 @@ class _Cusum(ABC):
                 )
         return sides
 
-    def update_sides(self, count: int, sides: Sequence[GroupSide]) -> None:
-        """Feed a group of ``count`` values known by :meth:`group_sides`.
+    def update_sides(self, count: int, sides: Sequence[Sequence[float]]) -> None:
+        """Feed a group of ``count`` values known by :meth:`group_sides` (each side's
+        walk as a :class:`GroupSide`, or any four numbers in its order, as a summary's
+        walks come).
 
         Exactly what value by value would do to the sides' highs within the
         group: with ``S`` a side's statistic before it, the highest it reaches
@@ -267,24 +270,34 @@ class _Cusum(ABC):
             raise ValueError(f"count must be a positive number of values, got {count!r}")
         if len(sides) != len(self._DIRECTIONS):
             raise ValueError(f"{len(sides)} sides given to a test of {len(self._DIRECTIONS)}")
-        divisor = self._divisor
-        walks = [[_finite(x) / divisor for x in side] for side in sides]
+        scale = 1.0 / self._divisor
         first = self._observations + 1
-        self._observations += count
-        alarm, best = -1, 0.0
-        for number, (total, highest, lowest, climb) in enumerate(walks):
-            old = self._sums[number]
+        alarm, best, limit = -1, 0.0, self._limit
+        sums, starts = self._sums, self._starts
+        changes: list[tuple[int, int, int | None]] = []
+        for number, (total, highest, lowest, climb) in enumerate(sides):
+            total, highest, lowest, climb = (
+                total * scale,
+                highest * scale,
+                lowest * scale,
+                climb * scale,
+            )
+            if not (isfinite(total) and isfinite(highest) and isfinite(lowest) and isfinite(climb)):
+                raise ValueError(f"sequential detectors take finite values only, got {sides!r}")
+            old = sums[number]
             start = old / _UNIT
             peak = round(max(start + highest, climb) * _UNIT)
             end = round(max(start + total, total - lowest) * _UNIT)
             if end <= 0:
-                self._sums[number], self._starts[number] = 0, None
+                changes.append((number, 0, None))
             else:
-                if not (old > 0 and start + total >= total - lowest):
-                    self._starts[number] = first  # it left zero in the group
-                self._sums[number] = min(end, _CEILING)
-            if old <= self._limit < peak and peak / self._limit > best:
-                alarm, best = number, peak / self._limit
+                left_zero = not (old > 0 and start + total >= total - lowest)
+                changes.append((number, min(end, _CEILING), first if left_zero else starts[number]))
+            if old <= limit < peak and peak / limit > best:
+                alarm, best = number, peak / limit
+        for number, total_ticks, started in changes:  # every side checked before any moved
+            sums[number], starts[number] = total_ticks, started
+        self._observations += count
         self._record(alarm)
 
     def _advance(self, ticks: Sequence[int]) -> None:

@@ -33,7 +33,8 @@ bounded, so a summary's size does not grow with its batch.
 True
 """
 
-from typing import Annotated, Literal, Self
+from collections.abc import Iterable
+from typing import Annotated, Literal, NamedTuple, Self
 
 from pydantic import (
     AwareDatetime,
@@ -65,7 +66,7 @@ MAX_GROUPS = 10_001
 """Category groups a summary may count per subject: the tracked ones and the rest."""
 
 
-class Walk(WireModel):
+class Walk(NamedTuple):
     """How one side of a sequential test moves over a batch: the walk ``C_k`` of its
     increments (the sum of the first ``k``, ``C_0 = 0``) by four numbers.
 
@@ -74,22 +75,34 @@ class Walk(WireModel):
     rise ``C_k - C_j`` (j <= k). From these the second stage learns whether
     the test would have crossed its threshold within the batch, and where it
     ends, from any statistic it had before.
+
+    On the wire a walk is the array of its four numbers, and the summary that
+    carries it checks that they hold together (:func:`check_walks`): a walk
+    takes a large share of a summary, and as an object with named members it
+    took twice the bytes and a third of the second stage's decoding.
     """
 
     total: float
     highest: float
-    lowest: float = Field(le=0.0)
-    climb: float = Field(ge=0.0)
+    lowest: float
+    climb: float
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
+
+def check_walks(walks: Iterable[Walk]) -> None:
+    """Raise ``ValueError`` unless each walk's figures can be those of one walk.
+
+    >>> check_walks([Walk(total=-3.0, highest=1.5, lowest=-4.0, climb=2.5)])
+    >>> check_walks([Walk(total=2.0, highest=1.0, lowest=0.0, climb=2.0)])
+    Traceback (most recent call last):
+    ...
+    ValueError: not the figures of one walk: Walk(total=2.0, highest=1.0, lowest=0.0, climb=2.0)
+    """
+    for walk in walks:
+        total, highest, lowest, climb = walk
         if not (
-            self.lowest <= min(self.total, 0.0)
-            and self.highest >= self.total
-            and self.climb >= max(self.highest, self.total - self.lowest)
+            lowest <= min(total, 0.0) and highest >= total and climb >= max(highest, total - lowest)
         ):
-            raise ValueError("not the figures of one walk")
-        return self
+            raise ValueError(f"not the figures of one walk: {walk}")
 
 
 Sides = tuple[Walk, Walk]
@@ -118,6 +131,7 @@ class NumericSums(WireModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        check_walks((*self.location, *self.scale))
         if self.differences >= max(self.count, 1):
             raise ValueError(f"{self.count} scores have fewer than {self.differences} differences")
         if self.squared_differences > 64.0 * self.differences:
@@ -143,6 +157,8 @@ class CategorySums(WireModel):
     def _consistent(self) -> Self:
         if not self.counts.keys() <= self.walks.keys():
             raise ValueError("a group counted without its test's walks")
+        for sides in self.walks.values():
+            check_walks(sides)
         return self
 
     @property
@@ -160,6 +176,11 @@ class JointSums(WireModel):
     total: NonNegativeFloat
     walk: Walk
     sample: list[NonNegativeFloat] = Field(default_factory=list, max_length=MAX_SAMPLE)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        check_walks([self.walk])
+        return self
 
 
 class QualityCounts(WireModel):

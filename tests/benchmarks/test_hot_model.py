@@ -59,7 +59,11 @@ def test_two_workers_settle_every_event_and_cost_both_stages(kafka_broker, tmp_p
         spread["stage_2_over_stage_1"],
         spread["stage_2_cpu_us_per_event"] / spread["stage_1_cpu_us_per_event"],
     )
-    assert math.isclose(spread["events_per_summary"], EVENTS / spread["summaries"])
+    # Once steady (from a fifth of the events on; a run this short may count whole).
+    assert 0 < spread["steady_events"] <= EVENTS
+    assert spread["events_per_summary"] > 0
+    assert spread["stage_2_cpu_us_per_summary"] > 0
+    assert spread["whole_stage_2_cpu_us_per_event"] > 0
     assert spread["summary_bytes_mean"] > 0
     assert sum(run.get("drift", 0) for run in spread["alerts"]) == 0  # stationary traffic
     table = capsys.readouterr().out

@@ -9,12 +9,13 @@ from driftline.schemas.registry import registry_key
 from driftline.schemas.summaries import (
     MAX_SAMPLE,
     CategorySums,
+    JointSums,
     NumericSums,
     VersionSummary,
     Walk,
 )
 
-WALK = {"total": -3.0, "highest": 1.5, "lowest": -4.0, "climb": 2.5}
+WALK = [-3.0, 1.5, -4.0, 2.5]  # total, highest, lowest, climb
 SIDES = [WALK, WALK]
 
 SUMMARY = {
@@ -153,12 +154,34 @@ def test_a_walk_holds_together_or_is_refused(total, highest, lowest, climb):
     possible = (
         lowest <= min(total, 0) and highest >= total and climb >= max(highest, total - lowest)
     )
-    fields = {"total": total, "highest": highest, "lowest": lowest, "climb": climb}
+    walk = Walk(total=total, highest=highest, lowest=lowest, climb=climb)
+    joint = {"count": 3, "total": 1.0, "walk": list(walk)}  # as the wire has it
     if possible:
-        assert Walk(**fields).climb == climb
+        assert JointSums.model_validate_json(json.dumps(joint)).walk == walk
     else:
         with pytest.raises(ValidationError, match="one walk"):
-            Walk(**fields)
+            JointSums.model_validate_json(json.dumps(joint))
+
+
+@pytest.mark.parametrize(
+    "walk",
+    [
+        [1.0, 2.0, 0.0],
+        [1.0, 2.0, 0.0, 2.0, 5.0],
+        ["1", 2.0, 0.0, 2.0],
+        [float("inf"), float("inf"), 0.0, float("inf")],
+    ],
+)
+def test_a_walk_is_an_array_of_four_finite_numbers(walk):
+    with pytest.raises(ValidationError):
+        JointSums.model_validate_json(json.dumps({"count": 3, "total": 1.0, "walk": walk}))
+
+
+def test_a_walk_sent_as_an_object_by_earlier_workers_is_read_too():
+    named = {"total": 1.0, "highest": 2.0, "lowest": 0.0, "climb": 2.0}
+    joint = JointSums.model_validate_json(json.dumps({"count": 3, "total": 1.0, "walk": named}))
+    assert joint.walk == Walk(1.0, 2.0, 0.0, 2.0)
+    assert json.loads(joint.model_dump_json())["walk"] == [1.0, 2.0, 0.0, 2.0]
 
 
 def test_a_category_counted_needs_its_walks():
