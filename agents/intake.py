@@ -167,19 +167,36 @@ def _partition_runs(messages: Sequence[InputMessage]) -> Iterator[tuple[int, int
         start = end
 
 
-def _by_partition(messages: Sequence[InputMessage]) -> list[list[int]]:
+def _by_partition(messages: Sequence[InputMessage], most: int | None = None) -> list[list[int]]:
     """The places of each partition's messages, in their order, partitions in order of their
-    first message: a batch interleaves the partitions it reads.
+    first message (a batch interleaves the partitions it reads); cut into runs of at most
+    ``most`` places when given.
 
     >>> from driftline.monitors.positions import Position
-    >>> at = [Position("t", partition, 0) for partition in (0, 1, 0, 2, 1)]
-    >>> _by_partition([InputMessage(InputTopic.PREDICTIONS, None, None, p) for p in at])
-    [[0, 2], [1, 4], [3]]
+    >>> at = [Position("t", partition, 0) for partition in (0, 1, 0, 2, 1, 0)]
+    >>> messages = [InputMessage(InputTopic.PREDICTIONS, None, None, p) for p in at]
+    >>> _by_partition(messages)
+    [[0, 2, 5], [1, 4], [3]]
+    >>> _by_partition(messages, most=2)
+    [[0, 2], [5], [1, 4], [3]]
     """
     places: dict[tuple[str, int], list[int]] = {}
     for place, message in enumerate(messages):
         places.setdefault((message.source.topic, message.source.partition), []).append(place)
-    return list(places.values())
+    if most is None:
+        return list(places.values())
+    return [
+        run[start : start + most] for run in places.values() for start in range(0, len(run), most)
+    ]
+
+
+def summariser_chunk(summariser: VersionSummariser) -> int | None:
+    """The most events one summary of this summariser may cover: while the version warms up,
+    as many as a summary forwards as rows (so that every event of the warm-up reaches the
+    second stage); else a partition's whole batch."""
+    if summariser.warming_up and summariser.warmup_rows > 0:
+        return summariser.warmup_rows
+    return None
 
 
 def _judged(event: PredictionEvent | FeatureEvent) -> TypeGuard[PredictionEvent]:
@@ -1285,7 +1302,7 @@ class Intake:
         """
         summariser = cast(VersionSummariser, batch.monitor)
         counters = self.counters.topics
-        for places in _by_partition(batch.messages):
+        for places in _by_partition(batch.messages, summariser_chunk(summariser)):
             messages = [batch.messages[place] for place in places]
             indices = [batch.indices[place] for place in places]
             source = messages[0].source

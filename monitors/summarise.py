@@ -189,6 +189,12 @@ class VersionSummariser:
         """The digest of the reference scores are taken against; None before one is known."""
         return self._digest
 
+    @property
+    def warming_up(self) -> bool:
+        """Whether the version has no reference yet: summaries forward rows, at most
+        ``warmup_rows`` each, instead of scores."""
+        return self._plan is None
+
     def summarise(
         self,
         events: Sequence[PredictionEvent | FeatureEvent],

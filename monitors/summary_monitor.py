@@ -45,7 +45,7 @@ from driftline.monitors.packing import pack_ints, unpack_ints
 from driftline.monitors.positions import Located
 from driftline.monitors.rings import EventMemory, IntRing
 from driftline.monitors.state import State
-from driftline.monitors.summarise import reference_digest
+from driftline.monitors.summarise import VersionSummariser, reference_digest
 from driftline.schemas import (
     FeatureEvent,
     KafkaPosition,
@@ -111,6 +111,8 @@ class SummaryMonitor(ModelMonitor):
         """The earliest warm-up rows so far, latest on top (a heap)."""
         self._warm_count = 0
         """Warm-up rows received."""
+        self._late: VersionSummariser | None = None
+        """What scores warm-up rows that come after the reference (see :meth:`_scored`)."""
         super().__init__(
             spec,
             reference=reference,
@@ -185,11 +187,62 @@ class SummaryMonitor(ModelMonitor):
         if self._warmup is not None:
             self._take_warmup(summary)
             return ModelFindings(quality=quality)
+        if summary.reference is None and summary.warmup:
+            summary = self._scored(summary)
         if summary.reference is None or summary.reference != self._digest:
             return ModelFindings(quality=quality)
         self._summaries.append(summary.first_event_time, summary.source)
         drifts, repeats, resolved = self._watch_summary(summary)
         return ModelFindings(drifts=drifts, quality=quality, repeats=repeats, resolved=resolved)
+
+    def _scored(self, summary: VersionSummary) -> VersionSummary:
+        """A warm-up summary that came once the reference was built, scored here as the first
+        stage would have scored it.
+
+        A first stage only scores once the reference it waits for has come back on the
+        references topic; until then it forwards rows. One working through a backlog sends
+        rows of thousands of events after the warm-up ended: skipped, they would go untested.
+        The rows are scored against the reference here, as events of the summary's partition
+        in their order (its data quality was counted by the first stage already). A row has
+        the prediction and its uncertainty, not the probabilities: the uncertainty subject
+        takes no value from it.
+        """
+        assert self.reference is not None
+        if self._late is None or self._late.spread != summary.spread:
+            self._late = VersionSummariser(
+                self.spec,
+                reference=self.reference,
+                max_monitored_features=self.max_monitored_features,
+                quality_alpha=self.quality_alpha,
+                spread=summary.spread,
+            )
+        source = summary.source
+        events = [
+            PredictionEvent(
+                model_id=summary.model_id,
+                model_version=summary.model_version,
+                event_id=f"{source.topic}-{source.partition}-{source.offset}-{index}",
+                event_time=row.event_time,
+                features=row.features,
+                prediction=row.prediction,
+            )
+            for index, row in enumerate(summary.warmup)
+        ]
+        scored = self._late.summarise(
+            events, [None] * len(events), partition=(source.topic, source.partition)
+        )
+        if scored is None:
+            return summary
+        return scored.model_copy(
+            update={
+                "source": source,
+                "last_offset": summary.last_offset,
+                "checked": summary.checked,
+                "quality": summary.quality,
+                "unexpected_features": summary.unexpected_features,
+                "last_event_id": summary.last_event_id,
+            }
+        )
 
     def _take_warmup(self, summary: VersionSummary) -> None:
         """Keep the summary's warm-up rows among the earliest; build the reference from the

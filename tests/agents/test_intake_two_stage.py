@@ -141,6 +141,20 @@ def test_a_batch_interleaving_partitions_gives_one_summary_a_partition():
         assert summary.last_offset == batch[-1].source.offset  # type: ignore[union-attr]
 
 
+def test_while_warming_up_a_summary_covers_no_more_events_than_it_forwards():
+    # Every event of the warm-up reaches the second stage: a partition's batch larger than a
+    # summary's rows is cut into summaries that forward all of them.
+    intake = intake_with(SPREAD)
+    events = list(simulated_predictions(12_000, shift_at=12_000, seed=4))
+    batch = rounds(events, batch=1_300)[0]  # partition 0: 1,300 of its ~1,500
+    outputs = intake.process_batch(intake.read_many(batch))
+    summaries = [o.message for o in outputs if o.destination is Destination.SUMMARIES]
+    sizes = [(s.events, len(s.warmup)) for s in summaries]  # type: ignore[union-attr]
+    assert sizes == [(500, 500), (500, 500), (len(batch) - 1_000, len(batch) - 1_000)]
+    offsets = [(s.source.offset, s.last_offset) for s in summaries]  # type: ignore[union-attr]
+    assert offsets == [(0, 499), (500, 999), (1_000, len(batch) - 1)]
+
+
 def test_what_is_no_summary_of_a_registered_spread_version_is_dead_lettered():
     intake = intake_with(SPREAD)
     plain = intake_with(simulated_model_spec())  # the same model, keyed by model id

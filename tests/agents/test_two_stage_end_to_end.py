@@ -1,5 +1,6 @@
 """One hot model keyed by event id, spread over eight partitions and two workers."""
 
+import bisect
 import time
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka_helpers import read_all, wait_until_caught_up
 
+from driftline.monitors import ModelMonitor
 from driftline.schemas import Alert, DeadLetter, KeyedBy, ReferenceProfile
 from driftline.schemas.summaries import VersionSummary
 from driftline.simulate import simulated_model_spec, simulated_predictions
@@ -40,6 +42,7 @@ def test_two_workers_summarise_a_hot_model_and_one_tests_it(
         for worker in workers:
             worker.start()
         events = list(simulated_predictions(24_000, shift_at=16_000, seed=7, model_id="hot"))
+        by_id = {event.event_id: event for event in events}
         for event in events:  # keyed by event id: spread over every partition
             producer.send(
                 settings.predictions_topic,
@@ -86,6 +89,15 @@ def test_two_workers_summarise_a_hot_model_and_one_tests_it(
     first_x = min((a for a in opened if a.feature == "x"), key=lambda a: a.event_time)
     assert first_x.event_time >= events[16_000].event_time
     assert first_x.evidence is not None
+    # Against the oracle, one process event by event: as soon, but for the summaries. An
+    # alarm is known at the end of the summary in which the test crossed, and the stream's
+    # events in that summary's span are those of a round of every partition's summaries.
+    oracle = ModelMonitor(spec).update_many(events)
+    oracle_x = min(events.index(by_id[f.event_id]) for f in oracle.drifts if f.subject == "x")
+    times = [event.event_time for event in events]
+    worker_x = bisect.bisect_left(times, first_x.event_time)
+    summary_round = PARTITIONS * max(s.events for s in summaries if s.reference is not None)
+    assert oracle_x <= worker_x <= oracle_x + summary_round, (oracle_x, worker_x, summary_round)
     letters = [
         DeadLetter.model_validate_json(value or b"")
         for value in read_all(settings.bootstrap_servers, settings.dead_letters_topic)

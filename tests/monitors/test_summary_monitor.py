@@ -12,7 +12,7 @@ import pytest
 from scipy.signal import lfilter
 
 from driftline.monitors.feature_drift import NumericDrift, partition_rho, stream_rho
-from driftline.monitors.model import MULTIVARIATE, PREDICTION, ModelMonitor
+from driftline.monitors.model import MULTIVARIATE, PREDICTION, UNCERTAINTY, ModelMonitor
 from driftline.monitors.reference import build_reference
 from driftline.monitors.summarise import VersionSummariser
 from driftline.monitors.summary_monitor import SummaryMonitor
@@ -296,6 +296,32 @@ def test_summaries_of_another_reference_count_for_quality_only():
     run_summaries(monitor, summaries_of(data, summarisers.__getitem__))
     assert monitor.events == 2_000
     assert all(detector.observations == 0 for detector in monitor.detectors.values())
+
+
+def test_warm_up_rows_that_come_after_the_reference_are_scored_as_events():
+    # A first stage working through a backlog forwards rows long after the second stage built
+    # its reference: scored here, they find the drift the scored summaries would have.
+    reference = registered()
+    data = stream(8_000, 9, x_shift_at=4_000)
+    scoring = {
+        p: VersionSummariser(SPEC, reference=reference, spread=PARTITIONS)
+        for p in range(PARTITIONS)
+    }
+    forwarding = {p: VersionSummariser(SPEC, spread=PARTITIONS) for p in range(PARTITIONS)}
+    first_scored, _ = run_summaries(
+        SummaryMonitor(SPEC, reference=reference), summaries_of(data, scoring.__getitem__)
+    )
+    late = SummaryMonitor(SPEC, reference=reference)
+    rows = list(summaries_of(data, forwarding.__getitem__))
+    assert all(summary.warmup and summary.reference is None for _, summary in rows)
+    first_late, _ = run_summaries(late, rows)
+    assert late.events == 8_000
+    # The rows carry no probabilities: the uncertainty subject is the one left out.
+    assert set(first_late) == set(first_scored) - {UNCERTAINTY}
+    assert "x" in first_late
+    for subject, index in first_late.items():
+        assert abs(index - first_scored[subject]) <= PARTITIONS * BATCH, subject
+    assert late.detectors["x"].observations == 8_000
 
 
 def test_events_are_refused():
