@@ -190,7 +190,7 @@ def _by_partition(messages: Sequence[InputMessage], most: int | None = None) -> 
     ]
 
 
-def summariser_chunk(summariser: VersionSummariser) -> int | None:
+def _most_events_a_summary(summariser: VersionSummariser) -> int | None:
     """The most events one summary of this summariser may cover: while the version warms up,
     as many as a summary forwards as rows (so that every event of the warm-up reaches the
     second stage); else a partition's whole batch."""
@@ -1302,7 +1302,7 @@ class Intake:
         """
         summariser = cast(VersionSummariser, batch.monitor)
         counters = self.counters.topics
-        for places in _by_partition(batch.messages, summariser_chunk(summariser)):
+        for places in _by_partition(batch.messages, _most_events_a_summary(summariser)):
             messages = [batch.messages[place] for place in places]
             indices = [batch.indices[place] for place in places]
             source = messages[0].source
