@@ -167,27 +167,39 @@ def _partition_runs(messages: Sequence[InputMessage]) -> Iterator[tuple[int, int
         start = end
 
 
-def _by_partition(messages: Sequence[InputMessage], most: int | None = None) -> list[list[int]]:
+def _by_partition(messages: Sequence[InputMessage]) -> list[list[int]]:
     """The places of each partition's messages, in their order, partitions in order of their
-    first message (a batch interleaves the partitions it reads); cut into runs of at most
-    ``most`` places when given.
+    first message: a batch interleaves the partitions it reads.
 
     >>> from driftline.monitors.positions import Position
     >>> at = [Position("t", partition, 0) for partition in (0, 1, 0, 2, 1, 0)]
-    >>> messages = [InputMessage(InputTopic.PREDICTIONS, None, None, p) for p in at]
-    >>> _by_partition(messages)
+    >>> _by_partition([InputMessage(InputTopic.PREDICTIONS, None, None, p) for p in at])
     [[0, 2, 5], [1, 4], [3]]
-    >>> _by_partition(messages, most=2)
-    [[0, 2], [5], [1, 4], [3]]
     """
     places: dict[tuple[str, int], list[int]] = {}
     for place, message in enumerate(messages):
         places.setdefault((message.source.topic, message.source.partition), []).append(place)
+    return list(places.values())
+
+
+def _cut(places: list[int], most: int | None) -> list[list[int]]:
+    """The places in runs of at most ``most`` (one run when None).
+
+    >>> _cut([3, 4, 5, 6, 7], 2)
+    [[3, 4], [5, 6], [7]]
+    """
     if most is None:
-        return list(places.values())
-    return [
-        run[start : start + most] for run in places.values() for start in range(0, len(run), most)
-    ]
+        return [places]
+    return [places[start : start + most] for start in range(0, len(places), most)]
+
+
+RESUMED_SUMMARY_EVENTS = 64
+"""The most events a summary covers in the first batch of a partition a worker summarises (at
+its start, or handed by a rebalance).
+
+Its batches may begin where the previous owner's summaries did but end elsewhere: a summary
+wholly taken already is skipped by the second stage, one that overlaps the last it took is
+counted again. Small summaries there bound what is counted twice to a few dozen events."""
 
 
 def _most_events_a_summary(summariser: VersionSummariser) -> int | None:
@@ -328,6 +340,9 @@ class Intake:
         event id whose partition of the summaries topic is this worker's)."""
         self._summarisers: dict[ModelKey, VersionSummariser] = {}
         """The first stage of each version keyed by event id whose events come here."""
+        self._summarised: set[tuple[str, str, str, int]] = set()
+        """Each (model id, version, topic, partition) whose events were summarised here since
+        this worker took the partition."""
         self._looped = 0
         """Summaries taken back here (see :meth:`loop_back`)."""
         self._spread_models: dict[str, bool] = {}
@@ -1037,6 +1052,9 @@ class Intake:
         outputs were not delivered in time) is logged: the events since its
         last save are replayed to whoever owns it next.
         """
+        self._summarised = {
+            place for place in self._summarised if (place[2], place[3]) not in partitions
+        }
         gone = [
             key
             for key, positions in self._positions.items()
@@ -1302,7 +1320,16 @@ class Intake:
         """
         summariser = cast(VersionSummariser, batch.monitor)
         counters = self.counters.topics
-        for places in _by_partition(batch.messages, _most_events_a_summary(summariser)):
+        runs = []
+        for places in _by_partition(batch.messages):
+            source = batch.messages[places[0]].source
+            place = (*batch.key, source.topic, source.partition)
+            most = _most_events_a_summary(summariser)
+            if place not in self._summarised:  # a partition new here: see RESUMED_SUMMARY_EVENTS
+                self._summarised.add(place)
+                most = min(most or RESUMED_SUMMARY_EVENTS, RESUMED_SUMMARY_EVENTS)
+            runs += _cut(places, most)
+        for places in runs:
             messages = [batch.messages[place] for place in places]
             indices = [batch.indices[place] for place in places]
             source = messages[0].source

@@ -7,6 +7,7 @@ from datetime import timedelta
 from driftline.agents.intake import InputMessage, InputTopic, Intake
 from driftline.agents.outputs import Destination, Output
 from driftline.agents.registry import ModelRegistry, ReferenceRegistration, Registration
+from driftline.monitors import ModelMonitor
 from driftline.monitors.positions import Position
 from driftline.monitors.summary_monitor import SummaryMonitor
 from driftline.schemas import (
@@ -141,18 +142,51 @@ def test_a_batch_interleaving_partitions_gives_one_summary_a_partition():
         assert summary.last_offset == batch[-1].source.offset  # type: ignore[union-attr]
 
 
+def summaries_of(outputs: list[Output]) -> list[VersionSummary]:
+    found = [o.message for o in outputs if o.destination is Destination.SUMMARIES]
+    assert all(isinstance(summary, VersionSummary) for summary in found)
+    return found  # type: ignore[return-value]
+
+
 def test_while_warming_up_a_summary_covers_no_more_events_than_it_forwards():
     # Every event of the warm-up reaches the second stage: a partition's batch larger than a
     # summary's rows is cut into summaries that forward all of them.
     intake = intake_with(SPREAD)
-    events = list(simulated_predictions(12_000, shift_at=12_000, seed=4))
-    batch = rounds(events, batch=1_300)[0]  # partition 0: 1,300 of its ~1,500
-    outputs = intake.process_batch(intake.read_many(batch))
-    summaries = [o.message for o in outputs if o.destination is Destination.SUMMARIES]
-    sizes = [(s.events, len(s.warmup)) for s in summaries]  # type: ignore[union-attr]
-    assert sizes == [(500, 500), (500, 500), (len(batch) - 1_000, len(batch) - 1_000)]
-    offsets = [(s.source.offset, s.last_offset) for s in summaries]  # type: ignore[union-attr]
-    assert offsets == [(0, 499), (500, 999), (1_000, len(batch) - 1)]
+    events = list(simulated_predictions(24_000, shift_at=24_000, seed=4))
+    first, batch = (b[:1_300] for b in rounds(events, batch=1_364)[::PARTITIONS][:2])
+    intake.process_batch(intake.read_many(first[:10]))  # the partition is this worker's now
+    summaries = summaries_of(intake.process_batch(intake.read_many(batch)))
+    assert [(s.events, len(s.warmup)) for s in summaries] == [(500, 500), (500, 500), (300, 300)]
+    offsets = [(s.source.offset, s.last_offset) for s in summaries]
+    start = batch[0].source.offset
+    assert offsets == [
+        (start, start + 499),
+        (start + 500, start + 999),
+        (start + 1_000, start + 1_299),
+    ]
+
+
+def test_the_first_batch_of_a_partition_taken_over_goes_in_small_summaries():
+    # Its batches may begin where the last owner's summaries did and end elsewhere: small
+    # summaries bound what the second stage counts twice.
+    registry = ModelRegistry()
+    intake = Intake(Settings(topic_partitions=PARTITIONS), registry)
+    registry.apply(Registration(SPREAD))
+    warm = ModelMonitor(SPREAD)
+    warm.update_many(list(simulated_predictions(3_000, shift_at=3_000, seed=1)))
+    assert warm.reference is not None
+    registry.apply(ReferenceRegistration(warm.reference))
+    events = list(simulated_predictions(8_000, shift_at=8_000, seed=6))
+    first, second, third = rounds(events, batch=300)[::PARTITIONS][:3]
+    sizes = [
+        [s.events for s in summaries_of(intake.process_batch(intake.read_many(b)))]
+        for b in (first, second)
+    ]
+    assert sizes == [[64, 64, 64, 64, 44], [300]]  # the partition's first batch here, then not
+    intake.release({(first[0].source.topic, first[0].source.partition)})
+    again = summaries_of(intake.process_batch(intake.read_many(third)))
+    assert [s.events for s in again] == [64, 64, 64, 64, 44]  # handed back: new here again
+    assert sum(s.events for s in again) == len(third)
 
 
 def test_what_is_no_summary_of_a_registered_spread_version_is_dead_lettered():
