@@ -34,7 +34,6 @@ if __package__ in (None, ""):
     sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import contextlib
 import json
 import math
 import signal
@@ -42,7 +41,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,9 +51,9 @@ from kafka.structs import TopicPartition
 
 from benchmarks.probes import cpu_seconds, free_port, own_topics, settled
 from benchmarks.probes import worker_status as read_status
+from benchmarks.throughput import exit_on_sigterm, kafka, progress
 from benchmarks.traffic import HOT_MODEL, Layout, model_specs, prediction_events, publish_events
 from benchmarks.traffic import publish_specs as register_specs
-from driftline.broker import LocalKafkaBroker
 from driftline.schemas import KeyedBy, ModelSpec
 from driftline.streams.settings import Settings
 from driftline.streams.topics import end_offsets, ensure_topics
@@ -81,11 +80,6 @@ class Options:
     target_partitions: int = 64
     target_rate: float = 1_000_000.0
     timeout: float = 900.0
-
-
-def progress(message: str) -> None:
-    """One line on stderr, so the table on stdout stays clean."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # The traffic, published once.
@@ -368,17 +362,6 @@ def run(options: Options, bootstrap_servers: str | None = None) -> dict[str, Any
     return figures
 
 
-@contextlib.contextmanager
-def kafka(bootstrap_servers: str | None, workdir: Path) -> Iterator[str]:
-    """The bootstrap servers to use: those given, or a local broker's for the run."""
-    if bootstrap_servers:
-        yield bootstrap_servers
-        return
-    progress("starting a local Kafka broker")
-    with LocalKafkaBroker(data_dir=workdir / "kafka") as broker:
-        yield broker.bootstrap_servers
-
-
 NUMBERS = (
     "events_per_second",
     "events_per_second_to_last_summary",
@@ -550,11 +533,6 @@ def parse_options(argv: Sequence[str] | None = None) -> tuple[Options, argparse.
         timeout=args.timeout,
     )
     return options, args
-
-
-def exit_on_sigterm(signum: int, frame: object) -> None:
-    """Leave through the context managers, so the broker stops and scratch files go."""
-    sys.exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

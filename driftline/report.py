@@ -197,7 +197,7 @@ def charted_subjects(version: VersionHistory, most: int = MAX_SUBJECT_CHARTS) ->
     >>> lines = (event.model_dump_json().encode() for event in events)
     >>> history = history_from_outputs(Replay([simulated_model_spec()]).feed(lines))
     >>> charted_subjects(history.versions["demo-model", "1"], most=2)
-    ['(prediction)', '(multivariate)']
+    ['(prediction)', 'x']
     """
     alerted = {mark.subject for mark in version.marks}
     return sorted(
@@ -336,8 +336,8 @@ def write_pngs(history: StatusHistory, folder: Path) -> list[Path]:
     >>> history = history_from_outputs(Replay([simulated_model_spec()]).feed(lines))
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     [path.name for path in write_pngs(history, Path(folder))][:4]
-    ['demo-model-1-drift-prediction.png', 'demo-model-1-drift-multivariate.png',
-     'demo-model-1-drift-x.png', 'demo-model-1-distribution-x.png']
+    ['demo-model-1-drift-prediction.png', 'demo-model-1-drift-x.png',
+     'demo-model-1-drift-multivariate.png', 'demo-model-1-distribution-x.png']
     """
     pyplot = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)

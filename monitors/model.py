@@ -491,7 +491,12 @@ class ModelMonitor:
             # Tuned to the inflation of s that a one-sd shift of a few features brings.
             inflation = min(2.0, max(1.2, 1 + 4 / len(together)))
             detector = MultivariateDrift(
-                together, matrix, arl=arl, inflation=inflation, variance_factor=factor
+                together,
+                matrix,
+                arl=arl,
+                inflation=inflation,
+                variance_factor=factor,
+                reference_size=min(reference.features[name].count for name in together),
             )
             self._subjects.append(Subject(MULTIVARIATE, detector, RunRing(detector.history)))
 

@@ -46,6 +46,15 @@ class MultivariateDrift:
         The inflation of ``s`` the CUSUM is tuned to.
     variance_factor
         Long-run variance factor of ``s`` when the scores are autocorrelated.
+    reference_size
+        How many events the correlation matrix was estimated from, when known.
+        Out of that sample, ``z' R^-1 z`` with an estimated ``R`` is larger than
+        with the true one, by ``(n - 1) / (n - d - 2)`` on average (Hotelling's
+        T² of one new observation): 8 % for 21 features from 300 events, 2 %
+        from 1,000. The CUSUM, tuned to a chi-square's mean, took that for
+        drift and alarmed on stationary data (every run of 20,000 events with a
+        300-event warm-up, one in six with 1,000), so the distances are scaled
+        back by it.
 
     Examples
     --------
@@ -67,8 +76,10 @@ class MultivariateDrift:
         inflation: float = 1.5,
         variance_factor: float = 1.0,
         history: int = 512,
+        reference_size: int | None = None,
     ) -> None:
         self.features = list(features)
+        self.reference_size = reference_size
         self.correlation = np.asarray(correlation, dtype=np.float64)
         self.arl = arl
         self.inflation = inflation
@@ -80,7 +91,9 @@ class MultivariateDrift:
                 "for the features given"
             )
         ridged = self.correlation + RIDGE * np.eye(dimension)
-        self._precision = np.linalg.inv(ridged / (1 + RIDGE))
+        self._precision = np.linalg.inv(ridged / (1 + RIDGE)) * estimation_scale(
+            reference_size, dimension
+        )
         self.cusum = ChiSquareCusum(dimension, lorden_threshold(arl), inflation=inflation)
         self.cusum.variance_factor = variance_factor
         self._observations = 0
@@ -100,6 +113,7 @@ class MultivariateDrift:
             "arl": self.arl,
             "inflation": self.inflation,
             "history": self.history,
+            "reference_size": self.reference_size,
             "cusum": self.cusum.to_state(),
             "observations": self._observations,
             "recent": pack_floats(self._recent.values()),
@@ -125,6 +139,7 @@ class MultivariateDrift:
             arl=state["arl"],
             inflation=state["inflation"],
             history=state["history"],
+            reference_size=state.get("reference_size"),  # None in states saved before it
         )
         detector.cusum = ChiSquareCusum.from_state(state["cusum"])
         detector._observations = int(state["observations"])
@@ -234,3 +249,20 @@ class MultivariateDrift:
 
 _STATEFUL: tuple[type[Stateful], ...] = (MultivariateDrift,)
 """The drift detector here, held by the type checker to the state protocol (:class:`Stateful`)."""
+
+
+def estimation_scale(reference_size: int | None, dimension: int) -> float:
+    """What ``z' R^-1 z`` is multiplied by so that its mean out of the reference sample is
+    ``dimension``, with ``R`` estimated from ``reference_size`` events: ``(n - d - 2) / (n -
+    1)`` (1 when the size is not known; at least ``1 / (n - 1)`` for a sample too small to
+    say, where any estimate of ``R`` is poor).
+
+    >>> round(estimation_scale(300, 21), 4), round(estimation_scale(2_000, 21), 4)
+    (0.9264, 0.989)
+    >>> estimation_scale(None, 21)
+    1.0
+    """
+    if reference_size is None:
+        return 1.0
+    n = max(int(reference_size), 2)
+    return max(n - dimension - 2, 1) / (n - 1)

@@ -109,3 +109,32 @@ def test_a_rows_distance_is_the_same_to_the_bit_alone_or_in_any_batch(features, 
     for row in rng.choice(rows, size=min(rows, 5), replace=False) if rows else []:
         alone = detector.distances(z[row : row + 1])
         assert alone.view(np.int64).tolist() == together[row : row + 1].view(np.int64).tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_correlation_estimated_from_a_short_warm_up_raises_no_false_alarm(seed):
+    # Twenty features' correlation from 300 events: distances out of that sample run 8 %
+    # above a chi-square's mean. Unscaled, every such run of 20,000 events alarmed.
+    rng = np.random.default_rng(seed)
+    dimension, warmup = 20, 300
+    reference = rng.normal(size=(warmup, dimension))
+    estimated = np.corrcoef(reference, rowvar=False)
+    names = [f"f{i}" for i in range(dimension)]
+    live = rng.normal(size=(20_000, dimension))
+
+    def alarms(reference_size):
+        detector = MultivariateDrift(
+            names, estimated, arl=1e6, inflation=1.2, reference_size=reference_size
+        )
+        return detector.cusum.update_many(detector.distances(live))
+
+    assert alarms(warmup) is None
+    assert alarms(None) is not None  # the same test, its distances left as they come
+
+
+def test_the_estimation_scale_survives_a_state_round_trip():
+    detector = MultivariateDrift(["a", "b"], np.eye(2), arl=1e6, reference_size=50)
+    again = MultivariateDrift.from_state(detector.to_state())
+    assert again.reference_size == 50
+    z = np.array([[1.0, -2.0]])
+    assert again.distances(z)[0] == detector.distances(z)[0] == pytest.approx(5.0 * 46 / 49)
