@@ -13,12 +13,13 @@ import yaml
 from typer.testing import CliRunner
 
 from driftline import cli
-from driftline.agents.intake import Intake
+from driftline.agents.intake import InputTopic, Intake
 from driftline.agents.metrics import REALIZED_METRICS, worker_registry
 from driftline.agents.progress import batch_seconds_histogram
 from driftline.agents.registry import ModelRegistry
 from driftline.broker import KAFKA_VERSION
 from driftline.specfiles import load_spec_files
+from driftline.streams.busy import LoopTime
 from driftline.streams.settings import Settings, environment_names, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +177,9 @@ RULES_SCHEMA = {
 def exposed_samples() -> set[str]:
     """The name of every sample a worker's /metrics can give, by the families it serves."""
     monitoring = SimpleNamespace(
-        intake=Intake(Settings(), ModelRegistry()), batch_seconds=batch_seconds_histogram()
+        intake=Intake(Settings(), ModelRegistry()),
+        batch_seconds=batch_seconds_histogram(),
+        work={topic: LoopTime().clock() for topic in InputTopic},
     )
     registry = worker_registry(monitoring, None, Settings())  # type: ignore[arg-type]
     families = {family.name: family.type for family in registry.collect()}
