@@ -54,7 +54,7 @@ from benchmarks.probes import worker_status as read_status
 from benchmarks.throughput import exit_on_sigterm, kafka, progress
 from benchmarks.traffic import HOT_MODEL, Layout, model_specs, prediction_events, publish_events
 from benchmarks.traffic import publish_specs as register_specs
-from driftline.schemas import KeyedBy, ModelSpec
+from driftline.schemas import KeyedBy
 from driftline.streams.settings import Settings
 from driftline.streams.topics import end_offsets, ensure_topics
 from driftline.worker_process import WorkerProcess
@@ -92,7 +92,6 @@ class Traffic:
     settings: Settings
     """Settings naming the registry topic (read by every run)."""
     predictions: dict[KeyedBy, str]
-    specs: dict[KeyedBy, ModelSpec]
     events: int
 
 
@@ -110,7 +109,7 @@ def publish_traffic(servers: str, options: Options, workdir: Path) -> Traffic:
     )
     ensure_topics(base)
     keyings = [KeyedBy.EVENT_ID] + ([KeyedBy.MODEL_ID] if options.baseline else [])
-    predictions, specs = {}, {}
+    predictions = {}
     for keyed_by in keyings:
         layout = HOT_MODEL if keyed_by is KeyedBy.EVENT_ID else BY_MODEL_ID
         spec = model_specs(layout, options.partitions, options.warmup_events)[0]
@@ -122,11 +121,11 @@ def publish_traffic(servers: str, options: Options, workdir: Path) -> Traffic:
         register_specs(settings, [spec])
         progress(f"publishing {options.events:,} events keyed by {keyed_by.value}")
         publish_events(settings, prediction_events([spec], options.events), keyed_by=keyed_by)
-        predictions[keyed_by], specs[keyed_by] = settings.predictions_topic, spec
+        predictions[keyed_by] = settings.predictions_topic
         published = sum(end_offsets(servers, settings.predictions_topic).values())
         if published != options.events:
             raise RuntimeError(f"published {options.events} events, the topic holds {published}")
-    return Traffic(base, predictions, specs, options.events)
+    return Traffic(base, predictions, options.events)
 
 
 # One run: a fresh group of workers until every event and every summary is settled.
