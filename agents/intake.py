@@ -44,7 +44,8 @@ from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.monitors.positions import Located, Position, kafka_position
 from driftline.monitors.summarise import VersionSummariser, reference_digest
-from driftline.monitors.summary_monitor import SummaryMoment, SummaryMonitor, Taken
+from driftline.monitors.summary_monitor import SummaryMonitor, Taken
+from driftline.monitors.summary_performance import SummaryMoment
 from driftline.schemas import (
     Alert,
     AlertKind,

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, NamedTuple, Protocol, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +88,16 @@ CHANGE_MEMORY = 4_096
 
 DELAY_MEMORY = 1_000
 """Latest label delays kept for the delay distribution of the whole version."""
+
+
+class Moment(Protocol):
+    """What a window's report is made at: an event, or a summary's last event."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def event_time(self) -> datetime: ...
 
 
 class PredictionRecord(NamedTuple):
@@ -431,10 +441,7 @@ class PerformanceMonitor:
         for number, saved in enumerate(windows):
             with _field(f"windows[{number}]"):
                 window = _Window.from_state(saved, monitor._metrics(), HitCounts(monitor._positive))
-            if (
-                window.index in monitor._windows
-                or window.index > monitor._predictions // monitor.window
-            ):
+            if window.index in monitor._windows or not monitor._may_hold(window.index):
                 raise ValueError(f"state: windows[{number}] has the index of another, or to come")
             monitor._windows[window.index] = window
         monitor._estimator = monitor._estimator_from_state(state.get("estimator"))
@@ -486,6 +493,11 @@ class PerformanceMonitor:
             raise ValueError("state: an outcome worked out for each of some errors to come")
         monitor._outcomes = deque(outcomes)
         return monitor
+
+    def _may_hold(self, index: int) -> bool:
+        """Whether a window of this index can be open now: none is opened before its first
+        prediction is counted."""
+        return index <= self._predictions // self.window
 
     def _estimator_from_state(self, state: object) -> ConfidenceEstimator | None:
         """The estimator of a state: None, or one of the spec's classes (a classifier's)."""
@@ -992,7 +1004,7 @@ class PerformanceMonitor:
 
     # Windows.
 
-    def _close(self, window: _Window, event: PredictionEvent) -> PerformanceFindings:
+    def _close(self, window: _Window, event: "Moment") -> PerformanceFindings:
         window.uncertainty.seal()  # its last prediction is in
         found = PerformanceFindings(reports=[self._report(window, ReportStage.CLOSED)])
         if window.settled:

@@ -36,6 +36,8 @@ import hashlib
 import math
 import zlib
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,10 +62,29 @@ from driftline.schemas.summaries import (
     CategorySums,
     JointSums,
     NumericSums,
+    Outcome,
     QualityCounts,
     VersionSummary,
     WarmupRow,
+    WindowCount,
 )
+
+
+class Joined(NamedTuple):
+    """What a partition's label join found for one version over a batch: its predictions
+    counted per performance window, the predictions joined to their labels, and those
+    left unlabelled per window (see :class:`~driftline.schemas.summaries.VersionSummary`)."""
+
+    predicted: list[WindowCount]
+    outcomes: list[Outcome]
+    unlabelled: list[WindowCount]
+
+    def __bool__(self) -> bool:
+        return bool(self.predicted or self.outcomes or self.unlabelled)
+
+
+NOTHING_JOINED = Joined([], [], [])
+
 
 SAMPLE = 16
 """Raw values a summary carries per subject for an alert's evidence, spread over the batch."""
@@ -139,6 +160,8 @@ class VersionSummariser:
     spread
         How many partitions the version's events are spread over: those of its
         topic when they are keyed by event id, 1 when keyed by model id.
+    predictions_topic, labels_topic
+        The topics the positions of joined labels and their predictions are on.
     """
 
     def __init__(
@@ -151,6 +174,8 @@ class VersionSummariser:
         sample: int = SAMPLE,
         warmup_rows: int = MAX_WARMUP_ROWS,
         spread: int = 1,
+        predictions_topic: str = "predictions",
+        labels_topic: str = "labels",
     ) -> None:
         if not 0 <= sample <= MAX_SAMPLE:
             raise ValueError(f"sample must be in [0, {MAX_SAMPLE}], got {sample!r}")
@@ -162,6 +187,8 @@ class VersionSummariser:
         self.sample = sample
         self.warmup_rows = warmup_rows
         self.spread = spread
+        self.predictions_topic = predictions_topic
+        self.labels_topic = labels_topic
         self._quality = DataQualityMonitor(spec, alpha=quality_alpha)
         self._plan: ModelMonitor | None = None
         self._digest: str | None = None
@@ -201,9 +228,11 @@ class VersionSummariser:
         positions: Sequence[Located | None],
         *,
         partition: tuple[str, int],
+        joined: Joined = NOTHING_JOINED,
     ) -> VersionSummary | None:
         """The summary of a batch of this version's events, all from ``partition`` (topic and
-        number), in their order there; None if no event carries anything to watch."""
+        number), in their order there, with what the partition's label join found over it
+        (``joined``); None if nothing is to be watched."""
         if len(events) != len(positions):
             raise ValueError(f"{len(events)} events but {len(positions)} positions")
         for event in events:
@@ -223,7 +252,17 @@ class VersionSummariser:
             if event.features is not None or predictions[i] is not None or unsure[i] is not None
         ]
         if not kept:
-            return None
+            if not joined:
+                return None
+            topic, number = partition
+            offsets = [position.offset for position in positions if position is not None]
+            return self.joined_summary(
+                joined,
+                KafkaPosition(topic=topic, partition=number, offset=min(offsets, default=0)),
+                max(offsets, default=0),
+                [event.event_time for event in events],
+                events[-1].event_id,
+            )
         watched = [events[i] for i in kept]
         with_features = [event for event in watched if event.features is not None]
         tally = self._quality.count_many(
@@ -249,6 +288,7 @@ class VersionSummariser:
                 for (name, check), (count, examples) in tally.counts.items()
             ],
             "unexpected_features": tally.unexpected,
+            **self._joined_fields(joined),
         }
         if self._plan is None:
             summary["warmup"] = [
@@ -272,6 +312,44 @@ class VersionSummariser:
             )
         )
         return VersionSummary.model_validate(summary)
+
+    def joined_summary(
+        self,
+        joined: Joined,
+        source: KafkaPosition,
+        last_offset: int,
+        times: Sequence[datetime],
+        last_event_id: str,
+    ) -> VersionSummary:
+        """The summary of what a partition's label join found over a batch without events of
+        the version to watch (a batch of labels, as a rule): ``source`` and ``last_offset``
+        name the batch, ``times`` are its messages' event times."""
+        return VersionSummary(
+            model_id=self.spec.model_id,
+            model_version=self.spec.model_version,
+            source=source,
+            last_offset=last_offset,
+            events=0,
+            checked=0,
+            first_event_time=min(times),
+            last_event_time=max(times),
+            last_event_id=last_event_id,
+            spread=self.spread,
+            reference=self._digest,
+            **self._joined_fields(joined),
+        )
+
+    def _joined_fields(self, joined: Joined) -> dict[str, Any]:
+        """A summary's fields for what the label join found."""
+        if not joined:
+            return {}
+        return {
+            "predicted": joined.predicted,
+            "outcomes": joined.outcomes,
+            "unlabelled": joined.unlabelled,
+            "predictions_topic": self.predictions_topic,
+            "labels_topic": self.labels_topic,
+        }
 
     def _scores(
         self,

@@ -46,6 +46,7 @@ from driftline.monitors.positions import Located
 from driftline.monitors.rings import EventMemory, IntRing
 from driftline.monitors.state import State
 from driftline.monitors.summarise import VersionSummariser, reference_digest
+from driftline.monitors.summary_performance import Revealed, SummaryMoment, SummaryPerformance
 from driftline.schemas import (
     FeatureEvent,
     KafkaPosition,
@@ -59,21 +60,16 @@ SUMMARY_MEMORY = 1_024
 """Recent summaries whose first event time and position are kept to place a change point."""
 
 
-class SummaryMoment(NamedTuple):
-    """A summary as its findings name it: by its last event."""
-
-    event_id: str
-    event_time: datetime
-
-
 class Taken(NamedTuple):
-    """A summary the monitor took, what it revealed, whether the monitor was warming up
-    before it, and whether it ended the warm-up."""
+    """A summary the monitor took, what it revealed of drift and data quality, whether the
+    monitor was warming up before it, whether it ended the warm-up, and what it revealed
+    of performance (:meth:`SummaryPerformance.update_summary`)."""
 
     summary: VersionSummary
     findings: ModelFindings
     warming_up: bool
     warmed_up: bool
+    performance: list[Revealed]
 
 
 class SummaryMonitor(ModelMonitor):
@@ -113,6 +109,8 @@ class SummaryMonitor(ModelMonitor):
         """Warm-up rows received."""
         self._late: VersionSummariser | None = None
         """What scores warm-up rows that come after the reference (see :meth:`_scored`)."""
+        self.performance = SummaryPerformance(spec)
+        """The version's performance, from the labels the first stages joined."""
         super().__init__(
             spec,
             reference=reference,
@@ -140,6 +138,8 @@ class SummaryMonitor(ModelMonitor):
         """Offer one summary as it arrives; the summaries it lets be taken, in the order of
         their events' times (see :class:`~driftline.monitors.aligning.SummaryAligner`), each
         with what :meth:`update_summary` found; None if it arrived already."""
+        if not summary.events:  # labels joined: nothing of it is aligned (see update_summary)
+            return self._take_all([summary])
         going = self.aligner.offer(summary)
         return None if going is None else self._take_all(going)
 
@@ -154,7 +154,9 @@ class SummaryMonitor(ModelMonitor):
             warming = self.warming_up
             found = self.update_summary(each)
             if found is not None:
-                taken.append(Taken(each, found, warming, warming and not self.warming_up))
+                performance = self.performance.update_summary(each)
+                warmed = warming and not self.warming_up
+                taken.append(Taken(each, found, warming, warmed, performance))
         return taken
 
     def update_summary(self, summary: VersionSummary) -> ModelFindings | None:
@@ -345,6 +347,7 @@ class SummaryMonitor(ModelMonitor):
                 [order, row.model_dump_json()] for _, order, row in sorted(self._warm_rows)
             ],
             "digest": self._digest,
+            "performance": self.performance.to_state(),
             "memory": self._summaries.packed(),
             "starts": {name: pack_ints(ring.values()) for name, ring in self._starts.items()},
             "taken": [
@@ -378,6 +381,8 @@ class SummaryMonitor(ModelMonitor):
             monitor._warm_rows.append((-row.event_time.timestamp(), int(order), row))
         heapq.heapify(monitor._warm_rows)
         monitor._digest = saved["digest"]
+        if "performance" in saved:  # saved before performance was measured in two stages
+            monitor.performance = SummaryPerformance.from_state(monitor.spec, saved["performance"])
         monitor._summaries.extend_packed(saved["memory"])
         for name, packed in saved["starts"].items():
             ring = monitor._starts[name] = IntRing(SUMMARY_MEMORY)

@@ -65,6 +65,12 @@ MAX_EXAMPLE_LENGTH = 100
 MAX_GROUPS = 10_001
 """Category groups a summary may count per subject: the tracked ones and the rest."""
 
+MAX_OUTCOMES = 100_000
+"""Labelled predictions a summary may carry: those its batch joined."""
+
+MAX_WINDOWS = 1_000
+"""Performance windows a summary may count predictions in, or unlabelled ones."""
+
 
 class Walk(NamedTuple):
     """How one side of a sequential test moves over a batch: the walk ``C_k`` of its
@@ -194,6 +200,36 @@ class QualityCounts(WireModel):
     )
 
 
+class WindowCount(NamedTuple):
+    """How many of a batch's predictions fall in one performance window (or left it
+    unlabelled). On the wire, the array of its two numbers."""
+
+    window: NonNegativeInt
+    predictions: PositiveInt
+
+
+class Outcome(NamedTuple):
+    """One prediction joined to its label by the first stage, for the second stage's
+    performance monitor: what its realized metrics and error test take.
+
+    ``window`` is the prediction's performance window as the first stage numbered it (see
+    :class:`VersionSummary`), ``prediction_offset`` and ``label_offset`` the two messages'
+    offsets in the summary's partition of the predictions and labels topics (a label is
+    keyed by its prediction's id, so it lands in the partition of the same number). On the
+    wire, the array of its nine members: a summary carries one for each label it joined.
+    """
+
+    window: NonNegativeInt
+    prediction_time: AwareDatetime
+    prediction: Prediction | None
+    probabilities: dict[str, float] | None
+    prediction_offset: NonNegativeInt
+    label: Prediction
+    label_id: Identifier
+    label_time: AwareDatetime
+    label_offset: NonNegativeInt
+
+
 class WarmupRow(WireModel):
     """One event forwarded while the version's reference is being built: its time and raw
     values."""
@@ -218,6 +254,17 @@ class VersionSummary(WireModel):
     events keyed by model id). ``reference`` names the reference the scores
     were taken against (a digest of its profile); None while the version has
     none, and the summary then forwards ``warmup`` rows instead of scores.
+
+    Performance is counted in windows the first stage numbers: each partition
+    numbers its own predictions, and the ``n``-th of a partition is in window
+    ``n // ceil(window / spread)``, so that a window of the version holds about
+    ``window`` predictions from all its partitions. ``predicted`` counts the
+    batch's predictions per window, ``outcomes`` are the predictions the batch
+    joined to their labels (a batch of labels, or of predictions whose labels
+    came first), ``unlabelled`` the predictions whose labels did not come within
+    the retention, per window. A summary of a batch of labels has no events:
+    its source is the labels topic's partition, and its times those of the
+    labels.
     """
 
     schema_version: Literal[1] = 1
@@ -238,9 +285,18 @@ class VersionSummary(WireModel):
     quality: list[QualityCounts] = Field(default_factory=list, max_length=40_000)
     unexpected_features: NonNegativeInt = 0
     warmup: list[WarmupRow] = Field(default_factory=list, max_length=MAX_WARMUP_ROWS)
+    predicted: list[WindowCount] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    outcomes: list[Outcome] = Field(default_factory=list, max_length=MAX_OUTCOMES)
+    unlabelled: list[WindowCount] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    predictions_topic: Identifier = "predictions"
+    labels_topic: Identifier = "labels"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if sum(counted for _, counted in self.predicted) > self.events:
+            raise ValueError("more predictions counted in windows than events")
+        if not (self.events or self.outcomes or self.unlabelled):
+            raise ValueError("a summary without events carries outcomes or unlabelled counts")
         if self.last_offset < self.source.offset:
             raise ValueError("last_offset is before the source's offset")
         if self.last_event_time < self.first_event_time:

@@ -76,6 +76,18 @@ def test_a_summary_goes_through_json_unchanged_and_is_keyed_by_its_version():
                 "categorical": {},
                 "joint": None,
             },
+            "outcomes or unlabelled",
+        ),
+        ({"predicted": [[0, 400], [1, 101]]}, "more predictions"),
+        (
+            {
+                "events": 0,
+                "reference": None,
+                "numeric": {},
+                "categorical": {},
+                "joint": None,
+                "unlabelled": [[3, 2]],
+            },
             None,
         ),
     ],
@@ -187,3 +199,37 @@ def test_a_walk_sent_as_an_object_by_earlier_workers_is_read_too():
 def test_a_category_counted_needs_its_walks():
     with pytest.raises(ValidationError, match="without its test's walks"):
         CategorySums(counts={"free": 3}, walks={"pro": (WALK, WALK)})
+
+
+def test_outcomes_and_window_counts_go_through_json_as_arrays():
+    data = {
+        **SUMMARY,
+        "predicted": [[4, 300], [5, 200]],
+        "outcomes": [
+            [
+                4,
+                "2026-01-01T00:00:01Z",
+                "yes",
+                {"yes": 0.8, "no": 0.2},
+                1201,
+                "no",
+                "l-1",
+                "2026-01-01T00:05:00Z",
+                77,
+            ],
+            [5, "2026-01-01T00:00:02Z", 3.5, None, 1202, 4.0, "l-2", "2026-01-01T00:05:01Z", 78],
+        ],
+        "unlabelled": [[3, 7]],
+    }
+    summary = VersionSummary.model_validate_json(json.dumps(data))
+    assert summary.outcomes[0].window == 4 and summary.outcomes[0].label == "no"
+    assert summary.outcomes[1].prediction == 3.5 and summary.outcomes[1].probabilities is None
+    assert summary.predicted[1].predictions == 200
+    assert json.loads(summary.model_dump_json())["outcomes"][0][0] == 4
+    assert VersionSummary.model_validate_json(summary.model_dump_json()) == summary
+
+
+def test_an_outcome_with_a_label_time_that_is_no_time_is_refused():
+    data = {**SUMMARY, "outcomes": [[4, "now", "yes", None, 1, "no", "l", "now", 2]]}
+    with pytest.raises(ValidationError, match="outcomes"):
+        VersionSummary.model_validate_json(json.dumps(data))

@@ -1,0 +1,195 @@
+"""A spread version's performance, measured by the second stage from summaries.
+
+When a version's events are keyed by event id, a label lands in the
+partition of its prediction (it is keyed by the prediction's id), so each
+first stage joins the labels of its own partitions, as a single worker
+does for a whole model (see :mod:`driftline.agents.labelling`). What the
+joins find travels in the summaries
+(:class:`~driftline.schemas.summaries.VersionSummary`): how many
+predictions each performance window got, each labelled prediction
+(:class:`~driftline.schemas.summaries.Outcome`), how many left unlabelled.
+:class:`SummaryPerformance` takes them, as a
+:class:`~driftline.monitors.performance.PerformanceMonitor` takes events.
+
+The first stages number the windows, each its own partition's predictions
+(``ceil(window / spread)`` of them to a window), so window ``k`` of the
+version holds the ``k``-th share of every partition. It closes when it has
+a full share from each partition, and settles when each of its predictions
+is labelled or waited out its retention, as an event-by-event window does;
+a window is opened by whichever comes first, a count of its predictions or
+one of its labels (labels may overtake their predictions' summary, which the
+second stage holds back to take summaries in the order of event time).
+
+The realized test and the reference are those of the event-by-event
+monitor, over the labels in the order their summaries are taken.
+**Estimated performance is not measured here**: it needs each prediction's
+class probabilities when it is counted, and summaries carry counts. A
+window's report says so: no estimated figures, and no estimated alarm.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from math import ceil
+from typing import Any, NamedTuple, Self
+
+from driftline.monitors.performance import (
+    PerformanceFindings,
+    PerformanceMonitor,
+    PredictionRecord,
+    _Window,
+)
+from driftline.monitors.positions import Position
+from driftline.monitors.state import State
+from driftline.schemas import KafkaPosition, ModelSpec
+from driftline.schemas.summaries import Outcome, VersionSummary
+
+SETTLED_MEMORY = 4_096
+"""Windows remembered as settled, so that a late label or count does not open one again."""
+
+
+class SummaryMoment(NamedTuple):
+    """A summary as a report or an alarm names it: by its last event."""
+
+    event_id: str
+    event_time: datetime
+
+
+class Revealed(NamedTuple):
+    """What part of a summary revealed, and the position of the message that led to it (the
+    label, for what a label revealed; None for counts)."""
+
+    findings: PerformanceFindings
+    source: KafkaPosition | None
+
+
+class SummaryPerformance(PerformanceMonitor):
+    """Realized performance of a spread model version, from its summaries.
+
+    Parameters are those of :class:`~driftline.monitors.performance.PerformanceMonitor`.
+    Feed it with :meth:`update_summary`, each summary once, in the order the
+    second stage takes them; the event methods (:meth:`predicted` and the
+    others) are for a version's events in one process.
+
+    Examples
+    --------
+    See the tests of this module: a classifier spread over four partitions,
+    its error rate rising, against the event-by-event monitor on the same labels.
+    """
+
+    def __init__(self, spec: ModelSpec, *, arl: float | None = None) -> None:
+        super().__init__(spec, arl=arl)
+        self._estimator = None  # estimation takes each prediction's probabilities
+        self._settled_windows: dict[int, None] = {}
+        """The latest windows settled (an ordered set of at most ``SETTLED_MEMORY``)."""
+
+    def update_summary(self, summary: VersionSummary) -> list[Revealed]:
+        """Count a summary's predictions into their windows, then its labelled predictions
+        and those left unlabelled; what each revealed, in that order."""
+        moment = SummaryMoment(summary.last_event_id, summary.last_event_time)
+        revealed: list[Revealed] = []
+        full = ceil(self.window / summary.spread) * summary.spread
+        for index, count in summary.predicted:
+            found = self._count(index, count, summary, full, moment)
+            if found:
+                revealed.append(Revealed(found, None))
+        if summary.outcomes:
+            revealed += self._take_outcomes(summary)
+        for index, count in summary.unlabelled:
+            window = self._window(index, summary.first_event_time)
+            self._expired += count
+            if window is None:
+                continue
+            window.expired += count
+            if window.settled:
+                revealed.append(Revealed(self._settle(window), None))
+        return revealed
+
+    def _count(
+        self, index: int, count: int, summary: VersionSummary, full: int, moment: SummaryMoment
+    ) -> PerformanceFindings:
+        """Count ``count`` predictions into window ``index``; its report if that closes it."""
+        self._predictions += count
+        window = self._window(index, summary.first_event_time)
+        if window is None:
+            return PerformanceFindings()
+        window.predictions += count
+        window.first_time = min(window.first_time, summary.first_event_time)
+        window.last_time = max(window.last_time, summary.last_event_time)
+        found = PerformanceFindings()
+        if not window.closed and window.predictions >= full:
+            window.closed = True
+            found = self._close(window, moment)
+        return found + self._settle_overflow()
+
+    def _take_outcomes(self, summary: VersionSummary) -> list[Revealed]:
+        """Each labelled prediction of a summary through :meth:`labelled`, the error test
+        taking them together (:meth:`expect`)."""
+        partition = summary.source.partition
+        records = [
+            PredictionRecord(
+                outcome.window,
+                outcome.prediction_time,
+                outcome.prediction,
+                outcome.probabilities,
+                Position(summary.predictions_topic, partition, outcome.prediction_offset),
+            )
+            for outcome in summary.outcomes
+        ]
+        for outcome in summary.outcomes:
+            self._window(outcome.window, outcome.prediction_time)
+        revealed: list[Revealed] = []
+        self.expect(
+            [
+                (record, outcome.label)
+                for record, outcome in zip(records, summary.outcomes, strict=True)
+            ]
+        )
+        try:
+            for record, outcome in zip(records, summary.outcomes, strict=True):
+                found = self.labelled(
+                    record, outcome.label, event_id=outcome.label_id, label_time=outcome.label_time
+                )
+                if found:
+                    revealed.append(Revealed(found, _label_position(summary, outcome)))
+        finally:
+            self.expect([])
+        return revealed
+
+    def _window(self, index: int, time: datetime) -> _Window | None:
+        """Window ``index``, opened if it is new; None if it was settled already."""
+        window = self._windows.get(index)
+        if window is None and index not in self._settled_windows:
+            window = self._open(index, time)
+        return window
+
+    def _settle(self, window: _Window) -> PerformanceFindings:
+        self._settled_windows[window.index] = None
+        if len(self._settled_windows) > SETTLED_MEMORY:
+            del self._settled_windows[next(iter(self._settled_windows))]
+        return super()._settle(window)
+
+    def _may_hold(self, index: int) -> bool:
+        return True  # a label opens its window, whatever was counted
+
+    def to_state(self) -> State:
+        """:meth:`PerformanceMonitor.to_state`, and the windows settled lately."""
+        state = super().to_state()
+        state["settled_windows"] = list(self._settled_windows)
+        return state
+
+    @classmethod
+    def from_state(cls, spec: ModelSpec, state: Mapping[str, Any]) -> Self:
+        """The monitor :meth:`to_state` described, going on exactly where it was."""
+        monitor = super().from_state(spec, state)
+        settled = state.get("settled_windows", [])
+        if not (isinstance(settled, list) and all(type(i) is int and i >= 0 for i in settled)):
+            raise ValueError("state: settled_windows must be a list of window indices")
+        monitor._settled_windows = dict.fromkeys(settled[-SETTLED_MEMORY:])
+        return monitor
+
+
+def _label_position(summary: VersionSummary, outcome: Outcome) -> KafkaPosition:
+    """Where the label of ``outcome`` sits on Kafka."""
+    return KafkaPosition(
+        topic=summary.labels_topic, partition=summary.source.partition, offset=outcome.label_offset
+    )

@@ -1,0 +1,229 @@
+"""A classifier spread over four partitions: its performance measured from summaries, against
+the single-process oracle (a performance monitor fed every prediction and label in order)."""
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from math import ceil
+
+import numpy as np
+import pytest
+
+from driftline.monitors.performance import PerformanceMonitor
+from driftline.monitors.summary_performance import SummaryPerformance
+from driftline.schemas import KafkaPosition, ModelSpec, PerformancePolicy, PredictionEvent
+from driftline.schemas.summaries import Outcome, VersionSummary, WindowCount
+
+TIME = datetime(2026, 1, 1, tzinfo=UTC)
+PARTITIONS = 4
+BATCH = 50
+"""Predictions of one partition in one summary."""
+
+SPEC = ModelSpec(
+    model_id="hot",
+    model_version="1",
+    task="classification",
+    classes=["no", "yes"],
+    features=[],
+    performance=PerformancePolicy(window=400, reference_labels=300),
+)
+SHARE = ceil(SPEC.performance.window / PARTITIONS)
+
+
+def predictions(count: int, seed: int, *, worse_from: int | None = None):
+    """Predictions, each with its partition, and its label (right 90 % of the time, then 70 %)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(count):
+        wrong = rng.random() > (0.7 if worse_from is not None and i >= worse_from else 0.9)
+        predicted = "yes" if rng.random() < 0.5 else "no"
+        label = ("no" if predicted == "yes" else "yes") if wrong else predicted
+        p = 0.8 if predicted == "yes" else 0.2
+        event = PredictionEvent(
+            model_id="hot",
+            model_version="1",
+            event_id=f"e{i}",
+            event_time=TIME + timedelta(seconds=i),
+            prediction=predicted,
+            probabilities={"yes": p, "no": 1 - p},
+        )
+        rows.append((event, int(rng.integers(PARTITIONS)), label))
+    return rows
+
+
+def summaries(rows, *, labelled: bool = True):
+    """What the first stages send: per partition, a summary of each batch of predictions that
+    joins the labels of the batch before it (labels come one batch late)."""
+    by_partition: dict[int, list] = {p: [] for p in range(PARTITIONS)}
+    for row in rows:
+        by_partition[row[1]].append(row)
+    sent = []
+    for partition, own in by_partition.items():
+        waiting: list[Outcome] = []
+        for start in range(0, len(own), BATCH):
+            batch = own[start : start + BATCH]
+            windows = Counter((start + n) // SHARE for n in range(len(batch)))
+            times = [event.event_time for event, _, _ in batch]
+            sent.append(
+                VersionSummary(
+                    model_id="hot",
+                    model_version="1",
+                    source=KafkaPosition(topic="predictions", partition=partition, offset=start),
+                    last_offset=start + len(batch) - 1,
+                    events=len(batch),
+                    checked=0,
+                    first_event_time=min(times),
+                    last_event_time=max(times),
+                    last_event_id=batch[-1][0].event_id,
+                    spread=PARTITIONS,
+                    predicted=[WindowCount(w, c) for w, c in sorted(windows.items())],
+                    outcomes=waiting,
+                )
+            )
+            waiting = [
+                Outcome(
+                    (start + n) // SHARE,
+                    event.event_time,
+                    event.prediction,
+                    event.probabilities,
+                    start + n,
+                    label,
+                    f"l-{event.event_id}",
+                    event.event_time + timedelta(seconds=5),
+                    start + n,
+                )
+                for n, (event, _, label) in enumerate(batch)
+                if labelled
+            ]
+        if waiting:  # the last batch's labels, in a summary of labels
+            last = waiting[-1]
+            sent.append(
+                VersionSummary(
+                    model_id="hot",
+                    model_version="1",
+                    source=KafkaPosition(topic="labels", partition=partition, offset=0),
+                    last_offset=len(waiting),
+                    events=0,
+                    checked=0,
+                    first_event_time=waiting[0].label_time,
+                    last_event_time=last.label_time,
+                    last_event_id=last.label_id,
+                    spread=PARTITIONS,
+                    outcomes=waiting,
+                )
+            )
+    return sorted(sent, key=lambda summary: summary.last_event_time)
+
+
+def realized_alarms(found):
+    return [f for each in found for f in each.findings.findings if f.basis.value == "realized"]
+
+
+def oracle_alarm(rows):
+    """The label at which one process, seeing every prediction and its label in order, alarms."""
+    monitor = PerformanceMonitor(SPEC)
+    for number, (event, _, label) in enumerate(rows):
+        record, _ = monitor.predicted(event)
+        found = monitor.labelled(record, label, event_id=f"l-{event.event_id}", label_time=TIME)
+        if found.findings:
+            return number
+    return None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_rising_error_rate_is_alarmed_within_a_round_of_the_oracle(seed):
+    rows = predictions(6_000, seed, worse_from=3_000)
+    monitor = SummaryPerformance(SPEC)
+    alarm_at = None
+    for summary in summaries(rows):
+        alarms = realized_alarms(monitor.update_summary(summary))
+        if alarms and alarm_at is None:
+            alarm_at = int(alarms[0].event_id.removeprefix("l-e"))
+            change = alarms[0].change_position
+    oracle = oracle_alarm(rows)
+    assert oracle is not None and alarm_at is not None
+    # Labels come a batch late, and summaries in the order of their events' times.
+    round_of_summaries = 2 * PARTITIONS * BATCH
+    assert oracle - round_of_summaries <= alarm_at <= oracle + round_of_summaries
+    assert alarm_at > 3_000 - round_of_summaries
+    assert change is not None and change.topic == "predictions"
+
+
+def test_nothing_alarms_while_the_error_rate_holds():
+    monitor = SummaryPerformance(SPEC)
+    found = [f for s in summaries(predictions(8_000, 4)) for f in monitor.update_summary(s)]
+    assert not realized_alarms(found)
+    assert monitor.reference_ready
+
+
+def test_every_window_closes_with_a_share_of_each_partition_and_settles_once_labelled():
+    rows = predictions(4_000, 5)
+    monitor = SummaryPerformance(SPEC)
+    reports = [
+        report
+        for summary in summaries(rows)
+        for each in monitor.update_summary(summary)
+        for report in each.findings.reports
+    ]
+    settled = {r.window: r for r in reports if r.stage.value == "settled"}
+    closed = {r.window: r for r in reports if r.stage.value == "closed"}
+    per_partition = Counter(partition for _, partition, _ in rows)
+    full = min(per_partition.values()) // SHARE  # windows every partition filled
+    assert full >= 2
+    for window in range(full):
+        assert closed[window].predictions == SHARE * PARTITIONS
+        assert settled[window].labelled == settled[window].predictions == SHARE * PARTITIONS
+        assert settled[window].realized["accuracy"] == pytest.approx(0.9, abs=0.05)
+    assert monitor.labelled_predictions == len(rows)
+    assert monitor.predictions == len(rows)
+
+
+def test_labels_that_overtake_their_predictions_open_the_window_and_are_counted_in_it():
+    rows = predictions(2_000, 6)
+    sent = summaries(rows)
+    # Every summary of labels first, then the counts: the window is opened by its labels.
+    reordered = [s for s in sent if s.outcomes] + [s for s in sent if not s.outcomes]
+    monitor = SummaryPerformance(SPEC)
+    reports = [
+        r for s in reordered for each in monitor.update_summary(s) for r in each.findings.reports
+    ]
+    settled = [r for r in reports if r.stage.value == "settled"]
+    assert settled and all(r.labelled == r.predictions for r in settled)
+
+
+def test_unlabelled_predictions_settle_their_window():
+    rows = predictions(1_000, 7)
+    monitor = SummaryPerformance(SPEC)
+    for summary in summaries(rows, labelled=False):
+        monitor.update_summary(summary)
+    assert monitor.labelled_predictions == 0
+    partition = rows[0][1]
+    count = sum(1 for _, p, _ in rows if p == partition)
+    gone = VersionSummary(
+        model_id="hot",
+        model_version="1",
+        source=KafkaPosition(topic="labels", partition=partition, offset=0),
+        last_offset=0,
+        events=0,
+        checked=0,
+        first_event_time=TIME,
+        last_event_time=TIME,
+        last_event_id="l",
+        spread=PARTITIONS,
+        unlabelled=[WindowCount(0, min(count, SHARE))],
+    )
+    monitor.update_summary(gone)
+    assert monitor.to_state()["expired"] == min(count, SHARE)
+
+
+def test_a_state_taken_midway_goes_on_exactly():
+    rows = predictions(5_000, 8, worse_from=2_500)
+    sent = summaries(rows)
+    whole = SummaryPerformance(SPEC)
+    halves = SummaryPerformance(SPEC)
+    for number, summary in enumerate(sent):
+        expected = whole.update_summary(summary)
+        if number == len(sent) // 2:
+            halves = SummaryPerformance.from_state(SPEC, json.loads(json.dumps(halves.to_state())))
+        assert halves.update_summary(summary) == expected
+    assert halves.to_state() == whole.to_state()
