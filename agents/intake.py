@@ -36,6 +36,7 @@ from driftline.agents.registry import (
     registry_max_bytes,
 )
 from driftline.agents.saved_arrivals import SavedArrivals
+from driftline.agents.spread_labelling import PartitionJoin, SpreadLabels
 from driftline.agents.version_state import Fence, VersionStates
 from driftline.monitors import ModelMonitor
 from driftline.monitors.dedup import Arrival, RecentEventIds
@@ -43,7 +44,7 @@ from driftline.monitors.findings import BatchFindings
 from driftline.monitors.model import ModelFindings
 from driftline.monitors.performance import PerformanceResolution
 from driftline.monitors.positions import Located, Position, kafka_position
-from driftline.monitors.summarise import VersionSummariser, reference_digest
+from driftline.monitors.summarise import NOTHING_JOINED, Joined, VersionSummariser, reference_digest
 from driftline.monitors.summary_monitor import SummaryMonitor, Taken
 from driftline.monitors.summary_performance import SummaryMoment
 from driftline.schemas import (
@@ -335,6 +336,8 @@ class Intake:
             store=label_store,
             held_before_first_label=settings.held_predictions_before_first_label,
         )
+        self.spread_labels = SpreadLabels(self.labels, settings)
+        """The label join of versions keyed by event id, partition by partition."""
         self._monitors: dict[ModelKey, ModelMonitor] = {}
         """Each version's monitor: of its events, or of its summaries (a
         :class:`~driftline.monitors.summary_monitor.SummaryMonitor`, for a version keyed by
@@ -722,8 +725,6 @@ class Intake:
         if self.states is not None and event.model_id not in self._restored_models:
             self._restore_model(event.model_id)
         if isinstance(event, LabelEvent):
-            if self._spread_model(event.model_id):
-                return [self._dead_letter(message, _spread_label(event.model_id))]
             return NewLabel(message, event)  # repeats are told apart with the batch's others
         spec = self.registry.spec(event.model_id, event.model_version)
         assert spec is not None
@@ -1123,7 +1124,14 @@ class Intake:
     ) -> None:
         """Join a batch's new labels (:meth:`LabelDesk.label_many`), a run of one partition at
         a time, so that every join write is on its label's partition; what each leads to goes
-        to its place in ``outputs``."""
+        to its place in ``outputs``. Labels of models keyed by event id are joined in their
+        partitions (:meth:`_join_spread_labels`)."""
+        spread = [(index, new) for index, new in labels if self._spread_model(new.label.model_id)]
+        if spread:
+            self._join_spread_labels(spread, outputs)
+            labels = [
+                (index, new) for index, new in labels if not self._spread_model(new.label.model_id)
+            ]
         for start, end in _partition_runs([new.message for _, new in labels]):
             run = [new for _, new in labels[start:end]]
             self._at(run[0].message)
@@ -1145,6 +1153,62 @@ class Intake:
                 joined = [[self.failed(new.message, error)] for new in run]
             for (index, _), some in zip(labels[start:end], joined, strict=True):
                 outputs[index] = some
+
+    def _join_spread_labels(
+        self, labels: list[tuple[int, NewLabel]], outputs: list[list[Output]]
+    ) -> None:
+        """Join the labels of models keyed by event id, a run of one partition at a time, in
+        that partition (:class:`~driftline.agents.spread_labelling.SpreadLabels`); what the
+        run joined goes to the second stage in a summary per version, sent with its last
+        label, and each label's dead letters to its place in ``outputs``."""
+        for start, end in _partition_runs([new.message for _, new in labels]):
+            run = labels[start:end]
+            first = run[0][1].message
+            self._at(first)
+            try:
+                found = self.spread_labels.labels(
+                    [new.label for _, new in run],
+                    [
+                        LabelMessage(new.message.value, new.message.key, new.message.source)
+                        for _, new in run
+                    ],
+                    first.source.partition,
+                )
+                for number, (index, _) in enumerate(run):
+                    outputs[index] = found.outputs.get(number, [])
+                last = run[-1][1]
+                outputs[run[-1][0]] += self._joined_summaries(
+                    found.joined,
+                    kafka_position(first.source),
+                    last.message.source.offset,
+                    [new.label.event_time for _, new in run],
+                    last.label.event_id,
+                )
+            except Exception as error:  # a bug: the run's labels are dead-lettered
+                log.exception("failed on %d labels from %s", len(run), first.source)
+                for index, new in run:
+                    outputs[index] = [self.failed(new.message, error)]
+
+    def _joined_summaries(
+        self,
+        joined: Mapping[ModelKey, Joined],
+        source: KafkaPosition,
+        last_offset: int,
+        times: Sequence[datetime],
+        last_event_id: str,
+    ) -> list[Output]:
+        """A summary of what a partition's label join found for each version over a batch
+        with none of the version's events (see ``VersionSummariser.joined_summary``)."""
+        sent = []
+        for key, found in joined.items():
+            spec = self.registry.spec(*key)
+            if spec is None or spec.keyed_by is not KeyedBy.EVENT_ID or not found:
+                continue  # gone since: its second stage has no monitor to take it
+            summary = self._summariser_for(spec).joined_summary(
+                found, source, last_offset, times, last_event_id
+            )
+            sent.append(Output(Destination.SUMMARIES, summary.registry_key(), summary))
+        return sent
 
     def _arrive(self, message: InputMessage, event: InputEvent) -> list[Output] | None:
         """None for a new event; otherwise what a duplicate or late event leads to."""
@@ -1297,6 +1361,8 @@ class Intake:
                 quality_alpha=self.settings.quality_alpha,
                 spread=self.settings.topic_partitions,
                 warmup_rows=summary_warmup_rows(spec),
+                predictions_topic=self.settings.predictions_topic,
+                labels_topic=self.settings.labels_topic,
             )
         return summariser
 
@@ -1334,23 +1400,55 @@ class Intake:
             messages = [batch.messages[place] for place in places]
             indices = [batch.indices[place] for place in places]
             source = messages[0].source
+            events = [batch.events[place] for place in places]
             try:
+                self._at(messages[0])
+                found = self._join_spread_predictions(batch.spec, events, messages)
                 summary = summariser.summarise(
-                    [batch.events[place] for place in places],
+                    events,
                     [message.source for message in messages],
                     partition=(source.topic, source.partition),
+                    joined=found.joined.pop(batch.key, NOTHING_JOINED),
+                )
+                others = self._joined_summaries(
+                    found.joined,
+                    kafka_position(source),
+                    messages[-1].source.offset,
+                    [event.event_time for event in events],
+                    events[-1].event_id,
                 )
             except Exception as error:
                 log.exception("failed to summarise a batch of model %s version %s", *batch.key)
                 for index, message in zip(indices, messages, strict=True):
                     outputs[index] = [self.failed(message, error)]
                 continue
-            for message in messages:
+            for number, message in enumerate(messages):
                 counters[message.topic].processed += 1
+                outputs[indices[number]] += found.outputs.get(number, [])
             if summary is not None:
-                outputs[indices[-1]].append(
-                    Output(Destination.SUMMARIES, summary.registry_key(), summary)
-                )
+                others.insert(0, Output(Destination.SUMMARIES, summary.registry_key(), summary))
+            outputs[indices[-1]] += others
+
+    def _join_spread_predictions(
+        self,
+        spec: ModelSpec,
+        events: Sequence[PredictionEvent | FeatureEvent],
+        messages: Sequence[InputMessage],
+    ) -> PartitionJoin:
+        """Join the judged predictions of a run of one partition in that partition; what was
+        found, the dead letters by the place of their message in the run."""
+        places = [place for place, event in enumerate(events) if _judged(event)]
+        if not places:
+            return PartitionJoin({}, {})
+        found = self.spread_labels.predictions(
+            spec,
+            [cast(PredictionEvent, events[place]) for place in places],
+            [messages[place].source.offset for place in places],
+            messages[0].source.partition,
+        )
+        return PartitionJoin(
+            found.joined, {places[number]: dead for number, dead in found.outputs.items()}
+        )
 
     def unregistered_summaries(self, messages: Sequence[InputMessage]) -> list[float]:
         """The Kafka timestamps (0.0 for none) of the summaries of a batch whose version is not
@@ -1467,6 +1565,8 @@ class Intake:
         triggers = decider.observe(alerts, now)
         sent += [self._alert(alert) for alert in alerts]
         sent += [self._trigger(trigger) for trigger in triggers]
+        for revealed in taken.performance:
+            sent += self.labels.outputs_of(spec, revealed.findings, revealed.source)
         return sent
 
     def _performance_alert(self, alert: Alert) -> list[Output]:
@@ -1600,15 +1700,6 @@ def summary_warmup_rows(spec: ModelSpec) -> int:
     """
     values = len(spec.features) + 2  # with the prediction and its uncertainty
     return max(1, min(SUMMARY_WARMUP_ROWS, SUMMARY_WARMUP_BYTES // (32 * values)))
-
-
-def _spread_label(model_id: str) -> Rejection:
-    return Rejection(
-        DeadLetterReason.SPEC_VIOLATION,
-        f"model {model_id} has a version keyed by event id, whose performance is not "
-        "monitored yet: its labels are not joined. Register it keyed by model id "
-        '("keyed_by": "model_id") to monitor its performance',
-    )
 
 
 def prediction_violation(spec: ModelSpec, event: PredictionEvent) -> Rejection | None:

@@ -244,7 +244,7 @@ class LabelDesk:
                 outputs.append(self._dead_letter(item.message, item.rejection))
             else:
                 source = maybe_kafka_position(item.source)
-                outputs += self._outputs(item.spec, item.found, source=source)
+                outputs += self.outputs_of(item.spec, item.found, source=source)
         return outputs
 
     def label(self, label: LabelEvent, message: LabelMessage) -> list[Output]:
@@ -320,6 +320,10 @@ class LabelDesk:
         if result is None:
             self.counters.waiting += 1
         return result, self.join.advance(label.model_id)
+
+    def refuse(self, message: LabelMessage, rejection: Rejection) -> Output:
+        """Count a label message as dead-lettered; its dead letter."""
+        return self._dead_letter(message, rejection)
 
     def forget(self, model: ModelKey) -> None:
         """Drop the performance state of a version whose spec changed or went away."""
@@ -484,9 +488,11 @@ class LabelDesk:
             self.used(spec)
         return monitor
 
-    def _outputs(
+    def outputs_of(
         self, spec: ModelSpec, found: PerformanceFindings, source: KafkaPosition | None = None
     ) -> list[Output]:
+        """The messages of what a version's performance monitor found: its alerts and
+        resolutions through the version's lifecycle, its window reports."""
         outputs: list[Output] = []
         for finding in found.findings:
             outputs += self._alert(

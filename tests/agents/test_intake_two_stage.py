@@ -14,7 +14,6 @@ from driftline.schemas import (
     Alert,
     DeadLetter,
     KeyedBy,
-    LabelEvent,
     ModelSpec,
     PredictionEvent,
     ReferenceProfile,
@@ -208,28 +207,6 @@ def test_what_is_no_summary_of_a_registered_spread_version_is_dead_lettered():
     assert isinstance(letter.message, DeadLetter)
     assert letter.message.reason.value == "unknown_model"
     assert "keyed by event id" in letter.message.message
-
-
-def test_labels_of_a_spread_model_are_dead_lettered_with_what_to_do():
-    intake = intake_with(SPREAD)
-    label = LabelEvent(
-        model_id=SPREAD.model_id,
-        event_id="l1",
-        prediction_id="e1",
-        event_time=START,
-        label=1.0,
-    )
-    message = InputMessage(
-        InputTopic.LABELS,
-        label.model_dump_json().encode(),
-        b"e1",
-        Position("driftline.labels", 0, 0),
-        (START + timedelta(days=1)).timestamp(),
-    )
-    [letter] = intake.handle_batch([message])
-    assert isinstance(letter.message, DeadLetter)
-    assert letter.message.reason.value == "spec_violation"
-    assert '"keyed_by": "model_id"' in letter.message.message
 
 
 def test_the_recent_ids_of_a_spread_model_stay_in_memory():

@@ -48,6 +48,7 @@ from driftline.monitors.state import (
 )
 from driftline.monitors.summarise import VersionSummariser
 from driftline.monitors.summary_monitor import SummaryMonitor
+from driftline.monitors.summary_performance import SummaryPerformance
 from driftline.monitors.window_metrics import HitCounts, RealizedMetrics, UncertaintySummary
 from driftline.schemas import (
     DriftPolicy,
@@ -57,7 +58,7 @@ from driftline.schemas import (
     ModelSpec,
     PredictionEvent,
 )
-from driftline.schemas.summaries import VersionSummary
+from driftline.schemas.summaries import Outcome, VersionSummary, WindowCount
 
 # Any value a JSON document can hold (with Python's NaN and infinities, which
 # json.loads also reads), integers far beyond a float's range among them.
@@ -395,6 +396,49 @@ def _performance() -> PerformanceMonitor:
     return monitor
 
 
+def _summary_performance() -> SummaryPerformance:
+    """A classifier's performance from summaries of two partitions, past its reference, with
+    windows still open and some settled."""
+    rng = np.random.default_rng(12)
+    monitor = SummaryPerformance(PERFORMANCE_SPEC)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    share = PERFORMANCE_SPEC.performance.window // 2
+    for batch in range(12):
+        partition, first = batch % 2, (batch // 2) * 25
+        time = start + timedelta(seconds=batch)
+        outcomes = [
+            Outcome(
+                (first + n) // share,
+                time,
+                "yes" if p > 0.5 else "no",
+                {"no": 1.0 - p, "yes": p},
+                first + n,
+                "yes" if rng.random() < p else "no",
+                f"l{batch}-{n}",
+                time,
+                first + n,
+            )
+            for n, p in enumerate(rng.random(25).tolist())
+        ]
+        monitor.update_summary(
+            VersionSummary(
+                model_id="m",
+                model_version="1",
+                source=KafkaPosition(topic="p", partition=partition, offset=first),
+                last_offset=first + 24,
+                events=25,
+                checked=0,
+                first_event_time=time,
+                last_event_time=time,
+                last_event_id=f"e{batch}",
+                spread=2,
+                predicted=[WindowCount(first // share, 25)],
+                outcomes=outcomes if batch < 10 else [],
+            )
+        )
+    return monitor
+
+
 def _performance_window() -> _Window:
     return next(reversed(_performance()._windows.values()))
 
@@ -421,6 +465,7 @@ FACTORIES: dict[type, Callable[[], Any]] = {
     SummaryMonitor: _summary_monitor,
     SummaryAligner: _aligner,
     PerformanceMonitor: _performance,
+    SummaryPerformance: _summary_performance,
     _Window: _performance_window,
     UncertaintySummary: _uncertainty,
 }
@@ -428,6 +473,7 @@ FACTORIES: dict[type, Callable[[], Any]] = {
 
 READERS: dict[type, Callable[[Any], Any]] = {
     PerformanceMonitor: lambda state: PerformanceMonitor.from_state(PERFORMANCE_SPEC, state),
+    SummaryPerformance: lambda state: SummaryPerformance.from_state(PERFORMANCE_SPEC, state),
     _Window: lambda state: _Window.from_state(
         state, RealizedMetrics(["no", "yes"], "yes"), HitCounts("yes")
     ),
@@ -471,7 +517,7 @@ def test_a_state_read_back_from_json_is_written_again_to_the_same_bytes(cls):
 
 HEADED = [LocationCusum, ScaleCusum, BernoulliCusum, ChiSquareCusum, SerialDependence]
 HEADED += [IsotonicCalibrator, ConfidenceEstimator, EstimatedWindow]
-HEADED += [UncertaintySummary, PerformanceMonitor]
+HEADED += [UncertaintySummary, PerformanceMonitor, SummaryPerformance]
 """The classes whose states carry a header: they are stored and read on their own."""
 
 
@@ -544,6 +590,32 @@ SAVED = [
     '{"topics": [], "topic": [], "partition": [], "offset": []}}, "latched_quiet": null, '
     '"estimate_latched": false, "delays": "", "recent_errors": {"count": 0, "bits": ""}, '
     '"last_estimate": {}, "last_realized": {}, "coming": [], "outcomes": []}',
+    '{"kind": "SummaryPerformance", "version": 1, "model": ["m", "1"], "arl": 1000000.0, '
+    '"predictions": 0, "labelled": 0, "expired": 0, "windows": [], "estimator": null, '
+    '"estimated_from": null, "estimated_after": null, "reference_errors": {"count": 0, '
+    '"bits": ""}, "reference_error": null, "error_test": null, "error_alarm": null, '
+    '"since_reference": {"kind": "RealizedMetrics", "version": 1, "count": 0, "metrics": '
+    '{"accuracy": {"matrix": {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], '
+    '"columns": [], "cells": []}}, "precision": {"matrix": {"samples": 0, "weight": 0, '
+    '"hits": 0.0, "rows": [], "columns": [], "cells": []}}, "recall": {"matrix": '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}}, '
+    '"f1": {"matrix": {"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], '
+    '"cells": []}}, "log_loss": {"mean": [0.0, 0.0]}, "roc_auc": {"matrices": '
+    '[{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": []}, '
+    '{"samples": 0, "weight": 0, "hits": 0.0, "rows": [], "columns": [], "cells": '
+    '[]}]}}}, "changes": {"times": {"micros": [], "offsets": []}, "positions": {"topics": '
+    '[], "topic": [], "partition": [], "offset": []}}, "latched_quiet": null, '
+    '"estimate_latched": false, "delays": "", "recent_errors": {"count": 0, "bits": ""}, '
+    '"last_estimate": {}, "last_realized": {}, "coming": [], "outcomes": [], '
+    '"settled_windows": []}',
 ]
 
 

@@ -141,12 +141,14 @@ def test_a_rising_error_rate_is_alarmed_within_a_round_of_the_oracle(seed):
             alarm_at = int(alarms[0].event_id.removeprefix("l-e"))
             change = alarms[0].change_position
     oracle = oracle_alarm(rows)
-    assert oracle is not None and alarm_at is not None
+    assert oracle is not None
+    assert alarm_at is not None
     # Labels come a batch late, and summaries in the order of their events' times.
     round_of_summaries = 2 * PARTITIONS * BATCH
     assert oracle - round_of_summaries <= alarm_at <= oracle + round_of_summaries
     assert alarm_at > 3_000 - round_of_summaries
-    assert change is not None and change.topic == "predictions"
+    assert change is not None
+    assert change.topic == "predictions"
 
 
 def test_nothing_alarms_while_the_error_rate_holds():
@@ -188,7 +190,8 @@ def test_labels_that_overtake_their_predictions_open_the_window_and_are_counted_
         r for s in reordered for each in monitor.update_summary(s) for r in each.findings.reports
     ]
     settled = [r for r in reports if r.stage.value == "settled"]
-    assert settled and all(r.labelled == r.predictions for r in settled)
+    assert settled
+    assert all(r.labelled == r.predictions for r in settled)
 
 
 def test_unlabelled_predictions_settle_their_window():

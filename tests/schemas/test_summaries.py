@@ -222,8 +222,10 @@ def test_outcomes_and_window_counts_go_through_json_as_arrays():
         "unlabelled": [[3, 7]],
     }
     summary = VersionSummary.model_validate_json(json.dumps(data))
-    assert summary.outcomes[0].window == 4 and summary.outcomes[0].label == "no"
-    assert summary.outcomes[1].prediction == 3.5 and summary.outcomes[1].probabilities is None
+    assert summary.outcomes[0].window == 4
+    assert summary.outcomes[0].label == "no"
+    assert summary.outcomes[1].prediction == 3.5
+    assert summary.outcomes[1].probabilities is None
     assert summary.predicted[1].predictions == 200
     assert json.loads(summary.model_dump_json())["outcomes"][0][0] == 4
     assert VersionSummary.model_validate_json(summary.model_dump_json()) == summary

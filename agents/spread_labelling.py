@@ -1,0 +1,297 @@
+"""The label join of a version keyed by event id: each first stage joins its own partitions.
+
+A prediction keyed by its event id and the label keyed by that id land in
+the partition of the same number of their topics, so the worker that reads a
+partition of predictions reads the labels of those predictions too, and
+joins them there, in the label join's store, as it joins a whole model's
+when events are keyed by model id (:mod:`driftline.agents.labelling`). Each
+partition is a model of its own to the join (:func:`partition_model`): its
+watermarks, its predictions held before its first label and its markers are
+its partition's, and every key it writes stays in that partition of the
+store's changelog, where the worker that takes the partition over finds it.
+
+What the join finds goes to the second stage in the summaries
+(:class:`~driftline.monitors.summarise.Joined`), where the version's
+performance is measured (:mod:`driftline.monitors.summary_performance`):
+
+- each partition numbers its own predictions, ``ceil(window / spread)`` to
+  a performance window, the count kept in the store (so a worker that takes
+  the partition over goes on counting);
+- a prediction joined to its label becomes an
+  :class:`~driftline.schemas.summaries.Outcome`;
+- a prediction whose label did not come within the retention is counted as
+  unlabelled in its window.
+
+A label that does not fit its version, one for a prediction labelled
+already, and one whose prediction never came (an orphan) are dead-lettered
+here, as for any model.
+"""
+
+from collections.abc import Sequence
+from math import ceil
+from typing import Any, NamedTuple
+
+import orjson
+
+from driftline.agents.labelling import (
+    LabelDesk,
+    LabelMessage,
+    _b64,
+    _label_message,
+    _label_of,
+    _orphan,
+    _prediction_record,
+    _version,
+    label_violation,
+)
+from driftline.agents.outputs import Output
+from driftline.monitors.labels import AlreadyLabelled, Expired, Match, Side
+from driftline.monitors.performance import _predicted_class
+from driftline.monitors.summarise import Joined
+from driftline.schemas import DeadLetterReason, LabelEvent, ModelSpec, PredictionEvent, TaskType
+from driftline.schemas.summaries import Outcome, WindowCount
+from driftline.streams import Rejection
+from driftline.streams.settings import Settings
+
+ModelVersion = tuple[str, str]
+"""A model id and version."""
+
+
+def partition_model(model_id: str, partition: int) -> str:
+    """What the label join calls a model's share of one partition.
+
+    Model ids are at most 256 characters, and the join takes longer names:
+    the ``#`` and the number make a name no model id of 256 can be.
+
+    >>> partition_model("churn", 3)
+    'churn#3'
+    """
+    return f"{model_id}#{partition}"
+
+
+class _Found:
+    """What a batch of one partition's join found, per version, as it is found."""
+
+    def __init__(self) -> None:
+        self.predicted: dict[ModelVersion, dict[int, int]] = {}
+        self.outcomes: dict[ModelVersion, list[Outcome]] = {}
+        self.unlabelled: dict[ModelVersion, dict[int, int]] = {}
+
+    def count(
+        self, into: dict[ModelVersion, dict[int, int]], key: ModelVersion, window: int
+    ) -> None:
+        windows = into.setdefault(key, {})
+        windows[window] = windows.get(window, 0) + 1
+
+    def by_version(self) -> dict[ModelVersion, Joined]:
+        keys = {*self.predicted, *self.outcomes, *self.unlabelled}
+        return {
+            key: Joined(
+                _counts(self.predicted.get(key, {})),
+                self.outcomes.get(key, []),
+                _counts(self.unlabelled.get(key, {})),
+            )
+            for key in keys
+        }
+
+
+class PartitionJoin(NamedTuple):
+    """What a batch of one partition's join found, per version, and what it dead-lettered
+    (by the place in the batch of the message that led to it)."""
+
+    joined: dict[ModelVersion, Joined]
+    outputs: dict[int, list[Output]]
+
+
+class SpreadLabels:
+    """Joins the labels of versions keyed by event id in the partitions this worker reads.
+
+    It shares the :class:`~driftline.agents.labelling.LabelDesk`'s join (one
+    store, one bound on what waits), its counters and its dead letters.
+    """
+
+    def __init__(self, desk: LabelDesk, settings: Settings) -> None:
+        self.desk = desk
+        self.settings = settings
+        self.join = desk.join
+
+    def share(self, spec: ModelSpec) -> int:
+        """Predictions of one partition to a performance window of ``spec``."""
+        return ceil(spec.performance.window / self.settings.topic_partitions)
+
+    def predictions(
+        self,
+        spec: ModelSpec,
+        events: Sequence[PredictionEvent],
+        offsets: Sequence[int],
+        partition: int,
+    ) -> PartitionJoin:
+        """Count a batch of one version's predictions of one partition into their windows, join
+        them to the labels waiting, and expire what waited too long; what that found."""
+        found = _Found()
+        outputs: dict[int, list[Output]] = {}
+        key = (spec.model_id, spec.model_version)
+        name = partition_model(spec.model_id, partition)
+        first = self._counted(spec, partition)
+        share = self.share(spec)
+        windows = [(first + number) // share for number in range(len(events))]
+        self._count_to(spec, partition, first + len(events))
+        for window in windows:
+            found.count(found.predicted, key, window)
+        payloads = [
+            [
+                spec.model_version,
+                window,
+                _predicted(spec, event),
+                _probabilities(spec, event),
+                [partition, offset],
+            ]
+            for event, window, offset in zip(events, windows, offsets, strict=True)
+        ]
+        ids = [event.event_id for event in events]
+        times = [event.event_time for event in events]
+        pushed = self.join.held_many(name, ids, times, payloads)
+        if pushed is not None:  # no label in this partition yet
+            self.desk.counts.predictions_unlabelled += len(pushed)
+            for _, payload in pushed:
+                self._unlabelled(found, spec.model_id, payload)
+            return PartitionJoin(found.by_version(), outputs)
+        for number, (match, expired) in enumerate(
+            self.join.predicted_many(name, ids, times, payloads)
+        ):
+            dead: list[Output] = []
+            if match is not None:
+                self.desk.counters.waiting -= 1
+                dead += self._matched(found, spec.model_id, match)
+            dead += self._expired(found, spec.model_id, expired)
+            if dead:
+                outputs[number] = dead
+        return PartitionJoin(found.by_version(), outputs)
+
+    def labels(
+        self, labels: Sequence[LabelEvent], messages: Sequence[LabelMessage], partition: int
+    ) -> PartitionJoin:
+        """Join a batch of labels of one partition (of models keyed by event id) to their
+        predictions; what that found, and each label's dead letter if it has one."""
+        found = _Found()
+        outputs: dict[int, list[Output]] = {}
+        with self.join.saving_marks_once():
+            for number, (label, message) in enumerate(zip(labels, messages, strict=True)):
+                dead = self._label(found, label, message, partition)
+                if dead:
+                    outputs[number] = dead
+        return PartitionJoin(found.by_version(), outputs)
+
+    def _label(
+        self, found: _Found, label: LabelEvent, message: LabelMessage, partition: int
+    ) -> list[Output]:
+        """Join one label; its dead letters (its own, or orphans it expired)."""
+        source = message.source
+        payload = [
+            label.event_id,
+            label.label,
+            None if message.value is None else _b64(message.value),
+            None if message.key is None else _b64(message.key),
+            [source.topic, source.partition, source.offset],
+        ]
+        name = partition_model(label.model_id, partition)
+        result = self.join.labelled(name, label.prediction_id, label.event_time, payload)
+        if isinstance(result, AlreadyLabelled):
+            rejection = Rejection(
+                DeadLetterReason.ALREADY_LABELLED,
+                f"prediction {label.prediction_id!r} of model {label.model_id} already has a "
+                "label; send one label per prediction (a correction needs the prediction "
+                "published again under a new event id)",
+                field_path="prediction_id",
+            )
+            return [self.desk.refuse(message, rejection)]
+        dead: list[Output] = []
+        if result is None:
+            self.desk.counters.waiting += 1
+        else:
+            dead += self._matched(found, label.model_id, result)
+        return dead + self._expired(found, label.model_id, self.join.advance(name))
+
+    def _matched(self, found: _Found, model_id: str, match: Match) -> list[Output]:
+        """Add a joined pair to what was found, or dead-letter its label."""
+        version = _version(match.prediction)
+        spec = self.desk.registry.spec(model_id, version)
+        if spec is None:
+            rejection = Rejection(
+                DeadLetterReason.UNKNOWN_MODEL,
+                f"the prediction this label is for belongs to model {model_id} version "
+                f"{version}, which is no longer registered",
+                field_path="prediction_id",
+            )
+            return [self.desk.refuse(_label_message(match.label), rejection)]
+        label_id, label = _label_of(match.label)
+        misfit = label_violation(spec, label)
+        if misfit is not None:
+            return [self.desk.refuse(_label_message(match.label), misfit)]
+        record = _prediction_record(
+            spec, match.prediction, match.prediction_time, self.settings.predictions_topic
+        )
+        self.desk.counters.processed += 1
+        offset = 0 if record.position is None else record.position.offset
+        found.outcomes.setdefault((model_id, version), []).append(
+            Outcome(
+                record.window,
+                record.event_time,
+                record.prediction,
+                record.probabilities,
+                offset,
+                label,
+                label_id,
+                match.label_time,
+                int(match.label[4][2]),
+            )
+        )
+        return []
+
+    def _expired(self, found: _Found, model_id: str, gone: list[Expired]) -> list[Output]:
+        """Count what the join expired: orphan labels are dead-lettered, predictions never
+        labelled are counted in their windows."""
+        dead: list[Output] = []
+        for expired in gone:
+            if expired.side is Side.LABEL:
+                self.desk.counters.waiting -= 1
+                self.desk.counts.orphaned += 1
+                dead.append(self.desk.refuse(_label_message(expired.payload), _orphan(expired)))
+                continue
+            self.desk.counts.predictions_unlabelled += 1
+            self._unlabelled(found, model_id, expired.payload)
+        return dead
+
+    def _unlabelled(self, found: _Found, model_id: str, payload: Any) -> None:
+        found.count(found.unlabelled, (model_id, _version(payload)), int(payload[1]))
+
+    def _counted(self, spec: ModelSpec, partition: int) -> int:
+        """Predictions of ``spec`` counted in ``partition`` so far."""
+        raw = self.join.store.get(self._count_key(spec, partition))
+        return 0 if raw is None else int(orjson.loads(raw))
+
+    def _count_to(self, spec: ModelSpec, partition: int, count: int) -> None:
+        self.join.store[self._count_key(spec, partition)] = orjson.dumps(count)
+
+    def _count_key(self, spec: ModelSpec, partition: int) -> bytes:
+        # Four parts: the join reads keys of one, two or three parts as its own.
+        return orjson.dumps(["#predicted", spec.model_id, spec.model_version, partition])
+
+
+def _counts(windows: dict[int, int]) -> list[WindowCount]:
+    return [WindowCount(window, count) for window, count in sorted(windows.items())]
+
+
+def _predicted(spec: ModelSpec, event: PredictionEvent) -> Any:
+    """The prediction as the performance monitor takes it (see ``PerformanceMonitor.records``)."""
+    if spec.task is TaskType.CLASSIFICATION:
+        return _predicted_class(event)
+    return event.prediction
+
+
+def _probabilities(spec: ModelSpec, event: PredictionEvent) -> Any:
+    """The probabilities as the join keeps them: in the order of the spec's classes."""
+    probabilities = event.probabilities
+    if probabilities and spec.classes and probabilities.keys() <= set(spec.classes):
+        return [probabilities.get(name) for name in spec.classes]
+    return dict(probabilities) if probabilities else None

@@ -1,0 +1,170 @@
+"""Labels of a classifier keyed by event id: joined in the partitions of their predictions by
+the first stage, measured by the second, against one intake fed the same traffic keyed by
+model id (the oracle)."""
+
+import zlib
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+
+from driftline.agents.intake import InputMessage, InputTopic, Intake
+from driftline.agents.outputs import Destination, Output
+from driftline.agents.registry import ModelRegistry, Registration
+from driftline.agents.spread_labelling import partition_model
+from driftline.monitors.positions import Position
+from driftline.schemas import (
+    Alert,
+    DeadLetter,
+    KeyedBy,
+    LabelEvent,
+    ModelSpec,
+    PerformanceReport,
+    PredictionEvent,
+)
+from driftline.schemas.summaries import VersionSummary
+from driftline.simulate import START, simulated_classifier_spec, simulated_classifier_traffic
+from driftline.streams.settings import Settings
+
+PARTITIONS = 8
+PLAIN = simulated_classifier_spec(window=400, reference_labels=600)
+SPREAD = PLAIN.model_copy(update={"keyed_by": KeyedBy.EVENT_ID})
+TOPICS = {InputTopic.PREDICTIONS: "driftline.predictions", InputTopic.LABELS: "driftline.labels"}
+
+
+def intake_with(spec: ModelSpec, **settings: float) -> Intake:
+    registry = ModelRegistry()
+    intake = Intake(Settings(topic_partitions=PARTITIONS, **settings), registry)
+    registry.apply(Registration(spec))
+    return intake
+
+
+def partition_of(event: PredictionEvent | LabelEvent) -> int:
+    key = event.prediction_id if isinstance(event, LabelEvent) else event.event_id
+    return zlib.crc32(key.encode()) % PARTITIONS
+
+
+class Topics:
+    """Messages as Kafka would hold them, keyed by event id (labels by their prediction's)."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[tuple[InputTopic, int], int] = defaultdict(int)
+
+    def message(
+        self, event: PredictionEvent | LabelEvent, partition: int | None = None
+    ) -> InputMessage:
+        topic = InputTopic.LABELS if isinstance(event, LabelEvent) else InputTopic.PREDICTIONS
+        partition = partition_of(event) if partition is None else partition
+        offset = self.offsets[(topic, partition)]
+        self.offsets[(topic, partition)] += 1
+        return InputMessage(
+            topic,
+            event.model_dump_json().encode(),
+            (event.prediction_id if isinstance(event, LabelEvent) else event.event_id).encode(),
+            Position(TOPICS[topic], partition, offset),
+            (START + timedelta(days=1)).timestamp(),
+        )
+
+
+def batches(traffic, size: int = 256) -> list[list[InputMessage]]:
+    """The traffic in batches as one consumer of every partition reads it."""
+    topics = Topics()
+    messages = [topics.message(event) for event in traffic]
+    return [messages[start : start + size] for start in range(0, len(messages), size)]
+
+
+def alerts(outputs: list[Output]) -> list[Alert]:
+    return [o.message for o in outputs if isinstance(o.message, Alert)]
+
+
+def realized(outputs: list[Output]) -> list[Alert]:
+    return [
+        a for a in alerts(outputs) if a.kind.value == "performance" and a.status.value == "open"
+    ]
+
+
+def run(intake: Intake, traffic) -> list[Output]:
+    outputs: list[Output] = []
+    for batch in batches(traffic):
+        outputs += intake.handle_batch(batch)
+    return outputs + intake.flush_summaries()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_falling_accuracy_is_alarmed_as_the_oracle_alarms_it(seed):
+    traffic = list(simulated_classifier_traffic(8_000, shift_at=4_000, seed=seed))
+    spread, oracle = intake_with(SPREAD), intake_with(PLAIN)
+    found, expected = run(spread, traffic), run(oracle, traffic)
+    [alarm], [truth] = realized(found), realized(expected)
+    assert alarm.evidence.metric == truth.evidence.metric == "error_rate"
+    shift_time = traffic[0].event_time + timedelta(seconds=400)  # event 4,000, 0.1 s apart
+    assert alarm.evidence.change_event_time is not None
+    # Labels are taken a batch of each partition at a time: about a batch of events apart.
+    slack = timedelta(seconds=0.1 * 2 * 256)
+    assert abs(alarm.event_time - truth.event_time) <= slack
+    assert alarm.event_time > shift_time
+    assert alarm.evidence.change_positions == truth.evidence.change_positions
+    assert alarm.evidence.change_positions[0].topic == "driftline.predictions"
+    assert alarm.source is not None
+    assert alarm.source.topic == "driftline.labels"
+    labels = spread.counters.topics[InputTopic.LABELS]
+    assert labels.consumed == labels.processed == 8_000
+    assert labels.dead_lettered == 0
+    reports = [o.message for o in found if isinstance(o.message, PerformanceReport)]
+    settled = [r for r in reports if r.stage.value == "settled"]
+    assert len(settled) >= 8_000 // 400 - 2
+    assert all(r.labelled == r.predictions for r in settled)
+    assert sum(r.predictions for r in settled) >= 7_000
+
+
+def test_a_label_that_comes_before_its_prediction_rides_with_the_prediction_summary():
+    first = intake_with(SPREAD)
+    [prediction] = [e for e in simulated_classifier_traffic(1, shift_at=10, label_delay=0)][:1]
+    [label] = [e for e in simulated_classifier_traffic(1, shift_at=10, label_delay=0)][1:]
+    topics = Topics()
+    assert first.process_batch(first.read_many([topics.message(label)])) == []
+    outputs = first.process_batch(first.read_many([topics.message(prediction)]))
+    [summary] = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
+    assert [o.label_id for o in summary.outcomes] == [label.event_id]
+    assert summary.predicted == [(0, 1)]
+    assert summary.outcomes[0].prediction_offset == 0
+
+
+def test_labels_joined_in_a_batch_of_labels_go_in_a_summary_without_events():
+    first = intake_with(SPREAD)
+    traffic = list(simulated_classifier_traffic(50, shift_at=100, label_delay=50))
+    topics = Topics()
+    predictions = [topics.message(e) for e in traffic if isinstance(e, PredictionEvent)]
+    labels = [topics.message(e) for e in traffic if isinstance(e, LabelEvent)]
+    first.process_batch(first.read_many(predictions))
+    outputs = first.process_batch(first.read_many(labels))
+    summaries = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
+    assert {s.source.partition for s in summaries} == {m.source.partition for m in labels}
+    assert all(s.events == 0 and s.source.topic == "driftline.labels" for s in summaries)
+    assert sum(len(s.outcomes) for s in summaries) == 50
+    assert all(o.destination is Destination.SUMMARIES for o in outputs)
+
+
+def test_a_label_in_another_partition_than_its_prediction_becomes_an_orphan():
+    first = intake_with(SPREAD, label_retention_seconds=60.0)
+    traffic = [e for e in simulated_classifier_traffic(3_000, shift_at=10_000, label_delay=10)]
+    topics = Topics()
+    label = next(e for e in traffic if isinstance(e, LabelEvent))
+    wrong = (partition_of(label) + 1) % PARTITIONS
+    outputs = first.process_batch(first.read_many([topics.message(label, wrong)]))
+    rest = [topics.message(e) for e in traffic if e is not label]
+    for start in range(0, len(rest), 500):
+        outputs += first.process_batch(first.read_many(rest[start : start + 500]))
+    letters = [o.message for o in outputs if isinstance(o.message, DeadLetter)]
+    assert [letter.reason.value for letter in letters] == ["orphan_label"]
+    assert letters[0].source.partition == wrong
+
+
+def test_each_partition_is_a_model_of_its_own_to_the_join():
+    first = intake_with(SPREAD)
+    traffic = list(simulated_classifier_traffic(200, shift_at=1_000, label_delay=20))
+    first.process_batch(first.read_many([Topics().message(e) for e in traffic]))
+    stored = {key.decode() for key in first.labels.join.store}
+    names = {partition_model(SPREAD.model_id, p) for p in range(PARTITIONS)}
+    assert any(name in key for key in stored for name in names)
+    assert not any(f'["{SPREAD.model_id}"' in key for key in stored)
