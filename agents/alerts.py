@@ -163,7 +163,10 @@ def performance_alert(
             f"{finding.current:.3g}{since} on labels ({finding.test} "
             f"{finding.statistic:.1f} over {finding.threshold:.1f})"
         )
-        anchor = str(finding.change_observation)
+        # The alarm's number, not its change point: a worker that goes on from an earlier
+        # saved state (the second stage of a model keyed by event id, whose summaries it may
+        # take in another order) raises the same alarm under the same id.
+        anchor = str(finding.change_observation) if finding.alarm is None else f"#{finding.alarm}"
     else:
         what = (
             f"estimated {finding.metric} {finding.current:.1%} in window {finding.window}, "

@@ -347,6 +347,9 @@ class Intake:
         self._summarised: set[tuple[str, str, str, int]] = set()
         """Each (model id, version, topic, partition) whose events were summarised here since
         this worker took the partition."""
+        self._labels_joined: set[tuple[str, int]] = set()
+        """Each (topic, partition) whose labels of versions keyed by event id were joined here
+        since this worker took the partition."""
         self._looped = 0
         """Summaries taken back here (see :meth:`loop_back`)."""
         self._spread_models: dict[str, bool] = {}
@@ -1043,6 +1046,20 @@ class Intake:
             and reference_digest(registered) == monitor.reference_digest
         )
 
+    def keep_held(self, partitions: Collection[tuple[str, int]]) -> int:
+        """Before these (topic, partition)s are handed over: the predictions of models keyed by
+        event id held in memory there go to the label join's store (see
+        :meth:`~driftline.agents.spread_labelling.SpreadLabels.keep_held`), written with the
+        rest of what the batches changed; how many."""
+        models = {model_id for model_id, _ in self._summarisers}
+        kept = 0
+        for topic, partition in sorted(partitions):
+            if topic != self.settings.predictions_topic or not models:
+                continue
+            self._at_partition(partition)
+            kept += self.spread_labels.keep_held(partition, models)
+        return kept
+
     def release(self, partitions: Collection[tuple[str, int]]) -> list[ModelKey]:
         """Drop from memory the versions whose events came from these (topic, partition)s,
         which the worker no longer owns (a rebalance took them); the versions dropped.
@@ -1057,6 +1074,7 @@ class Intake:
         self._summarised = {
             place for place in self._summarised if (place[2], place[3]) not in partitions
         }
+        self._labels_joined -= set(partitions)
         gone = [
             key
             for key, positions in self._positions.items()
@@ -1160,9 +1178,24 @@ class Intake:
         """Join the labels of models keyed by event id, a run of one partition at a time, in
         that partition (:class:`~driftline.agents.spread_labelling.SpreadLabels`); what the
         run joined goes to the second stage in a summary per version, sent with its last
-        label, and each label's dead letters to its place in ``outputs``."""
+        label, and each label's dead letters to its place in ``outputs``.
+
+        The first run of a partition new to this worker goes in summaries of at most
+        ``RESUMED_SUMMARY_EVENTS`` labels, as its predictions do: what the second stage
+        counts twice after a hand-over stays below that.
+        """
+        runs: list[list[tuple[int, NewLabel]]] = []
         for start, end in _partition_runs([new.message for _, new in labels]):
-            run = labels[start:end]
+            source = labels[start][1].message.source
+            if (source.topic, source.partition) in self._labels_joined:
+                runs.append(labels[start:end])
+                continue
+            self._labels_joined.add((source.topic, source.partition))
+            runs += [
+                labels[at : min(at + RESUMED_SUMMARY_EVENTS, end)]
+                for at in range(start, end, RESUMED_SUMMARY_EVENTS)
+            ]
+        for run in runs:
             first = run[0][1].message
             self._at(first)
             try:
@@ -1177,6 +1210,9 @@ class Intake:
                 for number, (index, _) in enumerate(run):
                     outputs[index] = found.outputs.get(number, [])
                 last = run[-1][1]
+                for model_id in {new.label.model_id for _, new in run}:
+                    for version in self.registry.versions(model_id):
+                        found.joined.setdefault((model_id, version), NOTHING_JOINED)
                 outputs[run[-1][0]] += self._joined_summaries(
                     found.joined,
                     kafka_position(first.source),
@@ -1202,8 +1238,10 @@ class Intake:
         sent = []
         for key, found in joined.items():
             spec = self.registry.spec(*key)
-            if spec is None or spec.keyed_by is not KeyedBy.EVENT_ID or not found:
+            if spec is None or spec.keyed_by is not KeyedBy.EVENT_ID:
                 continue  # gone since: its second stage has no monitor to take it
+            if not found and source.topic != self.settings.labels_topic:
+                continue  # only a batch of labels says how far its labels came
             summary = self._summariser_for(spec).joined_summary(
                 found, source, last_offset, times, last_event_id
             )

@@ -27,7 +27,7 @@ already, and one whose prediction never came (an orphan) are dead-lettered
 here, as for any model.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from math import ceil
 from typing import Any, NamedTuple
 
@@ -114,6 +114,31 @@ class SpreadLabels:
         self.desk = desk
         self.settings = settings
         self.join = desk.join
+        self._labelled: set[str] = set()
+        """Models known to have had a label in one of their partitions."""
+
+    def labelled(self, model_id: str) -> bool:
+        """Whether a label of the model came to any of its partitions here (or to one whose
+        share of the join this worker read back): its predictions then wait in the store in
+        every partition, not in memory, where a hand-over or a crash would lose them."""
+        if model_id in self._labelled:
+            return True
+        partitions = range(self.settings.topic_partitions)
+        if any(self.join.had_label(partition_model(model_id, p)) for p in partitions):
+            self._labelled.add(model_id)
+            return True
+        return False
+
+    def keep_held(self, partition: int, model_ids: Iterable[str]) -> int:
+        """Before ``partition`` is handed over: the predictions of these models held in memory
+        in that partition go to the store, where its next owner finds them (for models with
+        labels; the others' predictions have nothing to wait for yet); how many."""
+        kept = 0
+        for model_id in model_ids:
+            name = partition_model(model_id, partition)
+            if not self.join.had_label(name) and self.labelled(model_id):
+                kept += self.join.store_from_now(name)
+        return kept
 
     def share(self, spec: ModelSpec) -> int:
         """Predictions of one partition to a performance window of ``spec``."""
@@ -132,10 +157,16 @@ class SpreadLabels:
         outputs: dict[int, list[Output]] = {}
         key = (spec.model_id, spec.model_version)
         name = partition_model(spec.model_id, partition)
-        first = self._counted(spec, partition)
+        first, fence = self._counted(spec, partition)
+        places = [number for number, offset in enumerate(offsets) if offset > fence]
+        if not places:  # read again after a hand-over: counted and joined already
+            return PartitionJoin({}, outputs)
+        if len(places) < len(events):
+            events = [events[number] for number in places]
+            offsets = [offsets[number] for number in places]
         share = self.share(spec)
         windows = [(first + number) // share for number in range(len(events))]
-        self._count_to(spec, partition, first + len(events))
+        self._count_to(spec, partition, first + len(events), max(offsets))
         for window in windows:
             found.count(found.predicted, key, window)
         payloads = [
@@ -150,6 +181,8 @@ class SpreadLabels:
         ]
         ids = [event.event_id for event in events]
         times = [event.event_time for event in events]
+        if not self.join.had_label(name) and self.labelled(spec.model_id):
+            self.join.store_from_now(name)
         pushed = self.join.held_many(name, ids, times, payloads)
         if pushed is not None:  # no label in this partition yet
             self.desk.counts.predictions_unlabelled += len(pushed)
@@ -165,7 +198,7 @@ class SpreadLabels:
                 dead += self._matched(found, spec.model_id, match)
             dead += self._expired(found, spec.model_id, expired)
             if dead:
-                outputs[number] = dead
+                outputs[places[number]] = dead
         return PartitionJoin(found.by_version(), outputs)
 
     def labels(
@@ -175,11 +208,22 @@ class SpreadLabels:
         predictions; what that found, and each label's dead letter if it has one."""
         found = _Found()
         outputs: dict[int, list[Output]] = {}
+        fences: dict[str, int] = {}
         with self.join.saving_marks_once():
             for number, (label, message) in enumerate(zip(labels, messages, strict=True)):
+                model_id, offset = label.model_id, message.source.offset
+                fence = fences.get(model_id)
+                if fence is None:
+                    fence = fences[model_id] = self._joined_until(model_id, partition)
+                if offset <= fence:  # read again after a hand-over: joined already
+                    self.desk.counters.duplicates += 1
+                    continue
+                fences[model_id] = offset
                 dead = self._label(found, label, message, partition)
                 if dead:
                     outputs[number] = dead
+        for model_id, offset in fences.items():
+            self.join.store[self._label_fence_key(model_id, partition)] = orjson.dumps(offset)
         return PartitionJoin(found.by_version(), outputs)
 
     def _label(
@@ -265,13 +309,31 @@ class SpreadLabels:
     def _unlabelled(self, found: _Found, model_id: str, payload: Any) -> None:
         found.count(found.unlabelled, (model_id, _version(payload)), int(payload[1]))
 
-    def _counted(self, spec: ModelSpec, partition: int) -> int:
-        """Predictions of ``spec`` counted in ``partition`` so far."""
-        raw = self.join.store.get(self._count_key(spec, partition))
-        return 0 if raw is None else int(orjson.loads(raw))
+    def _counted(self, spec: ModelSpec, partition: int) -> tuple[int, int]:
+        """Predictions of ``spec`` counted in ``partition`` so far, and the offset of the last
+        (-1 before the first).
 
-    def _count_to(self, spec: ModelSpec, partition: int, count: int) -> None:
-        self.join.store[self._count_key(spec, partition)] = orjson.dumps(count)
+        Kept in the store with the join's entries, so both go back to the same point after
+        a crash, and a partition's next owner, reading from the last committed offset, skips
+        what the store already holds (the store is written before the offsets are committed).
+        """
+        raw = self.join.store.get(self._count_key(spec, partition))
+        if raw is None:
+            return 0, -1
+        count, offset = orjson.loads(raw)
+        return int(count), int(offset)
+
+    def _count_to(self, spec: ModelSpec, partition: int, count: int, offset: int) -> None:
+        self.join.store[self._count_key(spec, partition)] = orjson.dumps([count, offset])
+
+    def _joined_until(self, model_id: str, partition: int) -> int:
+        """The offset of the last label of the model joined in ``partition`` (-1: none), kept
+        in the store for the same reason as the count of predictions (see :meth:`_counted`)."""
+        raw = self.join.store.get(self._label_fence_key(model_id, partition))
+        return -1 if raw is None else int(orjson.loads(raw))
+
+    def _label_fence_key(self, model_id: str, partition: int) -> bytes:
+        return orjson.dumps(["#labelled", model_id, "", partition])
 
     def _count_key(self, spec: ModelSpec, partition: int) -> bytes:
         # Four parts: the join reads keys of one, two or three parts as its own.

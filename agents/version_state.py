@@ -205,7 +205,14 @@ class VersionStates:
         if state is None:
             return None
         now = None if registered is None else self.digest(registered)
-        if record.get("registered") != now:
+        own = (
+            record.get("registered") is None and now is not None and record.get("reference") == now
+        )
+        if own:
+            # Its warm-up reference, which a version keyed by event id publishes: registered
+            # since it was saved, it is still the one the monitor measures against.
+            registered = None
+        elif record.get("registered") != now:
             log.info("model %s version %s: its reference changed; its monitor starts afresh", *key)
             return None
         digest = record.get("reference")

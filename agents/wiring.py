@@ -112,6 +112,7 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         # memory: whoever owns them next reads them back from the table.
         (revoked,) = args
         try:
+            monitoring.intake.keep_held({(tp.topic, tp.partition) for tp in revoked})
             await monitoring.changelog.write(monitoring.intake, now=True)
             try:  # bounded: in a broker outage the flush would wait for the broker
                 await asyncio.wait_for(app.producer.flush(), dapp.settings.send_timeout_seconds)

@@ -57,14 +57,19 @@ class SummaryAligner:
     Parameters
     ----------
     held
-        Summaries held at most; None for ``HELD_PER_PARTITION`` per partition the
+        Summaries held at most; None for ``per_partition`` per partition the
         summaries say their version spreads over.
+    per_partition
+        Summaries held at most per partition, when ``held`` is None.
     """
 
-    def __init__(self, held: int | None = None) -> None:
+    def __init__(self, held: int | None = None, *, per_partition: int = HELD_PER_PARTITION) -> None:
         if held is not None and held < 0:
             raise ValueError(f"held must be a count, got {held!r}")
+        if per_partition < 1:
+            raise ValueError(f"per_partition must be a positive count, got {per_partition!r}")
         self.held = held
+        self.per_partition = per_partition
         self._waiting: dict[Source, list[VersionSummary]] = {}
         """Per source, its summaries held, in its order."""
         self._latest: dict[Source, datetime] = {}
@@ -93,7 +98,7 @@ class SummaryAligner:
     def _release(self, everything: bool = False) -> list[VersionSummary]:
         """The held summaries the watermark, or the bound, lets go, in order."""
         watermark = self.watermark
-        limit = self.held if self.held is not None else HELD_PER_PARTITION * self._spread
+        limit = self.held if self.held is not None else self.per_partition * self._spread
         heads = [(queue[0].last_event_time, source) for source, queue in self._waiting.items()]
         heapq.heapify(heads)
         count = sum(map(len, self._waiting.values()))
@@ -132,6 +137,7 @@ class SummaryAligner:
         """What is held and seen, as plain JSON-ready data."""
         return {
             "held": self.held,
+            "per_partition": self.per_partition,
             "spread": self._spread,
             "sources": [
                 {
@@ -150,7 +156,9 @@ class SummaryAligner:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> "SummaryAligner":
         """The aligner :meth:`to_state` described, going on exactly where it was."""
-        aligner = cls(held=state["held"])
+        aligner = cls(
+            held=state["held"], per_partition=int(state.get("per_partition", HELD_PER_PARTITION))
+        )
         aligner._spread = int(state["spread"])
         for entry in state["sources"]:
             source = (str(entry["topic"]), int(entry["partition"]))

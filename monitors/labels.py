@@ -497,6 +497,22 @@ class LabelJoin:
         """Whether a label of ``model_id`` ever arrived (so its predictions wait in the store)."""
         return model_id in self._labelled_models
 
+    def store_from_now(self, model_id: str) -> int:
+        """Let ``model_id``'s predictions wait in the store from now on, as its first label
+        would, the ones held in memory with them; how many were held.
+
+        For a model whose labels are on their way though none came here yet:
+        the same model's labels joined elsewhere (another partition of a model
+        keyed by event id), or a worker about to hand the model over, whose
+        next owner would not find what is held in this one's memory.
+        """
+        held = self._held.get(model_id)
+        count = 0 if held is None else len(held)
+        if model_id not in self._labelled_models:
+            self._watermarks.setdefault(model_id, {})
+            self._first_label(model_id)
+        return count
+
     def rebuild(self) -> None:
         """Derive the entries by time, watermarks and counts from the store (and the held ones).
 

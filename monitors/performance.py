@@ -162,6 +162,9 @@ class PerformanceFinding:
     change_event_time: datetime | None = None
     change_position: KafkaPosition | None = None
     window: int | None = None
+    alarm: int | None = None
+    """Which realized alarm of the version this is (1 for the first): the same in a run
+    replayed from an earlier state, wherever its change point falls then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +239,16 @@ class _Window:
 
     @classmethod
     def from_state(
-        cls, state: Mapping[str, Any], realized: RealizedMetrics, checked: HitCounts
+        cls,
+        state: Mapping[str, Any],
+        realized: RealizedMetrics,
+        checked: HitCounts,
+        *,
+        may_be_empty: bool = False,
     ) -> Self:
         """The window :meth:`to_state` described, its metrics and counts loaded into
-        ``realized`` and ``checked`` (new ones, made with the spec's parameters)."""
+        ``realized`` and ``checked`` (new ones, made with the spec's parameters).
+        ``may_be_empty``: a window may have no prediction counted yet (one a label opened)."""
         if not isinstance(state, Mapping):
             raise ValueError(f"state: a window must be a mapping, got {state!r}")
         _part(state, "realized", realized.load_state)
@@ -252,7 +261,7 @@ class _Window:
             last_time=_time_field(state, "last_time"),
             realized=realized,
             checked=checked,
-            predictions=integer_field(state, "predictions", minimum=1),
+            predictions=integer_field(state, "predictions", minimum=0 if may_be_empty else 1),
             labelled=integer_field(state, "labelled"),
             expired=integer_field(state, "expired"),
             closed=_bool_field(state, "closed"),
@@ -306,6 +315,9 @@ class PerformanceMonitor:
     [('realized', 'error_rate', 'l5222')]
     """
 
+    windows_open_empty = False
+    """Whether a window can be open before its first prediction is counted."""
+
     def __init__(self, spec: ModelSpec, *, arl: float | None = None) -> None:
         self.spec = spec
         self.arl = arl if arl is not None else spec.drift.expected_events_between_false_alarms
@@ -330,6 +342,8 @@ class PerformanceMonitor:
         self._since_reference = self._metrics()
         self._changes = EventMemory(CHANGE_MEMORY)
         self._latched_quiet: int | None = None
+        self._alarms = 0
+        """Realized alarms raised (those a latch kept quiet not counted)."""
         self._estimate_latched = False
         self._delays = FloatRing(DELAY_MEMORY)
         self._recent_errors = FloatRing(CHANGE_MEMORY)
@@ -414,6 +428,8 @@ class PerformanceMonitor:
             "last_realized": dict(self.last_realized),
             "coming": list(self._coming),
             "outcomes": list(self._outcomes),
+            # Absent while zero: a state written before alarms were counted reads the same.
+            **({"alarms": self._alarms} if self._alarms else {}),
         }
 
     @classmethod
@@ -440,7 +456,12 @@ class PerformanceMonitor:
             raise ValueError(f"state: windows must be a list of at most {MAX_OPEN_WINDOWS}")
         for number, saved in enumerate(windows):
             with _field(f"windows[{number}]"):
-                window = _Window.from_state(saved, monitor._metrics(), HitCounts(monitor._positive))
+                window = _Window.from_state(
+                    saved,
+                    monitor._metrics(),
+                    HitCounts(monitor._positive),
+                    may_be_empty=monitor.windows_open_empty,
+                )
             if window.index in monitor._windows or not monitor._may_hold(window.index):
                 raise ValueError(f"state: windows[{number}] has the index of another, or to come")
             monitor._windows[window.index] = window
@@ -492,6 +513,7 @@ class PerformanceMonitor:
         if len(outcomes) > len(monitor._coming) or (outcomes and monitor._error_test is None):
             raise ValueError("state: an outcome worked out for each of some errors to come")
         monitor._outcomes = deque(outcomes)
+        monitor._alarms = integer_field(state, "alarms") if "alarms" in state else 0
         return monitor
 
     def _may_hold(self, index: int) -> bool:
@@ -872,6 +894,7 @@ class PerformanceMonitor:
         self._latched_quiet = 0
         if was_latched:
             return _NOTHING
+        self._alarms += 1
         back = test.observations - change
         change_time, change_position = (None, None)
         if 0 <= back < len(self._changes):
@@ -891,6 +914,7 @@ class PerformanceMonitor:
             change_observation=change,
             change_event_time=change_time,
             change_position=change_position,
+            alarm=self._alarms,
         )
         return PerformanceFindings(findings=[finding])
 

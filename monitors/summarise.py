@@ -341,8 +341,6 @@ class VersionSummariser:
 
     def _joined_fields(self, joined: Joined) -> dict[str, Any]:
         """A summary's fields for what the label join found."""
-        if not joined:
-            return {}
         return {
             "predicted": joined.predicted,
             "outcomes": joined.outcomes,

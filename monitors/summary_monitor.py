@@ -14,6 +14,12 @@ reported at the end of the summary it came in; its change point is the
 first event of the summary in which the alarming test left zero, with
 that summary's first position to read the events again from.
 
+Summaries of labels (a first stage's batch of labels, joined to their
+predictions there; they carry no events) wait in an aligner of their own, in
+the order of the labels' times, and go to the version's performance monitor
+(:class:`~driftline.monitors.summary_performance.SummaryPerformance`), as do
+the labels and the prediction counts of the other summaries.
+
 Without a registered reference it builds one from the warm-up rows the
 first stage forwards, exactly as a model monitor builds one from its first
 events; the worker publishes it, the first stage scores against it from
@@ -22,11 +28,13 @@ count for data quality only.
 """
 
 import heapq
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from driftline.monitors.aligning import SummaryAligner
 from driftline.monitors.feature_drift import CategoricalDrift, DriftAlarm, NumericDrift
@@ -46,7 +54,14 @@ from driftline.monitors.positions import Located
 from driftline.monitors.rings import EventMemory, IntRing
 from driftline.monitors.state import State
 from driftline.monitors.summarise import VersionSummariser, reference_digest
-from driftline.monitors.summary_performance import Revealed, SummaryMoment, SummaryPerformance
+from driftline.monitors.summary_performance import (
+    LabelPlace,
+    Placed,
+    Revealed,
+    SummaryMoment,
+    SummaryPerformance,
+    outcomes_of,
+)
 from driftline.schemas import (
     FeatureEvent,
     KafkaPosition,
@@ -54,7 +69,23 @@ from driftline.schemas import (
     PredictionEvent,
     ReferenceProfile,
 )
-from driftline.schemas.summaries import VersionSummary, WarmupRow
+from driftline.schemas.summaries import Outcome, VersionSummary, WarmupRow
+
+LABEL_SUMMARIES_HELD_PER_PARTITION = 64
+"""Summaries of labels held at most per partition until the others catch up in time.
+
+A first stage working through a backlog reads some partitions well ahead of
+others; taken as they come, labels from after a change would reach the error
+test before labels from before it, which then reads as a recovery. A summary
+of labels is small (the outcomes of a batch's share of one partition), so
+many more of them are held than of the other summaries, which may carry
+warm-up rows."""
+
+_OUTCOME = TypeAdapter(Outcome)
+
+EARLY_OUTCOMES = 100_000
+"""Labels that came with their predictions held at most until the labels of every partition
+have passed their times."""
 
 SUMMARY_MEMORY = 1_024
 """Recent summaries whose first event time and position are kept to place a change point."""
@@ -103,12 +134,19 @@ class SummaryMonitor(ModelMonitor):
         self._last: tuple[datetime, KafkaPosition | None] | None = None
         self.aligner = SummaryAligner()
         """Where summaries wait to be taken in the order of their events' times."""
+        self.label_aligner = SummaryAligner(per_partition=LABEL_SUMMARIES_HELD_PER_PARTITION)
+        """Where summaries of labels (without events) wait to be taken in the order of the
+        labels' times: apart from the others, so that labels, which come later than their
+        predictions (days, at times), hold back no drift test."""
         self._warm_rows: list[tuple[float, int, WarmupRow]] = []
         """The earliest warm-up rows so far, latest on top (a heap)."""
         self._warm_count = 0
         """Warm-up rows received."""
         self._late: VersionSummariser | None = None
         """What scores warm-up rows that come after the reference (see :meth:`_scored`)."""
+        self._early: list[tuple[float, int, Outcome, LabelPlace]] = []
+        """Labels that came with their predictions, waiting for the others' times (a heap)."""
+        self._early_count = 0
         self.performance = SummaryPerformance(spec)
         """The version's performance, from the labels the first stages joined."""
         super().__init__(
@@ -138,26 +176,62 @@ class SummaryMonitor(ModelMonitor):
         """Offer one summary as it arrives; the summaries it lets be taken, in the order of
         their events' times (see :class:`~driftline.monitors.aligning.SummaryAligner`), each
         with what :meth:`update_summary` found; None if it arrived already."""
-        if not summary.events:  # labels joined: nothing of it is aligned (see update_summary)
-            return self._take_all([summary])
-        going = self.aligner.offer(summary)
+        aligner = self.label_aligner if summary.of_labels else self.aligner
+        going = aligner.offer(summary)
         return None if going is None else self._take_all(going)
 
     def flush(self) -> list[Taken]:
         """Take every summary held (the input ended), in order; as :meth:`take` gives them."""
-        return self._take_all(self.aligner.flush())
+        taken = self._take_all(self.aligner.flush()) + self._take_all(self.label_aligner.flush())
+        rest = self._early_outcomes(None, everything=True)
+        if rest and taken:
+            last = taken[-1]
+            taken[-1] = last._replace(performance=last.performance + rest)
+        return taken
 
     def _take_all(self, going: Sequence[VersionSummary]) -> list[Taken]:
-        """:meth:`update_summary` of each summary let go, in order."""
+        """:meth:`update_summary` of each summary let go, in order, and its performance.
+
+        Labels go to the performance monitor in the order of their times: those of
+        summaries of labels as the label aligner lets them go, and those that came with
+        predictions (their labels came first, and waited for them) once the labels of
+        every partition have passed their times (:meth:`_early_outcomes`).
+        """
         taken = []
         for each in going:
             warming = self.warming_up
             found = self.update_summary(each)
-            if found is not None:
-                performance = self.performance.update_summary(each)
-                warmed = warming and not self.warming_up
-                taken.append(Taken(each, found, warming, warmed, performance))
+            if found is None:
+                continue
+            if not each.of_labels:
+                performance = self.performance.update_summary(each, with_outcomes=False)
+                for outcome, place in outcomes_of(each):
+                    self._early_count += 1
+                    entry = (outcome.label_time.timestamp(), self._early_count, outcome, place)
+                    heapq.heappush(self._early, entry)
+                performance += self._early_outcomes(self.label_aligner.watermark)
+            else:
+                performance = self._early_outcomes(each.first_event_time)
+                performance += self.performance.update_summary(each)
+            warmed = warming and not self.warming_up
+            taken.append(Taken(each, found, warming, warmed, performance))
         return taken
+
+    def _early_outcomes(
+        self, until: datetime | None, *, everything: bool = False
+    ) -> list[Revealed]:
+        """The labels that came with predictions, up to ``until`` (None: no time yet), to the
+        performance monitor in the order of their times; at least enough of the earliest to
+        leave no more than ``EARLY_OUTCOMES`` waiting; ``everything``: all of them."""
+        early = self._early
+        if not early:
+            return []
+        going: list[Placed] = []
+        bound = math.inf if everything else -math.inf if until is None else until.timestamp()
+        while early and (early[0][0] <= bound or len(early) > EARLY_OUTCOMES):
+            _, _, outcome, place = heapq.heappop(early)
+            going.append((outcome, place))
+        return self.performance.update_outcomes(going) if going else []
 
     def update_summary(self, summary: VersionSummary) -> ModelFindings | None:
         """Take one summary; what it revealed, or None if it was taken already.
@@ -342,6 +416,12 @@ class SummaryMonitor(ModelMonitor):
         state = super().to_state(with_reference=with_reference)
         state["summaries"] = {
             "aligner": self.aligner.to_state(),
+            "label_aligner": self.label_aligner.to_state(),
+            "early": [
+                [order, _OUTCOME.dump_json(outcome).decode(), list(place)]
+                for _, order, outcome, place in sorted(self._early)
+            ],
+            "early_count": self._early_count,
             "warm_count": self._warm_count,
             "warm_rows": [
                 [order, row.model_dump_json()] for _, order, row in sorted(self._warm_rows)
@@ -375,6 +455,14 @@ class SummaryMonitor(ModelMonitor):
         assert isinstance(monitor, SummaryMonitor)
         saved = state["summaries"]
         monitor.aligner = SummaryAligner.from_state(saved["aligner"])
+        if "label_aligner" in saved:  # saved before labels were joined in two stages
+            monitor.label_aligner = SummaryAligner.from_state(saved["label_aligner"])
+            monitor._early_count = int(saved["early_count"])
+            for order, text, place in saved["early"]:
+                outcome = _OUTCOME.validate_json(text)
+                entry = (outcome.label_time.timestamp(), int(order), outcome, LabelPlace(*place))
+                monitor._early.append(entry)
+            heapq.heapify(monitor._early)
         monitor._warm_count = int(saved["warm_count"])
         for order, text in saved["warm_rows"]:
             row = WarmupRow.model_validate_json(text)

@@ -27,7 +27,7 @@ class probabilities when it is counted, and summaries carry counts. A
 window's report says so: no estimated figures, and no estimated alarm.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from math import ceil
 from typing import Any, NamedTuple, Self
@@ -54,6 +54,25 @@ class SummaryMoment(NamedTuple):
     event_time: datetime
 
 
+class LabelPlace(NamedTuple):
+    """Where the messages of a summary's outcomes are: the partition of that number of the
+    predictions and labels topics."""
+
+    partition: int
+    predictions_topic: str
+    labels_topic: str
+
+
+Placed = tuple[Outcome, LabelPlace]
+"""A labelled prediction and where its messages are."""
+
+
+def outcomes_of(summary: VersionSummary) -> list[Placed]:
+    """The outcomes of a summary, each with where its messages are."""
+    place = LabelPlace(summary.source.partition, summary.predictions_topic, summary.labels_topic)
+    return [(outcome, place) for outcome in summary.outcomes]
+
+
 class Revealed(NamedTuple):
     """What part of a summary revealed, and the position of the message that led to it (the
     label, for what a label revealed; None for counts)."""
@@ -76,15 +95,21 @@ class SummaryPerformance(PerformanceMonitor):
     its error rate rising, against the event-by-event monitor on the same labels.
     """
 
+    windows_open_empty = True  # a label may open its window before its count comes
+
     def __init__(self, spec: ModelSpec, *, arl: float | None = None) -> None:
         super().__init__(spec, arl=arl)
         self._estimator = None  # estimation takes each prediction's probabilities
         self._settled_windows: dict[int, None] = {}
         """The latest windows settled (an ordered set of at most ``SETTLED_MEMORY``)."""
 
-    def update_summary(self, summary: VersionSummary) -> list[Revealed]:
+    def update_summary(
+        self, summary: VersionSummary, *, with_outcomes: bool = True
+    ) -> list[Revealed]:
         """Count a summary's predictions into their windows, then its labelled predictions
-        and those left unlabelled; what each revealed, in that order."""
+        (unless ``with_outcomes`` is false: the caller brings them with
+        :meth:`update_outcomes`, in the order of the labels' times) and those left
+        unlabelled; what each revealed, in that order."""
         moment = SummaryMoment(summary.last_event_id, summary.last_event_time)
         revealed: list[Revealed] = []
         full = ceil(self.window / summary.spread) * summary.spread
@@ -92,8 +117,8 @@ class SummaryPerformance(PerformanceMonitor):
             found = self._count(index, count, summary, full, moment)
             if found:
                 revealed.append(Revealed(found, None))
-        if summary.outcomes:
-            revealed += self._take_outcomes(summary)
+        if summary.outcomes and with_outcomes:
+            revealed += self.update_outcomes(outcomes_of(summary))
         for index, count in summary.unlabelled:
             window = self._window(index, summary.first_event_time)
             self._expired += count
@@ -102,6 +127,44 @@ class SummaryPerformance(PerformanceMonitor):
             window.expired += count
             if window.settled:
                 revealed.append(Revealed(self._settle(window), None))
+        return revealed
+
+    def update_outcomes(self, outcomes: Sequence["Placed"]) -> list[Revealed]:
+        """Each labelled prediction through :meth:`labelled`, in order, the error test taking
+        them together (:meth:`expect`); what each revealed."""
+        records = [
+            PredictionRecord(
+                outcome.window,
+                outcome.prediction_time,
+                outcome.prediction,
+                outcome.probabilities,
+                Position(place.predictions_topic, place.partition, outcome.prediction_offset),
+            )
+            for outcome, place in outcomes
+        ]
+        for outcome, _ in outcomes:
+            self._window(outcome.window, outcome.prediction_time)
+        revealed: list[Revealed] = []
+        self.expect(
+            [
+                (record, outcome.label)
+                for record, (outcome, _) in zip(records, outcomes, strict=True)
+            ]
+        )
+        try:
+            for record, (outcome, place) in zip(records, outcomes, strict=True):
+                found = self.labelled(
+                    record, outcome.label, event_id=outcome.label_id, label_time=outcome.label_time
+                )
+                if found:
+                    where = KafkaPosition(
+                        topic=place.labels_topic,
+                        partition=place.partition,
+                        offset=outcome.label_offset,
+                    )
+                    revealed.append(Revealed(found, where))
+        finally:
+            self.expect([])
         return revealed
 
     def _count(
@@ -120,40 +183,6 @@ class SummaryPerformance(PerformanceMonitor):
             window.closed = True
             found = self._close(window, moment)
         return found + self._settle_overflow()
-
-    def _take_outcomes(self, summary: VersionSummary) -> list[Revealed]:
-        """Each labelled prediction of a summary through :meth:`labelled`, the error test
-        taking them together (:meth:`expect`)."""
-        partition = summary.source.partition
-        records = [
-            PredictionRecord(
-                outcome.window,
-                outcome.prediction_time,
-                outcome.prediction,
-                outcome.probabilities,
-                Position(summary.predictions_topic, partition, outcome.prediction_offset),
-            )
-            for outcome in summary.outcomes
-        ]
-        for outcome in summary.outcomes:
-            self._window(outcome.window, outcome.prediction_time)
-        revealed: list[Revealed] = []
-        self.expect(
-            [
-                (record, outcome.label)
-                for record, outcome in zip(records, summary.outcomes, strict=True)
-            ]
-        )
-        try:
-            for record, outcome in zip(records, summary.outcomes, strict=True):
-                found = self.labelled(
-                    record, outcome.label, event_id=outcome.label_id, label_time=outcome.label_time
-                )
-                if found:
-                    revealed.append(Revealed(found, _label_position(summary, outcome)))
-        finally:
-            self.expect([])
-        return revealed
 
     def _window(self, index: int, time: datetime) -> _Window | None:
         """Window ``index``, opened if it is new; None if it was settled already."""
@@ -186,10 +215,3 @@ class SummaryPerformance(PerformanceMonitor):
             raise ValueError("state: settled_windows must be a list of window indices")
         monitor._settled_windows = dict.fromkeys(settled[-SETTLED_MEMORY:])
         return monitor
-
-
-def _label_position(summary: VersionSummary, outcome: Outcome) -> KafkaPosition:
-    """Where the label of ``outcome`` sits on Kafka."""
-    return KafkaPosition(
-        topic=summary.labels_topic, partition=summary.source.partition, offset=outcome.label_offset
-    )

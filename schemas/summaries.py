@@ -295,8 +295,11 @@ class VersionSummary(WireModel):
     def _consistent(self) -> Self:
         if sum(counted for _, counted in self.predicted) > self.events:
             raise ValueError("more predictions counted in windows than events")
-        if not (self.events or self.outcomes or self.unlabelled):
-            raise ValueError("a summary without events carries outcomes or unlabelled counts")
+        if not (self.events or self.outcomes or self.unlabelled or self.of_labels):
+            raise ValueError(
+                "a summary without events is one of labels, or carries outcomes or unlabelled "
+                "counts"
+            )
         if self.last_offset < self.source.offset:
             raise ValueError("last_offset is before the source's offset")
         if self.last_event_time < self.first_event_time:
@@ -308,6 +311,13 @@ class VersionSummary(WireModel):
         if len(self.warmup) > self.events:
             raise ValueError("more warm-up rows than events")
         return self
+
+    @property
+    def of_labels(self) -> bool:
+        """Whether it summarises a batch of labels (its source is on the labels topic): it
+        carries what they joined, and how far in time the labels of its partition have come
+        even when they joined nothing."""
+        return self.source.topic == self.labels_topic
 
     def registry_key(self) -> bytes:
         """The summary's Kafka key: its model version's, as for specs and references."""

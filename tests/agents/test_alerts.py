@@ -41,3 +41,35 @@ def test_a_drift_of_the_models_uncertainty_is_an_uncertainty_alert():
     assert alert.kind is AlertKind.UNCERTAINTY
     assert alert.evidence.kind == "drift"
     assert alert.alert_id != drift_alert("m", "1", a_feature_drift("x", 100), None).alert_id
+
+
+def test_a_realized_performance_alarm_keeps_its_id_wherever_a_replay_puts_its_change_point():
+    from datetime import UTC, datetime
+
+    from driftline.agents.alerts import performance_alert
+    from driftline.monitors.performance import PerformanceFinding
+    from driftline.schemas import PerformanceBasis
+
+    def finding(change: int, alarm: int | None) -> PerformanceFinding:
+        return PerformanceFinding(
+            basis=PerformanceBasis.REALIZED,
+            metric="error_rate",
+            reference=0.2,
+            current=0.45,
+            test="error_rate_cusum",
+            statistic=15.0,
+            threshold=14.5,
+            arl=1e6,
+            observations=2_400,
+            event_id="l1",
+            event_time=datetime(2026, 1, 1, tzinfo=UTC),
+            change_observation=change,
+            alarm=alarm,
+        )
+
+    def id_of(change: int, alarm: int | None) -> str:
+        return performance_alert("m", "1", finding(change, alarm), None).alert_id
+
+    assert id_of(2_100, 1) == id_of(2_160, 1)  # the first alarm, taken in another order
+    assert id_of(2_100, 1) != id_of(2_100, 2)
+    assert id_of(2_100, None) != id_of(2_160, None)  # a finding without its number

@@ -122,7 +122,12 @@ def test_a_label_that_comes_before_its_prediction_rides_with_the_prediction_summ
     [prediction] = [e for e in simulated_classifier_traffic(1, shift_at=10, label_delay=0)][:1]
     [label] = [e for e in simulated_classifier_traffic(1, shift_at=10, label_delay=0)][1:]
     topics = Topics()
-    assert first.process_batch(first.read_many([topics.message(label)])) == []
+    # The label waits; its batch still says how far the partition's labels have come.
+    [heartbeat] = first.process_batch(first.read_many([topics.message(label)]))
+    assert isinstance(heartbeat.message, VersionSummary)
+    assert heartbeat.message.of_labels
+    assert heartbeat.message.outcomes == []
+    assert heartbeat.message.last_event_time == label.event_time
     outputs = first.process_batch(first.read_many([topics.message(prediction)]))
     [summary] = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
     assert [o.label_id for o in summary.outcomes] == [label.event_id]
@@ -163,8 +168,113 @@ def test_a_label_in_another_partition_than_its_prediction_becomes_an_orphan():
 def test_each_partition_is_a_model_of_its_own_to_the_join():
     first = intake_with(SPREAD)
     traffic = list(simulated_classifier_traffic(200, shift_at=1_000, label_delay=20))
-    first.process_batch(first.read_many([Topics().message(e) for e in traffic]))
+    topics = Topics()
+    first.process_batch(first.read_many([topics.message(e) for e in traffic]))
     stored = {key.decode() for key in first.labels.join.store}
     names = {partition_model(SPREAD.model_id, p) for p in range(PARTITIONS)}
     assert any(name in key for key in stored for name in names)
     assert not any(f'["{SPREAD.model_id}"' in key for key in stored)
+
+
+def test_the_first_labels_of_a_partition_taken_over_go_in_small_summaries():
+    first = intake_with(SPREAD)
+    traffic = list(simulated_classifier_traffic(3_200, shift_at=10_000, label_delay=3_200))
+    topics = Topics()
+    predictions = [topics.message(e) for e in traffic if isinstance(e, PredictionEvent)]
+    labels = [topics.message(e) for e in traffic if isinstance(e, LabelEvent)]
+    first.process_batch(first.read_many(predictions))
+    partition = labels[0].source.partition
+    own = [m for m in labels if m.source.partition == partition]
+    assert len(own) > 300
+
+    def sizes(messages: list[InputMessage]) -> list[int]:
+        outputs = first.process_batch(first.read_many(messages))
+        return [len(o.message.outcomes) for o in outputs if isinstance(o.message, VersionSummary)]
+
+    assert sizes(own[:150]) == [64, 64, 22]  # new here: what a hand-over counts twice is small
+    assert sizes(own[150:-100]) == [len(own) - 250]  # then a batch's labels in one summary
+    first.release({("driftline.labels", partition)})
+    assert sizes(own[-100:]) == [64, 36]  # taken again: small again
+
+
+def stored_in(intake: Intake, partition: int) -> int:
+    name = partition_model(SPREAD.model_id, partition)
+    return sum(1 for key in intake.labels.join.store if f'["{name}","' in key.decode())
+
+
+def test_once_a_partition_had_a_label_every_partition_keeps_its_predictions_in_the_store():
+    intake = intake_with(SPREAD)
+    traffic = list(simulated_classifier_traffic(400, shift_at=1_000, label_delay=400))
+    topics = Topics()
+    predictions = [e for e in traffic if isinstance(e, PredictionEvent)]
+    label = next(e for e in traffic if isinstance(e, LabelEvent))
+    first = [m for m in map(topics.message, predictions[:200])]
+    intake.process_batch(intake.read_many(first))
+    assert intake.labels.join.held_predictions == 200  # no label anywhere: in memory
+    intake.process_batch(intake.read_many([topics.message(label)]))
+    other = (partition_of(label) + 1) % PARTITIONS
+    before = stored_in(intake, other)
+    later = [topics.message(e) for e in predictions[200:] if partition_of(e) == other]
+    intake.process_batch(intake.read_many(later))
+    # The other partition had no label, but the model had: its predictions wait in the store.
+    assert stored_in(intake, other) == before + len(later) + sum(
+        1 for e in predictions[:200] if partition_of(e) == other
+    )
+
+
+def test_predictions_held_in_a_partition_handed_over_are_kept_for_its_next_owner():
+    store: dict[bytes, bytes] = {}
+    registry = ModelRegistry()
+    intake = Intake(Settings(topic_partitions=PARTITIONS), registry, label_store=store)
+    registry.apply(Registration(SPREAD))
+    traffic = list(simulated_classifier_traffic(400, shift_at=1_000, label_delay=400))
+    topics = Topics()
+    predictions = [e for e in traffic if isinstance(e, PredictionEvent)]
+    labels = {e.prediction_id: e for e in traffic if isinstance(e, LabelEvent)}
+    held = predictions[0]
+    partition = partition_of(held)
+    intake.process_batch(intake.read_many([topics.message(held)]))  # held in memory
+    other = next(e for e in predictions if partition_of(e) != partition)
+    intake.process_batch(intake.read_many([topics.message(other)]))
+    intake.process_batch(intake.read_many([topics.message(labels[other.event_id])]))
+    assert stored_in(intake, partition) == 0
+    assert intake.keep_held({("driftline.predictions", partition)}) == 1
+    assert stored_in(intake, partition) == 1
+    # The next owner reads the store back, and joins the held prediction's label.
+    successor_registry = ModelRegistry()
+    successor = Intake(
+        Settings(topic_partitions=PARTITIONS), successor_registry, label_store=dict(store)
+    )
+    successor_registry.apply(Registration(SPREAD))
+    successor.labels.join.rebuild()
+    outputs = successor.process_batch(successor.read_many([topics.message(labels[held.event_id])]))
+    [summary] = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
+    assert [o.label_id for o in summary.outcomes] == [labels[held.event_id].event_id]
+
+
+def test_what_a_partition_s_next_owner_reads_again_is_neither_counted_nor_joined_twice():
+    # The store is written before the offsets are committed: a worker that takes the
+    # partition over reads again what the store already holds.
+    store: dict[bytes, bytes] = {}
+
+    def owner() -> Intake:
+        registry = ModelRegistry()
+        intake = Intake(Settings(topic_partitions=PARTITIONS), registry, label_store=store)
+        registry.apply(Registration(SPREAD))
+        intake.labels.join.rebuild()
+        return intake
+
+    traffic = list(simulated_classifier_traffic(800, shift_at=10_000, label_delay=100))
+    topics = Topics()
+    messages = [topics.message(e) for e in traffic]
+    first = owner()
+    before = first.process_batch(first.read_many(messages[:1_000]))
+    successor = owner()
+    again = successor.process_batch(successor.read_many(messages[:1_000]))
+    rest = successor.process_batch(successor.read_many(messages[1_000:]))
+    summaries = [o.message for o in before + again + rest if isinstance(o.message, VersionSummary)]
+    labels = successor.counters.topics[InputTopic.LABELS]
+    assert not [o for o in again + rest if isinstance(o.message, DeadLetter)]
+    assert labels.duplicates == sum(1 for m in messages[:1_000] if m.topic is InputTopic.LABELS)
+    assert sum(count for s in summaries for _, count in s.predicted) == 800
+    assert sum(len(s.outcomes) for s in summaries) == 800

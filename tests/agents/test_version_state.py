@@ -355,3 +355,22 @@ def test_saved_ids_older_than_the_window_are_deleted_from_the_store(
     assert numbers == [6, 7]
     head = orjson.loads(store['["arrivals","predictions","m"]'])
     assert (head["first"], head["next"]) == (6, 8)
+
+
+def test_a_warm_up_reference_registered_since_the_save_restores_the_monitor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A version keyed by event id publishes the reference its warm-up built; a worker that
+    # saved its state before reading it back saved it with no registered reference.
+    store: dict[str, bytes] = {}
+    events = messages()
+    first = intake(store)
+    feed(first, events[:1_500])
+    warmup = first.monitors[("m", "1")].reference
+    assert warmup is not None
+    second = intake(store)
+    second.registry.apply(ReferenceRegistration(warmup))
+    with caplog.at_level("INFO", logger="driftline"):
+        feed(second, events[1_500:2_000])
+    assert "its reference changed" not in caplog.text
+    assert "monitor restored from its saved state (1500 events in)" in caplog.text

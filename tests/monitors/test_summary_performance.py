@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from driftline.monitors.performance import PerformanceMonitor
+from driftline.monitors.summary_monitor import SummaryMonitor
 from driftline.monitors.summary_performance import SummaryPerformance
 from driftline.schemas import KafkaPosition, ModelSpec, PerformancePolicy, PredictionEvent
 from driftline.schemas.summaries import Outcome, VersionSummary, WindowCount
@@ -230,3 +231,89 @@ def test_a_state_taken_midway_goes_on_exactly():
             halves = SummaryPerformance.from_state(SPEC, json.loads(json.dumps(halves.to_state())))
         assert halves.update_summary(summary) == expected
     assert halves.to_state() == whole.to_state()
+
+
+def test_a_window_a_label_opened_before_its_count_survives_a_state_round_trip():
+    sent = summaries(predictions(2_000, 9))
+    labels_only = [s for s in sent if not s.events]  # each partition's last labels
+    early = labels_only[:3] + [s for s in sent if s.events]
+    monitor = SummaryPerformance(SPEC)
+    for summary in early[:3]:
+        monitor.update_summary(summary)
+    state = monitor.to_state()
+    assert any(window["predictions"] == 0 for window in state["windows"])
+    copy = SummaryPerformance.from_state(SPEC, json.loads(json.dumps(state)))
+    for summary in early[3:]:
+        assert copy.update_summary(summary) == monitor.update_summary(summary)
+    with pytest.raises(ValueError, match="predictions"):
+        PerformanceMonitor.from_state(SPEC, {**state, "kind": "PerformanceMonitor"})
+
+
+def test_a_summary_monitor_takes_the_labels_of_every_partition_in_the_order_of_their_times():
+    monitor = SummaryMonitor(SPEC.model_copy(update={"features": []}))
+
+    def labels(partition: int, second: int) -> VersionSummary:
+        time = TIME + timedelta(seconds=second)
+        outcome = Outcome(0, TIME, "yes", None, 0, "yes", f"l{second}", time, second)
+        return VersionSummary(
+            model_id="hot",
+            model_version="1",
+            source=KafkaPosition(topic="labels", partition=partition, offset=second),
+            last_offset=second,
+            events=0,
+            checked=0,
+            first_event_time=time,
+            last_event_time=time,
+            last_event_id=f"l{second}",
+            spread=2,
+            outcomes=[outcome],
+        )
+
+    # Partition 0's labels far ahead of partition 1's: held until partition 1 catches up.
+    assert monitor.take(labels(0, 500)) == []
+    assert monitor.take(labels(0, 600)) == []
+    taken = monitor.take(labels(1, 100))
+    assert [t.summary.last_event_id for t in taken or []] == ["l100"]
+    taken = monitor.take(labels(1, 700))
+    assert [t.summary.last_event_id for t in taken or []] == ["l500", "l600"]
+    assert monitor.performance.labelled_predictions == 3
+    assert [t.summary.last_event_id for t in monitor.flush()] == ["l700"]
+
+
+def test_labels_that_came_before_their_predictions_are_taken_in_the_order_of_their_times():
+    monitor = SummaryMonitor(SPEC.model_copy(update={"features": []}))
+
+    def summary(
+        topic: str, partition: int, second: int, events: int = 0, labelled: bool = True
+    ) -> VersionSummary:
+        time = TIME + timedelta(seconds=second)
+        label_time = time if topic == "labels" else TIME + timedelta(seconds=900)
+        outcome = Outcome(0, TIME, "yes", None, 0, "yes", f"l{second}", label_time, second)
+        return VersionSummary(
+            model_id="hot",
+            model_version="1",
+            source=KafkaPosition(topic=topic, partition=partition, offset=second),
+            last_offset=second,
+            events=events,
+            checked=0,
+            first_event_time=time,
+            last_event_time=time,
+            last_event_id=f"e{second}",
+            spread=2,
+            predicted=[WindowCount(0, events)] if events else [],
+            outcomes=[outcome] if labelled else [],
+        )
+
+    # A prediction whose label (of second 900) came first, and waited for it in the join.
+    monitor.take(summary("predictions", 0, 50, events=1))
+    monitor.take(summary("predictions", 1, 60, events=1))
+    monitor.take(summary("predictions", 0, 70, events=1, labelled=False))  # lets 60 go
+    assert monitor.performance.labelled_predictions == 0  # the other labels are not there yet
+    monitor.take(summary("labels", 0, 100))
+    monitor.take(summary("labels", 1, 200))
+    monitor.take(summary("labels", 0, 1_000))
+    monitor.take(summary("labels", 1, 1_000))
+    monitor.flush()
+    assert monitor.performance.label_delays == [100.0, 200.0, 900.0, 900.0, 1_000.0, 1_000.0]
+    state = json.loads(json.dumps(monitor.to_state()))
+    assert SummaryMonitor.from_state(state).to_state() == state
