@@ -18,7 +18,7 @@ from faust.types import TP
 
 from driftline.streams import DriftlineApp
 from driftline.streams.sending import PlacedRecord
-from driftline.streams.settings import REFERENCE_MAX_BYTES
+from driftline.streams.topics import TABLES
 
 LABEL_JOIN_TABLE = "label-join"
 """The label join's table; its changelog topic is ``<app id>-label-join-changelog``."""
@@ -369,6 +369,7 @@ def label_join_table(dapp: DriftlineApp) -> Any:
         dapp,
         LABEL_JOIN_TABLE,
         "Predictions waiting for their labels and labels waiting for their predictions.",
+        max_message_bytes=TABLES[LABEL_JOIN_TABLE],
     )
 
 
@@ -383,7 +384,7 @@ def version_state_table(dapp: DriftlineApp) -> Any:
         dapp,
         VERSION_STATE_TABLE,
         "Monitors, open alerts, cooldowns and retraining state per model version.",
-        max_message_bytes=REFERENCE_MAX_BYTES,
+        max_message_bytes=TABLES[VERSION_STATE_TABLE],
     )
 
 

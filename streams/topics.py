@@ -10,6 +10,12 @@ profile of every model version for ever, and have one partition each, so
 changes keep their order. The summaries topic, internal, carries the
 summaries of batches of models keyed by event id to the worker that tests
 each version (keyed by version, so each version's summaries are in order).
+
+The changelog topics of the worker's tables are created here too, as faust
+would create them (compacted, partitioned like the inputs): a worker that
+creates one as it starts may have its group assigned by a leader whose
+metadata does not have it yet, and faust then leaves the table's partitions
+to no one, so that no worker reads the table back after a rebalance.
 """
 
 import logging
@@ -32,6 +38,20 @@ class TopicPlan:
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+
+
+TABLES = {"label-join": None, "version-state": REFERENCE_MAX_BYTES}
+"""The worker's tables, by name, with the largest message each changelog takes (None: the
+broker's default)."""
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """The changelog topic faust gives a table of the worker.
+
+    >>> changelog_topic(Settings(app_id="driftline"), "label-join")
+    'driftline-label-join-changelog'
+    """
+    return f"{settings.app_id}-{table}-changelog"
 
 
 def topic_plans(settings: Settings) -> list[TopicPlan]:
@@ -64,6 +84,11 @@ def topic_plans(settings: Settings) -> list[TopicPlan]:
             {"cleanup.policy": "compact", "max.message.bytes": str(references)},
         )
     )
+    for table, largest in TABLES.items():
+        config = {"cleanup.policy": "compact"}
+        if largest is not None:
+            config["max.message.bytes"] = str(largest)
+        plans.append(TopicPlan(changelog_topic(settings, table), settings.topic_partitions, config))
     return plans
 
 

@@ -93,3 +93,21 @@ def test_every_input_topic_takes_a_message_as_large_as_the_worker_accepts(worker
             producer.send(topic, key=key, value=value).get(timeout=60)
     finally:
         producer.close()
+
+
+def test_the_changelog_of_every_table_of_the_worker_is_planned_as_faust_makes_it(tmp_path):
+    # Created as the worker starts, a changelog may be missing from the metadata of the
+    # group's leader, which then leaves the table to no one: no worker reads it back.
+    from driftline.agents.worker import build_worker_app
+
+    settings = Settings(data_dir=tmp_path)
+    dapp, _ = build_worker_app(settings)
+    plans = {plan.name: plan for plan in topic_plans(settings)}
+    tables = list(dapp.app.tables.values())
+    assert len(tables) == 2
+    for table in tables:
+        topic = table.changelog_topic
+        plan = plans[topic.get_topic_name()]
+        assert plan.partitions == table.partitions == settings.topic_partitions
+        assert plan.config["cleanup.policy"] == "compact"
+        assert plan.config.get("max.message.bytes") == topic.config.get("max.message.bytes")
