@@ -299,24 +299,10 @@ class LabelDesk:
     ) -> PendingOutputs | tuple[Match | None, list[Expired]]:
         """Join one label: its match (None: it waits) and what its model's join expired, or
         its refusal (its prediction had a label already)."""
-        source = message.source
-        payload = [
-            label.event_id,
-            label.label,
-            None if message.value is None else _b64(message.value),
-            None if message.key is None else _b64(message.key),
-            [source.topic, source.partition, source.offset],
-        ]
+        payload = label_payload(label, message)
         result = self.join.labelled(label.model_id, label.prediction_id, label.event_time, payload)
         if isinstance(result, AlreadyLabelled):
-            rejection = Rejection(
-                DeadLetterReason.ALREADY_LABELLED,
-                f"prediction {label.prediction_id!r} of model {label.model_id} already has a "
-                "label; send one label per prediction (a correction needs the prediction "
-                "published again under a new event id)",
-                field_path="prediction_id",
-            )
-            return [_Refused(message, rejection)]
+            return [_Refused(message, already_labelled(label))]
         if result is None:
             self.counters.waiting += 1
         return result, self.join.advance(label.model_id)
@@ -345,13 +331,7 @@ class LabelDesk:
         version = _version(match.prediction)
         spec = self.registry.spec(match.model_id, version)
         if spec is None:
-            rejection = Rejection(
-                DeadLetterReason.UNKNOWN_MODEL,
-                f"the prediction this label is for belongs to model {match.model_id} version "
-                f"{version}, which is no longer registered",
-                field_path="prediction_id",
-            )
-            return _Refused(_label_message(match.label), rejection)
+            return _Refused(_label_message(match.label), version_gone(match.model_id, version))
         event_id, label = _label_of(match.label)
         misfit = label_violation(spec, label)
         if misfit is not None:
@@ -503,6 +483,40 @@ class LabelDesk:
         for report in found.reports:
             outputs.append(Output(Destination.PERFORMANCE, spec.model_id.encode("utf-8"), report))
         return outputs
+
+
+def label_payload(label: LabelEvent, message: LabelMessage) -> list[Any]:
+    """What the join keeps of a label waiting for its prediction: its id, the label, and its
+    message (base64) to dead-letter it as it came."""
+    source = message.source
+    return [
+        label.event_id,
+        label.label,
+        None if message.value is None else _b64(message.value),
+        None if message.key is None else _b64(message.key),
+        [source.topic, source.partition, source.offset],
+    ]
+
+
+def already_labelled(label: LabelEvent) -> Rejection:
+    """Why a second label of a prediction is refused."""
+    return Rejection(
+        DeadLetterReason.ALREADY_LABELLED,
+        f"prediction {label.prediction_id!r} of model {label.model_id} already has a "
+        "label; send one label per prediction (a correction needs the prediction "
+        "published again under a new event id)",
+        field_path="prediction_id",
+    )
+
+
+def version_gone(model_id: str, version: str) -> Rejection:
+    """Why a label is refused whose prediction's version is no longer registered."""
+    return Rejection(
+        DeadLetterReason.UNKNOWN_MODEL,
+        f"the prediction this label is for belongs to model {model_id} version "
+        f"{version}, which is no longer registered",
+        field_path="prediction_id",
+    )
 
 
 def label_violation(spec: ModelSpec, label: Any) -> Rejection | None:

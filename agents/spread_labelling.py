@@ -36,21 +36,22 @@ import orjson
 from driftline.agents.labelling import (
     LabelDesk,
     LabelMessage,
-    _b64,
     _label_message,
     _label_of,
     _orphan,
     _prediction_record,
     _version,
+    already_labelled,
+    label_payload,
     label_violation,
+    version_gone,
 )
 from driftline.agents.outputs import Output
 from driftline.monitors.labels import AlreadyLabelled, Expired, Match, Side
 from driftline.monitors.performance import _predicted_class
 from driftline.monitors.summarise import Joined
-from driftline.schemas import DeadLetterReason, LabelEvent, ModelSpec, PredictionEvent, TaskType
+from driftline.schemas import LabelEvent, ModelSpec, PredictionEvent, TaskType
 from driftline.schemas.summaries import Outcome, WindowCount
-from driftline.streams import Rejection
 from driftline.streams.settings import Settings
 
 ModelVersion = tuple[str, str]
@@ -230,25 +231,11 @@ class SpreadLabels:
         self, found: _Found, label: LabelEvent, message: LabelMessage, partition: int
     ) -> list[Output]:
         """Join one label; its dead letters (its own, or orphans it expired)."""
-        source = message.source
-        payload = [
-            label.event_id,
-            label.label,
-            None if message.value is None else _b64(message.value),
-            None if message.key is None else _b64(message.key),
-            [source.topic, source.partition, source.offset],
-        ]
         name = partition_model(label.model_id, partition)
+        payload = label_payload(label, message)
         result = self.join.labelled(name, label.prediction_id, label.event_time, payload)
         if isinstance(result, AlreadyLabelled):
-            rejection = Rejection(
-                DeadLetterReason.ALREADY_LABELLED,
-                f"prediction {label.prediction_id!r} of model {label.model_id} already has a "
-                "label; send one label per prediction (a correction needs the prediction "
-                "published again under a new event id)",
-                field_path="prediction_id",
-            )
-            return [self.desk.refuse(message, rejection)]
+            return [self.desk.refuse(message, already_labelled(label))]
         dead: list[Output] = []
         if result is None:
             self.desk.counters.waiting += 1
@@ -261,13 +248,7 @@ class SpreadLabels:
         version = _version(match.prediction)
         spec = self.desk.registry.spec(model_id, version)
         if spec is None:
-            rejection = Rejection(
-                DeadLetterReason.UNKNOWN_MODEL,
-                f"the prediction this label is for belongs to model {model_id} version "
-                f"{version}, which is no longer registered",
-                field_path="prediction_id",
-            )
-            return [self.desk.refuse(_label_message(match.label), rejection)]
+            return [self.desk.refuse(_label_message(match.label), version_gone(model_id, version))]
         label_id, label = _label_of(match.label)
         misfit = label_violation(spec, label)
         if misfit is not None:
