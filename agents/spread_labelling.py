@@ -28,6 +28,7 @@ here, as for any model.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from math import ceil
 from typing import Any, NamedTuple
 
@@ -47,7 +48,7 @@ from driftline.agents.labelling import (
     version_gone,
 )
 from driftline.agents.outputs import Output
-from driftline.monitors.labels import AlreadyLabelled, Expired, Match, Side
+from driftline.monitors.labels import AlreadyLabelled, Expired, Match, Side, _datetime
 from driftline.monitors.performance import _predicted_class
 from driftline.monitors.summarise import Joined
 from driftline.schemas import LabelEvent, ModelSpec, PredictionEvent, TaskType
@@ -56,6 +57,10 @@ from driftline.streams.settings import Settings
 
 ModelVersion = tuple[str, str]
 """A model id and version."""
+
+HANDED_OVER_PER_CHUNK = 1_000
+"""Held predictions to a message of the store's changelog when a partition is handed over:
+about 150 KB, well under a broker's default largest message (1 MB)."""
 
 
 def partition_model(model_id: str, partition: int) -> str:
@@ -117,6 +122,9 @@ class SpreadLabels:
         self.join = desk.join
         self._labelled: set[str] = set()
         """Models known to have had a label in one of their partitions."""
+        self._adopted: set[str] = set()
+        """Partitions of models (:func:`partition_model`) whose predictions handed over by a
+        previous owner were looked for since this worker took the partition."""
 
     def labelled(self, model_id: str) -> bool:
         """Whether a label of the model came to any of its partitions here (or to one whose
@@ -132,13 +140,24 @@ class SpreadLabels:
 
     def keep_held(self, partition: int, model_ids: Iterable[str]) -> int:
         """Before ``partition`` is handed over: the predictions of these models held in memory
-        in that partition go to the store, where its next owner finds them (for models with
-        labels; the others' predictions have nothing to wait for yet); how many."""
+        in that partition go to the store, where its next owner finds them; how many.
+
+        A model known to have labels has them wait in the store from now on,
+        as its first label would. One without a label here yet writes them
+        apart (:meth:`_hand_over`): its next owner holds them in memory
+        again, so a model that never gets labels does not come to keep every
+        prediction in the store for having been handed over.
+        """
         kept = 0
         for model_id in model_ids:
             name = partition_model(model_id, partition)
-            if not self.join.had_label(name) and self.labelled(model_id):
+            self._adopted.discard(name)
+            if self.join.had_label(name):
+                continue
+            if self.labelled(model_id):
                 kept += self.join.store_from_now(name)
+            else:
+                kept += self._hand_over(model_id, partition)
         return kept
 
     def share(self, spec: ModelSpec) -> int:
@@ -180,27 +199,91 @@ class SpreadLabels:
             ]
             for event, window, offset in zip(events, windows, offsets, strict=True)
         ]
+        adopted = self._adopt(found, spec.model_id, partition)
+        if adopted:
+            outputs[places[0]] = adopted
         ids = [event.event_id for event in events]
         times = [event.event_time for event in events]
-        if not self.join.had_label(name) and self.labelled(spec.model_id):
+        for number, dead in self._join_predictions(
+            found, spec.model_id, name, ids, times, payloads
+        ):
+            outputs.setdefault(places[number], []).extend(dead)
+        return PartitionJoin(found.by_version(), outputs)
+
+    def _join_predictions(
+        self,
+        found: _Found,
+        model_id: str,
+        name: str,
+        ids: Sequence[str],
+        times: Sequence[datetime],
+        payloads: Sequence[Any],
+    ) -> list[tuple[int, list[Output]]]:
+        """Join predictions of one partition to the labels waiting, and expire what waited too
+        long; the dead letters that led to, by the place of the prediction after which."""
+        if not self.join.had_label(name) and self.labelled(model_id):
             self.join.store_from_now(name)
         pushed = self.join.held_many(name, ids, times, payloads)
         if pushed is not None:  # no label in this partition yet
             self.desk.counts.predictions_unlabelled += len(pushed)
             for _, payload in pushed:
-                self._unlabelled(found, spec.model_id, payload)
-            return PartitionJoin(found.by_version(), outputs)
+                self._unlabelled(found, model_id, payload)
+            return []
+        letters: list[tuple[int, list[Output]]] = []
         for number, (match, expired) in enumerate(
             self.join.predicted_many(name, ids, times, payloads)
         ):
             dead: list[Output] = []
             if match is not None:
                 self.desk.counters.waiting -= 1
-                dead += self._matched(found, spec.model_id, match)
-            dead += self._expired(found, spec.model_id, expired)
+                dead += self._matched(found, model_id, match)
+            dead += self._expired(found, model_id, expired)
             if dead:
-                outputs[places[number]] = dead
-        return PartitionJoin(found.by_version(), outputs)
+                letters.append((number, dead))
+        return letters
+
+    def _hand_over(self, model_id: str, partition: int) -> int:
+        """Write the predictions held in memory of a partition of a model without a label to
+        the store, in chunks (each a message of the store's changelog), for the partition's
+        next owner to hold again (:meth:`_adopt`); how many."""
+        held = self.join.let_go_held(partition_model(model_id, partition))
+        store = self.join.store
+        chunks = range(0, len(held), HANDED_OVER_PER_CHUNK)
+        for number, start in enumerate(chunks):
+            chunk = held[start : start + HANDED_OVER_PER_CHUNK]
+            store[self._handed_over_key(model_id, partition, number)] = orjson.dumps(chunk)
+        if held:
+            store[self._handed_over_key(model_id, partition)] = orjson.dumps(len(chunks))
+        return len(held)
+
+    def _adopt(self, found: _Found, model_id: str, partition: int) -> list[Output]:
+        """Once per taking a partition over: hold again the predictions its previous owner
+        handed over (:meth:`_hand_over`), before this worker's own of the partition; the dead
+        letters that led to (labels they expired)."""
+        name = partition_model(model_id, partition)
+        if name in self._adopted:
+            return []
+        self._adopted.add(name)
+        store = self.join.store
+        header = self._handed_over_key(model_id, partition)
+        raw = store.get(header)
+        if raw is None:
+            return []
+        held: list[Any] = []
+        for number in range(int(orjson.loads(raw))):
+            key = self._handed_over_key(model_id, partition, number)
+            chunk = store.get(key)
+            if chunk is not None:
+                held += orjson.loads(chunk)
+                del store[key]
+        del store[header]
+        if not held:
+            return []
+        ids = [str(item[0]) for item in held]
+        times = [_datetime(int(item[1])) for item in held]
+        payloads = [item[2] for item in held]
+        letters = self._join_predictions(found, model_id, name, ids, times, payloads)
+        return [letter for _, dead in letters for letter in dead]
 
     def labels(
         self, labels: Sequence[LabelEvent], messages: Sequence[LabelMessage], partition: int
@@ -216,13 +299,16 @@ class SpreadLabels:
                 fence = fences.get(model_id)
                 if fence is None:
                     fence = fences[model_id] = self._joined_until(model_id, partition)
+                    adopted = self._adopt(found, model_id, partition)
+                    if adopted:
+                        outputs[number] = adopted
                 if offset <= fence:  # read again after a hand-over: joined already
                     self.desk.counters.duplicates += 1
                     continue
                 fences[model_id] = offset
                 dead = self._label(found, label, message, partition)
                 if dead:
-                    outputs[number] = dead
+                    outputs.setdefault(number, []).extend(dead)
         for model_id, offset in fences.items():
             self.join.store[self._label_fence_key(model_id, partition)] = orjson.dumps(offset)
         return PartitionJoin(found.by_version(), outputs)
@@ -315,6 +401,11 @@ class SpreadLabels:
 
     def _label_fence_key(self, model_id: str, partition: int) -> bytes:
         return orjson.dumps(["#labelled", model_id, "", partition])
+
+    def _handed_over_key(self, model_id: str, partition: int, chunk: int | None = None) -> bytes:
+        # Four parts (the count of chunks) or five (a chunk): not the join's own keys.
+        parts: list[Any] = ["#handed-over", model_id, "", partition]
+        return orjson.dumps(parts if chunk is None else [*parts, chunk])
 
     def _count_key(self, spec: ModelSpec, partition: int) -> bytes:
         # Four parts: the join reads keys of one, two or three parts as its own.

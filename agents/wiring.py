@@ -112,7 +112,13 @@ def register_agents(dapp: DriftlineApp) -> Monitoring:
         # memory: whoever owns them next reads them back from the table.
         (revoked,) = args
         try:
-            monitoring.intake.keep_held({(tp.topic, tp.partition) for tp in revoked})
+            kept = monitoring.intake.keep_held({(tp.topic, tp.partition) for tp in revoked})
+            if kept:
+                log.info(
+                    "wrote %d predictions held in memory of the revoked partitions to the label "
+                    "join's table, for their next owner",
+                    kept,
+                )
             await monitoring.changelog.write(monitoring.intake, now=True)
             try:  # bounded: in a broker outage the flush would wait for the broker
                 await asyncio.wait_for(app.producer.flush(), dapp.settings.send_timeout_seconds)

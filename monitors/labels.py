@@ -513,6 +513,22 @@ class LabelJoin:
             self._first_label(model_id)
         return count
 
+    def let_go_held(self, model_id: str) -> list[tuple[str, int, Any]]:
+        """Remove the predictions ``model_id`` holds in memory and return them, oldest first,
+        as ``(prediction id, event time in microseconds, payload)``.
+
+        For a hand-over of a model without a label: its next owner holds
+        them again (:meth:`predicted_many`), and this join no longer counts
+        them as waiting, nor pushes them out later as unlabelled.
+        """
+        held = self._held.pop(model_id, None)
+        if not held:
+            return []
+        items = list(held)
+        self._counts[_PREDICTION] -= len(items)
+        self._size -= len(items)
+        return items
+
     def rebuild(self) -> None:
         """Derive the entries by time, watermarks and counts from the store (and the held ones).
 

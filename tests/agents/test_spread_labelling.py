@@ -5,7 +5,9 @@ model id (the oracle)."""
 import zlib
 from collections import defaultdict
 from datetime import timedelta
+from math import ceil
 
+import orjson
 import pytest
 
 from driftline.agents.intake import InputMessage, InputTopic, Intake
@@ -250,6 +252,88 @@ def test_predictions_held_in_a_partition_handed_over_are_kept_for_its_next_owner
     outputs = successor.process_batch(successor.read_many([topics.message(labels[held.event_id])]))
     [summary] = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
     assert [o.label_id for o in summary.outcomes] == [labels[held.event_id].event_id]
+
+
+def owner_of(store: dict[bytes, bytes], **settings: float) -> Intake:
+    """An intake that takes partitions over: the label join's store is shared, read back."""
+    registry = ModelRegistry()
+    intake = Intake(Settings(topic_partitions=PARTITIONS, **settings), registry, label_store=store)
+    registry.apply(Registration(SPREAD))
+    intake.labels.join.rebuild()
+    return intake
+
+
+def handed_over_keys(store: dict[bytes, bytes]) -> list[bytes]:
+    return [key for key in store if b'"#handed-over"' in key]
+
+
+@pytest.mark.parametrize("labels_first", [True, False])
+def test_predictions_held_by_a_model_without_a_label_are_handed_over_and_held_again(
+    labels_first: bool,
+):
+    store: dict[bytes, bytes] = {}
+    traffic = list(simulated_classifier_traffic(2_400, shift_at=10_000, label_delay=2_400))
+    topics = Topics()
+    predictions = [e for e in traffic if isinstance(e, PredictionEvent)]
+    labels = [e for e in traffic if isinstance(e, LabelEvent)]
+    partition = partition_of(predictions[0])
+    own = [e for e in predictions if partition_of(e) == partition]
+    first = owner_of(store)
+    first.process_batch(first.read_many([topics.message(e) for e in own[:-10]]))
+    assert first.labels.join.held_predictions == len(own) - 10  # no label anywhere: in memory
+    assert first.keep_held({("driftline.predictions", partition)}) == len(own) - 10
+    assert first.labels.join.held_predictions == 0
+    assert stored_in(first, partition) == 0  # not in the store as a labelled model's wait
+    assert len(handed_over_keys(store)) == 1 + ceil((len(own) - 10) / 1_000)
+    successor = owner_of(store)
+    later = [topics.message(e) for e in own[-10:]]
+    own_labels = [topics.message(e) for e in labels if partition_of(e) == partition]
+    outputs: list[Output] = []
+    if labels_first:
+        outputs += successor.process_batch(successor.read_many(own_labels[:-10]))
+        outputs += successor.process_batch(successor.read_many(later))
+    else:
+        outputs += successor.process_batch(successor.read_many(later))
+        # Still without a label: all held in memory again, none in the store.
+        assert successor.labels.join.held_predictions == len(own)
+        assert stored_in(successor, partition) == 0
+        outputs += successor.process_batch(successor.read_many(own_labels[:-10]))
+    outputs += successor.process_batch(successor.read_many(own_labels[-10:]))
+    assert not [o for o in outputs if isinstance(o.message, DeadLetter)]
+    summaries = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
+    joined = sorted(outcome.label_id for s in summaries for outcome in s.outcomes)
+    assert joined == sorted(e.event_id for e in labels if partition_of(e) == partition)
+    assert handed_over_keys(store) == []  # read once, then gone
+
+
+def test_predictions_handed_over_and_never_labelled_are_counted_unlabelled_once():
+    store: dict[bytes, bytes] = {}
+    traffic = list(simulated_classifier_traffic(4_000, shift_at=10_000, label_delay=4_000))
+    topics = Topics()
+    partition = 3
+    own = [
+        topics.message(e)
+        for e in traffic
+        if isinstance(e, PredictionEvent) and partition_of(e) == partition
+    ]
+    cap = {"held_predictions_before_first_label": 200}
+    outputs: list[Output] = []
+    owner = owner_of(store, **cap)
+    for start in range(0, len(own), 120):  # handed over between every batch
+        outputs += owner.process_batch(owner.read_many(own[start : start + 120]))
+        owner.keep_held({("driftline.predictions", partition)})
+        owner = owner_of(store, **cap)
+    outputs += owner.flush_summaries()
+    summaries = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
+    unlabelled = sum(count for s in summaries for _, count in s.unlabelled)
+    held = sum(
+        len(orjson.loads(store[key]))
+        for key in handed_over_keys(store)
+        if len(orjson.loads(key)) == 5
+    )
+    assert sum(count for s in summaries for _, count in s.predicted) == len(own)
+    assert held == 200
+    assert unlabelled + held == len(own)
 
 
 def test_what_a_partition_s_next_owner_reads_again_is_neither_counted_nor_joined_twice():

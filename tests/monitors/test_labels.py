@@ -476,6 +476,22 @@ def test_a_restart_before_the_first_label_loses_the_held_predictions_and_their_l
     assert rebuilt.advance("m") == [Expired(Side.LABEL, "m", "p1", at(10), {"label": 1})]
 
 
+def test_held_predictions_let_go_leave_the_join_and_are_never_pushed_out_later():
+    join = LabelJoin(RETENTION, held_before_first_label=2)
+    join.predicted("m", "p1", at(3), {"score": 1})
+    join.predicted("m", "p0", at(1), {"score": 0})
+    join.predicted("other", "q0", at(1), {})
+    assert join.let_go_held("m") == [
+        ("p0", labels._micros(at(1)), {"score": 0}),
+        ("p1", labels._micros(at(3)), {"score": 1}),
+    ]
+    assert join.let_go_held("m") == []
+    assert (join.pending_predictions, join.held_predictions, len(join)) == (1, 1, 1)
+    join.predicted("m", "p2", at(5), {})
+    assert join.advance("m") == []
+    assert join.labelled("m", "p1", at(6), {}) is None  # no longer here: it waits
+
+
 def test_a_rebuild_keeps_held_predictions_of_models_still_without_a_label():
     join = LabelJoin(RETENTION)
     join.predicted("m", "p1", at(0), {"score": 1})
