@@ -31,8 +31,12 @@ $(STAMP): pyproject.toml Makefile $(PACKAGE_FOLDERS)
 demo: $(STAMP)
 	$(BIN)/driftline demo
 
+# Two processes, each with a broker of its own and whole test files (most of the slow tests
+# wait on brokers and workers more than they compute); then, alone, the tests that time the
+# worker's own pace, which a neighbour's load would blur.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 lint: $(STAMP) typecheck
 	$(BIN)/ruff check .

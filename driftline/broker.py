@@ -15,6 +15,7 @@ import atexit
 import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
@@ -155,11 +156,23 @@ def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = No
 
     The jars land in a scratch folder first and are moved into place only
     when Maven succeeded, so an interrupted download is never taken for a
-    cached one.
+    cached one. Processes that ask at once (test sessions run in parallel)
+    take turns on a lock file: the first fetches, the others find the jars
+    cached, and none replaces jars that another's broker is reading.
     """
     if (cached := cached_broker_jars(version, cache_dir)) is not None:
         return cached
     cache_dir = default_cache_dir() if cache_dir is None else cache_dir
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / f".fetch-{version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (cached := cached_broker_jars(version, cache_dir)) is not None:
+            return cached
+        return _fetch_broker_jars(version, cache_dir)
+
+
+def _fetch_broker_jars(version: str, cache_dir: Path) -> Path:
+    """Fetch the jars with Maven into ``cache_dir`` (its caller holds the lock)."""
     libs = cache_dir / version / "libs"
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -169,7 +182,6 @@ def ensure_broker_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = No
             "example `apt-get install maven`), or copy the jars of an Apache Kafka "
             f"{version} distribution's libs/ folder into {libs}."
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as scratch:
         pom = Path(scratch) / "pom.xml"
         pom.write_bytes(resources.files("driftline").joinpath("kafka/pom.xml").read_bytes())

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,27 @@ def test_missing_maven_is_reported_when_nothing_is_cached(monkeypatch, tmp_path:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BrokerError, match=r"Maven \(`mvn`\) is needed"):
         ensure_broker_jars(cache_dir=tmp_path / "empty-cache")
+
+
+def test_processes_asking_for_the_jars_at_once_fetch_them_once(monkeypatch, tmp_path: Path):
+    # A Maven that takes its time: whoever asks while it runs waits, then finds the jars.
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "mvn"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"echo call >> {calls}\n"
+        "sleep 1\n"
+        'for a in "$@"; do case "$a" in -DoutputDirectory=*) out="${a#*=}";; esac; done\n'
+        f'mkdir -p "$out" && touch "$out/kafka_2.13-{KAFKA_VERSION}.jar"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        found = list(pool.map(lambda _: ensure_broker_jars(cache_dir=cache), range(3)))
+    assert found == [cache / KAFKA_VERSION / "libs"] * 3
+    assert calls.read_text().split() == ["call"]
 
 
 def test_cached_jars_are_used_without_maven(monkeypatch):

@@ -388,6 +388,7 @@ def batch_sizes_copying(settings: Settings, tmp_path: Path, options: tuple[str, 
 
 
 @pytest.mark.kafka
+@pytest.mark.serial
 def test_batches_get_smaller_when_they_take_longer_than_the_target(
     worker_settings: Settings, tmp_path: Path
 ) -> None:
@@ -401,6 +402,7 @@ def test_batches_get_smaller_when_they_take_longer_than_the_target(
 
 
 @pytest.mark.kafka
+@pytest.mark.serial
 def test_batches_keep_their_size_when_other_tasks_take_the_time(
     worker_settings: Settings, tmp_path: Path
 ) -> None:
