@@ -20,6 +20,8 @@ one by one.
 
 import math
 from array import array
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -40,6 +42,9 @@ from driftline.monitors.state import (
 )
 
 metrics: Any = river_metrics  # River's metric constructors are untyped
+
+PENDING_LABELS = 4_096
+"""A classifier's labelled predictions that wait to go to River's metrics together, at most."""
 
 UNCERTAINTY_QUANTILES = (0.1, 0.5, 0.9)
 """Quantiles of the margin (or interval width) reported per window."""
@@ -62,6 +67,8 @@ class RealizedMetrics:
         self.positive_class = positive_class
         self.count = 0
         self._regression = classes is None
+        self._pending: list[tuple[str | float, str | float | None, Mapping[str, float] | None]] = []
+        """A classifier's labelled predictions not yet given to the metrics (:meth:`_flush`)."""
         self._metrics: dict[str, Any] = {}
         if self._regression:
             self._metrics = {"mae": metrics.MAE(), "rmse": metrics.RMSE()}
@@ -89,36 +96,98 @@ class RealizedMetrics:
         prediction: str | float | None,
         probabilities: Mapping[str, float] | None = None,
     ) -> None:
-        """Count one labelled prediction; probability metrics only when probabilities came."""
+        """Count one labelled prediction; probability metrics only when probabilities came.
+
+        A classifier's labelled predictions wait in a list, and go to River's
+        metrics together when the metrics are read or saved (or the list is
+        long): see :meth:`_flush`.
+        """
         self.count += 1
         if self._regression:
             if isinstance(label, float) and isinstance(prediction, float):
                 self._metrics["mae"].update(label, prediction)
                 self._metrics["rmse"].update(label, prediction)
             return
-        if prediction is not None:
-            self._metrics["accuracy"].update(label, prediction)
-        positive = self.positive_class
-        if positive is not None:
-            truth = label == positive
-            if prediction is not None:
-                for name in ("precision", "recall", "f1"):
-                    self._metrics[name].update(truth, prediction == positive)
-            if probabilities is not None:
-                p = min(max(probabilities.get(positive, 0.0), 1e-15), 1 - 1e-15)
-                self._metrics["log_loss"].update(truth, p)
-                self._metrics["roc_auc"].update(truth, p)
+        pending = self._pending
+        pending.append((label, prediction, probabilities))
+        if len(pending) >= PENDING_LABELS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Give River's metrics the labelled predictions waiting, as one at a time would.
+
+        A confusion matrix only adds up weights: the predictions of each
+        (label, prediction) pair go to it in one update, weighted by their
+        count, the pairs in the order each first came, so the matrix holds
+        its rows, columns and cells in the order one at a time gives them,
+        and the same sums (whole numbers, exact in floating point); only its
+        count of updates is set right after. ROC AUC's matrices see a
+        probability only through which of their thresholds it passes, so the
+        probabilities passing the same ones go together too. A log loss is a
+        running mean, taken value by value in order, as River's ``Mean`` takes
+        them. The metrics then hold what one update per prediction gives,
+        bit for bit, at a fraction of its cost (one update per prediction
+        costs 11 to 14 updates of a matrix).
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
             return
-        if prediction is not None:
+        metrics = self._metrics
+        positive = self.positive_class
+        predicted = [
+            (label, prediction) for label, prediction, _ in pending if prediction is not None
+        ]
+        _update_weighted(metrics["accuracy"], Counter(predicted))
+        if positive is None:
+            pairs = Counter(predicted)
             for name in ("precision", "recall", "f1"):
-                self._metrics[name].update(label, prediction)
-        if probabilities is not None:
-            self._metrics["log_loss"].update(label, dict(probabilities))
+                _update_weighted(metrics[name], pairs)
+            log_loss = metrics["log_loss"]
+            _take_means(
+                log_loss._mean,
+                [
+                    log_loss._eval(label, dict(probabilities))
+                    for label, _, probabilities in pending
+                    if probabilities is not None
+                ],
+            )
+            return
+        hits = Counter(
+            (label == positive, prediction == positive) for label, prediction in predicted
+        )
+        for name in ("precision", "recall", "f1"):
+            _update_weighted(metrics[name], hits)
+        truths, chances = [], []
+        for label, _, probabilities in pending:
+            if probabilities is not None:
+                truths.append(label == positive)
+                chances.append(min(max(probabilities.get(positive, 0.0), 1e-15), 1 - 1e-15))
+        if not chances:
+            return
+        log = math.log
+        _take_means(
+            metrics["log_loss"]._mean,
+            [-log(p) if truth else -log(1 - p) for truth, p in zip(truths, chances, strict=True)],
+        )
+        roc = metrics["roc_auc"]
+        thresholds = roc.thresholds
+        passed: dict[tuple[bool, int], list[Any]] = {}
+        for truth, p in zip(truths, chances, strict=True):
+            key = (truth, bisect_left(thresholds, p))  # thresholds p is above
+            entry = passed.get(key)
+            if entry is None:
+                passed[key] = [p, 1]
+            else:
+                entry[1] += 1
+        _update_weighted(
+            roc, Counter({(truth, p): count for (truth, _), (p, count) in passed.items()})
+        )
 
     def values(self) -> dict[str, float]:
         """Each metric that has seen data, by name."""
         if self.count == 0:
             return {}
+        self._flush()
         values = {name: float(metric.get()) for name, metric in self._metrics.items()}
         return {name: value for name, value in values.items() if math.isfinite(value)}
 
@@ -142,6 +211,7 @@ class RealizedMetrics:
         >>> copy.values() == metrics.values()
         True
         """
+        self._flush()
         return {
             **header(type(self).__name__),
             "count": self.count,
@@ -164,6 +234,7 @@ class RealizedMetrics:
         for name, metric in self._metrics.items():
             _load_metric(metric, saved[name], f"metrics.{name}")
         self.count = count
+        self._pending = []
 
 
 class HitCounts:
@@ -384,6 +455,27 @@ def _measure_order(name: str) -> tuple[int, str]:
 
 Key = str | bool | int | float
 """What a confusion matrix is indexed by: a class (or a label as it came), or a boolean."""
+
+
+def _update_weighted(metric: Any, counts: Counter[tuple[Any, Any]]) -> None:
+    """Give ``metric`` each ``(truth, prediction)`` once, weighted by its count, in the order
+    of ``counts``; then set its matrices' counts of updates to one per prediction."""
+    if not counts:
+        return
+    for (truth, prediction), count in counts.items():
+        metric.update(truth, prediction, w=float(count))
+    more = counts.total() - len(counts)
+    for matrix in metric.cms if isinstance(metric, river_metrics.ROCAUC) else [metric.cm]:
+        matrix.n_samples += more
+
+
+def _take_means(mean: Any, values: Sequence[float]) -> None:
+    """Add ``values`` in order to a River ``stats.Mean``, as its ``update`` does one by one."""
+    n, running = mean.n, mean._mean
+    for value in values:
+        n += 1.0
+        running += (1.0 / n) * (value - running)
+    mean.n, mean._mean = n, running
 
 
 def _metric_state(metric: Any) -> State:

@@ -109,3 +109,100 @@ def test_hit_counts_have_no_f1_without_a_positive_label_or_prediction():
     assert (hits.accuracy, hits.f1) == (1.0, None)
     hits.update("yes", "no")
     assert (hits.accuracy, hits.f1) == (0.5, 0.0)
+
+
+def one_at_a_time(classes: list[str], positive: str | None, labelled, reads=()) -> dict:
+    """River's metrics given each labelled prediction as it comes, and read before those at
+    ``reads`` (a read fills in River's empty rows and columns): what the waiting list and its
+    weighted updates must give, state and all."""
+    river = window_metrics.metrics
+    if positive is not None:
+        named = {
+            "accuracy": river.Accuracy(),
+            "precision": river.Precision(),
+            "recall": river.Recall(),
+            "f1": river.F1(),
+            "log_loss": river.LogLoss(),
+            "roc_auc": river.ROCAUC(),
+        }
+    else:
+        named = {
+            "accuracy": river.Accuracy(),
+            "precision": river.MacroPrecision(),
+            "recall": river.MacroRecall(),
+            "f1": river.MacroF1(),
+            "log_loss": river.CrossEntropy(),
+        }
+    for number, (label, prediction, probabilities) in enumerate(labelled):
+        if number in reads and number > 0:
+            for metric in named.values():
+                metric.get()
+        if prediction is not None:
+            named["accuracy"].update(label, prediction)
+        if positive is not None:
+            truth = label == positive
+            if prediction is not None:
+                for name in ("precision", "recall", "f1"):
+                    named[name].update(truth, prediction == positive)
+            if probabilities is not None:
+                p = min(max(probabilities.get(positive, 0.0), 1e-15), 1 - 1e-15)
+                named["log_loss"].update(truth, p)
+                named["roc_auc"].update(truth, p)
+            continue
+        if prediction is not None:
+            for name in ("precision", "recall", "f1"):
+                named[name].update(label, prediction)
+        if probabilities is not None:
+            named["log_loss"].update(label, dict(probabilities))
+    return {name: window_metrics._metric_state(metric) for name, metric in named.items()}
+
+
+@st.composite
+def labelled_predictions(draw, classes: list[str]):
+    count = draw(st.integers(0, 60))
+    chances = st.one_of(
+        st.sampled_from([0.0, 1e-17, 0.25, 0.5, 1 / 3, 0.75, 1.0]), st.floats(0.0, 1.0)
+    )
+    labelled = []
+    for _ in range(count):
+        label = draw(st.sampled_from(classes))
+        prediction = draw(st.one_of(st.none(), st.sampled_from(classes)))
+        shares = draw(
+            st.one_of(st.none(), st.lists(chances, min_size=len(classes), max_size=len(classes)))
+        )
+        labelled.append(
+            (label, prediction, None if shares is None else dict(zip(classes, shares, strict=True)))
+        )
+    return labelled
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    binary=st.booleans(),
+    cuts=st.lists(st.integers(0, 60), max_size=4),
+)
+def test_labels_taken_together_give_river_s_metrics_of_one_at_a_time_bit_for_bit(
+    data, binary: bool, cuts: list[int]
+):
+    classes, positive = (["no", "yes"], "yes") if binary else (["a", "b", "c"], None)
+    labelled = data.draw(labelled_predictions(classes))
+    metrics = RealizedMetrics(classes, positive)
+    for number, (label, prediction, probabilities) in enumerate(labelled):
+        if number in cuts:
+            metrics.values()  # read midway: what waited goes to the metrics then
+        metrics.update(label, prediction, probabilities)
+    state = metrics.to_state()
+    assert state["count"] == len(labelled)
+    assert state["metrics"] == one_at_a_time(classes, positive, labelled, cuts)
+    copy = RealizedMetrics(classes, positive)
+    copy.load_state(state)
+    assert copy.to_state() == state
+
+
+def test_a_long_wait_goes_to_the_metrics_without_being_read():
+    metrics = RealizedMetrics(["no", "yes"], "yes")
+    for number in range(window_metrics.PENDING_LABELS + 5):
+        metrics.update("yes", "no" if number % 3 else "yes", {"no": 0.4, "yes": 0.6})
+    assert len(metrics._pending) == 5
+    assert metrics.values()["accuracy"] == pytest.approx(1 / 3, abs=1e-3)
