@@ -14,6 +14,7 @@ from driftline.agents.metrics import register_metrics_page
 from driftline.agents.status import register_status_page
 from driftline.agents.wiring import Monitoring, register_agents
 from driftline.streams import DriftlineApp, Settings, create_app, ensure_topics
+from driftline.streams.batching import BatchingConsumer
 from driftline.streams.runtime import (
     MEMORY_RELEASE_SECONDS,
     fix_mmap_threshold,
@@ -175,6 +176,10 @@ def run_worker(settings: Settings) -> NoReturn:
                 log.info("%s: %s", topic.value, counts)
         registered = len(monitoring.registry)
         log.info("alerts: %s; models registered: %d", dict(counters.alerts), registered)
+        consumer = dapp.app.consumer
+        if isinstance(consumer, BatchingConsumer):
+            for line in consumer.behind(settings.input_topics):
+                log.info("input partition %s", line)
 
     @dapp.app.timer(interval=MEMORY_RELEASE_SECONDS)  # type: ignore[untyped-decorator]
     async def release_memory() -> None:

@@ -525,6 +525,34 @@ class BatchingConsumer(AIOKafkaConsumer):
             return None
         return max(highwater - read - 1, 0) + self.waiting(topic, partition)
 
+    def behind(self, topics: Iterable[str]) -> list[str]:
+        """The held partitions of ``topics`` with records not yet taken (or never fetched
+        from), each with why its fetching may be held back, for the worker's periodic log:
+        ``"labels[1]: 1946 behind, fetch held back for a full buffer"``.
+
+        faust fetches only its active partitions: one is left out while it is
+        paused (recovery) or while its batch reader's buffer is full.
+        """
+        wanted = set(topics)
+        active = self._active_partitions or set()
+        lines = []
+        for tp in sorted(self.held(), key=lambda tp: (tp.topic, tp.partition)):
+            if tp.topic not in wanted:
+                continue
+            lag = self.lag(tp.topic, tp.partition)
+            if lag == 0:
+                continue
+            why = []
+            if tp in self._paused_partitions:
+                why.append("paused")
+            if tp in self._buffered_partitions:
+                why.append("fetch held back for a full buffer")
+            if tp not in active:
+                why.append("not among the partitions fetched")
+            told = "never fetched from" if lag is None else f"{lag} behind"
+            lines.append(", ".join([f"{tp.topic}[{tp.partition}]: {told}", *why]))
+        return lines
+
     def feed_for(self, topics: Iterable[str], maxsize: int) -> RecordFeed:
         """The feed of these topics, registered on first use (an agent restart reuses it)."""
         wanted = frozenset(topics)

@@ -23,6 +23,23 @@ settings.register_profile("shared-machine", deadline=None)
 settings.load_profile("shared-machine")
 
 
+LONGEST_FILES = (
+    "test_broker_outage_end_to_end.py",
+    "test_faults_end_to_end.py",
+    "test_two_stage_end_to_end.py",
+    "test_two_stage_restart_end_to_end.py",
+    "test_throughput.py",
+    "test_restart_end_to_end.py",
+)
+"""Files of tests that take minutes (the broker-pause test alone six, most of it waiting)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first: `make test` runs files in two processes, which take them in
+    this order, so that no process is left with a long file at the end while the other idles."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaBroker]:
     """A real single-node Apache Kafka broker on 127.0.0.1 for the test session."""

@@ -97,7 +97,13 @@ def test_two_workers_summarise_a_hot_model_and_one_tests_it(
         producer.flush()
         producer.close()
         for topic in (settings.predictions_topic, settings.labels_topic, settings.summaries_topic):
-            wait_until_caught_up(settings.bootstrap_servers, settings.app_id, topic, timeout=180)
+            try:
+                wait_until_caught_up(
+                    settings.bootstrap_servers, settings.app_id, topic, timeout=180
+                )
+            except AssertionError as error:  # with what each worker last told
+                tails = [worker.log_text()[-6000:] for worker in workers]
+                raise AssertionError("\n\n".join([str(error), *tails])) from None
         time.sleep(1.0)
         wait_until_caught_up(
             settings.bootstrap_servers, settings.app_id, settings.summaries_topic, timeout=60

@@ -490,6 +490,20 @@ def test_unread_records_are_those_past_the_last_read_below_the_high_water_mark()
     assert not probe.unread("other", 0)
 
 
+def test_partitions_behind_are_told_with_why_their_fetching_may_be_held_back() -> None:
+    p0, p1, p2, p3 = (TP("t", n) for n in range(4))
+    probe = ConsumerProbe({p0, p1, p2, p3, TP("other", 0)}, {p0: 10, p1: 10}, {p0: 9, p1: 5})
+    probe._feeds = {}
+    probe._active_partitions = {p0, p2}
+    probe._paused_partitions = {p2}
+    probe._buffered_partitions = {p1}
+    assert probe.behind(["t"]) == [
+        "t[1]: 4 behind, fetch held back for a full buffer, not among the partitions fetched",
+        "t[2]: never fetched from, paused",
+        "t[3]: never fetched from, not among the partitions fetched",
+    ]
+
+
 def test_a_seek_to_the_committed_offsets_waits_for_a_fetch_in_progress(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
