@@ -17,6 +17,14 @@ the code can be compared on the same traffic (the digest must not change).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a script. The project keeps its root off sys.path (PYTHONSAFEPATH=1);
+    # append it, after the installed packages, so `benchmarks` can be imported.
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import gc
 import hashlib
