@@ -32,10 +32,11 @@ demo: $(STAMP)
 	$(BIN)/driftline demo
 
 # Two processes, each with a broker of its own and whole test files (most of the slow tests
-# wait on brokers and workers more than they compute); then, alone, the tests that time the
-# worker's own pace, which a neighbour's load would blur.
+# wait on brokers and workers more than they compute), taken in the order tests/conftest.py
+# puts them (the longest files first; xdist would put the files with most tests first);
+# then, alone, the tests that time the worker's own pace, which a neighbour's load would blur.
 test: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(BIN)/pytest -m serial
 
 lint: $(STAMP) typecheck
