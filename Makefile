@@ -34,7 +34,7 @@ demo: $(STAMP)
 # Two processes, each with a broker of its own and whole test files (most of the slow tests
 # wait on brokers and workers more than they compute), taken in the order tests/conftest.py
 # puts them (the longest files first; xdist would put the files with most tests first);
-# then, alone, the tests that time the worker's own pace, which a neighbour's load would blur.
+# then, alone, the tests marked serial (see docs/developing.md, "Tests").
 test: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(BIN)/pytest -m serial

@@ -26,8 +26,6 @@ settings.load_profile("shared-machine")
 LONGEST_FILES = (
     "test_broker_outage_end_to_end.py",
     "test_faults_end_to_end.py",
-    "test_two_stage_end_to_end.py",
-    "test_two_stage_restart_end_to_end.py",
     "test_throughput.py",
     "test_restart_end_to_end.py",
 )
