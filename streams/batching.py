@@ -526,12 +526,14 @@ class BatchingConsumer(AIOKafkaConsumer):
         return max(highwater - read - 1, 0) + self.waiting(topic, partition)
 
     def behind(self, topics: Iterable[str]) -> list[str]:
-        """The held partitions of ``topics`` with records not yet taken (or never fetched
-        from), each with why its fetching may be held back, for the worker's periodic log:
-        ``"labels[1]: 1946 behind, fetch held back for a full buffer"``.
+        """The held partitions of ``topics`` with records not yet taken (or none fetched since
+        they were assigned), each with why its fetching may be held back, for the worker's
+        periodic log: ``"labels[1]: 1946 behind, fetch held back for a full buffer"``.
 
         faust fetches only its active partitions: one is left out while it is
-        paused (recovery) or while its batch reader's buffer is full.
+        paused (recovery) or while its batch reader's buffer is full. A fetch
+        that brings no records tells no high-water mark, so a partition read
+        to its end by its previous owner looks like one not fetched at all.
         """
         wanted = set(topics)
         active = self._active_partitions or set()
@@ -549,7 +551,9 @@ class BatchingConsumer(AIOKafkaConsumer):
                 why.append("fetch held back for a full buffer")
             if tp not in active:
                 why.append("not among the partitions fetched")
-            told = "never fetched from" if lag is None else f"{lag} behind"
+            told = "no records fetched since assigned (caught up, or not fetched)"
+            if lag is not None:
+                told = f"{lag} behind"
             lines.append(", ".join([f"{tp.topic}[{tp.partition}]: {told}", *why]))
         return lines
 

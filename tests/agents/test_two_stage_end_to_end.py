@@ -30,8 +30,8 @@ from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
 
-# Run alone (`make test`): beside another file's broker and workers, a partition of labels
-# once went unfetched by the worker that took it over in a rebalance (see docs/developing.md).
+# Run alone (`make test`): beside another file's broker and workers, the group twice never
+# committed every input of the two-stage test (see docs/developing.md, "Tests").
 pytestmark = [pytest.mark.kafka, pytest.mark.serial]
 
 PARTITIONS = 8

@@ -499,8 +499,9 @@ def test_partitions_behind_are_told_with_why_their_fetching_may_be_held_back() -
     probe._buffered_partitions = {p1}
     assert probe.behind(["t"]) == [
         "t[1]: 4 behind, fetch held back for a full buffer, not among the partitions fetched",
-        "t[2]: never fetched from, paused",
-        "t[3]: never fetched from, not among the partitions fetched",
+        "t[2]: no records fetched since assigned (caught up, or not fetched), paused",
+        "t[3]: no records fetched since assigned (caught up, or not fetched), not among the "
+        "partitions fetched",
     ]
 
 
