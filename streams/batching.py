@@ -63,6 +63,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer as AIOKafkaClient
+from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -264,6 +265,34 @@ class _ConsumerThread(AIOKafkaConsumerThread):
     """faust's consumer thread: its aiokafka consumer waits at most ``FETCH_MAX_WAIT_MS``
     for a fetch, its fetch task sleeps at most ``FETCHER_WAKE_SECONDS``, and it serves
     partitions in turns (:class:`RoundRobinClient`)."""
+
+    async def seek_to_committed(self) -> Any:
+        """Seek every assigned partition to its committed offset, and one without any to its
+        beginning (the app's ``auto_offset_reset``, as a new consumer starts).
+
+        aiokafka's seek leaves a partition without a committed offset where
+        its fetches had taken it: records fetched and not delivered (the flow
+        stopped for a rebalance) were then never read again, nor committed.
+        And a rebalance that takes a partition while it seeks, one partition
+        after another, makes it raise for that partition and leave the rest
+        unseeked: it is done again over the partitions assigned then.
+        """
+        return await self.call_thread(self._seek_to_committed_or_beginning)
+
+    async def _seek_to_committed_or_beginning(self) -> Any:
+        consumer = self._ensure_consumer()
+        while True:
+            if not consumer.assignment():
+                return {}
+            try:
+                committed = await consumer.seek_to_committed()
+                changelog = self.consumer._is_changelog_tp  # tables recover their own
+                unset = [tp for tp, offset in committed.items() if not offset and not changelog(tp)]
+                if unset:
+                    await consumer.seek_to_beginning(*unset)
+                return committed
+            except IllegalStateError:
+                logger.info("a rebalance took a partition during the seek: seeking again")
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaClient:
         consumer = super()._create_worker_consumer(transport)

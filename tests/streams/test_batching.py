@@ -14,6 +14,7 @@ from typing import Any
 import hypothesis
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP, Message
@@ -32,6 +33,7 @@ from driftline.streams.batching import (
     BatchSizer,
     RecordFeed,
     RoundRobinClient,
+    _ConsumerThread,
     _in_turns,
 )
 from driftline.streams.settings import Settings, to_environment
@@ -503,6 +505,39 @@ def test_partitions_behind_are_told_with_why_their_fetching_may_be_held_back() -
         "t[3]: no records fetched since assigned (caught up, or not fetched), not among the "
         "partitions fetched",
     ]
+
+
+def test_a_seek_goes_to_the_beginning_without_a_commit_and_again_after_a_rebalance() -> None:
+    # aiokafka left a partition without a committed offset where its fetches had taken it:
+    # records fetched, not delivered before a rebalance, were never read again.
+    labels0, labels1, changelog = TP("labels", 0), TP("labels", 1), TP("app-table-changelog", 0)
+    calls: list[Any] = []
+
+    class Client:
+        def __init__(self) -> None:
+            self.assigned = {labels0, labels1, changelog}
+
+        def assignment(self) -> set[TP]:
+            return self.assigned
+
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            calls.append("committed")
+            if len(calls) == 1:
+                self.assigned = {labels0, changelog}  # taken while it seeked
+                raise IllegalStateError("No current assignment for partition labels-1")
+            return {labels0: None, changelog: None}
+
+        async def seek_to_beginning(self, *partitions: TP) -> None:
+            calls.append(("beginning", partitions))
+
+    thread = object.__new__(_ConsumerThread)
+    thread._ensure_consumer = Client  # type: ignore[method-assign]
+    thread.consumer = type(
+        "C", (), {"_is_changelog_tp": lambda self, tp: "changelog" in tp.topic}
+    )()
+    found = asyncio.run(thread._seek_to_committed_or_beginning())
+    assert found == {labels0: None, changelog: None}
+    assert calls == ["committed", "committed", ("beginning", (labels0,))]
 
 
 def test_a_seek_to_the_committed_offsets_waits_for_a_fetch_in_progress(
