@@ -30,8 +30,8 @@ from driftline.streams.settings import Settings
 from driftline.streams.topics import ensure_topics
 from driftline.worker_process import WorkerProcess
 
-# Run alone (`make test`): beside another file's broker and workers, the group twice never
-# committed every input of the two-stage test (see docs/developing.md, "Tests").
+# Run alone (`make test`) until parallel runs show the seek fix sound: beside another file's
+# broker and workers, the two-stage test lost records after a rebalance (docs/developing.md).
 pytestmark = [pytest.mark.kafka, pytest.mark.serial]
 
 PARTITIONS = 8
