@@ -772,18 +772,225 @@ class PerformanceMonitor:
         label_time: datetime,
     ) -> PerformanceFindings:
         """Compare one prediction with its label; findings and any window it settles."""
+        delay = max((label_time - record.event_time).total_seconds(), 0.0)
+        return self._label(record, label, event_id, label_time, delay, None)
+
+    def labelled_many(
+        self,
+        records: Sequence[PredictionRecord],
+        labels: Sequence[str | float],
+        event_ids: Sequence[str],
+        label_times: Sequence[datetime],
+    ) -> list[tuple[int, PerformanceFindings]]:
+        """:meth:`labelled` on each labelled prediction in turn; the findings of those that
+        found something, each with its number.
+
+        The findings and the state are exactly those of the calls one by one.
+        Most labels find nothing: the labels between two that may (the error
+        test's next alarm, the label that lifts its latch, the last label a
+        window waits for) go in together, their delays, errors and outcomes
+        into the rings and the metrics at once, and the error test takes
+        their errors in numpy up to its next alarm (as :meth:`expect` lets
+        it). Labels announced with :meth:`expect` and not brought yet are
+        refused (ValueError).
+
+        >>> from datetime import UTC, datetime, timedelta
+        >>> spec = ModelSpec(model_id="m", model_version="1", task="classification",
+        ...                  classes=["a", "b"], features=[])
+        >>> start = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> one, many = PerformanceMonitor(spec), PerformanceMonitor(spec)
+        >>> records = []
+        >>> for i in range(4_000):
+        ...     event = PredictionEvent(model_id="m", model_version="1", event_id=f"e{i}",
+        ...                             event_time=start + timedelta(seconds=i), prediction="a")
+        ...     records.append(one.predicted(event)[0])
+        ...     _ = many.predicted(event)
+        >>> labels = ["b" if i % 10 == 0 or (i >= 2_500 and i % 3 == 0) else "a"
+        ...           for i in range(4_000)]  # wrong 10% of the time, then 40%
+        >>> ids = [f"l{i}" for i in range(4_000)]
+        >>> times = [record.event_time + timedelta(hours=1) for record in records]
+        >>> alone = [(i, found) for i, found in enumerate(
+        ...     one.labelled(r, label, event_id=e, label_time=t)
+        ...     for r, label, e, t in zip(records, labels, ids, times)) if found]
+        >>> together = many.labelled_many(records, labels, ids, times)
+        >>> together == alone, one.to_state() == many.to_state()
+        (True, True)
+        >>> [(i, [f.metric for f in found.findings] + [r.stage.value for r in found.reports])
+        ...  for i, found in together]  # doctest: +NORMALIZE_WHITESPACE
+        [(999, ['settled']), (1999, ['settled']), (2619, ['error_rate']), (2999, ['settled']),
+         (3999, ['settled'])]
+        """
+        count = len(records)
+        if not len(labels) == len(event_ids) == len(label_times) == count:
+            raise ValueError("labelled_many takes as many labels, ids and times as records")
+        if self._coming:
+            raise ValueError("labels announced to expect() are still to come")
+        errors = [_error(record, label) for record, label in zip(records, labels, strict=True)]
+        delays = [
+            max((time - record.event_time).total_seconds(), 0.0)
+            for record, time in zip(records, label_times, strict=True)
+        ]
+        settling = deque(self._settling(records))
+        found: list[tuple[int, PerformanceFindings]] = []
+        start = tested = 0  # labels before `tested` were taken by the error test, run ahead
+        alarm: int | None = None
+        while start < count:
+            while settling and settling[0][0] < start:
+                settling.popleft()
+            if self._reference_error is None:  # the reference's labels, one by one
+                one = self._label(
+                    records[start], labels[start], event_ids[start], label_times[start],
+                    delays[start], None,
+                )  # fmt: skip
+                if one:
+                    found.append((start, one))
+                start = tested = start + 1
+                continue
+            if tested <= start:
+                alarm, tested = self._run_ahead(errors, start)
+            stop = min(
+                count if alarm is None else alarm,
+                self._lifting(errors, start, count if alarm is None else alarm),
+                settling[0][0] if settling else count,
+            )
+            self._take_quietly(records, labels, errors, delays, start, stop)
+            if stop == count:
+                break
+            one = self._label(
+                records[stop], labels[stop], event_ids[stop], label_times[stop], delays[stop],
+                stop == alarm,
+            )  # fmt: skip
+            if one:
+                found.append((stop, one))
+            start = stop + 1
+        return found
+
+    def _settling(self, records: Sequence[PredictionRecord]) -> list[tuple[int, int]]:
+        """The labels (by number) at which windows settle, in order, each with its window:
+        the last label a closed window waits for (labels change nothing else of a window,
+        and one settled is gone)."""
+        waiting: dict[int, int] = {}
+        """Labels each closed window met still waits for."""
+        settled: set[int] = set()
+        points: list[tuple[int, int]] = []
+        windows = self._windows
+        for number, record in enumerate(records):
+            index = record.window
+            if index in settled:
+                continue
+            if index not in waiting:
+                window = windows.get(index)
+                if window is None or not window.closed:
+                    continue
+                waiting[index] = window.predictions - window.labelled - window.expired
+            waiting[index] -= 1
+            if waiting[index] <= 0:
+                points.append((number, index))
+                settled.add(index)
+        return points
+
+    def _run_ahead(self, errors: Sequence[float | None], start: int) -> tuple[int | None, int]:
+        """Give the error test the errors from label ``start`` on, up to its first alarm: the
+        label that alarms (None: none did), and the label after the last it took."""
+        places = [number for number in range(start, len(errors)) if errors[number] is not None]
+        if not places:
+            return None, len(errors)
+        values = np.array([errors[number] for number in places], dtype=np.float64)
+        test = self._error_test
+        if isinstance(test, BernoulliCusum):
+            hit = test.update_many((values != 0).astype(np.int64))
+        else:
+            assert test is not None
+            hit = test.take_until_alarm(values, test.scores_ahead(values))
+        if hit is None:
+            return None, len(errors)
+        return places[hit], places[hit] + 1
+
+    def _lifting(self, errors: Sequence[float | None], start: int, stop: int) -> int:
+        """The label before ``stop`` that lifts the latch on realized alarms, if one does
+        (labels tested without alarm lift it); else ``stop``."""
+        if self._latched_quiet is None:
+            return stop
+        left = self.spec.performance.reference_labels - self._latched_quiet
+        for number in range(start, stop):
+            if errors[number] is not None:
+                left -= 1
+                if left == 0:
+                    return number
+        return stop
+
+    def _take_quietly(
+        self,
+        records: Sequence[PredictionRecord],
+        labels: Sequence[str | float],
+        errors: Sequence[float | None],
+        delays: Sequence[float],
+        start: int,
+        stop: int,
+    ) -> None:
+        """Labels ``start`` to ``stop`` (excluded), which find nothing, taken together: as
+        :meth:`_label` would take them one by one, their errors already tested."""
+        if stop <= start:
+            return
+        taken = range(start, stop)
+        self._labelled += stop - start
+        self._delays.extend(delays[start:stop])
+        by_window: dict[int, list[int]] = {}
+        for number in taken:
+            by_window.setdefault(records[number].window, []).append(number)
+        for index, numbers in by_window.items():
+            window = self._windows.get(index)
+            if window is None:
+                continue
+            window.labelled += len(numbers)
+            window.delays.extend([delays[number] for number in numbers])
+            window.realized.update_many(
+                [
+                    (labels[number], records[number].prediction, records[number].probabilities)
+                    for number in numbers
+                ]
+            )
+            if self._estimator is not None:
+                for number in numbers:
+                    if self._estimated(records[number]):
+                        window.checked.update(labels[number], records[number].prediction)
+        self._changes.extend(
+            [records[number].event_time for number in taken],
+            [records[number].position for number in taken],
+        )
+        tested = [(number, error) for number in taken if (error := errors[number]) is not None]
+        self._since_reference.update_many(
+            [
+                (labels[number], records[number].prediction, records[number].probabilities)
+                for number, _ in tested
+            ]
+        )
+        self._recent_errors.extend([error for _, error in tested])
+        if self._latched_quiet is not None:
+            self._latched_quiet += len(tested)
+
+    def _label(
+        self,
+        record: PredictionRecord,
+        label: str | float,
+        event_id: str,
+        label_time: datetime,
+        delay: float,
+        alarmed: bool | None,
+    ) -> PerformanceFindings:
+        """:meth:`labelled`, its delay worked out; ``alarmed``: whether the error test,
+        run ahead, alarms at this label (None: the test takes it now)."""
         self._labelled += 1
-        delay = (label_time - record.event_time).total_seconds()
-        self._delays.append(max(delay, 0.0))
+        self._delays.append(delay)
         window = self._windows.get(record.window)
         if window is not None:
             window.labelled += 1
-            window.delays.append(max(delay, 0.0))
+            window.delays.append(delay)
             window.realized.update(label, record.prediction, record.probabilities)
             if self._estimated(record):
                 window.checked.update(label, record.prediction)
         self._changes.append(record.event_time, record.position)
-        found = self._test(record, label, event_id, label_time)
+        found = self._test(record, label, event_id, label_time, alarmed)
         if window is not None and window.settled:
             found += self._settle(window)
         return found
@@ -856,12 +1063,18 @@ class PerformanceMonitor:
     # Tests.
 
     def _test(
-        self, record: PredictionRecord, label: str | float, event_id: str, label_time: datetime
+        self,
+        record: PredictionRecord,
+        label: str | float,
+        event_id: str,
+        label_time: datetime,
+        alarmed: bool | None = None,
     ) -> PerformanceFindings:
+        """The error test on one label; ``alarmed`` as :meth:`_label` takes it."""
         error = _error(record, label)
         if error is None:
             return _NOTHING
-        if self._coming and self._coming.popleft() != error:
+        if alarmed is None and self._coming and self._coming.popleft() != error:
             raise ValueError("a label other than the next one expected was brought")
         if self._reference_error is None:
             self._learn(record, label, error)
@@ -870,15 +1083,16 @@ class PerformanceMonitor:
         self._recent_errors.append(error)
         test = self._error_test
         assert test is not None
+        hit = self._test_error(test, error) if alarmed is None else alarmed
         if isinstance(test, BernoulliCusum):
-            if not (self._test_error(test, error) and test.direction > 0):
+            if not (hit and test.direction > 0):
                 return self._quiet("error_rate", event_id, label_time)
             statistic, threshold = test.statistic, test.threshold
             change = test.change_observation
             current = self._current_error(test.observations - change + 1)
             metric, name = "error_rate", "error_rate_cusum"
         else:
-            alarm = test.last_alarm if self._test_error(test, error) else None
+            alarm = test.last_alarm if hit else None
             if alarm is None or alarm.direction != "up":
                 return self._quiet("mae", event_id, label_time)
             statistic, threshold, change = (

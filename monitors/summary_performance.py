@@ -130,8 +130,8 @@ class SummaryPerformance(PerformanceMonitor):
         return revealed
 
     def update_outcomes(self, outcomes: Sequence["Placed"]) -> list[Revealed]:
-        """Each labelled prediction through :meth:`labelled`, in order, the error test taking
-        them together (:meth:`expect`); what each revealed."""
+        """The labelled predictions, in order, as :meth:`labelled` takes them (together:
+        :meth:`labelled_many`); what each revealed."""
         records = [
             PredictionRecord(
                 outcome.window,
@@ -144,27 +144,19 @@ class SummaryPerformance(PerformanceMonitor):
         ]
         for outcome, _ in outcomes:
             self._window(outcome.window, outcome.prediction_time)
-        revealed: list[Revealed] = []
-        self.expect(
-            [
-                (record, outcome.label)
-                for record, (outcome, _) in zip(records, outcomes, strict=True)
-            ]
+        found = self.labelled_many(
+            records,
+            [outcome.label for outcome, _ in outcomes],
+            [outcome.label_id for outcome, _ in outcomes],
+            [outcome.label_time for outcome, _ in outcomes],
         )
-        try:
-            for record, (outcome, place) in zip(records, outcomes, strict=True):
-                found = self.labelled(
-                    record, outcome.label, event_id=outcome.label_id, label_time=outcome.label_time
-                )
-                if found:
-                    where = KafkaPosition(
-                        topic=place.labels_topic,
-                        partition=place.partition,
-                        offset=outcome.label_offset,
-                    )
-                    revealed.append(Revealed(found, where))
-        finally:
-            self.expect([])
+        revealed: list[Revealed] = []
+        for number, findings in found:
+            outcome, place = outcomes[number]
+            where = KafkaPosition(
+                topic=place.labels_topic, partition=place.partition, offset=outcome.label_offset
+            )
+            revealed.append(Revealed(findings, where))
         return revealed
 
     def _count(

@@ -113,6 +113,20 @@ class RealizedMetrics:
         if len(pending) >= PENDING_LABELS:
             self._flush()
 
+    def update_many(
+        self,
+        rows: Sequence[tuple[str | float, str | float | None, Mapping[str, float] | None]],
+    ) -> None:
+        """:meth:`update` on each (label, prediction, probabilities) in turn."""
+        if self._regression:
+            for label, prediction, probabilities in rows:
+                self.update(label, prediction, probabilities)
+            return
+        self.count += len(rows)
+        self._pending.extend(rows)
+        if len(self._pending) >= PENDING_LABELS:
+            self._flush()
+
     def _flush(self) -> None:
         """Give River's metrics the labelled predictions waiting, as one at a time would.
 

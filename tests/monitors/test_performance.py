@@ -550,3 +550,96 @@ def test_the_predictions_checked_on_their_labels_are_those_that_were_estimated(
             assert "f1" not in report.estimation_error
         else:
             assert report.estimation_error["f1"] == pytest.approx(report.estimated["f1"] - f1)
+
+
+def _labelled_in_turn(
+    monitor: PerformanceMonitor,
+    records: list[PredictionRecord],
+    labels: list[str | float],
+    times: list[datetime],
+) -> list[tuple[int, object]]:
+    """What :meth:`PerformanceMonitor.labelled` found, label by label, for those that found."""
+    found = []
+    for number, (record, label, time) in enumerate(zip(records, labels, times, strict=True)):
+        one = monitor.labelled(record, label, event_id=f"l{number}", label_time=time)
+        if one:
+            found.append((number, one))
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    regressor=st.booleans(),
+    window=st.integers(1, 8),
+    reference=st.integers(2, 12),
+    count=st.integers(1, 120),
+)
+def test_labels_taken_together_find_what_labels_taken_one_by_one_find(
+    data: st.DataObject, regressor: bool, window: int, reference: int, count: int
+) -> None:
+    """labelled_many on labels in any order, in runs of any length: the same findings at
+    the same labels (reports, alarms at a small budget, the latch lifting) and the same
+    state after, as labelled one at a time."""
+    if regressor:
+        spec = ModelSpec(
+            model_id="m", model_version="1", task="regression", features=[], performance={}
+        )
+    else:
+        spec = binary_spec()
+    policy = spec.performance.model_copy(update={"window": window, "reference_labels": reference})
+    spec = spec.model_copy(update={"performance": policy})
+    together, one_by_one = PerformanceMonitor(spec, arl=40), PerformanceMonitor(spec, arl=40)
+    for monitor in (together, one_by_one):
+        if monitor._estimator is not None:
+            monitor._estimator.min_reference = 2
+    records: list[PredictionRecord] = []
+    for i in range(count):
+        if regressor:
+            value = data.draw(st.sampled_from([None, 0.0, 1.0, 2.5]), label="prediction")
+            event = PredictionEvent(
+                model_id="m",
+                model_version="1",
+                event_id=f"e{i}",
+                event_time=START + timedelta(seconds=i),
+                prediction=value,
+            )
+        else:
+            event = prediction(i, data.draw(st.sampled_from([0.1, 0.4, 0.6, 0.9])))
+        record, _ = together.predicted(event)
+        assert one_by_one.predicted(event) == (record, _)
+        records.append(record)
+    order = data.draw(st.permutations(range(count)), label="order")
+    labelled = order[: data.draw(st.integers(0, count), label="labelled")]
+    # Errors that rise halfway, so that the small budget alarms, and fall again.
+    labels: list[str | float] = []
+    for place, at in enumerate(labelled):
+        wrong = data.draw(st.booleans()) and (
+            place > len(labelled) // 3 or data.draw(st.booleans())
+        )
+        if regressor:
+            labels.append(data.draw(st.sampled_from([0.0, 1.0])) + (9.0 if wrong else 0.0))
+        else:
+            truth = records[at].prediction
+            labels.append(("no" if truth == "yes" else "yes") if wrong else str(truth))
+    taken = [records[at] for at in labelled]
+    times = [
+        record.event_time + timedelta(seconds=data.draw(st.integers(-2, 50))) for record in taken
+    ]
+    alone = _labelled_in_turn(one_by_one, taken, labels, times)
+    found: list[tuple[int, object]] = []
+    start = 0
+    while start < len(taken):
+        stop = start + data.draw(st.integers(1, len(taken) - start), label="run")
+        found += [
+            (start + number, one)
+            for number, one in together.labelled_many(
+                taken[start:stop],
+                labels[start:stop],
+                [f"l{number}" for number in range(start, stop)],
+                times[start:stop],
+            )
+        ]
+        start = stop
+    assert found == alone
+    assert together.to_state() == one_by_one.to_state()
