@@ -20,7 +20,6 @@ one by one.
 
 import math
 from array import array
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -151,9 +150,9 @@ class RealizedMetrics:
         predicted = [
             (label, prediction) for label, prediction, _ in pending if prediction is not None
         ]
-        _update_weighted(metrics["accuracy"], Counter(predicted))
+        pairs = Counter(predicted)
+        _update_weighted(metrics["accuracy"], pairs)
         if positive is None:
-            pairs = Counter(predicted)
             for name in ("precision", "recall", "f1"):
                 _update_weighted(metrics[name], pairs)
             log_loss = metrics["log_loss"]
@@ -166,35 +165,39 @@ class RealizedMetrics:
                 ],
             )
             return
-        hits = Counter(
-            (label == positive, prediction == positive) for label, prediction in predicted
-        )
+        hits: Counter[tuple[bool, bool]] = Counter()
+        for (label, prediction), count in pairs.items():  # in the order each first came
+            hits[(label == positive, prediction == positive)] += count
         for name in ("precision", "recall", "f1"):
             _update_weighted(metrics[name], hits)
-        truths, chances = [], []
-        for label, _, probabilities in pending:
-            if probabilities is not None:
-                truths.append(label == positive)
-                chances.append(min(max(probabilities.get(positive, 0.0), 1e-15), 1 - 1e-15))
-        if not chances:
+        scored = [
+            (label == positive, probabilities.get(positive, 0.0))
+            for label, _, probabilities in pending
+            if probabilities is not None
+        ]
+        if not scored:
             return
+        truths = np.array([truth for truth, _ in scored], dtype=bool)
+        chances = np.clip(np.array([p for _, p in scored], dtype=np.float64), 1e-15, 1 - 1e-15)
         log = math.log
         _take_means(
             metrics["log_loss"]._mean,
-            [-log(p) if truth else -log(1 - p) for truth, p in zip(truths, chances, strict=True)],
+            [-log(p) for p in np.where(truths, chances, 1 - chances).tolist()],
         )
         roc = metrics["roc_auc"]
-        thresholds = roc.thresholds
-        passed: dict[tuple[bool, int], list[Any]] = {}
-        for truth, p in zip(truths, chances, strict=True):
-            key = (truth, bisect_left(thresholds, p))  # thresholds p is above
-            entry = passed.get(key)
-            if entry is None:
-                passed[key] = [p, 1]
-            else:
-                entry[1] += 1
+        # The thresholds each probability is above: those before its place among them.
+        passed = np.searchsorted(roc.thresholds, chances, side="left")
+        keys = passed * 2 + truths
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
         _update_weighted(
-            roc, Counter({(truth, p): count for (truth, _), (p, count) in passed.items()})
+            roc,
+            Counter(
+                {
+                    (bool(truths[at]), float(chances[at])): int(count)
+                    for at, count in zip(first[order].tolist(), counts[order].tolist(), strict=True)
+                }
+            ),
         )
 
     def values(self) -> dict[str, float]:
