@@ -48,11 +48,12 @@ from driftline.agents.labelling import (
     version_gone,
 )
 from driftline.agents.outputs import Output
+from driftline.monitors.estimation import score_bins
 from driftline.monitors.labels import AlreadyLabelled, Expired, Match, Side, _datetime
 from driftline.monitors.performance import _predicted_class
 from driftline.monitors.summarise import Joined
 from driftline.schemas import LabelEvent, ModelSpec, PredictionEvent, TaskType
-from driftline.schemas.summaries import Outcome, WindowCount
+from driftline.schemas.summaries import Outcome, ScoreBins, WindowCount
 from driftline.streams.settings import Settings
 
 ModelVersion = tuple[str, str]
@@ -82,6 +83,7 @@ class _Found:
         self.predicted: dict[ModelVersion, dict[int, int]] = {}
         self.outcomes: dict[ModelVersion, list[Outcome]] = {}
         self.unlabelled: dict[ModelVersion, dict[int, int]] = {}
+        self.scored: dict[ModelVersion, list[ScoreBins]] = {}
 
     def count(
         self, into: dict[ModelVersion, dict[int, int]], key: ModelVersion, window: int
@@ -96,6 +98,7 @@ class _Found:
                 _counts(self.predicted.get(key, {})),
                 self.outcomes.get(key, []),
                 _counts(self.unlabelled.get(key, {})),
+                self.scored.get(key, []),
             )
             for key in keys
         }
@@ -189,15 +192,27 @@ class SpreadLabels:
         self._count_to(spec, partition, first + len(events), max(offsets))
         for window in windows:
             found.count(found.predicted, key, window)
+        predicted = [_predicted(spec, event) for event in events]
+        if spec.task is TaskType.CLASSIFICATION:
+            found.scored.setdefault(key, []).extend(
+                score_bins(
+                    windows,
+                    predicted,
+                    [event.probabilities for event in events],
+                    spec.positive_class,
+                )
+            )
         payloads = [
             [
                 spec.model_version,
                 window,
-                _predicted(spec, event),
+                prediction,
                 _probabilities(spec, event),
                 [partition, offset],
             ]
-            for event, window, offset in zip(events, windows, offsets, strict=True)
+            for event, window, prediction, offset in zip(
+                events, windows, predicted, offsets, strict=True
+            )
         ]
         adopted = self._adopt(found, spec.model_id, partition)
         if adopted:

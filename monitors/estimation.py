@@ -77,6 +77,7 @@ from driftline.monitors.state import (
     number_field,
     numbers_field,
 )
+from driftline.schemas.summaries import SCORE_BINS, ScoreBins
 
 MIN_REFERENCE = 50
 """The fewest labelled reference predictions :meth:`ConfidenceEstimator.fit` takes."""
@@ -99,6 +100,98 @@ def _probability(value: object, what: str) -> float:
     if not (math.isfinite(p) and -_TOLERANCE <= p <= 1.0 + _TOLERANCE):
         raise ValueError(f"{what} must be a probability in [0, 1], got {value!r}")
     return min(max(p, 0.0), 1.0)
+
+
+def prediction_score(
+    probabilities: Mapping[str, float], prediction: str, positive_class: str | None
+) -> float:
+    """What the calibration map takes of one prediction: the positive class's probability in
+    a binary task (one less the others' when it is missing), else the probability of the
+    class predicted (0 when missing). ValueError for empty probabilities or one that is not
+    in [0, 1].
+
+    >>> prediction_score({"no": 0.3, "yes": 0.7}, "yes", "yes"), prediction_score(
+    ...     {"no": 0.3}, "yes", "yes"), prediction_score({"a": 0.2, "b": 0.8}, "a", None)
+    (0.7, 0.7, 0.2)
+    """
+    if not probabilities:
+        raise ValueError("probabilities are empty")
+    if positive_class is None:
+        p = probabilities.get(prediction)
+        return 0.0 if p is None else _probability(p, f"probability of {prediction!r}")
+    if positive_class in probabilities:
+        return _probability(probabilities[positive_class], f"probability of {positive_class!r}")
+    others = sum(_probability(p, f"probability of {c!r}") for c, p in probabilities.items())
+    return min(max(1.0 - others, 0.0), 1.0)
+
+
+def score_bins(
+    windows: Sequence[int],
+    predictions: Sequence[object],
+    probabilities: Sequence[Mapping[str, float] | None],
+    positive_class: str | None,
+) -> list[ScoreBins]:
+    """A batch's predictions counted by window, class predicted and score bin
+    (:class:`~driftline.schemas.summaries.ScoreBins`), in that order.
+
+    What the first stage of a spread model sends for the estimated
+    performance: the second stage, which holds the calibration, reads each
+    bin at its middle (:func:`bin_scores`). Only predictions of a class with
+    probabilities are counted, as the estimator takes only those;
+    probabilities that are not scores (see :func:`prediction_score`) leave
+    their prediction out.
+
+    >>> for bins in score_bins([0, 0, 0, 1], ["yes", "yes", "no", "yes"],
+    ...                        [{"yes": 0.91}, {"yes": 0.918}, {"yes": 0.2}, None], "yes"):
+    ...     print(bins)
+    ScoreBins(window=0, prediction='no', first=40, counts=[1])
+    ScoreBins(window=0, prediction='yes', first=182, counts=[1, 1])
+    """
+    kept: list[tuple[int, str]] = []
+    scores: list[float] = []
+    for window, prediction, chances in zip(windows, predictions, probabilities, strict=True):
+        if not chances or not isinstance(prediction, str):
+            continue
+        score = chances.get(prediction if positive_class is None else positive_class)
+        if score is None or not 0.0 <= score <= 1.0:  # missing, or to be checked (and clipped)
+            try:
+                score = prediction_score(chances, prediction, positive_class)
+            except ValueError:
+                continue
+        kept.append((window, prediction))
+        scores.append(score)
+    if not kept:
+        return []
+    groups = sorted(set(kept))
+    code = {group: number for number, group in enumerate(groups)}
+    places = np.minimum((np.asarray(scores) * SCORE_BINS).astype(np.int64), SCORE_BINS - 1)
+    keys = np.array([code[group] for group in kept], dtype=np.int64) * SCORE_BINS + places
+    found, counts = np.unique(keys, return_counts=True)
+    found_groups = found // SCORE_BINS
+    bounds = np.flatnonzero(np.diff(found_groups)) + 1
+    runs = []
+    for taken, numbers in zip(
+        np.split(found % SCORE_BINS, bounds), np.split(counts, bounds), strict=True
+    ):
+        first = int(taken[0])
+        run = np.zeros(int(taken[-1]) - first + 1, dtype=np.int64)
+        run[taken - first] = numbers
+        runs.append((first, run.tolist()))
+    return [
+        ScoreBins(window, prediction, first, run)
+        for (window, prediction), (first, run) in zip(
+            [groups[int(g)] for g in found_groups[np.r_[0, bounds]]], runs, strict=True
+        )
+    ]
+
+
+def bin_scores(places: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The scores bins are read at: their middles.
+
+    >>> bin_scores([0, SCORE_BINS - 1]).tolist()
+    [0.0025, 0.9975]
+    """
+    return (np.asarray(places, dtype=np.float64) + 0.5) / SCORE_BINS
 
 
 # -- calibration ---------------------------------------------------------------------
@@ -421,19 +514,10 @@ class ConfidenceEstimator:
 
     def _score(self, probabilities: Mapping[str, float], prediction: str) -> float:
         """The map's input for one prediction (names already checked)."""
-        if not probabilities:
-            raise ValueError("probabilities are empty")
         if self._allowed is not None and not self._allowed.issuperset(probabilities):
             unknown = sorted(set(probabilities) - self._allowed)
             raise ValueError(f"probabilities of unknown classes {unknown}")
-        positive = self.positive_class
-        if positive is None:
-            p = probabilities.get(prediction)
-            return 0.0 if p is None else _probability(p, f"probability of {prediction!r}")
-        if positive in probabilities:
-            return _probability(probabilities[positive], f"probability of {positive!r}")
-        others = sum(_probability(p, f"probability of {c!r}") for c, p in probabilities.items())
-        return min(max(1.0 - others, 0.0), 1.0)
+        return prediction_score(probabilities, prediction, self.positive_class)
 
     def learn(self, probabilities: Mapping[str, float], prediction: str, label: str) -> None:
         """Collect one labelled reference prediction (before :meth:`fit`)."""
@@ -565,19 +649,48 @@ class ConfidenceEstimator:
             raise RuntimeError("the estimator is not fitted: call fit() first")
         self._check_name(prediction, "prediction")
         positive = self.positive_class
+        if positive is not None:
+            known = self._seen | {positive}
+            if (
+                self._allowed is None
+                and len(known) == 2
+                and not known.issuperset((prediction, *probabilities))
+            ):
+                raise ValueError(f"a third class in a binary task of classes {sorted(known)}")
+        return self.expect_score(self._score(probabilities, prediction), prediction)
+
+    def expect_score(self, score: float, prediction: str) -> Expectation:
+        """What a prediction is expected to score, from its score (see
+        :func:`prediction_score`) rather than its probabilities: the second
+        stage of a spread model gets a window's scores in bins, not each
+        prediction's probabilities."""
+        calibrator = self._calibrator
+        if calibrator is None:
+            raise RuntimeError("the estimator is not fitted: call fit() first")
+        self._check_name(prediction, "prediction")
+        positive = self.positive_class
         if positive is None:
             calibrator = self._class_calibrators.get(prediction, calibrator)
-            return Expectation(calibrator.calibrate(self._score(probabilities, prediction)))
-        known = self._seen | {positive}
-        if (
-            self._allowed is None
-            and len(known) == 2
-            and not known.issuperset((prediction, *probabilities))
-        ):
-            raise ValueError(f"a third class in a binary task of classes {sorted(known)}")
-        p = calibrator.calibrate(self._score(probabilities, prediction))
+            return Expectation(calibrator.calibrate(score))
+        p = calibrator.calibrate(score)
         predicted = prediction == positive
         return Expectation(p if predicted else 1.0 - p, p, predicted)
+
+    def expect_scores(
+        self, scores: npt.ArrayLike, prediction: str
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        """:meth:`expect_score` of many predictions of one class at once: their ``p_correct``,
+        and in a binary task their ``p_positive`` (else None)."""
+        calibrator = self._calibrator
+        if calibrator is None:
+            raise RuntimeError("the estimator is not fitted: call fit() first")
+        self._check_name(prediction, "prediction")
+        positive = self.positive_class
+        if positive is None:
+            calibrator = self._class_calibrators.get(prediction, calibrator)
+            return calibrator.calibrate_many(scores), None
+        p = calibrator.calibrate_many(scores)
+        return (p if prediction == positive else 1.0 - p), p
 
     def to_state(self) -> State:
         """Everything the estimator knows, as JSON-ready data."""
@@ -708,6 +821,45 @@ class EstimatedWindow:
                 self._false_positives += 1.0 - expectation.p_positive
             else:
                 self._false_negatives += expectation.p_positive
+
+    def add_counts(
+        self,
+        counts: npt.ArrayLike,
+        p_correct: npt.ArrayLike,
+        p_positive: npt.ArrayLike | None = None,
+        predicted_positive: bool | None = None,
+    ) -> None:
+        """Count in ``counts[i]`` predictions expected to score ``p_correct[i]`` (and, in a
+        binary task, ``p_positive[i]``, all predicting the positive class or none of them):
+        as many :meth:`add` calls would, the sums taken in another order.
+
+        >>> window = EstimatedWindow()
+        >>> window.add_counts([2, 1], [0.9, 0.6], [0.9, 0.6], True)
+        >>> window.count, round(window.accuracy, 3), round(window.f1, 3)
+        (3, 0.8, 0.889)
+        """
+        n = np.asarray(counts, dtype=np.float64)
+        p = np.asarray(p_correct, dtype=np.float64)
+        if n.shape != p.shape or np.any(n < 0) or not np.all((p >= 0.0) & (p <= 1.0)):
+            raise ValueError("counts and p_correct must be as many, counts >= 0, p in [0, 1]")
+        binary = p_positive is not None
+        if binary == (predicted_positive is None):
+            raise ValueError("p_positive and predicted_positive go together")
+        if self._binary is not None and binary != self._binary:
+            raise ValueError("a window takes binary expectations or others, not both")
+        if not n.sum():
+            return
+        self._binary = binary
+        self._count += int(n.sum())
+        self._correct += float(n @ p)
+        self._variance += float(n @ (p * (1.0 - p)))
+        if p_positive is not None:
+            q = np.asarray(p_positive, dtype=np.float64)
+            if predicted_positive:
+                self._true_positives += float(n @ q)
+                self._false_positives += float(n @ (1.0 - q))
+            else:
+                self._false_negatives += float(n @ q)
 
     def add_many(self, expectations: Iterable[Expectation]) -> None:
         """Count several in, in order."""

@@ -1202,11 +1202,15 @@ class PerformanceMonitor:
             except ValueError:
                 self._estimator = None  # too few probabilities to calibrate on
                 return
-            index = self._predictions // self.window
-            current = self._windows.get(index)
-            self._estimated_from = index
-            if current is not None and current.predictions:
-                self._estimated_after = current.last_time
+            self._estimated_from, self._estimated_after = self._estimation_start()
+
+    def _estimation_start(self) -> tuple[int, datetime | None]:
+        """Where the estimates begin, the estimator being ready now: the window being
+        counted, and the latest event time of its predictions counted so far (None if none);
+        see :meth:`_counted_ready`."""
+        index = self._predictions // self.window
+        current = self._windows.get(index)
+        return index, (current.last_time if current is not None and current.predictions else None)
 
     def _estimated(self, record: PredictionRecord) -> bool:
         """Whether the prediction of ``record`` was estimated; told again when its label

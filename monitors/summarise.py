@@ -64,6 +64,7 @@ from driftline.schemas.summaries import (
     NumericSums,
     Outcome,
     QualityCounts,
+    ScoreBins,
     VersionSummary,
     WarmupRow,
     WindowCount,
@@ -72,18 +73,21 @@ from driftline.schemas.summaries import (
 
 class Joined(NamedTuple):
     """What a partition's label join found for one version over a batch: its predictions
-    counted per performance window, the predictions joined to their labels, and those
-    left unlabelled per window (see :class:`~driftline.schemas.summaries.VersionSummary`)."""
+    counted per performance window, the predictions joined to their labels, those left
+    unlabelled per window, and the scores of its predictions by window (see
+    :class:`~driftline.schemas.summaries.VersionSummary`)."""
 
     predicted: list[WindowCount]
     outcomes: list[Outcome]
     unlabelled: list[WindowCount]
+    scored: list[ScoreBins]
+    """The predictions' scores, for the estimated performance."""
 
     def __bool__(self) -> bool:
         return bool(self.predicted or self.outcomes or self.unlabelled)
 
 
-NOTHING_JOINED = Joined([], [], [])
+NOTHING_JOINED = Joined([], [], [], [])
 
 
 SAMPLE = 16
@@ -345,6 +349,7 @@ class VersionSummariser:
             "predicted": joined.predicted,
             "outcomes": joined.outcomes,
             "unlabelled": joined.unlabelled,
+            "scored": joined.scored,
             "predictions_topic": self.predictions_topic,
             "labels_topic": self.labels_topic,
         }

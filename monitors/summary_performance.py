@@ -21,10 +21,15 @@ one of its labels (labels may overtake their predictions' summary, which the
 second stage holds back to take summaries in the order of event time).
 
 The realized test and the reference are those of the event-by-event
-monitor, over the labels in the order their summaries are taken.
-**Estimated performance is not measured here**: it needs each prediction's
-class probabilities when it is counted, and summaries carry counts. A
-window's report says so: no estimated figures, and no estimated alarm.
+monitor, over the labels in the order their summaries are taken. So is the
+estimated performance, before the labels: the estimator is calibrated on
+the reference labels' probabilities, which the outcomes carry, and a
+summary carries its predictions' scores by window, class and bin
+(:class:`~driftline.schemas.summaries.ScoreBins`), each bin read at its
+middle. The estimates begin with the first window opened once the
+estimator is ready (the event-by-event monitor begins within the window
+being counted); a window's estimate and its check against the labels
+are of the same predictions, as there.
 """
 
 from collections.abc import Mapping, Sequence
@@ -32,6 +37,9 @@ from datetime import datetime
 from math import ceil
 from typing import Any, NamedTuple, Self
 
+import numpy as np
+
+from driftline.monitors.estimation import bin_scores
 from driftline.monitors.performance import (
     PerformanceFindings,
     PerformanceMonitor,
@@ -41,7 +49,7 @@ from driftline.monitors.performance import (
 from driftline.monitors.positions import Position
 from driftline.monitors.state import State
 from driftline.schemas import KafkaPosition, ModelSpec
-from driftline.schemas.summaries import Outcome, VersionSummary
+from driftline.schemas.summaries import Outcome, ScoreBins, VersionSummary
 
 SETTLED_MEMORY = 4_096
 """Windows remembered as settled, so that a late label or count does not open one again."""
@@ -99,7 +107,6 @@ class SummaryPerformance(PerformanceMonitor):
 
     def __init__(self, spec: ModelSpec, *, arl: float | None = None) -> None:
         super().__init__(spec, arl=arl)
-        self._estimator = None  # estimation takes each prediction's probabilities
         self._settled_windows: dict[int, None] = {}
         """The latest windows settled (an ordered set of at most ``SETTLED_MEMORY``)."""
 
@@ -113,8 +120,11 @@ class SummaryPerformance(PerformanceMonitor):
         moment = SummaryMoment(summary.last_event_id, summary.last_event_time)
         revealed: list[Revealed] = []
         full = ceil(self.window / summary.spread) * summary.spread
+        scored: dict[int, list[ScoreBins]] = {}
+        for score in summary.scored:
+            scored.setdefault(score.window, []).append(score)
         for index, count in summary.predicted:
-            found = self._count(index, count, summary, full, moment)
+            found = self._count(index, count, summary, full, moment, scored.get(index, ()))
             if found:
                 revealed.append(Revealed(found, None))
         if summary.outcomes and with_outcomes:
@@ -160,9 +170,16 @@ class SummaryPerformance(PerformanceMonitor):
         return revealed
 
     def _count(
-        self, index: int, count: int, summary: VersionSummary, full: int, moment: SummaryMoment
+        self,
+        index: int,
+        count: int,
+        summary: VersionSummary,
+        full: int,
+        moment: SummaryMoment,
+        scores: Sequence[ScoreBins],
     ) -> PerformanceFindings:
-        """Count ``count`` predictions into window ``index``; its report if that closes it."""
+        """Count ``count`` predictions into window ``index``, and their ``scores`` into its
+        estimate; its report if that closes it."""
         self._predictions += count
         window = self._window(index, summary.first_event_time)
         if window is None:
@@ -170,11 +187,38 @@ class SummaryPerformance(PerformanceMonitor):
         window.predictions += count
         window.first_time = min(window.first_time, summary.first_event_time)
         window.last_time = max(window.last_time, summary.last_event_time)
+        self._estimate(window, scores)
         found = PerformanceFindings()
         if not window.closed and window.predictions >= full:
             window.closed = True
             found = self._close(window, moment)
         return found + self._settle_overflow()
+
+    def _estimate(self, window: _Window, scores: Sequence[ScoreBins]) -> None:
+        """Add the expected performance of the predictions of ``scores`` to the window's
+        estimate, once the estimator is ready, from the first window opened after."""
+        estimator, first = self._estimator, self._estimated_from
+        if estimator is None or not estimator.ready or first is None or window.index < first:
+            return
+        positive = estimator.positive_class
+        for bins in scores:
+            places = np.arange(bins.first, bins.first + len(bins.counts))
+            try:
+                p_correct, p_positive = estimator.expect_scores(bin_scores(places), bins.prediction)
+            except ValueError:  # a class the spec does not know
+                continue
+            window.estimate.add_counts(
+                bins.counts,
+                p_correct,
+                p_positive,
+                None if positive is None else bins.prediction == positive,
+            )
+
+    def _estimation_start(self) -> tuple[int, datetime | None]:
+        """The first window opened from now on: the windows open now (or settled) have had
+        predictions counted before the estimator was ready, and summaries do not say which."""
+        seen = [*self._windows, *self._settled_windows]
+        return (max(seen) + 1 if seen else 0), None
 
     def _window(self, index: int, time: datetime) -> _Window | None:
         """Window ``index``, opened if it is new; None if it was settled already."""

@@ -208,6 +208,33 @@ class WindowCount(NamedTuple):
     predictions: PositiveInt
 
 
+SCORE_BINS = 200
+"""Equal bins of [0, 1] into which the first stage counts a batch's prediction scores."""
+
+MAX_SCORE_BINS = 10_000
+"""Runs of score bins a summary may carry: one per window and class predicted."""
+
+
+class ScoreBins(NamedTuple):
+    """How many of a batch's predictions of one window, predicting one class, scored in each
+    bin: what the second stage needs to estimate a window's performance before its labels
+    (see :mod:`driftline.monitors.estimation`).
+
+    A prediction's score is what the estimator calibrates: the positive class's
+    probability in a binary task, else the probability of the class predicted.
+    Bin ``b`` holds the scores in ``[b, b + 1) / SCORE_BINS`` (the last one
+    holds 1 too), and the calibration map is read at its middle. ``counts``
+    are those of the bins from ``first`` on, up to the last that holds one:
+    a list of small numbers, quick to decode. On the wire, the array of its
+    four members.
+    """
+
+    window: NonNegativeInt
+    prediction: Annotated[str, Field(min_length=1, max_length=256)]
+    first: Annotated[int, Field(ge=0, lt=SCORE_BINS)]
+    counts: Annotated[list[NonNegativeInt], Field(min_length=1, max_length=SCORE_BINS)]
+
+
 class Outcome(NamedTuple):
     """One prediction joined to its label by the first stage, for the second stage's
     performance monitor: what its realized metrics and error test take.
@@ -262,7 +289,9 @@ class VersionSummary(WireModel):
     batch's predictions per window, ``outcomes`` are the predictions the batch
     joined to their labels (a batch of labels, or of predictions whose labels
     came first), ``unlabelled`` the predictions whose labels did not come within
-    the retention, per window. A summary of a batch of labels has no events:
+    the retention, per window. ``scored`` counts the predictions that came with class
+    probabilities by window, class predicted and score (:class:`ScoreBins`), for the
+    estimated performance. A summary of a batch of labels has no events:
     its source is the labels topic's partition, and its times those of the
     labels.
     """
@@ -287,6 +316,7 @@ class VersionSummary(WireModel):
     warmup: list[WarmupRow] = Field(default_factory=list, max_length=MAX_WARMUP_ROWS)
     predicted: list[WindowCount] = Field(default_factory=list, max_length=MAX_WINDOWS)
     outcomes: list[Outcome] = Field(default_factory=list, max_length=MAX_OUTCOMES)
+    scored: list[ScoreBins] = Field(default_factory=list, max_length=MAX_SCORE_BINS)
     unlabelled: list[WindowCount] = Field(default_factory=list, max_length=MAX_WINDOWS)
     predictions_topic: Identifier = "predictions"
     labels_topic: Identifier = "labels"
@@ -310,6 +340,11 @@ class VersionSummary(WireModel):
             raise ValueError("warm-up rows are for a version without a reference")
         if len(self.warmup) > self.events:
             raise ValueError("more warm-up rows than events")
+        if sum(sum(bins.counts) for bins in self.scored) > self.events:
+            raise ValueError("more predictions scored than events")
+        for bins in self.scored:
+            if bins.first + len(bins.counts) > SCORE_BINS:
+                raise ValueError(f"score bins run past the last of {SCORE_BINS}")
         return self
 
     @property

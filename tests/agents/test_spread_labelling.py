@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import timedelta
 from math import ceil
 
+import numpy as np
 import orjson
 import pytest
 
@@ -117,6 +118,17 @@ def test_a_falling_accuracy_is_alarmed_as_the_oracle_alarms_it(seed):
     assert len(settled) >= 8_000 // 400 - 2
     assert all(r.labelled == r.predictions for r in settled)
     assert sum(r.predictions for r in settled) >= 7_000
+    # Estimated from the scores the summaries carry, as the oracle estimates from each
+    # prediction's probabilities (the labels change, not the scores: the estimate holds).
+    estimated = [r.estimated["accuracy"] for r in settled if r.estimated]
+    oracle_reports = [o.message for o in expected if isinstance(o.message, PerformanceReport)]
+    oracle_estimated = [
+        r.estimated["accuracy"]
+        for r in oracle_reports
+        if r.stage.value == "settled" and r.estimated
+    ]
+    assert len(estimated) >= len(settled) - 3
+    assert np.mean(estimated) == pytest.approx(np.mean(oracle_estimated), abs=0.01)
 
 
 def test_a_label_that_comes_before_its_prediction_rides_with_the_prediction_summary():
@@ -134,6 +146,8 @@ def test_a_label_that_comes_before_its_prediction_rides_with_the_prediction_summ
     [summary] = [o.message for o in outputs if isinstance(o.message, VersionSummary)]
     assert [o.label_id for o in summary.outcomes] == [label.event_id]
     assert summary.predicted == [(0, 1)]
+    score = prediction.probabilities[SPREAD.positive_class]
+    assert summary.scored == [(0, prediction.prediction, int(score * 200), [1])]
     assert summary.outcomes[0].prediction_offset == 0
 
 

@@ -8,6 +8,7 @@ not read off a run.
 
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -20,7 +21,10 @@ from driftline.monitors.estimation import (
     EstimatedWindow,
     Expectation,
     IsotonicCalibrator,
+    prediction_score,
+    score_bins,
 )
+from driftline.schemas.summaries import SCORE_BINS
 
 # -- synthetic models ------------------------------------------------------------------
 
@@ -554,3 +558,90 @@ def test_a_damaged_calibrator_state_is_refused(damage):
     state.update(damage)
     with pytest.raises(ValueError, match="state"):
         IsotonicCalibrator.from_state(state)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    binary=st.booleans(),
+    scores=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30),
+    counts=st.lists(st.integers(0, 5), min_size=30, max_size=30),
+    predicted=st.sampled_from(["a", "b", "c"]),
+)
+def test_predictions_counted_by_score_are_expected_as_one_by_one(
+    binary: bool, scores: list[float], counts: list[int], predicted: str
+) -> None:
+    """Scores of one class in bulk, each counted some times (the second stage's bins): the
+    same expectations as each prediction's own, and a window with the same sums."""
+    classes = ["a", "b"] if binary else ["a", "b", "c"]
+    if predicted not in classes:
+        predicted = "a"
+    estimator = ConfidenceEstimator(classes, "b" if binary else None, min_reference=4)
+    rng = np.random.default_rng(len(scores))
+    for p in rng.random(40):
+        label = classes[int(rng.integers(len(classes)))]
+        prediction = "b" if binary and p >= 0.5 else classes[int(rng.integers(len(classes)))]
+        estimator.learn({"b": float(p)} if binary else {prediction: float(p)}, prediction, label)
+    estimator.fit()
+    counts = counts[: len(scores)]
+    p_correct, p_positive = estimator.expect_scores(scores, predicted)
+    one_by_one = EstimatedWindow()
+    for index, (score, count, correct) in enumerate(zip(scores, counts, p_correct, strict=True)):
+        expectation = estimator.expect_score(score, predicted)
+        assert expectation.p_correct == pytest.approx(correct, abs=1e-12)
+        if binary:
+            assert p_positive is not None
+            assert expectation.p_positive == pytest.approx(p_positive[index], abs=1e-12)
+        for _ in range(count):
+            one_by_one.add(expectation)
+    together = EstimatedWindow()
+    together.add_counts(counts, p_correct, p_positive, (predicted == "b") if binary else None)
+    assert together.count == one_by_one.count
+    for name in ("accuracy", "accuracy_standard_error", "f1"):
+        mine, theirs = getattr(together, name), getattr(one_by_one, name)
+        assert (mine is None) == (theirs is None), name
+        if mine is not None:
+            assert mine == pytest.approx(theirs, abs=1e-9), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    binary=st.booleans(),
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+            st.one_of(
+                st.none(),
+                st.dictionaries(
+                    st.sampled_from(["a", "b", "c"]),
+                    st.one_of(st.floats(-0.1, 1.1), st.sampled_from([0.0, 1.0, float("nan")])),
+                    max_size=3,
+                ),
+            ),
+        ),
+        max_size=60,
+    ),
+)
+def test_score_bins_count_each_prediction_in_the_bin_of_its_score(binary: bool, rows) -> None:
+    """Whatever the probabilities (missing, out of range, not numbers): each prediction with a
+    class and a score is counted once, in its window, class and bin; the others not at all."""
+    positive = "b" if binary else None
+    expected: Counter[tuple[int, str, int]] = Counter()
+    for window, prediction, chances in rows:
+        if not chances or prediction is None:
+            continue
+        try:
+            score = prediction_score(chances, prediction, positive)
+        except ValueError:
+            continue
+        expected[(window, prediction, min(int(score * SCORE_BINS), SCORE_BINS - 1))] += 1
+    found = score_bins(*zip(*rows, strict=True), positive) if rows else []
+    counted: Counter[tuple[int, str, int]] = Counter()
+    for bins in found:
+        assert bins.counts[0] > 0
+        assert bins.counts[-1] > 0
+        for place, count in enumerate(bins.counts, start=bins.first):
+            if count:
+                counted[(bins.window, bins.prediction, place)] += count
+    assert counted == expected
+    assert [(b.window, b.prediction) for b in found] == sorted({k[:2] for k in expected})

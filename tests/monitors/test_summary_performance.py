@@ -9,6 +9,7 @@ from math import ceil
 import numpy as np
 import pytest
 
+from driftline.monitors.estimation import score_bins
 from driftline.monitors.performance import PerformanceMonitor
 from driftline.monitors.summary_monitor import SummaryMonitor
 from driftline.monitors.summary_performance import SummaryPerformance
@@ -52,9 +53,11 @@ def predictions(count: int, seed: int, *, worse_from: int | None = None):
     return rows
 
 
-def summaries(rows, *, labelled: bool = True):
+def summaries(rows, *, labelled: bool = True, labelled_until: int | None = None):
     """What the first stages send: per partition, a summary of each batch of predictions that
-    joins the labels of the batch before it (labels come one batch late)."""
+    joins the labels of the batch before it (labels come one batch late); with the
+    predictions' scores. ``labelled_until``: only the predictions before that number get a
+    label (as event ids are numbered)."""
     by_partition: dict[int, list] = {p: [] for p in range(PARTITIONS)}
     for row in rows:
         by_partition[row[1]].append(row)
@@ -79,6 +82,12 @@ def summaries(rows, *, labelled: bool = True):
                     spread=PARTITIONS,
                     predicted=[WindowCount(w, c) for w, c in sorted(windows.items())],
                     outcomes=waiting,
+                    scored=score_bins(
+                        [(start + n) // SHARE for n in range(len(batch))],
+                        [event.prediction for event, _, _ in batch],
+                        [event.probabilities for event, _, _ in batch],
+                        SPEC.positive_class,
+                    ),
                 )
             )
             waiting = [
@@ -95,6 +104,9 @@ def summaries(rows, *, labelled: bool = True):
                 )
                 for n, (event, _, label) in enumerate(batch)
                 if labelled
+                and (
+                    labelled_until is None or int(event.event_id.removeprefix("e")) < labelled_until
+                )
             ]
         if waiting:  # the last batch's labels, in a summary of labels
             last = waiting[-1]
@@ -317,3 +329,93 @@ def test_labels_that_came_before_their_predictions_are_taken_in_the_order_of_the
     assert monitor.performance.label_delays == [100.0, 200.0, 900.0, 900.0, 1_000.0, 1_000.0]
     state = json.loads(json.dumps(monitor.to_state()))
     assert SummaryMonitor.from_state(state).to_state() == state
+
+
+def covariate_shift(count: int, shift_at: int, seed: int):
+    """A calibrated classifier whose inputs crowd its decision boundary from ``shift_at`` on:
+    its accuracy falls, and its probabilities show it (each with its partition and label)."""
+    rng = np.random.default_rng(seed)
+    spread = np.where(np.arange(count) < shift_at, 1.5, 0.3)
+    p_yes = 1.0 / (1.0 + np.exp(-3.0 * rng.normal(0.0, 1.0, count) * spread))
+    truths = rng.random(count) < p_yes
+    rows = []
+    for i in range(count):
+        p = float(p_yes[i])
+        event = PredictionEvent(
+            model_id="hot",
+            model_version="1",
+            event_id=f"e{i}",
+            event_time=TIME + timedelta(seconds=i),
+            prediction="yes" if p >= 0.5 else "no",
+            probabilities={"yes": p, "no": 1 - p},
+        )
+        rows.append((event, int(rng.integers(PARTITIONS)), "yes" if truths[i] else "no"))
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_estimated_accuracy_follows_a_covariate_shift_before_any_label_as_the_oracle_does(
+    seed,
+):
+    """Labels for the reference only: the windows' estimated accuracy, from the scores the
+    summaries carry in bins, is the oracle's from each prediction's probabilities, and the
+    estimated alarm comes at the same window."""
+    rows = covariate_shift(8_000, shift_at=4_000, seed=seed)
+    reference = SPEC.performance.reference_labels
+    oracle = PerformanceMonitor(SPEC)
+    truth: dict[int, float] = {}
+    oracle_alarms = []
+    for number, (event, _, label) in enumerate(rows):
+        record, found = oracle.predicted(event)
+        if number < reference:
+            found += oracle.labelled(record, label, event_id=f"l-{event.event_id}", label_time=TIME)
+        truth |= {r.window: r.estimated["accuracy"] for r in found.reports if r.estimated}
+        oracle_alarms += [f.window for f in found.findings if f.basis.value == "estimated"]
+    monitor = SummaryPerformance(SPEC)
+    estimated: dict[int, float] = {}
+    alarms = []
+    for summary in summaries(rows, labelled_until=reference):
+        for each in monitor.update_summary(summary):
+            found = each.findings
+            estimated |= {r.window: r.estimated["accuracy"] for r in found.reports if r.estimated}
+            alarms += [f.window for f in found.findings if f.basis.value == "estimated"]
+    assert monitor.reference_ready
+    size = SPEC.performance.window
+    both = sorted(set(truth) & set(estimated))
+    assert len(both) >= 15  # every full window after the first few
+    for window in both:
+        # Read in bins of 1/200 of a score. A spread window holds each partition's share
+        # of a window, and partitions fill theirs at their own pace: near the shift, the
+        # two windows hold different events.
+        if (window + 1) * size < 4_000 - size or window * size > 4_000 + size:
+            assert estimated[window] == pytest.approx(truth[window], abs=0.015), window
+    before = [estimated[w] for w in both if (w + 1) * size <= 4_000 - size]
+    after = [estimated[w] for w in both if w * size >= 4_000 + size]
+    assert min(before) > max(after) + 0.1
+    assert oracle_alarms
+    assert alarms
+    assert abs(alarms[0] - oracle_alarms[0]) <= 1, (alarms, oracle_alarms)
+
+
+def test_a_window_is_estimated_only_when_opened_once_the_estimator_is_ready():
+    """Its estimate and its check against the labels are of the same predictions: all of a
+    window opened after the reference's last label, none of one opened before."""
+    rows = covariate_shift(4_000, shift_at=4_000, seed=3)
+    monitor = SummaryPerformance(SPEC)
+    reports = [
+        r
+        for summary in summaries(rows)
+        for each in monitor.update_summary(summary)
+        for r in each.findings.reports
+        if r.stage.value == "settled"
+    ]
+    first = monitor._estimated_from
+    assert first is not None
+    assert first > 0
+    for report in reports:
+        if report.window < first:
+            assert report.estimated_predictions == 0
+            assert not report.estimated
+        elif report.predictions == SPEC.performance.window:
+            assert report.estimated_predictions == report.predictions
+            assert report.estimation_error["accuracy"] == pytest.approx(0.0, abs=0.06)
