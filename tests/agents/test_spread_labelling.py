@@ -131,6 +131,64 @@ def test_a_falling_accuracy_is_alarmed_as_the_oracle_alarms_it(seed):
     assert np.mean(estimated) == pytest.approx(np.mean(oracle_estimated), abs=0.01)
 
 
+def toward_the_boundary(count: int, shift_at: int, delay: int, seed: int):
+    """A calibrated classifier whose inputs crowd its decision boundary from ``shift_at`` on
+    (its accuracy falls, and its probabilities show it); each label ``delay`` events after
+    its prediction."""
+    rng = np.random.default_rng(seed)
+    traffic: list[PredictionEvent | LabelEvent] = []
+    waiting: list[LabelEvent] = []
+    for index in range(count):
+        x = rng.normal(0.0, 1.5 if index < shift_at else 0.3)
+        p = 1.0 / (1.0 + np.exp(-3.0 * x))
+        time = START + timedelta(seconds=0.1 * index)
+        event_id = f"e{index}"
+        traffic.append(
+            PredictionEvent(
+                model_id=PLAIN.model_id,
+                model_version=PLAIN.model_version,
+                event_id=event_id,
+                event_time=time,
+                features={"x": float(x), "y": float(rng.normal())},
+                prediction="defaulted" if p >= 0.5 else "repaid",
+                probabilities={"repaid": float(1.0 - p), "defaulted": float(p)},
+            )
+        )
+        waiting.append(
+            LabelEvent(
+                model_id=PLAIN.model_id,
+                event_id=f"label-{event_id}",
+                prediction_id=event_id,
+                event_time=time + timedelta(seconds=0.1 * delay),
+                label="defaulted" if rng.random() < p else "repaid",
+            )
+        )
+        if index >= delay:
+            traffic.append(waiting.pop(0))
+    return traffic + waiting
+
+
+def test_a_covariate_shift_is_alarmed_on_estimated_accuracy_as_the_oracle_alarms_it():
+    """Labels 3,000 events late: the estimated-accuracy alert comes from the scores the first
+    stages count, within a window of the single process's, and before the labels confirm."""
+    traffic = toward_the_boundary(8_000, shift_at=4_000, delay=3_000, seed=5)
+    spread, oracle = intake_with(SPREAD), intake_with(PLAIN)
+    found, expected = run(spread, traffic), run(oracle, traffic)
+
+    def opened(outputs: list[Output], kind: str) -> list[Alert]:
+        return [a for a in alerts(outputs) if a.kind.value == kind and a.status.value == "open"]
+
+    [alarm], [truth] = (
+        opened(found, "estimated_performance"),
+        opened(expected, "estimated_performance"),
+    )
+    window = timedelta(seconds=0.1 * PLAIN.performance.window)
+    assert abs(alarm.event_time - truth.event_time) <= window
+    assert alarm.event_time > START + timedelta(seconds=400)  # after the shift
+    [confirmed] = opened(found, "performance")
+    assert confirmed.event_time > alarm.event_time
+
+
 def test_a_label_that_comes_before_its_prediction_rides_with_the_prediction_summary():
     first = intake_with(SPREAD)
     [prediction] = [e for e in simulated_classifier_traffic(1, shift_at=10, label_delay=0)][:1]
