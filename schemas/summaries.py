@@ -211,8 +211,9 @@ class WindowCount(NamedTuple):
 SCORE_BINS = 200
 """Equal bins of [0, 1] into which the first stage counts a batch's prediction scores."""
 
-MAX_SCORE_BINS = 10_000
-"""Runs of score bins a summary may carry: one per window and class predicted."""
+MAX_SCORE_BINS = 100_000
+"""Runs of score bins a summary may carry (one per window and class predicted, each of at least
+one prediction)."""
 
 
 class ScoreBins(NamedTuple):

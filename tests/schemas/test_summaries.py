@@ -79,6 +79,10 @@ def test_a_summary_goes_through_json_unchanged_and_is_keyed_by_its_version():
             "outcomes or unlabelled",
         ),
         ({"predicted": [[0, 400], [1, 101]]}, "more predictions"),
+        ({"scored": [[0, "yes", 0, [400]], [1, "no", 7, [0, 101]]]}, "more predictions scored"),
+        ({"scored": [[0, "yes", 199, [1, 1]]]}, "past the last"),
+        ({"scored": [[0, "yes", 200, [1]]]}, "less than 200"),
+        ({"scored": [[0, "yes", 3, []]]}, "at least 1 item"),
         (
             {
                 "events": 0,
@@ -201,7 +205,7 @@ def test_a_category_counted_needs_its_walks():
         CategorySums(counts={"free": 3}, walks={"pro": (WALK, WALK)})
 
 
-def test_outcomes_and_window_counts_go_through_json_as_arrays():
+def test_outcomes_window_counts_and_score_bins_go_through_json_as_arrays():
     data = {
         **SUMMARY,
         "predicted": [[4, 300], [5, 200]],
@@ -220,8 +224,10 @@ def test_outcomes_and_window_counts_go_through_json_as_arrays():
             [5, "2026-01-01T00:00:02Z", 3.5, None, 1202, 4.0, "l-2", "2026-01-01T00:05:01Z", 78],
         ],
         "unlabelled": [[3, 7]],
+        "scored": [[4, "yes", 150, [2, 0, 1]]],
     }
     summary = VersionSummary.model_validate_json(json.dumps(data))
+    assert summary.scored[0].counts == [2, 0, 1]
     assert summary.outcomes[0].window == 4
     assert summary.outcomes[0].label == "no"
     assert summary.outcomes[1].prediction == 3.5
