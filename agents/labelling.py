@@ -256,43 +256,69 @@ class LabelDesk:
     ) -> list[list[Output]]:
         """:meth:`label` each new label in turn; the outputs of each.
 
-        The same outputs as one by one, in two passes: every label is joined
-        first, then what the matches and expiries found is counted by the
-        performance monitors, in the same order. The join reads nothing of
-        the monitors, so this changes nothing they see; but each monitor is
-        told the labels it will get (:meth:`PerformanceMonitor.expect`), and
-        its error test takes them together.
+        The same outputs as one by one, in three passes: every label is
+        joined first; then what the matches and expiries found is counted by
+        the performance monitors, in the same order for each monitor; then
+        each label's outputs go through the lifecycle, in order. The join
+        reads nothing of the monitors, nor the lifecycle, so this changes
+        nothing they see; but each monitor takes the matches between two
+        labels that expire something together
+        (:meth:`PerformanceMonitor.labelled_many`).
         """
         with self.join.saving_marks_once():
             joined = [
                 self._join(label, message) for label, message in zip(labels, messages, strict=True)
             ]
-        judged: dict[int, _Judged | _Refused] = {}
-        coming: dict[int, tuple[PerformanceMonitor, list[tuple[PredictionRecord, Any]]]] = {}
+        found = self._count_joined(joined)
+        return [
+            self.release(step if isinstance(step, list) else found.get(number, []))
+            for number, step in enumerate(joined)
+        ]
+
+    def _count_joined(
+        self, joined: Sequence[PendingOutputs | tuple[Match | None, list[Expired]]]
+    ) -> dict[int, PendingOutputs]:
+        """What each joined label's match, then what its model's join expired, led to, by the
+        label's number: each run of matches between two labels that expire something goes to
+        each version's monitor together, in order; the expiries after them."""
+        found: dict[int, PendingOutputs] = {}
+        run: dict[int, list[tuple[int, _Judged]]] = {}
+        """Per monitor (by id), the matches of the run, in order."""
         for number, step in enumerate(joined):
-            if isinstance(step, tuple) and step[0] is not None:
-                judgement = judged[number] = self._judge(step[0])
-                if isinstance(judgement, _Judged):
-                    monitor = judgement.monitor
-                    taken = coming.setdefault(id(monitor), (monitor, []))[1]
-                    taken.append((judgement.record, judgement.label))
-        for monitor, taken in coming.values():
-            monitor.expect(taken)
-        outputs: list[list[Output]] = []
-        try:
-            for number, step in enumerate(joined):
-                if isinstance(step, list):  # refused at once
-                    outputs.append(self.release(step))
-                    continue
-                match, gone = step
-                pending = [] if match is None else self._fed(judged[number])
-                outputs.append(self.release(pending + self._expired(gone)))
-            if any(monitor.expected for monitor, _ in coming.values()):
-                raise RuntimeError("a performance monitor was not brought every label it expected")
-        finally:
-            for monitor, _ in coming.values():
-                monitor.expect([])
-        return outputs
+            if isinstance(step, list):
+                continue
+            match, gone = step
+            if match is not None:
+                judgement = self._judge(match)
+                if isinstance(judgement, _Refused):
+                    found[number] = [judgement]
+                else:
+                    run.setdefault(id(judgement.monitor), []).append((number, judgement))
+            if gone:
+                self._count_run(run, found)
+                found.setdefault(number, []).extend(self._expired(gone))
+        self._count_run(run, found)
+        return found
+
+    def _count_run(
+        self, run: dict[int, list[tuple[int, "_Judged"]]], found: dict[int, PendingOutputs]
+    ) -> None:
+        """Feed a run of matches to their monitors, each monitor's at once; what each revealed
+        goes into ``found`` by the label's number. Empties ``run``."""
+        for matched in run.values():
+            monitor = matched[0][1].monitor
+            self.counters.processed += len(matched)
+            revealed = monitor.labelled_many(
+                [judged.record for _, judged in matched],
+                [judged.label for _, judged in matched],
+                [judged.event_id for _, judged in matched],
+                [judged.match.label_time for _, judged in matched],
+            )
+            for place, findings in revealed:
+                number, judged = matched[place]
+                source = _label_source(judged.match.label)
+                found.setdefault(number, []).append(_Revealed(judged.spec, findings, source))
+        run.clear()
 
     def _join(
         self, label: LabelEvent, message: LabelMessage
