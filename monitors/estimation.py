@@ -664,15 +664,10 @@ class ConfidenceEstimator:
         :func:`prediction_score`) rather than its probabilities: the second
         stage of a spread model gets a window's scores in bins, not each
         prediction's probabilities."""
-        calibrator = self._calibrator
-        if calibrator is None:
-            raise RuntimeError("the estimator is not fitted: call fit() first")
-        self._check_name(prediction, "prediction")
+        p = self._calibrator_for(prediction).calibrate(score)
         positive = self.positive_class
         if positive is None:
-            calibrator = self._class_calibrators.get(prediction, calibrator)
-            return Expectation(calibrator.calibrate(score))
-        p = calibrator.calibrate(score)
+            return Expectation(p)
         predicted = prediction == positive
         return Expectation(p if predicted else 1.0 - p, p, predicted)
 
@@ -681,16 +676,21 @@ class ConfidenceEstimator:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """:meth:`expect_score` of many predictions of one class at once: their ``p_correct``,
         and in a binary task their ``p_positive`` (else None)."""
+        p = self._calibrator_for(prediction).calibrate_many(scores)
+        positive = self.positive_class
+        if positive is None:
+            return p, None
+        return (p if prediction == positive else 1.0 - p), p
+
+    def _calibrator_for(self, prediction: str) -> IsotonicCalibrator:
+        """The map a prediction of this class is read on (RuntimeError before :meth:`fit`)."""
         calibrator = self._calibrator
         if calibrator is None:
             raise RuntimeError("the estimator is not fitted: call fit() first")
         self._check_name(prediction, "prediction")
-        positive = self.positive_class
-        if positive is None:
-            calibrator = self._class_calibrators.get(prediction, calibrator)
-            return calibrator.calibrate_many(scores), None
-        p = calibrator.calibrate_many(scores)
-        return (p if prediction == positive else 1.0 - p), p
+        if self.positive_class is None:
+            return self._class_calibrators.get(prediction, calibrator)
+        return calibrator
 
     def to_state(self) -> State:
         """Everything the estimator knows, as JSON-ready data."""
